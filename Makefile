@@ -1,0 +1,111 @@
+# rmad: returns-receiving daemon. Hand-written on purpose: every target is readable here.
+#
+#   make            build build/rmad and build/rmactl (packages must be installed)
+#   make run        install missing packages (as root), build, run on the default config
+#   make check      install missing packages (as root), build, run every test
+#   make asan       the tests under ASan/UBSan (same as SANITIZE=1 make check)
+#   make valgrind   the unit tests under valgrind
+#   make bench      speed and memory measurements (never asserted by tests)
+
+CC      ?= cc
+CFLAGS  ?= -O2 -g
+PREFIX  ?= /usr/local
+
+ifeq ($(SANITIZE),1)
+B       ?= build-asan
+SAN      = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+else
+B       ?= build
+SAN      =
+endif
+
+PKGS     = yaml-0.1 jansson sqlite3 libzmq
+PKG_OK  := $(shell pkg-config --exists $(PKGS) && echo yes)
+ifeq ($(PKG_OK),yes)
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
+endif
+
+WARN     = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+           -Wformat=2 -Wvla
+ALL_CFLAGS = -std=gnu11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(SAN) -I. $(PKG_CFLAGS) -MMD -MP
+ALL_LDFLAGS = $(LDFLAGS) $(SAN)
+LIBS     = $(PKG_LIBS) -lm
+
+# Everything but the two mains is one static library, so rmad, rmactl and the tests
+# share one copy of each module (in particular one policy-evaluation code path).
+LIB_SRC  = $(wildcard daemon/*.c drivers/*.c labels/*.c proto/*.c db/*.c)
+LIB_SRC := $(filter-out daemon/rmad.c,$(LIB_SRC))
+CLI_SRC  = $(wildcard cli/*.c)
+TEST_SRC = $(wildcard tests/*.c)
+
+LIB_OBJ  = $(LIB_SRC:%.c=$(B)/%.o)
+CLI_OBJ  = $(CLI_SRC:%.c=$(B)/%.o)
+TEST_OBJ = $(TEST_SRC:%.c=$(B)/%.o)
+RMAD_OBJ = $(if $(wildcard daemon/rmad.c),$(B)/daemon/rmad.o)
+
+BINS     = $(B)/rmactl $(if $(RMAD_OBJ),$(B)/rmad)
+
+.PHONY: all deps check-deps run check test asan valgrind bench clean install
+
+all: check-deps $(BINS)
+
+check-deps:
+ifneq ($(PKG_OK),yes)
+	@echo "rmad: build packages missing; run 'scripts/deps.sh' (as root it installs them)" >&2
+	@scripts/deps.sh
+	@false
+endif
+
+$(B)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(B)/librmad.a: $(LIB_OBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(B)/rmactl: $(CLI_OBJ) $(B)/librmad.a
+	$(CC) $(ALL_LDFLAGS) -o $@ $(CLI_OBJ) $(B)/librmad.a $(LIBS)
+
+$(B)/rmad: $(RMAD_OBJ) $(B)/librmad.a
+	$(CC) $(ALL_LDFLAGS) -o $@ $(RMAD_OBJ) $(B)/librmad.a $(LIBS)
+
+$(B)/test_runner: $(TEST_OBJ) $(B)/librmad.a
+	$(CC) $(ALL_LDFLAGS) -o $@ $(TEST_OBJ) $(B)/librmad.a $(LIBS) -lcunit
+
+# The two set-up commands of the README. Both install what is missing first, then
+# re-enter make so that pkg-config sees the freshly installed packages.
+deps:
+	@scripts/deps.sh --check
+
+run: 
+	@scripts/deps.sh
+	@$(MAKE) --no-print-directory all
+	scripts/run.sh $(B)
+
+check: deps
+	@$(MAKE) --no-print-directory test
+
+test: all $(B)/test_runner
+	RMAD_BUILD=$(B) $(B)/test_runner
+
+asan:
+	@$(MAKE) --no-print-directory SANITIZE=1 check
+
+valgrind: all $(B)/test_runner
+	RMAD_BUILD=$(B) RMAD_VALGRIND=1 valgrind --error-exitcode=3 --leak-check=full \
+	    --errors-for-leak-kinds=definite $(B)/test_runner
+
+bench: all
+	scripts/bench.sh $(B)
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/rmad/policies
+	install -m 0755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
+	install -m 0644 policies/*.yaml $(DESTDIR)$(PREFIX)/share/rmad/policies/
+
+clean:
+	rm -rf build build-asan
+
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(RMAD_OBJ:.o=.d)

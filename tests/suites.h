@@ -1,0 +1,15 @@
+/*
+ * The one table of CUnit suites. Each tests/test_<name>.c defines
+ * `int suite_<name>(void)`, which adds its suite and returns 0 (or -1 when CUnit
+ * cannot allocate). Add one line here per module.
+ */
+#ifndef RMAD_TESTS_SUITES_H
+#define RMAD_TESTS_SUITES_H
+
+#define RMAD_SUITES(X) \
+    X(caldate)
+
+#define RMAD_DECLARE_SUITE(name) int suite_##name(void);
+RMAD_SUITES(RMAD_DECLARE_SUITE)
+
+#endif
