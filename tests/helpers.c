@@ -65,6 +65,7 @@ static ssize_t drain(int fd, char **buf, size_t *len, size_t *cap)
             return -ENOMEM;
         *buf = n;
         *cap = ncap;
+        n[*len] = '\0';
     }
     ssize_t r = read(fd, *buf + *len, *cap - *len - 1);
     if (r > 0) {

@@ -1,0 +1,76 @@
+/*
+ * rmactl: the command-line client of rmad. Subcommands that only need local files
+ * (policy eval/check) run in-process on the same library as the daemon; the others
+ * talk to a running daemon over its control socket.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/rmactl.h"
+
+void cli_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("rmactl: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+char *cli_read_input(const char *path, size_t max, size_t *len)
+{
+    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+    if (!f) {
+        cli_error("%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    char *buf = malloc(max + 2);
+    size_t n = buf ? fread(buf, 1, max + 1, f) : 0;
+    int bad = ferror(f);
+    if (f != stdin)
+        fclose(f);
+    if (!buf) {
+        cli_error("out of memory");
+        return NULL;
+    }
+    if (bad || n > max) {
+        cli_error("%s: %s", strcmp(path, "-") == 0 ? "stdin" : path,
+                  bad ? "read error" : "input too large");
+        free(buf);
+        return NULL;
+    }
+    buf[n] = '\0';
+    *len = n;
+    return buf;
+}
+
+static void usage(FILE *out)
+{
+    fputs("usage: rmactl COMMAND ...\n"
+          "\n"
+          "  policy eval --policy FILE [CASE.json | -]   evaluate one return (JSON result)\n"
+          "  policy check FILE...                         validate policy files\n"
+          "\n"
+          "Exit status: 0 done, 1 failed, 2 bad input or usage.\n",
+          out);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return EXIT_BADINPUT;
+    }
+    if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0) {
+        usage(stdout);
+        return EXIT_OK;
+    }
+    if (strcmp(argv[1], "policy") == 0)
+        return cmd_policy(argc - 1, argv + 1);
+    cli_error("unknown command '%s' (try 'rmactl --help')", argv[1]);
+    return EXIT_BADINPUT;
+}

@@ -1,0 +1,21 @@
+/* rmactl: shared pieces of the command-line client's subcommands. */
+#ifndef RMAD_CLI_RMACTL_H
+#define RMAD_CLI_RMACTL_H
+
+#include <stddef.h>
+
+/* Exit codes: 0 done, 1 failed (daemon unreachable, I/O), 2 bad input or usage. */
+enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_BADINPUT = 2 };
+
+/* Print "rmactl: " + message to stderr, one line. */
+void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/*
+ * Read a whole file ("-" = stdin) up to max bytes. Returns malloc'd NUL-terminated
+ * text and its length, or NULL with the error printed.
+ */
+char *cli_read_input(const char *path, size_t max, size_t *len);
+
+int cmd_policy(int argc, char **argv);
+
+#endif

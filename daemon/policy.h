@@ -1,0 +1,175 @@
+/*
+ * The policy engine: one vendor's warranty/return policy, loaded from a YAML data
+ * file, evaluated against one return ("case"). This is the only code that decides a
+ * disposition; `rmactl policy eval` and the daemon's stations both call
+ * policy_evaluate(), so what the command prints is what the dock does.
+ *
+ * The policy language is documented in docs/policy.md; the case and result are the
+ * contract of spec policy-eval (proto/case_json.h and proto/result_json.h carry them
+ * to and from JSON).
+ */
+#ifndef RMAD_POLICY_H
+#define RMAD_POLICY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "daemon/caldate.h"
+#include "daemon/findings.h"
+
+/* A closed set of names: the enums of the case and result, and their parsing. */
+typedef struct {
+    const char *what;          /* for messages: "packaging" */
+    const char *const *names;  /* index = enum value */
+    int count;
+} enumdef_t;
+
+/* Index of name in def (exact, lowercase names), or -1. */
+int enumdef_find(const enumdef_t *def, const char *name);
+
+/* "a|b|c" for error messages; static storage per definition. */
+const char *enumdef_expected(const enumdef_t *def);
+
+typedef enum { RMA_WARRANTY, RMA_CREDIT, RMA_ADVANCE_REPLACEMENT, RMA_OTC_EXCHANGE } rma_kind_t;
+typedef enum { LABEL_INTACT, LABEL_DAMAGED, LABEL_REMOVED } serial_label_t;
+typedef enum { PKG_ORIGINAL, PKG_REPLACEMENT, PKG_NONE } packaging_t;
+typedef enum { SEAL_INTACT, SEAL_BROKEN } seal_t;
+typedef enum { FAULT_CONFIRMED, FAULT_NO_FAULT_FOUND, FAULT_DOA, FAULT_NOT_TESTED } fault_t;
+typedef enum { SERIAL_ABSENT, SERIAL_UNREADABLE, SERIAL_READ } serial_state_t;
+
+extern const enumdef_t ENUM_RMA_KIND, ENUM_SERIAL_LABEL, ENUM_PACKAGING, ENUM_SEAL, ENUM_FAULT,
+    ENUM_FINDING, ENUM_DISPOSITION, ENUM_WARRANTY_STATUS, ENUM_FLAG, ENUM_BASIS, ENUM_SERVICE;
+
+/* One return as received at the dock. Strings are owned by the case (policy_case_free). */
+typedef struct {
+    caldate_t today;                 /* the receiving date; never the wall clock */
+    bool has_rma;
+    struct {
+        char *number;
+        caldate_t issued;            /* CALDATE_NONE when not given */
+        rma_kind_t kind;
+        char *expected_serial;
+        bool has_order_value;
+        double order_value;
+        bool proof_of_purchase;
+    } rma;
+    struct {
+        char *vendor, *model, *family;
+        caldate_t purchased, shipped, invoiced;
+        int warranty_months;         /* -1 when the unit states none */
+        bool has_storage_media;
+        bool sample;
+    } product;
+    struct {
+        serial_state_t serial_state;
+        char *serial;                /* when SERIAL_READ */
+        serial_label_t serial_label;
+        bool rma_marked_on_package;
+        packaging_t packaging;
+        bool foam;
+        seal_t seal;
+        char **accessories_missing;  /* names as given */
+        size_t n_accessories_missing;
+        uint32_t findings;           /* bit (1u << finding_t) */
+        fault_t fault;
+        char *component;             /* NULL: the claim is about the whole unit */
+    } inspection;
+} policy_case_t;
+
+/* Set every field to its contract default (absent = unremarkable). */
+void policy_case_init(policy_case_t *c);
+void policy_case_free(policy_case_t *c);
+
+typedef enum {
+    DISP_REFUSE, DISP_RESTOCK, DISP_RESTOCK_FEE, DISP_WARRANTY_REPAIR, DISP_WARRANTY_EXCHANGE,
+    DISP_PAID_REPAIR, DISP_RETURN_TO_CUSTOMER, DISP_QUARANTINE
+} disposition_t;
+
+typedef enum { WS_IN, WS_OUT, WS_VOID, WS_EXCLUDED, WS_NOT_APPLICABLE, WS_UNKNOWN } wstatus_t;
+
+typedef enum { BASIS_PURCHASED, BASIS_SHIPPED, BASIS_INVOICED } basis_t;
+
+typedef enum { SERVICE_EXCHANGE, SERVICE_REPAIR } service_t;
+
+typedef enum {
+    FLAG_WIPE_MEDIA = 1u << 0,
+    FLAG_BILL_CUSTOMER = 1u << 1,
+    FLAG_MANUAL_REVIEW = 1u << 2,
+    FLAG_CUSTOMER_PAYS_FREIGHT = 1u << 3,
+} policy_flag_t;
+#define POLICY_FLAG_COUNT 4
+
+typedef struct {
+    char *rule;  /* rule id in the policy file, or "rmad-..." for built-in checks */
+    char *text;
+} policy_reason_t;
+
+typedef struct {
+    disposition_t disposition;
+    double restocking_fee_pct;
+    struct {
+        wstatus_t status;
+        bool has_basis;              /* basis/starts/ends known */
+        basis_t basis;
+        caldate_t starts, ends;      /* ends = starts + period (first uncovered day) */
+    } warranty;
+    unsigned flags;                  /* policy_flag_t bits */
+    policy_reason_t *reasons;        /* at least one; the deciding reason first */
+    size_t n_reasons;
+} policy_result_t;
+
+void policy_result_free(policy_result_t *r);
+
+typedef struct policy policy_t;
+
+/*
+ * Load and validate a policy file. Returns 0 and sets *out, or a negative errno with
+ * *errmsg set to a malloc'd "FILE:LINE: message" (caller frees).
+ * Cost: one pass over the YAML document; all names are resolved here, so evaluation
+ * never meets an unknown field.
+ */
+int policy_load(const char *path, policy_t **out, char **errmsg);
+
+/* Same, from text in memory; name is used in messages. */
+int policy_load_text(const char *text, size_t len, const char *name, policy_t **out,
+                     char **errmsg);
+
+void policy_destroy(policy_t **p);
+
+const char *policy_vendor(const policy_t *p);
+const char *policy_file(const policy_t *p);
+
+/* Does this policy apply to the vendor name (its name or an alias, case-insensitive)? */
+bool policy_matches_vendor(const policy_t *p, const char *vendor);
+
+/*
+ * Accessories the policy expects with this product (by model, then family): a
+ * NULL-terminated array owned by the policy, or NULL when the policy lists none.
+ */
+const char *const *policy_accessories(const policy_t *p, const char *model, const char *family);
+
+/* If `part` is the part number of an expected accessory, its name; else NULL. */
+const char *policy_accessory_by_part(const policy_t *p, const char *model, const char *family,
+                                     const char *part);
+
+/*
+ * Evaluate a case. Pure: reads neither clock nor files. Returns 0 and fills *out
+ * (free with policy_result_free), or -ENOMEM.
+ */
+int policy_evaluate(const policy_t *p, const policy_case_t *c, policy_result_t *out);
+
+/*
+ * A policy's clauses, for tests that prove each one is exercised by some case: its
+ * rules in file order, then its warranty table entries, then its default entry.
+ * policy_evaluate_without() evaluates as if clause `skip` did not exist (-1: none).
+ */
+size_t policy_clause_count(const policy_t *p);
+
+/* "rule rma-valid-30-days", "table line 12 (Table 1: UPS)", "default": static per call. */
+const char *policy_clause_name(const policy_t *p, size_t i);
+
+int policy_evaluate_without(const policy_t *p, const policy_case_t *c, int skip,
+                            policy_result_t *out);
+
+#endif

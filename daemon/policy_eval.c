@@ -1,0 +1,720 @@
+/*
+ * Policy evaluation: one case against one loaded policy -> one result.
+ *
+ * The order is fixed and documented in docs/policy.md:
+ *   1. the warranty table gives the period, its start and the status (in/out/unknown);
+ *   2. built-in checks every dock needs whatever the vendor (wrong vendor, serial
+ *      mismatch: quarantine);
+ *   3. the policy's rules in file order: each matching rule adds its flags, fee and
+ *      reason and may change the warranty status (later rules see the change); the
+ *      first matching rule with a disposition decides it;
+ *   4. no rule decided: the warranty status decides (in: the table's service level,
+ *      out/void: paid repair, excluded: back to the customer, unknown: quarantine,
+ *      not_applicable: restock).
+ * Pure: no clock, no I/O; cost is linear in the number of rules and table entries.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <fnmatch.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon/policy_internal.h"
+
+/* Reason weights: the deciding reason is listed first (labels show the first one). */
+enum { W_INFO = 0, W_WARRANTY = 1, W_STATUS = 2, W_DECIDES = 3 };
+
+typedef struct {
+    char *rule, *text;
+    int weight;
+    bool fee_only;  /* dropped when the disposition charges no fee */
+} ev_reason_t;
+
+typedef struct {
+    const policy_t *p;
+    const policy_case_t *c;
+    int skip;  /* clause left out (tests), -1 for none */
+    /* warranty */
+    const wentry_t *entry;
+    bool listed;
+    wstatus_t status;
+    service_t service;
+    bool has_period;
+    duration_t period;
+    bool has_basis;
+    basis_t basis;
+    caldate_t starts, ends;
+    /* outcome */
+    bool decided;
+    disposition_t disposition;
+    double fee;
+    unsigned flags;
+    ev_reason_t *reasons;
+    size_t n_reasons;
+    int oom;
+} ev_t;
+
+typedef struct {
+    bool known;
+    bool b;
+    int e;
+    const char *s;
+    caldate_t d;
+    double num;
+    uint32_t bits;
+    char *const *strs;
+    size_t n;
+    duration_t dur;
+} fval_t;
+
+static void add_reason(ev_t *ev, const char *rule, int weight, bool fee_only, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+static void add_reason(ev_t *ev, const char *rule, int weight, bool fee_only, const char *fmt, ...)
+{
+    ev_reason_t *r = realloc(ev->reasons, (ev->n_reasons + 1) * sizeof(*r));
+    if (!r) {
+        ev->oom = 1;
+        return;
+    }
+    ev->reasons = r;
+    r = &ev->reasons[ev->n_reasons];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vasprintf(&r->text, fmt, ap);
+    va_end(ap);
+    if (n < 0 || !(r->rule = strdup(rule))) {
+        if (n >= 0)
+            free(r->text);
+        ev->oom = 1;
+        return;
+    }
+    r->weight = weight;
+    r->fee_only = fee_only;
+    ev->n_reasons++;
+}
+
+/* ---- facts --------------------------------------------------------------------- */
+
+/* Trimmed, case-folded equality: the station contract's serial comparison. */
+static bool serial_equal(const char *a, const char *b)
+{
+    while (isspace((unsigned char)*a))
+        a++;
+    while (isspace((unsigned char)*b))
+        b++;
+    size_t la = strlen(a), lb = strlen(b);
+    while (la && isspace((unsigned char)a[la - 1]))
+        la--;
+    while (lb && isspace((unsigned char)b[lb - 1]))
+        lb--;
+    return la == lb && strncasecmp(a, b, la) == 0;
+}
+
+static int serial_match(const policy_case_t *c)
+{
+    if (!c->has_rma || !c->rma.expected_serial || c->inspection.serial_state != SERIAL_READ)
+        return 2; /* unknown */
+    return serial_equal(c->rma.expected_serial, c->inspection.serial) ? 0 : 1;
+}
+
+static bool case_opened(const policy_case_t *c)
+{
+    return c->inspection.seal == SEAL_BROKEN || (c->inspection.findings & (1u << FINDING_OPENED));
+}
+
+static void fact_get(const ev_t *ev, fact_id_t f, fval_t *v)
+{
+    const policy_case_t *c = ev->c;
+    memset(v, 0, sizeof(*v));
+    v->known = true;
+    switch (f) {
+    case F_RMA_PRESENT: v->b = c->has_rma; break;
+    case F_RMA_KIND: v->known = c->has_rma; v->e = c->rma.kind; break;
+    case F_RMA_ISSUED: v->d = c->has_rma ? c->rma.issued : CALDATE_NONE; v->known = v->d != CALDATE_NONE; break;
+    case F_RMA_ORDER_VALUE: v->known = c->has_rma && c->rma.has_order_value; v->num = c->rma.order_value; break;
+    case F_RMA_PROOF_OF_PURCHASE: v->known = c->has_rma; v->b = c->rma.proof_of_purchase; break;
+    case F_SERIAL_MATCH: v->e = serial_match(c); break;
+    case F_PRODUCT_MODEL: v->s = c->product.model; v->known = v->s != NULL; break;
+    case F_PRODUCT_FAMILY: v->s = c->product.family; v->known = v->s != NULL; break;
+    case F_PRODUCT_PURCHASED: v->d = c->product.purchased; v->known = v->d != CALDATE_NONE; break;
+    case F_PRODUCT_SHIPPED: v->d = c->product.shipped; v->known = v->d != CALDATE_NONE; break;
+    case F_PRODUCT_INVOICED: v->d = c->product.invoiced; v->known = v->d != CALDATE_NONE; break;
+    case F_PRODUCT_WARRANTY_MONTHS: v->num = c->product.warranty_months; v->known = c->product.warranty_months >= 0; break;
+    case F_PRODUCT_HAS_STORAGE_MEDIA: v->b = c->product.has_storage_media; break;
+    case F_PRODUCT_SAMPLE: v->b = c->product.sample; break;
+    case F_PRODUCT_LISTED: v->b = ev->listed; break;
+    case F_INSP_SERIAL: v->e = c->inspection.serial_state; break;
+    case F_INSP_SERIAL_LABEL: v->e = c->inspection.serial_label; break;
+    case F_INSP_RMA_MARKED: v->b = c->inspection.rma_marked_on_package; break;
+    case F_INSP_PACKAGING: v->e = c->inspection.packaging; break;
+    case F_INSP_FOAM: v->b = c->inspection.foam; break;
+    case F_INSP_SEAL: v->e = c->inspection.seal; break;
+    case F_INSP_OPENED: v->b = case_opened(c); break;
+    case F_INSP_FINDINGS: v->bits = c->inspection.findings; break;
+    case F_INSP_FAULT: v->e = c->inspection.fault; break;
+    case F_INSP_COMPONENT: v->s = c->inspection.component; v->known = v->s != NULL; break;
+    case F_INSP_ACCESSORIES: v->e = c->inspection.n_accessories_missing ? 1 : 0; break;
+    case F_INSP_ACCESSORIES_MISSING:
+        v->strs = c->inspection.accessories_missing;
+        v->n = c->inspection.n_accessories_missing;
+        break;
+    case F_WARRANTY_STATUS: v->e = ev->status; break;
+    case F_WARRANTY_SERVICE: v->e = ev->service; v->known = ev->entry != NULL; break;
+    case F_WARRANTY_PERIOD: v->dur = ev->period; v->known = ev->has_period; break;
+    case F_WARRANTY_STARTS: v->d = ev->starts; v->known = ev->has_basis; break;
+    case F_WARRANTY_ENDS: v->d = ev->ends; v->known = ev->has_basis; break;
+    case F__COUNT: v->known = false; break;
+    }
+}
+
+/* ---- conditions ---------------------------------------------------------------- */
+
+static bool any_name_match(char *const *patterns, size_t np, const char *name)
+{
+    for (size_t i = 0; i < np; i++)
+        if (policy_name_match(patterns[i], name))
+            return true;
+    return false;
+}
+
+static bool cond_holds(const ev_t *ev, const cond_t *c)
+{
+    fval_t v;
+    fact_get(ev, c->fact, &v);
+    fact_type_t t = policy_facts[c->fact].type;
+    if (c->op == OP_KNOWN)
+        return v.known == c->b;
+    if (!v.known)
+        return false;
+    switch (c->op) {
+    case OP_EQ:
+    case OP_IN:
+        if (t == FT_BOOL)
+            return v.b == c->b;
+        if (t == FT_ENUM)
+            return (c->bits >> v.e) & 1u;
+        if (t == FT_NUMBER)
+            return v.num == c->num;
+        return any_name_match(c->strs, c->n_strs, v.s);
+    case OP_WITHIN:
+        return ev->c->today <= caldate_add(v.d, c->dur);
+    case OP_AFTER:
+        return ev->c->today > caldate_add(v.d, c->dur);
+    case OP_LT:
+    case OP_LE:
+    case OP_GT:
+    case OP_GE: {
+        int cmp = t == FT_PERIOD ? duration_cmp(v.dur, c->dur)
+                                 : (v.num > c->num) - (v.num < c->num);
+        return c->op == OP_LT ? cmp < 0 : c->op == OP_LE ? cmp <= 0 : c->op == OP_GT ? cmp > 0 : cmp >= 0;
+    }
+    case OP_ANY:
+    case OP_NONE: {
+        bool any = false;
+        if (t == FT_SET) {
+            any = (v.bits & c->bits) != 0;
+        } else {
+            for (size_t i = 0; i < v.n && !any; i++)
+                any = any_name_match(c->strs, c->n_strs, v.strs[i]);
+        }
+        return c->op == OP_ANY ? any : !any;
+    }
+    case OP_ALL:
+        return (v.bits & c->bits) == c->bits;
+    case OP_EMPTY:
+        return (t == FT_SET ? v.bits == 0 : v.n == 0) == c->b;
+    case OP_KNOWN:
+        break;
+    }
+    return false;
+}
+
+static bool group_holds(const ev_t *ev, const group_t *g)
+{
+    bool any = false, all = true;
+    for (size_t i = 0; i < g->n_conds; i++) {
+        bool h = cond_holds(ev, &g->conds[i]);
+        any |= h;
+        all &= h;
+    }
+    for (size_t i = 0; i < g->n_children; i++) {
+        bool h = group_holds(ev, &g->children[i]);
+        any |= h;
+        all &= h;
+    }
+    switch (g->kind) {
+    case GROUP_ANY: return any;
+    case GROUP_NOT: return !all;
+    case GROUP_ALL: return all;
+    }
+    return false;
+}
+
+/* ---- warranty ------------------------------------------------------------------ */
+
+static const char *basis_words(basis_t b)
+{
+    static const char *const w[] = { "purchase date", "ship date", "invoice date" };
+    return w[b];
+}
+
+static const wentry_t *find_entry(const policy_t *p, const policy_case_t *c, int skip)
+{
+    int skip_table = skip - (int)p->n_rules;
+    /* A model entry beats a family entry wherever it stands in the table. */
+    for (size_t i = 0; c->product.model && i < p->n_table; i++)
+        for (char **m = p->table[i].models; (int)i != skip_table && m && *m; m++)
+            if (policy_name_match(*m, c->product.model))
+                return &p->table[i];
+    for (size_t i = 0; c->product.family && i < p->n_table; i++)
+        for (char **f = p->table[i].families; (int)i != skip_table && f && *f; f++)
+            if (policy_name_match(*f, c->product.family))
+                return &p->table[i];
+    return p->has_default && skip_table != (int)p->n_table ? &p->deflt : NULL;
+}
+
+static void compute_warranty(ev_t *ev)
+{
+    const policy_case_t *c = ev->c;
+    const wentry_t *e = find_entry(ev->p, c, ev->skip);
+    char pbuf[16], ebuf[CALDATE_STRLEN];
+    ev->entry = e;
+    ev->listed = e != NULL;
+    ev->status = WS_UNKNOWN;
+    ev->service = e ? e->service : SERVICE_REPAIR;
+    const char *label = e && e->label ? e->label : "";
+    if (e && e->ask_vendor) {
+        add_reason(ev, "warranty-table", W_WARRANTY, false, "%s", e->ask_vendor);
+        return;
+    }
+
+    /* Which period: the claimed component's, else the unit's own stated one, else the table's. */
+    const char *source = label;
+    char srcbuf[96];
+    const component_t *k = NULL;
+    for (size_t i = 0; e && c->inspection.component && i < e->n_components; i++)
+        if (policy_name_match(e->components[i].name, c->inspection.component))
+            k = &e->components[i];
+    if (k && k->excluded) {
+        ev->status = WS_EXCLUDED;
+        add_reason(ev, "warranty-component", W_STATUS, false,
+                   "the %s is not covered by the warranty (%s)", k->name, label);
+        return;
+    }
+    if (k) {
+        ev->period = k->period;
+        ev->has_period = true;
+        snprintf(srcbuf, sizeof(srcbuf), "%s, %s", label, k->name);
+        source = srcbuf;
+    } else if (c->product.warranty_months >= 0) {
+        ev->period = (duration_t){ c->product.warranty_months, DUR_MONTHS,
+                                   c->product.warranty_months % 12 == 0 ? 'y' : 'm' };
+        ev->has_period = true;
+        source = "the unit's own stated warranty";
+    } else if (e && e->has_period) {
+        ev->period = e->period;
+        ev->has_period = true;
+    }
+    if (!ev->has_period) {
+        add_reason(ev, "warranty-table", W_WARRANTY, false,
+                   "no warranty period for model '%s' / family '%s' in the %s policy and none "
+                   "stated for the unit: a person must decide",
+                   c->product.model ? c->product.model : "?",
+                   c->product.family ? c->product.family : "?", ev->p->vendor);
+        return;
+    }
+    for (size_t i = 0; i < ev->p->n_basis; i++) {
+        basis_t b = ev->p->basis[i];
+        caldate_t d = b == BASIS_PURCHASED ? c->product.purchased
+                      : b == BASIS_SHIPPED ? c->product.shipped : c->product.invoiced;
+        if (d != CALDATE_NONE) {
+            ev->has_basis = true;
+            ev->basis = b;
+            ev->starts = d;
+            break;
+        }
+    }
+    if (!ev->has_basis) {
+        add_reason(ev, "warranty-basis", W_WARRANTY, false,
+                   "no %s on record: the warranty cannot be dated, a person must decide",
+                   basis_words(ev->p->basis[0]));
+        return;
+    }
+    ev->ends = caldate_add(ev->starts, ev->period);
+    ev->status = c->today < ev->ends ? WS_IN : WS_OUT;
+    duration_format(ev->period, pbuf, sizeof(pbuf));
+    caldate_format(ev->ends, ebuf);
+    const char *svc = ev->service == SERVICE_EXCHANGE ? "exchange" : "repair";
+    if (ev->status == WS_IN)
+        add_reason(ev, "warranty-period", W_WARRANTY, false, "in warranty until %s (%s from %s; %s%s%s)",
+                   ebuf, pbuf, basis_words(ev->basis), source, *source ? ": " : "", svc);
+    else
+        add_reason(ev, "warranty-period", W_WARRANTY, false, "out of warranty since %s (%s from %s%s%s)",
+                   ebuf, pbuf, basis_words(ev->basis), *source ? "; " : "", source);
+}
+
+/* ---- rules --------------------------------------------------------------------- */
+
+/* What a ranged fee counts: the open box, missing foam, each missing accessory. */
+static size_t shortfalls(const policy_case_t *c, char *buf, size_t cap)
+{
+    size_t n = 0;
+    buf[0] = '\0';
+    #define SHORT(...) do { size_t l = strlen(buf); \
+        snprintf(buf + l, cap - l, "%s", n ? ", " : ""); l = strlen(buf); \
+        snprintf(buf + l, cap - l, __VA_ARGS__); n++; } while (0)
+    if (case_opened(c) || c->inspection.packaging != PKG_ORIGINAL)
+        SHORT("open box");
+    if (!c->inspection.foam)
+        SHORT("foam missing");
+    for (size_t i = 0; i < c->inspection.n_accessories_missing; i++)
+        SHORT("%s missing", c->inspection.accessories_missing[i]);
+    #undef SHORT
+    return n;
+}
+
+static double fee_value(const ev_t *ev, const fee_t *fee, char *how, size_t cap)
+{
+    how[0] = '\0';
+    if (!fee->is_range)
+        return fee->pct;
+    char list[512];
+    size_t n = shortfalls(ev->c, list, sizeof(list));
+    double v = fee->pct + fee->step * (double)(n > 1 ? n - 1 : 0);
+    if (v > fee->max)
+        v = fee->max;
+    snprintf(how, cap, " (range %g-%g%%: %g%% for the first shortfall, +%g%% for each further; %s)",
+             fee->pct, fee->max, fee->pct, fee->step, n ? list : "none counted");
+    return v;
+}
+
+/* Append text to a growing string; returns -1 when out of memory. */
+static int sb_add(char **s, size_t *len, const char *t, size_t tl)
+{
+    char *n = realloc(*s, *len + tl + 1);
+    if (!n)
+        return -1;
+    memcpy(n + *len, t, tl);
+    *len += tl;
+    n[*len] = '\0';
+    *s = n;
+    return 0;
+}
+
+static void fact_text(const ev_t *ev, fact_id_t f, char *buf, size_t cap)
+{
+    fval_t v;
+    fact_get(ev, f, &v);
+    const fact_def_t *fd = &policy_facts[f];
+    if (!v.known) {
+        snprintf(buf, cap, "unknown");
+        return;
+    }
+    switch (fd->type) {
+    case FT_BOOL: snprintf(buf, cap, "%s", v.b ? "yes" : "no"); break;
+    case FT_ENUM: snprintf(buf, cap, "%s", fd->en->names[v.e]); break;
+    case FT_STRING: snprintf(buf, cap, "%s", v.s); break;
+    case FT_NUMBER: snprintf(buf, cap, "%g", v.num); break;
+    case FT_PERIOD: duration_format(v.dur, buf, (unsigned)cap); break;
+    case FT_DATE: {
+        char d[CALDATE_STRLEN];
+        caldate_format(v.d, d);
+        snprintf(buf, cap, "%s", d);
+        break;
+    }
+    case FT_SET:
+    case FT_STRSET: {
+        size_t l = 0;
+        buf[0] = '\0';
+        if (fd->type == FT_SET) {
+            for (int i = 0; i < fd->en->count; i++)
+                if ((v.bits >> i) & 1u) {
+                    snprintf(buf + l, cap - l, "%s%s", l ? ", " : "", fd->en->names[i]);
+                    l = strlen(buf);
+                }
+        } else {
+            for (size_t i = 0; i < v.n; i++) {
+                snprintf(buf + l, cap - l, "%s%s", l ? ", " : "", v.strs[i]);
+                l = strlen(buf);
+            }
+        }
+        if (!l)
+            snprintf(buf, cap, "none");
+        break;
+    }
+    }
+}
+
+/* Substitute {fact} and {fee} in a rule's reason (placeholders were checked at load). */
+static char *render(const ev_t *ev, const char *tmpl, double fee)
+{
+    char *out = NULL;
+    size_t len = 0;
+    if (sb_add(&out, &len, "", 0) < 0)
+        return NULL;
+    const char *p = tmpl;
+    while (*p) {
+        const char *o = strchr(p, '{');
+        const char *e = o ? strchr(o, '}') : NULL;
+        if (!o || !e) {
+            if (sb_add(&out, &len, p, strlen(p)) < 0)
+                goto oom;
+            break;
+        }
+        if (sb_add(&out, &len, p, (size_t)(o - p)) < 0)
+            goto oom;
+        char name[64], val[512];
+        size_t nl = (size_t)(e - o - 1);
+        snprintf(name, sizeof(name), "%.*s", (int)nl, o + 1);
+        int f = policy_fact_find(name);
+        if (strcmp(name, "fee") == 0)
+            snprintf(val, sizeof(val), "%g", fee);
+        else if (strcmp(name, "today") == 0)
+            caldate_format(ev->c->today, val);
+        else if (f >= 0)
+            fact_text(ev, (fact_id_t)f, val, sizeof(val));
+        else
+            snprintf(val, sizeof(val), "{%s}", name);
+        if (sb_add(&out, &len, val, strlen(val)) < 0)
+            goto oom;
+        p = e + 1;
+    }
+    return out;
+oom:
+    free(out);
+    return NULL;
+}
+
+static void apply_rule(ev_t *ev, const rule_t *r)
+{
+    double fee = 0;
+    char how[700] = "";
+    if (r->has_fee) {
+        fee = fee_value(ev, &r->fee, how, sizeof(how));
+        if (fee > ev->fee)
+            ev->fee = fee;
+    }
+    if (r->has_warranty)
+        ev->status = r->warranty;
+    ev->flags |= r->flags;
+    char *text = render(ev, r->reason, fee);
+    if (!text) {
+        ev->oom = 1;
+        return;
+    }
+    int weight = r->has_disposition ? W_DECIDES : r->has_warranty ? W_STATUS : W_INFO;
+    add_reason(ev, r->id, weight, r->has_fee && !r->has_disposition, "%s%s", text, how);
+    free(text);
+    if (r->has_disposition) {
+        ev->decided = true;
+        ev->disposition = r->disposition;
+    }
+}
+
+static void decide(ev_t *ev, disposition_t d, unsigned flags)
+{
+    ev->decided = true;
+    ev->disposition = d;
+    ev->flags |= flags;
+}
+
+static void builtin_checks(ev_t *ev)
+{
+    const policy_case_t *c = ev->c;
+    if (c->product.vendor && !policy_matches_vendor(ev->p, c->product.vendor)) {
+        decide(ev, DISP_QUARANTINE, FLAG_MANUAL_REVIEW);
+        add_reason(ev, "rmad-vendor", W_DECIDES, false,
+                   "the product's vendor '%s' is not the vendor of this policy (%s)",
+                   c->product.vendor, ev->p->vendor);
+        return;
+    }
+    if (serial_match(c) == 1) {
+        decide(ev, DISP_QUARANTINE, FLAG_MANUAL_REVIEW);
+        add_reason(ev, "rmad-serial-mismatch", W_DECIDES, false,
+                   "serial read at the dock (%s) is not the serial the RMA expects (%s)",
+                   c->inspection.serial, c->rma.expected_serial);
+    }
+}
+
+/* No rule decided: the warranty status does. in/out/unknown already have a reason. */
+static void fallback(ev_t *ev)
+{
+    const char *why = NULL;
+    switch (ev->status) {
+    case WS_IN:
+        ev->disposition = ev->service == SERVICE_EXCHANGE ? DISP_WARRANTY_EXCHANGE : DISP_WARRANTY_REPAIR;
+        break;
+    case WS_OUT:
+        ev->disposition = DISP_PAID_REPAIR;
+        break;
+    case WS_VOID:
+        ev->disposition = DISP_PAID_REPAIR;
+        why = "warranty void: repair at the customer's cost";
+        break;
+    case WS_EXCLUDED:
+        ev->disposition = DISP_RETURN_TO_CUSTOMER;
+        why = "not covered: sent back to the customer";
+        break;
+    case WS_NOT_APPLICABLE:
+        ev->disposition = DISP_RESTOCK;
+        why = "no warranty claim: back to stock";
+        break;
+    case WS_UNKNOWN:
+        ev->disposition = DISP_QUARANTINE;
+        ev->flags |= FLAG_MANUAL_REVIEW;
+        break;
+    }
+    if (why)
+        add_reason(ev, "rmad-default", W_INFO, false, "%s", why);
+}
+
+static int cmp_weight(const void *a, const void *b)
+{
+    const ev_reason_t *x = a, *y = b;
+    if (x->weight != y->weight)
+        return y->weight - x->weight;
+    return x < y ? -1 : x > y; /* stable: keep evaluation order */
+}
+
+static int finish(ev_t *ev, policy_result_t *out)
+{
+    bool takes_fee = ev->disposition == DISP_RESTOCK || ev->disposition == DISP_RESTOCK_FEE ||
+                     ev->disposition == DISP_WARRANTY_REPAIR || ev->disposition == DISP_WARRANTY_EXCHANGE;
+    if (!takes_fee)
+        ev->fee = 0;
+    if (ev->disposition == DISP_RESTOCK && ev->fee > 0)
+        ev->disposition = DISP_RESTOCK_FEE;
+    bool keep_warranty_reason = ev->status == WS_IN || ev->status == WS_OUT || ev->status == WS_UNKNOWN;
+
+    /* Sort a copy of the pointers' order: qsort with address tiebreak keeps order. */
+    size_t n = 0;
+    for (size_t i = 0; i < ev->n_reasons; i++) {
+        ev_reason_t *r = &ev->reasons[i];
+        bool drop = (r->fee_only && !takes_fee) ||
+                    (r->weight == W_WARRANTY && !keep_warranty_reason);
+        if (drop) {
+            free(r->rule);
+            free(r->text);
+            continue;
+        }
+        ev->reasons[n++] = *r;
+    }
+    ev->n_reasons = n;
+    qsort(ev->reasons, n, sizeof(*ev->reasons), cmp_weight);
+
+    memset(out, 0, sizeof(*out));
+    out->reasons = calloc(n ? n : 1, sizeof(*out->reasons));
+    if (!out->reasons)
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        out->reasons[i].rule = ev->reasons[i].rule;
+        out->reasons[i].text = ev->reasons[i].text;
+    }
+    out->n_reasons = n;
+    free(ev->reasons);
+    ev->reasons = NULL;
+    ev->n_reasons = 0;
+    out->disposition = ev->disposition;
+    out->restocking_fee_pct = ev->fee;
+    out->flags = ev->flags;
+    out->warranty.status = ev->status;
+    out->warranty.has_basis = ev->has_basis;
+    out->warranty.basis = ev->basis;
+    out->warranty.starts = ev->has_basis ? ev->starts : CALDATE_NONE;
+    out->warranty.ends = ev->has_basis ? ev->ends : CALDATE_NONE;
+    return 0;
+}
+
+int policy_evaluate_without(const policy_t *p, const policy_case_t *c, int skip,
+                            policy_result_t *out)
+{
+    ev_t ev = { .p = p, .c = c, .skip = skip };
+    compute_warranty(&ev);
+    builtin_checks(&ev);
+    for (size_t i = 0; i < p->n_rules; i++) {
+        const rule_t *r = &p->rules[i];
+        if ((int)i == skip || (r->has_disposition && ev.decided))
+            continue;
+        if (r->when && !group_holds(&ev, r->when))
+            continue;
+        if (r->unless && group_holds(&ev, r->unless))
+            continue;
+        apply_rule(&ev, r);
+    }
+    if (!ev.decided)
+        fallback(&ev);
+    int rc = ev.oom ? -ENOMEM : finish(&ev, out);
+    for (size_t i = 0; i < ev.n_reasons; i++) {
+        free(ev.reasons[i].rule);
+        free(ev.reasons[i].text);
+    }
+    free(ev.reasons);
+    return rc;
+}
+
+int policy_evaluate(const policy_t *p, const policy_case_t *c, policy_result_t *out)
+{
+    return policy_evaluate_without(p, c, -1, out);
+}
+
+size_t policy_clause_count(const policy_t *p)
+{
+    return p->n_rules + p->n_table + (p->has_default ? 1 : 0);
+}
+
+const char *policy_clause_name(const policy_t *p, size_t i)
+{
+    static char buf[160];
+    if (i < p->n_rules)
+        snprintf(buf, sizeof(buf), "rule %s", p->rules[i].id);
+    else if (i < p->n_rules + p->n_table)
+        snprintf(buf, sizeof(buf), "table line %d (%s)", p->table[i - p->n_rules].line,
+                 p->table[i - p->n_rules].label ? p->table[i - p->n_rules].label : "");
+    else if (i == p->n_rules + p->n_table && p->has_default)
+        snprintf(buf, sizeof(buf), "default (%s)", p->deflt.label ? p->deflt.label : "");
+    else
+        return NULL;
+    return buf;
+}
+
+bool policy_matches_vendor(const policy_t *p, const char *vendor)
+{
+    if (policy_name_match(p->vendor, vendor))
+        return true;
+    for (char **a = p->aliases; a && *a; a++)
+        if (policy_name_match(*a, vendor))
+            return true;
+    return false;
+}
+
+static const accset_t *find_accset(const policy_t *p, const char *model, const char *family)
+{
+    for (size_t i = 0; model && i < p->n_acc; i++)
+        for (char **m = p->acc[i].models; m && *m; m++)
+            if (policy_name_match(*m, model))
+                return &p->acc[i];
+    for (size_t i = 0; family && i < p->n_acc; i++)
+        for (char **f = p->acc[i].families; f && *f; f++)
+            if (policy_name_match(*f, family))
+                return &p->acc[i];
+    return NULL;
+}
+
+const char *const *policy_accessories(const policy_t *p, const char *model, const char *family)
+{
+    const accset_t *a = find_accset(p, model, family);
+    return a ? (const char *const *)a->names : NULL;
+}
+
+const char *policy_accessory_by_part(const policy_t *p, const char *model, const char *family,
+                                     const char *part)
+{
+    const accset_t *a = find_accset(p, model, family);
+    for (size_t i = 0; a && a->names[i]; i++)
+        if (a->parts[i] && policy_name_match(a->parts[i], part))
+            return a->names[i];
+    return NULL;
+}

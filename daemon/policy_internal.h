@@ -1,0 +1,157 @@
+/*
+ * Internal model of a loaded policy, shared by policy_load.c (YAML -> model) and
+ * policy_eval.c (model x case -> result). Not for other modules.
+ */
+#ifndef RMAD_POLICY_INTERNAL_H
+#define RMAD_POLICY_INTERNAL_H
+
+#include "daemon/policy.h"
+
+/* ---- facts: what a rule condition may look at ---------------------------------- */
+
+typedef enum {
+    FT_BOOL,     /* true / false */
+    FT_ENUM,     /* one name of an enumdef */
+    FT_STRING,   /* free text, compared case-insensitively, globs allowed */
+    FT_DATE,     /* a date, tested against windows relative to `today` */
+    FT_NUMBER,
+    FT_SET,      /* a set of names of an enumdef (findings) */
+    FT_STRSET,   /* a set of free-text names (accessories missing) */
+    FT_PERIOD,   /* a duration (the warranty period that applies) */
+} fact_type_t;
+
+typedef enum {
+    F_RMA_PRESENT, F_RMA_KIND, F_RMA_ISSUED, F_RMA_ORDER_VALUE, F_RMA_PROOF_OF_PURCHASE,
+    F_SERIAL_MATCH,
+    F_PRODUCT_MODEL, F_PRODUCT_FAMILY, F_PRODUCT_PURCHASED, F_PRODUCT_SHIPPED,
+    F_PRODUCT_INVOICED, F_PRODUCT_WARRANTY_MONTHS, F_PRODUCT_HAS_STORAGE_MEDIA,
+    F_PRODUCT_SAMPLE, F_PRODUCT_LISTED,
+    F_INSP_SERIAL, F_INSP_SERIAL_LABEL, F_INSP_RMA_MARKED, F_INSP_PACKAGING, F_INSP_FOAM,
+    F_INSP_SEAL, F_INSP_OPENED, F_INSP_FINDINGS, F_INSP_FAULT, F_INSP_COMPONENT,
+    F_INSP_ACCESSORIES, F_INSP_ACCESSORIES_MISSING,
+    F_WARRANTY_STATUS, F_WARRANTY_SERVICE, F_WARRANTY_PERIOD, F_WARRANTY_STARTS,
+    F_WARRANTY_ENDS,
+    F__COUNT
+} fact_id_t;
+
+typedef struct {
+    const char *name;      /* as written in policies: "inspection.packaging" */
+    fact_type_t type;
+    const enumdef_t *en;   /* FT_ENUM / FT_SET */
+} fact_def_t;
+
+extern const fact_def_t policy_facts[F__COUNT];
+
+/* Fact id by name, or -1. */
+int policy_fact_find(const char *name);
+
+extern const enumdef_t ENUM_SERIAL_MATCH, ENUM_SERIAL_STATE, ENUM_ACCESSORIES;
+
+/* ---- conditions ---------------------------------------------------------------- */
+
+typedef enum {
+    OP_EQ,        /* bool/enum/string/number equality; string: glob, case-insensitive */
+    OP_IN,        /* enum/string one of a list */
+    OP_KNOWN,     /* the fact has a value (b) */
+    OP_WITHIN,    /* date known and today <= date + dur */
+    OP_AFTER,     /* date known and today >  date + dur */
+    OP_LT, OP_LE, OP_GT, OP_GE,  /* number or period */
+    OP_ANY,       /* set contains any of */
+    OP_ALL,       /* set contains all of */
+    OP_NONE,      /* set contains none of */
+    OP_EMPTY,     /* set emptiness equals b */
+} cond_op_t;
+
+typedef struct {
+    fact_id_t fact;
+    cond_op_t op;
+    bool b;
+    double num;
+    duration_t dur;
+    uint32_t bits;        /* enum values (OP_EQ/OP_IN) or set members, as bits */
+    char **strs;          /* string / strset operands */
+    size_t n_strs;
+} cond_t;
+
+typedef enum { GROUP_ALL, GROUP_ANY, GROUP_NOT } group_kind_t;
+
+typedef struct group {
+    group_kind_t kind;    /* how conds and children combine */
+    cond_t *conds;
+    size_t n_conds;
+    struct group *children;
+    size_t n_children;
+} group_t;
+
+/* ---- rules --------------------------------------------------------------------- */
+
+typedef struct {
+    bool is_range;
+    double pct;           /* fixed fee, or the low end of a range */
+    double max, step;     /* range: pct + step per further shortfall, capped at max */
+} fee_t;
+
+typedef struct {
+    char *id;
+    char *clause;         /* where the vendor's text says it, for people */
+    int line;
+    group_t *when;        /* NULL: always */
+    group_t *unless;      /* NULL: never */
+    bool has_disposition;
+    disposition_t disposition;
+    bool has_warranty;
+    wstatus_t warranty;
+    bool has_fee;
+    fee_t fee;
+    unsigned flags;
+    char *reason;         /* template: {fact.name} and {fee} are substituted */
+} rule_t;
+
+/* ---- warranty table ------------------------------------------------------------ */
+
+typedef struct {
+    char *name;
+    bool excluded;        /* component not covered at all */
+    duration_t period;
+} component_t;
+
+typedef struct {
+    char **models;        /* globs, case-insensitive; NULL-terminated or NULL */
+    char **families;      /* names, case-insensitive; NULL-terminated or NULL */
+    char *label;          /* how the vendor's table names it */
+    bool has_period;
+    duration_t period;
+    service_t service;
+    component_t *components;
+    size_t n_components;
+    char *ask_vendor;     /* non-NULL: the vendor decides per unit (status unknown) */
+    int line;
+} wentry_t;
+
+typedef struct {
+    char **models;
+    char **families;
+    char **names;         /* NULL-terminated, what policy_accessories() returns */
+    char **parts;         /* same length as names; NULL entry when no part number */
+} accset_t;
+
+struct policy {
+    char *file;
+    char *vendor;
+    char **aliases;       /* NULL-terminated or NULL */
+    basis_t basis[3];
+    size_t n_basis;
+    wentry_t *table;
+    size_t n_table;
+    bool has_default;
+    wentry_t deflt;
+    accset_t *acc;
+    size_t n_acc;
+    rule_t *rules;
+    size_t n_rules;
+};
+
+/* Case-insensitive, whitespace-collapsing comparison used for models and families. */
+bool policy_name_match(const char *pattern, const char *name);
+
+#endif

@@ -1,0 +1,203 @@
+/*
+ * rmactl as a user runs it: `policy eval` on every case file through the binary, the
+ * contract's exit codes and one-line errors for bad cases and broken policy files.
+ */
+#include <CUnit/CUnit.h>
+#include <glob.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tests/helpers.h"
+#include "tests/policy_expect.h"
+#include "tests/suites.h"
+
+static th_proc_t run_eval(const char *policy, const char *case_text)
+{
+    char bin[4096];
+    snprintf(bin, sizeof(bin), "%s", th_bin("rmactl"));
+    char *argv[] = { bin, "policy", "eval", "--policy", (char *)policy, "-", NULL };
+    th_proc_t p;
+    if (th_run(argv, case_text, &p) < 0) {
+        p.status = -1;
+        p.out = strdup("");
+        p.err = strdup("spawn failed");
+    }
+    return p;
+}
+
+static int count_lines(const char *s)
+{
+    int n = 0;
+    for (; *s; s++)
+        n += *s == '\n';
+    return n;
+}
+
+static void test_cases_through_binary(void)
+{
+    case_file_t *cf;
+    int n = case_files_load(&cf);
+    CU_ASSERT_FATAL(n > 0);
+    for (int i = 0; i < n; i++) {
+        char *text = json_dumps(json_object_get(cf[i].doc, "case"), 0);
+        th_proc_t p = run_eval(case_policy_path(&cf[i]), text);
+        free(text);
+        json_t *res = json_loads(p.out, 0, NULL);
+        char why[512] = "no JSON on stdout";
+        int ok = p.status == 0 && res &&
+                 expect_check(json_object_get(cf[i].doc, "expect"), res, why, sizeof(why));
+        if (!ok)
+            fprintf(stderr, "\n  FAIL %s: exit %d, %s %s\n", cf[i].path, p.status, why, p.err);
+        CU_ASSERT(ok);
+        CU_ASSERT_STRING_EQUAL(p.err, "");
+        json_decref(res);
+        th_proc_free(&p);
+    }
+    case_files_free(cf, n);
+}
+
+/* Bad case input: nothing on stdout, exactly this one line on stderr, exit 2. */
+static const struct {
+    const char *input, *err;
+} bad_cases[] = {
+    { "{\"today\": \"2026-11-21\", \"product\": {}, \"inspection\": {\"packaging\": \"box\"}}",
+      "rmactl: case: inspection.packaging: expected original|replacement|none, got \"box\"\n" },
+    { "not json", "rmactl: case: not valid JSON (line 1, column 3): '[' or '{' expected near 'not'\n" },
+    { "{\"today\": \"2026-11-21\", \"product\": {}", "rmactl: case: not valid JSON (line 1, column 37): '}' expected near end of file\n" },
+    { "[1, 2]", "rmactl: case: expected a JSON object\n" },
+    { "{\"product\": {}}", "rmactl: case: today: required field missing (the receiving date, YYYY-MM-DD)\n" },
+    { "{\"today\": \"2026-11-21\"}", "rmactl: case: product: required field missing\n" },
+    { "{\"today\": \"2026-02-30\", \"product\": {}}",
+      "rmactl: case: today: expected a date YYYY-MM-DD, got \"2026-02-30\"\n" },
+    { "{\"today\": \"2026-11-21\", \"product\": {\"purchased\": \"2025-13-01\"}}",
+      "rmactl: case: product.purchased: expected a date YYYY-MM-DD, got \"2025-13-01\"\n" },
+    { "{\"today\": \"2026-11-21\", \"product\": {}, \"rma\": {\"kind\": \"refund\"}}",
+      "rmactl: case: rma.kind: expected warranty|credit|advance_replacement|otc_exchange, got \"refund\"\n" },
+    { "{\"today\": \"2026-11-21\", \"product\": {}, \"rma\": {\"order_value\": \"1250\"}}",
+      "rmactl: case: rma.order_value: expected a number >= 0, got \"1250\"\n" },
+    { "{\"today\": \"2026-11-21\", \"product\": {\"warranty_months\": 1.5}}",
+      "rmactl: case: product.warranty_months: expected a whole number of months (0 to 1200), got 1.5\n" },
+    { "{\"today\": \"2026-11-21\", \"product\": {\"colour\": \"red\"}}",
+      "rmactl: case: product.colour: unknown field\n" },
+    { "{\"today\": \"2026-11-21\", \"product\": {}, \"extra\": 1}", "rmactl: case: extra: unknown field\n" },
+    { "{\"today\": \"2026-11-21\", \"product\": {}, \"inspection\": {\"findings\": [\"wear\", \"rust\"]}}",
+      "rmactl: case: inspection.findings[1]: expected cosmetic_damage|physical_damage|liquid_damage|"
+      "electrical_damage|act_of_god|tampered|modified|improper_install|mishandled|wear|"
+      "non_vendor_parts|opened|license_activated|missing_parts|wrong_product|transit_damage, got \"rust\"\n" },
+    { "{\"today\": \"2026-11-21\", \"product\": {}, \"inspection\": {\"foam\": \"yes\"}}",
+      "rmactl: case: inspection.foam: expected true or false, got \"yes\"\n" },
+    { "{\"today\": \"2026-11-21\", \"product\": {}, \"inspection\": {\"fault\": \"broken\"}}",
+      "rmactl: case: inspection.fault: expected confirmed|no_fault_found|doa|not_tested, got \"broken\"\n" },
+    { "{\"today\": \"2026-11-21\", \"today\": \"2026-11-22\", \"product\": {}}",
+      "rmactl: case: not valid JSON (line 1, column 31): duplicate object key near '\"today\"'\n" },
+    { "{\"today\": \"2026-11-21\", \"product\": []}", "rmactl: case: product: expected an object, got an array\n" },
+};
+
+static void test_bad_cases(void)
+{
+    for (size_t i = 0; i < sizeof(bad_cases) / sizeof(bad_cases[0]); i++) {
+        th_proc_t p = run_eval("policies/everfocus.yaml", bad_cases[i].input);
+        CU_ASSERT_EQUAL(p.status, 2);
+        CU_ASSERT_STRING_EQUAL(p.out, "");
+        CU_ASSERT_EQUAL(count_lines(p.err), 1);
+        if (strcmp(p.err, bad_cases[i].err) != 0)
+            fprintf(stderr, "\n  case %zu: got      %s  expected %s", i, p.err, bad_cases[i].err);
+        CU_ASSERT_STRING_EQUAL(p.err, bad_cases[i].err);
+        th_proc_free(&p);
+    }
+}
+
+/* Each fixture's first line says "# expect: MESSAGE"; rmactl must print exactly that. */
+static void test_bad_policies(void)
+{
+    glob_t g;
+    CU_ASSERT_FATAL(glob("tests/fixtures/bad-policies/*.yaml", 0, NULL, &g) == 0);
+    CU_ASSERT(g.gl_pathc >= 10);
+    for (size_t i = 0; i < g.gl_pathc; i++) {
+        char *text = th_read_file(g.gl_pathv[i], NULL);
+        CU_ASSERT_FATAL(text != NULL);
+        char *nl = strchr(text, '\n');
+        if (nl)
+            *nl = '\0';
+        CU_ASSERT_FATAL(strncmp(text, "# expect: ", 10) == 0);
+        char want[1024];
+        snprintf(want, sizeof(want), "rmactl: tests/fixtures/bad-policies/%s\n", text + 10);
+
+        char bin[4096];
+        snprintf(bin, sizeof(bin), "%s", th_bin("rmactl"));
+        char *check[] = { bin, "policy", "check", g.gl_pathv[i], NULL };
+        th_proc_t p;
+        CU_ASSERT_FATAL(th_run(check, NULL, &p) == 0);
+        CU_ASSERT_EQUAL(p.status, 2);
+        if (strcmp(p.err, want) != 0)
+            fprintf(stderr, "\n  %s: got      %s  expected %s", g.gl_pathv[i], p.err, want);
+        CU_ASSERT_STRING_EQUAL(p.err, want);
+        th_proc_free(&p);
+
+        /* eval reports the same broken policy the same way, and prints no result. */
+        th_proc_t e = run_eval(g.gl_pathv[i], "{\"today\": \"2026-11-21\", \"product\": {}}");
+        CU_ASSERT_EQUAL(e.status, 2);
+        CU_ASSERT_STRING_EQUAL(e.out, "");
+        CU_ASSERT_STRING_EQUAL(e.err, want);
+        th_proc_free(&e);
+        free(text);
+    }
+    globfree(&g);
+}
+
+static void test_check_shipped_policies(void)
+{
+    glob_t g;
+    CU_ASSERT_FATAL(glob("policies/*.yaml", 0, NULL, &g) == 0);
+    CU_ASSERT_EQUAL(g.gl_pathc, 5);
+    char bin[4096];
+    snprintf(bin, sizeof(bin), "%s", th_bin("rmactl"));
+    char **argv = calloc(g.gl_pathc + 4, sizeof(char *));
+    argv[0] = bin;
+    argv[1] = "policy";
+    argv[2] = "check";
+    for (size_t i = 0; i < g.gl_pathc; i++)
+        argv[3 + i] = g.gl_pathv[i];
+    th_proc_t p;
+    CU_ASSERT_FATAL(th_run(argv, NULL, &p) == 0);
+    CU_ASSERT_EQUAL(p.status, 0);
+    CU_ASSERT_STRING_EQUAL(p.out, "");
+    CU_ASSERT_STRING_EQUAL(p.err, "");
+    th_proc_free(&p);
+    free(argv);
+    globfree(&g);
+}
+
+static void test_usage_and_missing_files(void)
+{
+    char bin[4096];
+    snprintf(bin, sizeof(bin), "%s", th_bin("rmactl"));
+    char *no_policy[] = { bin, "policy", "eval", NULL };
+    char *missing[] = { bin, "policy", "eval", "--policy", "policies/nope.yaml", NULL };
+    char *unknown[] = { bin, "frobnicate", NULL };
+    th_proc_t p;
+    CU_ASSERT_FATAL(th_run(no_policy, "", &p) == 0);
+    CU_ASSERT_EQUAL(p.status, 2);
+    CU_ASSERT_STRING_EQUAL(p.err, "rmactl: usage: rmactl policy eval --policy FILE [CASE.json | -]\n");
+    th_proc_free(&p);
+    CU_ASSERT_FATAL(th_run(missing, "", &p) == 0);
+    CU_ASSERT_EQUAL(p.status, 2);
+    CU_ASSERT_STRING_EQUAL(p.err, "rmactl: policies/nope.yaml: No such file or directory\n");
+    th_proc_free(&p);
+    CU_ASSERT_FATAL(th_run(unknown, "", &p) == 0);
+    CU_ASSERT_EQUAL(p.status, 2);
+    th_proc_free(&p);
+}
+
+int suite_rmactl_cli(void)
+{
+    CU_pSuite s = CU_add_suite("rmactl_cli", NULL, NULL);
+    if (!s || !CU_add_test(s, "every case through rmactl policy eval", test_cases_through_binary) ||
+        !CU_add_test(s, "bad case input: one line, exit 2", test_bad_cases) ||
+        !CU_add_test(s, "broken policy files: FILE:LINE, exit 2", test_bad_policies) ||
+        !CU_add_test(s, "policy check passes the shipped policies", test_check_shipped_policies) ||
+        !CU_add_test(s, "usage and missing files", test_usage_and_missing_files))
+        return -1;
+    return 0;
+}
