@@ -5,6 +5,7 @@
 
 #include "cli/rmactl.h"
 #include "daemon/policy.h"
+#include "proto/policy_expect.h"
 #include "proto/policy_json.h"
 
 #define CASE_FILE_MAX (256u * 1024u)
@@ -102,12 +103,91 @@ static int policy_check(int argc, char **argv)
     return rc;
 }
 
+/* Run one case file: 1 passed, 0 failed, -1 could not run (message printed). */
+static int run_case_file(const case_file_t *cf, const char *dir)
+{
+    const char *id = json_string_value(json_object_get(cf->doc, "id"));
+    policy_t *p = NULL;
+    char *err = NULL, why[512];
+    if (policy_load(case_policy_path(cf, dir), &p, &err) < 0) {
+        cli_error("%s", err ? err : "out of memory");
+        free(err);
+        return -1;
+    }
+    policy_case_t c;
+    if (case_from_json(json_object_get(cf->doc, "case"), &c, &err) < 0) {
+        cli_error("%s: case: %s", cf->path, err ? err : "out of memory");
+        free(err);
+        policy_destroy(&p);
+        return -1;
+    }
+    policy_result_t r;
+    int ok = -1;
+    if (policy_evaluate(p, &c, &r) == 0) {
+        json_t *j = result_to_json(&r, p);
+        ok = j && expect_check(json_object_get(cf->doc, "expect"), j, why, sizeof(why));
+        if (ok)
+            printf("ok    %s: %s (warranty %s, fee %g%%)\n", id ? id : cf->path,
+                   ENUM_DISPOSITION.names[r.disposition],
+                   ENUM_WARRANTY_STATUS.names[r.warranty.status], r.restocking_fee_pct);
+        else
+            printf("FAIL  %s: %s\n", id ? id : cf->path, why);
+        json_decref(j);
+        policy_result_free(&r);
+    }
+    policy_case_free(&c);
+    policy_destroy(&p);
+    return ok;
+}
+
+/* rmactl policy test [--policies DIR] CASEFILE...: regression cases for policy authors. */
+static int policy_test(int argc, char **argv)
+{
+    const char *dir = "policies";
+    int first = 1, passed = 0, failed = 0, broken = 0;
+    if (argc > 2 && strcmp(argv[1], "--policies") == 0) {
+        dir = argv[2];
+        first = 3;
+    }
+    if (first >= argc) {
+        cli_error("usage: rmactl policy test [--policies DIR] CASEFILE...");
+        return EXIT_BADINPUT;
+    }
+    for (int i = first; i < argc; i++) {
+        case_file_t *cf = NULL;
+        char *err = NULL;
+        int n = case_files_load(argv[i], &cf, &err);
+        if (n <= 0) {
+            if (err)
+                cli_error("%s", err);
+            else
+                cli_error("%s: %s", argv[i], n == 0 ? "no such case file" : "out of memory");
+            free(err);
+            case_files_free(cf, n > 0 ? n : 0);
+            broken++;
+            continue;
+        }
+        for (int k = 0; k < n; k++) {
+            int r = run_case_file(&cf[k], dir);
+            passed += r == 1;
+            failed += r == 0;
+            broken += r < 0;
+        }
+        case_files_free(cf, n);
+    }
+    printf("%d passed, %d failed\n", passed, failed + broken);
+    return broken ? EXIT_BADINPUT : failed ? EXIT_FAIL : EXIT_OK;
+}
+
 int cmd_policy(int argc, char **argv)
 {
+    if (argc >= 2 && strcmp(argv[1], "test") == 0)
+        return policy_test(argc - 1, argv + 1);
     if (argc >= 2 && strcmp(argv[1], "eval") == 0)
         return policy_eval(argc - 1, argv + 1);
     if (argc >= 2 && strcmp(argv[1], "check") == 0)
         return policy_check(argc - 1, argv + 1);
-    cli_error("usage: rmactl policy eval --policy FILE [CASE.json | -] | policy check FILE...");
+    cli_error("usage: rmactl policy eval --policy FILE [CASE.json | -] | policy check FILE... | "
+              "policy test [--policies DIR] CASEFILE...");
     return EXIT_BADINPUT;
 }

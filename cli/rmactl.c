@@ -54,6 +54,7 @@ static void usage(FILE *out)
           "\n"
           "  policy eval --policy FILE [CASE.json | -]   evaluate one return (JSON result)\n"
           "  policy check FILE...                         validate policy files\n"
+          "  policy test [--policies DIR] CASEFILE...     run policy regression cases\n"
           "\n"
           "Exit status: 0 done, 1 failed, 2 bad input or usage.\n",
           out);

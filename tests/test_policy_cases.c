@@ -10,7 +10,7 @@
 
 #include "daemon/policy.h"
 #include "proto/policy_json.h"
-#include "tests/policy_expect.h"
+#include "proto/policy_expect.h"
 #include "tests/suites.h"
 
 static case_file_t *cases;
@@ -18,7 +18,11 @@ static int n_cases;
 
 static int setup(void)
 {
-    n_cases = case_files_load(&cases);
+    char *err = NULL;
+    n_cases = case_files_load("tests/cases/*/*.json", &cases, &err);
+    if (err)
+        fprintf(stderr, "%s\n", err);
+    free(err);
     return n_cases < 0 ? -1 : 0;
 }
 
@@ -58,7 +62,7 @@ static void test_every_case(void)
     for (int i = 0; i < n_cases; i++) {
         policy_t *p = NULL;
         char *err = NULL, why[512];
-        if (policy_load(case_policy_path(&cases[i]), &p, &err) < 0) {
+        if (policy_load(case_policy_path(&cases[i], "policies"), &p, &err) < 0) {
             fprintf(stderr, "\n  %s: %s\n", cases[i].path, err);
             free(err);
             CU_FAIL("policy failed to load");

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "tests/helpers.h"
-#include "tests/policy_expect.h"
+#include "proto/policy_expect.h"
 #include "tests/suites.h"
 
 static th_proc_t run_eval(const char *policy, const char *case_text)
@@ -37,11 +37,13 @@ static int count_lines(const char *s)
 static void test_cases_through_binary(void)
 {
     case_file_t *cf;
-    int n = case_files_load(&cf);
+    char *err = NULL;
+    int n = case_files_load("tests/cases/*/*.json", &cf, &err);
+    free(err);
     CU_ASSERT_FATAL(n > 0);
     for (int i = 0; i < n; i++) {
         char *text = json_dumps(json_object_get(cf[i].doc, "case"), 0);
-        th_proc_t p = run_eval(case_policy_path(&cf[i]), text);
+        th_proc_t p = run_eval(case_policy_path(&cf[i], "policies"), text);
         free(text);
         json_t *res = json_loads(p.out, 0, NULL);
         char why[512] = "no JSON on stdout";
@@ -190,6 +192,30 @@ static void test_usage_and_missing_files(void)
     th_proc_free(&p);
 }
 
+static void test_policy_test_command(void)
+{
+    char bin[4096];
+    snprintf(bin, sizeof(bin), "%s", th_bin("rmactl"));
+    char *good[] = { bin, "policy", "test", "tests/cases/examples/*.json", NULL };
+    char *bad[] = { bin, "policy", "test", "tests/fixtures/policy-test/wrong-expectation.json", NULL };
+    char *missing[] = { bin, "policy", "test", "tests/fixtures/nope.json", NULL };
+    th_proc_t p;
+    CU_ASSERT_FATAL(th_run(good, NULL, &p) == 0);
+    CU_ASSERT_EQUAL(p.status, 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(p.out, "ok    ex-v7-ssd: warranty_exchange (warranty in, fee 0%)\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(p.out, "\n5 passed, 0 failed\n"));
+    th_proc_free(&p);
+    CU_ASSERT_FATAL(th_run(bad, NULL, &p) == 0);
+    CU_ASSERT_EQUAL(p.status, 1);
+    CU_ASSERT_STRING_EQUAL(p.out, "FAIL  wrong-expectation: disposition refuse not expected\n"
+                                  "0 passed, 1 failed\n");
+    th_proc_free(&p);
+    CU_ASSERT_FATAL(th_run(missing, NULL, &p) == 0);
+    CU_ASSERT_EQUAL(p.status, 2);
+    CU_ASSERT_STRING_EQUAL(p.err, "rmactl: tests/fixtures/nope.json: no such case file\n");
+    th_proc_free(&p);
+}
+
 int suite_rmactl_cli(void)
 {
     CU_pSuite s = CU_add_suite("rmactl_cli", NULL, NULL);
@@ -197,7 +223,8 @@ int suite_rmactl_cli(void)
         !CU_add_test(s, "bad case input: one line, exit 2", test_bad_cases) ||
         !CU_add_test(s, "broken policy files: FILE:LINE, exit 2", test_bad_policies) ||
         !CU_add_test(s, "policy check passes the shipped policies", test_check_shipped_policies) ||
-        !CU_add_test(s, "usage and missing files", test_usage_and_missing_files))
+        !CU_add_test(s, "usage and missing files", test_usage_and_missing_files) ||
+        !CU_add_test(s, "policy test runs regression case files", test_policy_test_command))
         return -1;
     return 0;
 }

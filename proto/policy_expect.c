@@ -1,15 +1,21 @@
-#include "tests/policy_expect.h"
+#include "proto/policy_expect.h"
 
 #include <glob.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-int case_files_load(case_file_t **out)
+int case_files_load(const char *pattern, case_file_t **out, char **errmsg)
 {
     glob_t g;
     *out = NULL;
-    if (glob("tests/cases/*/*.json", 0, NULL, &g) != 0)
+    *errmsg = NULL;
+    int gr = glob(pattern, 0, NULL, &g);
+    if (gr == GLOB_NOMATCH) {
+        *out = calloc(1, sizeof(case_file_t));
+        return *out ? 0 : -1;
+    }
+    if (gr != 0)
         return -1;
     case_file_t *cf = calloc(g.gl_pathc ? g.gl_pathc : 1, sizeof(*cf));
     if (!cf) {
@@ -17,12 +23,22 @@ int case_files_load(case_file_t **out)
         return -1;
     }
     int n = 0;
-    for (size_t i = 0; i < g.gl_pathc; i++) {
+    for (size_t i = 0; i < g.gl_pathc && !*errmsg; i++) {
         json_error_t je;
         json_t *doc = json_load_file(g.gl_pathv[i], JSON_REJECT_DUPLICATES, &je);
         if (!doc) {
-            fprintf(stderr, "%s:%d: %s\n", g.gl_pathv[i], je.line, je.text);
-            continue; /* counted as a failure by the caller: n < gl_pathc */
+            if (asprintf(errmsg, "%s:%d: %s", g.gl_pathv[i], je.line, je.text) < 0)
+                *errmsg = NULL;
+            break;
+        }
+        if (!json_is_string(json_object_get(doc, "policy")) ||
+            !json_is_object(json_object_get(doc, "case")) ||
+            !json_is_object(json_object_get(doc, "expect"))) {
+            if (asprintf(errmsg, "%s: a case file needs \"policy\", \"case\" and \"expect\"",
+                         g.gl_pathv[i]) < 0)
+                *errmsg = NULL;
+            json_decref(doc);
+            break;
         }
         cf[n].path = strdup(g.gl_pathv[i]);
         cf[n].doc = doc;
@@ -30,8 +46,12 @@ int case_files_load(case_file_t **out)
     }
     int all = n == (int)g.gl_pathc;
     globfree(&g);
+    if (!all) {
+        case_files_free(cf, n);
+        return -1;
+    }
     *out = cf;
-    return all ? n : -1;
+    return n;
 }
 
 void case_files_free(case_file_t *cf, int n)
@@ -43,11 +63,11 @@ void case_files_free(case_file_t *cf, int n)
     free(cf);
 }
 
-const char *case_policy_path(const case_file_t *cf)
+const char *case_policy_path(const case_file_t *cf, const char *dir)
 {
-    static char buf[256];
+    static char buf[4096];
     const char *p = json_string_value(json_object_get(cf->doc, "policy"));
-    snprintf(buf, sizeof(buf), "policies/%s.yaml", p ? p : "?");
+    snprintf(buf, sizeof(buf), "%s/%s.yaml", dir, p ? p : "?");
     return buf;
 }
 
