@@ -1,0 +1,1171 @@
+/*
+ * The daemon's INI configuration (daemon/config.h).
+ *
+ * One pass over the lines. Every value is checked where it is read, so the first
+ * error in file order is the one reported; what can only be known at the end of a
+ * section (a missing key) is checked when the next section starts or at the end of
+ * the file. Every address something will bind or open (ZeroMQ endpoints, scanner
+ * ports and devices) is remembered, so two of them that would collide at start-up
+ * are reported here, with both lines.
+ */
+#include "daemon/config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <regex.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/un.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#define LINE_MAX_BYTES   4096
+#define FILE_MAX_BYTES   (1024 * 1024)
+#define STATION_NAME_MAX 32
+#define USB_SERIAL_MAX   126    /* a USB string descriptor holds 126 UTF-16 units */
+#define CUPS_QUEUE_MAX   127
+#define QUOTE_MAX        64     /* longest piece of config text quoted in a message */
+
+static const char default_text[] =
+    "; rmad default configuration, used by `make run`.\n"
+    "; Relative paths are resolved against the repository root.\n"
+    "[daemon]\n"
+    "database = state/rmad.db\n"
+    "policies = policies\n"
+    "pub      = tcp://127.0.0.1:7781\n"
+    "replay   = tcp://127.0.0.1:7782\n"
+    "control  = ipc://state/rmad.ctl\n"
+    "; log_level      = info\n"
+    "; double_read_ms = 1500\n"
+    "; max_scan_len   = 512\n"
+    "; rma_pattern    = " CONFIG_DEFAULT_RMA_PATTERN "\n"
+    "\n"
+    "[station dock1]\n"
+    "scanner  = tcp:127.0.0.1:7790   ; type scans with: nc 127.0.0.1 7790\n"
+    "printer  = dock1-labels\n";
+
+const char *config_default_text(void)
+{
+    return default_text;
+}
+
+/* ---- the parsed result ---------------------------------------------------------- */
+
+static void scanner_clear(config_scanner_t *s)
+{
+    free(s->spec);
+    free(s->host);
+    free(s->usb_serial);
+    free(s->path);
+    free(s->options);
+    for (size_t i = 0; i < s->nopts; i++) {
+        free(s->opts[i].key);
+        free(s->opts[i].value);
+    }
+    free(s->opts);
+}
+
+void config_destroy(config_t **cfg_p)
+{
+    if (!cfg_p || !*cfg_p)
+        return;
+    config_t *cfg = *cfg_p;
+    for (size_t i = 0; i < cfg->nstations; i++) {
+        config_station_t *st = &cfg->stations[i];
+        for (size_t j = 0; j < st->nscanners; j++)
+            scanner_clear(&st->scanners[j]);
+        free(st->scanners);
+        free(st->name);
+        free(st->printer);
+    }
+    free(cfg->stations);
+    free(cfg->source);
+    free(cfg->database);
+    free(cfg->policies);
+    free(cfg->pub);
+    free(cfg->replay);
+    free(cfg->control);
+    free(cfg->rma_pattern);
+    free(cfg);
+    *cfg_p = NULL;
+}
+
+const char *config_scanner_option(const config_scanner_t *s, const char *key)
+{
+    if (!s || !key)
+        return NULL;
+    for (size_t i = 0; i < s->nopts; i++)
+        if (strcmp(s->opts[i].key, key) == 0)
+            return s->opts[i].value;
+    return NULL;
+}
+
+/* ---- parser state --------------------------------------------------------------- */
+
+/*
+ * Something that is bound or opened at start-up, to find collisions. Hosts are
+ * normalised: "*" for any wildcard, inet_ntop form for literals, "localhost".
+ */
+typedef enum { BIND_TCP, BIND_IPC, BIND_USB, BIND_SERIAL_PATH, BIND_SERIAL_USB } bind_kind_t;
+
+struct bind {
+    bind_kind_t kind;
+    char *str;          /* tcp host, ipc or serial path, usb serial number (or NULL) */
+    uint16_t port, vid, pid;
+    int line;
+    char *what;         /* "pub 'tcp://...'", "scanner 'tcp:...' of station 'dock1'" */
+};
+
+enum daemon_key {
+    K_DATABASE, K_POLICIES, K_PUB, K_REPLAY, K_CONTROL,
+    K_LOG_LEVEL, K_DOUBLE_READ_MS, K_MAX_SCAN_LEN, K_RMA_PATTERN,
+    K_COUNT
+};
+
+static const struct {
+    const char *name;
+    bool required;
+} daemon_keys[K_COUNT] = {
+    [K_DATABASE] = { "database", true },
+    [K_POLICIES] = { "policies", true },
+    [K_PUB] = { "pub", true },
+    [K_REPLAY] = { "replay", true },
+    [K_CONTROL] = { "control", true },
+    [K_LOG_LEVEL] = { "log_level", false },
+    [K_DOUBLE_READ_MS] = { "double_read_ms", false },
+    [K_MAX_SCAN_LEN] = { "max_scan_len", false },
+    [K_RMA_PATTERN] = { "rma_pattern", false },
+};
+
+typedef enum { SEC_NONE, SEC_DAEMON, SEC_STATION } section_t;
+
+struct parser {
+    const char *name;
+    char *base;             /* absolute directory for relative paths, no trailing '/' */
+    config_t *cfg;
+    int line;
+    char *err;              /* the first error, "NAME:LINE: message" */
+
+    section_t sec;
+    int daemon_line;        /* line of [daemon], 0 before it */
+    int key_line[K_COUNT];  /* line of each [daemon] key, 0 while unset */
+    size_t st;              /* current station (index: cfg->stations may move) */
+    int printer_line;
+
+    struct bind *binds;
+    size_t nbinds;
+};
+
+/*
+ * Record the first error as "NAME:LINE: message". Returns -EINVAL (-ENOMEM when the
+ * message itself cannot be built) so callers can `return fail(...)`.
+ */
+__attribute__((format(printf, 3, 4)))
+static int fail(struct parser *p, int line, const char *fmt, ...)
+{
+    char *msg = NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vasprintf(&msg, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return -ENOMEM;
+    free(p->err);
+    p->err = NULL;
+    n = asprintf(&p->err, "%s:%d: %s", p->name, line, msg);
+    free(msg);
+    if (n < 0) {
+        p->err = NULL;
+        return -ENOMEM;
+    }
+    return -EINVAL;
+}
+
+/*
+ * Config text as it may appear inside a one-line message: control bytes become '?',
+ * and beyond QUOTE_MAX bytes it is cut (at a UTF-8 boundary) and ends in "...".
+ * buf must hold QUOTE_MAX + 4 bytes.
+ */
+#define QUOTE_BUF (QUOTE_MAX + 4)
+static const char *quote(char buf[QUOTE_BUF], const char *s)
+{
+    size_t n = strlen(s), cut = n;
+    if (n > QUOTE_MAX) {
+        cut = QUOTE_MAX;
+        while (cut > 0 && ((unsigned char)s[cut] & 0xC0) == 0x80)
+            cut--;
+    }
+    for (size_t i = 0; i < cut; i++) {
+        unsigned char c = (unsigned char)s[i];
+        buf[i] = c < 0x20 || c == 0x7f ? '?' : (char)c;
+    }
+    strcpy(buf + cut, cut < n ? "..." : "");
+    return buf;
+}
+
+/* ---- small value parsers -------------------------------------------------------- */
+
+static bool is_blank(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+/* Trim blanks from both ends, in place. */
+static char *trim(char *s)
+{
+    while (is_blank(*s))
+        s++;
+    size_t n = strlen(s);
+    while (n > 0 && is_blank(s[n - 1]))
+        s[--n] = '\0';
+    return s;
+}
+
+/* Decimal digits only (no sign, no blanks), within [min, max]. */
+static int parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+    uint64_t v = 0;
+    if (!*s)
+        return -EINVAL;
+    for (const char *c = s; *c; c++) {
+        if (*c < '0' || *c > '9')
+            return -EINVAL;
+        if (v > (UINT64_MAX - 9) / 10)
+            return -ERANGE;
+        v = v * 10 + (uint64_t)(*c - '0');
+    }
+    if (v < min || v > max)
+        return -ERANGE;
+    *out = v;
+    return 0;
+}
+
+/* Exactly four hex digits, as lsusb prints VID and PID. */
+static int parse_hex4(const char *s, size_t len, uint16_t *out)
+{
+    if (len != 4)
+        return -EINVAL;
+    unsigned v = 0;
+    for (size_t i = 0; i < 4; i++) {
+        char c = s[i];
+        unsigned d;
+        if (c >= '0' && c <= '9')
+            d = (unsigned)(c - '0');
+        else if (c >= 'a' && c <= 'f')
+            d = (unsigned)(c - 'a' + 10);
+        else if (c >= 'A' && c <= 'F')
+            d = (unsigned)(c - 'A' + 10);
+        else
+            return -EINVAL;
+        v = v * 16 + d;
+    }
+    *out = (uint16_t)v;
+    return 0;
+}
+
+static bool station_name_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n < 1 || n > STATION_NAME_MAX)
+        return false;
+    return strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") == n;
+}
+
+/* CUPS queue names: printable, no space, tab, '/' or '#' (lpadmin's rule). */
+static bool cups_queue_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n < 1 || n > CUPS_QUEUE_MAX)
+        return false;
+    for (const unsigned char *c = (const unsigned char *)s; *c; c++)
+        if (*c <= 0x20 || *c == 0x7f || *c == '/' || *c == '#')
+            return false;
+    return true;
+}
+
+/*
+ * "HOST:PORT" where HOST is an IPv4 literal, localhost, [IPv6 literal] or, when
+ * allow_star, "*". On success *shown is the host as written (without brackets) and
+ * *norm the same host normalised for comparisons ("*" for every wildcard, inet_ntop's
+ * form for literals), both malloc'd. On a bad value *why says what is wrong.
+ */
+static int parse_hostport(const char *s, bool allow_star, char **shown, char **norm,
+                          uint16_t *port, const char **why)
+{
+    char h[INET6_ADDRSTRLEN + 1];
+    const char *colon;
+    size_t hlen;
+    bool v6 = s[0] == '[';
+    if (v6) {
+        const char *close = strchr(s, ']');
+        if (!close || close[1] != ':') {
+            *why = "expected [IPV6]:PORT";
+            return -EINVAL;
+        }
+        colon = close + 1;
+        hlen = (size_t)(close - s - 1);
+        s++;
+    } else {
+        colon = strrchr(s, ':');
+        if (!colon) {
+            *why = "expected HOST:PORT";
+            return -EINVAL;
+        }
+        hlen = (size_t)(colon - s);
+    }
+    const char *bad_host =
+        allow_star ? "bad host (expected an IPv4 address, localhost, [IPv6 address] or *)"
+                   : "bad host (expected an IPv4 address, localhost or [IPv6 address])";
+    if (hlen == 0 || hlen >= sizeof(h)) {
+        *why = bad_host;
+        return -EINVAL;
+    }
+    memcpy(h, s, hlen);
+    h[hlen] = '\0';
+
+    uint64_t p = 0;
+    int rc = parse_uint(colon + 1, 0, UINT64_MAX, &p);
+    if (rc == -EINVAL) {
+        *why = "bad port (expected 1 to 65535)";
+        return -EINVAL;
+    }
+    if (rc < 0 || p < 1 || p > 65535) {
+        *why = "port out of range";
+        return -EINVAL;
+    }
+
+    char nbuf[INET6_ADDRSTRLEN];
+    unsigned char addr[sizeof(struct in6_addr)];
+    static const unsigned char zero[sizeof(struct in6_addr)];
+    if (v6) {
+        if (inet_pton(AF_INET6, h, addr) != 1) {
+            *why = "bad IPv6 address";
+            return -EINVAL;
+        }
+        if (memcmp(addr, zero, sizeof(struct in6_addr)) == 0)
+            strcpy(nbuf, "*");
+        else
+            (void)inet_ntop(AF_INET6, addr, nbuf, sizeof(nbuf));
+    } else if (strcasecmp(h, "localhost") == 0) {
+        strcpy(nbuf, "localhost");
+    } else if (allow_star && strcmp(h, "*") == 0) {
+        strcpy(nbuf, "*");
+    } else if (inet_pton(AF_INET, h, addr) == 1) {
+        if (memcmp(addr, zero, sizeof(struct in_addr)) == 0)
+            strcpy(nbuf, "*");
+        else
+            (void)inet_ntop(AF_INET, addr, nbuf, sizeof(nbuf));
+    } else {
+        *why = bad_host;
+        return -EINVAL;
+    }
+    char *a = strdup(h), *b = strdup(nbuf);
+    if (!a || !b) {
+        free(a);
+        free(b);
+        return -ENOMEM;
+    }
+    *shown = a;
+    *norm = b;
+    *port = (uint16_t)p;
+    return 0;
+}
+
+/* base + "/" + value, unless value is already absolute. */
+static char *resolve_path(const struct parser *p, const char *value)
+{
+    char *out = NULL;
+    if (value[0] == '/')
+        return strdup(value);
+    if (asprintf(&out, "%s/%s", p->base, value) < 0)
+        return NULL;
+    return out;
+}
+
+/* ---- collisions ----------------------------------------------------------------- */
+
+static bool tcp_hosts_overlap(const char *a, const char *b)
+{
+    if (strcmp(a, "*") == 0 || strcmp(b, "*") == 0 || strcmp(a, b) == 0)
+        return true;
+    /* localhost resolves to both loopback addresses. */
+    if (strcmp(b, "localhost") == 0) {
+        const char *t = a;
+        a = b;
+        b = t;
+    }
+    return strcmp(a, "localhost") == 0 && (strcmp(b, "127.0.0.1") == 0 || strcmp(b, "::1") == 0);
+}
+
+static bool binds_overlap(const struct bind *a, const struct bind *b)
+{
+    if (a->kind != b->kind)
+        return false;
+    switch (a->kind) {
+    case BIND_TCP:
+        return a->port == b->port && tcp_hosts_overlap(a->str, b->str);
+    case BIND_IPC:
+    case BIND_SERIAL_PATH:
+        return strcmp(a->str, b->str) == 0;
+    case BIND_USB:
+        /* Without a serial number, a VID:PID claims every such device. */
+        return a->vid == b->vid && a->pid == b->pid &&
+               (!a->str || !b->str || strcmp(a->str, b->str) == 0);
+    case BIND_SERIAL_USB:
+        return a->vid == b->vid && a->pid == b->pid;
+    }
+    return false;
+}
+
+/*
+ * Remember b (taking its strings) after checking it against every earlier one.
+ * prefix is how an error on this line starts ("pub '...'" or "station 'x': scanner
+ * '...'"). O(n) per call, O(n^2) per file, for a handful of entries.
+ */
+static int bind_add(struct parser *p, struct bind b, const char *prefix)
+{
+    int rc = 0;
+    for (size_t i = 0; i < p->nbinds; i++) {
+        if (binds_overlap(&p->binds[i], &b)) {
+            rc = fail(p, p->line, "%s: conflicts with %s (line %d)", prefix, p->binds[i].what,
+                      p->binds[i].line);
+            goto drop;
+        }
+    }
+    struct bind *nb = realloc(p->binds, (p->nbinds + 1) * sizeof(*nb));
+    if (!nb) {
+        rc = -ENOMEM;
+        goto drop;
+    }
+    p->binds = nb;
+    p->binds[p->nbinds++] = b;
+    return 0;
+
+drop:
+    free(b.str);
+    free(b.what);
+    return rc;
+}
+
+/* ---- [daemon] ------------------------------------------------------------------- */
+
+/*
+ * A ZeroMQ endpoint the daemon binds: tcp://HOST:PORT (unless ipc_only) or
+ * ipc://PATH, with a relative PATH made absolute. Abstract sockets (ipc://@name) are
+ * kept as written. Sets *out to the endpoint to bind.
+ */
+static int set_endpoint(struct parser *p, const char *key, const char *value, bool ipc_only,
+                        char **out)
+{
+    char q[QUOTE_BUF];
+    struct bind b = { .line = p->line };
+    char *ep = NULL;
+    if (!ipc_only && strncmp(value, "tcp://", 6) == 0) {
+        char *shown;
+        const char *why;
+        int rc = parse_hostport(value + 6, true, &shown, &b.str, &b.port, &why);
+        if (rc == -EINVAL)
+            return fail(p, p->line, "%s '%s': %s", key, quote(q, value), why);
+        if (rc < 0)
+            return rc;
+        free(shown);
+        b.kind = BIND_TCP;
+        ep = strdup(value);
+    } else if (strncmp(value, "ipc://", 6) == 0) {
+        const char *path = value + 6;
+        if (!*path)
+            return fail(p, p->line, "%s '%s': empty ipc path", key, quote(q, value));
+        char *abs = path[0] == '@' ? strdup(path) : resolve_path(p, path);
+        if (!abs)
+            return -ENOMEM;
+        /* bind() would fail later with a less helpful ENAMETOOLONG. */
+        if (strlen(abs) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
+            free(abs);
+            return fail(p, p->line, "%s '%s': socket path longer than %zu bytes", key,
+                        quote(q, value), sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
+        }
+        b.kind = BIND_IPC;
+        b.str = abs;
+        if (asprintf(&ep, "ipc://%s", abs) < 0)
+            ep = NULL;
+    } else {
+        return fail(p, p->line, "%s '%s': expected %s", key, quote(q, value),
+                    ipc_only ? "ipc://PATH" : "tcp://HOST:PORT or ipc://PATH");
+    }
+    if (!ep || asprintf(&b.what, "%s '%s'", key, quote(q, value)) < 0) {
+        free(ep);
+        free(b.str);
+        return -ENOMEM;
+    }
+    char prefix[QUOTE_BUF + 32];
+    snprintf(prefix, sizeof(prefix), "%s '%s'", key, q);
+    int rc = bind_add(p, b, prefix);
+    if (rc < 0) {
+        free(ep);
+        return rc;
+    }
+    *out = ep;
+    return 0;
+}
+
+static int set_daemon_key(struct parser *p, enum daemon_key k, const char *value)
+{
+    config_t *cfg = p->cfg;
+    const char *key = daemon_keys[k].name;
+    char q[QUOTE_BUF];
+    uint64_t n;
+
+    switch (k) {
+    case K_DATABASE:
+    case K_POLICIES: {
+        char *path = resolve_path(p, value);
+        if (!path)
+            return -ENOMEM;
+        *(k == K_DATABASE ? &cfg->database : &cfg->policies) = path;
+        return 0;
+    }
+    case K_PUB:
+        return set_endpoint(p, key, value, false, &cfg->pub);
+    case K_REPLAY:
+        return set_endpoint(p, key, value, false, &cfg->replay);
+    case K_CONTROL:
+        return set_endpoint(p, key, value, true, &cfg->control);
+    case K_LOG_LEVEL: {
+        static const struct { const char *name; int prio; } levels[] = {
+            { "err", LOG_ERR }, { "warning", LOG_WARNING }, { "notice", LOG_NOTICE },
+            { "info", LOG_INFO }, { "debug", LOG_DEBUG },
+        };
+        for (size_t i = 0; i < sizeof(levels) / sizeof(levels[0]); i++) {
+            if (strcmp(value, levels[i].name) == 0) {
+                cfg->log_level = levels[i].prio;
+                return 0;
+            }
+        }
+        return fail(p, p->line, "%s '%s': expected err, warning, notice, info or debug", key,
+                    quote(q, value));
+    }
+    case K_DOUBLE_READ_MS:
+        if (parse_uint(value, 0, 60000, &n) < 0)
+            return fail(p, p->line, "%s '%s': expected an integer from 0 to 60000", key,
+                        quote(q, value));
+        cfg->double_read_ms = (int64_t)n;
+        return 0;
+    case K_MAX_SCAN_LEN:
+        if (parse_uint(value, 1, 65536, &n) < 0)
+            return fail(p, p->line, "%s '%s': expected an integer from 1 to 65536", key,
+                        quote(q, value));
+        cfg->max_scan_len = (size_t)n;
+        return 0;
+    case K_RMA_PATTERN: {
+        regex_t re;
+        int rc = regcomp(&re, value, REG_EXTENDED | REG_NOSUB);
+        if (rc != 0) {
+            char why[128];
+            (void)regerror(rc, &re, why, sizeof(why));
+            return fail(p, p->line, "%s '%s': %s", key, quote(q, value), why);
+        }
+        regfree(&re);
+        char *pat = strdup(value);
+        if (!pat)
+            return -ENOMEM;
+        free(cfg->rma_pattern);
+        cfg->rma_pattern = pat;
+        return 0;
+    }
+    case K_COUNT:
+        break;
+    }
+    return -EINVAL;
+}
+
+/* ---- scanners ------------------------------------------------------------------- */
+
+/*
+ * Serial options, checked generically: a number range, or one of a list of words.
+ * The serial driver reads them back with config_scanner_option().
+ */
+static const struct {
+    const char *key;
+    const char *words;      /* "none|odd|even", or NULL for a number */
+    uint64_t min, max;
+} serial_opts[] = {
+    { "baud", NULL, 50, 4000000 },
+    { "parity", "none|odd|even", 0, 0 },
+    { "bits", "7|8", 0, 0 },
+    { "stop", "1|2", 0, 0 },
+    { "flow", "none|rtscts|xonxoff", 0, 0 },
+};
+
+static bool word_in(const char *word, const char *words)
+{
+    size_t n = strlen(word);
+    for (const char *w = words; *w;) {
+        size_t len = strcspn(w, "|");
+        if (len == n && strncmp(w, word, n) == 0)
+            return true;
+        w += len + (w[len] == '|');
+    }
+    return false;
+}
+
+/*
+ * Split and check ",key=value,..." (opts points after the first ','). On a bad option
+ * *why is set to a malloc'd reason. Fills s->opts.
+ */
+static int parse_serial_options(config_scanner_t *s, const char *opts, char **why)
+{
+    char q[QUOTE_BUF];
+    char *copy = strdup(opts);
+    if (!copy)
+        return -ENOMEM;
+    int rc = 0;
+    char *save = NULL;
+    /* strtok_r would skip empty items; ",," must be an error, so split by hand. */
+    for (char *item = copy; item; item = save) {
+        save = strchr(item, ',');
+        if (save)
+            *save++ = '\0';
+        char *eq = strchr(item, '=');
+        if (!*item) {
+            rc = asprintf(why, "empty option");
+            goto out;
+        }
+        if (!eq || eq == item || !eq[1]) {
+            rc = asprintf(why, "option '%s': expected key=value", quote(q, item));
+            goto out;
+        }
+        *eq = '\0';
+        const char *key = item, *value = eq + 1;
+        size_t k = 0, nk = sizeof(serial_opts) / sizeof(serial_opts[0]);
+        while (k < nk && strcmp(serial_opts[k].key, key) != 0)
+            k++;
+        if (k == nk) {
+            rc = asprintf(why, "unknown option '%s' (expected baud, parity, bits, stop or flow)",
+                          quote(q, key));
+            goto out;
+        }
+        if (config_scanner_option(s, key)) {
+            rc = asprintf(why, "option '%s' given twice", key);
+            goto out;
+        }
+        uint64_t n;
+        if (serial_opts[k].words && !word_in(value, serial_opts[k].words)) {
+            rc = asprintf(why, "option %s=%s: expected one of %s", key, quote(q, value),
+                          serial_opts[k].words);
+            goto out;
+        }
+        if (!serial_opts[k].words &&
+            parse_uint(value, serial_opts[k].min, serial_opts[k].max, &n) < 0) {
+            rc = asprintf(why, "option %s=%s: expected an integer from %llu to %llu", key,
+                          quote(q, value), (unsigned long long)serial_opts[k].min,
+                          (unsigned long long)serial_opts[k].max);
+            goto out;
+        }
+        config_option_t *no = realloc(s->opts, (s->nopts + 1) * sizeof(*no));
+        if (!no) {
+            rc = -ENOMEM;
+            goto out;
+        }
+        s->opts = no;
+        no[s->nopts].key = strdup(key);
+        no[s->nopts].value = strdup(value);
+        s->nopts++;
+        if (!no[s->nopts - 1].key || !no[s->nopts - 1].value) {
+            rc = -ENOMEM;
+            goto out;
+        }
+    }
+    free(copy);
+    return 0;
+out:
+    free(copy);
+    if (rc >= 0) /* asprintf succeeded: a reason, not an allocation failure */
+        return -EINVAL;
+    *why = NULL;
+    return -ENOMEM;
+}
+
+/*
+ * Parse one scanner spec into s and the bind it claims. On a bad spec, *why is a
+ * static or (*why_owned) malloc'd reason and -EINVAL is returned.
+ */
+static int parse_scanner(config_scanner_t *s, struct bind *b, const char **why,
+                         char **why_owned)
+{
+    const char *spec = s->spec;
+    if (strncmp(spec, "tcp:", 4) == 0) {
+        s->kind = CONFIG_SCANNER_TCP;
+        s->arg = spec + 4;
+        char *norm;
+        int rc = parse_hostport(s->arg, false, &s->host, &norm, &s->port, why);
+        if (rc < 0)
+            return rc;
+        *b = (struct bind){ .kind = BIND_TCP, .str = norm, .port = s->port };
+        return 0;
+    }
+    if (strncmp(spec, "usb:", 4) == 0) {
+        s->kind = CONFIG_SCANNER_USB;
+        s->arg = spec + 4;
+        const char *vid = s->arg, *c1 = strchr(vid, ':');
+        if (!c1) {
+            *why = "expected usb:VID:PID[:SERIAL]";
+            return -EINVAL;
+        }
+        const char *pid = c1 + 1, *c2 = strchr(pid, ':');
+        size_t pidlen = c2 ? (size_t)(c2 - pid) : strlen(pid);
+        if (parse_hex4(vid, (size_t)(c1 - vid), &s->vid) < 0) {
+            *why = "VID must be 4 hex digits";
+            return -EINVAL;
+        }
+        if (parse_hex4(pid, pidlen, &s->pid) < 0) {
+            *why = "PID must be 4 hex digits";
+            return -EINVAL;
+        }
+        if (c2) {
+            const char *ser = c2 + 1;
+            size_t n = strlen(ser);
+            bool ok = n >= 1 && n <= USB_SERIAL_MAX;
+            for (size_t i = 0; ok && i < n; i++)
+                ok = ser[i] > 0x20 && ser[i] < 0x7f;
+            if (!ok) {
+                *why = "serial number must be 1 to 126 printable ASCII characters, no spaces";
+                return -EINVAL;
+            }
+            if (!(s->usb_serial = strdup(ser)))
+                return -ENOMEM;
+        }
+        char *ser = NULL;
+        if (s->usb_serial && !(ser = strdup(s->usb_serial)))
+            return -ENOMEM;
+        *b = (struct bind){ .kind = BIND_USB, .str = ser, .vid = s->vid, .pid = s->pid };
+        return 0;
+    }
+    if (strncmp(spec, "serial:", 7) == 0) {
+        s->kind = CONFIG_SCANNER_SERIAL;
+        s->arg = spec + 7;
+        size_t devlen = strcspn(s->arg, ",");
+        const char *dev = s->arg;
+        if (devlen == 0) {
+            *why = "expected serial:PATH or serial:usb=VID:PID";
+            return -EINVAL;
+        }
+        if (strncmp(dev, "usb=", 4) == 0) {
+            const char *c1 = memchr(dev + 4, ':', devlen - 4);
+            if (!c1 || parse_hex4(dev + 4, (size_t)(c1 - dev - 4), &s->vid) < 0 ||
+                parse_hex4(c1 + 1, devlen - (size_t)(c1 + 1 - dev), &s->pid) < 0) {
+                *why = "expected usb=VID:PID with 4 hex digits each";
+                return -EINVAL;
+            }
+            *b = (struct bind){ .kind = BIND_SERIAL_USB, .vid = s->vid, .pid = s->pid };
+        } else {
+            if (dev[0] != '/') {
+                *why = "device path must be absolute (or usb=VID:PID)";
+                return -EINVAL;
+            }
+            if (!(s->path = strndup(dev, devlen)))
+                return -ENOMEM;
+            char *path = strdup(s->path);
+            if (!path)
+                return -ENOMEM;
+            *b = (struct bind){ .kind = BIND_SERIAL_PATH, .str = path };
+        }
+        if (dev[devlen] == ',') {
+            int rc = -ENOMEM;
+            if ((s->options = strdup(dev + devlen + 1)))
+                rc = parse_serial_options(s, s->options, why_owned);
+            if (rc < 0) {
+                free(b->str);
+                b->str = NULL;
+                return rc;
+            }
+        }
+        return 0;
+    }
+    *why = "unknown scanner kind (expected tcp:, usb: or serial:)";
+    return -EINVAL;
+}
+
+/* A `scanner = SPEC` line of the current station. */
+static int add_scanner(struct parser *p, const char *value)
+{
+    config_station_t *st = &p->cfg->stations[p->st];
+    char q[QUOTE_BUF], qn[QUOTE_BUF];
+    config_scanner_t *ns = realloc(st->scanners, (st->nscanners + 1) * sizeof(*ns));
+    if (!ns)
+        return -ENOMEM;
+    st->scanners = ns;
+    config_scanner_t *s = &ns[st->nscanners];
+    memset(s, 0, sizeof(*s));
+    s->line = p->line;
+    if (!(s->spec = strdup(value)))
+        return -ENOMEM;
+    /* Counted now, so that config_destroy frees it even when it is rejected below. */
+    st->nscanners++;
+
+    struct bind b = { 0 };
+    const char *why = NULL;
+    char *why_owned = NULL;
+    int rc = parse_scanner(s, &b, &why, &why_owned);
+    if (rc == -EINVAL) {
+        rc = fail(p, p->line, "station '%s': scanner '%s': %s", st->name, quote(q, value),
+                  why_owned ? why_owned : why);
+        free(why_owned);
+        return rc;
+    }
+    if (rc < 0)
+        return rc;
+    b.line = p->line;
+    if (asprintf(&b.what, "scanner '%s' of station '%s'", quote(q, value), st->name) < 0) {
+        free(b.str);
+        return -ENOMEM;
+    }
+    char prefix[2 * QUOTE_BUF + 32];
+    snprintf(prefix, sizeof(prefix), "station '%s': scanner '%s'", quote(qn, st->name), q);
+    return bind_add(p, b, prefix);
+}
+
+/* ---- sections and lines --------------------------------------------------------- */
+
+/* Checks that need the whole section: its required keys. */
+static int section_close(struct parser *p)
+{
+    if (p->sec == SEC_DAEMON) {
+        for (int k = 0; k < K_COUNT; k++)
+            if (daemon_keys[k].required && !p->key_line[k])
+                return fail(p, p->daemon_line, "missing key '%s' in [daemon]",
+                            daemon_keys[k].name);
+    } else if (p->sec == SEC_STATION) {
+        config_station_t *st = &p->cfg->stations[p->st];
+        if (st->nscanners == 0)
+            return fail(p, st->line, "missing key 'scanner' in [station %s]", st->name);
+    }
+    return 0;
+}
+
+static int open_station(struct parser *p, const char *name)
+{
+    char q[QUOTE_BUF];
+    config_t *cfg = p->cfg;
+    if (!*name)
+        return fail(p, p->line, "missing station name (expected [station NAME])");
+    if (!station_name_ok(name))
+        return fail(p, p->line,
+                    "bad station name '%s' (expected 1 to 32 of A-Z a-z 0-9 _ . -)",
+                    quote(q, name));
+    for (size_t i = 0; i < cfg->nstations; i++)
+        if (strcmp(cfg->stations[i].name, name) == 0)
+            return fail(p, p->line, "duplicate station '%s' (first on line %d)", name,
+                        cfg->stations[i].line);
+    config_station_t *ns = realloc(cfg->stations, (cfg->nstations + 1) * sizeof(*ns));
+    if (!ns)
+        return -ENOMEM;
+    cfg->stations = ns;
+    config_station_t *st = &ns[cfg->nstations];
+    memset(st, 0, sizeof(*st));
+    st->line = p->line;
+    if (!(st->name = strdup(name)))
+        return -ENOMEM;
+    p->st = cfg->nstations++;
+    p->sec = SEC_STATION;
+    p->printer_line = 0;
+    return 0;
+}
+
+/* "[daemon]" or "[station NAME]"; s is trimmed, comment-free and starts with '['. */
+static int section_line(struct parser *p, char *s)
+{
+    char q[QUOTE_BUF];
+    size_t n = strlen(s);
+    if (s[n - 1] != ']' || n < 2)
+        return fail(p, p->line, "expected ']' at the end of section header '%s'", quote(q, s));
+    s[n - 1] = '\0';
+    char *inner = trim(s + 1);
+    int rc = section_close(p);
+    if (rc < 0)
+        return rc;
+    if (strcmp(inner, "daemon") == 0) {
+        if (p->daemon_line)
+            return fail(p, p->line, "duplicate section [daemon] (first on line %d)",
+                        p->daemon_line);
+        p->daemon_line = p->line;
+        p->sec = SEC_DAEMON;
+        return 0;
+    }
+    if (strncmp(inner, "station", 7) == 0 && (inner[7] == '\0' || is_blank(inner[7])))
+        return open_station(p, trim(inner + 7));
+    return fail(p, p->line, "unknown section [%s]", quote(q, inner));
+}
+
+/* "key = value" in the current section; s is trimmed and comment-free. */
+static int key_line(struct parser *p, char *s)
+{
+    char q[QUOTE_BUF];
+    char *eq = strchr(s, '=');
+    if (!eq)
+        return fail(p, p->line, "missing '=' in '%s' (expected KEY = VALUE)", quote(q, s));
+    *eq = '\0';
+    char *key = trim(s), *value = trim(eq + 1);
+    if (!*key)
+        return fail(p, p->line, "missing key before '='");
+
+    if (p->sec == SEC_DAEMON) {
+        int k = 0;
+        while (k < K_COUNT && strcmp(daemon_keys[k].name, key) != 0)
+            k++;
+        if (k == K_COUNT)
+            return fail(p, p->line, "unknown key '%s' in [daemon]", quote(q, key));
+        if (p->key_line[k])
+            return fail(p, p->line, "duplicate key '%s' in [daemon] (first on line %d)", key,
+                        p->key_line[k]);
+        if (!*value)
+            return fail(p, p->line, "empty value for '%s'", key);
+        p->key_line[k] = p->line;
+        return set_daemon_key(p, (enum daemon_key)k, value);
+    }
+    if (p->sec == SEC_STATION) {
+        config_station_t *st = &p->cfg->stations[p->st];
+        bool scanner = strcmp(key, "scanner") == 0;
+        if (!scanner && strcmp(key, "printer") != 0)
+            return fail(p, p->line, "unknown key '%s' in [station %s]", quote(q, key),
+                        st->name);
+        if (!scanner && p->printer_line)
+            return fail(p, p->line, "duplicate key 'printer' in [station %s] (first on line %d)",
+                        st->name, p->printer_line);
+        if (!*value)
+            return fail(p, p->line, "empty value for '%s'", key);
+        if (scanner)
+            return add_scanner(p, value);
+        if (!cups_queue_ok(value))
+            return fail(p, p->line,
+                        "station '%s': printer '%s': a CUPS queue name has 1 to 127 "
+                        "printable characters, no spaces, '/' or '#'",
+                        st->name, quote(q, value));
+        if (!(st->printer = strdup(value)))
+            return -ENOMEM;
+        p->printer_line = p->line;
+        return 0;
+    }
+    return fail(p, p->line, "key '%s' outside a section (expected [daemon] or [station NAME] first)",
+                quote(q, key));
+}
+
+/*
+ * One line, without its line terminator (at most LINE_MAX_BYTES, no NUL). Comments
+ * start with ';' or '#' at the beginning of the line or after a blank, so values such
+ * as "tcp://host#1" keep their '#'.
+ */
+static int parse_line(struct parser *p, char *s)
+{
+    s = trim(s);
+    if (!*s || *s == ';' || *s == '#')
+        return 0;
+    for (char *c = s + 1; *c; c++) {
+        if ((*c == ';' || *c == '#') && is_blank(c[-1])) {
+            *c = '\0';
+            break;
+        }
+    }
+    s = trim(s);
+    if (*s == '[')
+        return section_line(p, s);
+    return key_line(p, s);
+}
+
+/* The absolute directory relative paths are resolved against (see config_parse). */
+static char *absolute_base(const char *base_dir)
+{
+    char *cwd = NULL, *out = NULL;
+    if (base_dir && base_dir[0] == '/') {
+        out = strdup(base_dir);
+    } else {
+        if (!(cwd = getcwd(NULL, 0)))
+            return NULL;
+        if (!base_dir || !*base_dir || strcmp(base_dir, ".") == 0)
+            out = cwd, cwd = NULL;
+        else if (asprintf(&out, "%s/%s", cwd, base_dir) < 0)
+            out = NULL;
+        free(cwd);
+    }
+    /* "/" + "/" + "x" would read oddly; keep the root as "" so paths become "/x". */
+    if (out) {
+        size_t n = strlen(out);
+        while (n > 0 && out[n - 1] == '/')
+            out[--n] = '\0';
+    }
+    return out;
+}
+
+/*
+ * Parse a whole text: split lines, enforce the byte-level rules (line length, NUL),
+ * then parse_line, then the whole-file checks. O(size) plus O(n^2) over binds and
+ * stations, which number a handful.
+ */
+int config_parse(const char *text, size_t len, const char *name, const char *base_dir,
+                 config_t **out, char **errmsg)
+{
+    if (errmsg)
+        *errmsg = NULL;
+    if (!text || !name || !out)
+        return -EINVAL;
+
+    struct parser p = { .name = name };
+    int rc = -ENOMEM;
+    p.cfg = calloc(1, sizeof(*p.cfg));
+    if (!p.cfg)
+        goto done;
+    p.cfg->log_level = LOG_INFO;
+    p.cfg->double_read_ms = 1500;
+    p.cfg->max_scan_len = 512;
+    if (!(p.cfg->rma_pattern = strdup(CONFIG_DEFAULT_RMA_PATTERN)) ||
+        !(p.cfg->source = strdup(name)) || !(p.base = absolute_base(base_dir)))
+        goto done;
+
+    size_t pos = 0;
+    /* A UTF-8 byte order mark, as some Windows editors write one. */
+    if (len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0)
+        pos = 3;
+    rc = 0;
+    while (pos < len && rc == 0) {
+        p.line++;
+        const char *start = text + pos;
+        const char *nl = memchr(start, '\n', len - pos);
+        size_t n = nl ? (size_t)(nl - start) : len - pos;
+        pos += n + 1;
+        if (n > 0 && start[n - 1] == '\r')
+            n--;
+        if (n > LINE_MAX_BYTES) {
+            rc = fail(&p, p.line, "line longer than %d bytes", LINE_MAX_BYTES);
+            break;
+        }
+        if (memchr(start, '\0', n)) {
+            rc = fail(&p, p.line, "NUL byte");
+            break;
+        }
+        char buf[LINE_MAX_BYTES + 1];
+        memcpy(buf, start, n);
+        buf[n] = '\0';
+        rc = parse_line(&p, buf);
+    }
+    if (rc == 0)
+        rc = section_close(&p);
+    int last = p.line > 0 ? p.line : 1;
+    if (rc == 0 && !p.daemon_line)
+        rc = fail(&p, last, "missing section [daemon]");
+    if (rc == 0 && p.cfg->nstations == 0)
+        rc = fail(&p, last, "missing section [station NAME] (at least one station)");
+
+done:
+    for (size_t i = 0; i < p.nbinds; i++) {
+        free(p.binds[i].str);
+        free(p.binds[i].what);
+    }
+    free(p.binds);
+    free(p.base);
+    if (rc == 0) {
+        *out = p.cfg;
+    } else {
+        config_destroy(&p.cfg);
+        if (errmsg)
+            *errmsg = p.err;
+        else
+            free(p.err);
+    }
+    return rc;
+}
+
+/* ---- files ---------------------------------------------------------------------- */
+
+/* Read all of fd, up to FILE_MAX_BYTES. Returns 0 with a malloc'd *buf, or -errno. */
+static int read_all(int fd, char **buf, size_t *len)
+{
+    size_t n = 0, cap = 0;
+    char *b = NULL;
+    for (;;) {
+        if (n == cap) {
+            if (cap > FILE_MAX_BYTES) {
+                free(b);
+                return -EFBIG;
+            }
+            cap = cap ? cap * 2 : 16384;
+            char *nb = realloc(b, cap);
+            if (!nb) {
+                free(b);
+                return -ENOMEM;
+            }
+            b = nb;
+        }
+        ssize_t r = read(fd, b + n, cap - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            int e = errno;
+            free(b);
+            return -e;
+        }
+        if (r == 0)
+            break;
+        n += (size_t)r;
+    }
+    if (n > FILE_MAX_BYTES) {
+        free(b);
+        return -EFBIG;
+    }
+    *buf = b;
+    *len = n;
+    return 0;
+}
+
+/* realpath() of the directory holding path, so relative entries work from any cwd. */
+static int config_dir(const char *path, char **dir)
+{
+    const char *slash = strrchr(path, '/');
+    char *d = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup(".");
+    if (!d)
+        return -ENOMEM;
+    char *r = realpath(d, NULL);
+    int e = errno;
+    free(d);
+    if (!r)
+        return -e;
+    *dir = r;
+    return 0;
+}
+
+int config_load(const char *path, config_t **out, char **errmsg)
+{
+    if (errmsg)
+        *errmsg = NULL;
+    if (!path || !out)
+        return -EINVAL;
+    char *text = NULL, *dir = NULL;
+    size_t len = 0;
+    int rc;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        rc = -errno;
+        goto io_error;
+    }
+    rc = read_all(fd, &text, &len);
+    (void)close(fd);
+    if (rc < 0)
+        goto io_error;
+    rc = config_dir(path, &dir);
+    if (rc < 0)
+        goto io_error;
+    rc = config_parse(text, len, path, dir, out, errmsg);
+    free(dir);
+    free(text);
+    return rc;
+
+io_error:
+    free(text);
+    if (errmsg && rc != -ENOMEM &&
+        asprintf(errmsg, "%s: %s", path, rc == -EFBIG ? "file larger than 1 MiB" : strerror(-rc)) < 0)
+        *errmsg = NULL;
+    return rc;
+}

@@ -1,0 +1,137 @@
+/*
+ * The daemon's configuration: an INI file (rmad.conf).
+ *
+ *     [daemon]
+ *     database = state/rmad.db        ; SQLite file
+ *     policies = policies             ; directory of vendor policy files
+ *     pub      = tcp://127.0.0.1:7781 ; live events (PUB)
+ *     replay   = tcp://127.0.0.1:7782 ; replay (ROUTER)
+ *     control  = ipc://state/rmad.ctl ; rmactl's socket (ROUTER)
+ *     log_level      = info           ; err | warning | notice | info | debug
+ *     double_read_ms = 1500           ; same barcode, same scanner: one read
+ *     max_scan_len   = 512            ; longer scans are rejected
+ *     rma_pattern    = ^RMA-?[0-9A-Z]{4,20}$   ; POSIX extended regex
+ *
+ *     [station dock1]
+ *     scanner = tcp:127.0.0.1:7790    ; one line per scanner, at least one
+ *     printer = dock1-labels          ; CUPS queue, optional
+ *
+ * Comments start with ';' or '#', on their own line or after whitespace. Keys and
+ * values are trimmed. Relative paths (database, policies, ipc:// endpoints) are made
+ * absolute against the config file's directory, so a config works from any cwd.
+ * Lines are at most 4096 bytes. Errors: an unknown section or key, a duplicate key
+ * (scanner lines excepted), a missing required key (database, policies, pub, replay,
+ * control; each station needs a scanner; at least one station), a bad value, and two
+ * entries that would bind the same address or claim the same device (pub/replay/
+ * control endpoints and scanners: same TCP port on overlapping hosts, same ipc or
+ * serial path, same USB VID:PID unless both give different serial numbers).
+ *
+ * A parsed configuration is a plain, read-only struct: the daemon walks the stations
+ * and scanners directly. Every string in it is owned by the config_t and lives until
+ * config_destroy().
+ */
+#ifndef RMAD_CONFIG_H
+#define RMAD_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum {
+    CONFIG_SCANNER_TCP,     /* tcp:HOST:PORT, a listening socket, one scan per line */
+    CONFIG_SCANNER_USB,     /* usb:VID:PID[:SERIAL], a HID scanner (libusb) */
+    CONFIG_SCANNER_SERIAL,  /* serial:PATH or serial:usb=VID:PID, then ,key=value... */
+} config_scanner_kind_t;
+
+/* One `key=value` of a serial scanner's options, validated (see config_scanner_option). */
+typedef struct {
+    char *key;
+    char *value;
+} config_option_t;
+
+/*
+ * A `scanner = ...` line, validated. Only the fields of its kind are set; the others
+ * are 0 / NULL.
+ */
+typedef struct {
+    config_scanner_kind_t kind;
+    char *spec;             /* as written, "tcp:127.0.0.1:7790": for messages and events */
+    const char *arg;        /* inside spec: everything after "KIND:" */
+    int line;               /* line of the config, for the daemon's own messages */
+
+    /* tcp */
+    char *host;             /* "127.0.0.1", "localhost", or an IPv6 literal without [] */
+    uint16_t port;          /* 1..65535 */
+
+    /* usb, and serial found by usb=VID:PID */
+    uint16_t vid, pid;
+    char *usb_serial;       /* usb: the device's serial number, NULL for any */
+
+    /* serial */
+    char *path;             /* absolute device path, NULL when found by usb=VID:PID */
+    char *options;          /* raw text after the first ',', NULL when none */
+    config_option_t *opts;  /* the same, split and validated */
+    size_t nopts;
+} config_scanner_t;
+
+typedef struct {
+    char *name;             /* unique, [A-Za-z0-9_.-]{1,32} */
+    int line;               /* line of its [station NAME] header */
+    config_scanner_t *scanners;
+    size_t nscanners;       /* at least 1 */
+    char *printer;          /* CUPS queue, NULL when the station has none */
+} config_station_t;
+
+typedef struct {
+    char *source;           /* file name (or the name given to config_parse) */
+
+    /* [daemon], all absolute paths after resolution */
+    char *database;         /* SQLite file */
+    char *policies;         /* directory of vendor policies */
+    char *pub;              /* ZeroMQ endpoints: tcp://HOST:PORT or ipc://PATH */
+    char *replay;
+    char *control;          /* ipc:// only */
+    int log_level;          /* syslog priority, LOG_ERR..LOG_DEBUG; default LOG_INFO */
+    int64_t double_read_ms; /* default 1500 */
+    size_t max_scan_len;    /* default 512 */
+    char *rma_pattern;      /* POSIX ERE, known to compile; default below */
+
+    config_station_t *stations;
+    size_t nstations;       /* at least 1 */
+} config_t;
+
+#define CONFIG_DEFAULT_RMA_PATTERN "^RMA-?[0-9A-Z]{4,20}$"
+
+/*
+ * Read and parse the file at path. Relative paths in it are resolved against the
+ * file's directory (made absolute with realpath). Returns 0 and sets *out, or:
+ * -EINVAL for a bad config (*errmsg = "PATH:LINE: message"), -errno when the file
+ * cannot be read (*errmsg = "PATH: strerror"), -EFBIG beyond 1 MiB, -ENOMEM.
+ * errmsg may be NULL; *errmsg is malloc'd (caller frees) and stays NULL on success.
+ */
+int config_load(const char *path, config_t **out, char **errmsg);
+
+/*
+ * Parse len bytes of text (NUL bytes inside are an error, so the length is explicit).
+ * name is used in messages ("NAME:LINE: message") and as config_t.source. Relative
+ * paths are resolved against base_dir, or against the current directory when base_dir
+ * is NULL; a relative base_dir is itself taken from the current directory. Returns 0
+ * and sets *out, -EINVAL with *errmsg set, or -ENOMEM.
+ */
+int config_parse(const char *text, size_t len, const char *name, const char *base_dir,
+                 config_t **out, char **errmsg);
+
+/* Free a config. Accepts NULL and clears the pointer. */
+void config_destroy(config_t **cfg_p);
+
+/*
+ * The default configuration built into rmad (for `make run`): database under state/,
+ * policies/, the default endpoints, station dock1 with a scanner on
+ * tcp:127.0.0.1:7790 (type scans with `nc 127.0.0.1 7790`) and printer dock1-labels.
+ * Its relative paths are meant for base_dir = the repository root. Static text.
+ */
+const char *config_default_text(void);
+
+/* Value of a serial scanner option ("baud", "parity"...), or NULL when not given. */
+const char *config_scanner_option(const config_scanner_t *s, const char *key);
+
+#endif
