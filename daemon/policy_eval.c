@@ -200,9 +200,17 @@ static bool cond_holds(const ev_t *ev, const cond_t *c)
             return v.num == c->num;
         return any_name_match(c->strs, c->n_strs, v.s);
     case OP_WITHIN:
-        return ev->c->today <= caldate_add(v.d, c->dur);
-    case OP_AFTER:
-        return ev->c->today > caldate_add(v.d, c->dur);
+    case OP_AFTER: {
+        caldate_t at = ev->c->today;
+        if (c->at >= 0) {
+            fval_t a;
+            fact_get(ev, (fact_id_t)c->at, &a);
+            if (!a.known)
+                return false;
+            at = a.d;
+        }
+        return c->op == OP_WITHIN ? at <= caldate_add(v.d, c->dur) : at > caldate_add(v.d, c->dur);
+    }
     case OP_LT:
     case OP_LE:
     case OP_GT:

@@ -65,6 +65,7 @@ typedef enum {
 typedef struct {
     fact_id_t fact;
     cond_op_t op;
+    int at;               /* OP_WITHIN/OP_AFTER: date fact to measure at, -1 = today */
     bool b;
     double num;
     duration_t dur;

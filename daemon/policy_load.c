@@ -225,6 +225,7 @@ static cond_t *add_cond(group_t *g, fact_id_t f, cond_op_t op)
     memset(c, 0, sizeof(*c));
     c->fact = f;
     c->op = op;
+    c->at = -1;
     return c;
 }
 
@@ -307,9 +308,24 @@ static int parse_fact_test(ld_t *ld, group_t *g, yaml_node_t *key, yaml_node_t *
     /* Operator form: `field: {op: operand, ...}`, every op must hold. */
     if (val->data.mapping.pairs.start == val->data.mapping.pairs.top)
         return fail(ld, val, "%s: empty test", name);
+    /* Date windows are measured at `today` unless `at:` names another date field. */
+    int at = -1;
+    yaml_node_t *atn = map_get(ld, val, "at");
+    if (atn) {
+        const char *an = need_scalar(ld, atn, "at");
+        if (!an)
+            return -EINVAL;
+        at = policy_fact_find(an);
+        if (fd->type != FT_DATE)
+            return fail(ld, atn, "%s: 'at' applies to date fields only", name);
+        if (at < 0 || policy_facts[at].type != FT_DATE)
+            return fail(ld, atn, "%s: at: expected a date field, got '%s'", name, an);
+    }
     for (yaml_node_pair_t *p = val->data.mapping.pairs.start; p < val->data.mapping.pairs.top; p++) {
         yaml_node_t *ok = node(ld, p->key), *ov = node(ld, p->value);
         const char *op = ok->type == YAML_SCALAR_NODE ? scalar_text(ok) : "";
+        if (strcmp(op, "at") == 0)
+            continue;
         static const struct {
             const char *name;
             cond_op_t op;
@@ -336,6 +352,7 @@ static int parse_fact_test(ld_t *ld, group_t *g, yaml_node_t *key, yaml_node_t *
             return fail(ld, ok, "%s: unknown test '%s' for this field", name, op);
         if (!(c = add_cond(g, f, ops[i].op)))
             return -ENOMEM;
+        c->at = at;
         int r = 0;
         switch (c->op) {
         case OP_KNOWN:
