@@ -366,21 +366,28 @@ static void compute_warranty(ev_t *ev)
 
 /* ---- rules --------------------------------------------------------------------- */
 
-/* What a ranged fee counts: the open box, missing foam, each missing accessory. */
-static size_t shortfalls(const policy_case_t *c, char *buf, size_t cap)
+/* The shortfalls a ranged fee counts: open box, missing foam, each missing accessory. */
+static size_t shortfalls(const policy_case_t *c, unsigned counts, char *buf, size_t cap)
 {
-    size_t n = 0;
+    size_t n = 0, l;
     buf[0] = '\0';
-    #define SHORT(...) do { size_t l = strlen(buf); \
-        snprintf(buf + l, cap - l, "%s", n ? ", " : ""); l = strlen(buf); \
-        snprintf(buf + l, cap - l, __VA_ARGS__); n++; } while (0)
-    if (case_opened(c) || c->inspection.packaging != PKG_ORIGINAL)
-        SHORT("open box");
-    if (!c->inspection.foam)
-        SHORT("foam missing");
-    for (size_t i = 0; i < c->inspection.n_accessories_missing; i++)
-        SHORT("%s missing", c->inspection.accessories_missing[i]);
-    #undef SHORT
+    const char *items[3] = { NULL, NULL, NULL };
+    if ((counts & SHORT_OPEN_BOX) && (case_opened(c) || c->inspection.packaging != PKG_ORIGINAL))
+        items[0] = "open box";
+    if ((counts & SHORT_FOAM) && !c->inspection.foam)
+        items[1] = "foam missing";
+    for (int i = 0; i < 2; i++) {
+        if (!items[i])
+            continue;
+        l = strlen(buf);
+        snprintf(buf + l, cap - l, "%s%s", n ? ", " : "", items[i]);
+        n++;
+    }
+    for (size_t i = 0; (counts & SHORT_ACCESSORIES) && i < c->inspection.n_accessories_missing; i++) {
+        l = strlen(buf);
+        snprintf(buf + l, cap - l, "%s%s missing", n ? ", " : "", c->inspection.accessories_missing[i]);
+        n++;
+    }
     return n;
 }
 
@@ -390,7 +397,7 @@ static double fee_value(const ev_t *ev, const fee_t *fee, char *how, size_t cap)
     if (!fee->is_range)
         return fee->pct;
     char list[512];
-    size_t n = shortfalls(ev->c, list, sizeof(list));
+    size_t n = shortfalls(ev->c, fee->counts, list, sizeof(list));
     double v = fee->pct + fee->step * (double)(n > 1 ? n - 1 : 0);
     if (v > fee->max)
         v = fee->max;

@@ -86,10 +86,15 @@ typedef struct group {
 
 /* ---- rules --------------------------------------------------------------------- */
 
+/* What a ranged fee counts as shortfalls (fee.counts in the policy). */
+enum { SHORT_OPEN_BOX = 1u << 0, SHORT_FOAM = 1u << 1, SHORT_ACCESSORIES = 1u << 2 };
+extern const enumdef_t ENUM_SHORTFALL;
+
 typedef struct {
     bool is_range;
     double pct;           /* fixed fee, or the low end of a range */
     double max, step;     /* range: pct + step per further shortfall, capped at max */
+    unsigned counts;      /* range: SHORT_* bits counted */
 } fee_t;
 
 typedef struct {

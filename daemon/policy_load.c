@@ -488,7 +488,7 @@ static int check_template(ld_t *ld, yaml_node_t *n, const char *t)
 
 static int parse_fee(ld_t *ld, yaml_node_t *n, fee_t *fee)
 {
-    static const char *const keys[] = { "min", "max", "step", NULL };
+    static const char *const keys[] = { "min", "max", "step", "counts", NULL };
     if (n->type == YAML_SCALAR_NODE) {
         if (parse_number(ld, n, "fee", &fee->pct) < 0)
             return -EINVAL;
@@ -507,6 +507,14 @@ static int parse_fee(ld_t *ld, yaml_node_t *n, fee_t *fee)
         return -EINVAL;
     if (fee->pct <= 0 || fee->max > 100 || fee->pct > fee->max || fee->step < 0)
         return fail(ld, n, "fee: expected 0 < min <= max <= 100 and step >= 0");
+    fee->counts = SHORT_OPEN_BOX | SHORT_FOAM | SHORT_ACCESSORIES;
+    yaml_node_t *cn = map_get(ld, n, "counts");
+    if (cn) {
+        uint32_t bits;
+        if (parse_enum_bits(ld, cn, "fee.counts", &ENUM_SHORTFALL, &bits) < 0)
+            return -EINVAL;
+        fee->counts = bits;
+    }
     return 0;
 }
 

@@ -28,6 +28,7 @@ ENUMDEF(ENUM_SERVICE, "service", "exchange", "repair");
 ENUMDEF(ENUM_SERIAL_MATCH, "serial match", "match", "mismatch", "unknown");
 ENUMDEF(ENUM_SERIAL_STATE, "serial", "absent", "unreadable", "read");
 ENUMDEF(ENUM_ACCESSORIES, "accessories", "complete", "incomplete");
+ENUMDEF(ENUM_SHORTFALL, "shortfall", "open_box", "foam", "accessories");
 
 const enumdef_t ENUM_FINDING = { "finding", finding_names, FINDING__COUNT };
 
