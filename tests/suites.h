@@ -7,7 +7,15 @@
 #define RMAD_TESTS_SUITES_H
 
 #define RMAD_SUITES(X) \
-    X(caldate)
+    X(caldate)         \
+    X(scan)            \
+    X(keymap)          \
+    X(scancmd)         \
+    X(db)              \
+    X(loop)            \
+    X(config)          \
+    X(policy_cases)    \
+    X(rmactl_cli)
 
 #define RMAD_DECLARE_SUITE(name) int suite_##name(void);
 RMAD_SUITES(RMAD_DECLARE_SUITE)

@@ -1,0 +1,342 @@
+/*
+ * db: rmad's SQLite storage, the audit trail of the dock. Nothing acknowledged is
+ * ever lost: every write that returned 0 after db_commit() is on disk (WAL,
+ * synchronous=FULL), and the schema itself refuses what would break the trail
+ * (closed receipts and scans are immutable, the event outbox is append-only and
+ * gapless).
+ *
+ * One db_t per process, used from the event-loop thread only. Statements are
+ * prepared once, on first use, and kept in the db_t.
+ *
+ * Errors: every function returns 0 or a negative errno, and on failure keeps a
+ * one-line message for db_errmsg() so that the caller logs once. SQLite results map
+ * to errno as follows:
+ *   -EBUSY    locked by another connection past the busy timeout
+ *   -ENOSPC   disk full (SQLITE_FULL)
+ *   -EIO      I/O error (or the OS errno SQLite reports, e.g. -EACCES on open)
+ *   -EBADMSG  the file is corrupt or not a database
+ *   -EROFS    read-only database
+ *   -ENOMEM   out of memory
+ *   -EEXIST   unique / primary-key constraint (e.g. a second open receipt on a station)
+ *   -ENOENT   foreign key to a row that does not exist; or "not found" where noted
+ *   -EPERM    a schema rule of the audit trail (closed receipt changed, scan or event
+ *             rewritten or deleted, outbox seq not last + 1)
+ *   -EINVAL   other constraint (CHECK, NOT NULL), or API misuse (e.g. nested begin)
+ *   -ENOTSUP  database schema newer than this code
+ */
+#ifndef RMAD_DB_H
+#define RMAD_DB_H
+
+#include <regex.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "daemon/caldate.h"
+
+typedef struct db db_t;
+
+/* Schema version this code creates and understands (PRAGMA user_version). */
+int db_schema_version(void);
+
+/*
+ * Open (creating the file, not its directory, if needed) the database at `path`,
+ * switch to WAL with synchronous=FULL, foreign keys on, a 5 s busy timeout, and
+ * apply every pending migration, each in its own transaction. A database whose
+ * user_version is newer than db_schema_version() is refused with -ENOTSUP.
+ * Returns 0 and sets *out, or a negative errno and sets *errmsg (caller frees) to
+ * "PATH: reason".
+ */
+int db_open(const char *path, db_t **out, char **errmsg);
+
+/* Close (rolling back an unfinished transaction) and set *db to NULL. NULL is fine. */
+void db_close(db_t **db);
+
+/* The message of the last failure on this handle, "" if none. Valid until the next call. */
+const char *db_errmsg(const db_t *db);
+
+/*
+ * Transactions (BEGIN IMMEDIATE: the write lock is taken at once, so a commit never
+ * fails for a lock). No nesting: db_begin inside a transaction is -EINVAL.
+ * db_commit returns 0 only once the transaction is durable; on failure it rolls
+ * back, so after db_commit no transaction is open either way. db_rollback outside a
+ * transaction is a no-op returning 0.
+ */
+int db_begin(db_t *db);
+int db_commit(db_t *db);
+int db_rollback(db_t *db);
+bool db_in_transaction(const db_t *db);
+
+/* Timestamps are Unix milliseconds in the API and RFC 3339 UTC text with milliseconds
+ * ("2026-11-21T09:30:00.123Z") in the database. */
+#define DB_TIME_NONE INT64_MIN
+
+/* ---------------------------------------------------------------- RMAs --------- */
+
+#define DB_RMA_NUMBER_MAX 64   /* bytes, without NUL */
+#define DB_RMA_TEXT_MAX   128  /* vendor, model, family, expected_serial */
+#define DB_RMA_NUMBER_PATTERN "^RMA-?[0-9A-Z]{4,20}$"  /* default, POSIX ERE */
+
+typedef enum {
+    DB_RMA_KIND_UNSET = 0,  /* not stated: policies default to warranty */
+    DB_RMA_KIND_WARRANTY,
+    DB_RMA_KIND_CREDIT,
+    DB_RMA_KIND_ADVANCE_REPLACEMENT,
+    DB_RMA_KIND_OTC_EXCHANGE,
+} db_rma_kind_t;
+
+typedef enum {
+    DB_RMA_OPEN = 0,
+    DB_RMA_RECEIVED,
+} db_rma_status_t;
+
+/* Tri-state for optional booleans. */
+#define DB_UNSET (-1)
+
+/*
+ * One RMA as the upstream system issued it. Text fields are NUL-terminated; ""
+ * means absent (NULL in the database). Dates are CALDATE_NONE when absent.
+ */
+typedef struct {
+    char number[DB_RMA_NUMBER_MAX + 1];              /* required */
+    caldate_t issued;                                /* required */
+    db_rma_kind_t kind;
+    char vendor[DB_RMA_TEXT_MAX + 1];                /* required */
+    char model[DB_RMA_TEXT_MAX + 1];
+    char family[DB_RMA_TEXT_MAX + 1];
+    char expected_serial[DB_RMA_TEXT_MAX + 1];
+    caldate_t purchased, shipped, invoiced;
+    bool has_order_value;
+    double order_value;                              /* >= 0 */
+    int warranty_months;                             /* 0..1200, DB_UNSET */
+    int has_storage_media;                           /* 0, 1, DB_UNSET */
+    int proof_of_purchase;                           /* 0, 1, DB_UNSET */
+    /* Set by db_rma_get; ignored by db_rma_upsert. */
+    db_rma_status_t status;
+    int64_t imported_at, updated_at;                 /* ms */
+} db_rma_t;
+
+/* Every field absent. */
+void db_rma_init(db_rma_t *rma);
+
+/* "warranty", ..., NULL for DB_RMA_KIND_UNSET. */
+const char *db_rma_kind_name(db_rma_kind_t kind);
+/* Parse a kind name (case-insensitive). Returns 0 or -EINVAL (*out untouched). */
+int db_rma_kind_parse(const char *s, db_rma_kind_t *out);
+
+/*
+ * Set one field from its text form, as in the CSV import: `column` is one of
+ * number, issued, kind, vendor, model, family, expected_serial, purchased, shipped,
+ * invoiced, order_value, warranty_months, has_storage_media, proof_of_purchase.
+ * Surrounding spaces/tabs are trimmed; an empty value makes the field absent.
+ * Dates are strict YYYY-MM-DD, booleans true/false/yes/no/1/0, order_value a plain
+ * decimal >= 0, warranty_months 0..1200; text must be UTF-8 without control
+ * characters and fit its cap. Returns 0, -ENOENT for an unknown column, or -EINVAL;
+ * on failure sets *errmsg, e.g. `issued: expected YYYY-MM-DD, got "2026-02-30"`.
+ */
+int db_rma_set_field(db_rma_t *rma, const char *column, const char *value, char **errmsg);
+
+/*
+ * Check a whole RMA (also one filled field by field from JSON): number, issued and
+ * vendor present, number matching `number_re` (NULL: DB_RMA_NUMBER_PATTERN), every
+ * field in range. Returns 0 or -EINVAL with *errmsg = "field: problem".
+ */
+int db_rma_validate(const db_rma_t *rma, const regex_t *number_re, char **errmsg);
+
+typedef enum {
+    DB_UPSERT_INSERTED = 1,
+    DB_UPSERT_UPDATED,
+    DB_UPSERT_UNCHANGED,
+} db_upsert_t;
+
+/*
+ * Insert the RMA, or update the stored one with the same number (all fields but
+ * status: a received RMA stays received). Does not validate: call db_rma_validate
+ * first. Returns 0 and sets *what (may be NULL), or a negative errno.
+ */
+int db_rma_upsert(db_t *db, const db_rma_t *rma, db_upsert_t *what);
+
+/* Fill *out with the stored RMA. Returns 0, -ENOENT when there is none, or an error. */
+int db_rma_get(db_t *db, const char *number, db_rma_t *out);
+
+/* Mark an open RMA received. Returns 0, -ENOENT (unknown), -EALREADY (already received). */
+int db_rma_mark_received(db_t *db, const char *number);
+
+/* ------------------------------------------------------------ RMA import ------ */
+
+#define DB_IMPORT_MAX_ROWS   100000          /* data rows per file */
+#define DB_IMPORT_MAX_BYTES  (64u << 20)     /* whole file */
+#define DB_IMPORT_MAX_FIELD  4096            /* bytes in one CSV field, before checks */
+#define DB_IMPORT_MAX_ERRORS 1000            /* messages kept in the report */
+
+typedef struct {
+    size_t rows;          /* data rows read */
+    size_t inserted, updated, unchanged;   /* all 0 unless the import was applied */
+    char **errors;        /* "line 7: issued: expected YYYY-MM-DD, got \"2026-02-30\"", by line */
+    size_t nerrors;       /* entries in errors[] */
+    size_t errors_total;  /* errors found; more than nerrors when the cap was reached */
+} db_import_report_t;
+
+/*
+ * Import RMAs from CSV text (RFC 4180: header row naming the columns of
+ * db_rma_set_field in any order, names case-insensitive; required columns number,
+ * issued, vendor; unknown or repeated column is an error; quoted fields with ""
+ * for a quote; CRLF, LF or CR line ends; final newline optional; UTF-8 BOM skipped;
+ * blank lines skipped). Every row is checked (db_rma_set_field, db_rma_validate with
+ * `number_re`, NULL for the default; a number twice in the file is an error) and
+ * every error is collected with the line where its row starts. If there is any
+ * error nothing is applied and -EINVAL is returned; otherwise every row is upserted
+ * in one transaction (call outside a transaction) and the counts are filled.
+ *
+ * *rep is reset on entry and always filled (rows, errors) whatever the result;
+ * release it with db_import_report_clear. On failure *errmsg is the first error,
+ * with "(and N more errors)" when there are more. Other errors: -E2BIG (file over
+ * the caps), -ENOMEM, or a database error.
+ */
+int db_rma_import_csv(db_t *db, const char *text, size_t len, const regex_t *number_re,
+                      db_import_report_t *rep, char **errmsg);
+
+void db_import_report_clear(db_import_report_t *rep);
+
+/* ------------------------------------------------------------ receipts -------- */
+
+typedef enum {
+    DB_RECEIPT_OPEN = 0,
+    DB_RECEIPT_COMPLETED,
+    DB_RECEIPT_CANCELLED,
+    DB_RECEIPT_REFUSED,
+} db_receipt_state_t;
+
+/* "open", "completed", "cancelled", "refused". */
+const char *db_receipt_state_name(db_receipt_state_t s);
+
+/*
+ * One receipt: a unit received at a station. String fields are NULL when absent.
+ * Filled by db_receipt_get*: every string is malloc'd and owned by the struct
+ * (release with db_receipt_clear). Passed to db_receipt_list_recent's callback:
+ * borrowed, valid only during the call.
+ */
+typedef struct {
+    int64_t id;
+    char *station;               /* required */
+    char *rma;                   /* as scanned; NULL for CMD-NORMA receipts */
+    db_receipt_state_t state;
+    int64_t opened_at;           /* ms, required (> 0) */
+    int64_t closed_at;           /* ms, required once closed; ignored (and read back
+                                    as DB_TIME_NONE) while open */
+    char *serial;                /* as read at the dock */
+    char *checklist;             /* JSON text */
+    char *result;                /* JSON text: the policy result */
+    char *disposition;           /* required once completed */
+    char *reason;                /* why refused / cancelled */
+} db_receipt_t;
+
+/* Free the strings of a receipt filled by db_receipt_get* and zero it. NULL is fine. */
+void db_receipt_clear(db_receipt_t *r);
+
+/*
+ * Insert a receipt (r->id ignored). A station has at most one open receipt
+ * (-EEXIST for a second one). Returns 0 and sets *id (may be NULL), or an error.
+ */
+int db_receipt_insert(db_t *db, const db_receipt_t *r, int64_t *id);
+
+/*
+ * Update receipt r->id: state, closed_at, serial, checklist, result, disposition,
+ * reason (station, rma and opened_at never change). Only an open receipt can be
+ * updated (-EPERM once closed). Returns 0, -ENOENT, or an error.
+ */
+int db_receipt_update(db_t *db, const db_receipt_t *r);
+
+/* Fill *out (owned, see db_receipt_clear). Return 0, -ENOENT, or an error. */
+int db_receipt_get(db_t *db, int64_t id, db_receipt_t *out);
+int db_receipt_get_open(db_t *db, const char *station, db_receipt_t *out);
+
+/*
+ * Call fn for each of the `limit` most recent receipts (0 = all), newest first (by
+ * opened_at, then id). fn returns 0 to go on; anything else stops the walk and is
+ * returned. fn must not start another db_receipt_list_recent.
+ */
+typedef int (*db_receipt_fn)(const db_receipt_t *r, void *data);
+int db_receipt_list_recent(db_t *db, unsigned limit, db_receipt_fn fn, void *data);
+
+/* ------------------------------------------------------------ scans ----------- */
+
+/*
+ * One scan, accepted or rejected: the audit record. Strings are borrowed from the
+ * caller (insert) or valid only during the callback (iteration).
+ */
+typedef struct {
+    int64_t id;                  /* set by the database */
+    int64_t at;                  /* ms, required (> 0) */
+    const char *station;         /* required */
+    const char *scanner;         /* required */
+    const char *symbology;       /* AIM id "]C1", or NULL */
+    const void *raw;             /* the exact bytes received (any bytes, NUL too) */
+    size_t raw_len;
+    const char *text;            /* decoded text, valid UTF-8, or NULL */
+    const char *kind;            /* classification by the station, required */
+    bool accepted;
+    const char *reason;          /* required when rejected */
+    int64_t receipt_id;          /* 0 = none */
+} db_scan_t;
+
+/*
+ * Store a scan (s->id ignored). -EILSEQ when s->text is not valid UTF-8, -ENOENT
+ * when receipt_id names no receipt. Returns 0 and sets *id (may be NULL).
+ */
+int db_scan_insert(db_t *db, const db_scan_t *s, int64_t *id);
+
+/* Call fn for every scan of a receipt, oldest first (raw is NULL when raw_len is 0);
+ * fn's non-zero return stops the walk and is returned. fn must not start another
+ * db_scan_foreach_receipt. */
+typedef int (*db_scan_fn)(const db_scan_t *s, void *data);
+int db_scan_foreach_receipt(db_t *db, int64_t receipt_id, db_scan_fn fn, void *data);
+
+/* ------------------------------------------------------------ event outbox ---- */
+
+/*
+ * The outbox holds every event ever committed, keyed by seq (1, 2, 3 ... with no
+ * gap; the schema rejects anything else). An event is stored in the same
+ * transaction as the state change it reports and published after db_commit:
+ *
+ *     db_begin(db);
+ *     ... state change ...
+ *     db_outbox_next_seq(db, &seq);
+ *     body = build the JSON with "seq": seq, "type": topic;
+ *     db_outbox_insert(db, seq, topic, body);
+ *     db_commit(db);              then publish (topic, body)
+ *
+ * A rollback gives the seq back: no number is consumed by a failed transaction.
+ */
+
+/* Last committed (or, inside a transaction, inserted) seq; 0 when there is none. */
+int db_outbox_last_seq(db_t *db, uint64_t *out);
+
+/* last seq + 1. Only inside a transaction (-EINVAL outside: the number could race). */
+int db_outbox_next_seq(db_t *db, uint64_t *out);
+
+/*
+ * Append one event. `seq` must be db_outbox_next_seq()'s value; `body` a JSON object
+ * whose "seq" equals seq and whose "type" equals topic (-EINVAL otherwise, -EPERM
+ * for a wrong seq). Only inside a transaction.
+ */
+int db_outbox_insert(db_t *db, uint64_t seq, const char *topic, const char *body);
+
+typedef struct {
+    uint64_t seq;
+    const char *topic;
+    const char *body;
+    size_t body_len;
+    const char *created_at;      /* RFC 3339 text */
+} db_event_t;
+
+/*
+ * Replay: call fn for every stored event with seq >= from, in seq order, at most
+ * `limit` of them (0 = no limit). Pointers are valid only during the call. fn
+ * returns 0 to go on; anything else stops and is returned. fn must not start
+ * another db_outbox_foreach.
+ */
+typedef int (*db_event_fn)(const db_event_t *ev, void *data);
+int db_outbox_foreach(db_t *db, uint64_t from, unsigned limit, db_event_fn fn, void *data);
+
+#endif

@@ -1,0 +1,301 @@
+/*
+ * Receipts and scans: what happened at each station. The schema keeps them final
+ * once closed / written (see migrations.c); these functions only add and close.
+ */
+#include "db/db_internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const state_names[] = {
+    [DB_RECEIPT_OPEN] = "open",
+    [DB_RECEIPT_COMPLETED] = "completed",
+    [DB_RECEIPT_CANCELLED] = "cancelled",
+    [DB_RECEIPT_REFUSED] = "refused",
+};
+#define STATE_COUNT (int)(sizeof(state_names) / sizeof(state_names[0]))
+
+const char *db_receipt_state_name(db_receipt_state_t s)
+{
+    return (int)s >= 0 && (int)s < STATE_COUNT ? state_names[s] : "invalid";
+}
+
+static db_receipt_state_t state_parse(const char *s)
+{
+    for (int i = 0; i < STATE_COUNT; i++)
+        if (s && strcmp(s, state_names[i]) == 0)
+            return (db_receipt_state_t)i;
+    return DB_RECEIPT_OPEN;   /* unreachable: the schema CHECKs the state */
+}
+
+void db_receipt_clear(db_receipt_t *r)
+{
+    if (!r)
+        return;
+    free(r->station);
+    free(r->rma);
+    free(r->serial);
+    free(r->checklist);
+    free(r->result);
+    free(r->disposition);
+    free(r->reason);
+    memset(r, 0, sizeof(*r));
+}
+
+/* Bind the fields every write sets, from parameter `first` on:
+ * state, closed_at, serial, checklist, result, disposition, reason. */
+static int bind_mutable(sqlite3_stmt *st, int first, const db_receipt_t *r)
+{
+    int rc = sqlite3_bind_text(st, first, db_receipt_state_name(r->state), -1, SQLITE_STATIC);
+
+    /* An open receipt has no closing time, whatever the struct holds. */
+    if (rc == SQLITE_OK)
+        rc = db_bind_time(st, first + 1, r->state == DB_RECEIPT_OPEN ? DB_TIME_NONE : r->closed_at);
+    if (rc == SQLITE_OK) rc = db_bind_text(st, first + 2, r->serial);
+    if (rc == SQLITE_OK) rc = db_bind_text(st, first + 3, r->checklist);
+    if (rc == SQLITE_OK) rc = db_bind_text(st, first + 4, r->result);
+    if (rc == SQLITE_OK) rc = db_bind_text(st, first + 5, r->disposition);
+    if (rc == SQLITE_OK) rc = db_bind_text(st, first + 6, r->reason);
+    return rc;
+}
+
+int db_receipt_insert(db_t *db, const db_receipt_t *r, int64_t *id)
+{
+    static const char sql[] =
+        "INSERT INTO receipts (station, rma, opened_at, state, closed_at, serial,\n"
+        "                      checklist, result, disposition, reason)\n"
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
+    sqlite3_stmt *st;
+    int rc;
+
+    if (!r->station || !*r->station || r->opened_at <= 0)
+        return db_fail_msg(db, -EINVAL, "receipt insert: station and opened_at are required");
+    st = db_stmt(db, ST_RECEIPT_INSERT, sql);
+    if (!st)
+        return -EIO;
+    rc = sqlite3_bind_text(st, 1, r->station, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK) rc = db_bind_text(st, 2, r->rma);
+    if (rc == SQLITE_OK) rc = db_bind_time(st, 3, r->opened_at);
+    if (rc == SQLITE_OK) rc = bind_mutable(st, 4, r);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
+    db_stmt_done(st);
+    if (rc != SQLITE_DONE)
+        return db_fail(db, rc, "receipt insert");
+    if (id)
+        *id = sqlite3_last_insert_rowid(db->sql);
+    return 0;
+}
+
+int db_receipt_update(db_t *db, const db_receipt_t *r)
+{
+    static const char sql[] =
+        "UPDATE receipts SET state = ?2, closed_at = ?3, serial = ?4, checklist = ?5,\n"
+        "                    result = ?6, disposition = ?7, reason = ?8\n"
+        "WHERE id = ?1";
+    sqlite3_stmt *st = db_stmt(db, ST_RECEIPT_UPDATE, sql);
+    int rc;
+
+    if (!st)
+        return -EIO;
+    rc = sqlite3_bind_int64(st, 1, r->id);
+    if (rc == SQLITE_OK) rc = bind_mutable(st, 2, r);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
+    db_stmt_done(st);
+    if (rc != SQLITE_DONE)
+        return db_fail(db, rc, "receipt update");
+    if (sqlite3_changes(db->sql) == 0)
+        return db_fail_msg(db, -ENOENT, "receipt %lld: not found", (long long)r->id);
+    return 0;
+}
+
+#define RECEIPT_COLS \
+    "id, station, rma, state, opened_at, closed_at, serial, checklist, result, disposition, reason"
+
+/* The current row as a receipt whose strings are borrowed from the statement. */
+static void row_borrowed(sqlite3_stmt *st, db_receipt_t *r)
+{
+    r->id = sqlite3_column_int64(st, 0);
+    r->station = (char *)sqlite3_column_text(st, 1);
+    r->rma = (char *)sqlite3_column_text(st, 2);
+    r->state = state_parse((const char *)sqlite3_column_text(st, 3));
+    r->opened_at = db_column_time(st, 4);
+    r->closed_at = db_column_time(st, 5);
+    r->serial = (char *)sqlite3_column_text(st, 6);
+    r->checklist = (char *)sqlite3_column_text(st, 7);
+    r->result = (char *)sqlite3_column_text(st, 8);
+    r->disposition = (char *)sqlite3_column_text(st, 9);
+    r->reason = (char *)sqlite3_column_text(st, 10);
+}
+
+/* The current row as a receipt that owns copies of its strings. */
+static int row_owned(sqlite3_stmt *st, db_receipt_t *out)
+{
+    db_receipt_t r = { 0 };
+    int oom = 0;
+
+    r.id = sqlite3_column_int64(st, 0);
+    r.station = db_column_strdup(st, 1, &oom);
+    r.rma = db_column_strdup(st, 2, &oom);
+    r.state = state_parse((const char *)sqlite3_column_text(st, 3));
+    r.opened_at = db_column_time(st, 4);
+    r.closed_at = db_column_time(st, 5);
+    r.serial = db_column_strdup(st, 6, &oom);
+    r.checklist = db_column_strdup(st, 7, &oom);
+    r.result = db_column_strdup(st, 8, &oom);
+    r.disposition = db_column_strdup(st, 9, &oom);
+    r.reason = db_column_strdup(st, 10, &oom);
+    if (oom) {
+        db_receipt_clear(&r);
+        return -ENOMEM;
+    }
+    *out = r;
+    return 0;
+}
+
+/* Step a statement that selects one receipt into *out. */
+static int get_one(db_t *db, sqlite3_stmt *st, int rc, db_receipt_t *out, const char *what)
+{
+    int r;
+
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        r = row_owned(st, out);
+        if (r < 0)
+            (void)db_fail_msg(db, r, "%s: out of memory", what);
+    } else if (rc == SQLITE_DONE) {
+        r = db_fail_msg(db, -ENOENT, "%s: not found", what);
+    } else {
+        r = db_fail(db, rc, what);
+    }
+    db_stmt_done(st);
+    return r;
+}
+
+int db_receipt_get(db_t *db, int64_t id, db_receipt_t *out)
+{
+    static const char sql[] = "SELECT " RECEIPT_COLS " FROM receipts WHERE id = ?1";
+    sqlite3_stmt *st = db_stmt(db, ST_RECEIPT_GET, sql);
+
+    if (!st)
+        return -EIO;
+    return get_one(db, st, sqlite3_bind_int64(st, 1, id), out, "receipt get");
+}
+
+int db_receipt_get_open(db_t *db, const char *station, db_receipt_t *out)
+{
+    /* Served by the partial unique index receipts_open_per_station. */
+    static const char sql[] =
+        "SELECT " RECEIPT_COLS " FROM receipts WHERE station = ?1 AND state = 'open'";
+    sqlite3_stmt *st = db_stmt(db, ST_RECEIPT_GET_OPEN, sql);
+
+    if (!st)
+        return -EIO;
+    return get_one(db, st, sqlite3_bind_text(st, 1, station, -1, SQLITE_STATIC), out,
+                   "open receipt");
+}
+
+int db_receipt_list_recent(db_t *db, unsigned limit, db_receipt_fn fn, void *data)
+{
+    static const char sql[] =
+        "SELECT " RECEIPT_COLS " FROM receipts ORDER BY opened_at DESC, id DESC LIMIT ?1";
+    sqlite3_stmt *st = db_stmt(db, ST_RECEIPT_RECENT, sql);
+    int rc, r = 0;
+
+    if (!st)
+        return -EIO;
+    rc = sqlite3_bind_int64(st, 1, limit ? (sqlite3_int64)limit : -1);
+    while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        db_receipt_t rec;
+        row_borrowed(st, &rec);
+        if ((r = fn(&rec, data)) != 0)
+            break;
+        rc = SQLITE_OK;
+    }
+    if (r == 0 && rc != SQLITE_DONE)
+        r = db_fail(db, rc, "receipt list");
+    db_stmt_done(st);
+    return r;
+}
+
+/* ---------------------------------------------------------------- scans ------- */
+
+int db_scan_insert(db_t *db, const db_scan_t *s, int64_t *id)
+{
+    static const char sql[] =
+        "INSERT INTO scans (at, station, scanner, symbology, raw, text, kind, accepted,\n"
+        "                   reason, receipt_id)\n"
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
+    sqlite3_stmt *st;
+    int rc;
+
+    if (s->at <= 0 || !s->station || !s->scanner || !s->kind || (!s->raw && s->raw_len))
+        return db_fail_msg(db, -EINVAL, "scan insert: at, station, scanner and kind are required");
+    if (s->text && !db_utf8_valid(s->text, strlen(s->text)))
+        return db_fail_msg(db, -EILSEQ, "scan insert: text is not valid UTF-8 (keep it in raw only)");
+    st = db_stmt(db, ST_SCAN_INSERT, sql);
+    if (!st)
+        return -EIO;
+    rc = db_bind_time(st, 1, s->at);
+    if (rc == SQLITE_OK) rc = sqlite3_bind_text(st, 2, s->station, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK) rc = sqlite3_bind_text(st, 3, s->scanner, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK) rc = db_bind_text(st, 4, s->symbology);
+    /* A zero-length blob, not NULL: an empty line is still a scan. */
+    if (rc == SQLITE_OK) rc = sqlite3_bind_blob64(st, 5, s->raw ? s->raw : "", s->raw_len, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = s->text ? sqlite3_bind_text(st, 6, s->text, -1, SQLITE_STATIC) : sqlite3_bind_null(st, 6);
+    if (rc == SQLITE_OK) rc = sqlite3_bind_text(st, 7, s->kind, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK) rc = sqlite3_bind_int(st, 8, s->accepted ? 1 : 0);
+    if (rc == SQLITE_OK) rc = db_bind_text(st, 9, s->reason);
+    if (rc == SQLITE_OK)
+        rc = s->receipt_id ? sqlite3_bind_int64(st, 10, s->receipt_id) : sqlite3_bind_null(st, 10);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
+    db_stmt_done(st);
+    if (rc != SQLITE_DONE)
+        return db_fail(db, rc, "scan insert");
+    if (id)
+        *id = sqlite3_last_insert_rowid(db->sql);
+    return 0;
+}
+
+int db_scan_foreach_receipt(db_t *db, int64_t receipt_id, db_scan_fn fn, void *data)
+{
+    static const char sql[] =
+        "SELECT id, at, station, scanner, symbology, raw, text, kind, accepted, reason,\n"
+        "       receipt_id\n"
+        "FROM scans WHERE receipt_id = ?1 ORDER BY id";
+    sqlite3_stmt *st = db_stmt(db, ST_SCANS_OF_RECEIPT, sql);
+    int rc, r = 0;
+
+    if (!st)
+        return -EIO;
+    rc = sqlite3_bind_int64(st, 1, receipt_id);
+    while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        db_scan_t s = {
+            .id = sqlite3_column_int64(st, 0),
+            .at = db_column_time(st, 1),
+            .station = (const char *)sqlite3_column_text(st, 2),
+            .scanner = (const char *)sqlite3_column_text(st, 3),
+            .symbology = (const char *)sqlite3_column_text(st, 4),
+            .text = (const char *)sqlite3_column_text(st, 6),
+            .kind = (const char *)sqlite3_column_text(st, 7),
+            .accepted = sqlite3_column_int(st, 8) != 0,
+            .reason = (const char *)sqlite3_column_text(st, 9),
+            .receipt_id = sqlite3_column_int64(st, 10),
+        };
+        /* blob before bytes, in this order (initializers are unsequenced). */
+        s.raw = sqlite3_column_blob(st, 5);
+        s.raw_len = (size_t)sqlite3_column_bytes(st, 5);
+        if ((r = fn(&s, data)) != 0)
+            break;
+        rc = SQLITE_OK;
+    }
+    if (r == 0 && rc != SQLITE_DONE)
+        r = db_fail(db, rc, "scans of receipt");
+    db_stmt_done(st);
+    return r;
+}

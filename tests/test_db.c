@@ -1,0 +1,992 @@
+/*
+ * db: a real SQLite file in a temp directory per test. The second connection the
+ * tests open with sqlite3_open() plays the independent reader: it checks what is
+ * on disk, not what the module says.
+ */
+#include <CUnit/CUnit.h>
+#include <errno.h>
+#include <sqlite3.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "db/db.h"
+#include "tests/helpers.h"
+#include "tests/suites.h"
+
+static char *tmpdir;
+static char *dbpath;
+
+static int setup(void)
+{
+    tmpdir = th_mkdtemp();
+    if (!tmpdir || asprintf(&dbpath, "%s/rmad.db", tmpdir) < 0)
+        return -1;
+    return 0;
+}
+
+static int teardown(void)
+{
+    th_rm_rf(tmpdir);
+    free(tmpdir);
+    free(dbpath);
+    tmpdir = dbpath = NULL;
+    return 0;
+}
+
+/* Each test starts from no database file at all. */
+static db_t *fresh(void)
+{
+    db_t *db = NULL;
+    char *err = NULL;
+    char wal[4200], shm[4200];
+
+    snprintf(wal, sizeof(wal), "%s-wal", dbpath);
+    snprintf(shm, sizeof(shm), "%s-shm", dbpath);
+    (void)remove(dbpath);
+    (void)remove(wal);
+    (void)remove(shm);
+    int r = db_open(dbpath, &db, &err);
+    if (r < 0)
+        fprintf(stderr, "\n  db_open: %d %s\n", r, err ? err : "(null)");
+    CU_ASSERT_EQUAL(r, 0);
+    CU_ASSERT_PTR_NULL(err);
+    free(err);
+    return db;
+}
+
+static db_t *reopen(db_t **db)
+{
+    char *err = NULL;
+    db_close(db);
+    CU_ASSERT_PTR_NULL(*db);
+    int r = db_open(dbpath, db, &err);
+    CU_ASSERT_EQUAL(r, 0);
+    free(err);
+    return *db;
+}
+
+#define ASSERT_STR(actual, expected)                                                  \
+    do {                                                                              \
+        const char *a_ = (actual), *e_ = (expected);                                  \
+        int ok_ = a_ && strcmp(a_, e_) == 0;                                          \
+        if (!ok_)                                                                     \
+            fprintf(stderr, "\n  %s:%d: got %s%s%s, want \"%s\"\n", __FILE__,         \
+                    __LINE__, a_ ? "\"" : "", a_ ? a_ : "NULL", a_ ? "\"" : "", e_);  \
+        CU_ASSERT(ok_);                                                               \
+    } while (0)
+
+/* One integer from SQL on an independent connection; -1 on failure. */
+static long long peek_int(const char *sql)
+{
+    sqlite3 *s = NULL;
+    sqlite3_stmt *st = NULL;
+    long long v = -1;
+
+    if (sqlite3_open_v2(dbpath, &s, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK
+        && sqlite3_prepare_v2(s, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(s);
+    return v;
+}
+
+/* Run SQL on an independent read-write connection; returns the SQLite code. */
+static int poke(const char *sql)
+{
+    sqlite3 *s = NULL;
+    int rc = sqlite3_open_v2(dbpath, &s, SQLITE_OPEN_READWRITE, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(s, sql, NULL, NULL, NULL);
+    sqlite3_close(s);
+    return rc;
+}
+
+/* ------------------------------------------------------------- open ----------- */
+
+static void test_open_migrates_fresh_file(void)
+{
+    db_t *db = fresh();
+    CU_ASSERT_FATAL(db != NULL);
+    CU_ASSERT(db_schema_version() >= 1);
+    CU_ASSERT_EQUAL(peek_int("PRAGMA user_version"), db_schema_version());
+    CU_ASSERT_EQUAL(peek_int("SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name IN "
+                             "('rmas', 'receipts', 'scans', 'outbox')"), 4);
+    /* WAL is a property of the file: an independent connection sees it. */
+    CU_ASSERT_EQUAL(peek_int("SELECT journal_mode = 'wal' FROM pragma_journal_mode"), 1);
+    ASSERT_STR(db_errmsg(db), "");
+    db_close(&db);
+    db_close(&db);   /* NULL is fine */
+    db_close(NULL);
+}
+
+static void test_reopen_is_noop(void)
+{
+    db_t *db = fresh();
+    db_rma_t rma;
+    char *msg = NULL;
+    CU_ASSERT_FATAL(db != NULL);
+
+    db_rma_init(&rma);
+    CU_ASSERT_EQUAL(db_rma_set_field(&rma, "number", "RMA-1001", &msg), 0);
+    CU_ASSERT_EQUAL(db_rma_set_field(&rma, "issued", "2026-11-10", &msg), 0);
+    CU_ASSERT_EQUAL(db_rma_set_field(&rma, "vendor", "EverFocus", &msg), 0);
+    CU_ASSERT_EQUAL(db_rma_upsert(db, &rma, NULL), 0);
+    long long schema = peek_int("SELECT count(*) FROM sqlite_schema");
+
+    reopen(&db);
+    CU_ASSERT_FATAL(db != NULL);
+    CU_ASSERT_EQUAL(peek_int("PRAGMA user_version"), db_schema_version());
+    CU_ASSERT_EQUAL(peek_int("SELECT count(*) FROM sqlite_schema"), schema);
+    CU_ASSERT_EQUAL(db_rma_get(db, "RMA-1001", &rma), 0);
+    db_close(&db);
+}
+
+static void test_newer_schema_refused(void)
+{
+    db_t *db = fresh();
+    char *err = NULL, sql[64];
+    CU_ASSERT_FATAL(db != NULL);
+    db_close(&db);
+
+    snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", db_schema_version() + 1);
+    CU_ASSERT_EQUAL(poke(sql), SQLITE_OK);
+    CU_ASSERT_EQUAL(db_open(dbpath, &db, &err), -ENOTSUP);
+    CU_ASSERT_PTR_NULL(db);
+    CU_ASSERT_FATAL(err != NULL);
+    CU_ASSERT(strstr(err, dbpath) == err);
+    CU_ASSERT(strstr(err, "newer than this rmad") != NULL);
+    free(err);
+}
+
+static void test_open_errors(void)
+{
+    db_t *db = NULL;
+    char *err = NULL, *path = NULL;
+
+    /* The directory is not created: a typo in the config must not scatter files. */
+    CU_ASSERT_FATAL(asprintf(&path, "%s/no/such/dir/rmad.db", tmpdir) > 0);
+    CU_ASSERT(db_open(path, &db, &err) < 0);
+    CU_ASSERT_PTR_NULL(db);
+    CU_ASSERT(err != NULL && strstr(err, path) == err);
+    free(err);
+    free(path);
+
+    /* Not a database. */
+    err = NULL;
+    CU_ASSERT_FATAL(asprintf(&path, "%s/junk.db", tmpdir) > 0);
+    CU_ASSERT_EQUAL(th_write_file(path, "this is not an SQLite file, but it is long enough "
+                                        "to have a header, really, 100 bytes and more of it "
+                                        "..........................................\n"), 0);
+    CU_ASSERT_EQUAL(db_open(path, &db, &err), -EBADMSG);
+    CU_ASSERT_PTR_NULL(db);
+    CU_ASSERT(err != NULL);
+    free(err);
+    free(path);
+}
+
+static void test_transactions(void)
+{
+    db_t *db = fresh();
+    CU_ASSERT_FATAL(db != NULL);
+
+    CU_ASSERT_FALSE(db_in_transaction(db));
+    CU_ASSERT_EQUAL(db_commit(db), -EINVAL);
+    CU_ASSERT_EQUAL(db_rollback(db), 0);
+    CU_ASSERT_EQUAL(db_begin(db), 0);
+    CU_ASSERT_TRUE(db_in_transaction(db));
+    CU_ASSERT_EQUAL(db_begin(db), -EINVAL);
+    CU_ASSERT(strstr(db_errmsg(db), "already open") != NULL);
+    CU_ASSERT_EQUAL(db_commit(db), 0);
+    CU_ASSERT_FALSE(db_in_transaction(db));
+
+    /* Closing with a transaction open rolls it back. */
+    CU_ASSERT_EQUAL(db_begin(db), 0);
+    CU_ASSERT_EQUAL(db_outbox_insert(db, 1, "daemon.started",
+                                     "{\"v\":1,\"seq\":1,\"type\":\"daemon.started\"}"), 0);
+    reopen(&db);
+    CU_ASSERT_EQUAL(peek_int("SELECT count(*) FROM outbox"), 0);
+    db_close(&db);
+}
+
+/* ----------------------------------------------------------- RMAs ------------- */
+
+static void test_rma_fields_and_validate(void)
+{
+    db_rma_t rma;
+    char *msg = NULL;
+    regex_t re;
+
+    db_rma_init(&rma);
+    CU_ASSERT_EQUAL(rma.issued, CALDATE_NONE);
+    CU_ASSERT_EQUAL(rma.kind, DB_RMA_KIND_UNSET);
+    CU_ASSERT_EQUAL(rma.proof_of_purchase, DB_UNSET);
+
+    CU_ASSERT_EQUAL(db_rma_validate(&rma, NULL, &msg), -EINVAL);
+    ASSERT_STR(msg, "number: required");
+    free(msg);
+
+    CU_ASSERT_EQUAL(db_rma_set_field(&rma, "number", " RMA-1001 ", &msg), 0);
+    ASSERT_STR(rma.number, "RMA-1001");
+    CU_ASSERT_EQUAL(db_rma_set_field(&rma, "issued", "2026-11-10", &msg), 0);
+    CU_ASSERT_EQUAL(db_rma_set_field(&rma, "vendor", "EverFocus", &msg), 0);
+    CU_ASSERT_EQUAL(db_rma_validate(&rma, NULL, &msg), 0);
+    CU_ASSERT_PTR_NULL(msg);
+
+    CU_ASSERT_EQUAL(db_rma_set_field(&rma, "Kind", "Advance_Replacement", &msg), 0);
+    CU_ASSERT_EQUAL(rma.kind, DB_RMA_KIND_ADVANCE_REPLACEMENT);
+    ASSERT_STR(db_rma_kind_name(rma.kind), "advance_replacement");
+    CU_ASSERT_PTR_NULL(db_rma_kind_name(DB_RMA_KIND_UNSET));
+    CU_ASSERT_EQUAL(db_rma_set_field(&rma, "order_value", "1250.50", &msg), 0);
+    CU_ASSERT(rma.has_order_value && rma.order_value == 1250.5);
+    CU_ASSERT_EQUAL(db_rma_set_field(&rma, "order_value", "", &msg), 0);
+    CU_ASSERT_FALSE(rma.has_order_value);
+    CU_ASSERT_EQUAL(db_rma_set_field(&rma, "has_storage_media", "YES", &msg), 0);
+    CU_ASSERT_EQUAL(rma.has_storage_media, 1);
+    CU_ASSERT_EQUAL(db_rma_set_field(&rma, "proof_of_purchase", "0", &msg), 0);
+    CU_ASSERT_EQUAL(rma.proof_of_purchase, 0);
+    CU_ASSERT_EQUAL(db_rma_set_field(&rma, "warranty_months", "36", &msg), 0);
+    CU_ASSERT_EQUAL(rma.warranty_months, 36);
+
+    CU_ASSERT_EQUAL(db_rma_set_field(&rma, "issued", "2026-02-30", &msg), -EINVAL);
+    ASSERT_STR(msg, "issued: expected YYYY-MM-DD, got \"2026-02-30\"");
+    free(msg);
+    CU_ASSERT_EQUAL(db_rma_set_field(&rma, "colour", "red", &msg), -ENOENT);
+    ASSERT_STR(msg, "unknown field \"colour\"");
+    free(msg);
+    CU_ASSERT_EQUAL(db_rma_set_field(&rma, "order_value", "-1", &msg), -EINVAL);
+    free(msg);
+    CU_ASSERT_EQUAL(db_rma_set_field(&rma, "order_value", "1e3", &msg), -EINVAL);
+    free(msg);
+    CU_ASSERT_EQUAL(db_rma_set_field(&rma, "warranty_months", "1201", &msg), -EINVAL);
+    free(msg);
+    CU_ASSERT_EQUAL(db_rma_set_field(&rma, "model", "bad\x01" "byte", &msg), -EINVAL);
+    ASSERT_STR(msg, "model: control character in value");
+    free(msg);
+    CU_ASSERT_EQUAL(db_rma_set_field(&rma, "model", "caf\xc3", &msg), -EINVAL);
+    ASSERT_STR(msg, "model: not valid UTF-8");
+    free(msg);
+
+    /* Struct filled directly (the JSON path) is checked as well. */
+    rma.warranty_months = 5000;
+    CU_ASSERT_EQUAL(db_rma_validate(&rma, NULL, &msg), -EINVAL);
+    ASSERT_STR(msg, "warranty_months: expected whole months 0..1200");
+    free(msg);
+    rma.warranty_months = 36;
+
+    /* The number pattern: default, then a site's own. */
+    snprintf(rma.number, sizeof(rma.number), "rma1001");
+    CU_ASSERT_EQUAL(db_rma_validate(&rma, NULL, &msg), -EINVAL);
+    ASSERT_STR(msg, "number: \"rma1001\" does not match ^RMA-?[0-9A-Z]{4,20}$");
+    free(msg);
+    CU_ASSERT_EQUAL_FATAL(regcomp(&re, "^rma[0-9]+$", REG_EXTENDED | REG_NOSUB), 0);
+    CU_ASSERT_EQUAL(db_rma_validate(&rma, &re, &msg), 0);
+    snprintf(rma.number, sizeof(rma.number), "RMA-1001");
+    CU_ASSERT_EQUAL(db_rma_validate(&rma, &re, &msg), -EINVAL);
+    ASSERT_STR(msg, "number: \"RMA-1001\" does not match the RMA number pattern");
+    free(msg);
+    regfree(&re);
+}
+
+static void test_rma_get_and_mark_received(void)
+{
+    db_t *db = fresh();
+    db_rma_t rma, got;
+    db_upsert_t what;
+    CU_ASSERT_FATAL(db != NULL);
+
+    CU_ASSERT_EQUAL(db_rma_get(db, "RMA-9999", &got), -ENOENT);
+    CU_ASSERT(strstr(db_errmsg(db), "RMA-9999") != NULL);
+    CU_ASSERT_EQUAL(db_rma_mark_received(db, "RMA-9999"), -ENOENT);
+
+    db_rma_init(&rma);
+    snprintf(rma.number, sizeof(rma.number), "RMA-2001");
+    snprintf(rma.vendor, sizeof(rma.vendor), "V7");
+    snprintf(rma.family, sizeof(rma.family), "Solid State Drives");
+    rma.issued = caldate_from_ymd(2026, 11, 12);
+    rma.purchased = caldate_from_ymd(2025, 1, 10);
+    rma.kind = DB_RMA_KIND_CREDIT;
+    rma.has_order_value = true;
+    rma.order_value = 99.95;
+    rma.has_storage_media = 1;
+    CU_ASSERT_EQUAL(db_rma_upsert(db, &rma, &what), 0);
+    CU_ASSERT_EQUAL(what, DB_UPSERT_INSERTED);
+
+    CU_ASSERT_EQUAL_FATAL(db_rma_get(db, "RMA-2001", &got), 0);
+    ASSERT_STR(got.number, "RMA-2001");
+    ASSERT_STR(got.vendor, "V7");
+    ASSERT_STR(got.family, "Solid State Drives");
+    ASSERT_STR(got.model, "");
+    CU_ASSERT_EQUAL(got.issued, rma.issued);
+    CU_ASSERT_EQUAL(got.purchased, rma.purchased);
+    CU_ASSERT_EQUAL(got.shipped, CALDATE_NONE);
+    CU_ASSERT_EQUAL(got.kind, DB_RMA_KIND_CREDIT);
+    CU_ASSERT(got.has_order_value && got.order_value == 99.95);
+    CU_ASSERT_EQUAL(got.warranty_months, DB_UNSET);
+    CU_ASSERT_EQUAL(got.has_storage_media, 1);
+    CU_ASSERT_EQUAL(got.proof_of_purchase, DB_UNSET);
+    CU_ASSERT_EQUAL(got.status, DB_RMA_OPEN);
+    CU_ASSERT(got.imported_at != DB_TIME_NONE && got.updated_at >= got.imported_at);
+    /* Stored as text dates, readable at the sqlite3 prompt. */
+    CU_ASSERT_EQUAL(peek_int("SELECT count(*) FROM rmas WHERE issued = '2026-11-12' AND "
+                             "shipped IS NULL AND kind = 'credit'"), 1);
+
+    CU_ASSERT_EQUAL(db_rma_upsert(db, &rma, &what), 0);
+    CU_ASSERT_EQUAL(what, DB_UPSERT_UNCHANGED);
+    CU_ASSERT_EQUAL(db_rma_mark_received(db, "RMA-2001"), 0);
+    CU_ASSERT_EQUAL(db_rma_mark_received(db, "RMA-2001"), -EALREADY);
+    CU_ASSERT_EQUAL(db_rma_get(db, "RMA-2001", &got), 0);
+    CU_ASSERT_EQUAL(got.status, DB_RMA_RECEIVED);
+
+    /* A re-import updates the fields but never reopens a received RMA. */
+    snprintf(rma.model, sizeof(rma.model), "SSD-1T");
+    CU_ASSERT_EQUAL(db_rma_upsert(db, &rma, &what), 0);
+    CU_ASSERT_EQUAL(what, DB_UPSERT_UPDATED);
+    CU_ASSERT_EQUAL(db_rma_get(db, "RMA-2001", &got), 0);
+    ASSERT_STR(got.model, "SSD-1T");
+    CU_ASSERT_EQUAL(got.status, DB_RMA_RECEIVED);
+    db_close(&db);
+}
+
+/* ------------------------------------------------------------ import ---------- */
+
+static int import(db_t *db, const char *csv, db_import_report_t *rep, char **msg)
+{
+    return db_rma_import_csv(db, csv, strlen(csv), NULL, rep, msg);
+}
+
+static void test_import_happy_and_idempotent(void)
+{
+    db_t *db = fresh();
+    db_import_report_t rep;
+    db_rma_t got;
+    char *msg = NULL;
+    CU_ASSERT_FATAL(db != NULL);
+
+    /* BOM, CRLF, columns in any order and any case, quoted comma, doubled quote,
+     * empty optional values, no final newline. */
+    const char *csv =
+        "\xef\xbb\xbfVendor,number,issued,Model,kind,order_value,has_storage_media,family\r\n"
+        "EverFocus,RMA-1001,2026-11-10,EPN4208,warranty,1250.00,false,Monitors\r\n"
+        "\"QCT, Inc.\",RMA-1002,2026-11-11,\"D52B \"\"1U\"\"\",credit,,yes,Servers\r\n"
+        "V7,RMA1003,2026-11-12,,,,,\"Solid State Drives\"";
+    CU_ASSERT_EQUAL(import(db, csv, &rep, &msg), 0);
+    CU_ASSERT_PTR_NULL(msg);
+    CU_ASSERT_EQUAL(rep.rows, 3);
+    CU_ASSERT_EQUAL(rep.inserted, 3);
+    CU_ASSERT_EQUAL(rep.updated, 0);
+    CU_ASSERT_EQUAL(rep.unchanged, 0);
+    CU_ASSERT_EQUAL(rep.nerrors, 0);
+    db_import_report_clear(&rep);
+
+    CU_ASSERT_EQUAL_FATAL(db_rma_get(db, "RMA-1002", &got), 0);
+    ASSERT_STR(got.vendor, "QCT, Inc.");
+    ASSERT_STR(got.model, "D52B \"1U\"");
+    CU_ASSERT_EQUAL(got.kind, DB_RMA_KIND_CREDIT);
+    CU_ASSERT_FALSE(got.has_order_value);
+    CU_ASSERT_EQUAL(got.has_storage_media, 1);
+    CU_ASSERT_EQUAL_FATAL(db_rma_get(db, "RMA1003", &got), 0);
+    CU_ASSERT_EQUAL(got.kind, DB_RMA_KIND_UNSET);
+    ASSERT_STR(got.model, "");
+    CU_ASSERT_EQUAL_FATAL(db_rma_get(db, "RMA-1001", &got), 0);
+    CU_ASSERT(got.has_order_value && got.order_value == 1250.0);
+    CU_ASSERT_EQUAL(got.has_storage_media, 0);
+
+    /* The same file again changes nothing. */
+    CU_ASSERT_EQUAL(import(db, csv, &rep, &msg), 0);
+    CU_ASSERT_EQUAL(rep.inserted, 0);
+    CU_ASSERT_EQUAL(rep.updated, 0);
+    CU_ASSERT_EQUAL(rep.unchanged, 3);
+    db_import_report_clear(&rep);
+
+    /* One changed row, one new, one received RMA that stays received. */
+    CU_ASSERT_EQUAL(db_rma_mark_received(db, "RMA-1001"), 0);
+    const char *csv2 =
+        "number,issued,vendor,model\n"
+        "RMA-1001,2026-11-10,EverFocus,EPN4216\n"
+        "RMA-1004,2026-11-13,SmartVue,\n";
+    CU_ASSERT_EQUAL(import(db, csv2, &rep, &msg), 0);
+    CU_ASSERT_EQUAL(rep.inserted, 1);
+    CU_ASSERT_EQUAL(rep.updated, 1);
+    CU_ASSERT_EQUAL(rep.unchanged, 0);
+    db_import_report_clear(&rep);
+    CU_ASSERT_EQUAL(db_rma_get(db, "RMA-1001", &got), 0);
+    ASSERT_STR(got.model, "EPN4216");
+    ASSERT_STR(got.family, "");   /* the file is the whole truth for its rows */
+    CU_ASSERT_EQUAL(got.status, DB_RMA_RECEIVED);
+    CU_ASSERT_EQUAL(peek_int("SELECT count(*) FROM rmas"), 4);
+
+    /* A header-only file is a valid, empty import. */
+    CU_ASSERT_EQUAL(import(db, "number,issued,vendor\n", &rep, &msg), 0);
+    CU_ASSERT_EQUAL(rep.rows, 0);
+    db_import_report_clear(&rep);
+    db_close(&db);
+}
+
+static void test_import_bad_rows_apply_nothing(void)
+{
+    db_t *db = fresh();
+    db_import_report_t rep;
+    char *msg = NULL;
+    CU_ASSERT_FATAL(db != NULL);
+
+    CU_ASSERT_EQUAL(import(db, "number,issued,vendor\nRMA-0001,2026-01-01,Keep\n", &rep, &msg), 0);
+    db_import_report_clear(&rep);
+
+    const char *csv =
+        "number,issued,vendor,kind,purchased,order_value,warranty_months,proof_of_purchase\n" /* 1 */
+        "RMA-1001,2026-11-10,EverFocus,warranty,2025-06-01,10,36,true\n"      /* 2 good */
+        "RMA-1002,2026-02-30,EverFocus,,,,,\n"                                /* 3 */
+        "RMA-1003,2026-11-10,EverFocus,gift,,,,\n"                            /* 4 */
+        "RMA-1004,2026-11-10,,,,,,\n"                                         /* 5 */
+        "rma-1005,2026-11-10,V7,,,,,\n"                                       /* 6 */
+        "RMA-1006,2026-11-10,V7,,,,,maybe\n"                                  /* 7 */
+        "RMA-1007,2026-11-10,V7,,,ten,,\n"                                    /* 8 */
+        "RMA-1008,2026-11-10,V7,,,,13 months,\n"                              /* 9 */
+        "RMA-1009,2026-11-10,V7\n"                                            /* 10 */
+        "RMA-1001,2026-11-10,EverFocus,,,,,\n"                                /* 11 */
+        "RMA-1010,2026-11-10,V\"7,,,,,\n"                                     /* 12 */
+        "\n"                                                                  /* 13 blank */
+        "RMA-1011,\"2026-11-10\nand more\",V7,,,,,\n"                         /* 14-15 */
+        "RMA-1012,,V7,,1999-13-01,,,\n"                                       /* 16 */
+        "RMA-1013,2026-11-10,\"V7\"x,,,,,\n"                                  /* 17 */
+        "RMA-1014,2026-11-10,V7,,,,,\n";                                      /* 18 good */
+    static const char *const want[] = {
+        "line 3: issued: expected YYYY-MM-DD, got \"2026-02-30\"",
+        "line 4: kind: expected warranty|credit|advance_replacement|otc_exchange, got \"gift\"",
+        "line 5: vendor: required",
+        "line 6: number: \"rma-1005\" does not match ^RMA-?[0-9A-Z]{4,20}$",
+        "line 7: proof_of_purchase: expected true|false|yes|no|1|0, got \"maybe\"",
+        "line 8: order_value: expected a plain decimal number >= 0 such as 1250.00, got \"ten\"",
+        "line 9: warranty_months: expected whole months 0..1200, got \"13 months\"",
+        "line 10: expected 8 fields as in the header, got 3",
+        "line 11: number: \"RMA-1001\" already on line 2",
+        "line 12: quote inside an unquoted field (quote the whole field)",
+        "line 14: issued: control character in value",
+        "line 16: purchased: expected YYYY-MM-DD, got \"1999-13-01\"",
+        "line 16: issued: required",
+        "line 17: text after the closing quote of a field",
+    };
+    size_t nwant = sizeof(want) / sizeof(want[0]);
+
+    CU_ASSERT_EQUAL(import(db, csv, &rep, &msg), -EINVAL);
+    CU_ASSERT_EQUAL(rep.rows, 15);
+    CU_ASSERT_EQUAL(rep.inserted + rep.updated + rep.unchanged, 0);
+    CU_ASSERT_EQUAL(rep.errors_total, nwant);
+    CU_ASSERT_EQUAL(rep.nerrors, nwant);
+    for (size_t i = 0; i < nwant && i < rep.nerrors; i++)
+        ASSERT_STR(rep.errors[i], want[i]);
+    ASSERT_STR(msg, "line 3: issued: expected YYYY-MM-DD, got \"2026-02-30\" (and 13 more errors)");
+    free(msg);
+    db_import_report_clear(&rep);
+    CU_ASSERT_EQUAL(rep.errors, NULL);
+
+    /* Nothing of the file, not even its good rows, reached the database. */
+    CU_ASSERT_EQUAL(peek_int("SELECT count(*) FROM rmas"), 1);
+    CU_ASSERT_EQUAL(peek_int("SELECT count(*) FROM rmas WHERE number = 'RMA-0001'"), 1);
+    db_close(&db);
+}
+
+static void test_import_header_errors(void)
+{
+    db_t *db = fresh();
+    db_import_report_t rep;
+    char *msg = NULL;
+    CU_ASSERT_FATAL(db != NULL);
+
+    CU_ASSERT_EQUAL(import(db, "", &rep, &msg), -EINVAL);
+    ASSERT_STR(msg, "line 1: empty file: expected a header row naming the columns");
+    free(msg);
+    db_import_report_clear(&rep);
+
+    CU_ASSERT_EQUAL(import(db, "number,issued,colour,number\nRMA-1001,2026-01-01,red,x\n",
+                           &rep, &msg), -EINVAL);
+    CU_ASSERT_EQUAL_FATAL(rep.nerrors, 3);
+    CU_ASSERT(strncmp(rep.errors[0], "line 1: unknown column \"colour\" (known: number,", 47) == 0);
+    ASSERT_STR(rep.errors[1], "line 1: column \"number\" appears twice");
+    ASSERT_STR(rep.errors[2], "line 1: missing required column \"vendor\"");
+    free(msg);
+    db_import_report_clear(&rep);
+
+    /* Quoted newline in the header is counted: the error names the next line. */
+    CU_ASSERT_EQUAL(import(db, "\"number\",issued,vendor\n\nRMA-1001,2026-01-01\n", &rep, &msg),
+                    -EINVAL);
+    ASSERT_STR(msg, "line 3: expected 3 fields as in the header, got 2");
+    free(msg);
+    db_import_report_clear(&rep);
+
+    CU_ASSERT_EQUAL(import(db, "number,issued,vendor\nRMA-1001,2026-01-01,\"V7\n", &rep, &msg),
+                    -EINVAL);
+    ASSERT_STR(msg, "line 2: quoted field not closed before the end of the file");
+    free(msg);
+    db_import_report_clear(&rep);
+    CU_ASSERT_EQUAL(peek_int("SELECT count(*) FROM rmas"), 0);
+    db_close(&db);
+}
+
+static void test_import_caps(void)
+{
+    db_t *db = fresh();
+    db_import_report_t rep;
+    char *msg = NULL, *csv, *p;
+    size_t rows = DB_IMPORT_MAX_ROWS + 1, size = 64 + rows * 40;
+    CU_ASSERT_FATAL(db != NULL);
+
+    /* One row too many: refused as a whole, with no database work. */
+    csv = malloc(size);
+    CU_ASSERT_FATAL(csv != NULL);
+    p = csv + sprintf(csv, "number,issued,vendor\n");
+    for (size_t i = 0; i < rows; i++)
+        p += sprintf(p, "RMA-%07zu,2026-11-10,V7\n", i);
+    CU_ASSERT_EQUAL(db_rma_import_csv(db, csv, (size_t)(p - csv), NULL, &rep, &msg), -EINVAL);
+    ASSERT_STR(msg, "line 100002: more than 100000 rows: split the file");
+    free(msg);
+    db_import_report_clear(&rep);
+
+    /* The cap itself imports, in one transaction. */
+    p[-(ptrdiff_t)strlen("RMA-0100000,2026-11-10,V7\n")] = '\0';
+    CU_ASSERT_EQUAL(import(db, csv, &rep, &msg), 0);
+    CU_ASSERT_EQUAL(rep.inserted, DB_IMPORT_MAX_ROWS);
+    db_import_report_clear(&rep);
+    free(csv);
+
+    /* Errors past the kept cap are counted. */
+    size = 64 + 2000 * 32;
+    csv = malloc(size);
+    CU_ASSERT_FATAL(csv != NULL);
+    p = csv + sprintf(csv, "number,issued,vendor\n");
+    for (int i = 0; i < 2000; i++)
+        p += sprintf(p, "RMA-%05d,someday,V7\n", i);
+    CU_ASSERT_EQUAL(import(db, csv, &rep, &msg), -EINVAL);
+    CU_ASSERT_EQUAL(rep.nerrors, DB_IMPORT_MAX_ERRORS);
+    CU_ASSERT_EQUAL(rep.errors_total, 2000);
+    ASSERT_STR(rep.errors[DB_IMPORT_MAX_ERRORS - 1],
+               "line 1001: issued: expected YYYY-MM-DD, got \"someday\"");
+    free(msg);
+    db_import_report_clear(&rep);
+    free(csv);
+
+    /* Over-long fields are reported, not cut. */
+    char big[DB_IMPORT_MAX_FIELD + 200];
+    memset(big, 'x', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    char *file = NULL;
+    CU_ASSERT_FATAL(asprintf(&file, "number,issued,vendor,model\nRMA-1001,2026-01-01,V7,%s\n"
+                                    "RMA-1002,2026-01-01,V7,%.129s\n", big, big) > 0);
+    CU_ASSERT_EQUAL(import(db, file, &rep, &msg), -EINVAL);
+    CU_ASSERT_EQUAL_FATAL(rep.nerrors, 2);
+    ASSERT_STR(rep.errors[0], "line 2: model: longer than 4096 bytes");
+    ASSERT_STR(rep.errors[1], "line 3: model: longer than 128 bytes");
+    free(msg);
+    free(file);
+    db_import_report_clear(&rep);
+
+    /* Inside a caller's transaction it refuses, rather than half-own it. */
+    CU_ASSERT_EQUAL(db_begin(db), 0);
+    CU_ASSERT_EQUAL(import(db, "number,issued,vendor\n", &rep, &msg), -EINVAL);
+    free(msg);
+    db_import_report_clear(&rep);
+    CU_ASSERT_EQUAL(db_rollback(db), 0);
+    db_close(&db);
+}
+
+/* ----------------------------------------------------------- receipts --------- */
+
+static int collect_ids(const db_receipt_t *r, void *data)
+{
+    int64_t *ids = data;
+    for (int i = 0; i < 8; i++)
+        if (!ids[i]) {
+            ids[i] = r->id;
+            break;
+        }
+    return 0;
+}
+
+static void test_receipt_lifecycle(void)
+{
+    db_t *db = fresh();
+    db_receipt_t r = { 0 }, got = { 0 };
+    int64_t id, id2, id3, id4;
+    uint64_t seq;
+    CU_ASSERT_FATAL(db != NULL);
+
+    /* Open on an RMA scan; the station has nothing open before. */
+    CU_ASSERT_EQUAL(db_receipt_get_open(db, "dock-1", &got), -ENOENT);
+    r.station = "dock-1";
+    r.rma = "RMA-1001";
+    r.state = DB_RECEIPT_OPEN;
+    r.opened_at = 1790000000000;
+    r.closed_at = 0;   /* ignored while open */
+    CU_ASSERT_EQUAL(db_receipt_insert(db, &r, &id), 0);
+    CU_ASSERT(id > 0);
+    /* One open receipt per station. */
+    CU_ASSERT_EQUAL(db_receipt_insert(db, &r, &id2), -EEXIST);
+
+    /* The checklist as it fills, then a daemon restart: the station resumes. */
+    r.id = id;
+    r.serial = "EF123";
+    r.checklist = "{\"packaging\":\"original\",\"seal\":\"intact\"}";
+    CU_ASSERT_EQUAL(db_receipt_update(db, &r), 0);
+    reopen(&db);
+    CU_ASSERT_EQUAL_FATAL(db_receipt_get_open(db, "dock-1", &got), 0);
+    CU_ASSERT_EQUAL(got.id, id);
+    ASSERT_STR(got.station, "dock-1");
+    ASSERT_STR(got.rma, "RMA-1001");
+    ASSERT_STR(got.serial, "EF123");
+    ASSERT_STR(got.checklist, "{\"packaging\":\"original\",\"seal\":\"intact\"}");
+    CU_ASSERT_EQUAL(got.state, DB_RECEIPT_OPEN);
+    CU_ASSERT_EQUAL(got.opened_at, 1790000000000);
+    CU_ASSERT_EQUAL(got.closed_at, DB_TIME_NONE);
+    CU_ASSERT_PTR_NULL(got.result);
+    db_receipt_clear(&got);
+    db_receipt_clear(NULL);
+
+    /* Completed without a disposition, or with a closed_at missing: refused. */
+    r.state = DB_RECEIPT_COMPLETED;
+    r.closed_at = 1790000060000;
+    CU_ASSERT_EQUAL(db_receipt_update(db, &r), -EINVAL);
+    r.disposition = "warranty_repair";
+    r.closed_at = DB_TIME_NONE;
+    CU_ASSERT_EQUAL(db_receipt_update(db, &r), -EINVAL);
+    r.closed_at = 1790000060000;
+    r.checklist = "{not json";
+    CU_ASSERT_EQUAL(db_receipt_update(db, &r), -EINVAL);
+    r.checklist = "{\"packaging\":\"original\",\"seal\":\"intact\"}";
+
+    /* CMD-DONE: receipt, RMA and event in one transaction. */
+    r.result = "{\"disposition\":\"warranty_repair\",\"restocking_fee_pct\":0}";
+    CU_ASSERT_EQUAL(db_begin(db), 0);
+    CU_ASSERT_EQUAL(db_receipt_update(db, &r), 0);
+    CU_ASSERT_EQUAL(db_outbox_next_seq(db, &seq), 0);
+    CU_ASSERT_EQUAL(seq, 1);
+    CU_ASSERT_EQUAL(db_outbox_insert(db, seq, "inspection.completed",
+                                     "{\"v\":1,\"seq\":1,\"type\":\"inspection.completed\","
+                                     "\"disposition\":\"warranty_repair\"}"), 0);
+    CU_ASSERT_EQUAL(db_commit(db), 0);
+    CU_ASSERT_EQUAL(peek_int("SELECT count(*) FROM receipts WHERE state = 'completed' "
+                             "AND closed_at = '2026-09-21T14:14:20.000Z'"), 1);
+
+    /* Closed is final, for this code and for anyone at the sqlite3 prompt. */
+    r.disposition = "restock";
+    CU_ASSERT_EQUAL(db_receipt_update(db, &r), -EPERM);
+    CU_ASSERT(strstr(db_errmsg(db), "final") != NULL);
+    CU_ASSERT_EQUAL(poke("UPDATE receipts SET disposition = 'restock'"), SQLITE_CONSTRAINT);
+    CU_ASSERT_EQUAL(poke("DELETE FROM receipts"), SQLITE_CONSTRAINT);
+    CU_ASSERT_EQUAL(db_receipt_get_open(db, "dock-1", &got), -ENOENT);
+    r.id = 999;
+    CU_ASSERT_EQUAL(db_receipt_update(db, &r), -ENOENT);
+
+    /* Cancelled: kept, marked. CMD-NORMA: no RMA. Refused: closed at once. */
+    db_receipt_t c = { .station = "dock-1", .rma = "RMA-1002", .state = DB_RECEIPT_OPEN,
+                       .opened_at = 1790000100000, .closed_at = DB_TIME_NONE };
+    CU_ASSERT_EQUAL(db_receipt_insert(db, &c, &id2), 0);
+    c.id = id2;
+    c.state = DB_RECEIPT_CANCELLED;
+    c.closed_at = 1790000110000;
+    c.reason = "CMD-CANCEL";
+    CU_ASSERT_EQUAL(db_receipt_update(db, &c), 0);
+    db_receipt_t n = { .station = "dock-2", .state = DB_RECEIPT_OPEN,
+                       .opened_at = 1790000120000, .closed_at = DB_TIME_NONE };
+    CU_ASSERT_EQUAL(db_receipt_insert(db, &n, &id3), 0);
+    db_receipt_t f = { .station = "dock-1", .rma = "RMA-NOPE", .state = DB_RECEIPT_REFUSED,
+                       .opened_at = 1790000130000, .closed_at = 1790000130000,
+                       .reason = "unknown RMA" };
+    CU_ASSERT_EQUAL(db_receipt_insert(db, &f, &id4), 0);
+
+    CU_ASSERT_EQUAL_FATAL(db_receipt_get(db, id2, &got), 0);
+    CU_ASSERT_EQUAL(got.state, DB_RECEIPT_CANCELLED);
+    ASSERT_STR(got.reason, "CMD-CANCEL");
+    db_receipt_clear(&got);
+    CU_ASSERT_EQUAL_FATAL(db_receipt_get_open(db, "dock-2", &got), 0);
+    CU_ASSERT_PTR_NULL(got.rma);
+    db_receipt_clear(&got);
+    CU_ASSERT_EQUAL_FATAL(db_receipt_get(db, id4, &got), 0);
+    CU_ASSERT_EQUAL(got.state, DB_RECEIPT_REFUSED);
+    ASSERT_STR(db_receipt_state_name(got.state), "refused");
+    db_receipt_clear(&got);
+    CU_ASSERT_EQUAL(db_receipt_get(db, 12345, &got), -ENOENT);
+
+    /* rmactl receipts: newest first, limited. */
+    int64_t ids[8] = { 0 };
+    CU_ASSERT_EQUAL(db_receipt_list_recent(db, 3, collect_ids, ids), 0);
+    CU_ASSERT_EQUAL(ids[0], id4);
+    CU_ASSERT_EQUAL(ids[1], id3);
+    CU_ASSERT_EQUAL(ids[2], id2);
+    CU_ASSERT_EQUAL(ids[3], 0);
+    memset(ids, 0, sizeof(ids));
+    CU_ASSERT_EQUAL(db_receipt_list_recent(db, 0, collect_ids, ids), 0);
+    CU_ASSERT_EQUAL(ids[3], id);
+
+    /* Missing required fields. */
+    db_receipt_t bad = { .state = DB_RECEIPT_OPEN, .opened_at = 1, .closed_at = DB_TIME_NONE };
+    CU_ASSERT_EQUAL(db_receipt_insert(db, &bad, NULL), -EINVAL);
+    bad.station = "dock-9";
+    bad.opened_at = 0;
+    CU_ASSERT_EQUAL(db_receipt_insert(db, &bad, NULL), -EINVAL);
+    db_close(&db);
+}
+
+/* ------------------------------------------------------------ scans ----------- */
+
+struct seen_scans {
+    int n;
+    int64_t ids[4];
+    int raw_ok, text_ok;
+};
+
+static const unsigned char raw1[] = { 'R', 'M', 'A', 0x00, 0xff, 0xfe, '\r', 0x1d, 'x' };
+
+static int check_scan(const db_scan_t *s, void *data)
+{
+    struct seen_scans *seen = data;
+
+    if (seen->n < 4)
+        seen->ids[seen->n] = s->id;
+    if (seen->n == 0) {
+        seen->raw_ok = s->raw_len == sizeof(raw1) && memcmp(s->raw, raw1, sizeof(raw1)) == 0
+                       && s->text == NULL && !s->accepted && s->reason
+                       && strcmp(s->reason, "NUL byte in scan") == 0 && s->symbology == NULL
+                       && s->at == 1790000000123;
+    } else if (seen->n == 1) {
+        seen->text_ok = s->text && strcmp(s->text, "]C1 01 09506000134352") != 0
+                        && strcmp(s->text, "0109506000134352") == 0 && s->accepted
+                        && s->symbology && strcmp(s->symbology, "]C1") == 0;
+    }
+    seen->n++;
+    return 0;
+}
+
+static int stop_at_first(const db_scan_t *s, void *data)
+{
+    (void)s;
+    (void)data;
+    return 42;
+}
+
+static void test_scans_raw_bytes(void)
+{
+    db_t *db = fresh();
+    db_receipt_t r = { .station = "dock-1", .rma = "RMA-1001", .state = DB_RECEIPT_OPEN,
+                       .opened_at = 1790000000000, .closed_at = DB_TIME_NONE };
+    int64_t rid, sid;
+    struct seen_scans seen = { 0 };
+    CU_ASSERT_FATAL(db != NULL);
+    CU_ASSERT_EQUAL_FATAL(db_receipt_insert(db, &r, &rid), 0);
+
+    db_scan_t s = { .at = 1790000000123, .station = "dock-1", .scanner = "usb-0",
+                    .raw = raw1, .raw_len = sizeof(raw1), .text = NULL, .kind = "invalid",
+                    .accepted = false, .reason = "NUL byte in scan", .receipt_id = rid };
+    CU_ASSERT_EQUAL(db_scan_insert(db, &s, &sid), 0);
+    CU_ASSERT(sid > 0);
+    db_scan_t g = { .at = 1790000000456, .station = "dock-1", .scanner = "usb-0",
+                    .symbology = "]C1", .raw = "0109506000134352", .raw_len = 16,
+                    .text = "0109506000134352", .kind = "gs1", .accepted = true,
+                    .receipt_id = rid };
+    CU_ASSERT_EQUAL(db_scan_insert(db, &g, NULL), 0);
+    /* A scan outside any receipt (a stray scan, rejected) and an empty one. */
+    db_scan_t stray = { .at = 1790000000789, .station = "dock-1", .scanner = "tcp-1",
+                        .raw = "PKG-NONE", .raw_len = 8, .text = "PKG-NONE", .kind = "command",
+                        .accepted = false, .reason = "no open receipt" };
+    CU_ASSERT_EQUAL(db_scan_insert(db, &stray, NULL), 0);
+    db_scan_t empty = { .at = 1790000000790, .station = "dock-1", .scanner = "tcp-1",
+                        .raw = NULL, .raw_len = 0, .kind = "empty", .accepted = false,
+                        .reason = "empty scan" };
+    CU_ASSERT_EQUAL(db_scan_insert(db, &empty, NULL), 0);
+    CU_ASSERT_EQUAL(peek_int("SELECT count(*) FROM scans WHERE receipt_id IS NULL "
+                             "AND typeof(raw) = 'blob'"), 2);
+
+    /* Exact bytes back, across a restart. */
+    reopen(&db);
+    CU_ASSERT_EQUAL(db_scan_foreach_receipt(db, rid, check_scan, &seen), 0);
+    CU_ASSERT_EQUAL(seen.n, 2);
+    CU_ASSERT_EQUAL(seen.ids[0], sid);
+    CU_ASSERT(seen.raw_ok);
+    CU_ASSERT(seen.text_ok);
+    CU_ASSERT_EQUAL(peek_int("SELECT length(raw) FROM scans WHERE id = 1"), (long long)sizeof(raw1));
+    CU_ASSERT_EQUAL(db_scan_foreach_receipt(db, rid, stop_at_first, NULL), 42);
+
+    /* What the audit trail refuses. */
+    s.text = "caf\xc3";
+    CU_ASSERT_EQUAL(db_scan_insert(db, &s, NULL), -EILSEQ);
+    s.text = NULL;
+    s.reason = NULL;   /* a rejection must say why */
+    CU_ASSERT_EQUAL(db_scan_insert(db, &s, NULL), -EINVAL);
+    s.reason = "x";
+    s.receipt_id = 777;
+    CU_ASSERT_EQUAL(db_scan_insert(db, &s, NULL), -ENOENT);
+    s.receipt_id = 0;
+    s.scanner = NULL;
+    CU_ASSERT_EQUAL(db_scan_insert(db, &s, NULL), -EINVAL);
+    CU_ASSERT_EQUAL(poke("UPDATE scans SET accepted = 1"), SQLITE_CONSTRAINT);
+    CU_ASSERT_EQUAL(poke("DELETE FROM scans"), SQLITE_CONSTRAINT);
+    CU_ASSERT_EQUAL(peek_int("SELECT count(*) FROM scans"), 4);
+    db_close(&db);
+}
+
+/* ------------------------------------------------------------ outbox ---------- */
+
+/* Append one event in its own transaction, as the daemon does. */
+static int append(db_t *db, const char *topic, uint64_t *seq_out)
+{
+    uint64_t seq;
+    char body[256];
+    int r = db_begin(db);
+
+    if (r == 0)
+        r = db_outbox_next_seq(db, &seq);
+    if (r == 0) {
+        snprintf(body, sizeof(body), "{\"v\":1,\"seq\":%llu,\"type\":\"%s\",\"time\":"
+                 "\"2026-11-21T09:30:00.000Z\"}", (unsigned long long)seq, topic);
+        r = db_outbox_insert(db, seq, topic, body);
+    }
+    if (r == 0)
+        r = db_commit(db);
+    else
+        (void)db_rollback(db);
+    if (r == 0 && seq_out)
+        *seq_out = seq;
+    return r;
+}
+
+static void test_outbox_gapless_across_restarts(void)
+{
+    db_t *db = fresh();
+    uint64_t seq = 99, last;
+    CU_ASSERT_FATAL(db != NULL);
+
+    CU_ASSERT_EQUAL(db_outbox_last_seq(db, &last), 0);
+    CU_ASSERT_EQUAL(last, 0);
+    for (uint64_t i = 1; i <= 3; i++) {
+        CU_ASSERT_EQUAL(append(db, "scan.accepted", &seq), 0);
+        CU_ASSERT_EQUAL(seq, i);
+    }
+    reopen(&db);
+    CU_ASSERT_EQUAL(db_outbox_last_seq(db, &last), 0);
+    CU_ASSERT_EQUAL(last, 3);
+    CU_ASSERT_EQUAL(append(db, "daemon.started", &seq), 0);
+    CU_ASSERT_EQUAL(seq, 4);
+
+    /* A rolled-back transaction consumes no number. */
+    CU_ASSERT_EQUAL(db_begin(db), 0);
+    CU_ASSERT_EQUAL(db_outbox_next_seq(db, &seq), 0);
+    CU_ASSERT_EQUAL(seq, 5);
+    CU_ASSERT_EQUAL(db_outbox_insert(db, 5, "receipt.opened",
+                                     "{\"seq\":5,\"type\":\"receipt.opened\"}"), 0);
+    CU_ASSERT_EQUAL(db_outbox_last_seq(db, &last), 0);
+    CU_ASSERT_EQUAL(last, 5);
+    CU_ASSERT_EQUAL(db_rollback(db), 0);
+    CU_ASSERT_EQUAL(append(db, "receipt.opened", &seq), 0);
+    CU_ASSERT_EQUAL(seq, 5);
+    CU_ASSERT_EQUAL(peek_int("SELECT max(seq) = count(*) FROM outbox"), 1);
+
+    /* The rules hold whatever the caller does. */
+    CU_ASSERT_EQUAL(db_outbox_next_seq(db, &seq), -EINVAL);           /* no transaction */
+    CU_ASSERT_EQUAL(db_outbox_insert(db, 6, "x", "{\"seq\":6,\"type\":\"x\"}"), -EINVAL);
+    CU_ASSERT_EQUAL(db_begin(db), 0);
+    CU_ASSERT_EQUAL(db_outbox_insert(db, 7, "x", "{\"seq\":7,\"type\":\"x\"}"), -EPERM); /* gap */
+    CU_ASSERT_EQUAL(db_outbox_insert(db, 5, "x", "{\"seq\":5,\"type\":\"x\"}"), -EPERM); /* reuse */
+    CU_ASSERT_EQUAL(db_outbox_insert(db, 6, "x", "{\"seq\":5,\"type\":\"x\"}"), -EINVAL); /* body seq */
+    CU_ASSERT_EQUAL(db_outbox_insert(db, 6, "x", "{\"seq\":6,\"type\":\"y\"}"), -EINVAL); /* body type */
+    CU_ASSERT_EQUAL(db_outbox_insert(db, 6, "x", "{\"seq\":6,"), -EINVAL);               /* not JSON */
+    CU_ASSERT_EQUAL(db_outbox_insert(db, 0, "x", "{\"seq\":0,\"type\":\"x\"}"), -EINVAL);
+    CU_ASSERT_EQUAL(db_rollback(db), 0);
+    CU_ASSERT_EQUAL(poke("UPDATE outbox SET topic = 'y'"), SQLITE_CONSTRAINT);
+    CU_ASSERT_EQUAL(poke("DELETE FROM outbox WHERE seq = 5"), SQLITE_CONSTRAINT);
+    CU_ASSERT_EQUAL(db_outbox_last_seq(db, &last), 0);
+    CU_ASSERT_EQUAL(last, 5);
+    db_close(&db);
+}
+
+struct replay {
+    uint64_t seqs[32];
+    int n;
+    int stop_after;
+    int bodies_ok;
+};
+
+static int on_event(const db_event_t *ev, void *data)
+{
+    struct replay *rp = data;
+    char want[64];
+
+    snprintf(want, sizeof(want), "\"seq\":%llu,", (unsigned long long)ev->seq);
+    if (!strstr(ev->body, want) || strlen(ev->body) != ev->body_len || !ev->topic
+        || !ev->created_at || strlen(ev->created_at) != 24)
+        rp->bodies_ok = 0;
+    if (rp->n < 32)
+        rp->seqs[rp->n] = ev->seq;
+    rp->n++;
+    return rp->stop_after && rp->n == rp->stop_after ? 7 : 0;
+}
+
+static void test_outbox_replay(void)
+{
+    db_t *db = fresh();
+    struct replay rp;
+    CU_ASSERT_FATAL(db != NULL);
+
+    for (int i = 0; i < 10; i++)
+        CU_ASSERT_EQUAL(append(db, i % 2 ? "scan.accepted" : "scan.rejected", NULL), 0);
+
+    memset(&rp, 0, sizeof(rp));
+    rp.bodies_ok = 1;
+    CU_ASSERT_EQUAL(db_outbox_foreach(db, 4, 0, on_event, &rp), 0);
+    CU_ASSERT_EQUAL(rp.n, 7);
+    for (int i = 0; i < 7 && i < rp.n; i++)
+        CU_ASSERT_EQUAL(rp.seqs[i], (uint64_t)(4 + i));
+    CU_ASSERT(rp.bodies_ok);
+
+    memset(&rp, 0, sizeof(rp));
+    CU_ASSERT_EQUAL(db_outbox_foreach(db, 0, 0, on_event, &rp), 0);
+    CU_ASSERT_EQUAL(rp.n, 10);
+    CU_ASSERT_EQUAL(rp.seqs[0], 1);
+
+    memset(&rp, 0, sizeof(rp));
+    CU_ASSERT_EQUAL(db_outbox_foreach(db, 4, 3, on_event, &rp), 0);   /* a page */
+    CU_ASSERT_EQUAL(rp.n, 3);
+    CU_ASSERT_EQUAL(rp.seqs[2], 6);
+
+    memset(&rp, 0, sizeof(rp));
+    CU_ASSERT_EQUAL(db_outbox_foreach(db, 11, 0, on_event, &rp), 0);  /* nothing newer */
+    CU_ASSERT_EQUAL(rp.n, 0);
+    CU_ASSERT_EQUAL(db_outbox_foreach(db, UINT64_MAX, 0, on_event, &rp), 0);
+    CU_ASSERT_EQUAL(rp.n, 0);
+
+    memset(&rp, 0, sizeof(rp));
+    rp.stop_after = 2;
+    CU_ASSERT_EQUAL(db_outbox_foreach(db, 1, 0, on_event, &rp), 7);
+    CU_ASSERT_EQUAL(rp.n, 2);
+
+    /* The statement is reusable after a stop, and replay sees a reopened file. */
+    reopen(&db);
+    memset(&rp, 0, sizeof(rp));
+    CU_ASSERT_EQUAL(db_outbox_foreach(db, 10, 0, on_event, &rp), 0);
+    CU_ASSERT_EQUAL(rp.n, 1);
+    db_close(&db);
+}
+
+int suite_db(void)
+{
+    CU_pSuite s = CU_add_suite("db", setup, teardown);
+    if (!s)
+        return -1;
+    if (!CU_add_test(s, "open migrates a fresh file, WAL", test_open_migrates_fresh_file)
+        || !CU_add_test(s, "reopen is a no-op", test_reopen_is_noop)
+        || !CU_add_test(s, "newer schema refused", test_newer_schema_refused)
+        || !CU_add_test(s, "open errors", test_open_errors)
+        || !CU_add_test(s, "transactions", test_transactions)
+        || !CU_add_test(s, "rma fields and validate", test_rma_fields_and_validate)
+        || !CU_add_test(s, "rma get, upsert, mark received", test_rma_get_and_mark_received)
+        || !CU_add_test(s, "import happy path, idempotent", test_import_happy_and_idempotent)
+        || !CU_add_test(s, "import bad rows apply nothing", test_import_bad_rows_apply_nothing)
+        || !CU_add_test(s, "import header errors", test_import_header_errors)
+        || !CU_add_test(s, "import caps", test_import_caps)
+        || !CU_add_test(s, "receipt lifecycle", test_receipt_lifecycle)
+        || !CU_add_test(s, "scans keep raw bytes", test_scans_raw_bytes)
+        || !CU_add_test(s, "outbox gapless across restarts", test_outbox_gapless_across_restarts)
+        || !CU_add_test(s, "outbox replay", test_outbox_replay))
+        return -1;
+    return 0;
+}
