@@ -15,7 +15,9 @@
     X(loop)            \
     X(config)          \
     X(policy_cases)    \
-    X(rmactl_cli)
+    X(rmactl_cli)      \
+    X(event)           \
+    X(station)
 
 #define RMAD_DECLARE_SUITE(name) int suite_##name(void);
 RMAD_SUITES(RMAD_DECLARE_SUITE)

@@ -1,0 +1,1413 @@
+/*
+ * Stations: the receipt workflow of spec station, one transaction per scan.
+ *
+ * Each scan is first turned into a plan (what to store, which receipt changes, which
+ * events), reading the database but writing nothing; the plan is then written in the
+ * same transaction, and only after db_commit does the station's memory take the new
+ * state. A failed write therefore leaves the station exactly as it was.
+ *
+ * The open receipt's checklist is kept as the JSON text stored in its row, parsed
+ * for each scan that needs it: what a restarted station resumes is byte for byte
+ * what the running one had.
+ */
+#include "daemon/station.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <regex.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "daemon/caldate.h"
+#include "daemon/findings.h"
+#include "daemon/policy.h"
+#include "daemon/scancmd.h"
+#include "proto/event.h"
+#include "proto/policy_json.h"
+
+/* Distinct accessories one receipt records: ACC-<name> takes any name, so bound it. */
+#define CHECKLIST_MAX_ACC 64
+
+/* Reasons the dock worker reads on the station's screen. */
+#define WHY_NO_RECEIPT "not expected now: no open receipt; scan the RMA (or CMD-NORMA) first"
+#define WHY_OPEN "a receipt is open: finish (CMD-DONE) or cancel (CMD-CANCEL) first"
+#define WHY_SERIAL_FIRST \
+    "scan the serial first (or SERIAL-DAMAGED / SERIAL-REMOVED when it cannot be read)"
+
+/* ------------------------------------------------------------------ checklist ---- */
+
+/*
+ * What the dock recorded about the open receipt's unit (spec station, "Receipt
+ * workflow" steps 2-3). Defaults are the contract's unremarkable state.
+ */
+typedef struct {
+    char *serial;                 /* NULL until read */
+    int serial_match;             /* 1 match, 0 mismatch, -1 unknown */
+    serial_label_t serial_label;
+    bool rma_marked;
+    packaging_t packaging;
+    bool foam;
+    seal_t seal;
+    char *acc[CHECKLIST_MAX_ACC]; /* accessories present, in scan order, distinct */
+    size_t n_acc;
+    uint32_t findings;            /* bit (1u << finding_t) */
+    fault_t fault;
+    char *component;              /* NULL: the whole unit */
+    char *gtin;                   /* (01) of a GS1 scan, NULL when none */
+} checklist_t;
+
+static void checklist_init(checklist_t *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->serial_match = -1;
+    c->serial_label = LABEL_INTACT;
+    c->rma_marked = true;
+    c->packaging = PKG_ORIGINAL;
+    c->foam = true;
+    c->seal = SEAL_INTACT;
+    c->fault = FAULT_NOT_TESTED;
+}
+
+static void checklist_free(checklist_t *c)
+{
+    free(c->serial);
+    for (size_t i = 0; i < c->n_acc; i++)
+        free(c->acc[i]);
+    free(c->component);
+    free(c->gtin);
+    checklist_init(c);
+}
+
+static json_t *str_or_null(const char *s)
+{
+    return s ? json_string(s) : json_null();
+}
+
+static json_t *tristate(int v)
+{
+    return v < 0 ? json_null() : json_boolean(v);
+}
+
+static json_t *findings_json(uint32_t bits)
+{
+    json_t *a = json_array();
+    for (int i = 0; a && i < FINDING__COUNT; i++)
+        if ((bits & (1u << i)) && json_array_append_new(a, json_string(finding_names[i])) < 0) {
+            json_decref(a);
+            return NULL;
+        }
+    return a;
+}
+
+static json_t *names_json(const char *const *names, size_t n)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; a && i < n; i++)
+        if (json_array_append_new(a, json_string(names[i])) < 0) {
+            json_decref(a);
+            return NULL;
+        }
+    return a;
+}
+
+static json_t *ename(const enumdef_t *def, int v)
+{
+    return json_string(def->names[v]);
+}
+
+static json_t *acc_json(const checklist_t *c)
+{
+    return names_json((const char *const *)c->acc, c->n_acc);
+}
+
+/* The stored form. NULL when out of memory. */
+static json_t *checklist_json(const checklist_t *c)
+{
+    json_t *o = json_object();
+    if (!o)
+        return NULL;
+    int bad = json_object_set_new(o, "serial", str_or_null(c->serial)) |
+              json_object_set_new(o, "serial_match", tristate(c->serial_match)) |
+              json_object_set_new(o, "serial_label", ename(&ENUM_SERIAL_LABEL, c->serial_label)) |
+              json_object_set_new(o, "rma_marked_on_package", json_boolean(c->rma_marked)) |
+              json_object_set_new(o, "packaging", ename(&ENUM_PACKAGING, c->packaging)) |
+              json_object_set_new(o, "foam", json_boolean(c->foam)) |
+              json_object_set_new(o, "seal", ename(&ENUM_SEAL, c->seal)) |
+              json_object_set_new(o, "accessories_present", acc_json(c)) |
+              json_object_set_new(o, "findings", findings_json(c->findings)) |
+              json_object_set_new(o, "fault", ename(&ENUM_FAULT, c->fault)) |
+              json_object_set_new(o, "component", str_or_null(c->component)) |
+              json_object_set_new(o, "gtin", str_or_null(c->gtin));
+    if (bad) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+static char *dump_compact(json_t *j)
+{
+    return j ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+}
+
+static char *checklist_text(const checklist_t *c)
+{
+    json_t *j = checklist_json(c);
+    char *s = dump_compact(j);
+    json_decref(j);
+    return s;
+}
+
+static int opt_string(json_t *o, const char *key, char **out)
+{
+    json_t *v = json_object_get(o, key);
+    if (!v || json_is_null(v))
+        return 0;
+    if (!json_is_string(v))
+        return -EBADMSG;
+    return (*out = strdup(json_string_value(v))) ? 0 : -ENOMEM;
+}
+
+static int opt_bool(json_t *o, const char *key, bool *out)
+{
+    json_t *v = json_object_get(o, key);
+    if (!v)
+        return 0;
+    if (!json_is_boolean(v))
+        return -EBADMSG;
+    *out = json_is_true(v);
+    return 0;
+}
+
+static int opt_enum(json_t *o, const char *key, const enumdef_t *def, int *out)
+{
+    json_t *v = json_object_get(o, key);
+    if (!v)
+        return 0;
+    int e = json_is_string(v) ? enumdef_find(def, json_string_value(v)) : -1;
+    if (e < 0)
+        return -EBADMSG;
+    *out = e;
+    return 0;
+}
+
+/*
+ * Parse a stored checklist (written by checklist_json; a closed receipt's also has
+ * accessories_missing). Anything else is -EBADMSG: a receipt resumed from a checklist
+ * we do not understand would be decided on a guess.
+ */
+static int checklist_parse(const char *text, checklist_t *out)
+{
+    static const char *const keys[] = { "serial", "serial_match", "serial_label",
+                                        "rma_marked_on_package", "packaging", "foam", "seal",
+                                        "accessories_present", "accessories_missing",
+                                        "findings", "fault", "component", "gtin", NULL };
+    checklist_t c;
+    checklist_init(&c);
+    json_t *o = json_loads(text, JSON_REJECT_DUPLICATES, NULL), *v;
+    const char *k;
+    int r = json_is_object(o) ? 0 : -EBADMSG;
+
+    if (r == 0)
+        json_object_foreach(o, k, v) {
+            const char *const *a = keys;
+            while (*a && strcmp(*a, k) != 0)
+                a++;
+            if (!*a)
+                r = -EBADMSG;
+        }
+    int label = c.serial_label, pkg = c.packaging, seal = c.seal, fault = c.fault;
+    if (r == 0)
+        r = opt_string(o, "serial", &c.serial);
+    if (r == 0)
+        r = opt_bool(o, "rma_marked_on_package", &c.rma_marked);
+    if (r == 0)
+        r = opt_bool(o, "foam", &c.foam);
+    if (r == 0)
+        r = opt_enum(o, "serial_label", &ENUM_SERIAL_LABEL, &label);
+    if (r == 0)
+        r = opt_enum(o, "packaging", &ENUM_PACKAGING, &pkg);
+    if (r == 0)
+        r = opt_enum(o, "seal", &ENUM_SEAL, &seal);
+    if (r == 0)
+        r = opt_enum(o, "fault", &ENUM_FAULT, &fault);
+    if (r == 0)
+        r = opt_string(o, "component", &c.component);
+    if (r == 0)
+        r = opt_string(o, "gtin", &c.gtin);
+    c.serial_label = (serial_label_t)label;
+    c.packaging = (packaging_t)pkg;
+    c.seal = (seal_t)seal;
+    c.fault = (fault_t)fault;
+    if (r == 0 && (v = json_object_get(o, "serial_match")) && !json_is_null(v)) {
+        if (json_is_boolean(v))
+            c.serial_match = json_is_true(v);
+        else
+            r = -EBADMSG;
+    }
+    if (r == 0 && (v = json_object_get(o, "accessories_present"))) {
+        size_t i;
+        json_t *e;
+        if (!json_is_array(v) || json_array_size(v) > CHECKLIST_MAX_ACC)
+            r = -EBADMSG;
+        else
+            json_array_foreach(v, i, e) {
+                if (r < 0)
+                    break;
+                if (!json_is_string(e))
+                    r = -EBADMSG;
+                else if (!(c.acc[c.n_acc] = strdup(json_string_value(e))))
+                    r = -ENOMEM;
+                else
+                    c.n_acc++;
+            }
+    }
+    if (r == 0 && (v = json_object_get(o, "findings"))) {
+        size_t i;
+        json_t *e;
+        if (!json_is_array(v))
+            r = -EBADMSG;
+        else
+            json_array_foreach(v, i, e) {
+                int f = json_is_string(e) ? enumdef_find(&ENUM_FINDING, json_string_value(e)) : -1;
+                if (f < 0)
+                    r = -EBADMSG;
+                else
+                    c.findings |= 1u << f;
+            }
+    }
+    json_decref(o);
+    if (r < 0) {
+        checklist_free(&c);
+        return r;
+    }
+    *out = c;
+    return 0;
+}
+
+static bool checklist_has_acc(const checklist_t *c, const char *name)
+{
+    for (size_t i = 0; i < c->n_acc; i++)
+        if (strcasecmp(c->acc[i], name) == 0)
+            return true;
+    return false;
+}
+
+/* ------------------------------------------------------------------- station ----- */
+
+typedef struct {
+    char *scanner;   /* NULL: free slot */
+    char aim[4];
+    char *text;
+    size_t len;
+    int64_t t_ms;    /* scan_t.t_ms of the read that was stored */
+    uint64_t tick;   /* for forgetting the least recently seen scanner */
+} read_t;
+
+struct station {
+    char *name;
+    db_t *db;
+    policyset_t **policies;
+    regex_t rma_re;
+    int64_t double_read_ms;
+
+    /* The open receipt as committed; open_id 0 when there is none. */
+    int64_t open_id;
+    char *open_rma;         /* NULL for CMD-NORMA */
+    char *open_checklist;   /* JSON text, as stored in the row */
+    char *open_serial;      /* from the checklist, for station_status */
+
+    int64_t last_label;     /* last refused or completed receipt: what CMD-REPRINT prints */
+    read_t reads[STATION_READS_MAX];
+    uint64_t tick;
+
+    uint64_t n_scans, n_rejected, n_double;
+    char *reason;           /* station_outcome_t.reason of the last call */
+};
+
+static void set_errmsg(char **errmsg, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void set_errmsg(char **errmsg, const char *fmt, ...)
+{
+    if (!errmsg)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    if (vasprintf(errmsg, fmt, ap) < 0)
+        *errmsg = NULL;
+    va_end(ap);
+}
+
+static void clear_open(station_t *st)
+{
+    st->open_id = 0;
+    free(st->open_rma);
+    free(st->open_checklist);
+    free(st->open_serial);
+    st->open_rma = st->open_checklist = st->open_serial = NULL;
+}
+
+void station_destroy(station_t **stp)
+{
+    if (!stp || !*stp)
+        return;
+    station_t *st = *stp;
+    clear_open(st);
+    for (int i = 0; i < STATION_READS_MAX; i++) {
+        free(st->reads[i].scanner);
+        free(st->reads[i].text);
+    }
+    regfree(&st->rma_re);
+    free(st->name);
+    free(st->reason);
+    free(st);
+    *stp = NULL;
+}
+
+/* Take over the station's open receipt from the database (a restart continues it). */
+static int resume(station_t *st, char **errmsg)
+{
+    db_receipt_t r;
+    checklist_t c;
+    int rc = db_receipt_get_open(st->db, st->name, &r);
+
+    if (rc == -ENOENT)
+        return 0;
+    if (rc < 0) {
+        set_errmsg(errmsg, "station %s: %s", st->name, db_errmsg(st->db));
+        return rc;
+    }
+    if (r.checklist) {
+        if ((rc = checklist_parse(r.checklist, &c)) < 0) {
+            set_errmsg(errmsg, "station %s: open receipt %lld: stored checklist is not readable",
+                       st->name, (long long)r.id);
+            db_receipt_clear(&r);
+            return rc;
+        }
+    } else {
+        /* A receipt opened without a checklist (none scanned yet) starts from defaults. */
+        checklist_init(&c);
+        if (!(r.checklist = checklist_text(&c))) {
+            db_receipt_clear(&r);
+            return -ENOMEM;
+        }
+    }
+    if (c.serial && !(st->open_serial = strdup(c.serial))) {
+        checklist_free(&c);
+        db_receipt_clear(&r);
+        return -ENOMEM;
+    }
+    checklist_free(&c);
+    st->open_id = r.id;
+    st->open_rma = r.rma;
+    st->open_checklist = r.checklist;
+    r.rma = r.checklist = NULL;
+    db_receipt_clear(&r);
+    return 0;
+}
+
+station_t *station_new(const config_station_t *cfg, const config_t *daemon_cfg, db_t *db,
+                       policyset_t **policies_ref, char **errmsg)
+{
+    if (errmsg)
+        *errmsg = NULL;
+    if (!cfg || !cfg->name || !*cfg->name || !daemon_cfg || !db || !policies_ref) {
+        set_errmsg(errmsg, "station: invalid arguments");
+        return NULL;
+    }
+    station_t *st = calloc(1, sizeof(*st));
+    if (!st || !(st->name = strdup(cfg->name))) {
+        free(st);
+        set_errmsg(errmsg, "station %s: out of memory", cfg->name);
+        return NULL;
+    }
+    const char *pat = daemon_cfg->rma_pattern ? daemon_cfg->rma_pattern
+                                              : CONFIG_DEFAULT_RMA_PATTERN;
+    int rc = regcomp(&st->rma_re, pat, REG_EXTENDED | REG_NOSUB);
+    if (rc != 0) {
+        char buf[256];
+        regerror(rc, &st->rma_re, buf, sizeof(buf));
+        set_errmsg(errmsg, "station %s: rma_pattern: %s", st->name, buf);
+        free(st->name);
+        free(st);
+        return NULL;
+    }
+    st->db = db;
+    st->policies = policies_ref;
+    st->double_read_ms = daemon_cfg->double_read_ms > 0 ? daemon_cfg->double_read_ms : 0;
+    if (resume(st, errmsg) < 0) {
+        if (errmsg && !*errmsg)
+            set_errmsg(errmsg, "station %s: out of memory", st->name);
+        station_destroy(&st);
+        return NULL;
+    }
+    return st;
+}
+
+const char *station_name(const station_t *st)
+{
+    return st->name;
+}
+
+void station_status(const station_t *st, station_status_t *out)
+{
+    *out = (station_status_t){
+        .name = st->name,
+        .receipt_id = st->open_id,
+        .rma = st->open_rma,
+        .serial = st->open_serial,
+        .scans = st->n_scans,
+        .rejected = st->n_rejected,
+        .double_reads = st->n_double,
+    };
+}
+
+/* --------------------------------------------------------------- double reads ---- */
+
+static const char *scanner_of(const scan_t *scan)
+{
+    return scan->scanner && *scan->scanner ? scan->scanner : "unknown";
+}
+
+static read_t *read_slot(station_t *st, const char *scanner)
+{
+    for (int i = 0; i < STATION_READS_MAX; i++)
+        if (st->reads[i].scanner && strcmp(st->reads[i].scanner, scanner) == 0)
+            return &st->reads[i];
+    return NULL;
+}
+
+/*
+ * Spec station: "The same barcode read twice by the same scanner within 1.5 s
+ * (configurable) is a double read, recorded once." The window runs from the read that
+ * was stored, on the driver's monotonic clock, so a scanner stuck on one barcode still
+ * leaves one row per window rather than none.
+ */
+static bool is_double_read(station_t *st, const scan_t *scan)
+{
+    if (st->double_read_ms <= 0)
+        return false;
+    read_t *r = read_slot(st, scanner_of(scan));
+    if (!r || strcmp(r->aim, scan->aim) != 0 || r->len != scan->len ||
+        memcmp(r->text, scan->text, scan->len) != 0)
+        return false;
+    int64_t dt = scan->t_ms - r->t_ms;
+    return dt >= 0 && dt < st->double_read_ms;
+}
+
+/* After a commit: this read is the one later reads are compared with. */
+static void remember_read(station_t *st, const scan_t *scan)
+{
+    const char *scanner = scanner_of(scan);
+    read_t *r = read_slot(st, scanner);
+    char *text = malloc(scan->len + 1);
+
+    if (!text)
+        return;   /* only double-read detection degrades: the next read is stored */
+    memcpy(text, scan->text, scan->len);
+    text[scan->len] = '\0';
+    if (!r) {
+        /* A free slot, else the scanner seen least recently (ids of TCP connections
+         * keep changing; the table stays bounded). */
+        r = &st->reads[0];
+        for (int i = 0; i < STATION_READS_MAX; i++) {
+            if (!st->reads[i].scanner) {
+                r = &st->reads[i];
+                break;
+            }
+            if (st->reads[i].tick < r->tick)
+                r = &st->reads[i];
+        }
+        char *id = strdup(scanner);
+        if (!id) {
+            free(text);
+            return;
+        }
+        free(r->scanner);
+        r->scanner = id;
+    }
+    free(r->text);
+    r->text = text;
+    r->len = scan->len;
+    snprintf(r->aim, sizeof(r->aim), "%s", scan->aim);
+    r->t_ms = scan->t_ms;
+    r->tick = ++st->tick;
+}
+
+/* -------------------------------------------------------------------- plans ------ */
+
+/* What one scan does, decided before anything is written. */
+typedef struct {
+    const char *kind;            /* scans.kind */
+    bool accepted;
+    char *reason;                /* rejection or refusal reason */
+    station_receipt_t transition;
+    int64_t receipt_id;          /* the receipt the scan belongs to; set by the insert */
+
+    bool insert;                 /* a new receipt row: opened or refused */
+    bool update;                 /* rewrite the open receipt's row */
+    db_receipt_state_t state;    /* of the inserted / updated row */
+    char *rma;                   /* inserted row's RMA number */
+    char *checklist;             /* row's checklist JSON */
+    char *serial;                /* row's serial */
+    char *result;                /* completed: policy result JSON */
+    const char *disposition;     /* completed: static name */
+    const char *row_reason;      /* row's reason (refused, cancelled) */
+    char *mark_received;         /* RMA number to mark received */
+
+    const char *topic;           /* the transition's event, or NULL */
+    json_t *fields;              /* its fields */
+    bool serial_mismatch;
+    bool reprint;
+} plan_t;
+
+static void plan_free(plan_t *pl)
+{
+    free(pl->reason);
+    free(pl->rma);
+    free(pl->checklist);
+    free(pl->serial);
+    free(pl->result);
+    free(pl->mark_received);
+    json_decref(pl->fields);
+    memset(pl, 0, sizeof(*pl));
+}
+
+static int reject(plan_t *pl, const char *kind, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* A scan that does not fit: stored as rejected with the reason, nothing else changes. */
+static int reject(plan_t *pl, const char *kind, const char *fmt, ...)
+{
+    va_list ap;
+    pl->kind = kind;
+    pl->accepted = false;
+    va_start(ap, fmt);
+    int n = vasprintf(&pl->reason, fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+        pl->reason = NULL;
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+static int dup_or_null(const char *s, char **out)
+{
+    *out = NULL;
+    return !s || (*out = strdup(s)) ? 0 : -ENOMEM;
+}
+
+/* The open receipt's checklist as committed. */
+static int open_checklist(const station_t *st, checklist_t *c)
+{
+    if (!st->open_checklist) {
+        checklist_init(c);
+        return 0;
+    }
+    return checklist_parse(st->open_checklist, c);
+}
+
+/* An accepted scan that changed the open receipt's checklist. */
+static int plan_update(station_t *st, const checklist_t *c, const char *kind, plan_t *pl)
+{
+    pl->kind = kind;
+    pl->accepted = true;
+    pl->update = true;
+    pl->state = DB_RECEIPT_OPEN;
+    pl->receipt_id = st->open_id;
+    if (!(pl->checklist = checklist_text(c)))
+        return -ENOMEM;
+    return dup_or_null(c->serial, &pl->serial);
+}
+
+/* The RMA of the open receipt, read in this transaction (a re-import may have
+ * changed it since the receipt opened). 1 when filled, 0 for none (CMD-NORMA). */
+static int open_rma_row(station_t *st, db_rma_t *rma)
+{
+    if (!st->open_rma)
+        return 0;
+    int r = db_rma_get(st->db, st->open_rma, rma);
+    return r < 0 ? r : 1;
+}
+
+/* The current set's policy for a vendor: looked up at each use, since a reload
+ * (SIGHUP) swaps the set and frees the old one. */
+static const policy_t *policy_of(const station_t *st, const char *vendor)
+{
+    return *st->policies ? policyset_for_vendor(*st->policies, vendor) : NULL;
+}
+
+static const char *nonempty(const char *s)
+{
+    return s && *s ? s : NULL;
+}
+
+/* Spec station: "compared with the RMA's expected serial (trimmed, case-folded)". */
+static bool serial_equal(const char *a, const char *b)
+{
+    while (isspace((unsigned char)*a))
+        a++;
+    while (isspace((unsigned char)*b))
+        b++;
+    size_t la = strlen(a), lb = strlen(b);
+    while (la && isspace((unsigned char)a[la - 1]))
+        la--;
+    while (lb && isspace((unsigned char)b[lb - 1]))
+        lb--;
+    return la == lb && strncasecmp(a, b, la) == 0;
+}
+
+/* 1 match, 0 mismatch, -1 unknown (no serial read, or the RMA expects none). */
+static int serial_match(const char *serial, const db_rma_t *rma)
+{
+    if (!serial || !rma || !*rma->expected_serial)
+        return -1;
+    return serial_equal(serial, rma->expected_serial) ? 1 : 0;
+}
+
+/*
+ * Record the serial. A mismatch is recorded and does not block scanning (spec
+ * station, step 2): the policy engine's built-in check quarantines it at CMD-DONE.
+ */
+static int set_serial(station_t *st, checklist_t *c, const char *serial, plan_t *pl)
+{
+    db_rma_t rma;
+    int has = open_rma_row(st, &rma);
+    if (has < 0)
+        return has;
+    free(c->serial);
+    if (!(c->serial = strdup(serial)))
+        return -ENOMEM;
+    c->serial_match = serial_match(serial, has ? &rma : NULL);
+    pl->serial_mismatch = c->serial_match == 0;
+    return 0;
+}
+
+static int plan_open(const char *number, const db_rma_t *rma, const char *kind, plan_t *pl)
+{
+    checklist_t c;
+    checklist_init(&c);
+    pl->kind = kind;
+    pl->accepted = true;
+    pl->transition = STATION_RECEIPT_OPENED;
+    pl->insert = true;
+    pl->state = DB_RECEIPT_OPEN;
+    if (dup_or_null(number, &pl->rma) < 0 || !(pl->checklist = checklist_text(&c)))
+        return -ENOMEM;
+    pl->topic = "receipt.opened";
+    pl->fields = json_pack("{s:o, s:o, s:o}", "rma", str_or_null(number),
+                           "vendor", str_or_null(rma ? nonempty(rma->vendor) : NULL),
+                           "model", str_or_null(rma ? nonempty(rma->model) : NULL));
+    return pl->fields ? 0 : -ENOMEM;
+}
+
+/* Spec station, step 1: an unknown or already-received RMA is refused, and the
+ * refusal is itself a (closed) receipt, so the audit trail shows the unit came. */
+static int plan_refuse(const char *number, const char *why, plan_t *pl)
+{
+    pl->kind = "rma";
+    pl->accepted = true;
+    pl->transition = STATION_RECEIPT_REFUSED;
+    pl->insert = true;
+    pl->state = DB_RECEIPT_REFUSED;
+    if (!(pl->rma = strdup(number)) || !(pl->reason = strdup(why)))
+        return -ENOMEM;
+    pl->row_reason = pl->reason;
+    pl->topic = "receipt.refused";
+    pl->fields = json_pack("{s:s, s:s}", "rma", number, "reason", why);
+    return pl->fields ? 0 : -ENOMEM;
+}
+
+static int plan_rma(station_t *st, const char *number, plan_t *pl)
+{
+    db_rma_t rma;
+
+    if (st->open_id)
+        return reject(pl, "rma", WHY_OPEN);
+    int r = db_rma_get(st->db, number, &rma);
+    if (r == -ENOENT)
+        return plan_refuse(number, "unknown RMA", pl);
+    if (r < 0)
+        return r;
+    if (rma.status == DB_RMA_RECEIVED)
+        return plan_refuse(number, "RMA already received", pl);
+    /*
+     * An expired RMA opens: whether it is expired is the vendor's rule (EverFocus: 30
+     * days from issuance), and the policy's own rule refuses it at CMD-DONE with the
+     * clause named, rather than the station guessing a validity period.
+     */
+    return plan_open(number, &rma, "rma", pl);
+}
+
+static int plan_cancel(station_t *st, plan_t *pl)
+{
+    checklist_t c;
+    int r = open_checklist(st, &c);
+    if (r < 0)
+        return r;
+    pl->kind = "command";
+    pl->accepted = true;
+    pl->transition = STATION_RECEIPT_CANCELLED;
+    pl->update = true;
+    pl->state = DB_RECEIPT_CANCELLED;
+    pl->receipt_id = st->open_id;
+    pl->row_reason = "cancelled at the station (CMD-CANCEL)";
+    r = dup_or_null(st->open_checklist, &pl->checklist);
+    if (r == 0)
+        r = dup_or_null(c.serial, &pl->serial);
+    checklist_free(&c);
+    if (r < 0)
+        return r;
+    pl->topic = "receipt.cancelled";
+    pl->fields = json_pack("{s:o}", "rma", str_or_null(st->open_rma));
+    return pl->fields ? 0 : -ENOMEM;
+}
+
+/* A decision without a policy, in the shape of result_to_json(): held for a person. */
+static json_t *held_result(const char *rule, const char *text)
+{
+    return json_pack("{s:s, s:i, s:{s:s, s:n, s:n, s:n}, s:[s], s:[{s:s, s:s}], s:n}",
+                     "disposition", "quarantine", "restocking_fee_pct", 0,
+                     "warranty", "status", "unknown", "basis", "starts", "ends",
+                     "flags", "manual_review",
+                     "reasons", "rule", rule, "text", text,
+                     "policy");
+}
+
+static json_t *date_json(caldate_t d)
+{
+    char b[CALDATE_STRLEN];
+    caldate_format(d, b);
+    return json_string(b);
+}
+
+static int set_opt_date(json_t *o, const char *key, caldate_t d)
+{
+    return d == CALDATE_NONE ? 0 : json_object_set_new(o, key, date_json(d));
+}
+
+/*
+ * The policy case (spec policy-eval) from the RMA row, the checklist and the
+ * receiving date: the same JSON `rmactl policy eval` reads, parsed by the same
+ * case_from_json(), so the dock decides exactly what the command would print.
+ */
+static json_t *build_case(const db_rma_t *rma, const checklist_t *c, const char *const *missing,
+                          size_t n_missing, caldate_t today)
+{
+    json_t *cs = json_object(), *r = json_object(), *p = json_object(), *in = json_object();
+    int bad = !cs || !r || !p || !in;
+
+    if (!bad) {
+        bad |= json_object_set_new(r, "number", json_string(rma->number));
+        bad |= set_opt_date(r, "issued", rma->issued);
+        if (rma->kind != DB_RMA_KIND_UNSET)
+            bad |= json_object_set_new(r, "kind", json_string(db_rma_kind_name(rma->kind)));
+        if (*rma->expected_serial)
+            bad |= json_object_set_new(r, "expected_serial", json_string(rma->expected_serial));
+        if (rma->has_order_value)
+            bad |= json_object_set_new(r, "order_value", json_real(rma->order_value));
+        if (rma->proof_of_purchase != DB_UNSET)
+            bad |= json_object_set_new(r, "proof_of_purchase",
+                                       json_boolean(rma->proof_of_purchase));
+
+        bad |= json_object_set_new(p, "vendor", json_string(rma->vendor));
+        if (*rma->model)
+            bad |= json_object_set_new(p, "model", json_string(rma->model));
+        if (*rma->family)
+            bad |= json_object_set_new(p, "family", json_string(rma->family));
+        bad |= set_opt_date(p, "purchased", rma->purchased);
+        bad |= set_opt_date(p, "shipped", rma->shipped);
+        bad |= set_opt_date(p, "invoiced", rma->invoiced);
+        if (rma->warranty_months != DB_UNSET)
+            bad |= json_object_set_new(p, "warranty_months", json_integer(rma->warranty_months));
+        if (rma->has_storage_media != DB_UNSET)
+            bad |= json_object_set_new(p, "has_storage_media",
+                                       json_boolean(rma->has_storage_media));
+
+        /* No serial read (label damaged or removed): null, "unreadable" in the contract. */
+        bad |= json_object_set_new(in, "serial", str_or_null(c->serial));
+        bad |= json_object_set_new(in, "serial_label", ename(&ENUM_SERIAL_LABEL, c->serial_label));
+        bad |= json_object_set_new(in, "rma_marked_on_package", json_boolean(c->rma_marked));
+        bad |= json_object_set_new(in, "packaging", ename(&ENUM_PACKAGING, c->packaging));
+        bad |= json_object_set_new(in, "foam", json_boolean(c->foam));
+        bad |= json_object_set_new(in, "seal", ename(&ENUM_SEAL, c->seal));
+        bad |= json_object_set_new(in, "accessories_missing", names_json(missing, n_missing));
+        bad |= json_object_set_new(in, "findings", findings_json(c->findings));
+        bad |= json_object_set_new(in, "fault", ename(&ENUM_FAULT, c->fault));
+        if (c->component)
+            bad |= json_object_set_new(in, "component", json_string(c->component));
+
+        bad |= json_object_set_new(cs, "today", date_json(today));
+        bad |= json_object_set(cs, "rma", r);
+        bad |= json_object_set(cs, "product", p);
+        bad |= json_object_set(cs, "inspection", in);
+    }
+    json_decref(r);
+    json_decref(p);
+    json_decref(in);
+    if (bad) {
+        json_decref(cs);
+        return NULL;
+    }
+    return cs;
+}
+
+/* Evaluate the case with the policy; the result JSON, or NULL with *r set. On a
+ * case the parser refuses, *why says which field (the scan is then rejected). */
+static json_t *evaluate(const policy_t *pol, json_t *cs, char **why, int *r)
+{
+    policy_case_t pc;
+    policy_result_t res;
+
+    *r = case_from_json(cs, &pc, why);
+    if (*r < 0)
+        return NULL;
+    *r = policy_evaluate(pol, &pc, &res);
+    policy_case_free(&pc);
+    if (*r < 0)
+        return NULL;
+    json_t *j = result_to_json(&res, pol);
+    policy_result_free(&res);
+    if (!j)
+        *r = -ENOMEM;
+    return j;
+}
+
+/* The inspection.completed event's checklist (spec events). */
+static json_t *event_checklist(const checklist_t *c, const char *const *missing, size_t n_missing)
+{
+    return json_pack("{s:s, s:b, s:s, s:o, s:o, s:o, s:s, s:o, s:s, s:b}",
+                     "packaging", ENUM_PACKAGING.names[c->packaging],
+                     "foam", c->foam,
+                     "seal", ENUM_SEAL.names[c->seal],
+                     "accessories_present", names_json((const char *const *)c->acc, c->n_acc),
+                     "accessories_missing", names_json(missing, n_missing),
+                     "findings", findings_json(c->findings),
+                     "fault", ENUM_FAULT.names[c->fault],
+                     "component", str_or_null(c->component),
+                     "serial_label", ENUM_SERIAL_LABEL.names[c->serial_label],
+                     "rma_marked_on_package", c->rma_marked);
+}
+
+/*
+ * CMD-DONE (spec station, step 4): evaluate, complete the receipt, mark the RMA
+ * received, and report inspection.completed, all in the caller's transaction.
+ */
+static int plan_done(station_t *st, plan_t *pl)
+{
+    checklist_t c;
+    db_rma_t rma;
+    const policy_t *pol = NULL;
+    const char **missing = NULL;
+    size_t n_missing = 0;
+    json_t *result = NULL, *cs = NULL;
+    char *why = NULL;
+    int has_rma, r = open_checklist(st, &c);
+
+    if (r < 0)
+        return r;
+    /* Spec station: "CMD-DONE before a serial" is rejected; a label that cannot be
+     * read (SERIAL-DAMAGED / SERIAL-REMOVED) is what the policy decides on instead. */
+    if (!c.serial && c.serial_label == LABEL_INTACT) {
+        r = reject(pl, "command", WHY_SERIAL_FIRST);
+        goto out;
+    }
+    if ((has_rma = r = open_rma_row(st, &rma)) < 0) {
+        if (r == -ENOENT)   /* RMAs are never deleted; say so rather than fail the scan */
+            r = reject(pl, "command", "RMA %s is no longer on record: cancel (CMD-CANCEL)",
+                       st->open_rma);
+        goto out;
+    }
+    if (has_rma && rma.status == DB_RMA_RECEIVED) {
+        /* Two stations opened the same RMA; the other one completed first. */
+        r = reject(pl, "command",
+                   "RMA %s was received meanwhile by another receipt: cancel (CMD-CANCEL)",
+                   st->open_rma);
+        goto out;
+    }
+    if (has_rma)
+        pol = policy_of(st, rma.vendor);
+
+    /* Spec station, step 3: what the policy expects for this product and was not scanned. */
+    if (pol) {
+        const char *const *exp = policy_accessories(pol, nonempty(rma.model), nonempty(rma.family));
+        size_t n_exp = 0;
+        while (exp && exp[n_exp])
+            n_exp++;
+        if (n_exp && !(missing = calloc(n_exp, sizeof(*missing)))) {
+            r = -ENOMEM;
+            goto out;
+        }
+        for (size_t i = 0; i < n_exp; i++)
+            if (!checklist_has_acc(&c, exp[i]))
+                missing[n_missing++] = exp[i];
+    }
+
+    if (!has_rma) {
+        /*
+         * CMD-NORMA: with no RMA the vendor, and so the policy, is unknown. The contract
+         * lets the policy decide ("some vendors refuse, others quarantine"), but no
+         * policy can be chosen without a vendor: the unit is held for a person.
+         */
+        result = held_result("rmad-no-rma", "no RMA: vendor unknown, held for a person");
+    } else if (!pol) {
+        char *text;
+        if (asprintf(&text, "no policy for vendor '%s': held for a person", rma.vendor) < 0) {
+            r = -ENOMEM;
+            goto out;
+        }
+        result = held_result("rmad-no-policy", text);
+        free(text);
+    } else {
+        if (!(cs = build_case(&rma, &c, missing, n_missing, caldate_today()))) {
+            r = -ENOMEM;
+            goto out;
+        }
+        result = evaluate(pol, cs, &why, &r);
+        if (!result && r == -EINVAL) {
+            /* Stored RMA data the case contract refuses: nothing to decide on. */
+            r = reject(pl, "command", "cannot evaluate the policy: %s", why ? why : "invalid case");
+            goto out;
+        }
+    }
+    if (!result) {
+        r = r < 0 ? r : -ENOMEM;
+        goto out;
+    }
+
+    const char *disp = json_string_value(json_object_get(result, "disposition"));
+    int d = disp ? enumdef_find(&ENUM_DISPOSITION, disp) : -1;
+    pl->disposition = d >= 0 ? ENUM_DISPOSITION.names[d] : "quarantine";
+    pl->kind = "command";
+    pl->accepted = true;
+    pl->transition = STATION_RECEIPT_COMPLETED;
+    pl->update = true;
+    pl->state = DB_RECEIPT_COMPLETED;
+    pl->receipt_id = st->open_id;
+
+    /* The row keeps the final checklist with what was missing, for the audit trail. */
+    json_t *final = checklist_json(&c);
+    if (!final || json_object_set_new(final, "accessories_missing",
+                                      names_json(missing, n_missing)) < 0) {
+        json_decref(final);
+        r = -ENOMEM;
+        goto out;
+    }
+    pl->checklist = dump_compact(final);
+    json_decref(final);
+    pl->result = dump_compact(result);
+    if (!pl->checklist || !pl->result || dup_or_null(c.serial, &pl->serial) < 0 ||
+        (has_rma && !(pl->mark_received = strdup(st->open_rma)))) {
+        r = -ENOMEM;
+        goto out;
+    }
+
+    /* Spec events: inspection.completed carries the whole decision, the result fields
+     * exactly as `rmactl policy eval` prints them. */
+    pl->topic = "inspection.completed";
+    pl->fields = json_pack("{s:o, s:o, s:o, s:o, s:o, s:o}",
+                           "rma", str_or_null(st->open_rma),
+                           "vendor", str_or_null(has_rma ? nonempty(rma.vendor) : NULL),
+                           "model", str_or_null(has_rma ? nonempty(rma.model) : NULL),
+                           "serial", str_or_null(c.serial),
+                           "serial_match", tristate(serial_match(c.serial, has_rma ? &rma : NULL)),
+                           "checklist", event_checklist(&c, missing, n_missing));
+    if (!pl->fields || json_object_update(pl->fields, result) < 0) {
+        r = -ENOMEM;
+        goto out;
+    }
+    r = 0;
+out:
+    free(missing);
+    free(why);
+    json_decref(cs);
+    json_decref(result);
+    checklist_free(&c);
+    return r;
+}
+
+/* Checklist commands (spec station, "Command barcodes"). */
+static int plan_checklist_cmd(station_t *st, const scancmd_t *cmd, plan_t *pl)
+{
+    checklist_t c;
+    int r = open_checklist(st, &c);
+    if (r < 0)
+        return r;
+    switch (cmd->kind) {
+    case SCANCMD_PKG_ORIGINAL: c.packaging = PKG_ORIGINAL; break;
+    case SCANCMD_PKG_REPLACEMENT: c.packaging = PKG_REPLACEMENT; break;
+    case SCANCMD_PKG_NONE: c.packaging = PKG_NONE; break;
+    case SCANCMD_FOAM_MISSING: c.foam = false; break;
+    case SCANCMD_SEAL_BROKEN: c.seal = SEAL_BROKEN; break;
+    case SCANCMD_PKG_UNMARKED: c.rma_marked = false; break;
+    case SCANCMD_SERIAL_DAMAGED: c.serial_label = LABEL_DAMAGED; break;
+    case SCANCMD_SERIAL_REMOVED: c.serial_label = LABEL_REMOVED; break;
+    case SCANCMD_FAULT_CONFIRMED: c.fault = FAULT_CONFIRMED; break;
+    case SCANCMD_FAULT_NFF: c.fault = FAULT_NO_FAULT_FOUND; break;
+    case SCANCMD_FAULT_DOA: c.fault = FAULT_DOA; break;
+    case SCANCMD_FIND: c.findings |= 1u << cmd->finding; break;
+    case SCANCMD_CMP:
+        free(c.component);
+        if (!(c.component = strdup(cmd->name)))
+            r = -ENOMEM;
+        break;
+    case SCANCMD_ACC:
+        if (checklist_has_acc(&c, cmd->name))
+            break;
+        if (c.n_acc == CHECKLIST_MAX_ACC) {
+            r = reject(pl, "command", "more than %d accessories on one receipt", CHECKLIST_MAX_ACC);
+            goto out;
+        }
+        if (!(c.acc[c.n_acc] = strdup(cmd->name)))
+            r = -ENOMEM;
+        else
+            c.n_acc++;
+        break;
+    default:
+        r = -EINVAL;   /* not a checklist command: a bug in the caller */
+        break;
+    }
+    if (r == 0)
+        r = plan_update(st, &c, "command", pl);
+out:
+    checklist_free(&c);
+    return r;
+}
+
+static int plan_command(station_t *st, const scancmd_t *cmd, plan_t *pl)
+{
+    switch (cmd->kind) {
+    case SCANCMD_NORMA:
+        /* Spec station, step 1: a unit with no RMA; the serial comes next. */
+        if (st->open_id)
+            return reject(pl, "command", WHY_OPEN);
+        return plan_open(NULL, NULL, "command", pl);
+    case SCANCMD_REPRINT:
+        /* Labels are a later module: the request is recorded and reported, no more. */
+        pl->kind = "command";
+        pl->accepted = true;
+        pl->reprint = true;
+        pl->receipt_id = st->open_id;
+        return 0;
+    default:
+        break;
+    }
+    if (!st->open_id)
+        return reject(pl, "command", WHY_NO_RECEIPT);
+    switch (cmd->kind) {
+    case SCANCMD_DONE: return plan_done(st, pl);
+    case SCANCMD_CANCEL: return plan_cancel(st, pl);
+    default: return plan_checklist_cmd(st, cmd, pl);
+    }
+}
+
+/*
+ * A GS1 element string: (21) gives the serial, (01) the product (spec station,
+ * classification 3). A malformed string or a wrong check digit is rejected with
+ * gs1_parse's reason: a misread must never become a serial.
+ */
+static int plan_gs1(station_t *st, const scan_t *scan, plan_t *pl)
+{
+    gs1_t g;
+    const char *why = NULL;
+    checklist_t c;
+
+    if (gs1_parse(scan->text, scan->len, &g, &why) < 0)
+        return reject(pl, "gs1", "GS1 element string: %s", why ? why : "not valid");
+    if (!st->open_id)
+        return reject(pl, "gs1", WHY_NO_RECEIPT);
+    if (!(g.present & (GS1_SERIAL | GS1_GTIN)))
+        return reject(pl, "gs1",
+                      "not expected now: GS1 element string without (21) serial or (01) GTIN");
+    int r = open_checklist(st, &c);
+    if (r < 0)
+        return r;
+    if ((g.present & GS1_SERIAL) && c.serial) {
+        r = reject(pl, "gs1", "not expected now: the serial is already recorded (%s)", c.serial);
+        goto out;
+    }
+    if ((g.present & GS1_SERIAL) && (r = set_serial(st, &c, g.serial, pl)) < 0)
+        goto out;
+    if (g.present & GS1_GTIN) {
+        free(c.gtin);
+        if (!(c.gtin = strdup(g.gtin))) {
+            r = -ENOMEM;
+            goto out;
+        }
+    }
+    r = plan_update(st, &c, "gs1", pl);
+out:
+    checklist_free(&c);
+    return r;
+}
+
+/*
+ * Anything else (classification 4): an accessory part number the policy lists for
+ * this product, else the serial while the receipt still needs one. The part number
+ * is tried first: a listed part is a certain identification, a serial a fallback.
+ */
+static int plan_text(station_t *st, const char *text, plan_t *pl)
+{
+    checklist_t c;
+    db_rma_t rma;
+    int has_rma, r;
+
+    if (!st->open_id)
+        return reject(pl, "text", WHY_NO_RECEIPT);
+    if ((r = open_checklist(st, &c)) < 0)
+        return r;
+    if ((has_rma = r = open_rma_row(st, &rma)) < 0)
+        goto out;
+    const policy_t *pol = has_rma ? policy_of(st, rma.vendor) : NULL;
+    const char *acc =
+        pol ? policy_accessory_by_part(pol, nonempty(rma.model), nonempty(rma.family), text) : NULL;
+    if (acc) {
+        if (!checklist_has_acc(&c, acc)) {
+            if (c.n_acc == CHECKLIST_MAX_ACC) {
+                r = reject(pl, "accessory", "more than %d accessories on one receipt",
+                           CHECKLIST_MAX_ACC);
+                goto out;
+            }
+            if (!(c.acc[c.n_acc] = strdup(acc))) {
+                r = -ENOMEM;
+                goto out;
+            }
+            c.n_acc++;
+        }
+        r = plan_update(st, &c, "accessory", pl);
+        goto out;
+    }
+    if (c.serial) {
+        r = reject(pl, "text",
+                   "not expected now: the serial is already recorded (%s) and this is not an "
+                   "accessory part number of this product", c.serial);
+        goto out;
+    }
+    if (strlen(text) > STATION_SERIAL_MAX) {
+        r = reject(pl, "serial", "too long for a serial number (%zu bytes, at most %d)",
+                   strlen(text), STATION_SERIAL_MAX);
+        goto out;
+    }
+    if ((r = set_serial(st, &c, text, pl)) == 0)
+        r = plan_update(st, &c, "serial", pl);
+out:
+    checklist_free(&c);
+    return r;
+}
+
+/* Classification, in the contract's order (spec station, "What a scan means"). */
+static int plan_scan(station_t *st, const scan_t *scan, plan_t *pl)
+{
+    scancmd_t cmd;
+    const char *why = NULL;
+    int r = scancmd_parse(scan->text, &cmd, &why);
+
+    /* Every scan, rejected ones too, is filed under the open receipt: its history. */
+    pl->receipt_id = st->open_id;
+    if (r < 0)   /* a command prefix with a bad word, e.g. FIND-BANANA */
+        return reject(pl, "command", "%s", why ? why : "invalid command barcode");
+    if (r == 1)
+        return plan_command(st, &cmd, pl);
+    if (regexec(&st->rma_re, scan->text, 0, NULL, 0) == 0)
+        return plan_rma(st, scan->text, pl);
+    if (scan->gs1)
+        return plan_gs1(st, scan, pl);
+    return plan_text(st, scan->text, pl);
+}
+
+/* ------------------------------------------------------------ transactions ------ */
+
+/* The scan event's fields (spec events: scan.accepted, scan.rejected + reason). */
+static json_t *scan_fields(const char *scanner, const char *kind, const char *aim,
+                           const char *text, const char *reason)
+{
+    json_t *o = json_pack("{s:s, s:s}", "scanner", scanner, "kind", kind);
+    if (!o)
+        return NULL;
+    int bad = 0;
+    if (aim && *aim)
+        bad |= json_object_set_new(o, "symbology", json_string(aim));
+    if (text)
+        bad |= json_object_set_new(o, "text", json_string(text));
+    if (reason)
+        bad |= json_object_set_new(o, "reason", json_string(reason));
+    if (bad) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+/* Write the plan: receipt row, scan row, RMA status, events. Inside the transaction. */
+static int write_plan(station_t *st, plan_t *pl, const db_scan_t *scan_row, int64_t now_ms,
+                      outbox_t *ob)
+{
+    db_t *db = st->db;
+    int r;
+
+    if (pl->insert) {
+        db_receipt_t row = {
+            .station = st->name, .rma = pl->rma, .state = pl->state, .opened_at = now_ms,
+            .closed_at = now_ms, .checklist = pl->checklist, .reason = (char *)pl->row_reason,
+        };
+        if ((r = db_receipt_insert(db, &row, &pl->receipt_id)) < 0)
+            return r;
+    }
+    db_scan_t s = *scan_row;
+    s.kind = pl->kind;
+    s.accepted = pl->accepted;
+    s.reason = pl->accepted ? NULL : pl->reason;
+    s.receipt_id = pl->receipt_id;
+    if ((r = db_scan_insert(db, &s, NULL)) < 0)
+        return r;
+    if (pl->update) {
+        db_receipt_t row = {
+            .id = pl->receipt_id, .state = pl->state, .closed_at = now_ms, .serial = pl->serial,
+            .checklist = pl->checklist, .result = pl->result,
+            .disposition = (char *)pl->disposition,
+            .reason = (char *)pl->row_reason,
+        };
+        if ((r = db_receipt_update(db, &row)) < 0)
+            return r;
+    }
+    if (pl->mark_received && (r = db_rma_mark_received(db, pl->mark_received)) < 0)
+        return r;
+
+    json_t *f = scan_fields(s.scanner, s.kind, s.symbology, s.text, s.reason);
+    if (!f)
+        return -ENOMEM;
+    r = outbox_append(ob, db, pl->accepted ? "scan.accepted" : "scan.rejected", f, st->name,
+                      pl->receipt_id, now_ms);
+    json_decref(f);
+    if (r < 0)
+        return r;
+    if (pl->topic)
+        r = outbox_append(ob, db, pl->topic, pl->fields, st->name, pl->receipt_id, now_ms);
+    return r;
+}
+
+/* After the commit: the station takes the state the database now has. */
+static void adopt(station_t *st, plan_t *pl)
+{
+    switch (pl->transition) {
+    case STATION_RECEIPT_OPENED:
+        clear_open(st);
+        st->open_id = pl->receipt_id;
+        st->open_rma = pl->rma;
+        st->open_checklist = pl->checklist;
+        pl->rma = pl->checklist = NULL;
+        break;
+    case STATION_RECEIPT_CANCELLED:
+        clear_open(st);
+        break;
+    case STATION_RECEIPT_COMPLETED:
+        clear_open(st);
+        st->last_label = pl->receipt_id;
+        break;
+    case STATION_RECEIPT_REFUSED:
+        st->last_label = pl->receipt_id;
+        break;
+    case STATION_RECEIPT_NONE:
+        if (pl->update) {
+            free(st->open_checklist);
+            free(st->open_serial);
+            st->open_checklist = pl->checklist;
+            st->open_serial = pl->serial;
+            pl->checklist = pl->serial = NULL;
+        }
+        break;
+    }
+    st->n_scans++;
+    if (!pl->accepted)
+        st->n_rejected++;
+    free(st->reason);
+    st->reason = pl->reason;
+    pl->reason = NULL;
+}
+
+/* Run one transaction: plan (from `scan` or already made), write, commit. */
+static int run(station_t *st, const scan_t *scan, db_scan_t *row, plan_t *pl, int64_t now_ms,
+               outbox_t *ob)
+{
+    int r = db_begin(st->db);
+    if (r < 0)
+        return r;
+    if (scan)
+        r = plan_scan(st, scan, pl);
+    if (r == 0)
+        r = write_plan(st, pl, row, now_ms, ob);
+    if (r == 0)
+        r = db_commit(st->db);   /* rolls back itself when it fails */
+    else
+        (void)db_rollback(st->db);
+    if (r < 0)
+        outbox_discard(ob);
+    return r;
+}
+
+static bool time_ok(int64_t now_ms)
+{
+    return now_ms > 0 && now_ms <= EVENT_TIME_MAX_MS;
+}
+
+int station_apply_scan(station_t *st, const scan_t *scan, int64_t now_ms, outbox_t *ob,
+                       station_outcome_t *out)
+{
+    if (!scan || !scan->text || !time_ok(now_ms) || outbox_pending(ob) != 0)
+        return -EINVAL;
+    if (is_double_read(st, scan)) {
+        st->n_double++;
+        *out = (station_outcome_t){ .scan = STATION_SCAN_DOUBLE_READ, .receipt_id = st->open_id };
+        return 0;
+    }
+    db_scan_t row = {
+        .at = now_ms, .station = st->name, .scanner = scanner_of(scan),
+        .symbology = scan->aim[0] ? scan->aim : NULL, .raw = scan->raw,
+        .raw_len = scan->raw_len, .text = scan->text,
+    };
+    plan_t pl = { 0 };
+    int r = run(st, scan, &row, &pl, now_ms, ob);
+    if (r < 0) {
+        plan_free(&pl);
+        return r;
+    }
+    remember_read(st, scan);
+    adopt(st, &pl);
+    *out = (station_outcome_t){
+        .scan = pl.accepted ? STATION_SCAN_ACCEPTED : STATION_SCAN_REJECTED,
+        .receipt = pl.transition,
+        .receipt_id = pl.reprint ? st->last_label : pl.receipt_id,
+        .kind = pl.kind,
+        .reason = st->reason,
+        .disposition = pl.disposition,
+        .serial_mismatch = pl.serial_mismatch,
+        .reprint_requested = pl.reprint,
+    };
+    plan_free(&pl);
+    return 0;
+}
+
+int station_record_rejected(station_t *st, const char *scanner_id, const void *raw,
+                            size_t raw_len, const char *reason, int64_t now_ms, outbox_t *ob)
+{
+    if ((!raw && raw_len) || !time_ok(now_ms) || outbox_pending(ob) != 0)
+        return -EINVAL;
+    db_scan_t row = {
+        .at = now_ms, .station = st->name,
+        .scanner = scanner_id && *scanner_id ? scanner_id : "unknown",
+        .raw = raw, .raw_len = raw_len,
+    };
+    plan_t pl = { .kind = "invalid", .receipt_id = st->open_id };
+    if (!(pl.reason = strdup(reason && *reason ? reason : "rejected by the scanner driver")))
+        return -ENOMEM;
+    int r = run(st, NULL, &row, &pl, now_ms, ob);
+    if (r == 0)
+        adopt(st, &pl);
+    plan_free(&pl);
+    return r;
+}
