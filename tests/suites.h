@@ -14,6 +14,7 @@
     X(db)              \
     X(loop)            \
     X(config)          \
+    X(tcp)             \
     X(policy_cases)    \
     X(rmactl_cli)      \
     X(event)           \

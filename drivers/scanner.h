@@ -1,0 +1,183 @@
+/*
+ * Scanners: where scans come from (spec station, "Scanner inputs").
+ *
+ * A scanner_t is one `scanner = ...` line of the config: a TCP listener now, a USB or
+ * serial device later. Every kind is the same opaque scanner_t, made by its driver's
+ * scanner_new_<kind>() and then used only through the functions below, so the daemon
+ * never needs to know which kind it holds.
+ *
+ * A scanner does its I/O on the loop's thread, through fds it registers with the
+ * event loop (daemon/loop.h). It cuts its input into reads (a line, a HID report
+ * sequence), decodes each with scan_decode() and reports the outcome through one
+ * callback. Drivers produce scans only: they never touch SQLite or ZeroMQ, never log
+ * and never exit. The daemon decides what a scan means, stores it and logs what the
+ * events tell it.
+ */
+#ifndef RMAD_SCANNER_H
+#define RMAD_SCANNER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "daemon/config.h"
+#include "daemon/loop.h"
+#include "drivers/scan.h"
+
+typedef struct scanner scanner_t;
+
+typedef enum {
+    /* One read decoded: scan is set, with scan->scanner = scanner_id and t_ms. */
+    SCANNER_EV_SCAN,
+    /*
+     * One read refused (bad bytes, over-long, cut short by a disconnect): raw and
+     * raw_len hold the bytes as received, without the line terminator, for the audit
+     * trail; reason says why. Never a scan: the daemon stores it as a rejected read.
+     */
+    SCANNER_EV_REJECTED,
+    /* A client (TCP) or device (USB, serial) is now connected. */
+    SCANNER_EV_CONNECTED,
+    /*
+     * That client or device is gone, reason says why. Also reported, without a
+     * CONNECTED before it, for a connection the scanner refused ("too many clients")
+     * and, with scanner_id = the scanner's spec, when the scanner cannot accept
+     * connections for a moment (out of file descriptors).
+     */
+    SCANNER_EV_DISCONNECTED,
+} scanner_ev_kind_t;
+
+/*
+ * What the callback receives. Everything it points at is borrowed: valid until the
+ * callback returns, so the callback copies what it keeps (scan_t fields included).
+ */
+typedef struct {
+    scanner_ev_kind_t kind;
+    const char *scanner_id; /* the client or device, "tcp:127.0.0.1:7790#3" (#N counts the
+                               scanner's connections from 1); always set */
+    const scan_t *scan;     /* SCAN only */
+    const uint8_t *raw;     /* SCAN, REJECTED: the bytes as received, no terminator */
+    size_t raw_len;
+    const char *reason;     /* REJECTED, DISCONNECTED: one line of English */
+    const char *peer;       /* CONNECTED, DISCONNECTED of a TCP client: "10.0.0.5:51234",
+                               "[::1]:51234"; otherwise NULL */
+} scanner_event_t;
+
+/*
+ * Called on the loop's thread for every event, in the order things happened. It may
+ * do anything with the loop (loop_stop, other registrations) and query the scanner,
+ * but must not destroy the scanner that is calling it: the driver is in the middle of
+ * its input.
+ */
+typedef void (*scanner_event_fn)(const scanner_event_t *ev, void *data);
+
+/* Connections a TCP scanner serves at once; more are accepted and closed at once. */
+#define SCANNER_TCP_MAX_CLIENTS 16
+
+/*
+ * TCP scanner input: listen on cfg->host:cfg->port (kind CONFIG_SCANNER_TCP) and take
+ * one scan per line from every client: CR, LF or CRLF end a line, empty lines are
+ * ignored. host is an IPv4 or IPv6 literal, or "localhost" for both 127.0.0.1 and
+ * ::1 (::1 is left out on a host without IPv6). Port 0 lets the kernel pick a free
+ * port (tests): scanner_tcp_port() tells which.
+ *
+ * A line longer than the limit is rejected once, with its first max_len bytes, and
+ * the rest of it is dropped; a line cut short by the client closing is rejected with
+ * its bytes; the client stays connected through bad lines. Each client holds at most
+ * max_len bytes of a pending line. Nothing is ever written back to clients. A client
+ * that vanishes without closing (a phone leaving the Wi-Fi) is found by TCP keepalive
+ * within about 90 s, so it cannot hold a client slot forever.
+ *
+ * lim may be NULL (defaults); it and cfg are copied, not kept. Nothing is reported
+ * from inside this call. Returns the scanner, listening and registered with loop, or
+ * NULL with errno set and, when errmsg is not NULL, *errmsg a malloc'd one-line
+ * message (caller frees): "tcp:127.0.0.1:7790: Address already in use".
+ */
+scanner_t *scanner_new_tcp(loop_t *loop, const config_scanner_t *cfg,
+                           const scan_limits_t *lim, scanner_event_fn fn, void *data,
+                           char **errmsg);
+
+/*
+ * Close everything the scanner holds (listening sockets, clients, devices) and
+ * unregister it from its loop, which must still exist. Nothing is reported: a pending
+ * half line is dropped. Accepts NULL and clears the caller's pointer.
+ */
+void scanner_destroy(scanner_t **scanner_p);
+
+/* "tcp:127.0.0.1:7790": the config's spec (with the real port when it asked for 0). */
+const char *scanner_spec(const scanner_t *s);
+
+/* Clients or devices connected now (for `rmactl status`). */
+size_t scanner_clients(const scanner_t *s);
+
+/* The port a TCP scanner listens on; 0 for other kinds. */
+uint16_t scanner_tcp_port(const scanner_t *s);
+
+/* ==== Driver side: for drivers/<kind>.c only ======================================
+ *
+ * What every driver shares, so that no driver repeats it: the scanner_t around the
+ * driver's own state, turning bytes into SCAN/REJECTED events, and cutting a byte
+ * stream into lines (tcp, serial, and keyboard-wedge characters from usb).
+ */
+
+/* A driver's entry points, called through the scanner_t. */
+typedef struct {
+    const char *kind;                    /* "tcp", "usb", "serial" */
+    size_t (*clients)(const void *impl); /* what scanner_clients() returns */
+    void (*destroy)(void *impl);         /* close, unregister and free; report nothing */
+} scanner_ops_t;
+
+/*
+ * Wrap a driver's state (impl) in a scanner_t. spec is copied; lim may be NULL.
+ * Returns NULL (errno ENOMEM) when out of memory, and then impl still belongs to the
+ * caller; otherwise scanner_destroy() calls ops->destroy(impl).
+ */
+scanner_t *scanner_create(const scanner_ops_t *ops, void *impl, const char *spec,
+                          const scan_limits_t *lim, scanner_event_fn fn, void *data);
+
+/* The driver state of s when s was made with ops, else NULL. */
+void *scanner_impl(const scanner_t *s, const scanner_ops_t *ops);
+
+/* The longest scan s accepts, in bytes (the limit with its default applied). */
+size_t scanner_max_len(const scanner_t *s);
+
+/* Hand ev to the scanner's callback. */
+void scanner_emit(scanner_t *s, const scanner_event_t *ev);
+
+/*
+ * One read of len bytes from scanner_id, without its terminator: decode it, stamp it
+ * with scanner_id and loop_now_ms(), and report SCAN or REJECTED (with scan_decode's
+ * reason, or "out of memory").
+ */
+void scanner_emit_read(scanner_t *s, const char *scanner_id, const uint8_t *raw,
+                       size_t len);
+
+/*
+ * Line framing of one byte stream. CR and LF each end a line and empty lines are
+ * ignored, so CRLF (split across reads or not) is one terminator without any state.
+ */
+typedef struct scanner_lines scanner_lines_t;
+
+/*
+ * Framing for the stream of scanner_id (borrowed: it must outlive the framer). Holds
+ * at most scanner_max_len(s) bytes. NULL (errno ENOMEM) when out of memory.
+ */
+scanner_lines_t *scanner_lines_new(scanner_t *s, const char *scanner_id);
+
+/* Accepts NULL and clears the pointer. A pending line is dropped silently. */
+void scanner_lines_destroy(scanner_lines_t **lines_p);
+
+/*
+ * Feed n bytes: every line they complete is passed to scanner_emit_read(). A line that
+ * grows past the limit is reported REJECTED at once, with its first max_len bytes and
+ * "scan longer than N bytes (...)", and the rest of it, up to its terminator, is
+ * dropped. O(n); the only allocations are scan_decode()'s, per complete line.
+ */
+void scanner_lines_feed(scanner_lines_t *lines, const uint8_t *p, size_t n);
+
+/*
+ * The stream ended: a pending unterminated line is reported REJECTED with its bytes
+ * and this reason ("connection closed before end of line"); it is never taken as a
+ * scan. Then the framer is empty again.
+ */
+void scanner_lines_end(scanner_lines_t *lines, const char *reason);
+
+#endif

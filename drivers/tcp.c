@@ -1,0 +1,505 @@
+/*
+ * TCP scanner input (drivers/scanner.h): network scanners, mobile scanner apps, and
+ * every test and benchmark that injects scans. One scan per line, from up to
+ * SCANNER_TCP_MAX_CLIENTS clients per scanner.
+ *
+ * Everything runs on the loop's thread from two callbacks: a listening socket that
+ * accepts (nonblocking) and a client socket that reads (nonblocking). Both do a
+ * bounded amount of work per wake-up and rely on the loop polling level-triggered, so
+ * one busy client or a connection storm cannot starve the others.
+ *
+ * The driver-independent half of scanner.h (scanner_t, events, line framing) is in
+ * drivers/scanner.c.
+ */
+#include "drivers/scanner.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* ==== the TCP driver =============================================================== */
+
+/* localhost is two listening sockets: 127.0.0.1 and ::1. */
+#define TCP_MAX_LISTENERS 2
+#define TCP_BACKLOG 32
+/* Work per wake-up before giving the other fds a turn (the loop polls again at once). */
+#define TCP_READ_CHUNK 4096
+#define TCP_READS_PER_WAKE 16
+#define TCP_ACCEPTS_PER_WAKE 64
+/* Out of fds: stop accepting for this long instead of spinning on a readable listener. */
+#define TCP_ACCEPT_PAUSE_MS 100
+/*
+ * Keepalive probes after 60 s of silence, every 10 s, 3 unanswered = gone. Scanners
+ * are silent for hours, so idleness proves nothing; but a phone that left the Wi-Fi
+ * sends no FIN or RST, and without probes it would hold one of the few client slots
+ * forever.
+ */
+#define TCP_KEEPALIVE_IDLE_S 60
+#define TCP_KEEPALIVE_INTVL_S 10
+#define TCP_KEEPALIVE_COUNT 3
+
+struct tcp;
+
+struct tcp_listener {
+    struct tcp *tcp;
+    int fd;
+    uint64_t pause_timer;   /* accepting paused until this timer runs; 0 = not paused */
+};
+
+struct tcp_client {
+    struct tcp *tcp;
+    int fd;
+    char *id;               /* "tcp:HOST:PORT#N" */
+    char peer[INET6_ADDRSTRLEN + 8];
+    scanner_lines_t *lines;
+};
+
+struct tcp {
+    scanner_t *s;
+    loop_t *loop;
+    uint16_t port;
+    struct tcp_listener lis[TCP_MAX_LISTENERS];
+    size_t nlis;
+    struct tcp_client *clients[SCANNER_TCP_MAX_CLIENTS];
+    size_t nclients;
+    unsigned long connections; /* ever accepted: the #N of client ids */
+};
+
+static size_t tcp_clients(const void *impl)
+{
+    const struct tcp *t = impl;
+    return t->nclients;
+}
+
+static void tcp_free(void *impl);
+
+static const scanner_ops_t tcp_ops = {
+    .kind = "tcp",
+    .clients = tcp_clients,
+    .destroy = tcp_free,
+};
+
+uint16_t scanner_tcp_port(const scanner_t *s)
+{
+    const struct tcp *t = scanner_impl(s, &tcp_ops);
+    return t ? t->port : 0;
+}
+
+/* ---- clients ------------------------------------------------------------------ */
+
+/* Unregister, close and free; the client must already be out of t->clients. */
+static void client_free(struct tcp_client *c)
+{
+    if (c->fd >= 0) {
+        (void)loop_del_fd(c->tcp->loop, c->fd);
+        (void)close(c->fd);
+    }
+    scanner_lines_destroy(&c->lines);
+    free(c->id);
+    free(c);
+}
+
+/*
+ * The client is gone (EOF, error): report its unterminated line, if any, then the
+ * disconnect, and free it. It leaves t->clients first, so scanner_clients() inside
+ * the callback already counts without it.
+ */
+static void client_close(struct tcp_client *c, const char *reason)
+{
+    /* reason may be strerror()'s: keep it from the half-line event's callback. */
+    char why[128];
+    (void)snprintf(why, sizeof(why), "%s", reason);
+    struct tcp *t = c->tcp;
+    for (size_t i = 0; i < t->nclients; i++) {
+        if (t->clients[i] == c) {
+            t->clients[i] = t->clients[--t->nclients];
+            break;
+        }
+    }
+    (void)loop_del_fd(t->loop, c->fd);
+    (void)close(c->fd);
+    c->fd = -1;
+    scanner_lines_end(c->lines, "connection closed before end of line");
+    scanner_event_t ev = { .kind = SCANNER_EV_DISCONNECTED, .scanner_id = c->id,
+                           .reason = why, .peer = c->peer[0] ? c->peer : NULL };
+    scanner_emit(t->s, &ev);
+    client_free(c);
+}
+
+/*
+ * Readable (or hung up): read up to TCP_READS_PER_WAKE chunks and frame them. The
+ * chunk is only a read size; what a client may hold between reads is its framer's
+ * max_len bytes. EOF and read errors end the client only.
+ */
+static void client_ready(loop_t *loop, int fd, unsigned events, void *data)
+{
+    (void)loop;
+    struct tcp_client *c = data;
+    uint8_t chunk[TCP_READ_CHUNK];
+    for (int i = 0; i < TCP_READS_PER_WAKE; i++) {
+        ssize_t n = read(fd, chunk, sizeof(chunk));
+        if (n > 0) {
+            scanner_lines_feed(c->lines, chunk, (size_t)n);
+            continue;
+        }
+        if (n == 0) {
+            client_close(c, "connection closed by the client");
+            return;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK) {
+            client_close(c, strerror(errno));
+            return;
+        }
+        /*
+         * Nothing to read. An error or hang-up flag with nothing to read would keep
+         * the loop waking us, so it ends the client.
+         */
+        if (i == 0 && (events & LOOP_ERR)) {
+            int err = 0;
+            socklen_t elen = sizeof(err);
+            if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) < 0 || err == 0)
+                err = EPIPE;
+            client_close(c, strerror(err));
+        }
+        return;
+    }
+}
+
+/* "10.0.0.5:51234" or "[::1]:51234"; "" when the family is unknown. */
+static void format_peer(const struct sockaddr_storage *ss, char *out, size_t size)
+{
+    char host[INET6_ADDRSTRLEN] = "";
+    out[0] = '\0';
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)ss;
+        if (inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host)))
+            (void)snprintf(out, size, "%s:%u", host, ntohs(in->sin_port));
+    } else if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)ss;
+        if (inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host)))
+            (void)snprintf(out, size, "[%s]:%u", host, ntohs(in6->sin6_port));
+    }
+}
+
+/*
+ * Refuse a connection we accepted: close it and say so. It gets a number like any
+ * connection, so the audit trail can tell refused clients apart.
+ */
+static void refuse(struct tcp *t, int fd, const char *id, const char *peer,
+                   const char *reason)
+{
+    (void)close(fd);
+    scanner_event_t ev = { .kind = SCANNER_EV_DISCONNECTED,
+                           .scanner_id = id ? id : scanner_spec(t->s),
+                           .reason = reason, .peer = peer };
+    scanner_emit(t->s, &ev);
+}
+
+/* Best effort: without keepalive a client still works, it is only reaped later. */
+static void keepalive_on(int fd)
+{
+    int on = 1, idle = TCP_KEEPALIVE_IDLE_S, intvl = TCP_KEEPALIVE_INTVL_S,
+        cnt = TCP_KEEPALIVE_COUNT;
+    (void)setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+}
+
+/* Take a freshly accepted connection: serve it, or refuse it when full. */
+static void client_add(struct tcp *t, int fd, const struct sockaddr_storage *ss)
+{
+    char peer[INET6_ADDRSTRLEN + 8];
+    format_peer(ss, peer, sizeof(peer));
+    const char *peer_or_null = peer[0] ? peer : NULL;
+    char *id = NULL;
+    if (asprintf(&id, "%s#%lu", scanner_spec(t->s), ++t->connections) < 0) {
+        refuse(t, fd, NULL, peer_or_null, "out of memory");
+        return;
+    }
+    if (t->nclients == SCANNER_TCP_MAX_CLIENTS) {
+        char reason[64];
+        (void)snprintf(reason, sizeof(reason), "too many clients (%d connected)",
+                       SCANNER_TCP_MAX_CLIENTS);
+        refuse(t, fd, id, peer_or_null, reason);
+        free(id);
+        return;
+    }
+    struct tcp_client *c = calloc(1, sizeof(*c));
+    scanner_lines_t *lines = c ? scanner_lines_new(t->s, id) : NULL;
+    int rc = lines ? loop_add_fd(t->loop, fd, LOOP_IN, client_ready, c) : -ENOMEM;
+    if (rc < 0) {
+        refuse(t, fd, id, peer_or_null, strerror(-rc));
+        scanner_lines_destroy(&lines);
+        free(c);
+        free(id);
+        return;
+    }
+    keepalive_on(fd);
+    *c = (struct tcp_client){ .tcp = t, .fd = fd, .id = id, .lines = lines };
+    memcpy(c->peer, peer, sizeof(c->peer));
+    t->clients[t->nclients++] = c;
+    scanner_event_t ev = { .kind = SCANNER_EV_CONNECTED, .scanner_id = id,
+                           .peer = peer_or_null };
+    scanner_emit(t->s, &ev);
+}
+
+/* ---- listening ----------------------------------------------------------------- */
+
+static int64_t accept_resume(loop_t *loop, uint64_t id, void *data)
+{
+    (void)id;
+    struct tcp_listener *l = data;
+    l->pause_timer = 0;
+    (void)loop_mod_fd(loop, l->fd, LOOP_IN);
+    return -1;
+}
+
+/*
+ * accept() failed for a reason that will not go away by retrying at once (no fds, no
+ * memory): the listener stays readable, so stop polling it for a moment instead of
+ * spinning, and tell the daemon why new scanners are not getting through.
+ */
+static void accept_pause(struct tcp_listener *l, int err)
+{
+    struct tcp *t = l->tcp;
+    if (l->pause_timer)
+        return;
+    l->pause_timer = loop_add_timer(t->loop, TCP_ACCEPT_PAUSE_MS, accept_resume, l);
+    if (l->pause_timer)
+        (void)loop_mod_fd(t->loop, l->fd, 0);
+    char reason[128];
+    (void)snprintf(reason, sizeof(reason), "cannot accept a connection: %s (retrying in %d ms)",
+                   strerror(err), TCP_ACCEPT_PAUSE_MS);
+    scanner_event_t ev = { .kind = SCANNER_EV_DISCONNECTED, .scanner_id = scanner_spec(t->s),
+                           .reason = reason };
+    scanner_emit(t->s, &ev);
+}
+
+static void listener_ready(loop_t *loop, int fd, unsigned events, void *data)
+{
+    (void)loop;
+    (void)events;
+    struct tcp_listener *l = data;
+    for (int i = 0; i < TCP_ACCEPTS_PER_WAKE; i++) {
+        struct sockaddr_storage ss;
+        socklen_t slen = sizeof(ss);
+        memset(&ss, 0, sizeof(ss));
+        int c = accept4(fd, (struct sockaddr *)&ss, &slen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (c >= 0) {
+            client_add(l->tcp, c, &ss);
+            continue;
+        }
+        switch (errno) {
+        case EAGAIN:
+#if EWOULDBLOCK != EAGAIN
+        case EWOULDBLOCK:
+#endif
+            return;
+        /* That one connection died in the queue (or a signal came): take the next. */
+        case EINTR:
+        case ECONNABORTED:
+        case EPROTO:
+        case ENETDOWN:
+        case ENOPROTOOPT:
+        case EHOSTDOWN:
+        case ENONET:
+        case EHOSTUNREACH:
+        case ENETUNREACH:
+        case ETIMEDOUT:
+            continue;
+        default:
+            accept_pause(l, errno);
+            return;
+        }
+    }
+}
+
+/* A listening socket on sa, nonblocking and close-on-exec. Returns the fd or -errno. */
+static int listen_on(const struct sockaddr *sa, socklen_t salen)
+{
+    int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    /* A restarted daemon must get its port back while old connections sit in TIME_WAIT. */
+    int one = 1;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+        bind(fd, sa, salen) < 0 || listen(fd, TCP_BACKLOG) < 0) {
+        int rc = -errno;
+        (void)close(fd);
+        return rc;
+    }
+    return fd;
+}
+
+/* The port fd is bound to, or 0. */
+static uint16_t bound_port(int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t slen = sizeof(ss);
+    if (getsockname(fd, (struct sockaddr *)&ss, &slen) < 0)
+        return 0;
+    if (ss.ss_family == AF_INET)
+        return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    if (ss.ss_family == AF_INET6)
+        return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    return 0;
+}
+
+/*
+ * Bind every address host stands for. The second address of localhost (::1) may be
+ * missing on a host without IPv6, which is not an error; any other failure is. With
+ * port 0, the later sockets take the port the kernel gave the first one, so the
+ * scanner has one port. Returns 0 or -errno (-EINVAL for a bad host).
+ */
+static int tcp_bind(struct tcp *t, const char *host, uint16_t port)
+{
+    struct sockaddr_in in4 = { .sin_family = AF_INET };
+    struct sockaddr_in6 in6 = { .sin6_family = AF_INET6 };
+    bool want4 = false, want6 = false, optional6 = false;
+    if (strcasecmp(host, "localhost") == 0) {
+        in4.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        in6.sin6_addr = in6addr_loopback;
+        want4 = want6 = optional6 = true;
+    } else if (inet_pton(AF_INET, host, &in4.sin_addr) == 1) {
+        want4 = true;
+    } else if (inet_pton(AF_INET6, host, &in6.sin6_addr) == 1) {
+        want6 = true;
+    } else {
+        return -EINVAL;
+    }
+
+    t->port = port;
+    if (want4) {
+        in4.sin_port = htons(t->port);
+        int fd = listen_on((struct sockaddr *)&in4, sizeof(in4));
+        if (fd < 0)
+            return fd;
+        t->lis[t->nlis++] = (struct tcp_listener){ .tcp = t, .fd = fd };
+        t->port = bound_port(fd);
+    }
+    if (want6) {
+        in6.sin6_port = htons(t->port);
+        int fd = listen_on((struct sockaddr *)&in6, sizeof(in6));
+        if (fd == -EADDRNOTAVAIL || fd == -EAFNOSUPPORT) {
+            if (!optional6)
+                return fd;
+        } else if (fd < 0) {
+            return fd;
+        } else {
+            t->lis[t->nlis++] = (struct tcp_listener){ .tcp = t, .fd = fd };
+            t->port = bound_port(fd);
+        }
+    }
+    return t->port ? 0 : -EADDRNOTAVAIL;
+}
+
+/* "tcp:HOST:PORT", with [] around an IPv6 host. */
+static char *make_spec(const char *host, uint16_t port)
+{
+    char *spec = NULL;
+    bool v6 = strchr(host, ':') != NULL;
+    if (asprintf(&spec, "tcp:%s%s%s:%u", v6 ? "[" : "", host, v6 ? "]" : "", port) < 0)
+        return NULL;
+    return spec;
+}
+
+/* Close listeners and clients without reporting; the scanner_t is going away. */
+static void tcp_free(void *impl)
+{
+    struct tcp *t = impl;
+    if (!t)
+        return;
+    for (size_t i = 0; i < t->nclients; i++)
+        client_free(t->clients[i]);
+    for (size_t i = 0; i < t->nlis; i++) {
+        if (t->lis[i].pause_timer)
+            (void)loop_del_timer(t->loop, t->lis[i].pause_timer);
+        (void)loop_del_fd(t->loop, t->lis[i].fd);
+        (void)close(t->lis[i].fd);
+    }
+    free(t);
+}
+
+/* Set *errmsg (when wanted) to "SPEC: what" and errno to err; returns NULL. */
+static scanner_t *new_failed(char **errmsg, const char *spec, const char *what, int err)
+{
+    if (errmsg && asprintf(errmsg, "%s: %s", spec ? spec : "tcp", what) < 0)
+        *errmsg = NULL;
+    errno = err;
+    return NULL;
+}
+
+scanner_t *scanner_new_tcp(loop_t *loop, const config_scanner_t *cfg,
+                           const scan_limits_t *lim, scanner_event_fn fn, void *data,
+                           char **errmsg)
+{
+    if (errmsg)
+        *errmsg = NULL;
+    if (cfg && cfg->kind != CONFIG_SCANNER_TCP)
+        return new_failed(errmsg, cfg->spec, "not a tcp scanner", EINVAL);
+    if (!loop || !cfg || !fn || !cfg->host)
+        return new_failed(errmsg, cfg ? cfg->spec : NULL, strerror(EINVAL), EINVAL);
+
+    /* Messages name the scanner as the config wrote it. */
+    char *cfg_spec = cfg->spec ? strdup(cfg->spec) : make_spec(cfg->host, cfg->port);
+    if (!cfg_spec)
+        return new_failed(errmsg, NULL, "out of memory", ENOMEM);
+
+    scanner_t *s = NULL;
+    char *spec = NULL;
+    int rc;
+    struct tcp *t = calloc(1, sizeof(*t));
+    if (!t) {
+        rc = -ENOMEM;
+        goto fail;
+    }
+    t->loop = loop;
+    rc = tcp_bind(t, cfg->host, cfg->port);
+    if (rc < 0)
+        goto fail;
+    /* A kernel-picked port belongs in the spec: client ids must name a real address. */
+    spec = cfg->port ? strdup(cfg_spec) : make_spec(cfg->host, t->port);
+    if (!spec) {
+        rc = -ENOMEM;
+        goto fail;
+    }
+    s = scanner_create(&tcp_ops, t, spec, lim, fn, data);
+    if (!s) {
+        rc = -ENOMEM;
+        goto fail;
+    }
+    t->s = s;
+    for (size_t i = 0; i < t->nlis; i++) {
+        rc = loop_add_fd(loop, t->lis[i].fd, LOOP_IN, listener_ready, &t->lis[i]);
+        if (rc < 0)
+            goto fail;
+    }
+    free(spec);
+    free(cfg_spec);
+    return s;
+
+fail:
+    if (s)
+        scanner_destroy(&s); /* frees t too */
+    else
+        tcp_free(t);
+    free(spec);
+    (void)new_failed(errmsg, cfg_spec,
+               rc == -EINVAL ? "bad host (expected an IPv4 address, an IPv6 address "
+                               "or localhost)"
+                             : strerror(-rc),
+               -rc);
+    free(cfg_spec);
+    return NULL;
+}
