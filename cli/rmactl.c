@@ -50,12 +50,19 @@ char *cli_read_input(const char *path, size_t max, size_t *len)
 
 static void usage(FILE *out)
 {
-    fputs("usage: rmactl COMMAND ...\n"
+    fputs("usage: rmactl [--config FILE] COMMAND ...\n"
           "\n"
           "  policy eval --policy FILE [CASE.json | -]   evaluate one return (JSON result)\n"
           "  policy check FILE...                         validate policy files\n"
           "  policy test [--policies DIR] CASEFILE...     run policy regression cases\n"
           "\n"
+          "  status [--json]                              stations, scanners, open receipts, last seq\n"
+          "  receipts [--limit N] [--json]                recent receipts with dispositions\n"
+          "  rma import FILE.csv                          import RMAs (all rows or none)\n"
+          "  watch [--from N] [--count N]                 print events as SEQ TOPIC JSON\n"
+          "\n"
+          "The daemon's sockets come from --config FILE, else $RMAD_CONFIG, else\n"
+          "/etc/rmad/rmad.conf, else the built-in default config (rmad --default-config).\n"
           "Exit status: 0 done, 1 failed, 2 bad input or usage.\n",
           out);
 }
@@ -70,8 +77,27 @@ int main(int argc, char **argv)
         usage(stdout);
         return EXIT_OK;
     }
+    /* A global --config FILE before the command: the commands read $RMAD_CONFIG. */
+    if (strcmp(argv[1], "--config") == 0 || strncmp(argv[1], "--config=", 9) == 0) {
+        const char *path = argv[1][8] == '=' ? argv[1] + 9 : argc > 2 ? argv[2] : NULL;
+        int used = argv[1][8] == '=' ? 1 : 2;
+        if (!path || !*path || argc <= used + 1 || setenv("RMAD_CONFIG", path, 1) < 0) {
+            usage(stderr);
+            return EXIT_BADINPUT;
+        }
+        argc -= used;
+        argv += used;
+    }
     if (strcmp(argv[1], "policy") == 0)
         return cmd_policy(argc - 1, argv + 1);
+    if (strcmp(argv[1], "status") == 0)
+        return cmd_status(argc - 1, argv + 1);
+    if (strcmp(argv[1], "receipts") == 0)
+        return cmd_receipts(argc - 1, argv + 1);
+    if (strcmp(argv[1], "rma") == 0)
+        return cmd_rma(argc - 1, argv + 1);
+    if (strcmp(argv[1], "watch") == 0)
+        return cmd_watch(argc - 1, argv + 1);
     cli_error("unknown command '%s' (try 'rmactl --help')", argv[1]);
     return EXIT_BADINPUT;
 }

@@ -18,4 +18,10 @@ char *cli_read_input(const char *path, size_t max, size_t *len);
 
 int cmd_policy(int argc, char **argv);
 
+/* Commands that talk to a running rmad (cli/cmd_daemon.c); argv[0] is the command. */
+int cmd_status(int argc, char **argv);
+int cmd_receipts(int argc, char **argv);
+int cmd_rma(int argc, char **argv);
+int cmd_watch(int argc, char **argv);
+
 #endif

@@ -1,0 +1,688 @@
+/*
+ * rmactl's commands that talk to a running rmad: status, receipts, rma import
+ * (control socket) and watch (event bus). The config named by --config FILE, or
+ * $RMAD_CONFIG, or the installed one, says where the sockets are.
+ *
+ * Exit status: 0 done; 1 the daemon is unreachable or failed; 2 bad input (usage,
+ * a request the daemon refused as invalid, a CSV with bad rows).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "cli/client.h"
+#include "cli/rmactl.h"
+#include "proto/control.h"
+
+/* ---- options ------------------------------------------------------------------------ */
+
+enum { OPT_JSON = 1u, OPT_LIMIT = 2u, OPT_FROM = 4u, OPT_COUNT = 8u };
+
+#define MAX_ARGS 2
+
+struct opts {
+    const char *config;
+    bool json;
+    uint64_t limit, from, count;
+    bool has_limit, has_from;
+    const char *args[MAX_ARGS];
+    int nargs;
+};
+
+static int parse_u64(const char *what, const char *s, uint64_t min, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = s && *s >= '0' && *s <= '9' ? strtoull(s, &end, 10) : 0;
+    if (!s || !(*s >= '0' && *s <= '9') || *end || errno || v < min) {
+        cli_error("%s: expected a whole number >= %llu, got '%s'", what,
+                  (unsigned long long)min, s ? s : "");
+        return -EINVAL;
+    }
+    *out = v;
+    return 0;
+}
+
+/*
+ * Options of a command from argv[1] on (argv[0] is its name): --config FILE always,
+ * the ones in `allowed`, and at most nargs_max positional arguments. Returns 0 or
+ * -EINVAL after printing the problem.
+ */
+static int parse_opts(int argc, char **argv, unsigned allowed, int nargs_max,
+                      const char *usage, struct opts *o)
+{
+    memset(o, 0, sizeof(*o));
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *val = NULL;
+        const char *eq = strchr(a, '=');
+        size_t nlen = eq && a[0] == '-' ? (size_t)(eq - a) : strlen(a);
+#define IS(name) (strlen(name) == nlen && strncmp(a, name, nlen) == 0)
+        bool takes = IS("--config") || (IS("--limit") && (allowed & OPT_LIMIT)) ||
+                     (IS("--from") && (allowed & OPT_FROM)) ||
+                     (IS("--count") && (allowed & OPT_COUNT));
+        if (takes) {
+            if (eq && a[0] == '-')
+                val = eq + 1;
+            else if (i + 1 < argc)
+                val = argv[++i];
+            else {
+                cli_error("%s: %.*s needs a value", argv[0], (int)nlen, a);
+                return -EINVAL;
+            }
+        }
+        int rc = 0;
+        if (IS("--config"))
+            o->config = val;
+        else if (takes && IS("--limit"))
+            rc = parse_u64("--limit", val, 1, &o->limit), o->has_limit = true;
+        else if (takes && IS("--from"))
+            rc = parse_u64("--from", val, 0, &o->from), o->has_from = true;
+        else if (takes && IS("--count"))
+            rc = parse_u64("--count", val, 1, &o->count);
+        else if (strcmp(a, "--json") == 0 && (allowed & OPT_JSON))
+            o->json = true;
+        else if (a[0] == '-' && a[1] != '\0') {
+            cli_error("%s: unknown option '%s' (usage: rmactl %s)", argv[0], a, usage);
+            return -EINVAL;
+        } else if (o->nargs < nargs_max) {
+            o->args[o->nargs++] = a;
+        } else {
+            cli_error("%s: unexpected argument '%s' (usage: rmactl %s)", argv[0], a, usage);
+            return -EINVAL;
+        }
+#undef IS
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* ---- talking to the daemon ------------------------------------------------------------ */
+
+struct session {
+    config_t *cfg;
+    void *zctx;
+};
+
+/* Load the config and make a ZeroMQ context. Returns 0 or an exit code (printed). */
+static int session_open(const struct opts *o, struct session *s)
+{
+    char *err = NULL;
+    memset(s, 0, sizeof(*s));
+    int rc = client_load_config(o->config, &s->cfg, &err);
+    if (rc < 0) {
+        cli_error("%s", err ? err : "out of memory");
+        free(err);
+        return rc == -EINVAL ? EXIT_BADINPUT : EXIT_FAIL;
+    }
+    s->zctx = zmq_ctx_new();
+    if (!s->zctx) {
+        cli_error("zmq: %s", zmq_strerror(errno));
+        config_destroy(&s->cfg);
+        return EXIT_FAIL;
+    }
+    return 0;
+}
+
+static void session_close(struct session *s)
+{
+    if (s->zctx)
+        (void)zmq_ctx_term(s->zctx);
+    config_destroy(&s->cfg);
+}
+
+/* The exit code for a failed call, after printing "rmactl: WHAT: message". */
+static int call_failed(const char *what, int rc, const char *err, const json_t *reply)
+{
+    cli_error("%s: %s", what, err ? err : strerror(-rc));
+    if (rc == -EREMOTEIO) {
+        control_code_t c = control_reply_code(reply);
+        return c == CONTROL_BAD_REQUEST || c == CONTROL_INVALID ? EXIT_BADINPUT : EXIT_FAIL;
+    }
+    return rc == -EMSGSIZE ? EXIT_BADINPUT : EXIT_FAIL;
+}
+
+/*
+ * Send req (consumed) and print the whole reply when --json. Returns 0 with *reply
+ * set, or an exit code (printed).
+ */
+static int call(struct session *s, const char *what, json_t *req, json_t **reply)
+{
+    char *err = NULL;
+    json_t *r = NULL;
+    if (!req) {
+        cli_error("out of memory");
+        return EXIT_FAIL;
+    }
+    int rc = client_call(s->zctx, s->cfg->control, req, client_timeout_ms(), &r, &err);
+    json_decref(req);
+    if (rc < 0) {
+        int code = call_failed(what, rc, err, r);
+        free(err);
+        json_decref(r);
+        return code;
+    }
+    *reply = r;
+    return 0;
+}
+
+static int print_json(const json_t *j)
+{
+    char *text = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    int ok = text && puts(text) >= 0;
+    free(text);
+    return ok ? EXIT_OK : EXIT_FAIL;
+}
+
+/* ---- printing ------------------------------------------------------------------------- */
+
+/* Text from the daemon, with control characters shown as '?' (it goes to a terminal). */
+static void put_text(const char *s)
+{
+    for (; s && *s; s++)
+        putchar((unsigned char)*s < 0x20 || *s == 0x7f ? '?' : *s);
+}
+
+/* Width in terminal columns, roughly: UTF-8 code points. */
+static size_t text_width(const char *s)
+{
+    size_t n = 0;
+    for (; s && *s; s++)
+        n += ((unsigned char)*s & 0xc0) != 0x80;
+    return n;
+}
+
+static void put_cell(const char *s, size_t width, bool last)
+{
+    put_text(s);
+    if (last)
+        return;
+    for (size_t w = text_width(s); w < width + 2; w++)
+        putchar(' ');
+}
+
+static const char *str_or(const json_t *obj, const char *key, const char *dflt)
+{
+    const char *s = json_string_value(json_object_get(obj, key));
+    return s && *s ? s : dflt;
+}
+
+static int finish_output(void)
+{
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        cli_error("stdout: write error");
+        return EXIT_FAIL;
+    }
+    return EXIT_OK;
+}
+
+/* ---- status --------------------------------------------------------------------------- */
+
+static void print_status(const json_t *r)
+{
+    json_t *pid = json_object_get(r, "pid");
+    const char *started = str_or(r, "started_at", NULL);
+    if (json_is_integer(pid) || started) {
+        printf("rmad");
+        if (json_is_integer(pid))
+            printf(" pid %" JSON_INTEGER_FORMAT, json_integer_value(pid));
+        if (started) {
+            printf(", started ");
+            put_text(started);
+        }
+        putchar('\n');
+    }
+    json_t *seq = json_object_get(r, "last_seq");
+    if (json_is_integer(seq))
+        printf("last seq: %" JSON_INTEGER_FORMAT "\n", json_integer_value(seq));
+
+    size_t i, open = 0;
+    json_t *st;
+    json_array_foreach(json_object_get(r, "stations"), i, st) {
+        printf("station ");
+        put_text(str_or(st, "name", "?"));
+        if (str_or(st, "printer", NULL)) {
+            printf(" (printer ");
+            put_text(str_or(st, "printer", ""));
+            putchar(')');
+        }
+        putchar('\n');
+        size_t j;
+        json_t *sc;
+        json_array_foreach(json_object_get(st, "scanners"), j, sc) {
+            printf("  scanner ");
+            put_text(str_or(sc, "spec", "?"));
+            printf(": ");
+            put_text(str_or(sc, "state", "?"));
+            if (str_or(sc, "detail", NULL)) {
+                printf(" (");
+                put_text(str_or(sc, "detail", ""));
+                putchar(')');
+            }
+            putchar('\n');
+        }
+        json_t *rc = json_object_get(st, "receipt");
+        if (json_is_object(rc)) {
+            open++;
+            printf("  open receipt %" JSON_INTEGER_FORMAT ": ",
+                   json_integer_value(json_object_get(rc, "id")));
+            put_text(str_or(rc, "rma", "no RMA"));
+            printf(", since ");
+            put_text(str_or(rc, "opened_at", "?"));
+            putchar('\n');
+        } else {
+            printf("  no open receipt\n");
+        }
+    }
+    printf("open receipts: %zu\n", open);
+}
+
+int cmd_status(int argc, char **argv)
+{
+    struct opts o;
+    struct session s;
+    json_t *reply = NULL;
+    if (parse_opts(argc, argv, OPT_JSON, 0, "[--config FILE] status [--json]", &o) < 0)
+        return EXIT_BADINPUT;
+    int rc = session_open(&o, &s);
+    if (rc)
+        return rc;
+    rc = call(&s, "status", control_request_new("status"), &reply);
+    if (rc == 0) {
+        if (o.json)
+            rc = print_json(reply);
+        else
+            print_status(reply);
+        rc = rc ? rc : finish_output();
+    }
+    json_decref(reply);
+    session_close(&s);
+    return rc;
+}
+
+/* ---- receipts ------------------------------------------------------------------------- */
+
+#define RECEIPT_COLS 6
+
+static void print_receipts(const json_t *list)
+{
+    static const char *const head[RECEIPT_COLS] = { "ID", "STATION", "RMA", "STATE",
+                                                    "DISPOSITION", "TIME" };
+    size_t n = json_array_size(list);
+    size_t width[RECEIPT_COLS];
+    char ids[32];
+
+    if (n == 0) {
+        printf("no receipts\n");
+        return;
+    }
+    for (int c = 0; c < RECEIPT_COLS; c++)
+        width[c] = strlen(head[c]);
+    /* Two passes: widths, then rows. */
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass == 1) {
+            for (int c = 0; c < RECEIPT_COLS; c++)
+                put_cell(head[c], width[c], c == RECEIPT_COLS - 1);
+            putchar('\n');
+        }
+        for (size_t i = 0; i < n; i++) {
+            const json_t *r = json_array_get(list, i);
+            snprintf(ids, sizeof(ids), "%" JSON_INTEGER_FORMAT,
+                     json_integer_value(json_object_get(r, "id")));
+            const char *cell[RECEIPT_COLS] = {
+                ids, str_or(r, "station", "-"), str_or(r, "rma", "-"), str_or(r, "state", "-"),
+                str_or(r, "disposition", "-"),
+                str_or(r, "closed_at", str_or(r, "opened_at", "-")),
+            };
+            for (int c = 0; c < RECEIPT_COLS; c++) {
+                if (pass == 0) {
+                    size_t w = text_width(cell[c]);
+                    width[c] = w > width[c] ? w : width[c];
+                } else {
+                    put_cell(cell[c], width[c], c == RECEIPT_COLS - 1);
+                }
+            }
+            if (pass == 1)
+                putchar('\n');
+        }
+    }
+}
+
+int cmd_receipts(int argc, char **argv)
+{
+    struct opts o;
+    struct session s;
+    json_t *reply = NULL;
+    if (parse_opts(argc, argv, OPT_JSON | OPT_LIMIT, 0,
+                   "[--config FILE] receipts [--limit N] [--json]", &o) < 0)
+        return EXIT_BADINPUT;
+    if (o.has_limit && o.limit > CONTROL_RECEIPTS_MAX) {
+        cli_error("receipts: --limit: at most %d", CONTROL_RECEIPTS_MAX);
+        return EXIT_BADINPUT;
+    }
+    int rc = session_open(&o, &s);
+    if (rc)
+        return rc;
+    json_t *req = control_request_new("receipts");
+    if (req && o.has_limit && json_object_set_new(req, "limit", json_integer((json_int_t)o.limit)) < 0) {
+        json_decref(req);
+        req = NULL;
+    }
+    rc = call(&s, "receipts", req, &reply);
+    if (rc == 0) {
+        if (o.json)
+            rc = print_json(reply);
+        else
+            print_receipts(json_object_get(reply, "receipts"));
+        rc = rc ? rc : finish_output();
+    }
+    json_decref(reply);
+    session_close(&s);
+    return rc;
+}
+
+/* ---- rma import ----------------------------------------------------------------------- */
+
+/*
+ * Offset of the first byte that is not part of valid UTF-8 text (a NUL counts as
+ * invalid: JSON strings on the control socket cannot carry it), or len.
+ */
+static size_t utf8_invalid_at(const unsigned char *s, size_t len)
+{
+    size_t i = 0;
+    while (i < len) {
+        unsigned char c = s[i];
+        size_t n;
+        uint32_t cp;
+        if (c == 0)
+            return i;
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        if (c >= 0xc2 && c <= 0xdf)
+            n = 1, cp = c & 0x1f;
+        else if (c >= 0xe0 && c <= 0xef)
+            n = 2, cp = c & 0x0f;
+        else if (c >= 0xf0 && c <= 0xf4)
+            n = 3, cp = c & 0x07;
+        else
+            return i;
+        for (size_t k = 1; k <= n; k++) {
+            if (i + k >= len || (s[i + k] & 0xc0) != 0x80)
+                return i;
+            cp = cp << 6 | (s[i + k] & 0x3f);
+        }
+        if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10ffff)) ||
+            (cp >= 0xd800 && cp <= 0xdfff))
+            return i;
+        i += n + 1;
+    }
+    return len;
+}
+
+static unsigned line_at(const char *s, size_t off)
+{
+    unsigned line = 1;
+    for (size_t i = 0; i < off; i++)
+        line += s[i] == '\n' || (s[i] == '\r' && s[i + 1] != '\n');
+    return line;
+}
+
+/* Print each row error as "FILE:LINE: message", on stderr. */
+static void print_import_errors(const char *name, const json_t *reply)
+{
+    size_t i;
+    json_t *e;
+    json_array_foreach(json_object_get(reply, "errors"), i, e) {
+        json_int_t line = json_integer_value(json_object_get(e, "line"));
+        const char *msg = str_or(e, "message", "?");
+        if (line > 0)
+            fprintf(stderr, "%s:%" JSON_INTEGER_FORMAT ": %s\n", name, line, msg);
+        else
+            fprintf(stderr, "%s: %s\n", name, msg);
+    }
+    json_int_t total = json_integer_value(json_object_get(reply, "errors_total"));
+    size_t shown = json_array_size(json_object_get(reply, "errors"));
+    if (total > 0 && (size_t)total > shown)
+        fprintf(stderr, "%s: %" JSON_INTEGER_FORMAT " more errors not shown\n", name,
+                total - (json_int_t)shown);
+}
+
+static int rma_import(struct session *s, const char *path)
+{
+    const char *name = strcmp(path, "-") == 0 ? "stdin" : path;
+    size_t len = 0;
+    char *text = cli_read_input(path, CONTROL_IMPORT_MAX, &len);
+    if (!text)
+        return EXIT_BADINPUT;
+    size_t bad = utf8_invalid_at((const unsigned char *)text, len);
+    if (bad < len) {
+        fprintf(stderr, "%s:%u: not UTF-8 text (byte %zu)\n", name, line_at(text, bad), bad + 1);
+        free(text);
+        return EXIT_BADINPUT;
+    }
+    json_t *req = json_pack("{s:s,s:s%}", "cmd", "rma.import", "csv", text, len);
+    free(text);
+    if (!req) {
+        cli_error("out of memory");
+        return EXIT_FAIL;
+    }
+
+    char *err = NULL;
+    json_t *reply = NULL;
+    int rc = client_call(s->zctx, s->cfg->control, req, client_timeout_ms(), &reply, &err);
+    json_decref(req);
+    int code = EXIT_OK;
+    if (rc == -EMSGSIZE) {
+        cli_error("rma import: %s: too large to send at once (%s); split the file", name, err);
+        code = EXIT_BADINPUT;
+    } else if (rc == -EREMOTEIO && json_array_size(json_object_get(reply, "errors")) > 0) {
+        /* Bad rows: every one by line; the daemon applied nothing. */
+        print_import_errors(name, reply);
+        code = EXIT_BADINPUT;
+    } else if (rc < 0) {
+        code = call_failed("rma import", rc, err, reply);
+    } else {
+        printf("imported: %" JSON_INTEGER_FORMAT " new, %" JSON_INTEGER_FORMAT " updated, %"
+               JSON_INTEGER_FORMAT " unchanged\n",
+               json_integer_value(json_object_get(reply, "inserted")),
+               json_integer_value(json_object_get(reply, "updated")),
+               json_integer_value(json_object_get(reply, "unchanged")));
+        code = finish_output();
+    }
+    free(err);
+    json_decref(reply);
+    return code;
+}
+
+int cmd_rma(int argc, char **argv)
+{
+    static const char usage[] = "[--config FILE] rma import FILE.csv";
+    struct opts o;
+    struct session s;
+    if (argc < 2 || strcmp(argv[1], "import") != 0) {
+        cli_error("usage: rmactl %s", usage);
+        return EXIT_BADINPUT;
+    }
+    if (parse_opts(argc - 1, argv + 1, 0, 1, usage, &o) < 0)
+        return EXIT_BADINPUT;
+    if (o.nargs != 1) {
+        cli_error("usage: rmactl %s", usage);
+        return EXIT_BADINPUT;
+    }
+    int rc = session_open(&o, &s);
+    if (rc)
+        return rc;
+    rc = rma_import(&s, o.args[0]);
+    session_close(&s);
+    return rc;
+}
+
+/* ---- watch ---------------------------------------------------------------------------- */
+
+#define WATCH_POLL_MS 500    /* how often a quiet watch looks at the stop flag */
+
+static volatile sig_atomic_t watch_stop;
+
+static void on_stop_signal(int signo)
+{
+    (void)signo;
+    watch_stop = 1;
+}
+
+struct watch {
+    struct session *s;
+    uint64_t last;        /* highest seq printed (or skipped as before --from) */
+    bool have_last;       /* false until the first event when there is no --from */
+    uint64_t count;       /* stop after this many lines, 0: never */
+    uint64_t printed;
+    bool write_error;
+};
+
+/*
+ * Print one event as "SEQ TOPIC JSON", unless its seq was already printed. Returns 0
+ * to go on, 1 when --count is reached or stdout failed.
+ */
+static int watch_print(const char *topic, const char *body, size_t len, void *data)
+{
+    struct watch *w = data;
+    json_t *j = json_loadb(body, len, 0, NULL);
+    json_t *seqj = json_object_get(j, "seq");
+    if (!json_is_integer(seqj) || json_integer_value(seqj) < 1) {
+        cli_error("watch: event without a seq on topic '%.64s' (skipped)", topic);
+        json_decref(j);
+        return 0;
+    }
+    uint64_t seq = (uint64_t)json_integer_value(seqj);
+    if (w->have_last && seq <= w->last) {
+        json_decref(j);
+        return 0;                                 /* seen already */
+    }
+    /* Valid JSON is one line unless it has line breaks between tokens: re-encode then. */
+    char *flat = strpbrk(body, "\r\n") ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(j);
+    printf("%" PRIu64 " ", seq);
+    put_text(topic);
+    putchar(' ');
+    fputs(flat ? flat : body, stdout);
+    putchar('\n');
+    free(flat);
+    if (fflush(stdout) != 0) {
+        w->write_error = true;
+        return 1;
+    }
+    w->last = seq;
+    w->have_last = true;
+    w->printed++;
+    return w->count && w->printed >= w->count ? 1 : 0;
+}
+
+/* Replay from `from` through watch_print. Returns 0, 1 (stop), or an exit code + 10. */
+static int watch_replay(struct watch *w, uint64_t from)
+{
+    char *err = NULL;
+    uint64_t last = 0;
+    int rc = client_replay(w->s->zctx, w->s->cfg->replay, from, client_timeout_ms(),
+                           watch_print, w, &last, &err);
+    if (rc == 1 || rc == -EINTR) {
+        free(err);
+        return 1;
+    }
+    if (rc < 0) {
+        cli_error("watch: replay from %" PRIu64 ": %s", from, err ? err : strerror(-rc));
+        free(err);
+        return 10 + EXIT_FAIL;
+    }
+    /* Nothing stored from `from` on counts as seen, so later live events are not gaps. */
+    if (last > w->last || !w->have_last) {
+        w->last = last > w->last ? last : w->last;
+        w->have_last = true;
+    }
+    return 0;
+}
+
+/*
+ * Live events from the SUB socket, subscribed before any replay so nothing falls
+ * between the two: events that arrive while a replay runs wait in the socket, and
+ * the ones the replay already printed are dropped by seq. A jump in seq is a gap
+ * (PUB dropped events): it is filled from the replay endpoint first.
+ */
+static int watch_live(struct watch *w, void *sub)
+{
+    while (!watch_stop) {
+        char *topic = NULL, *body = NULL;
+        size_t len = 0;
+        int rc = client_recv_event(sub, WATCH_POLL_MS, &topic, &body, &len);
+        if (rc == -ETIMEDOUT || rc == -EINTR || rc == -EBADMSG)
+            continue;
+        if (rc < 0) {
+            cli_error("watch: %s: %s", w->s->cfg->pub, zmq_strerror(-rc));
+            return EXIT_FAIL;
+        }
+        json_t *j = json_loadb(body, len, 0, NULL);
+        json_int_t seq = json_integer_value(json_object_get(j, "seq"));
+        json_decref(j);
+        int r = 0;
+        if (w->have_last && seq > 0 && (uint64_t)seq > w->last + 1)
+            r = watch_replay(w, w->last + 1);
+        if (r == 0)
+            r = watch_print(topic, body, len, w);
+        free(topic);
+        free(body);
+        if (r >= 10)
+            return r - 10;
+        if (r == 1)
+            break;
+    }
+    return w->write_error ? EXIT_FAIL : EXIT_OK;
+}
+
+int cmd_watch(int argc, char **argv)
+{
+    struct opts o;
+    struct session s;
+    if (parse_opts(argc, argv, OPT_FROM | OPT_COUNT, 0,
+                   "[--config FILE] watch [--from N] [--count N]", &o) < 0)
+        return EXIT_BADINPUT;
+    int rc = session_open(&o, &s);
+    if (rc)
+        return rc;
+
+    struct sigaction sa = { .sa_handler = on_stop_signal };   /* no SA_RESTART */
+    sigemptyset(&sa.sa_mask);
+    (void)sigaction(SIGINT, &sa, NULL);
+    (void)sigaction(SIGTERM, &sa, NULL);
+
+    struct watch w = { .s = &s, .count = o.count };
+    char *err = NULL;
+    void *sub = client_subscribe(s.zctx, s.cfg->pub, &err);
+    if (!sub) {
+        cli_error("watch: %s", err ? err : "out of memory");
+        free(err);
+        session_close(&s);
+        return EXIT_FAIL;
+    }
+    rc = 0;
+    if (o.has_from) {
+        uint64_t from = o.from ? o.from : 1;
+        w.last = from - 1;
+        w.have_last = true;
+        rc = watch_replay(&w, from);
+    }
+    if (rc >= 10)
+        rc -= 10;
+    else if (rc == 1)
+        rc = w.write_error ? EXIT_FAIL : EXIT_OK;
+    else
+        rc = watch_live(&w, sub);
+    zmq_close(sub);
+    session_close(&s);
+    return rc;
+}

@@ -1,0 +1,557 @@
+/*
+ * The control socket (daemon/control.h): one ROUTER, a table of command handlers,
+ * and the built-in commands that need only the database.
+ *
+ * A request is handled to the end inside the readiness callback (parse, handler,
+ * reply), so nothing is kept per client between messages: the only per-client
+ * resources are libzmq's queues, capped by CONTROL_RCVHWM / CONTROL_SNDHWM and
+ * CONTROL_FRAME_MAX.
+ */
+#include "daemon/control.h"
+
+#include <errno.h>
+#include <libgen.h>
+#include <regex.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "proto/control.h"
+
+#define RECV_PER_CALL 32      /* requests handled per readiness callback */
+#define LINGER_MS     100     /* a reply sent just before shutdown still leaves */
+
+struct handler {
+    char cmd[CONTROL_CMD_MAX + 1];
+    control_fn fn;
+    void *data;
+};
+
+struct control {
+    loop_t *loop;
+    db_t *db;
+    void *zsock;
+    char *endpoint;
+    regex_t rma_re;
+    struct handler handlers[CONTROL_HANDLERS_MAX];
+    size_t nhandlers;
+    control_stats_t stats;
+};
+
+static char *msgf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *msgf(const char *fmt, ...)
+{
+    va_list ap;
+    char *s = NULL;
+    va_start(ap, fmt);
+    if (vasprintf(&s, fmt, ap) < 0)
+        s = NULL;
+    va_end(ap);
+    return s;
+}
+
+/*
+ * A handler's failure: *reply = {"error": msg, ...fields} (msg is consumed; fields
+ * may be NULL and is consumed). Returns err.
+ */
+static int refuse(json_t **reply, int err, char *msg, json_t *fields)
+{
+    json_t *obj = fields ? fields : json_object();
+    if (obj && msg)
+        (void)json_object_set_new(obj, "error", json_string(msg));
+    free(msg);
+    *reply = obj;
+    return err;
+}
+
+/* ---- built-in commands ------------------------------------------------------------- */
+
+static int add_receipt(const db_receipt_t *r, void *data)
+{
+    json_t *j = control_receipt_json(r);
+    return j && json_array_append_new(data, j) == 0 ? 0 : -ENOMEM;
+}
+
+/* {"cmd": "receipts", "limit": N} -> {"receipts": [newest first]} */
+static int cmd_receipts(const json_t *req, json_t **reply, void *data)
+{
+    static const char *const keys[] = { "limit", NULL };
+    control_t *ctl = data;
+    char *err = NULL;
+    json_int_t limit = CONTROL_RECEIPTS_DEFAULT;
+
+    if (control_check_keys(req, keys, &err) < 0)
+        return refuse(reply, -EINVAL, err, NULL);
+    json_t *l = json_object_get(req, "limit");
+    if (l) {
+        if (!json_is_integer(l) || json_integer_value(l) < 1 ||
+            json_integer_value(l) > CONTROL_RECEIPTS_MAX)
+            return refuse(reply, -EINVAL, msgf("limit: expected an integer from 1 to %d",
+                                               CONTROL_RECEIPTS_MAX), NULL);
+        limit = json_integer_value(l);
+    }
+    json_t *list = json_array();
+    if (!list)
+        return -ENOMEM;
+    int rc = db_receipt_list_recent(ctl->db, (unsigned)limit, add_receipt, list);
+    if (rc < 0) {
+        json_decref(list);
+        return refuse(reply, rc, rc == -ENOMEM ? NULL : msgf("%s", db_errmsg(ctl->db)), NULL);
+    }
+    *reply = json_pack("{s:o}", "receipts", list);
+    return *reply ? 0 : -ENOMEM;
+}
+
+/* "line 7: issued: ..." -> {"line": 7, "message": "issued: ..."} */
+static json_t *import_error_json(const char *s)
+{
+    unsigned long line = 0;
+    const char *msg = s;
+    if (strncmp(s, "line ", 5) == 0) {
+        char *end;
+        line = strtoul(s + 5, &end, 10);
+        if (strncmp(end, ": ", 2) == 0)
+            msg = end + 2;
+        else
+            line = 0;
+    }
+    return json_pack("{s:I,s:s}", "line", (json_int_t)line, "message", msg);
+}
+
+/*
+ * {"cmd": "rma.import", "csv": "..."} -> {"rows", "inserted", "updated", "unchanged"};
+ * a file with errors changes nothing and gets {"error": first, "errors": [{"line",
+ * "message"}...], "errors_total": N}.
+ */
+static int cmd_rma_import(const json_t *req, json_t **reply, void *data)
+{
+    static const char *const keys[] = { "csv", NULL };
+    control_t *ctl = data;
+    char *err = NULL;
+
+    if (control_check_keys(req, keys, &err) < 0)
+        return refuse(reply, -EINVAL, err, NULL);
+    json_t *csv = json_object_get(req, "csv");
+    if (!json_is_string(csv))
+        return refuse(reply, -EINVAL, msgf("csv: expected the file's text as a string"), NULL);
+    if (db_in_transaction(ctl->db))
+        return refuse(reply, -EBUSY, msgf("database busy, retry"), NULL);
+
+    db_import_report_t rep;
+    int rc = db_rma_import_csv(ctl->db, json_string_value(csv), json_string_length(csv),
+                               &ctl->rma_re, &rep, &err);
+    if (rc == 0) {
+        *reply = json_pack("{s:I,s:I,s:I,s:I}", "rows", (json_int_t)rep.rows,
+                           "inserted", (json_int_t)rep.inserted, "updated",
+                           (json_int_t)rep.updated, "unchanged", (json_int_t)rep.unchanged);
+        db_import_report_clear(&rep);
+        free(err);
+        return *reply ? 0 : -ENOMEM;
+    }
+    json_t *list = json_array();
+    for (size_t i = 0; list && i < rep.nerrors; i++) {
+        if (json_array_append_new(list, import_error_json(rep.errors[i])) < 0) {
+            json_decref(list);
+            list = NULL;
+        }
+    }
+    json_t *fields = list ? json_pack("{s:o,s:I}", "errors", list, "errors_total",
+                                      (json_int_t)rep.errors_total)
+                          : NULL;
+    db_import_report_clear(&rep);
+    if (!fields) {
+        free(err);
+        return -ENOMEM;
+    }
+    return refuse(reply, rc, err ? err : msgf("%s", strerror(-rc)), fields);
+}
+
+/* The text form db_rma_set_field takes, from a JSON scalar; NULL for other types. */
+static char *field_text(const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_STRING:
+        return strdup(json_string_value(v));
+    case JSON_INTEGER:
+        return msgf("%lld", (long long)json_integer_value(v));
+    case JSON_REAL:
+        return msgf("%.15g", json_real_value(v));
+    case JSON_TRUE:
+        return strdup("true");
+    case JSON_FALSE:
+        return strdup("false");
+    case JSON_NULL:
+        return strdup("");
+    default:
+        return NULL;
+    }
+}
+
+static const char *upsert_name(db_upsert_t what)
+{
+    return what == DB_UPSERT_INSERTED ? "inserted"
+         : what == DB_UPSERT_UPDATED  ? "updated" : "unchanged";
+}
+
+/*
+ * {"cmd": "rma.put", "rma": {"number": "RMA-1001", "issued": "2026-11-02", ...}}:
+ * the fields of one CSV row, as strings (numbers and booleans are accepted too),
+ * checked like an imported row, then upserted -> {"number", "result"}.
+ */
+static int cmd_rma_put(const json_t *req, json_t **reply, void *data)
+{
+    static const char *const keys[] = { "rma", NULL };
+    control_t *ctl = data;
+    char *err = NULL;
+    const char *key;
+    json_t *v;
+    db_rma_t rma;
+
+    if (control_check_keys(req, keys, &err) < 0)
+        return refuse(reply, -EINVAL, err, NULL);
+    json_t *obj = json_object_get(req, "rma");
+    if (!json_is_object(obj))
+        return refuse(reply, -EINVAL, msgf("rma: expected an object of RMA fields"), NULL);
+
+    json_t *errors = json_array();
+    if (!errors)
+        return -ENOMEM;
+    db_rma_init(&rma);
+    json_object_foreach(obj, key, v) {
+        char *text = field_text(v), *msg = NULL, *line;
+        int rc = text ? db_rma_set_field(&rma, key, text, &msg) : -EINVAL;
+        free(text);
+        if (rc == 0)
+            continue;
+        if (!text)
+            line = msgf("rma.%.40s: expected a string, number, boolean or null", key);
+        else if (rc == -ENOENT)
+            line = msgf("rma: unknown field \"%.40s\"", key);
+        else
+            line = msgf("rma.%s", msg ? msg : "out of memory");
+        free(msg);
+        if (!line || json_array_append_new(errors, json_string(line)) < 0) {
+            free(line);
+            json_decref(errors);
+            return -ENOMEM;
+        }
+        free(line);
+    }
+    if (json_array_size(errors) == 0 && db_rma_validate(&rma, &ctl->rma_re, &err) < 0) {
+        char *line = msgf("rma.%s", err ? err : "invalid");
+        free(err);
+        if (!line || json_array_append_new(errors, json_string(line)) < 0) {
+            free(line);
+            json_decref(errors);
+            return -ENOMEM;
+        }
+        free(line);
+    }
+    size_t n = json_array_size(errors);
+    if (n > 0) {
+        const char *first = json_string_value(json_array_get(errors, 0));
+        char *msg = n > 1 ? msgf("%s (and %zu more error%s)", first, n - 1, n > 2 ? "s" : "")
+                          : msgf("%s", first);
+        return refuse(reply, -EINVAL, msg, json_pack("{s:o}", "errors", errors));
+    }
+    json_decref(errors);
+
+    if (db_in_transaction(ctl->db))
+        return refuse(reply, -EBUSY, msgf("database busy, retry"), NULL);
+    db_upsert_t what = DB_UPSERT_UNCHANGED;
+    int rc = db_begin(ctl->db);
+    if (rc == 0)
+        rc = db_rma_upsert(ctl->db, &rma, &what);
+    if (rc == 0)
+        rc = db_commit(ctl->db);
+    if (rc < 0) {
+        char *msg = msgf("%s", db_errmsg(ctl->db));
+        (void)db_rollback(ctl->db);
+        return refuse(reply, rc, msg, NULL);
+    }
+    *reply = json_pack("{s:s,s:s}", "number", rma.number, "result", upsert_name(what));
+    return *reply ? 0 : -ENOMEM;
+}
+
+/* ---- requests ---------------------------------------------------------------------- */
+
+static const struct handler *handler_find(const control_t *ctl, const char *cmd)
+{
+    for (size_t i = 0; i < ctl->nhandlers; i++)
+        if (strcmp(ctl->handlers[i].cmd, cmd) == 0)
+            return &ctl->handlers[i];
+    return NULL;
+}
+
+/* `unknown command "x" (known: a, b, c)` */
+static json_t *unknown_command(const control_t *ctl, const char *cmd)
+{
+    size_t len = 0;
+    char known[CONTROL_HANDLERS_MAX * (CONTROL_CMD_MAX + 2) + 1] = "";
+    for (size_t i = 0; i < ctl->nhandlers; i++)
+        len += (size_t)snprintf(known + len, sizeof(known) - len, "%s%s", i ? ", " : "",
+                                ctl->handlers[i].cmd);
+    char *msg = msgf("unknown command \"%s\" (known: %s)", cmd, known);
+    json_t *r = control_reply_error(CONTROL_BAD_REQUEST, msg ? msg : "unknown command", NULL);
+    free(msg);
+    return r;
+}
+
+static json_t *run_handler(const struct handler *h, const json_t *req)
+{
+    json_t *fields = NULL;
+    int rc = h->fn(req, &fields, h->data);
+    if (rc >= 0)
+        return control_reply_ok(fields);
+    const char *e = json_string_value(json_object_get(fields, "error"));
+    char *msg = strdup(e ? e : strerror(-rc));
+    json_t *r = control_reply_error(control_code_for_errno(rc), msg ? msg : "out of memory",
+                                    fields);
+    free(msg);
+    return r;
+}
+
+/* The reply to one received message (NULL when out of memory). */
+static json_t *answer(control_t *ctl, router_msg_t *m)
+{
+    if (m->nframes != 1) {
+        char msg[96];
+        snprintf(msg, sizeof(msg), "expected one frame (a JSON object), got %zu", m->nframes);
+        return control_reply_error(CONTROL_BAD_REQUEST, msg, NULL);
+    }
+    json_t *req = NULL;
+    const char *cmd = NULL;
+    char *err = NULL;
+    if (control_request_parse(router_msg_data(m), router_msg_size(m), &req, &cmd, &err) < 0) {
+        json_t *r = control_reply_error(CONTROL_BAD_REQUEST, err ? err : "out of memory", NULL);
+        free(err);
+        return r;
+    }
+    const struct handler *h = handler_find(ctl, cmd);
+    json_t *r = h ? run_handler(h, req) : unknown_command(ctl, cmd);
+    json_decref(req);
+    return r;
+}
+
+static void handle(control_t *ctl, router_msg_t *m)
+{
+    static const char nomem[] = "{\"ok\":false,\"error\":\"out of memory\",\"code\":\"failed\"}";
+
+    ctl->stats.requests++;
+    json_t *reply = answer(ctl, m);
+    if (!reply || !json_is_true(json_object_get(reply, "ok")))
+        ctl->stats.errors++;
+    size_t len = 0;
+    char *text = reply ? control_encode(reply, &len) : NULL;
+    json_decref(reply);
+    const void *frame = text ? text : nomem;
+    if (!text)
+        len = sizeof(nomem) - 1;
+    /* -EHOSTUNREACH: the peer left; -EAGAIN: it stopped reading. Either way, drop. */
+    if (router_send(ctl->zsock, &m->peer, &frame, &len, 1) < 0)
+        ctl->stats.unsent++;
+    free(text);
+}
+
+static void control_readable(loop_t *loop, void *zsock, unsigned events, void *data)
+{
+    control_t *ctl = data;
+
+    (void)loop;
+    (void)events;
+    for (int i = 0; i < RECV_PER_CALL; i++) {
+        router_msg_t m;
+        int rc = router_msg_recv(zsock, &m);
+        if (rc == -EPROTO)
+            continue;
+        if (rc < 0)
+            break;
+        handle(ctl, &m);
+        router_msg_close(&m);
+    }
+}
+
+/* ---- setting up -------------------------------------------------------------------- */
+
+static int set_int(void *s, int opt, int v)
+{
+    return zmq_setsockopt(s, opt, &v, sizeof(v)) == 0 ? 0 : -errno;
+}
+
+/*
+ * Before binding PATH: its directory must exist (a missing /run/rmad is a packaging
+ * error to report, not to paper over), and a socket file there must not belong to a
+ * live process (libzmq would silently unlink it and take over). Returns 0 or -errno
+ * with *errmsg set.
+ */
+static int check_ipc_path(const char *ep, const char *path, char **errmsg)
+{
+    struct stat st;
+    char *copy = strdup(path);
+    if (!copy)
+        return -ENOMEM;
+    const char *dir = dirname(copy);
+    int rc = 0;
+    if (stat(dir, &st) < 0)
+        rc = -errno;
+    else if (!S_ISDIR(st.st_mode))
+        rc = -ENOTDIR;
+    if (rc < 0) {
+        *errmsg = msgf("control %s: directory %s: %s", ep, dir, strerror(-rc));
+        free(copy);
+        return rc;
+    }
+    free(copy);
+
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    if (strlen(path) >= sizeof(sa.sun_path)) {
+        *errmsg = msgf("control %s: path too long", ep);
+        return -ENAMETOOLONG;
+    }
+    strcpy(sa.sun_path, path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return 0;          /* bind will tell */
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
+        rc = -EADDRINUSE;
+    (void)close(fd);
+    if (rc < 0)
+        *errmsg = msgf("control %s: socket in use by a running process (another rmad?)", ep);
+    return rc;
+}
+
+/*
+ * libzmq creates the ipc socket file inside zmq_bind, on this thread, so the umask
+ * set around the call gives it mode 0660. The umask is process-wide: rmad binds
+ * before it starts any thread that creates files.
+ */
+static void *bind_control(void *zctx, const char *ep, char **errmsg)
+{
+    const char *path = strncmp(ep, "ipc://", 6) == 0 ? ep + 6 : NULL;
+    if (!path || !*path) {
+        *errmsg = msgf("control %s: expected ipc://PATH", ep);
+        return NULL;
+    }
+    if (path[0] != '@' && check_ipc_path(ep, path, errmsg) < 0)
+        return NULL;
+
+    void *s = zmq_socket(zctx, ZMQ_ROUTER);
+    int rc = s ? 0 : -errno;
+    int64_t max = CONTROL_FRAME_MAX;
+    if (rc == 0) rc = set_int(s, ZMQ_ROUTER_MANDATORY, 1);
+    if (rc == 0) rc = set_int(s, ZMQ_RCVHWM, CONTROL_RCVHWM);
+    if (rc == 0) rc = set_int(s, ZMQ_SNDHWM, CONTROL_SNDHWM);
+    if (rc == 0) rc = set_int(s, ZMQ_LINGER, LINGER_MS);
+    if (rc == 0 && zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &max, sizeof(max)) < 0)
+        rc = -errno;
+    if (rc == 0) {
+        mode_t old = umask(0117);
+        if (zmq_bind(s, ep) < 0)
+            rc = -errno;
+        (void)umask(old);
+    }
+    if (rc < 0) {
+        *errmsg = msgf("control %s: %s", ep, zmq_strerror(-rc));
+        if (s)
+            zmq_close(s);
+        return NULL;
+    }
+    return s;
+}
+
+control_t *control_new(void *zctx, loop_t *loop, db_t *db, const char *endpoint,
+                       const char *rma_pattern, char **errmsg)
+{
+    *errmsg = NULL;
+    if (!zctx || !loop || !db || !endpoint) {
+        *errmsg = msgf("control: missing argument");
+        return NULL;
+    }
+    control_t *ctl = calloc(1, sizeof(*ctl));
+    if (!ctl || !(ctl->endpoint = strdup(endpoint)))
+        goto nomem;
+    ctl->loop = loop;
+    ctl->db = db;
+    const char *pattern = rma_pattern ? rma_pattern : DB_RMA_NUMBER_PATTERN;
+    if (regcomp(&ctl->rma_re, pattern, REG_EXTENDED | REG_NOSUB) != 0) {
+        *errmsg = msgf("control: rma_pattern does not compile");
+        goto free_ctl;
+    }
+    if (control_register(ctl, "receipts", cmd_receipts, ctl) < 0 ||
+        control_register(ctl, "rma.import", cmd_rma_import, ctl) < 0 ||
+        control_register(ctl, "rma.put", cmd_rma_put, ctl) < 0)
+        goto free_re;
+    ctl->zsock = bind_control(zctx, endpoint, errmsg);
+    if (!ctl->zsock)
+        goto free_re;
+    int rc = loop_add_zsock(loop, ctl->zsock, LOOP_IN, control_readable, ctl);
+    if (rc < 0) {
+        *errmsg = msgf("control %s: %s", endpoint, strerror(-rc));
+        goto close_sock;
+    }
+    return ctl;
+
+close_sock:
+    zmq_close(ctl->zsock);
+free_re:
+    regfree(&ctl->rma_re);
+free_ctl:
+    free(ctl->endpoint);
+    free(ctl);
+    if (!*errmsg)
+        *errmsg = msgf("control: out of memory");
+    return NULL;
+nomem:
+    free(ctl);
+    *errmsg = msgf("control: out of memory");
+    return NULL;
+}
+
+void control_destroy(control_t **ctl_p)
+{
+    if (!ctl_p || !*ctl_p)
+        return;
+    control_t *ctl = *ctl_p;
+    (void)loop_del_zsock(ctl->loop, ctl->zsock);
+    zmq_close(ctl->zsock);
+    regfree(&ctl->rma_re);
+    free(ctl->endpoint);
+    free(ctl);
+    *ctl_p = NULL;
+}
+
+int control_register(control_t *ctl, const char *cmd, control_fn fn, void *data)
+{
+    if (!ctl || !cmd || !fn)
+        return -EINVAL;
+    size_t len = strlen(cmd);
+    if (!control_cmd_valid(cmd, len))
+        return -EINVAL;
+    if (handler_find(ctl, cmd))
+        return -EEXIST;
+    if (ctl->nhandlers == CONTROL_HANDLERS_MAX)
+        return -ENOSPC;
+    struct handler *h = &ctl->handlers[ctl->nhandlers++];
+    memcpy(h->cmd, cmd, len + 1);
+    h->fn = fn;
+    h->data = data;
+    return 0;
+}
+
+const char *control_endpoint(const control_t *ctl)
+{
+    return ctl ? ctl->endpoint : NULL;
+}
+
+control_stats_t control_stats(const control_t *ctl)
+{
+    control_stats_t none = { 0 };
+    return ctl ? ctl->stats : none;
+}

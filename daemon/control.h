@@ -1,0 +1,82 @@
+/*
+ * The control socket: how rmactl talks to a running rmad (docs/control.md).
+ *
+ * A ROUTER on the config's `control` endpoint, an ipc:// socket file created with
+ * mode 0660 (owner and group: the rmad group is who may run rmactl). Each request is
+ * one JSON frame {"cmd": NAME, ...} and gets one JSON frame back, {"ok": true, ...}
+ * or {"ok": false, "error": "...", "code": "..."} (proto/control.h).
+ *
+ * Every message is checked before it is used: the envelope (a routing id, an
+ * optional empty delimiter from REQ peers, then exactly one frame), the size
+ * (CONTROL_REQUEST_MAX, CONTROL_IMPORT_MAX for rma.import; frames above
+ * CONTROL_FRAME_MAX make libzmq drop the connection), JSON, a known "cmd". A bad
+ * message gets an error reply and the socket keeps serving; a peer that does not
+ * read its replies loses them once CONTROL_SNDHWM are queued.
+ *
+ * Commands are a table of handlers. control_new registers the ones that need only
+ * the database (receipts, rma.import, rma.put); the daemon registers the rest
+ * (status), so this module knows nothing about stations. Handlers run on the loop
+ * thread, one request at a time.
+ *
+ * The module never logs; the daemon reads control_stats() if it wants to.
+ */
+#ifndef RMAD_CONTROL_H
+#define RMAD_CONTROL_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "daemon/loop.h"
+#include "db/db.h"
+
+#define CONTROL_FRAME_MAX    (32u << 20)  /* ZMQ_MAXMSGSIZE of the control socket */
+#define CONTROL_RCVHWM       4            /* requests queued per peer before TCP/ipc backpressure */
+#define CONTROL_SNDHWM       16           /* replies queued per peer */
+#define CONTROL_HANDLERS_MAX 32
+
+typedef struct control control_t;
+
+/*
+ * A command handler. `req` is the whole request object (with "cmd"), borrowed and
+ * already checked to be an object. On success return 0 and optionally set *reply to
+ * a new object of result fields: the reply is {"ok": true} plus them. On failure
+ * return a negative errno (-EINVAL and the like for a request that is refused, see
+ * control_code_for_errno) and optionally set *reply to an object with "error" (one
+ * line) and any details; without "error" the reply says strerror(-rc).
+ */
+typedef int (*control_fn)(const json_t *req, json_t **reply, void *data);
+
+typedef struct {
+    uint64_t requests;        /* messages received */
+    uint64_t errors;          /* answered with "ok": false */
+    uint64_t unsent;          /* replies lost: peer gone or not reading */
+} control_stats_t;
+
+/*
+ * Bind the control ROUTER on endpoint (ipc://PATH; the directory must exist: it is
+ * not created) and register it with the loop. A socket file that still answers
+ * belongs to a running daemon: -EADDRINUSE rather than stealing it; a stale one is
+ * replaced. rma_pattern is the POSIX ERE for RMA numbers (NULL: the default).
+ * zctx, loop and db are borrowed and must outlive the control socket. Returns it,
+ * or NULL with *errmsg set (caller frees), e.g. "control ipc:///run/rmad/rmad.ctl:
+ * directory /run/rmad: No such file or directory".
+ */
+control_t *control_new(void *zctx, loop_t *loop, db_t *db, const char *endpoint,
+                       const char *rma_pattern, char **errmsg);
+
+/* Unregister and close the socket (its file is removed by libzmq). Accepts NULL. */
+void control_destroy(control_t **ctl_p);
+
+/*
+ * Handle `cmd` with fn(req, reply, data). Names are 1..CONTROL_CMD_MAX characters
+ * from [a-z0-9._-]. Returns 0, -EEXIST when cmd already has a handler, -EINVAL for
+ * a bad name, -ENOSPC beyond CONTROL_HANDLERS_MAX.
+ */
+int control_register(control_t *ctl, const char *cmd, control_fn fn, void *data);
+
+/* The endpoint bound (owned by ctl). */
+const char *control_endpoint(const control_t *ctl);
+
+control_stats_t control_stats(const control_t *ctl);
+
+#endif
