@@ -1,13 +1,12 @@
 #!/bin/sh
-# `make run`: start the daemon on the embedded default config. Until the daemon lands
-# (issue "The daemon"), show what is real today: the policy engine deciding the
-# shipped example returns, through the same rmactl a dock supervisor uses.
+# `make run`: start rmad in the foreground on the built-in default config
+# (`rmad --print-default-config` shows it): database under state/, policies/, one
+# station "dock1" whose scanner is a TCP port on loopback (type scans with
+# `nc 127.0.0.1 7790`). Ctrl-C stops it cleanly.
 set -eu
 B=${1:-build}
-if [ -x "$B/rmad" ]; then
-    mkdir -p state
-    exec "$B/rmad" --default-config
-fi
-echo "rmad: the daemon is not built yet; evaluating the example returns with rmactl:" >&2
+mkdir -p state
 "$B/rmactl" policy check policies/*.yaml
-exec "$B/rmactl" policy test tests/cases/examples/*.json
+echo "rmad: starting on the default config; scan by typing into: nc 127.0.0.1 7790" >&2
+echo "rmad: watch events with: $B/rmactl watch --from 1" >&2
+exec "$B/rmad" --default-config

@@ -18,7 +18,10 @@
     X(policy_cases)    \
     X(rmactl_cli)      \
     X(event)           \
-    X(station)
+    X(station)         \
+    X(bus)             \
+    X(control)         \
+    X(daemon_e2e)
 
 #define RMAD_DECLARE_SUITE(name) int suite_##name(void);
 RMAD_SUITES(RMAD_DECLARE_SUITE)

@@ -1,0 +1,457 @@
+/*
+ * rmad: the returns-receiving daemon.
+ *
+ * main() wires the modules together and owns nothing else: the config, the SQLite
+ * database, the policy set, one event loop, the ZeroMQ bus (PUB + replay) and control
+ * socket, one station per [station] section and its scanners. Scanners hand scans to
+ * their station through scanner_cb(); the station commits scan, receipt and events
+ * in one transaction; only then are the events published. This file is the only
+ * place that logs what went wrong, once.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "daemon/bus.h"
+#include "daemon/config.h"
+#include "daemon/control.h"
+#include "daemon/log.h"
+#include "daemon/loop.h"
+#include "daemon/outbox.h"
+#include "daemon/policyset.h"
+#include "daemon/station.h"
+#include "db/db.h"
+#include "drivers/scanner.h"
+
+#define RMAD_VERSION "0.1"
+
+typedef struct rmad rmad_t;
+
+/* One configured scanner line and what the daemon knows about it. */
+typedef struct {
+    rmad_t *d;
+    size_t station;                /* index in rmad_t.stations */
+    const config_scanner_t *cfg;
+    scanner_t *scanner;            /* NULL when it could not be opened */
+    char *error;                   /* why it could not, for rmactl status */
+} rmad_scanner_t;
+
+typedef struct {
+    station_t *st;
+    const config_station_t *cfg;
+    rmad_scanner_t *scanners;
+    size_t n_scanners;
+} rmad_station_t;
+
+struct rmad {
+    config_t *cfg;
+    loop_t *loop;
+    void *zctx;
+    db_t *db;
+    policyset_t *policies;
+    bus_t *bus;
+    control_t *ctl;
+    outbox_t *ob;
+    rmad_station_t *stations;
+    size_t n_stations;
+    int64_t started_ms;
+};
+
+/* Wall-clock milliseconds: what the audit trail and event times record. */
+static int64_t now_ms(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+static int publish_one(const char *topic, const char *body, size_t len, void *data)
+{
+    (void)len;
+    return bus_publish(data, topic, body);
+}
+
+/* After a commit: hand the committed events to PUB. A failure here loses nothing:
+ * the events are in the outbox and subscribers replay them. */
+static void publish_pending(rmad_t *d)
+{
+    int rc = outbox_flush(d->ob, publish_one, d->bus);
+    if (rc < 0)
+        log_warning("publishing events: %s (subscribers can replay them)", strerror(-rc));
+}
+
+/*
+ * Commit one event that reports no station state change (daemon.started,
+ * scanner.connected/disconnected) in its own transaction, then publish it.
+ */
+static int emit_event(rmad_t *d, const char *topic, json_t *fields, const char *station)
+{
+    int rc = db_begin(d->db);
+    if (rc == 0)
+        rc = outbox_append(d->ob, d->db, topic, fields, station, 0, now_ms());
+    if (rc == 0)
+        rc = db_commit(d->db);
+    else
+        (void)db_rollback(d->db);
+    if (rc < 0) {
+        outbox_discard(d->ob);
+        log_err("storing event %s: %s", topic, *db_errmsg(d->db) ? db_errmsg(d->db) : strerror(-rc));
+        return rc;
+    }
+    publish_pending(d);
+    return 0;
+}
+
+static void scanner_cb(const scanner_event_t *ev, void *data)
+{
+    rmad_scanner_t *rs = data;
+    rmad_t *d = rs->d;
+    rmad_station_t *s = &d->stations[rs->station];
+    const char *name = station_name(s->st);
+    station_outcome_t out;
+    int rc = 0;
+
+    switch (ev->kind) {
+    case SCANNER_EV_SCAN:
+        rc = station_apply_scan(s->st, ev->scan, now_ms(), d->ob, &out);
+        if (rc == 0) {
+            publish_pending(d);
+            if (out.scan == STATION_SCAN_REJECTED)
+                log_info("station %s: %s: scan rejected: %s", name, ev->scanner_id,
+                         out.reason ? out.reason : "?");
+            if (out.receipt == STATION_RECEIPT_COMPLETED)
+                log_info("station %s: receipt %lld: %s", name, (long long)out.receipt_id,
+                         out.disposition ? out.disposition : "?");
+            if (out.reprint_requested)
+                log_notice("station %s: reprint requested; label printing is not available yet",
+                           name);
+        }
+        break;
+    case SCANNER_EV_REJECTED:
+        rc = station_record_rejected(s->st, ev->scanner_id, ev->raw, ev->raw_len, ev->reason,
+                                     now_ms(), d->ob);
+        if (rc == 0) {
+            publish_pending(d);
+            log_info("station %s: %s: input rejected: %s", name, ev->scanner_id, ev->reason);
+        }
+        break;
+    case SCANNER_EV_CONNECTED:
+    case SCANNER_EV_DISCONNECTED: {
+        int up = ev->kind == SCANNER_EV_CONNECTED;
+        json_t *f = json_pack("{s:s}", "scanner", ev->scanner_id);
+        if (f && ev->peer)
+            json_object_set_new(f, "peer", json_string(ev->peer));
+        if (f && !up && ev->reason)
+            json_object_set_new(f, "reason", json_string(ev->reason));
+        log_info("station %s: scanner %s %s%s%s", name, ev->scanner_id,
+                 up ? "connected" : "disconnected", !up && ev->reason ? ": " : "",
+                 !up && ev->reason ? ev->reason : "");
+        (void)emit_event(d, up ? "scanner.connected" : "scanner.disconnected", f, name);
+        json_decref(f);
+        return;
+    }
+    }
+    if (rc < 0)
+        log_err("station %s: storing a scan from %s failed: %s", name, ev->scanner_id,
+                *db_errmsg(d->db) ? db_errmsg(d->db) : strerror(-rc));
+}
+
+/* ---- control: status ------------------------------------------------------------ */
+
+static int status_cmd(const json_t *req, json_t **reply, void *data)
+{
+    (void)req;
+    rmad_t *d = data;
+    uint64_t last = 0;
+    int rc = db_outbox_last_seq(d->db, &last);
+    if (rc < 0)
+        return rc;
+    json_t *stations = json_array();
+    for (size_t i = 0; i < d->n_stations; i++) {
+        rmad_station_t *s = &d->stations[i];
+        station_status_t st;
+        station_status(s->st, &st);
+        json_t *scanners = json_array();
+        for (size_t k = 0; k < s->n_scanners; k++) {
+            rmad_scanner_t *rs = &s->scanners[k];
+            json_t *sc = json_pack("{s:s}", "spec", rs->cfg->spec);
+            if (rs->scanner) {
+                size_t n = scanner_clients(rs->scanner);
+                char detail[64];
+                snprintf(detail, sizeof(detail), "%zu client%s connected", n, n == 1 ? "" : "s");
+                json_object_set_new(sc, "state", json_string("listening"));
+                json_object_set_new(sc, "detail", json_string(detail));
+            } else {
+                json_object_set_new(sc, "state", json_string("unavailable"));
+                json_object_set_new(sc, "detail", json_string(rs->error ? rs->error : "?"));
+            }
+            json_array_append_new(scanners, sc);
+        }
+        json_t *o = json_pack("{s:s, s:o, s:I, s:I, s:I}", "name", st.name, "scanners", scanners,
+                              "scans", (json_int_t)st.scans, "rejected", (json_int_t)st.rejected,
+                              "double_reads", (json_int_t)st.double_reads);
+        if (s->cfg->printer)
+            json_object_set_new(o, "printer", json_string(s->cfg->printer));
+        if (st.receipt_id > 0) {
+            json_t *r = json_pack("{s:I}", "id", (json_int_t)st.receipt_id);
+            if (st.rma)
+                json_object_set_new(r, "rma", json_string(st.rma));
+            if (st.serial)
+                json_object_set_new(r, "serial", json_string(st.serial));
+            json_object_set_new(o, "receipt", r);
+        }
+        json_array_append_new(stations, o);
+    }
+    *reply = json_pack("{s:I, s:I, s:I, s:o}", "pid", (json_int_t)getpid(), "last_seq",
+                       (json_int_t)last, "started_ms", (json_int_t)d->started_ms, "stations",
+                       stations);
+    return *reply ? 0 : -ENOMEM;
+}
+
+/* ---- signals -------------------------------------------------------------------- */
+
+/*
+ * SIGHUP: reload the policies. All or nothing: a broken file keeps the old set (the
+ * stations look the set up through d->policies on every use, so the swap is atomic
+ * between two scans).
+ */
+static void reload_policies(rmad_t *d)
+{
+    policyset_t *fresh = NULL;
+    char *err = NULL;
+    int rc = policyset_load(d->cfg->policies, &fresh, &err);
+    if (rc < 0) {
+        log_err("SIGHUP: policies not reloaded, keeping the current ones: %s",
+                err ? err : strerror(-rc));
+        free(err);
+        return;
+    }
+    policyset_destroy(&d->policies);
+    d->policies = fresh;
+    log_notice("SIGHUP: %zu policies reloaded from %s", policyset_count(fresh), d->cfg->policies);
+}
+
+static void signal_cb(loop_t *loop, int signo, void *data)
+{
+    if (signo == SIGHUP) {
+        reload_policies(data);
+        return;
+    }
+    /* The loop is single-threaded: no transaction is half done when we get here. */
+    log_notice("%s: stopping", strsignal(signo));
+    loop_stop(loop);
+}
+
+/* ---- start and stop ------------------------------------------------------------- */
+
+static void rmad_free(rmad_t *d)
+{
+    for (size_t i = 0; i < d->n_stations; i++) {
+        rmad_station_t *s = &d->stations[i];
+        for (size_t k = 0; k < s->n_scanners; k++) {
+            scanner_destroy(&s->scanners[k].scanner);
+            free(s->scanners[k].error);
+        }
+        free(s->scanners);
+        station_destroy(&s->st);
+    }
+    free(d->stations);
+    control_destroy(&d->ctl);
+    bus_destroy(&d->bus);
+    outbox_destroy(&d->ob);
+    policyset_destroy(&d->policies);
+    db_close(&d->db);
+    loop_destroy(&d->loop);
+    if (d->zctx)
+        zmq_ctx_term(d->zctx);
+    config_destroy(&d->cfg);
+}
+
+/*
+ * Open a station's scanners. A scanner that cannot be opened is logged and reported
+ * by rmactl status; the daemon serves the others (it never exits because of one).
+ */
+static int open_scanners(rmad_t *d, size_t idx)
+{
+    rmad_station_t *s = &d->stations[idx];
+    scan_limits_t lim = { .max_len = d->cfg->max_scan_len };
+    s->scanners = calloc(s->cfg->nscanners, sizeof(*s->scanners));
+    if (!s->scanners)
+        return -ENOMEM;
+    s->n_scanners = s->cfg->nscanners;
+    for (size_t k = 0; k < s->n_scanners; k++) {
+        rmad_scanner_t *rs = &s->scanners[k];
+        rs->d = d;
+        rs->station = idx;
+        rs->cfg = &s->cfg->scanners[k];
+        if (rs->cfg->kind != CONFIG_SCANNER_TCP) {
+            rs->error = strdup("usb and serial scanners are not supported yet");
+        } else {
+            rs->scanner = scanner_new_tcp(d->loop, rs->cfg, &lim, scanner_cb, rs, &rs->error);
+        }
+        if (!rs->scanner)
+            log_err("station %s: scanner %s: %s", s->cfg->name, rs->cfg->spec,
+                    rs->error ? rs->error : "cannot open");
+        else
+            log_info("station %s: scanner %s ready", s->cfg->name, scanner_spec(rs->scanner));
+    }
+    return 0;
+}
+
+static int rmad_start(rmad_t *d)
+{
+    char *err = NULL;
+    int rc;
+    static const int sigs[] = { SIGTERM, SIGINT, SIGHUP, 0 };
+
+    if (!(d->loop = loop_new()) || !(d->zctx = zmq_ctx_new()) || !(d->ob = outbox_new())) {
+        log_err("out of memory");
+        return -ENOMEM;
+    }
+    if ((rc = loop_add_signals(d->loop, sigs, signal_cb, d)) < 0) {
+        log_err("signals: %s", strerror(-rc));
+        return rc;
+    }
+    if ((rc = db_open(d->cfg->database, &d->db, &err)) < 0)
+        goto fail;
+    if ((rc = policyset_load(d->cfg->policies, &d->policies, &err)) < 0)
+        goto fail;
+    if (!(d->bus = bus_new(d->zctx, d->loop, d->db, d->cfg->pub, d->cfg->replay, &err))) {
+        rc = -EIO;
+        goto fail;
+    }
+    if (!(d->ctl = control_new(d->zctx, d->loop, d->db, d->cfg->control, d->cfg->rma_pattern, &err))) {
+        rc = -EIO;
+        goto fail;
+    }
+    if ((rc = control_register(d->ctl, "status", status_cmd, d)) < 0) {
+        log_err("control: %s", strerror(-rc));
+        return rc;
+    }
+    d->stations = calloc(d->cfg->nstations, sizeof(*d->stations));
+    if (!d->stations)
+        return -ENOMEM;
+    d->n_stations = d->cfg->nstations;
+    for (size_t i = 0; i < d->n_stations; i++) {
+        d->stations[i].cfg = &d->cfg->stations[i];
+        d->stations[i].st = station_new(&d->cfg->stations[i], d->cfg, d->db, &d->policies, &err);
+        if (!d->stations[i].st) {
+            rc = -EINVAL;
+            goto fail;
+        }
+    }
+    d->started_ms = now_ms();
+    json_t *f = json_pack("{s:s, s:I}", "version", RMAD_VERSION, "pid", (json_int_t)getpid());
+    rc = emit_event(d, "daemon.started", f, NULL);
+    json_decref(f);
+    if (rc < 0)
+        return rc;
+    for (size_t i = 0; i < d->n_stations; i++)
+        if ((rc = open_scanners(d, i)) < 0)
+            return rc;
+    return 0;
+fail:
+    log_err("%s", err ? err : strerror(-rc));
+    free(err);
+    return rc;
+}
+
+static void usage(FILE *out)
+{
+    fputs("usage: rmad --config FILE        run the daemon\n"
+          "       rmad --check-config FILE  validate a config (and its policies), then exit\n"
+          "       rmad --default-config     run on the built-in default config (make run)\n"
+          "       rmad --print-default-config\n",
+          out);
+}
+
+/* Load the config named on the command line, or the built-in one (base: cwd). */
+static int load_config(const char *path, config_t **cfg)
+{
+    char *err = NULL;
+    int rc = path ? config_load(path, cfg, &err)
+                  : config_parse(config_default_text(), strlen(config_default_text()),
+                                 "built-in default config", NULL, cfg, &err);
+    if (rc < 0) {
+        fprintf(stderr, "rmad: %s\n", err ? err : strerror(-rc));
+        free(err);
+    }
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "config", required_argument, NULL, 'c' },
+        { "check-config", required_argument, NULL, 'k' },
+        { "default-config", no_argument, NULL, 'd' },
+        { "print-default-config", no_argument, NULL, 'p' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *path = NULL;
+    int mode = 0, c;
+    while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+        case 'k':
+            path = optarg;
+            mode = c;
+            break;
+        case 'd':
+        case 'p':
+            mode = c;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (!mode || optind != argc) {
+        usage(stderr);
+        return 2;
+    }
+    if (mode == 'p') {
+        fputs(config_default_text(), stdout);
+        return 0;
+    }
+
+    rmad_t d = { 0 };
+    if (load_config(path, &d.cfg) < 0)
+        return 2;
+    if (mode == 'k') {
+        policyset_t *ps = NULL;
+        char *err = NULL;
+        int rc = policyset_load(d.cfg->policies, &ps, &err);
+        if (rc < 0)
+            fprintf(stderr, "rmad: %s\n", err ? err : strerror(-rc));
+        free(err);
+        policyset_destroy(&ps);
+        config_destroy(&d.cfg);
+        return rc < 0 ? 2 : 0;
+    }
+
+    log_set_level(d.cfg->log_level);
+    /* A scanner client that vanishes must not kill the daemon with SIGPIPE. */
+    signal(SIGPIPE, SIG_IGN);
+    int rc = rmad_start(&d);
+    if (rc == 0) {
+        log_notice("rmad %s: %zu station%s, events on %s, replay on %s, control on %s",
+                   RMAD_VERSION, d.n_stations, d.n_stations == 1 ? "" : "s", d.cfg->pub,
+                   d.cfg->replay, d.cfg->control);
+        rc = loop_run(d.loop);
+        if (rc < 0)
+            log_err("event loop: %s", strerror(-rc));
+    }
+    rmad_free(&d);
+    return rc < 0 ? 1 : 0;
+}

@@ -1,0 +1,298 @@
+#!/usr/bin/python3
+"""End-to-end test of rmad with real parts only.
+
+rmad runs on a temporary config with two stations on loopback TCP scanner ports and a
+real SQLite file; RMAs are imported with rmactl; an independent ZeroMQ client
+(Debian's python3-zmq) subscribes to the PUB endpoint and replays from the ROUTER
+endpoint. Scenarios: two stations driven concurrently through complete receipts
+(accept, refuse, quarantine on serial mismatch, cancel), garbage on a scanner input,
+a late subscriber served by replay, SIGKILL in the middle of a run and restart, and
+SIGTERM.
+
+usage: daemon_e2e.py BUILD_DIR      (run from the repository root; exit 0 = passed)
+Every wait is bounded; nothing asserts on elapsed time.
+"""
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+
+import zmq
+
+BUILD = sys.argv[1] if len(sys.argv) > 1 else "build"
+RMAD = os.path.join(BUILD, "rmad")
+RMACTL = os.path.join(BUILD, "rmactl")
+WAIT = 20.0  # seconds: generous, shared machines are slow
+failures = []
+
+
+def check(cond, what):
+    if not cond:
+        failures.append(what)
+        print("FAIL:", what, flush=True)
+    return cond
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+RMAS_CSV = """number,issued,kind,vendor,model,family,expected_serial,purchased,shipped,invoiced
+RMA-0001,{recent},warranty,V7,SSD-512,Solid State Drives,SN-0001,{older},,
+RMA-0002,{recent},credit,EverFocus,EZN268,IP Cameras,EF-2222,{month},{month},
+RMA-0003,{recent},warranty,QCT,D52B-1U,,QCT-3333,,,{older}
+RMA-0004,{recent},warranty,V7,MON-27,Monitors,SN-0004,{older},,
+RMA-0005,{recent},warranty,V7,MON-27,Monitors,SN-0005,{older},,
+RMA-0006,{recent},warranty,V7,MON-27,Monitors,SN-0006,{older},,
+"""
+
+
+def dates():
+    t = time.time()
+    fmt = lambda days: time.strftime("%Y-%m-%d", time.localtime(t - days * 86400))
+    return {"recent": fmt(3), "month": fmt(20), "older": fmt(300)}
+
+
+class Daemon:
+    def __init__(self, tmp, conf):
+        self.tmp, self.conf, self.proc = tmp, conf, None
+        self.log = os.path.join(tmp, "rmad.log")
+
+    def start(self):
+        self.proc = subprocess.Popen([RMAD, "--config", self.conf], stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=open(self.log, "ab"))
+        deadline = time.time() + WAIT
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("rmad exited at start: " + open(self.log).read())
+            r = rmactl("status")
+            if r.returncode == 0:
+                return
+            time.sleep(0.1)
+        raise RuntimeError("rmad did not answer rmactl status")
+
+    def kill(self, sig):
+        self.proc.send_signal(sig)
+        return self.proc.wait(timeout=WAIT)
+
+
+CONF = None
+
+
+def rmactl(*args, input=None):
+    return subprocess.run([RMACTL, "--config", CONF] + list(args), input=input,
+                          capture_output=True, text=True, timeout=WAIT)
+
+
+class Scanner:
+    """One TCP scanner: a connection that types lines."""
+
+    def __init__(self, port):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=WAIT)
+
+    def send(self, data):
+        self.sock.sendall(data if isinstance(data, bytes) else data.encode() + b"\r\n")
+
+    def close(self):
+        self.sock.close()
+
+
+class Subscriber:
+    def __init__(self, ctx, pub):
+        self.sock = ctx.socket(zmq.SUB)
+        self.sock.setsockopt(zmq.SUBSCRIBE, b"")
+        self.sock.connect(pub)
+        self.events = []
+
+    def pump(self, until, timeout=WAIT):
+        """Receive until until(events) holds or the timeout passes."""
+        deadline = time.time() + timeout
+        while not until(self.events) and time.time() < deadline:
+            if self.sock.poll(100):
+                topic, body = self.sock.recv_multipart()
+                ev = json.loads(body)
+                check(ev["type"] == topic.decode(), "topic frame equals type field")
+                self.events.append(ev)
+        return until(self.events)
+
+
+def replay(ctx, ep, start):
+    d = ctx.socket(zmq.DEALER)
+    d.setsockopt(zmq.LINGER, 0)
+    d.connect(ep)
+    d.send(json.dumps({"replay_from": start}).encode())
+    out = []
+    deadline = time.time() + WAIT
+    while time.time() < deadline:
+        if not d.poll(500):
+            continue
+        frames = d.recv_multipart()
+        topic, body = frames[-2], frames[-1]
+        if topic == b"replay.end":
+            d.close()
+            return out, json.loads(body)["last_seq"]
+        out.append(json.loads(body))
+    d.close()
+    raise RuntimeError("replay did not end")
+
+
+def count(events, topic, **fields):
+    return sum(1 for e in events if e["type"] == topic and all(e.get(k) == v for k, v in fields.items()))
+
+
+def receipt_flow(sc, rma, serial, extra=(), done="CMD-DONE"):
+    sc.send(rma)
+    sc.send(serial)
+    for x in extra:
+        sc.send(x)
+    sc.send(done)
+
+
+def main():
+    global CONF
+    tmp = tempfile.mkdtemp(prefix="rmad-e2e-")
+    ports = {k: free_port() for k in ("pub", "replay", "s1", "s2")}
+    pub, rep = "tcp://127.0.0.1:%d" % ports["pub"], "tcp://127.0.0.1:%d" % ports["replay"]
+    CONF = os.path.join(tmp, "rmad.conf")
+    with open(CONF, "w") as f:
+        f.write("""[daemon]
+database = {tmp}/rmad.db
+policies = {root}/policies
+pub = {pub}
+replay = {rep}
+control = ipc://{tmp}/rmad.ctl
+
+[station dock1]
+scanner = tcp:127.0.0.1:{s1}
+printer = dock1-labels
+
+[station dock2]
+scanner = tcp:127.0.0.1:{s2}
+""".format(tmp=tmp, root=os.getcwd(), pub=pub, rep=rep, s1=ports["s1"], s2=ports["s2"]))
+    csv = os.path.join(tmp, "rmas.csv")
+    with open(csv, "w") as f:
+        f.write(RMAS_CSV.format(**dates()))
+
+    ctx = zmq.Context()
+    d = Daemon(tmp, CONF)
+    d.start()
+    r = rmactl("rma", "import", csv)
+    check(r.returncode == 0, "rma import: " + r.stdout + r.stderr)
+    r = rmactl("rma", "import", csv)
+    check(r.returncode == 0 and "6 unchanged" in r.stdout, "re-import is idempotent: " + r.stdout)
+
+    sub = Subscriber(ctx, pub)
+    time.sleep(0.3)  # PUB/SUB joins asynchronously; what it misses, replay gives
+    s1, s2 = Scanner(ports["s1"]), Scanner(ports["s2"])
+
+    # Two stations, interleaved line by line.
+    s1.send("RMA-0001")
+    s2.send("RMA-9999")                      # unknown: refused
+    s1.send("SN-0001")
+    s2.send("RMA-0002")
+    s1.send("PKG-ORIGINAL")
+    s2.send("EF-9999")                       # serial mismatch: quarantine
+    s1.send("FAULT-CONFIRMED")
+    s2.send("CMD-DONE")
+    s1.send("CMD-DONE")
+    s1.send("RMA-0003")
+    s1.send("CMD-CANCEL")
+    ok = sub.pump(lambda ev: count(ev, "inspection.completed") >= 2 and count(ev, "receipt.cancelled") >= 1
+                  and count(ev, "receipt.refused") >= 1)
+    check(ok, "live events for both stations arrived")
+    done = {e["station"]: e for e in sub.events if e["type"] == "inspection.completed"}
+    check(done.get("dock1", {}).get("disposition") == "warranty_exchange", "dock1 accepted under warranty")
+    check(done.get("dock2", {}).get("disposition") == "quarantine", "dock2 serial mismatch quarantined")
+    check(done.get("dock2", {}).get("serial_match") is False, "serial_match false on mismatch")
+    check(count(sub.events, "receipt.refused", station="dock2") == 1, "unknown RMA refused")
+
+    # Garbage on dock2's input: binary, NUL, a 10 kB line, a half line then a vanished client.
+    g = Scanner(ports["s2"])
+    g.send(b"\x00\x01\x02binary\xff\xfe\r\n")
+    g.send(b"A" * 10000 + b"\r\n")
+    g.send(b"RMA-00")
+    g.close()
+    v = Scanner(ports["s2"])
+    v.close()
+    # ... and the station keeps working.
+    receipt_flow(s2, "RMA-0004", "SN-0004", ["FAULT-CONFIRMED"])
+    ok = sub.pump(lambda ev: count(ev, "inspection.completed", station="dock2") >= 2)
+    check(ok, "station works after garbage")
+    # The garbage connection is served independently: its events may come later.
+    ok = sub.pump(lambda ev: count(ev, "scan.rejected", station="dock2") >= 3
+                  and count(ev, "scanner.disconnected", station="dock2") >= 2)
+    check(ok, "garbage recorded as rejected scans, vanished clients as disconnects")
+
+    # Seqs seen live are consecutive (PUB may miss the first ones: replay has them).
+    seqs = [e["seq"] for e in sub.events]
+    check(seqs == list(range(seqs[0], seqs[0] + len(seqs))), "live seq consecutive: %s" % seqs)
+
+    # A subscriber that starts late gets everything from the replay endpoint.
+    all_ev, last = replay(ctx, rep, 1)
+    sub.pump(lambda ev: ev and ev[-1]["seq"] >= last)
+    seqs = [e["seq"] for e in sub.events]
+    check([e["seq"] for e in all_ev] == list(range(1, last + 1)), "replay from 1 is gapless")
+    check(last == seqs[-1], "replay ends at the last live seq")
+    check(all_ev[0]["type"] == "daemon.started", "first event is daemon.started")
+    tail, last2 = replay(ctx, rep, last - 2)
+    check([e["seq"] for e in tail] == [last - 2, last - 1, last], "replay from N starts at N")
+
+    # The SQLite file holds every scan, raw bytes included.
+    db = sqlite3.connect("file:%s/rmad.db?mode=ro" % tmp, uri=True)
+    n_scans = db.execute("select count(*) from scans").fetchone()[0]
+    scan_events = count(all_ev, "scan.accepted") + count(all_ev, "scan.rejected")
+    check(n_scans == scan_events, "one scan row per scan event (%d rows, %d events)" % (n_scans, scan_events))
+    check(db.execute("select count(*) from scans where instr(raw, cast('binary' as blob)) > 0 and accepted = 0").fetchone()[0] == 1,
+          "the binary garbage is kept raw")
+    db.close()
+
+    # SIGKILL in the middle of a receipt, restart: nothing committed is lost, no seq repeats.
+    s1.send("RMA-0005")
+    s1.send("SN-0005")
+    sub.pump(lambda ev: count(ev, "scan.accepted", station="dock1") >= 9)
+    before, last_before = replay(ctx, rep, 1)
+    d.kill(signal.SIGKILL)
+    s1.close()
+    s2.close()
+    d.start()
+    s1 = Scanner(ports["s1"])
+    s1.send("FAULT-CONFIRMED")               # the open receipt resumes after the restart
+    s1.send("CMD-DONE")
+    s1.send("RMA-0006")
+    s1.send("CMD-CANCEL")
+    deadline = time.time() + WAIT
+    while time.time() < deadline:
+        after, last_after = replay(ctx, rep, 1)
+        if count(after, "receipt.cancelled") >= 2:
+            break
+        time.sleep(0.2)
+    check([e["seq"] for e in after] == list(range(1, last_after + 1)), "gapless across SIGKILL")
+    check(after[:len(before)] == before, "events before the kill unchanged")
+    check(count(after, "inspection.completed", rma="RMA-0005") == 1, "receipt open at the kill completes")
+    check(count(after, "daemon.started") == 2, "second daemon.started after restart")
+
+    r = rmactl("receipts")
+    check(r.returncode == 0 and "RMA-0005" in r.stdout, "rmactl receipts lists the receipt")
+    r = rmactl("status")
+    check(r.returncode == 0 and "dock1" in r.stdout and "dock2" in r.stdout, "rmactl status")
+
+    check(d.kill(signal.SIGTERM) == 0, "SIGTERM exits cleanly with status 0")
+    s1.close()
+    ctx.destroy(linger=0)
+    if failures:
+        print("daemon log:\n" + open(d.log).read()[-4000:])
+        print("%d checks failed" % len(failures))
+        return 1
+    print("daemon e2e: all checks passed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
