@@ -160,6 +160,16 @@ const char *policy_accessory_by_part(const policy_t *p, const char *model, const
 int policy_evaluate(const policy_t *p, const policy_case_t *c, policy_result_t *out);
 
 /*
+ * Is the RMA itself refused, before anything is inspected? The first rule that
+ * decides `refuse` and tests nothing but rma.* fields (the vendor's RMA validity
+ * clauses: "RMA valid 30 days") and matches the case. Returns 1 and sets *rule and
+ * *text (malloc'd, caller frees), 0 when no such rule matches, or -ENOMEM. The
+ * station asks this when an RMA is scanned (spec station: an expired RMA is refused
+ * at the dock); CMD-DONE would refuse by the same rule anyway.
+ */
+int policy_rma_refusal(const policy_t *p, const policy_case_t *c, char **rule, char **text);
+
+/*
  * A policy's clauses, for tests that prove each one is exercised by some case: its
  * rules in file order, then its warranty table entries, then its default entry.
  * policy_evaluate_without() evaluates as if clause `skip` did not exist (-1: none).

@@ -670,6 +670,43 @@ int policy_evaluate_without(const policy_t *p, const policy_case_t *c, int skip,
     return rc;
 }
 
+/* Does the group test only facts of the RMA (rma.*)? */
+static bool group_rma_only(const group_t *g)
+{
+    for (size_t i = 0; i < g->n_conds; i++)
+        if (g->conds[i].fact > F_RMA_PROOF_OF_PURCHASE ||
+            (g->conds[i].at >= 0 && g->conds[i].at > F_RMA_PROOF_OF_PURCHASE))
+            return false;
+    for (size_t i = 0; i < g->n_children; i++)
+        if (!group_rma_only(&g->children[i]))
+            return false;
+    return true;
+}
+
+int policy_rma_refusal(const policy_t *p, const policy_case_t *c, char **rule, char **text)
+{
+    ev_t ev = { .p = p, .c = c, .skip = -1 };
+    *rule = *text = NULL;
+    for (size_t i = 0; i < p->n_rules; i++) {
+        const rule_t *r = &p->rules[i];
+        if (!r->has_disposition || r->disposition != DISP_REFUSE || !r->when ||
+            !group_rma_only(r->when) || (r->unless && !group_rma_only(r->unless)))
+            continue;
+        if (!group_holds(&ev, r->when) || (r->unless && group_holds(&ev, r->unless)))
+            continue;
+        *text = render(&ev, r->reason, 0);
+        *rule = strdup(r->id);
+        if (!*text || !*rule) {
+            free(*text);
+            free(*rule);
+            *rule = *text = NULL;
+            return -ENOMEM;
+        }
+        return 1;
+    }
+    return 0;
+}
+
 int policy_evaluate(const policy_t *p, const policy_case_t *c, policy_result_t *out)
 {
     return policy_evaluate_without(p, c, -1, out);

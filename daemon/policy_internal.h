@@ -20,6 +20,7 @@ typedef enum {
     FT_PERIOD,   /* a duration (the warranty period that applies) */
 } fact_type_t;
 
+/* The rma.* facts come first: policy_rma_refusal() relies on it. */
 typedef enum {
     F_RMA_PRESENT, F_RMA_KIND, F_RMA_ISSUED, F_RMA_ORDER_VALUE, F_RMA_PROOF_OF_PURCHASE,
     F_SERIAL_MATCH,

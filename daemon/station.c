@@ -723,6 +723,39 @@ static int plan_refuse(const char *number, const char *why, plan_t *pl)
     return pl->fields ? 0 : -ENOMEM;
 }
 
+static json_t *build_case(const db_rma_t *rma, const checklist_t *c, const char *const *missing,
+                          size_t n_missing, caldate_t today);
+
+/* 1 with *why (malloc'd "rule: text") when the vendor's policy refuses this RMA as
+ * scanned, before any inspection; 0 when not (or no policy); negative errno. */
+static int rma_refused_by_policy(station_t *st, const db_rma_t *rma, char **why)
+{
+    const policy_t *p = policy_of(st, rma->vendor);
+    if (!p)
+        return 0;
+    checklist_t c;
+    checklist_init(&c);
+    json_t *cs = build_case(rma, &c, NULL, 0, caldate_today());
+    checklist_free(&c);
+    if (!cs)
+        return -ENOMEM;
+    policy_case_t pc;
+    char *err = NULL;
+    int r = case_from_json(cs, &pc, &err);
+    json_decref(cs);
+    free(err);
+    if (r < 0)
+        return 0; /* a stored RMA the contract cannot express: CMD-DONE will say so */
+    char *rule = NULL, *text = NULL;
+    r = policy_rma_refusal(p, &pc, &rule, &text);
+    policy_case_free(&pc);
+    if (r > 0 && asprintf(why, "%s (%s)", text, rule) < 0)
+        r = -ENOMEM;
+    free(rule);
+    free(text);
+    return r;
+}
+
 static int plan_rma(station_t *st, const char *number, plan_t *pl)
 {
     db_rma_t rma;
@@ -737,10 +770,19 @@ static int plan_rma(station_t *st, const char *number, plan_t *pl)
     if (rma.status == DB_RMA_RECEIVED)
         return plan_refuse(number, "RMA already received", pl);
     /*
-     * An expired RMA opens: whether it is expired is the vendor's rule (EverFocus: 30
-     * days from issuance), and the policy's own rule refuses it at CMD-DONE with the
-     * clause named, rather than the station guessing a validity period.
+     * Spec station, step 1: an expired RMA is refused at the dock. Whether it is
+     * expired is the vendor's clause (EverFocus: valid 30 days), so the policy says,
+     * through its rules that test the RMA alone; the reason names the clause.
      */
+    char *why = NULL;
+    r = rma_refused_by_policy(st, &rma, &why);
+    if (r < 0)
+        return r;
+    if (r > 0) {
+        r = plan_refuse(number, why, pl);
+        free(why);
+        return r;
+    }
     return plan_open(number, &rma, "rma", pl);
 }
 

@@ -883,14 +883,17 @@ static void test_policy_decides_at_done(void)
 {
     fx_t f;
     fx_open(&f);
-    /* Issued 60 days ago: the station opens it, EverFocus' 30-day rule refuses it. */
+    /* Issued 60 days ago: spec station step 1 refuses an expired RMA at the scan, and
+     * "expired" is EverFocus' own clause (RMA valid 30 days), named in the reason. */
     station_outcome_t o = sc(&f, "RMA-EFOLD");
-    CU_ASSERT_EQUAL(o.receipt, STATION_RECEIPT_OPENED);
-    sc(&f, "EF-SN-2");
+    CU_ASSERT_EQUAL(o.receipt, STATION_RECEIPT_REFUSED);
+    json_t *rf = last_event(&f, "receipt.refused");
+    ASSERT_CONTAINS(ev_str(rf, "reason"), "rma-valid-30-days");
+    ASSERT_CONTAINS(ev_str(rf, "reason"), "valid for 30 days");
+    /* Refused, not opened: the next scan is no serial of an open receipt. */
     o = sc(&f, "CMD-DONE");
-    ASSERT_STR(o.disposition, "refuse");
-    json_t *ic = last_event(&f, "inspection.completed");
-    ASSERT_STR(first_rule(ic), "rma-valid-30-days");
+    CU_ASSERT_EQUAL(o.scan, STATION_SCAN_REJECTED);
+    json_t *ic;
 
     /* A vendor with no policy file: held for a person. */
     o = sc(&f, "RMA-ACME1");

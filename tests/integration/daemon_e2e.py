@@ -14,6 +14,7 @@ Every wait is bounded; nothing asserts on elapsed time.
 """
 import json
 import os
+import shutil
 import signal
 import socket
 import sqlite3
@@ -51,13 +52,14 @@ RMA-0003,{recent},warranty,QCT,D52B-1U,,QCT-3333,,,{older}
 RMA-0004,{recent},warranty,V7,MON-27,Monitors,SN-0004,{older},,
 RMA-0005,{recent},warranty,V7,MON-27,Monitors,SN-0005,{older},,
 RMA-0006,{recent},warranty,V7,MON-27,Monitors,SN-0006,{older},,
+RMA-0007,{stale},warranty,EverFocus,EPN4208,Monitors,EF-7777,{older},{older},
 """
 
 
 def dates():
     t = time.time()
     fmt = lambda days: time.strftime("%Y-%m-%d", time.localtime(t - days * 86400))
-    return {"recent": fmt(3), "month": fmt(20), "older": fmt(300)}
+    return {"recent": fmt(3), "month": fmt(20), "older": fmt(300), "stale": fmt(60)}
 
 
 class Daemon:
@@ -143,6 +145,15 @@ def replay(ctx, ep, start):
     raise RuntimeError("replay did not end")
 
 
+def wait_log(d, text):
+    deadline = time.time() + WAIT
+    while time.time() < deadline:
+        if text in open(d.log).read():
+            return True
+        time.sleep(0.1)
+    return check(False, "log shows: " + text)
+
+
 def count(events, topic, **fields):
     return sum(1 for e in events if e["type"] == topic and all(e.get(k) == v for k, v in fields.items()))
 
@@ -164,7 +175,7 @@ def main():
     with open(CONF, "w") as f:
         f.write("""[daemon]
 database = {tmp}/rmad.db
-policies = {root}/policies
+policies = {tmp}/policies
 pub = {pub}
 replay = {rep}
 control = ipc://{tmp}/rmad.ctl
@@ -176,6 +187,15 @@ printer = dock1-labels
 [station dock2]
 scanner = tcp:127.0.0.1:{s2}
 """.format(tmp=tmp, root=os.getcwd(), pub=pub, rep=rep, s1=ports["s1"], s2=ports["s2"]))
+    shutil.copytree("policies", os.path.join(tmp, "policies"))
+    r = subprocess.run([RMAD, "--check-config", CONF], capture_output=True, text=True)
+    check(r.returncode == 0 and r.stderr == "", "--check-config accepts the config: " + r.stderr)
+    bad = os.path.join(tmp, "bad.conf")
+    with open(bad, "w") as f:
+        f.write(open(CONF).read().replace("pub =", "pubb ="))
+    r = subprocess.run([RMAD, "--check-config", bad], capture_output=True, text=True)
+    check(r.returncode == 2 and r.stderr.startswith("rmad: %s:4: " % bad) and "pubb" in r.stderr,
+          "--check-config reports FILE:LINE: " + r.stderr)
     csv = os.path.join(tmp, "rmas.csv")
     with open(csv, "w") as f:
         f.write(RMAS_CSV.format(**dates()))
@@ -186,7 +206,7 @@ scanner = tcp:127.0.0.1:{s2}
     r = rmactl("rma", "import", csv)
     check(r.returncode == 0, "rma import: " + r.stdout + r.stderr)
     r = rmactl("rma", "import", csv)
-    check(r.returncode == 0 and "6 unchanged" in r.stdout, "re-import is idempotent: " + r.stdout)
+    check(r.returncode == 0 and "7 unchanged" in r.stdout, "re-import is idempotent: " + r.stdout)
 
     sub = Subscriber(ctx, pub)
     time.sleep(0.3)  # PUB/SUB joins asynchronously; what it misses, replay gives
@@ -229,6 +249,24 @@ scanner = tcp:127.0.0.1:{s2}
     ok = sub.pump(lambda ev: count(ev, "scan.rejected", station="dock2") >= 3
                   and count(ev, "scanner.disconnected", station="dock2") >= 2)
     check(ok, "garbage recorded as rejected scans, vanished clients as disconnects")
+
+    # An expired RMA is refused at the dock, by the vendor's own clause (EverFocus: 30 days).
+    s1.send("RMA-0007")
+    ok = sub.pump(lambda ev: count(ev, "receipt.refused", rma="RMA-0007") == 1)
+    refused = [e for e in sub.events if e["type"] == "receipt.refused" and e.get("rma") == "RMA-0007"]
+    check(ok and "rma-valid-30-days" in refused[0]["reason"], "expired RMA refused with its clause")
+
+    # SIGHUP with a broken policy keeps the old set and keeps serving; fixed, it reloads.
+    broken = os.path.join(tmp, "policies", "zz-broken.yaml")
+    with open(broken, "w") as f:
+        f.write("vendor: Broken\nwarranty: {basis: never}\nrules: []\n")
+    d.proc.send_signal(signal.SIGHUP)
+    wait_log(d, "policies not reloaded")
+    check("zz-broken.yaml:2:" in open(d.log).read(), "reload error names FILE:LINE")
+    check(rmactl("status").returncode == 0, "still serving after a bad reload")
+    os.unlink(broken)
+    d.proc.send_signal(signal.SIGHUP)
+    wait_log(d, "policies reloaded")
 
     # Seqs seen live are consecutive (PUB may miss the first ones: replay has them).
     seqs = [e["seq"] for e in sub.events]
