@@ -104,6 +104,8 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/rmad/policies
 	install -m 0755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
 	install -m 0644 policies/*.yaml $(DESTDIR)$(PREFIX)/share/rmad/policies/
+	install -d $(DESTDIR)/lib/systemd/system
+	install -m 0644 systemd/rmad.service $(DESTDIR)/lib/systemd/system/
 
 clean:
 	rm -rf build build-asan
