@@ -77,6 +77,12 @@ typedef struct {
     } inspection;
 } policy_case_t;
 
+/*
+ * The station contract's serial comparison: trimmed, case-folded equality. The one
+ * copy of the rule, used by the evaluation's serial-mismatch check and the stations.
+ */
+bool policy_serial_equal(const char *a, const char *b);
+
 /* Set every field to its contract default (absent = unremarkable). */
 void policy_case_init(policy_case_t *c);
 void policy_case_free(policy_case_t *c);

@@ -98,8 +98,7 @@ static void add_reason(ev_t *ev, const char *rule, int weight, bool fee_only, co
 
 /* ---- facts --------------------------------------------------------------------- */
 
-/* Trimmed, case-folded equality: the station contract's serial comparison. */
-static bool serial_equal(const char *a, const char *b)
+bool policy_serial_equal(const char *a, const char *b)
 {
     while (isspace((unsigned char)*a))
         a++;
@@ -117,7 +116,7 @@ static int serial_match(const policy_case_t *c)
 {
     if (!c->has_rma || !c->rma.expected_serial || c->inspection.serial_state != SERIAL_READ)
         return 2; /* unknown */
-    return serial_equal(c->rma.expected_serial, c->inspection.serial) ? 0 : 1;
+    return policy_serial_equal(c->rma.expected_serial, c->inspection.serial) ? 0 : 1;
 }
 
 static bool case_opened(const policy_case_t *c)

@@ -647,27 +647,13 @@ static const char *nonempty(const char *s)
     return s && *s ? s : NULL;
 }
 
-/* Spec station: "compared with the RMA's expected serial (trimmed, case-folded)". */
-static bool serial_equal(const char *a, const char *b)
-{
-    while (isspace((unsigned char)*a))
-        a++;
-    while (isspace((unsigned char)*b))
-        b++;
-    size_t la = strlen(a), lb = strlen(b);
-    while (la && isspace((unsigned char)a[la - 1]))
-        la--;
-    while (lb && isspace((unsigned char)b[lb - 1]))
-        lb--;
-    return la == lb && strncasecmp(a, b, la) == 0;
-}
 
 /* 1 match, 0 mismatch, -1 unknown (no serial read, or the RMA expects none). */
 static int serial_match(const char *serial, const db_rma_t *rma)
 {
     if (!serial || !rma || !*rma->expected_serial)
         return -1;
-    return serial_equal(serial, rma->expected_serial) ? 1 : 0;
+    return policy_serial_equal(serial, rma->expected_serial) ? 1 : 0;
 }
 
 /*
