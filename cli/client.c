@@ -6,6 +6,7 @@
  * whether anybody listens; otherwise the deadline does.
  */
 #include "cli/client.h"
+#include "daemon/msgf.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -19,18 +20,6 @@
 #include <zmq.h>
 
 #include "proto/control.h"
-
-static char *msgf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *msgf(const char *fmt, ...)
-{
-    va_list ap;
-    char *s = NULL;
-    va_start(ap, fmt);
-    if (vasprintf(&s, fmt, ap) < 0)
-        s = NULL;
-    va_end(ap);
-    return s;
-}
 
 static int not_running(const char *endpoint, int err, char **errmsg)
 {

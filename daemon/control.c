@@ -8,6 +8,7 @@
  * CONTROL_FRAME_MAX.
  */
 #include "daemon/control.h"
+#include "daemon/msgf.h"
 
 #include <errno.h>
 #include <libgen.h>
@@ -44,18 +45,6 @@ struct control {
     size_t nhandlers;
     control_stats_t stats;
 };
-
-static char *msgf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *msgf(const char *fmt, ...)
-{
-    va_list ap;
-    char *s = NULL;
-    va_start(ap, fmt);
-    if (vasprintf(&s, fmt, ap) < 0)
-        s = NULL;
-    va_end(ap);
-    return s;
-}
 
 /*
  * A handler's failure: *reply = {"error": msg, ...fields} (msg is consumed; fields

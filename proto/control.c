@@ -4,6 +4,7 @@
  * ROUTER envelope.
  */
 #include "proto/control.h"
+#include "daemon/msgf.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -11,18 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-static char *msgf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *msgf(const char *fmt, ...)
-{
-    va_list ap;
-    char *s = NULL;
-    va_start(ap, fmt);
-    if (vasprintf(&s, fmt, ap) < 0)
-        s = NULL;
-    va_end(ap);
-    return s;
-}
 
 /* Set *errmsg (when errmsg is not NULL) and return err. */
 static int fail(char **errmsg, int err, char *msg)

@@ -1,5 +1,7 @@
 #include "tests/helpers.h"
 
+#include <CUnit/CUnit.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -201,4 +203,79 @@ int th_write_file(const char *path, const char *text)
     if (fclose(f) != 0 && rc == 0)
         rc = -errno;
     return rc;
+}
+
+th_proc_t th_run_proc(char *const argv[], const char *input)
+{
+    th_proc_t p;
+    if (th_run(argv, input, &p) < 0) {
+        p.status = -1;
+        p.out = strdup("");
+        p.err = strdup("spawn failed");
+    }
+    return p;
+}
+
+static char *tmpdb_dir, *tmpdb_path;
+
+int th_tmpdb_setup(void)
+{
+    tmpdb_dir = th_mkdtemp();
+    if (!tmpdb_dir || asprintf(&tmpdb_path, "%s/rmad.db", tmpdb_dir) < 0)
+        return -1;
+    return 0;
+}
+
+int th_tmpdb_teardown(void)
+{
+    th_rm_rf(tmpdb_dir);
+    free(tmpdb_dir);
+    free(tmpdb_path);
+    tmpdb_dir = tmpdb_path = NULL;
+    return 0;
+}
+
+const char *th_tmpdb_dir(void)
+{
+    return tmpdb_dir;
+}
+
+const char *th_tmpdb_path(void)
+{
+    return tmpdb_path;
+}
+
+/* Polls the stop flag from inside the loop, so loop_stop() runs on the loop's thread. */
+static int64_t serve_check(loop_t *loop, uint64_t id, void *data)
+{
+    th_serve_t *s = data;
+    (void)id;
+    if (atomic_load(&s->stop)) {
+        loop_stop(loop);
+        return -1;
+    }
+    return 5;
+}
+
+static void *serve_main(void *data)
+{
+    th_serve_t *s = data;
+    s->rc = loop_run(s->loop);
+    return NULL;
+}
+
+void th_serve_start(th_serve_t *s, loop_t *loop)
+{
+    s->loop = loop;
+    s->rc = -1;
+    atomic_store(&s->stop, 0);
+    CU_ASSERT_FATAL(loop_add_timer(loop, 0, serve_check, s) > 0);
+    CU_ASSERT_EQUAL_FATAL(pthread_create(&s->th, NULL, serve_main, s), 0);
+}
+
+void th_serve_stop(th_serve_t *s)
+{
+    atomic_store(&s->stop, 1);
+    CU_ASSERT_EQUAL(pthread_join(s->th, NULL), 0);
+    CU_ASSERT_EQUAL(s->rc, 0);
 }

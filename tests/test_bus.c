@@ -101,47 +101,6 @@ static void add_events(db_t *db, unsigned n)
 
 /* ---- the loop on a second thread, for the python client ------------------------------ */
 
-struct server {
-    loop_t *loop;
-    pthread_t th;
-    atomic_int stop;
-    int rc;
-};
-
-static int64_t server_check(loop_t *loop, uint64_t id, void *data)
-{
-    struct server *s = data;
-    (void)id;
-    if (atomic_load(&s->stop)) {
-        loop_stop(loop);
-        return -1;
-    }
-    return 5;
-}
-
-static void *server_main(void *data)
-{
-    struct server *s = data;
-    s->rc = loop_run(s->loop);
-    return NULL;
-}
-
-static void server_start(struct server *s, loop_t *loop)
-{
-    s->loop = loop;
-    s->rc = -1;
-    atomic_store(&s->stop, 0);
-    CU_ASSERT_FATAL(loop_add_timer(loop, 0, server_check, s) > 0);
-    CU_ASSERT_EQUAL_FATAL(pthread_create(&s->th, NULL, server_main, s), 0);
-}
-
-static void server_stop(struct server *s)
-{
-    atomic_store(&s->stop, 1);
-    CU_ASSERT_EQUAL(pthread_join(s->th, NULL), 0);
-    CU_ASSERT_EQUAL(s->rc, 0);
-}
-
 /* Run the python client with these arguments while the loop serves; expect `status`. */
 static th_proc_t python_expect(struct fx *f, char *const args[], int status)
 {
@@ -152,16 +111,10 @@ static th_proc_t python_expect(struct fx *f, char *const args[], int status)
         argv[n] = args[n - 2];
     }
     argv[n] = NULL;
-    struct server s;
-    th_proc_t p;
-    server_start(&s, f->loop);
-    int rc = th_run(argv, NULL, &p);
-    server_stop(&s);
-    if (rc < 0) {
-        p.status = -1;
-        p.out = strdup("");
-        p.err = strdup("spawn failed");
-    }
+    th_serve_t s;
+    th_serve_start(&s, f->loop);
+    th_proc_t p = th_run_proc(argv, NULL);
+    th_serve_stop(&s);
     if (p.status != status)
         fprintf(stderr, "\n  zmq_client.py %s: exit %d\n%s%s", args[0], p.status, p.out, p.err);
     CU_ASSERT_EQUAL(p.status, status);

@@ -110,55 +110,18 @@ static void fx_close(struct fx *f)
 
 /* ---- the loop on a second thread ----------------------------------------------------- */
 
-struct server {
-    loop_t *loop;
-    pthread_t th;
-    atomic_int stop;
-    int rc;
-};
-
-static int64_t server_check(loop_t *loop, uint64_t id, void *data)
-{
-    struct server *s = data;
-    (void)id;
-    if (atomic_load(&s->stop)) {
-        loop_stop(loop);
-        return -1;
-    }
-    return 5;
-}
-
-static void *server_main(void *data)
-{
-    struct server *s = data;
-    s->rc = loop_run(s->loop);
-    return NULL;
-}
-
 /*
  * Run argv to completion while the loop serves (serve = false: the daemon hangs:
  * its socket exists, nobody answers).
  */
 static th_proc_t run_with(struct fx *f, char *const argv[], const char *input, bool serve)
 {
-    struct server s = { .loop = f->loop, .rc = -1 };
-    th_proc_t p;
-    if (serve) {
-        atomic_store(&s.stop, 0);
-        CU_ASSERT_FATAL(loop_add_timer(f->loop, 0, server_check, &s) > 0);
-        CU_ASSERT_EQUAL_FATAL(pthread_create(&s.th, NULL, server_main, &s), 0);
-    }
-    int rc = th_run(argv, input, &p);
-    if (serve) {
-        atomic_store(&s.stop, 1);
-        CU_ASSERT_EQUAL(pthread_join(s.th, NULL), 0);
-        CU_ASSERT_EQUAL(s.rc, 0);
-    }
-    if (rc < 0) {
-        p.status = -1;
-        p.out = strdup("");
-        p.err = strdup("spawn failed");
-    }
+    th_serve_t s;
+    if (serve)
+        th_serve_start(&s, f->loop);
+    th_proc_t p = th_run_proc(argv, input);
+    if (serve)
+        th_serve_stop(&s);
     return p;
 }
 

@@ -15,25 +15,7 @@
 #include "tests/helpers.h"
 #include "tests/suites.h"
 
-static char *tmpdir;
-static char *dbpath;
 
-static int setup(void)
-{
-    tmpdir = th_mkdtemp();
-    if (!tmpdir || asprintf(&dbpath, "%s/rmad.db", tmpdir) < 0)
-        return -1;
-    return 0;
-}
-
-static int teardown(void)
-{
-    th_rm_rf(tmpdir);
-    free(tmpdir);
-    free(dbpath);
-    tmpdir = dbpath = NULL;
-    return 0;
-}
 
 /* Each test starts from no database file at all. */
 static db_t *fresh(void)
@@ -42,12 +24,12 @@ static db_t *fresh(void)
     char *err = NULL;
     char wal[4200], shm[4200];
 
-    snprintf(wal, sizeof(wal), "%s-wal", dbpath);
-    snprintf(shm, sizeof(shm), "%s-shm", dbpath);
-    (void)remove(dbpath);
+    snprintf(wal, sizeof(wal), "%s-wal", th_tmpdb_path());
+    snprintf(shm, sizeof(shm), "%s-shm", th_tmpdb_path());
+    (void)remove(th_tmpdb_path());
     (void)remove(wal);
     (void)remove(shm);
-    int r = db_open(dbpath, &db, &err);
+    int r = db_open(th_tmpdb_path(), &db, &err);
     if (r < 0)
         fprintf(stderr, "\n  db_open: %d %s\n", r, err ? err : "(null)");
     CU_ASSERT_EQUAL(r, 0);
@@ -61,21 +43,11 @@ static db_t *reopen(db_t **db)
     char *err = NULL;
     db_close(db);
     CU_ASSERT_PTR_NULL(*db);
-    int r = db_open(dbpath, db, &err);
+    int r = db_open(th_tmpdb_path(), db, &err);
     CU_ASSERT_EQUAL(r, 0);
     free(err);
     return *db;
 }
-
-#define ASSERT_STR(actual, expected)                                                  \
-    do {                                                                              \
-        const char *a_ = (actual), *e_ = (expected);                                  \
-        int ok_ = a_ && strcmp(a_, e_) == 0;                                          \
-        if (!ok_)                                                                     \
-            fprintf(stderr, "\n  %s:%d: got %s%s%s, want \"%s\"\n", __FILE__,         \
-                    __LINE__, a_ ? "\"" : "", a_ ? a_ : "NULL", a_ ? "\"" : "", e_);  \
-        CU_ASSERT(ok_);                                                               \
-    } while (0)
 
 /* One integer from SQL on an independent connection; -1 on failure. */
 static long long peek_int(const char *sql)
@@ -84,7 +56,7 @@ static long long peek_int(const char *sql)
     sqlite3_stmt *st = NULL;
     long long v = -1;
 
-    if (sqlite3_open_v2(dbpath, &s, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK
+    if (sqlite3_open_v2(th_tmpdb_path(), &s, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK
         && sqlite3_prepare_v2(s, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
         v = sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
@@ -96,7 +68,7 @@ static long long peek_int(const char *sql)
 static int poke(const char *sql)
 {
     sqlite3 *s = NULL;
-    int rc = sqlite3_open_v2(dbpath, &s, SQLITE_OPEN_READWRITE, NULL);
+    int rc = sqlite3_open_v2(th_tmpdb_path(), &s, SQLITE_OPEN_READWRITE, NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_exec(s, sql, NULL, NULL, NULL);
     sqlite3_close(s);
@@ -152,10 +124,10 @@ static void test_newer_schema_refused(void)
 
     snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", db_schema_version() + 1);
     CU_ASSERT_EQUAL(poke(sql), SQLITE_OK);
-    CU_ASSERT_EQUAL(db_open(dbpath, &db, &err), -ENOTSUP);
+    CU_ASSERT_EQUAL(db_open(th_tmpdb_path(), &db, &err), -ENOTSUP);
     CU_ASSERT_PTR_NULL(db);
     CU_ASSERT_FATAL(err != NULL);
-    CU_ASSERT(strstr(err, dbpath) == err);
+    CU_ASSERT(strstr(err, th_tmpdb_path()) == err);
     CU_ASSERT(strstr(err, "newer than this rmad") != NULL);
     free(err);
 }
@@ -166,7 +138,7 @@ static void test_open_errors(void)
     char *err = NULL, *path = NULL;
 
     /* The directory is not created: a typo in the config must not scatter files. */
-    CU_ASSERT_FATAL(asprintf(&path, "%s/no/such/dir/rmad.db", tmpdir) > 0);
+    CU_ASSERT_FATAL(asprintf(&path, "%s/no/such/dir/rmad.db", th_tmpdb_dir()) > 0);
     CU_ASSERT(db_open(path, &db, &err) < 0);
     CU_ASSERT_PTR_NULL(db);
     CU_ASSERT(err != NULL && strstr(err, path) == err);
@@ -175,7 +147,7 @@ static void test_open_errors(void)
 
     /* Not a database. */
     err = NULL;
-    CU_ASSERT_FATAL(asprintf(&path, "%s/junk.db", tmpdir) > 0);
+    CU_ASSERT_FATAL(asprintf(&path, "%s/junk.db", th_tmpdb_dir()) > 0);
     CU_ASSERT_EQUAL(th_write_file(path, "this is not an SQLite file, but it is long enough "
                                         "to have a header, really, 100 bytes and more of it "
                                         "..........................................\n"), 0);
@@ -969,7 +941,7 @@ static void test_outbox_replay(void)
 
 int suite_db(void)
 {
-    CU_pSuite s = CU_add_suite("db", setup, teardown);
+    CU_pSuite s = CU_add_suite("db", th_tmpdb_setup, th_tmpdb_teardown);
     if (!s)
         return -1;
     if (!CU_add_test(s, "open migrates a fresh file, WAL", test_open_migrates_fresh_file)

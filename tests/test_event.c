@@ -17,16 +17,6 @@
 #include "tests/helpers.h"
 #include "tests/suites.h"
 
-#define ASSERT_STR(actual, expected)                                                  \
-    do {                                                                              \
-        const char *a_ = (actual), *e_ = (expected);                                  \
-        int ok_ = a_ && strcmp(a_, e_) == 0;                                          \
-        if (!ok_)                                                                     \
-            fprintf(stderr, "\n  %s:%d: got %s%s%s, want \"%s\"\n", __FILE__,         \
-                    __LINE__, a_ ? "\"" : "", a_ ? a_ : "NULL", a_ ? "\"" : "", e_);  \
-        CU_ASSERT(ok_);                                                               \
-    } while (0)
-
 /* 2026-11-21T09:30:00.123Z in Unix ms, computed from the calendar, not the code under test. */
 static int64_t t_example(void)
 {
@@ -117,31 +107,14 @@ static void test_envelope_refused(void)
 
 /* ---------------------------------------------------------------- outbox ------- */
 
-static char *tmpdir, *dbpath;
 
-static int setup(void)
-{
-    tmpdir = th_mkdtemp();
-    if (!tmpdir || asprintf(&dbpath, "%s/rmad.db", tmpdir) < 0)
-        return -1;
-    return 0;
-}
-
-static int teardown(void)
-{
-    th_rm_rf(tmpdir);
-    free(tmpdir);
-    free(dbpath);
-    tmpdir = dbpath = NULL;
-    return 0;
-}
 
 static db_t *fresh_db(const char *name)
 {
     char path[4200];
     db_t *db = NULL;
     char *err = NULL;
-    snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
+    snprintf(path, sizeof(path), "%s/%s", th_tmpdb_dir(), name);
     CU_ASSERT_EQUAL(db_open(path, &db, &err), 0);
     free(err);
     return db;
@@ -314,7 +287,7 @@ static void test_outbox_refuses(void)
 
 int suite_event(void)
 {
-    CU_pSuite s = CU_add_suite("event", setup, teardown);
+    CU_pSuite s = CU_add_suite("event", th_tmpdb_setup, th_tmpdb_teardown);
     if (!s)
         return -1;
     if (!CU_add_test(s, "RFC 3339 times with milliseconds", test_time_format) ||

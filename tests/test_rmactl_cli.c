@@ -17,13 +17,7 @@ static th_proc_t run_eval(const char *policy, const char *case_text)
     char bin[4096];
     snprintf(bin, sizeof(bin), "%s", th_bin("rmactl"));
     char *argv[] = { bin, "policy", "eval", "--policy", (char *)policy, "-", NULL };
-    th_proc_t p;
-    if (th_run(argv, case_text, &p) < 0) {
-        p.status = -1;
-        p.out = strdup("");
-        p.err = strdup("spawn failed");
-    }
-    return p;
+    return th_run_proc(argv, case_text);
 }
 
 static int count_lines(const char *s)

@@ -30,26 +30,6 @@
 #include "tests/helpers.h"
 #include "tests/suites.h"
 
-#define ASSERT_STR(actual, expected)                                                  \
-    do {                                                                              \
-        const char *a_ = (actual), *e_ = (expected);                                  \
-        int ok_ = a_ && strcmp(a_, e_) == 0;                                          \
-        if (!ok_)                                                                     \
-            fprintf(stderr, "\n  %s:%d: got %s%s%s, want \"%s\"\n", __FILE__,         \
-                    __LINE__, a_ ? "\"" : "", a_ ? a_ : "NULL", a_ ? "\"" : "", e_);  \
-        CU_ASSERT(ok_);                                                               \
-    } while (0)
-
-#define ASSERT_CONTAINS(hay, needle)                                                  \
-    do {                                                                              \
-        const char *h_ = (hay), *n_ = (needle);                                       \
-        int ok_ = h_ && strstr(h_, n_) != NULL;                                       \
-        if (!ok_)                                                                     \
-            fprintf(stderr, "\n  %s:%d: \"%s\" does not contain \"%s\"\n", __FILE__,  \
-                    __LINE__, h_ ? h_ : "NULL", n_);                                  \
-        CU_ASSERT(ok_);                                                               \
-    } while (0)
-
 #define SCANNER "tcp:127.0.0.1:7790#1"
 #define GS "\x1d"
 

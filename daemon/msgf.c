@@ -1,0 +1,15 @@
+#include "daemon/msgf.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+
+char *msgf(const char *fmt, ...)
+{
+    va_list ap;
+    char *s = NULL;
+    va_start(ap, fmt);
+    if (vasprintf(&s, fmt, ap) < 0)
+        s = NULL;
+    va_end(ap);
+    return s;
+}
