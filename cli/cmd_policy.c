@@ -103,22 +103,65 @@ static int policy_check(int argc, char **argv)
     return rc;
 }
 
-/* Run one case file: 1 passed, 0 failed, -1 could not run (message printed). */
-static int run_case_file(const case_file_t *cf, const char *dir)
+/* Policies loaded during one `policy test` run: each file is read once, not per case. */
+typedef struct {
+    char *path;
+    policy_t *policy;
+} loaded_t;
+
+typedef struct {
+    loaded_t *v;
+    size_t n;
+} policy_cache_t;
+
+static const policy_t *cached_policy(policy_cache_t *pc, const char *path)
 {
-    const char *id = json_string_value(json_object_get(cf->doc, "id"));
+    for (size_t i = 0; i < pc->n; i++)
+        if (strcmp(pc->v[i].path, path) == 0)
+            return pc->v[i].policy;
     policy_t *p = NULL;
-    char *err = NULL, why[512];
-    if (policy_load(case_policy_path(cf, dir), &p, &err) < 0) {
+    char *err = NULL;
+    if (policy_load(path, &p, &err) < 0) {
         cli_error("%s", err ? err : "out of memory");
         free(err);
-        return -1;
+        return NULL;
     }
+    loaded_t *v = realloc(pc->v, (pc->n + 1) * sizeof(*v));
+    if (v)
+        pc->v = v;
+    char *copy = v ? strdup(path) : NULL;
+    if (!copy) {
+        policy_destroy(&p);
+        cli_error("out of memory");
+        return NULL;
+    }
+    pc->v[pc->n++] = (loaded_t){ copy, p };
+    return p;
+}
+
+static void policy_cache_clear(policy_cache_t *pc)
+{
+    for (size_t i = 0; i < pc->n; i++) {
+        free(pc->v[i].path);
+        policy_destroy(&pc->v[i].policy);
+    }
+    free(pc->v);
+    pc->v = NULL;
+    pc->n = 0;
+}
+
+/* Run one case file: 1 passed, 0 failed, -1 could not run (message printed). */
+static int run_case_file(const case_file_t *cf, const char *dir, policy_cache_t *cache)
+{
+    const char *id = json_string_value(json_object_get(cf->doc, "id"));
+    char *err = NULL, why[512];
+    const policy_t *p = cached_policy(cache, case_policy_path(cf, dir));
+    if (!p)
+        return -1;
     policy_case_t c;
     if (case_from_json(json_object_get(cf->doc, "case"), &c, &err) < 0) {
         cli_error("%s: case: %s", cf->path, err ? err : "out of memory");
         free(err);
-        policy_destroy(&p);
         return -1;
     }
     policy_result_t r;
@@ -136,7 +179,6 @@ static int run_case_file(const case_file_t *cf, const char *dir)
         policy_result_free(&r);
     }
     policy_case_free(&c);
-    policy_destroy(&p);
     return ok;
 }
 
@@ -145,6 +187,7 @@ static int policy_test(int argc, char **argv)
 {
     const char *dir = "policies";
     int first = 1, passed = 0, failed = 0, broken = 0;
+    policy_cache_t cache = { NULL, 0 };
     if (argc > 2 && strcmp(argv[1], "--policies") == 0) {
         dir = argv[2];
         first = 3;
@@ -168,13 +211,14 @@ static int policy_test(int argc, char **argv)
             continue;
         }
         for (int k = 0; k < n; k++) {
-            int r = run_case_file(&cf[k], dir);
+            int r = run_case_file(&cf[k], dir, &cache);
             passed += r == 1;
             failed += r == 0;
             broken += r < 0;
         }
         case_files_free(cf, n);
     }
+    policy_cache_clear(&cache);
     printf("%d passed, %d failed\n", passed, failed + broken);
     return broken ? EXIT_BADINPUT : failed ? EXIT_FAIL : EXIT_OK;
 }
