@@ -19,11 +19,17 @@ B       ?= build
 SAN      =
 endif
 
-PKGS     = yaml-0.1 jansson sqlite3 libzmq
-PKG_OK  := $(shell pkg-config --exists $(PKGS) && echo yes)
+# libzint and libcups ship no pkg-config file: their headers are checked directly.
+PKGS     = yaml-0.1 jansson sqlite3 libzmq libusb-1.0 libserialport cairo
+TEST_PKGS = umockdev-1.0
+PKG_OK  := $(shell pkg-config --exists $(PKGS) && \
+                   printf '\043include <zint.h>\n\043include <cups/cups.h>\n' | \
+                   $(CC) -E -x c - >/dev/null 2>&1 && echo yes)
 ifeq ($(PKG_OK),yes)
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS)) -lzint -lcups
+TEST_CFLAGS := $(shell pkg-config --cflags $(TEST_PKGS) 2>/dev/null)
+TEST_LIBS   := $(shell pkg-config --libs $(TEST_PKGS) 2>/dev/null)
 endif
 
 WARN     = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
@@ -71,8 +77,11 @@ $(B)/rmactl: $(CLI_OBJ) $(B)/librmad.a
 $(B)/rmad: $(RMAD_OBJ) $(B)/librmad.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $(RMAD_OBJ) $(B)/librmad.a $(LIBS)
 
+# Tests may drive umockdev's testbed API (hotplug) when run under its preload.
+$(TEST_OBJ): ALL_CFLAGS += $(TEST_CFLAGS)
+
 $(B)/test_runner: $(TEST_OBJ) $(B)/librmad.a
-	$(CC) $(ALL_LDFLAGS) -o $@ $(TEST_OBJ) $(B)/librmad.a $(LIBS) -lcunit
+	$(CC) $(ALL_LDFLAGS) -o $@ $(TEST_OBJ) $(B)/librmad.a $(LIBS) $(TEST_LIBS) -lcunit
 
 # The two set-up commands of the README. Both install what is missing first, then
 # re-enter make so that pkg-config sees the freshly installed packages.

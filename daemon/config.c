@@ -586,19 +586,27 @@ static int set_daemon_key(struct parser *p, enum daemon_key k, const char *value
 /* ---- scanners ------------------------------------------------------------------- */
 
 /*
- * Serial options, checked generically: a number range, or one of a list of words.
- * The serial driver reads them back with config_scanner_option().
+ * Scanner options (",key=value" after the device), checked generically: a number
+ * range, or one of a list of words. The drivers read them back with
+ * config_scanner_option() and apply their defaults (drivers/scanner.h).
  */
+#define OPT_USB    (1u << CONFIG_SCANNER_USB)
+#define OPT_SERIAL (1u << CONFIG_SCANNER_SERIAL)
 static const struct {
     const char *key;
+    unsigned kinds;         /* OPT_USB | OPT_SERIAL: which scanners take it */
     const char *words;      /* "none|odd|even", or NULL for a number */
     uint64_t min, max;
-} serial_opts[] = {
-    { "baud", NULL, 50, 4000000 },
-    { "parity", "none|odd|even", 0, 0 },
-    { "bits", "7|8", 0, 0 },
-    { "stop", "1|2", 0, 0 },
-    { "flow", "none|rtscts|xonxoff", 0, 0 },
+} scanner_opts[] = {
+    { "baud", OPT_SERIAL, NULL, 50, 4000000 },
+    { "parity", OPT_SERIAL, "none|odd|even", 0, 0 },
+    { "bits", OPT_SERIAL, "7|8", 0, 0 },
+    { "stop", OPT_SERIAL, "1|2", 0, 0 },
+    { "flow", OPT_SERIAL, "none|rtscts|xonxoff", 0, 0 },
+    { "layout", OPT_USB, "us|de", 0, 0 },
+    { "detach", OPT_USB, "yes|no", 0, 0 },
+    { "eol", OPT_USB | OPT_SERIAL, "required|none", 0, 0 },
+    { "eol_ms", OPT_USB | OPT_SERIAL, NULL, 10, 60000 },
 };
 
 static bool word_in(const char *word, const char *words)
@@ -614,10 +622,10 @@ static bool word_in(const char *word, const char *words)
 }
 
 /*
- * Split and check ",key=value,..." (opts points after the first ','). On a bad option
- * *why is set to a malloc'd reason. Fills s->opts.
+ * Split and check ",key=value,..." (opts points after the first ',') for a scanner of
+ * kind s->kind. On a bad option *why is set to a malloc'd reason. Fills s->opts.
  */
-static int parse_serial_options(config_scanner_t *s, const char *opts, char **why)
+static int parse_scanner_options(config_scanner_t *s, const char *opts, char **why)
 {
     char q[QUOTE_BUF];
     char *copy = strdup(opts);
@@ -641,12 +649,14 @@ static int parse_serial_options(config_scanner_t *s, const char *opts, char **wh
         }
         *eq = '\0';
         const char *key = item, *value = eq + 1;
-        size_t k = 0, nk = sizeof(serial_opts) / sizeof(serial_opts[0]);
-        while (k < nk && strcmp(serial_opts[k].key, key) != 0)
+        unsigned kind = 1u << s->kind;
+        size_t k = 0, nk = sizeof(scanner_opts) / sizeof(scanner_opts[0]);
+        while (k < nk && !((scanner_opts[k].kinds & kind) && strcmp(scanner_opts[k].key, key) == 0))
             k++;
         if (k == nk) {
-            rc = asprintf(why, "unknown option '%s' (expected baud, parity, bits, stop or flow)",
-                          quote(q, key));
+            rc = asprintf(why, "unknown option '%s' (expected %s)", quote(q, key),
+                          kind == OPT_USB ? "layout, detach, eol or eol_ms"
+                                          : "baud, parity, bits, stop, flow, eol or eol_ms");
             goto out;
         }
         if (config_scanner_option(s, key)) {
@@ -654,16 +664,16 @@ static int parse_serial_options(config_scanner_t *s, const char *opts, char **wh
             goto out;
         }
         uint64_t n;
-        if (serial_opts[k].words && !word_in(value, serial_opts[k].words)) {
+        if (scanner_opts[k].words && !word_in(value, scanner_opts[k].words)) {
             rc = asprintf(why, "option %s=%s: expected one of %s", key, quote(q, value),
-                          serial_opts[k].words);
+                          scanner_opts[k].words);
             goto out;
         }
-        if (!serial_opts[k].words &&
-            parse_uint(value, serial_opts[k].min, serial_opts[k].max, &n) < 0) {
+        if (!scanner_opts[k].words &&
+            parse_uint(value, scanner_opts[k].min, scanner_opts[k].max, &n) < 0) {
             rc = asprintf(why, "option %s=%s: expected an integer from %llu to %llu", key,
-                          quote(q, value), (unsigned long long)serial_opts[k].min,
-                          (unsigned long long)serial_opts[k].max);
+                          quote(q, value), (unsigned long long)scanner_opts[k].min,
+                          (unsigned long long)scanner_opts[k].max);
             goto out;
         }
         config_option_t *no = realloc(s->opts, (s->nopts + 1) * sizeof(*no));
@@ -711,13 +721,16 @@ static int parse_scanner(config_scanner_t *s, struct bind *b, const char **why,
     if (strncmp(spec, "usb:", 4) == 0) {
         s->kind = CONFIG_SCANNER_USB;
         s->arg = spec + 4;
-        const char *vid = s->arg, *c1 = strchr(vid, ':');
+        /* The device part ends at the first ',', where the options begin. */
+        size_t devlen = strcspn(s->arg, ",");
+        const char *vid = s->arg, *end = s->arg + devlen;
+        const char *c1 = memchr(vid, ':', devlen);
         if (!c1) {
             *why = "expected usb:VID:PID[:SERIAL]";
             return -EINVAL;
         }
-        const char *pid = c1 + 1, *c2 = strchr(pid, ':');
-        size_t pidlen = c2 ? (size_t)(c2 - pid) : strlen(pid);
+        const char *pid = c1 + 1, *c2 = memchr(pid, ':', (size_t)(end - pid));
+        size_t pidlen = c2 ? (size_t)(c2 - pid) : (size_t)(end - pid);
         if (parse_hex4(vid, (size_t)(c1 - vid), &s->vid) < 0) {
             *why = "VID must be 4 hex digits";
             return -EINVAL;
@@ -728,7 +741,7 @@ static int parse_scanner(config_scanner_t *s, struct bind *b, const char **why,
         }
         if (c2) {
             const char *ser = c2 + 1;
-            size_t n = strlen(ser);
+            size_t n = (size_t)(end - ser);
             bool ok = n >= 1 && n <= USB_SERIAL_MAX;
             for (size_t i = 0; ok && i < n; i++)
                 ok = ser[i] > 0x20 && ser[i] < 0x7f;
@@ -736,8 +749,15 @@ static int parse_scanner(config_scanner_t *s, struct bind *b, const char **why,
                 *why = "serial number must be 1 to 126 printable ASCII characters, no spaces";
                 return -EINVAL;
             }
-            if (!(s->usb_serial = strdup(ser)))
+            if (!(s->usb_serial = strndup(ser, n)))
                 return -ENOMEM;
+        }
+        if (*end == ',') {
+            int rc = -ENOMEM;
+            if ((s->options = strdup(end + 1)))
+                rc = parse_scanner_options(s, s->options, why_owned);
+            if (rc < 0)
+                return rc;
         }
         char *ser = NULL;
         if (s->usb_serial && !(ser = strdup(s->usb_serial)))
@@ -777,7 +797,7 @@ static int parse_scanner(config_scanner_t *s, struct bind *b, const char **why,
         if (dev[devlen] == ',') {
             int rc = -ENOMEM;
             if ((s->options = strdup(dev + devlen + 1)))
-                rc = parse_serial_options(s, s->options, why_owned);
+                rc = parse_scanner_options(s, s->options, why_owned);
             if (rc < 0) {
                 free(b->str);
                 b->str = NULL;

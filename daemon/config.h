@@ -38,11 +38,11 @@
 
 typedef enum {
     CONFIG_SCANNER_TCP,     /* tcp:HOST:PORT, a listening socket, one scan per line */
-    CONFIG_SCANNER_USB,     /* usb:VID:PID[:SERIAL], a HID scanner (libusb) */
+    CONFIG_SCANNER_USB,     /* usb:VID:PID[:SERIAL], then ,key=value...: a HID scanner */
     CONFIG_SCANNER_SERIAL,  /* serial:PATH or serial:usb=VID:PID, then ,key=value... */
 } config_scanner_kind_t;
 
-/* One `key=value` of a serial scanner's options, validated (see config_scanner_option). */
+/* One `key=value` of a usb or serial scanner's options, validated (config_scanner_option). */
 typedef struct {
     char *key;
     char *value;
@@ -68,6 +68,8 @@ typedef struct {
 
     /* serial */
     char *path;             /* absolute device path, NULL when found by usb=VID:PID */
+
+    /* usb and serial: ",key=value..." after the device */
     char *options;          /* raw text after the first ',', NULL when none */
     config_option_t *opts;  /* the same, split and validated */
     size_t nopts;
@@ -131,7 +133,17 @@ void config_destroy(config_t **cfg_p);
  */
 const char *config_default_text(void);
 
-/* Value of a serial scanner option ("baud", "parity"...), or NULL when not given. */
+/*
+ * Value of a scanner option, or NULL when not given. Options, checked by the parser:
+ *   serial: baud=50..4000000, parity=none|odd|even, bits=7|8, stop=1|2,
+ *           flow=none|rtscts|xonxoff
+ *   usb:    layout=us|de (keyboard-wedge layout), detach=yes|no (detach the kernel's
+ *           HID driver to claim the scanner)
+ *   both:   eol=required|none (whether the scanner ends each scan with CR/LF/Enter),
+ *           eol_ms=10..60000 (silence that ends a scan when eol=none, and after which a
+ *           pending unterminated scan is rejected when eol=required)
+ * Defaults are the drivers' (drivers/scanner.h).
+ */
 const char *config_scanner_option(const config_scanner_t *s, const char *key);
 
 #endif

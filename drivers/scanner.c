@@ -178,3 +178,16 @@ void scanner_lines_end(scanner_lines_t *l, const char *reason)
     l->discarding = false;
 }
 
+
+bool scanner_lines_pending(const scanner_lines_t *l)
+{
+    return l->len > 0 && !l->discarding;
+}
+
+void scanner_lines_flush(scanner_lines_t *l)
+{
+    if (!l->discarding && l->len > 0)
+        scanner_emit_read(l->s, l->id, l->buf, l->len);
+    l->len = 0;
+    l->discarding = false;
+}

@@ -1,8 +1,8 @@
 /*
  * Scanners: where scans come from (spec station, "Scanner inputs").
  *
- * A scanner_t is one `scanner = ...` line of the config: a TCP listener now, a USB or
- * serial device later. Every kind is the same opaque scanner_t, made by its driver's
+ * A scanner_t is one `scanner = ...` line of the config: a TCP listener, a USB HID
+ * device or a serial port. Every kind is the same opaque scanner_t, made by its driver's
  * scanner_new_<kind>() and then used only through the functions below, so the daemon
  * never needs to know which kind it holds.
  *
@@ -16,6 +16,7 @@
 #ifndef RMAD_SCANNER_H
 #define RMAD_SCANNER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -94,6 +95,40 @@ typedef void (*scanner_event_fn)(const scanner_event_t *ev, void *data);
 scanner_t *scanner_new_tcp(loop_t *loop, const config_scanner_t *cfg,
                            const scan_limits_t *lim, scanner_event_fn fn, void *data,
                            char **errmsg);
+
+/*
+ * Option defaults of usb and serial scanners (config_scanner_option names them).
+ * eol=required: a scan ends at CR, LF or Enter/Tab; bytes left pending for
+ * SCANNER_EOL_MS_DEFAULT without one are rejected ("no end of line within N ms"),
+ * never guessed into a scan. eol=none: the scanner sends no suffix, and eol_ms of
+ * silence ends each scan.
+ */
+#define SCANNER_EOL_MS_DEFAULT 300
+
+/*
+ * USB HID scanner (kind CONFIG_SCANNER_USB, drivers/usb.c): the device with cfg's
+ * VID:PID (and serial number, when given), found now or whenever it is plugged in
+ * (hotplug), and found again after it is unplugged. Boot-keyboard (keyboard-wedge) and
+ * HID POS (usage page 0x8C) scanners. CONNECTED/DISCONNECTED report the device coming
+ * and going; a device that is absent at start is not an error. All USB I/O is
+ * asynchronous, on fds registered with loop. Same contract as scanner_new_tcp
+ * otherwise; an error is returned only for what retrying cannot fix (libusb cannot
+ * start, out of memory).
+ */
+scanner_t *scanner_new_usb(loop_t *loop, const config_scanner_t *cfg,
+                           const scan_limits_t *lim, scanner_event_fn fn, void *data,
+                           char **errmsg);
+
+/*
+ * Serial scanner (kind CONFIG_SCANNER_SERIAL, drivers/serial.c): cfg's port path, or
+ * the port of the USB-serial device with cfg's VID:PID, opened with cfg's options
+ * (default 9600 8N1, no flow control), one scan per CR, LF or CRLF. A port that is
+ * absent or goes away is retried until it is back, with CONNECTED/DISCONNECTED.
+ * Same contract as scanner_new_usb.
+ */
+scanner_t *scanner_new_serial(loop_t *loop, const config_scanner_t *cfg,
+                              const scan_limits_t *lim, scanner_event_fn fn, void *data,
+                              char **errmsg);
 
 /*
  * Close everything the scanner holds (listening sockets, clients, devices) and
@@ -179,5 +214,14 @@ void scanner_lines_feed(scanner_lines_t *lines, const uint8_t *p, size_t n);
  * scan. Then the framer is empty again.
  */
 void scanner_lines_end(scanner_lines_t *lines, const char *reason);
+
+/* Whether a line is pending: bytes since the last terminator (drivers time it out). */
+bool scanner_lines_pending(const scanner_lines_t *lines);
+
+/*
+ * End the pending line as if its terminator had arrived (a scanner configured with
+ * eol=none, after eol_ms of silence): it is decoded and reported like any line.
+ */
+void scanner_lines_flush(scanner_lines_t *lines);
 
 #endif

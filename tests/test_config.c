@@ -88,7 +88,7 @@ static void test_valid_file(void)
         "[station dock2]\n"
         "scanner = serial:usb=0c2e:0b61\n"
         "scanner = tcp:localhost:7791\n"
-        "scanner = usb:05e0:1200:ABC\n";
+        "scanner = usb:05e0:1200:ABC,layout=de,detach=no,eol=none,eol_ms=50\n";
     config_t *cfg = parse_ok(text, "/etc/rmad");
     CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
     CU_ASSERT_STRING_EQUAL(cfg->source, "t.conf");
@@ -141,6 +141,10 @@ static void test_valid_file(void)
     CU_ASSERT_EQUAL(s->pid, 0x0b61);
     CU_ASSERT_STRING_EQUAL(st->scanners[1].host, "localhost");
     CU_ASSERT_STRING_EQUAL(st->scanners[2].usb_serial, "ABC");
+    CU_ASSERT_STRING_EQUAL(config_scanner_option(&st->scanners[2], "layout"), "de");
+    CU_ASSERT_STRING_EQUAL(config_scanner_option(&st->scanners[2], "detach"), "no");
+    CU_ASSERT_STRING_EQUAL(config_scanner_option(&st->scanners[2], "eol"), "none");
+    CU_ASSERT_STRING_EQUAL(config_scanner_option(&st->scanners[2], "eol_ms"), "50");
     config_destroy(&cfg);
     CU_ASSERT_PTR_NULL(cfg);
     config_destroy(&cfg);
@@ -356,7 +360,17 @@ static void test_scanner_values(void)
         { "serial:/dev/ttyS0,baud=9600,,bits=8", "empty option" },
         { "serial:/dev/ttyS0,baud", "option 'baud': expected key=value" },
         { "serial:/dev/ttyS0,speed=9600",
-          "unknown option 'speed' (expected baud, parity, bits, stop or flow)" },
+          "unknown option 'speed' (expected baud, parity, bits, stop, flow, eol or eol_ms)" },
+        { "serial:/dev/ttyS0,layout=us",
+          "unknown option 'layout' (expected baud, parity, bits, stop, flow, eol or eol_ms)" },
+        { "usb:05e0:1200,baud=9600",
+          "unknown option 'baud' (expected layout, detach, eol or eol_ms)" },
+        { "usb:05e0:1200:SN1,layout=fr", "option layout=fr: expected one of us|de" },
+        { "usb:05e0:1200,detach=maybe", "option detach=maybe: expected one of yes|no" },
+        { "usb:05e0:1200,eol_ms=5", "option eol_ms=5: expected an integer from 10 to 60000" },
+        { "usb:05e0:1200,", "empty option" },
+        { "usb:05e0:1200:,layout=us",
+          "serial number must be 1 to 126 printable ASCII characters, no spaces" },
         { "serial:/dev/ttyS0,baud=fast", "option baud=fast: expected an integer from 50 to 4000000" },
         { "serial:/dev/ttyS0,baud=9600,baud=19200", "option 'baud' given twice" },
         { "serial:/dev/ttyS0,parity=mark", "option parity=mark: expected one of none|odd|even" },
