@@ -339,4 +339,77 @@ typedef struct {
 typedef int (*db_event_fn)(const db_event_t *ev, void *data);
 int db_outbox_foreach(db_t *db, uint64_t from, unsigned limit, db_event_fn fn, void *data);
 
+/* ------------------------------------------------------------ print queue ----- */
+
+/* Why a label is printed. */
+typedef enum {
+    DB_PRINT_DISPOSITION = 0,   /* a completed receipt */
+    DB_PRINT_REFUSAL,           /* a refused RMA */
+    DB_PRINT_REPRINT,           /* CMD-REPRINT or rmactl reprint */
+} db_print_why_t;
+
+typedef enum {
+    DB_PRINT_QUEUED = 0,        /* waiting for its attempt at next_at */
+    DB_PRINT_SUBMITTED,         /* a CUPS job (cups_job) being followed */
+    DB_PRINT_PRINTED,           /* final */
+    DB_PRINT_CANCELLED,         /* final: cancelled in CUPS by an operator */
+} db_print_state_t;
+
+/* "disposition", "refusal", "reprint"; "queued", "submitted", "printed", "cancelled". */
+const char *db_print_why_name(db_print_why_t why);
+const char *db_print_state_name(db_print_state_t state);
+
+/*
+ * One label in the queue. Filled by db_print_get: strings malloc'd, released with
+ * db_print_job_clear. Passed to db_print_foreach_unfinished: borrowed for the call.
+ */
+typedef struct {
+    int64_t id;
+    int64_t receipt_id;
+    char *station;
+    char *printer;              /* CUPS queue */
+    db_print_why_t why;
+    db_print_state_t state;
+    int64_t created_at;         /* ms */
+    int64_t next_at;            /* ms: when a queued job is due */
+    int attempts;               /* failed attempts so far */
+    int cups_job;               /* 0 when none */
+    char *last_error;           /* NULL when none */
+    int64_t done_at;            /* ms, DB_TIME_NONE until final */
+} db_print_job_t;
+
+void db_print_job_clear(db_print_job_t *job);
+
+/*
+ * Queue a label for receipt_id at printer, due now. Meant to run inside the
+ * transaction that closes the receipt (or records the CMD-REPRINT scan). Returns 0 and
+ * sets *id (may be NULL), -ENOENT when the receipt does not exist, or an error.
+ */
+int db_print_enqueue(db_t *db, int64_t receipt_id, const char *station, const char *printer,
+                     db_print_why_t why, int64_t now_ms, int64_t *id);
+
+/* Fill *out. Returns 0, -ENOENT, or an error. */
+int db_print_get(db_t *db, int64_t id, db_print_job_t *out);
+
+/*
+ * Call fn for every queued or submitted job, oldest first (by id). fn's non-zero
+ * return stops the walk and is returned; fn must not start another walk.
+ */
+typedef int (*db_print_fn)(const db_print_job_t *job, void *data);
+int db_print_foreach_unfinished(db_t *db, db_print_fn fn, void *data);
+
+/*
+ * Transitions; each is -EPERM for a finished job, -ENOENT for an unknown one.
+ * submitted: a queued job became CUPS job cups_job (> 0).
+ * printed: CUPS completed it. cancelled: final failure, with error.
+ * retry: back to queued after a failed attempt (attempts + 1, last_error, next_at).
+ */
+int db_print_submitted(db_t *db, int64_t id, int cups_job);
+int db_print_printed(db_t *db, int64_t id, int64_t now_ms);
+int db_print_cancelled(db_t *db, int64_t id, const char *error, int64_t now_ms);
+int db_print_retry(db_t *db, int64_t id, const char *error, int64_t next_at_ms);
+
+/* The receipt of the station's most recent label (any state), 0 when none. */
+int db_print_last_receipt(db_t *db, const char *station, int64_t *receipt_id);
+
 #endif

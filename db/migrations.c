@@ -125,8 +125,46 @@ static const char migration_1[] =
     "CREATE TRIGGER outbox_never_deleted BEFORE DELETE ON outbox\n"
     "BEGIN SELECT RAISE(ABORT, 'events are never deleted'); END;\n";
 
+static const char migration_2[] =
+    "-- rmad schema 2: the print queue.\n"
+    "\n"
+    "-- One row per label to print, inserted in the transaction of the receipt (or the\n"
+    "-- CMD-REPRINT scan) that calls for it, so no label is lost or printed without its\n"
+    "-- receipt. 'queued' waits for its attempt at next_at; 'submitted' is a CUPS job being\n"
+    "-- followed (never submitted twice); 'printed' and 'cancelled' (by an operator in\n"
+    "-- CUPS) are final.\n"
+    "CREATE TABLE print_jobs (\n"
+    "    id          INTEGER PRIMARY KEY,\n"
+    "    receipt_id  INTEGER NOT NULL REFERENCES receipts (id),\n"
+    "    station     TEXT NOT NULL,\n"
+    "    printer     TEXT NOT NULL CHECK (length(printer) BETWEEN 1 AND 127),\n"
+    "    why         TEXT NOT NULL CHECK (why = 'disposition' OR why = 'refusal'\n"
+    "                                     OR why = 'reprint'),\n"
+    "    state       TEXT NOT NULL DEFAULT 'queued'\n"
+    "                CHECK (state = 'queued' OR state = 'submitted' OR state = 'printed'\n"
+    "                       OR state = 'cancelled'),\n"
+    "    created_at  TEXT NOT NULL,\n"
+    "    next_at     TEXT NOT NULL,\n"
+    "    attempts    INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),\n"
+    "    cups_job    INTEGER CHECK (cups_job > 0),\n"
+    "    last_error  TEXT,\n"
+    "    done_at     TEXT,\n"
+    "    CHECK ((state = 'submitted') <= (cups_job IS NOT NULL))\n"
+    ") STRICT;\n"
+    "\n"
+    "CREATE INDEX print_jobs_unfinished ON print_jobs (printer, id)\n"
+    "    WHERE state = 'queued' OR state = 'submitted';\n"
+    "CREATE INDEX print_jobs_by_station ON print_jobs (station, id);\n"
+    "\n"
+    "CREATE TRIGGER print_jobs_final BEFORE UPDATE ON print_jobs\n"
+    "    WHEN OLD.state = 'printed' OR OLD.state = 'cancelled'\n"
+    "BEGIN SELECT RAISE(ABORT, 'a finished print job is never changed'); END;\n"
+    "CREATE TRIGGER print_jobs_never_deleted BEFORE DELETE ON print_jobs\n"
+    "BEGIN SELECT RAISE(ABORT, 'print jobs are never deleted'); END;\n";
+
 const char *const db_migrations[] = {
     migration_1,
+    migration_2,
 };
 
 const int db_migrations_count = (int)(sizeof(db_migrations) / sizeof(db_migrations[0]));

@@ -939,6 +939,107 @@ static void test_outbox_replay(void)
     db_close(&db);
 }
 
+/* A closed receipt to hang labels on. */
+static int64_t closed_receipt(db_t *db, const char *station)
+{
+    db_receipt_t r = { .station = (char *)station, .rma = "RMA-1001",
+                       .state = DB_RECEIPT_REFUSED, .opened_at = 1000, .closed_at = 1000,
+                       .reason = "unknown RMA" };
+    int64_t id = 0;
+    CU_ASSERT_EQUAL(db_receipt_insert(db, &r, &id), 0);
+    return id;
+}
+
+struct unfinished { int n; int64_t ids[8]; };
+
+static int collect_unfinished(const db_print_job_t *j, void *data)
+{
+    struct unfinished *u = data;
+    if (u->n < 8)
+        u->ids[u->n] = j->id;
+    u->n++;
+    return 0;
+}
+
+static void test_print_queue(void)
+{
+    db_t *db = fresh();
+    CU_ASSERT_FATAL(db != NULL);
+    int64_t rid = closed_receipt(db, "dock1"), a = 0, b = 0, c = 0, last = -1;
+
+    CU_ASSERT_EQUAL(db_print_last_receipt(db, "dock1", &last), 0);
+    CU_ASSERT_EQUAL(last, 0);
+    CU_ASSERT_EQUAL(db_begin(db), 0);
+    CU_ASSERT_EQUAL(db_print_enqueue(db, rid, "dock1", "zebra", DB_PRINT_REFUSAL, 5000, &a), 0);
+    CU_ASSERT_EQUAL(db_print_enqueue(db, rid, "dock1", "zebra", DB_PRINT_REPRINT, 6000, &b), 0);
+    CU_ASSERT_EQUAL(db_print_enqueue(db, rid + 99, "dock1", "zebra", DB_PRINT_REPRINT, 6000, &c),
+                    -ENOENT);
+    CU_ASSERT_EQUAL(db_print_enqueue(db, rid, "dock1", "", DB_PRINT_REPRINT, 6000, &c), -EINVAL);
+    CU_ASSERT_EQUAL(db_commit(db), 0);
+    CU_ASSERT(a > 0 && b > a);
+    CU_ASSERT_EQUAL(db_print_last_receipt(db, "dock1", &last), 0);
+    CU_ASSERT_EQUAL(last, rid);
+
+    db_print_job_t j;
+    CU_ASSERT_EQUAL_FATAL(db_print_get(db, a, &j), 0);
+    CU_ASSERT_EQUAL(j.receipt_id, rid);
+    ASSERT_STR(j.station, "dock1");
+    ASSERT_STR(j.printer, "zebra");
+    CU_ASSERT_EQUAL(j.why, DB_PRINT_REFUSAL);
+    CU_ASSERT_EQUAL(j.state, DB_PRINT_QUEUED);
+    CU_ASSERT_EQUAL(j.created_at, 5000);
+    CU_ASSERT_EQUAL(j.next_at, 5000);
+    CU_ASSERT_EQUAL(j.attempts, 0);
+    CU_ASSERT_EQUAL(j.cups_job, 0);
+    CU_ASSERT_PTR_NULL(j.last_error);
+    CU_ASSERT_EQUAL(j.done_at, DB_TIME_NONE);
+    db_print_job_clear(&j);
+
+    /* A failed attempt, a submission, then the end. */
+    CU_ASSERT_EQUAL(db_print_retry(db, a, "printer stopped", 9000), 0);
+    CU_ASSERT_EQUAL(db_print_submitted(db, a, 0), -EINVAL);
+    CU_ASSERT_EQUAL(db_print_submitted(db, a, 17), 0);
+    CU_ASSERT_EQUAL_FATAL(db_print_get(db, a, &j), 0);
+    CU_ASSERT_EQUAL(j.state, DB_PRINT_SUBMITTED);
+    CU_ASSERT_EQUAL(j.attempts, 1);
+    CU_ASSERT_EQUAL(j.cups_job, 17);
+    CU_ASSERT_EQUAL(j.next_at, 9000);
+    ASSERT_STR(j.last_error, "printer stopped");
+    db_print_job_clear(&j);
+
+    struct unfinished u = { 0 };
+    CU_ASSERT_EQUAL(db_print_foreach_unfinished(db, collect_unfinished, &u), 0);
+    CU_ASSERT_EQUAL(u.n, 2);
+    CU_ASSERT_EQUAL(u.ids[0], a);
+    CU_ASSERT_EQUAL(u.ids[1], b);
+
+    CU_ASSERT_EQUAL(db_print_printed(db, a, 10000), 0);
+    CU_ASSERT_EQUAL(db_print_cancelled(db, b, "job 18 cancelled in CUPS", 11000), 0);
+    CU_ASSERT_EQUAL_FATAL(db_print_get(db, b, &j), 0);
+    CU_ASSERT_EQUAL(j.state, DB_PRINT_CANCELLED);
+    ASSERT_STR(j.last_error, "job 18 cancelled in CUPS");
+    CU_ASSERT_EQUAL(j.done_at, 11000);
+    db_print_job_clear(&j);
+
+    /* Finished jobs are history: never changed, never deleted. */
+    CU_ASSERT_EQUAL(db_print_retry(db, a, "again", 12000), -EPERM);
+    CU_ASSERT_EQUAL(db_print_submitted(db, b, 3), -EPERM);
+    CU_ASSERT_EQUAL(db_print_printed(db, 999, 12000), -ENOENT);
+    CU_ASSERT_EQUAL(db_print_get(db, 999, &j), -ENOENT);
+    u.n = 0;
+    CU_ASSERT_EQUAL(db_print_foreach_unfinished(db, collect_unfinished, &u), 0);
+    CU_ASSERT_EQUAL(u.n, 0);
+    db_close(&db);
+
+    CU_ASSERT_EQUAL(peek_int("SELECT count(*) FROM print_jobs WHERE state = 'printed'"), 1);
+    sqlite3 *raw = NULL;
+    CU_ASSERT_EQUAL_FATAL(sqlite3_open(th_tmpdb_path(), &raw), SQLITE_OK);
+    CU_ASSERT_NOT_EQUAL(sqlite3_exec(raw, "DELETE FROM print_jobs", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(raw);
+    ASSERT_STR(db_print_why_name(DB_PRINT_REPRINT), "reprint");
+    ASSERT_STR(db_print_state_name(DB_PRINT_SUBMITTED), "submitted");
+}
+
 int suite_db(void)
 {
     CU_pSuite s = CU_add_suite("db", th_tmpdb_setup, th_tmpdb_teardown);
@@ -958,7 +1059,8 @@ int suite_db(void)
         || !CU_add_test(s, "receipt lifecycle", test_receipt_lifecycle)
         || !CU_add_test(s, "scans keep raw bytes", test_scans_raw_bytes)
         || !CU_add_test(s, "outbox gapless across restarts", test_outbox_gapless_across_restarts)
-        || !CU_add_test(s, "outbox replay", test_outbox_replay))
+        || !CU_add_test(s, "outbox replay", test_outbox_replay)
+        || !CU_add_test(s, "print queue", test_print_queue))
         return -1;
     return 0;
 }
