@@ -44,10 +44,15 @@ static const char default_text[] =
     "; double_read_ms = 1500\n"
     "; max_scan_len   = 512\n"
     "; rma_pattern    = " CONFIG_DEFAULT_RMA_PATTERN "\n"
+    "; print_retry_ms     = 2000\n"
+    "; print_retry_max_ms = 60000\n"
     "\n"
     "[station dock1]\n"
     "scanner  = tcp:127.0.0.1:7790   ; type scans with: nc 127.0.0.1 7790\n"
-    "printer  = dock1-labels\n";
+    "printer  = dock1-labels\n"
+    "; label_format = zpl            ; zpl (thermal label printer) or pdf\n"
+    "; label_size   = 4x6            ; 4x6 or 2x1 inches\n"
+    "; label_dpi    = 203            ; 203 or 300 (zpl)\n";
 
 const char *config_default_text(void)
 {
@@ -124,6 +129,7 @@ struct bind {
 enum daemon_key {
     K_DATABASE, K_POLICIES, K_PUB, K_REPLAY, K_CONTROL,
     K_LOG_LEVEL, K_DOUBLE_READ_MS, K_MAX_SCAN_LEN, K_RMA_PATTERN,
+    K_PRINT_RETRY_MS, K_PRINT_RETRY_MAX_MS,
     K_COUNT
 };
 
@@ -140,6 +146,18 @@ static const struct {
     [K_DOUBLE_READ_MS] = { "double_read_ms", false },
     [K_MAX_SCAN_LEN] = { "max_scan_len", false },
     [K_RMA_PATTERN] = { "rma_pattern", false },
+    [K_PRINT_RETRY_MS] = { "print_retry_ms", false },
+    [K_PRINT_RETRY_MAX_MS] = { "print_retry_max_ms", false },
+};
+
+enum station_key { SK_SCANNER, SK_PRINTER, SK_LABEL_FORMAT, SK_LABEL_SIZE, SK_LABEL_DPI, SK_COUNT };
+
+static const char *const station_keys[SK_COUNT] = {
+    [SK_SCANNER] = "scanner",
+    [SK_PRINTER] = "printer",
+    [SK_LABEL_FORMAT] = "label_format",
+    [SK_LABEL_SIZE] = "label_size",
+    [SK_LABEL_DPI] = "label_dpi",
 };
 
 typedef enum { SEC_NONE, SEC_DAEMON, SEC_STATION } section_t;
@@ -155,7 +173,7 @@ struct parser {
     int daemon_line;        /* line of [daemon], 0 before it */
     int key_line[K_COUNT];  /* line of each [daemon] key, 0 while unset */
     size_t st;              /* current station (index: cfg->stations may move) */
-    int printer_line;
+    int station_key_line[SK_COUNT];  /* line of each key of the current station */
 
     struct bind *binds;
     size_t nbinds;
@@ -577,7 +595,55 @@ static int set_daemon_key(struct parser *p, enum daemon_key k, const char *value
         cfg->rma_pattern = pat;
         return 0;
     }
+    case K_PRINT_RETRY_MS:
+    case K_PRINT_RETRY_MAX_MS:
+        if (parse_uint(value, 100, 3600000, &n) < 0)
+            return fail(p, p->line, "%s '%s': expected an integer from 100 to 3600000", key,
+                        quote(q, value));
+        *(k == K_PRINT_RETRY_MS ? &cfg->print_retry_ms : &cfg->print_retry_max_ms) = (int64_t)n;
+        return 0;
     case K_COUNT:
+        break;
+    }
+    return -EINVAL;
+}
+
+static int add_scanner(struct parser *p, const char *value);
+
+/* One `key = value` of [station NAME] (not empty, not a duplicate). */
+static int set_station_key(struct parser *p, config_station_t *st, enum station_key k,
+                           const char *value)
+{
+    char q[QUOTE_BUF];
+    switch (k) {
+    case SK_SCANNER:
+        return add_scanner(p, value);
+    case SK_PRINTER:
+        if (!cups_queue_ok(value))
+            return fail(p, p->line,
+                        "station '%s': printer '%s': a CUPS queue name has 1 to 127 "
+                        "printable characters, no spaces, '/' or '#'",
+                        st->name, quote(q, value));
+        return (st->printer = strdup(value)) ? 0 : -ENOMEM;
+    case SK_LABEL_FORMAT:
+        if (strcmp(value, "zpl") == 0 || strcmp(value, "pdf") == 0) {
+            st->label_format = value[0] == 'z' ? CONFIG_LABEL_ZPL : CONFIG_LABEL_PDF;
+            return 0;
+        }
+        return fail(p, p->line, "label_format '%s': expected zpl or pdf", quote(q, value));
+    case SK_LABEL_SIZE:
+        if (strcmp(value, "4x6") == 0 || strcmp(value, "2x1") == 0) {
+            st->label_size = value[0] == '4' ? CONFIG_LABEL_4X6 : CONFIG_LABEL_2X1;
+            return 0;
+        }
+        return fail(p, p->line, "label_size '%s': expected 4x6 or 2x1 (inches)", quote(q, value));
+    case SK_LABEL_DPI:
+        if (strcmp(value, "203") == 0 || strcmp(value, "300") == 0) {
+            st->label_dpi = value[0] == '2' ? 203 : 300;
+            return 0;
+        }
+        return fail(p, p->line, "label_dpi '%s': expected 203 or 300", quote(q, value));
+    case SK_COUNT:
         break;
     }
     return -EINVAL;
@@ -892,7 +958,10 @@ static int open_station(struct parser *p, const char *name)
         return -ENOMEM;
     p->st = cfg->nstations++;
     p->sec = SEC_STATION;
-    p->printer_line = 0;
+    memset(p->station_key_line, 0, sizeof(p->station_key_line));
+    st->label_format = CONFIG_LABEL_ZPL;
+    st->label_size = CONFIG_LABEL_4X6;
+    st->label_dpi = 203;
     return 0;
 }
 
@@ -949,26 +1018,19 @@ static int key_line(struct parser *p, char *s)
     }
     if (p->sec == SEC_STATION) {
         config_station_t *st = &p->cfg->stations[p->st];
-        bool scanner = strcmp(key, "scanner") == 0;
-        if (!scanner && strcmp(key, "printer") != 0)
+        int k = 0;
+        while (k < SK_COUNT && strcmp(station_keys[k], key) != 0)
+            k++;
+        if (k == SK_COUNT)
             return fail(p, p->line, "unknown key '%s' in [station %s]", quote(q, key),
                         st->name);
-        if (!scanner && p->printer_line)
-            return fail(p, p->line, "duplicate key 'printer' in [station %s] (first on line %d)",
-                        st->name, p->printer_line);
+        if (k != SK_SCANNER && p->station_key_line[k])
+            return fail(p, p->line, "duplicate key '%s' in [station %s] (first on line %d)",
+                        key, st->name, p->station_key_line[k]);
         if (!*value)
             return fail(p, p->line, "empty value for '%s'", key);
-        if (scanner)
-            return add_scanner(p, value);
-        if (!cups_queue_ok(value))
-            return fail(p, p->line,
-                        "station '%s': printer '%s': a CUPS queue name has 1 to 127 "
-                        "printable characters, no spaces, '/' or '#'",
-                        st->name, quote(q, value));
-        if (!(st->printer = strdup(value)))
-            return -ENOMEM;
-        p->printer_line = p->line;
-        return 0;
+        p->station_key_line[k] = p->line;
+        return set_station_key(p, st, (enum station_key)k, value);
     }
     return fail(p, p->line, "key '%s' outside a section (expected [daemon] or [station NAME] first)",
                 quote(q, key));
@@ -1041,6 +1103,8 @@ int config_parse(const char *text, size_t len, const char *name, const char *bas
     p.cfg->log_level = LOG_INFO;
     p.cfg->double_read_ms = 1500;
     p.cfg->max_scan_len = 512;
+    p.cfg->print_retry_ms = 2000;
+    p.cfg->print_retry_max_ms = 60000;
     if (!(p.cfg->rma_pattern = strdup(CONFIG_DEFAULT_RMA_PATTERN)) ||
         !(p.cfg->source = strdup(name)) || !(p.base = absolute_base(base_dir)))
         goto done;
@@ -1073,6 +1137,11 @@ int config_parse(const char *text, size_t len, const char *name, const char *bas
     }
     if (rc == 0)
         rc = section_close(&p);
+    if (rc == 0 && p.cfg->print_retry_max_ms < p.cfg->print_retry_ms)
+        rc = fail(&p, p.key_line[K_PRINT_RETRY_MAX_MS] ? p.key_line[K_PRINT_RETRY_MAX_MS]
+                                                       : p.key_line[K_PRINT_RETRY_MS],
+                  "print_retry_max_ms %lld is less than print_retry_ms %lld",
+                  (long long)p.cfg->print_retry_max_ms, (long long)p.cfg->print_retry_ms);
     int last = p.line > 0 ? p.line : 1;
     if (rc == 0 && !p.daemon_line)
         rc = fail(&p, last, "missing section [daemon]");

@@ -12,9 +12,15 @@
  *     max_scan_len   = 512            ; longer scans are rejected
  *     rma_pattern    = ^RMA-?[0-9A-Z]{4,20}$   ; POSIX extended regex
  *
+ *     print_retry_ms     = 2000       ; first delay after a failed print, doubling
+ *     print_retry_max_ms = 60000      ; longest delay between print attempts
+ *
  *     [station dock1]
  *     scanner = tcp:127.0.0.1:7790    ; one line per scanner, at least one
  *     printer = dock1-labels          ; CUPS queue, optional
+ *     label_format = zpl              ; zpl (raw, thermal printers) or pdf
+ *     label_size   = 4x6              ; 4x6 or 2x1 inches
+ *     label_dpi    = 203              ; 203 or 300 (the printer's resolution, zpl)
  *
  * Comments start with ';' or '#', on their own line or after whitespace. Keys and
  * values are trimmed. Relative paths (database, policies, ipc:// endpoints) are made
@@ -75,12 +81,18 @@ typedef struct {
     size_t nopts;
 } config_scanner_t;
 
+typedef enum { CONFIG_LABEL_ZPL, CONFIG_LABEL_PDF } config_label_format_t;
+typedef enum { CONFIG_LABEL_4X6, CONFIG_LABEL_2X1 } config_label_size_t;
+
 typedef struct {
     char *name;             /* unique, [A-Za-z0-9_.-]{1,32} */
     int line;               /* line of its [station NAME] header */
     config_scanner_t *scanners;
     size_t nscanners;       /* at least 1 */
     char *printer;          /* CUPS queue, NULL when the station has none */
+    config_label_format_t label_format;  /* default ZPL */
+    config_label_size_t label_size;      /* default 4x6 in */
+    int label_dpi;                       /* 203 (default) or 300 */
 } config_station_t;
 
 typedef struct {
@@ -96,6 +108,8 @@ typedef struct {
     int64_t double_read_ms; /* default 1500 */
     size_t max_scan_len;    /* default 512 */
     char *rma_pattern;      /* POSIX ERE, known to compile; default below */
+    int64_t print_retry_ms;     /* first delay after a failed print, doubling; 2000 */
+    int64_t print_retry_max_ms; /* longest delay between attempts; 60000 */
 
     config_station_t *stations;
     size_t nstations;       /* at least 1 */

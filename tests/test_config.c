@@ -85,6 +85,9 @@ static void test_valid_file(void)
         "scanner = usb:05E0:1200:SN42#xyz  # a '#' inside a value is kept\n"
         "scanner = serial:/dev/ttyACM0,baud=9600,parity=none,bits=8,stop=1,flow=rtscts\n"
         "printer = dock1-labels\n"
+        "label_format = pdf\n"
+        "label_size = 2x1\n"
+        "label_dpi = 300\n"
         "[station dock2]\n"
         "scanner = serial:usb=0c2e:0b61\n"
         "scanner = tcp:localhost:7791\n"
@@ -107,6 +110,14 @@ static void test_valid_file(void)
     CU_ASSERT_STRING_EQUAL(st->name, "dock-1.a");
     CU_ASSERT_EQUAL(st->line, 14);
     CU_ASSERT_STRING_EQUAL(st->printer, "dock1-labels");
+    CU_ASSERT_EQUAL(st->label_format, CONFIG_LABEL_PDF);
+    CU_ASSERT_EQUAL(st->label_size, CONFIG_LABEL_2X1);
+    CU_ASSERT_EQUAL(st->label_dpi, 300);
+    CU_ASSERT_EQUAL(cfg->stations[1].label_format, CONFIG_LABEL_ZPL);
+    CU_ASSERT_EQUAL(cfg->stations[1].label_size, CONFIG_LABEL_4X6);
+    CU_ASSERT_EQUAL(cfg->stations[1].label_dpi, 203);
+    CU_ASSERT_EQUAL(cfg->print_retry_ms, 2000);
+    CU_ASSERT_EQUAL(cfg->print_retry_max_ms, 60000);
     CU_ASSERT_EQUAL_FATAL(st->nscanners, 3);
     const config_scanner_t *s = &st->scanners[0];
     CU_ASSERT_EQUAL(s->kind, CONFIG_SCANNER_TCP);
@@ -258,6 +269,18 @@ static void test_key_errors(void)
                  "t.conf:9: unknown key 'label' in [station dock1]");
     expect_error(DAEMON_OK STATION_OK "printer = a\nprinter = b\n",
                  "t.conf:10: duplicate key 'printer' in [station dock1] (first on line 9)");
+    expect_error(DAEMON_OK STATION_OK "label_dpi = 300\nlabel_dpi = 203\n",
+                 "t.conf:10: duplicate key 'label_dpi' in [station dock1] (first on line 9)");
+    expect_error(DAEMON_OK STATION_OK "label_format = ps\n",
+                 "t.conf:9: label_format 'ps': expected zpl or pdf");
+    expect_error(DAEMON_OK STATION_OK "label_size = A4\n",
+                 "t.conf:9: label_size 'A4': expected 4x6 or 2x1 (inches)");
+    expect_error(DAEMON_OK STATION_OK "label_dpi = 600\n",
+                 "t.conf:9: label_dpi '600': expected 203 or 300");
+    expect_error("[daemon]\nprint_retry_ms = 50\n",
+                 "t.conf:2: print_retry_ms '50': expected an integer from 100 to 3600000");
+    expect_error(DAEMON_OK "print_retry_ms = 5000\nprint_retry_max_ms = 1000\n" STATION_OK,
+                 "t.conf:8: print_retry_max_ms 1000 is less than print_retry_ms 5000");
 }
 
 static void test_missing(void)
