@@ -320,7 +320,8 @@ struct station {
     char *open_checklist;   /* JSON text, as stored in the row */
     char *open_serial;      /* from the checklist, for station_status */
 
-    int64_t last_label;     /* last refused or completed receipt: what CMD-REPRINT prints */
+    char *printer;          /* CUPS queue, NULL when the station has none */
+    int64_t last_label;     /* last receipt labelled here: what CMD-REPRINT prints again */
     read_t reads[STATION_READS_MAX];
     uint64_t tick;
 
@@ -363,6 +364,7 @@ void station_destroy(station_t **stp)
     }
     regfree(&st->rma_re);
     free(st->name);
+    free(st->printer);
     free(st->reason);
     free(st);
     *stp = NULL;
@@ -438,6 +440,17 @@ station_t *station_new(const config_station_t *cfg, const config_t *daemon_cfg, 
     }
     st->db = db;
     st->policies = policies_ref;
+    if (cfg->printer && !(st->printer = strdup(cfg->printer))) {
+        set_errmsg(errmsg, "station %s: out of memory", st->name);
+        station_destroy(&st);
+        return NULL;
+    }
+    /* CMD-REPRINT after a restart prints the station's last label again. */
+    if (st->printer && db_print_last_receipt(db, st->name, &st->last_label) < 0) {
+        set_errmsg(errmsg, "station %s: %s", st->name, db_errmsg(db));
+        station_destroy(&st);
+        return NULL;
+    }
     st->double_read_ms = daemon_cfg->double_read_ms > 0 ? daemon_cfg->double_read_ms : 0;
     if (resume(st, errmsg) < 0) {
         if (errmsg && !*errmsg)
@@ -563,6 +576,7 @@ typedef struct {
     json_t *fields;              /* its fields */
     bool serial_mismatch;
     bool reprint;
+    bool label_queued;           /* a print_jobs row was written */
 } plan_t;
 
 static void plan_free(plan_t *pl)
@@ -1116,7 +1130,11 @@ static int plan_command(station_t *st, const scancmd_t *cmd, plan_t *pl)
             return reject(pl, "command", WHY_OPEN);
         return plan_open(NULL, NULL, "command", pl);
     case SCANCMD_REPRINT:
-        /* Labels are a later module: the request is recorded and reported, no more. */
+        /* The label is queued with the scan (write_plan); the spooler prints it. */
+        if (!st->printer)
+            return reject(pl, "command", "this station has no printer");
+        if (!st->last_label)
+            return reject(pl, "command", "no label printed at this station yet");
         pl->kind = "command";
         pl->accepted = true;
         pl->reprint = true;
@@ -1271,7 +1289,33 @@ static json_t *scan_fields(const char *scanner, const char *kind, const char *ai
     return o;
 }
 
-/* Write the plan: receipt row, scan row, RMA status, events. Inside the transaction. */
+/*
+ * Spec station, "a disposition label prints at the station's printer" (and "a refusal
+ * label"): queued in the transaction that closes the receipt, so a committed receipt
+ * always has its label coming, across crashes and printer faults.
+ */
+static int queue_label(station_t *st, plan_t *pl, int64_t now_ms)
+{
+    int64_t receipt = pl->receipt_id;
+    db_print_why_t why;
+
+    if (!st->printer)
+        return 0;
+    if (pl->transition == STATION_RECEIPT_COMPLETED)
+        why = DB_PRINT_DISPOSITION;
+    else if (pl->transition == STATION_RECEIPT_REFUSED)
+        why = DB_PRINT_REFUSAL;
+    else if (pl->reprint)
+        why = DB_PRINT_REPRINT, receipt = st->last_label;
+    else
+        return 0;
+    int r = db_print_enqueue(st->db, receipt, st->name, st->printer, why, now_ms, NULL);
+    if (r == 0)
+        pl->label_queued = true;
+    return r;
+}
+
+/* Write the plan: receipt row, scan row, RMA status, label, events. Inside the transaction. */
 static int write_plan(station_t *st, plan_t *pl, const db_scan_t *scan_row, int64_t now_ms,
                       outbox_t *ob)
 {
@@ -1304,6 +1348,8 @@ static int write_plan(station_t *st, plan_t *pl, const db_scan_t *scan_row, int6
             return r;
     }
     if (pl->mark_received && (r = db_rma_mark_received(db, pl->mark_received)) < 0)
+        return r;
+    if ((r = queue_label(st, pl, now_ms)) < 0)
         return r;
 
     json_t *f = scan_fields(s.scanner, s.kind, s.symbology, s.text, s.reason);
@@ -1415,6 +1461,7 @@ int station_apply_scan(station_t *st, const scan_t *scan, int64_t now_ms, outbox
         .disposition = pl.disposition,
         .serial_mismatch = pl.serial_mismatch,
         .reprint_requested = pl.reprint,
+        .label_queued = pl.label_queued,
     };
     plan_free(&pl);
     return 0;

@@ -86,8 +86,10 @@ typedef struct {
     const char *reason;       /* rejection or refusal reason; NULL otherwise */
     const char *disposition;  /* STATION_RECEIPT_COMPLETED: the policy's disposition */
     bool serial_mismatch;     /* the serial just scanned is not the RMA's expected one */
-    bool reprint_requested;   /* CMD-REPRINT accepted: print receipt_id's label again
-                                 (labels: a later module; nothing is printed here) */
+    bool reprint_requested;   /* CMD-REPRINT accepted: receipt_id's label is queued again */
+    bool label_queued;        /* a label was queued (print_jobs) in this transaction: a
+                                 refusal, a completion or a reprint at a station with a
+                                 printer; the daemon's spooler takes it from there */
 } station_outcome_t;
 
 /*

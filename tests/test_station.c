@@ -35,6 +35,8 @@
 
 static char *tmpdir;
 static int db_counter;
+/* The fixture station's printer line ("printer = zebra"), "" for none. */
+static const char *fx_printer = "printer = zebra";
 
 static int setup(void)
 {
@@ -130,8 +132,10 @@ static void fx_open_with(fx_t *f, const char *policies)
                              "double_read_ms = 1500\n"
                              "\n"
                              "[station dock1]\n"
-                             "scanner = tcp:127.0.0.1:17790\n",
-                             f->dbfile, policies ? policies : "policies", tmpdir) > 0);
+                             "scanner = tcp:127.0.0.1:17790\n"
+                             "%s\n",
+                             f->dbfile, policies ? policies : "policies", tmpdir,
+                             fx_printer ? fx_printer : "") > 0);
     CU_ASSERT_EQUAL_FATAL(config_parse(conf, strlen(conf), "test.conf", cwd, &f->cfg, &err), 0);
     free(conf);
     CU_ASSERT_EQUAL_FATAL(db_open(f->cfg->database, &f->db, &err), 0);
@@ -509,15 +513,48 @@ static void test_refusals(void)
     o = sc(&f, "RMA-V7002");
     CU_ASSERT_EQUAL(o.receipt, STATION_RECEIPT_OPENED);
 
-    /* CMD-REPRINT names the last refused receipt's label; nothing else happens. */
+    /* Each refusal queued its label in the refusal's own transaction. */
+    CU_ASSERT_EQUAL(q_int(&f, "SELECT count(*) FROM print_jobs WHERE why = 'refusal' "
+                              "AND printer = 'zebra' AND station = 'dock1' AND state = 'queued'"), 2);
+
+    /* CMD-REPRINT queues the last refused receipt's label again; nothing else happens. */
     o = sc(&f, "CMD-REPRINT");
     CU_ASSERT_EQUAL(o.scan, STATION_SCAN_ACCEPTED);
     CU_ASSERT_EQUAL(o.receipt, STATION_RECEIPT_NONE);
     CU_ASSERT_TRUE(o.reprint_requested);
+    CU_ASSERT_TRUE(o.label_queued);
     CU_ASSERT_EQUAL(o.receipt_id, id + 1);
     CU_ASSERT_EQUAL(q_int(&f, "SELECT count(*) FROM scans "
                               "WHERE text = 'CMD-REPRINT' AND accepted = 1"), 1);
+    char sql[128];
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM print_jobs WHERE why = 'reprint' "
+                               "AND receipt_id = %lld", (long long)(id + 1));
+    CU_ASSERT_EQUAL(q_int(&f, sql), 1);
     check_envelopes(&f);
+    fx_close(&f);
+}
+
+/* Without a printer nothing is queued, and CMD-REPRINT says why it cannot print. */
+static void test_no_printer(void)
+{
+    fx_printer = "";
+    fx_t f;
+    fx_open(&f);
+    fx_printer = "printer = zebra";
+    station_outcome_t o = sc(&f, "RMA-9999");
+    CU_ASSERT_EQUAL(o.receipt, STATION_RECEIPT_REFUSED);
+    CU_ASSERT_FALSE(o.label_queued);
+    o = sc(&f, "CMD-REPRINT");
+    CU_ASSERT_EQUAL(o.scan, STATION_SCAN_REJECTED);
+    ASSERT_STR(o.reason, "this station has no printer");
+    CU_ASSERT_EQUAL(q_int(&f, "SELECT count(*) FROM print_jobs"), 0);
+    fx_close(&f);
+
+    /* With a printer but nothing labelled yet. */
+    fx_open(&f);
+    o = sc(&f, "CMD-REPRINT");
+    CU_ASSERT_EQUAL(o.scan, STATION_SCAN_REJECTED);
+    ASSERT_STR(o.reason, "no label printed at this station yet");
     fx_close(&f);
 }
 
@@ -804,6 +841,16 @@ static void test_restart_resumes(void)
     CU_ASSERT_EQUAL(o.receipt, STATION_RECEIPT_COMPLETED);
     CU_ASSERT_EQUAL(o.receipt_id, id);
     ASSERT_STR(o.disposition, "restock_fee");
+    CU_ASSERT_TRUE(o.label_queued);
+
+    /* After another restart, CMD-REPRINT still knows the station's last label. */
+    station_destroy(&f.st);
+    fx_start_station(&f);
+    o = sc(&f, "CMD-REPRINT");
+    CU_ASSERT_EQUAL(o.scan, STATION_SCAN_ACCEPTED);
+    CU_ASSERT_EQUAL(o.receipt_id, id);
+    CU_ASSERT_EQUAL(q_int(&f, "SELECT count(*) FROM print_jobs WHERE why = 'disposition'"), 1);
+    CU_ASSERT_EQUAL(q_int(&f, "SELECT count(*) FROM print_jobs WHERE why = 'reprint'"), 1);
     json_t *ic = last_event(&f, "inspection.completed");
     json_t *cl = json_object_get(ic, "checklist");
     json_t *want_present = json_pack("[s, s]", "power-adapter", "stand");
@@ -1119,6 +1166,7 @@ int suite_station(void)
         return -1;
     if (!CU_add_test(s, "complete receipt: warranty, events, rows", test_complete_receipt) ||
         !CU_add_test(s, "unknown and received RMAs are refused", test_refusals) ||
+        !CU_add_test(s, "no printer: nothing queued, reprint refused", test_no_printer) ||
         !CU_add_test(s, "serial mismatch is recorded and quarantined",
                      test_serial_mismatch_quarantine) ||
         !CU_add_test(s, "CMD-CANCEL keeps the receipt, cancelled", test_cancel) ||
