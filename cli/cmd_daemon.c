@@ -1,6 +1,6 @@
 /*
- * rmactl's commands that talk to a running rmad: status, receipts, rma import
- * (control socket) and watch (event bus). The config named by --config FILE, or
+ * rmactl's commands that talk to a running rmad: status, receipts, reprint, rma
+ * import (control socket) and watch (event bus). The config named by --config FILE, or
  * $RMAD_CONFIG, or the installed one, says where the sockets are.
  *
  * Exit status: 0 done; 1 the daemon is unreachable or failed; 2 bad input (usage,
@@ -281,6 +281,12 @@ static void print_status(const json_t *r)
         }
     }
     printf("open receipts: %zu\n", open);
+    json_t *labels = json_object_get(r, "labels");
+    if (json_is_object(labels))
+        printf("labels waiting: %" JSON_INTEGER_FORMAT " queued, %" JSON_INTEGER_FORMAT
+               " at the printer\n",
+               json_integer_value(json_object_get(labels, "queued")),
+               json_integer_value(json_object_get(labels, "submitted")));
 }
 
 int cmd_status(int argc, char **argv)
@@ -381,6 +387,42 @@ int cmd_receipts(int argc, char **argv)
         else
             print_receipts(json_object_get(reply, "receipts"));
         rc = rc ? rc : finish_output();
+    }
+    json_decref(reply);
+    session_close(&s);
+    return rc;
+}
+
+/* ---- reprint -------------------------------------------------------------------------- */
+
+int cmd_reprint(int argc, char **argv)
+{
+    static const char use[] = "[--config FILE] reprint RECEIPT";
+    struct opts o;
+    struct session s;
+    json_t *reply = NULL;
+    uint64_t id;
+    if (parse_opts(argc, argv, 0, 1, use, &o) < 0)
+        return EXIT_BADINPUT;
+    if (o.nargs != 1) {
+        cli_error("reprint: which receipt? (usage: rmactl %s)", use);
+        return EXIT_BADINPUT;
+    }
+    if (parse_u64("reprint: RECEIPT", o.args[0], 1, &id) < 0 || id > INT64_MAX)
+        return EXIT_BADINPUT;
+    int rc = session_open(&o, &s);
+    if (rc)
+        return rc;
+    json_t *req = control_request_new("reprint");
+    if (req && json_object_set_new(req, "receipt", json_integer((json_int_t)id)) < 0) {
+        json_decref(req);
+        req = NULL;
+    }
+    rc = call(&s, "reprint", req, &reply);
+    if (rc == 0) {
+        printf("receipt %" PRIu64 ": label %" JSON_INTEGER_FORMAT " queued\n", id,
+               json_integer_value(json_object_get(reply, "label")));
+        rc = finish_output();
     }
     json_decref(reply);
     session_close(&s);

@@ -59,6 +59,7 @@ static void usage(FILE *out)
           "  status [--json]                              stations, scanners, open receipts, last seq\n"
           "  receipts [--limit N] [--json]                recent receipts with dispositions\n"
           "  rma import FILE.csv                          import RMAs (all rows or none)\n"
+          "  reprint RECEIPT                              print a receipt's label again\n"
           "  watch [--from N] [--count N]                 print events as SEQ TOPIC JSON\n"
           "\n"
           "The daemon's sockets come from --config FILE, else $RMAD_CONFIG, else\n"
@@ -96,6 +97,8 @@ int main(int argc, char **argv)
         return cmd_receipts(argc - 1, argv + 1);
     if (strcmp(argv[1], "rma") == 0)
         return cmd_rma(argc - 1, argv + 1);
+    if (strcmp(argv[1], "reprint") == 0)
+        return cmd_reprint(argc - 1, argv + 1);
     if (strcmp(argv[1], "watch") == 0)
         return cmd_watch(argc - 1, argv + 1);
     cli_error("unknown command '%s' (try 'rmactl --help')", argv[1]);

@@ -22,6 +22,7 @@ int cmd_policy(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_receipts(int argc, char **argv);
 int cmd_rma(int argc, char **argv);
+int cmd_reprint(int argc, char **argv);
 int cmd_watch(int argc, char **argv);
 
 #endif

@@ -75,4 +75,7 @@ void loop_stop(loop_t *loop);
 /* Monotonic milliseconds, the loop's clock for timers and double-read windows. */
 int64_t loop_now_ms(void);
 
+/* Wall-clock Unix milliseconds: what the audit trail and event times record. */
+int64_t loop_wall_ms(void);
+
 #endif

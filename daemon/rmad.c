@@ -3,18 +3,19 @@
  *
  * main() wires the modules together and owns nothing else: the config, the SQLite
  * database, the policy set, one event loop, the ZeroMQ bus (PUB + replay) and control
- * socket, one station per [station] section and its scanners. Scanners hand scans to
- * their station through scanner_cb(); the station commits scan, receipt and events
- * in one transaction; only then are the events published. This file is the only
- * place that logs what went wrong, once.
+ * socket, one station per [station] section and its scanners, and the print spooler.
+ * Scanners hand scans to their station through scanner_cb(); the station commits
+ * scan, receipt, label and events in one transaction; only then are the events
+ * published and the spooler kicked. This file is the only place that logs what went
+ * wrong, once.
  */
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -25,6 +26,7 @@
 #include "daemon/loop.h"
 #include "daemon/outbox.h"
 #include "daemon/policyset.h"
+#include "daemon/spool.h"
 #include "daemon/station.h"
 #include "db/db.h"
 #include "drivers/scanner.h"
@@ -57,18 +59,16 @@ struct rmad {
     policyset_t *policies;
     bus_t *bus;
     control_t *ctl;
+    spool_t *spool;
     outbox_t *ob;
     rmad_station_t *stations;
     size_t n_stations;
     int64_t started_ms;
 };
 
-/* Wall-clock milliseconds: what the audit trail and event times record. */
 static int64_t now_ms(void)
 {
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+    return loop_wall_ms();
 }
 
 static int publish_one(const char *topic, const char *body, size_t len, void *data)
@@ -129,8 +129,10 @@ static void scanner_cb(const scanner_event_t *ev, void *data)
                 log_info("station %s: receipt %lld: %s", name, (long long)out.receipt_id,
                          out.disposition ? out.disposition : "?");
             if (out.reprint_requested)
-                log_notice("station %s: reprint requested; label printing is not available yet",
-                           name);
+                log_info("station %s: reprint of receipt %lld's label", name,
+                         (long long)out.receipt_id);
+            if (out.label_queued)
+                spool_kick(d->spool);
         }
         break;
     case SCANNER_EV_REJECTED:
@@ -162,6 +164,56 @@ static void scanner_cb(const scanner_event_t *ev, void *data)
                 *db_errmsg(d->db) ? db_errmsg(d->db) : strerror(-rc));
 }
 
+/* ---- labels --------------------------------------------------------------------- */
+
+/* The spooler committed a label's outcome (or could not): publish and log it once. */
+static void spool_cb(const spool_note_t *n, void *data)
+{
+    rmad_t *d = data;
+    switch (n->kind) {
+    case SPOOL_PRINTED:
+        publish_pending(d);
+        log_info("station %s: receipt %lld: label printed on %s (CUPS job %d)", n->station,
+                 (long long)n->receipt, n->printer, n->cups_job);
+        break;
+    case SPOOL_FAILED:
+        publish_pending(d);
+        if (n->final)
+            log_err("station %s: receipt %lld: label on %s failed, not retried: %s",
+                    n->station, (long long)n->receipt, n->printer, n->error);
+        else
+            log_warning("station %s: receipt %lld: label on %s failed, retry in %llds: %s",
+                        n->station, (long long)n->receipt, n->printer,
+                        (long long)(n->retry_in_ms + 999) / 1000, n->error);
+        break;
+    case SPOOL_ERROR:
+        log_err("print queue: label %lld: %s", (long long)n->label, n->error);
+        break;
+    }
+}
+
+/* {"cmd": "reprint", "receipt": N}: queue receipt N's label again at its station. */
+static int reprint_cmd(const json_t *req, json_t **reply, void *data)
+{
+    rmad_t *d = data;
+    json_t *r = json_object_get(req, "receipt");
+    if (!json_is_integer(r) || json_integer_value(r) <= 0) {
+        *reply = json_pack("{s:s}", "error", "reprint: \"receipt\" must be a receipt id (> 0)");
+        return -EINVAL;
+    }
+    int64_t label = 0;
+    char *err = NULL;
+    int rc = spool_reprint(d->spool, json_integer_value(r), &label, &err);
+    if (rc < 0) {
+        *reply = json_pack("{s:s}", "error", err ? err : strerror(-rc));
+        free(err);
+        return rc;
+    }
+    log_info("receipt %lld: label queued again (rmactl reprint)", (long long)json_integer_value(r));
+    *reply = json_pack("{s:I}", "label", (json_int_t)label);
+    return *reply ? 0 : -ENOMEM;
+}
+
 /* ---- control: status ------------------------------------------------------------ */
 
 static int status_cmd(const json_t *req, json_t **reply, void *data)
@@ -184,8 +236,15 @@ static int status_cmd(const json_t *req, json_t **reply, void *data)
             if (rs->scanner) {
                 size_t n = scanner_clients(rs->scanner);
                 char detail[64];
-                snprintf(detail, sizeof(detail), "%zu client%s connected", n, n == 1 ? "" : "s");
-                json_object_set_new(sc, "state", json_string("listening"));
+                bool tcp = rs->cfg->kind == CONFIG_SCANNER_TCP;
+                if (tcp)
+                    snprintf(detail, sizeof(detail), "%zu client%s connected", n,
+                             n == 1 ? "" : "s");
+                else
+                    snprintf(detail, sizeof(detail), "%s", n ? "device attached"
+                                                             : "waiting for the device");
+                json_object_set_new(sc, "state", json_string(tcp ? "listening"
+                                                             : n ? "connected" : "absent"));
                 json_object_set_new(sc, "detail", json_string(detail));
             } else {
                 json_object_set_new(sc, "state", json_string("unavailable"));
@@ -208,9 +267,15 @@ static int status_cmd(const json_t *req, json_t **reply, void *data)
         }
         json_array_append_new(stations, o);
     }
-    *reply = json_pack("{s:I, s:I, s:I, s:o}", "pid", (json_int_t)getpid(), "last_seq",
-                       (json_int_t)last, "started_ms", (json_int_t)d->started_ms, "stations",
-                       stations);
+    spool_status_t ps;
+    if ((rc = spool_status(d->spool, &ps)) < 0) {
+        json_decref(stations);
+        return rc;
+    }
+    *reply = json_pack("{s:I, s:I, s:I, s:o, s:{s:i, s:i}}", "pid", (json_int_t)getpid(),
+                       "last_seq", (json_int_t)last, "started_ms", (json_int_t)d->started_ms,
+                       "stations", stations, "labels", "queued", (int)ps.queued,
+                       "submitted", (int)ps.submitted);
     return *reply ? 0 : -ENOMEM;
 }
 
@@ -262,6 +327,7 @@ static void rmad_free(rmad_t *d)
         station_destroy(&s->st);
     }
     free(d->stations);
+    spool_destroy(&d->spool);
     control_destroy(&d->ctl);
     bus_destroy(&d->bus);
     outbox_destroy(&d->ob);
@@ -290,10 +356,16 @@ static int open_scanners(rmad_t *d, size_t idx)
         rs->d = d;
         rs->station = idx;
         rs->cfg = &s->cfg->scanners[k];
-        if (rs->cfg->kind != CONFIG_SCANNER_TCP) {
-            rs->error = strdup("usb and serial scanners are not supported yet");
-        } else {
+        switch (rs->cfg->kind) {
+        case CONFIG_SCANNER_TCP:
             rs->scanner = scanner_new_tcp(d->loop, rs->cfg, &lim, scanner_cb, rs, &rs->error);
+            break;
+        case CONFIG_SCANNER_USB:
+            rs->scanner = scanner_new_usb(d->loop, rs->cfg, &lim, scanner_cb, rs, &rs->error);
+            break;
+        case CONFIG_SCANNER_SERIAL:
+            rs->scanner = scanner_new_serial(d->loop, rs->cfg, &lim, scanner_cb, rs, &rs->error);
+            break;
         }
         if (!rs->scanner)
             log_err("station %s: scanner %s: %s", s->cfg->name, rs->cfg->spec,
@@ -330,7 +402,8 @@ static int rmad_start(rmad_t *d)
         rc = -EIO;
         goto fail;
     }
-    if ((rc = control_register(d->ctl, "status", status_cmd, d)) < 0) {
+    if ((rc = control_register(d->ctl, "status", status_cmd, d)) < 0 ||
+        (rc = control_register(d->ctl, "reprint", reprint_cmd, d)) < 0) {
         log_err("control: %s", strerror(-rc));
         return rc;
     }
@@ -352,6 +425,11 @@ static int rmad_start(rmad_t *d)
     json_decref(f);
     if (rc < 0)
         return rc;
+    /* After daemon.started: labels left from the last run are followed or printed now. */
+    if (!(d->spool = spool_new(d->loop, d->db, d->ob, d->cfg, spool_cb, d, &err))) {
+        rc = -EIO;
+        goto fail;
+    }
     for (size_t i = 0; i < d->n_stations; i++)
         if ((rc = open_scanners(d, i)) < 0)
             return rc;

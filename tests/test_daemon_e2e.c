@@ -1,7 +1,8 @@
 /*
- * The daemon end to end, driven by an independent client: tests/integration/
- * daemon_e2e.py runs build/rmad on a temp config and talks to it with python3-zmq
- * (Debian's, hence /usr/bin/python3), TCP scanner sockets and the SQLite file.
+ * The daemon end to end, driven by independent clients: each tests/integration/
+ * *_e2e.py runs build/rmad on a temp config and talks to it with python3-zmq
+ * (Debian's, hence /usr/bin/python3), scanner inputs, the SQLite file and, for labels,
+ * a private cupsd.
  */
 #include <CUnit/CUnit.h>
 #include <stdio.h>
@@ -10,25 +11,39 @@
 #include "tests/helpers.h"
 #include "tests/suites.h"
 
-static void test_daemon_end_to_end(void)
+/* Run one script; it passed when it exits 0 and says so. */
+static void run_script(const char *script, const char *passed)
 {
     char build[4096];
     snprintf(build, sizeof(build), "%s", th_build_dir());
-    char *argv[] = { "/usr/bin/python3", "tests/integration/daemon_e2e.py", build, NULL };
+    char *argv[] = { "/usr/bin/python3", (char *)script, build, NULL };
     th_proc_t p;
     CU_ASSERT_FATAL(th_run(argv, NULL, &p) == 0);
     if (p.status != 0)
         fprintf(stderr, "\n%s%s\n", p.out, p.err);
     CU_ASSERT_EQUAL(p.status, 0);
-    CU_ASSERT_PTR_NOT_NULL(strstr(p.out, "daemon e2e: all checks passed"));
+    ASSERT_CONTAINS(p.out, passed);
     th_proc_free(&p);
+}
+
+static void test_daemon_end_to_end(void)
+{
+    run_script("tests/integration/daemon_e2e.py", "daemon e2e: all checks passed");
+}
+
+static void test_labels_end_to_end(void)
+{
+    run_script("tests/integration/labels_e2e.py", "labels e2e: all checks passed");
 }
 
 int suite_daemon_e2e(void)
 {
     CU_pSuite s = CU_add_suite("daemon_e2e", NULL, NULL);
-    if (!s || !CU_add_test(s, "two stations, garbage, replay, SIGKILL, SIGTERM",
-                           test_daemon_end_to_end))
+    if (!s ||
+        !CU_add_test(s, "two stations, garbage, replay, SIGKILL, SIGTERM",
+                     test_daemon_end_to_end) ||
+        !CU_add_test(s, "labels through a private cupsd: ZPL, PDF, disabled printer, restarts",
+                     test_labels_end_to_end))
         return -1;
     return 0;
 }
