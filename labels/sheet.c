@@ -147,7 +147,9 @@ static int sheet_draw_page(const sheet_t *s, cairo_t *cr, int page)
             y += HEAD_H;
         }
         double top = y + 6;
-        barcode_draw(r->bc, cr, x + QUIET * s->module, top, s->module, BAR_H);
+        /* Centred over its text; the column keeps the quiet zones of the widest. */
+        double bw = barcode_columns(r->bc) * s->module;
+        barcode_draw(r->bc, cr, x + (s->code_w - bw) / 2, top, s->module, BAR_H);
         if (rc == 0)
             rc = draw_text(cr, s->cmd[i].barcode, x, top + BAR_H, s->code_w, HRT_H, 1,
                            DRAW_CENTER);
