@@ -39,6 +39,7 @@ int cli_label_write(const label_t *l, label_format_t fmt, label_size_t size, int
     uint8_t *out = NULL;
     size_t len = 0;
     int rc = label_render(l, fmt, size, dpi, &out, &len);
+    label_release_fonts(); /* rmactl renders once */
     if (rc < 0) {
         cli_error("label: cannot render: %s", strerror(-rc));
         return EXIT_FAIL;
@@ -286,6 +287,7 @@ int cmd_sheet(int argc, char **argv)
     uint8_t *pdf = NULL;
     size_t len = 0;
     int rc = sheet_render(paper, &pdf, &len);
+    label_release_fonts();
     if (rc < 0) {
         cli_error("sheet: cannot render: %s", strerror(-rc));
         return EXIT_FAIL;

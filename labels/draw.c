@@ -1,9 +1,11 @@
 /* cairo text fitting and output, shared by the label renderer and the command sheet. */
 #include <errno.h>
+#include <fontconfig/fontconfig.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "labels/draw.h"
+#include "labels/label.h"
 #include "labels/layout.h"
 
 /* Type size as a share of the line height: DejaVu's ascent + descent fit in a line. */
@@ -134,4 +136,10 @@ int draw_errno(cairo_status_t st)
     if (st == CAIRO_STATUS_SUCCESS)
         return 0;
     return st == CAIRO_STATUS_NO_MEMORY ? -ENOMEM : -EIO;
+}
+
+void label_release_fonts(void)
+{
+    cairo_debug_reset_static_data();
+    FcFini();
 }

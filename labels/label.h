@@ -61,6 +61,14 @@ int label_render(const label_t *l, label_format_t fmt, label_size_t size, int dp
                  uint8_t **out, size_t *len);
 
 /*
+ * Free the font caches that cairo and fontconfig keep for the whole process, so that
+ * a program that renders and exits (rmactl), and leak checkers, see no font memory
+ * left. Call only when no cairo object is alive and no other thread renders; a later
+ * render loads the fonts again. The daemon never needs it.
+ */
+void label_release_fonts(void);
+
+/*
  * Parse the command-line spellings "zpl" | "pdf" | "png", "4x6" | "2x1" and a dpi
  * ("203" | "300"). Return 0 and set *out, or -EINVAL and leave it alone.
  */

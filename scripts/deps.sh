@@ -6,7 +6,7 @@ set -eu
 
 BUILD_PKGS="build-essential pkg-config libyaml-dev libjansson-dev libsqlite3-dev
 libzmq3-dev libusb-1.0-0-dev libserialport-dev libcups2-dev libcairo2-dev libzint-dev
-fonts-dejavu-core"
+libfontconfig-dev fonts-dejavu-core"
 CHECK_PKGS="libcunit1-dev sqlite3 python3 python3-zmq netcat-openbsd umockdev
 libumockdev-dev cups cups-client cups-bsd zbar-tools dmtx-utils poppler-utils valgrind"
 
