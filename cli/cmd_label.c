@@ -219,6 +219,10 @@ int cmd_label(int argc, char **argv)
                 cli_error("label: --dpi must be 203 or 300, not '%s'", v);
                 return EXIT_BADINPUT;
             }
+        } else if (argv[i][0] == '-' && argv[i][1] != '\0') {
+            cli_error("label: unknown option, or no value after it: '%s' (%s)", argv[i],
+                      LABEL_USAGE);
+            return EXIT_BADINPUT;
         } else {
             cli_error("label: unexpected argument '%s' (%s)", argv[i], LABEL_USAGE);
             return EXIT_BADINPUT;
@@ -275,6 +279,10 @@ int cmd_sheet(int argc, char **argv)
                 cli_error("sheet: --paper must be a4 or letter, not '%s'", v);
                 return EXIT_BADINPUT;
             }
+        } else if (argv[i][0] == '-' && argv[i][1] != '\0') {
+            cli_error("sheet: unknown option, or no value after it: '%s' (%s)", argv[i],
+                      SHEET_USAGE);
+            return EXIT_BADINPUT;
         } else {
             cli_error("sheet: unexpected argument '%s' (%s)", argv[i], SHEET_USAGE);
             return EXIT_BADINPUT;

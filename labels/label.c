@@ -156,7 +156,7 @@ static layout_el_t *add(builder_t *b, layout_kind_t kind, int x, int y, int w, i
 
 /*
  * A text block: s (untrusted, may be NULL) cleaned and cut to what fits `lines` lines
- * of height h across w. Returns the height used (0 when s is NULL or empty).
+ * of height h across w. Returns the height it takes (0 when s is NULL or empty).
  */
 static int add_text(builder_t *b, const char *s, int x, int y, int w, int h, int lines,
                     bool bold, bool center)
@@ -179,9 +179,8 @@ static int add_text(builder_t *b, const char *s, int x, int y, int w, int h, int
     e->lines = lines;
     e->bold = bold;
     e->center = center;
-    /* Wrapped text takes as many lines as its characters need, at most `lines`. */
-    size_t n = text_cp_count(t), used = (n + per_line - 1) / per_line;
-    return h * (int)(used < 1 ? 1 : used > (size_t)lines ? (size_t)lines : used);
+    /* All its lines: where a renderer wraps depends on its font, not on this count. */
+    return h * lines;
 }
 
 /*
@@ -221,10 +220,13 @@ static int subtitle(const label_t *l, char **out)
         s = "Not accepted: return as received";
     else if (!l->disposition)
         s = "No disposition";
-    else if (!label_disposition_words(l->disposition, 0, buf, sizeof(buf)))
-        return asprintf(out, "Unknown disposition \"%s\"", l->disposition) < 0
-                   ? (*out = NULL, -ENOMEM)
-                   : 0;
+    else if (!label_disposition_words(l->disposition, 0, buf, sizeof(buf))) {
+        if (asprintf(out, "Unknown disposition \"%s\"", l->disposition) < 0) {
+            *out = NULL;
+            return -ENOMEM;
+        }
+        return 0;
+    }
     if (s && !(*out = strdup(s)))
         return -ENOMEM;
     return 0;

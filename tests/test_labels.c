@@ -768,6 +768,8 @@ static void test_cli(void)
 
     /* Bad usage and bad input: exit 2, one line. */
     check_bad_usage(ARGS("label", "--json", (char *)fixture), "usage: rmactl label");
+    check_bad_usage(ARGS("label", "-o", png, "--json"), "no value after it: '--json'");
+    check_bad_usage(ARGS("sheet", "--colour", "red"), "unknown option");
     check_bad_usage(ARGS("label", "-o", png), "usage: rmactl label");
     check_bad_usage(ARGS("label", "--json", (char *)fixture, "--format", "bmp", "-o", png),
                     "--format must be zpl, pdf or png");
