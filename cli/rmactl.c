@@ -62,6 +62,10 @@ static void usage(FILE *out)
           "  reprint RECEIPT                              print a receipt's label again\n"
           "  watch [--from N] [--count N]                 print events as SEQ TOPIC JSON\n"
           "\n"
+          "  label --json FILE [--format zpl|pdf|png] [--size 4x6|2x1] [--dpi 203|300] -o FILE\n"
+          "                                               render a disposition label\n"
+          "  sheet [--paper a4|letter] -o FILE.pdf        the command-barcode sheet\n"
+          "\n"
           "The daemon's sockets come from --config FILE, else $RMAD_CONFIG, else\n"
           "/etc/rmad/rmad.conf, else the built-in default config (rmad --default-config).\n"
           "Exit status: 0 done, 1 failed, 2 bad input or usage.\n",
@@ -101,6 +105,10 @@ int main(int argc, char **argv)
         return cmd_reprint(argc - 1, argv + 1);
     if (strcmp(argv[1], "watch") == 0)
         return cmd_watch(argc - 1, argv + 1);
+    if (strcmp(argv[1], "label") == 0)
+        return cmd_label(argc - 1, argv + 1);
+    if (strcmp(argv[1], "sheet") == 0)
+        return cmd_sheet(argc - 1, argv + 1);
     cli_error("unknown command '%s' (try 'rmactl --help')", argv[1]);
     return EXIT_BADINPUT;
 }

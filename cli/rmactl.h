@@ -4,6 +4,8 @@
 
 #include <stddef.h>
 
+#include "labels/label.h"
+
 /* Exit codes: 0 done, 1 failed (daemon unreachable, I/O), 2 bad input or usage. */
 enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_BADINPUT = 2 };
 
@@ -24,5 +26,15 @@ int cmd_receipts(int argc, char **argv);
 int cmd_rma(int argc, char **argv);
 int cmd_reprint(int argc, char **argv);
 int cmd_watch(int argc, char **argv);
+
+/*
+ * Rendering commands (cli/cmd_label.c), in-process. cli_label_write renders l (see
+ * labels/label.h) and writes it to path ("-" = stdout): EXIT_OK, or EXIT_FAIL with
+ * the error printed.
+ */
+int cli_label_write(const label_t *l, label_format_t fmt, label_size_t size, int dpi,
+                    const char *path);
+int cmd_label(int argc, char **argv);
+int cmd_sheet(int argc, char **argv);
 
 #endif

@@ -5,9 +5,10 @@
 set -eu
 
 BUILD_PKGS="build-essential pkg-config libyaml-dev libjansson-dev libsqlite3-dev
-libzmq3-dev libusb-1.0-0-dev libserialport-dev libcups2-dev libcairo2-dev libzint-dev"
+libzmq3-dev libusb-1.0-0-dev libserialport-dev libcups2-dev libcairo2-dev libzint-dev
+libfontconfig-dev fonts-dejavu-core"
 CHECK_PKGS="libcunit1-dev sqlite3 python3 python3-zmq netcat-openbsd umockdev
-libumockdev-dev cups cups-client cups-bsd zbar-tools poppler-utils valgrind"
+libumockdev-dev cups cups-client cups-bsd zbar-tools dmtx-utils poppler-utils valgrind"
 
 want="$BUILD_PKGS"
 [ "${1:-}" = "--check" ] && want="$BUILD_PKGS $CHECK_PKGS"

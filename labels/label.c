@@ -1,0 +1,563 @@
+/*
+ * The label model's words and the one layout both renderers draw (labels/layout.h).
+ *
+ * Sizes are decided here, in inches turned into printer dots, so that ZPL (dots) and
+ * PDF/PNG (dots scaled to points or taken as pixels) place everything alike.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "labels/label.h"
+#include "labels/layout.h"
+
+/* Contract dispositions (spec policy-eval, "Result") in words for packing staff. */
+static const struct {
+    const char *word;
+    const char *words;
+} dispositions[] = {
+    { "refuse", "REFUSED" },
+    { "restock", "RESTOCK" },
+    { "restock_fee", "RESTOCK" }, /* with " -<fee>%" when there is one */
+    { "warranty_repair", "WARRANTY REPAIR" },
+    { "warranty_exchange", "WARRANTY EXCHANGE" },
+    { "paid_repair", "PAID REPAIR" },
+    { "return_to_customer", "RETURN TO CUSTOMER" },
+    { "quarantine", "QUARANTINE" },
+};
+
+static const struct {
+    const char *word;
+    const char *words;
+} flag_words[] = {
+    { "wipe_media", "WIPE MEDIA" },
+    { "bill_customer", "BILL CUSTOMER" },
+    { "manual_review", "MANUAL REVIEW" },
+    { "customer_pays_freight", "CUSTOMER PAYS FREIGHT" },
+};
+
+#define N_ELEMS(a) (sizeof(a) / sizeof((a)[0]))
+
+/* A fee as people write it: "15", "12.5". */
+static void fee_text(double pct, char *buf, size_t size)
+{
+    if (pct == floor(pct) && fabs(pct) < 1e9)
+        snprintf(buf, size, "%.0f", pct);
+    else
+        snprintf(buf, size, "%.1f", pct);
+}
+
+const char *label_disposition_words(const char *disposition, double fee_pct, char *buf,
+                                    size_t size)
+{
+    if (!disposition || size < 32)
+        return NULL;
+    for (size_t i = 0; i < N_ELEMS(dispositions); i++) {
+        if (strcmp(disposition, dispositions[i].word) != 0)
+            continue;
+        if (strcmp(disposition, "restock_fee") == 0 && fee_pct != 0) {
+            char fee[24];
+            fee_text(fee_pct, fee, sizeof(fee));
+            snprintf(buf, size, "%s -%s%%", dispositions[i].words, fee);
+        } else {
+            snprintf(buf, size, "%s", dispositions[i].words);
+        }
+        return buf;
+    }
+    return NULL;
+}
+
+const char *label_flag_words(const char *flag)
+{
+    for (size_t i = 0; flag && i < N_ELEMS(flag_words); i++)
+        if (strcmp(flag, flag_words[i].word) == 0)
+            return flag_words[i].words;
+    return NULL;
+}
+
+int label_format_parse(const char *s, label_format_t *out)
+{
+    static const char *const names[] = { [LABEL_ZPL] = "zpl", [LABEL_PDF] = "pdf",
+                                         [LABEL_PNG] = "png" };
+    for (size_t i = 0; s && i < N_ELEMS(names); i++)
+        if (strcmp(s, names[i]) == 0) {
+            *out = (label_format_t)i;
+            return 0;
+        }
+    return -EINVAL;
+}
+
+int label_size_parse(const char *s, label_size_t *out)
+{
+    if (s && strcmp(s, "4x6") == 0)
+        *out = LABEL_4X6;
+    else if (s && strcmp(s, "2x1") == 0)
+        *out = LABEL_2X1;
+    else
+        return -EINVAL;
+    return 0;
+}
+
+int label_dpi_parse(const char *s, int *out)
+{
+    if (s && strcmp(s, "203") == 0)
+        *out = 203;
+    else if (s && strcmp(s, "300") == 0)
+        *out = 300;
+    else
+        return -EINVAL;
+    return 0;
+}
+
+/* ---- the layout ---------------------------------------------------------------- */
+
+typedef struct {
+    layout_t *lay;
+    size_t cap;
+    int dpi;
+    int err; /* first error, sticky: later adds do nothing */
+} builder_t;
+
+/* Record the first error only. */
+static void fail(builder_t *b, int rc)
+{
+    if (rc < 0 && !b->err)
+        b->err = rc;
+}
+
+/* Inches to dots. */
+static int D(const builder_t *b, double in)
+{
+    return (int)lround(in * b->dpi);
+}
+
+static layout_el_t *add(builder_t *b, layout_kind_t kind, int x, int y, int w, int h)
+{
+    if (b->err)
+        return NULL;
+    layout_t *lay = b->lay;
+    if (lay->n == b->cap) {
+        size_t cap = b->cap ? 2 * b->cap : 16;
+        layout_el_t *el = realloc(lay->el, cap * sizeof(*el));
+        if (!el) {
+            b->err = -ENOMEM;
+            return NULL;
+        }
+        lay->el = el;
+        b->cap = cap;
+    }
+    layout_el_t *e = &lay->el[lay->n++];
+    *e = (layout_el_t){ .kind = kind, .x = x, .y = y, .w = w, .h = h, .lines = 1 };
+    return e;
+}
+
+/*
+ * A text block: s (untrusted, may be NULL) cleaned and cut to what fits `lines` lines
+ * of height h across w. Returns the height it takes (0 when s is NULL or empty).
+ */
+static int add_text(builder_t *b, const char *s, int x, int y, int w, int h, int lines,
+                    bool bold, bool center)
+{
+    if (!s || !*s)
+        return 0;
+    size_t per_line = (size_t)(w / (h * TEXT_CHAR_WIDTH));
+    per_line = per_line ? per_line : 1;
+    char *t = text_clean(s, per_line * (size_t)lines);
+    if (!t) {
+        fail(b, -ENOMEM);
+        return 0;
+    }
+    layout_el_t *e = add(b, LAYOUT_TEXT, x, y, w, h);
+    if (!e) {
+        free(t);
+        return 0;
+    }
+    e->text = t;
+    e->lines = lines;
+    e->bold = bold;
+    e->center = center;
+    /* All its lines: where a renderer wraps depends on its font, not on this count. */
+    return h * lines;
+}
+
+/*
+ * The disposition in the largest type up to hmax that keeps it on one line of w.
+ * Unknown or missing dispositions never print as big words: a person must look.
+ */
+static int add_disposition(builder_t *b, const label_t *l, int x, int y, int w, int hmax)
+{
+    char buf[64];
+    const char *words = l->refusal ? "REFUSED"
+                                   : label_disposition_words(l->disposition,
+                                                             l->restocking_fee_pct, buf,
+                                                             sizeof(buf));
+    if (!words)
+        words = "SEE SUPERVISOR";
+    int h = (int)(w / (strlen(words) * TEXT_CAPS_WIDTH));
+    h = h < hmax ? h : hmax;
+    size_t n = b->lay->n;
+    int used = add_text(b, words, x, y, w, h, 1, true, true);
+    if (b->lay->n > n)
+        b->lay->el[n].whole = true;
+    return used;
+}
+
+/*
+ * The line under the disposition: why a refused unit goes back, or that the
+ * disposition is missing or unknown. 0 with *out malloc'd or NULL (no line), -ENOMEM.
+ */
+static int subtitle(const label_t *l, char **out)
+{
+    char buf[64];
+    const char *s = NULL;
+    *out = NULL;
+    if (l->refusal)
+        s = "Refused at scan: return as received";
+    else if (l->disposition && strcmp(l->disposition, "refuse") == 0)
+        s = "Not accepted: return as received";
+    else if (!l->disposition)
+        s = "No disposition";
+    else if (!label_disposition_words(l->disposition, 0, buf, sizeof(buf))) {
+        if (asprintf(out, "Unknown disposition \"%s\"", l->disposition) < 0) {
+            *out = NULL;
+            return -ENOMEM;
+        }
+        return 0;
+    }
+    if (s && !(*out = strdup(s)))
+        return -ENOMEM;
+    return 0;
+}
+
+/*
+ * The flags in words, joined: "WIPE MEDIA / MANUAL REVIEW". A flag this build does not
+ * know is still shown, as given. 0 with *out malloc'd or NULL (no flags), -ENOMEM.
+ */
+static int flags_text(const label_t *l, char **out)
+{
+    size_t len = 0;
+    *out = NULL;
+    if (!l->n_flags || !l->flags)
+        return 0;
+    FILE *f = open_memstream(out, &len);
+    if (!f)
+        return -ENOMEM;
+    int bad = 0;
+    for (size_t i = 0; i < l->n_flags; i++) {
+        const char *w = label_flag_words(l->flags[i]);
+        bad |= fprintf(f, "%s%s", i ? " / " : "", w ? w : l->flags[i] ? l->flags[i] : "") < 0;
+    }
+    if (fclose(f) != 0 || bad) {
+        free(*out);
+        *out = NULL;
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+/*
+ * The footer: station and time, "dock-1   2026-03-04 14:05 UTC" for a time of
+ * "2026-03-04T14:05:09.123Z"; a time in another form is shown as given. 0 with *out
+ * malloc'd or NULL (neither known), -ENOMEM.
+ */
+static int footer_text(const label_t *l, char **out)
+{
+    const char *station = l->station && *l->station ? l->station : NULL;
+    const char *t = l->time && *l->time ? l->time : NULL;
+    char when[32] = "";
+    int y, mo, d, h, mi, n = 0;
+    *out = NULL;
+    if (!station && !t)
+        return 0;
+    if (t && sscanf(t, "%4d-%2d-%2dT%2d:%2d:%*2d%n", &y, &mo, &d, &h, &mi, &n) == 5 && n > 0) {
+        const char *zone = t + n + strspn(t + n, ".0123456789");
+        if (strcmp(zone, "Z") == 0 || strcmp(zone, "+00:00") == 0)
+            snprintf(when, sizeof(when), "%04d-%02d-%02d %02d:%02d UTC", y, mo, d, h, mi);
+    }
+    if (asprintf(out, "%s%s%s", station ? station : "", station && t ? "   " : "",
+                 when[0] ? when : t ? t : "") < 0) {
+        *out = NULL;
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+/*
+ * Bytes outside printable ASCII, and the characters ZPL treats as commands or escapes
+ * (^ ~ _ \) and % itself, as %XX: barcode data then needs no ZPL escaping at all, and
+ * a scanner reading the symbol gets the RMA and serial back unambiguously.
+ */
+static int pct_encode(FILE *f, const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        int plain = *p > 0x20 && *p < 0x7F && !strchr("%^~_\\", *p);
+        if ((plain ? fputc(*p, f) : fprintf(f, "%%%02X", *p)) < 0)
+            return -ENOMEM;
+    }
+    return 0;
+}
+
+/*
+ * The DataMatrix content: "RMA:<rma> SN:<serial>", a part left out when unknown.
+ * 0 with *out malloc'd or NULL (neither known), -ENOMEM.
+ */
+static int matrix_data(const label_t *l, char **out)
+{
+    bool rma = l->rma && *l->rma, serial = l->serial && *l->serial;
+    size_t len = 0;
+    *out = NULL;
+    if (!rma && !serial)
+        return 0;
+    FILE *f = open_memstream(out, &len);
+    if (!f)
+        return -ENOMEM;
+    int bad = 0;
+    if (rma)
+        bad |= fputs("RMA:", f) < 0 || pct_encode(f, l->rma) < 0;
+    if (serial)
+        bad |= fputs(rma ? " SN:" : "SN:", f) < 0 || pct_encode(f, l->serial) < 0;
+    if (fclose(f) != 0 || bad) {
+        free(*out);
+        *out = NULL;
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+/*
+ * A barcode of data for a box w wide: the largest module from `want` down to `least`
+ * dots that fits the symbol and its quiet zones (`quiet` modules each side). For
+ * Code 128, h is the bar height; for a DataMatrix the box is w x w and h is ignored.
+ * The element is the symbol itself, at (0, 0): the caller places it. Returns it, or
+ * NULL when it does not fit (or on error: b->err).
+ */
+static layout_el_t *add_barcode(builder_t *b, barcode_kind_t kind, const char *data, int w,
+                                int h, int want, int least, int quiet)
+{
+    barcode_t *bc = NULL;
+    if (b->err)
+        return NULL;
+    int rc = barcode_encode(kind, data, strlen(data), &bc);
+    if (rc < 0) {
+        /* Data too long for a DataMatrix only costs the symbol; anything else fails. */
+        if (rc != -EINVAL || kind != BARCODE_KIND_DATAMATRIX)
+            b->err = rc == -ENOMEM ? rc : -EIO;
+        return NULL;
+    }
+    int span = barcode_columns(bc) + 2 * quiet;
+    int module = want;
+    while (module > least && span * module > w)
+        module--;
+    if (span * module > w || (kind == BARCODE_KIND_DATAMATRIX &&
+                               (barcode_rows(bc) + 2 * quiet) * module > w)) {
+        barcode_destroy(&bc);
+        return NULL;
+    }
+    char *copy = strdup(data);
+    int cols = barcode_columns(bc) * module;
+    layout_el_t *e = copy ? add(b, LAYOUT_BARCODE, 0, 0, cols,
+                                kind == BARCODE_KIND_DATAMATRIX ? barcode_rows(bc) * module : h)
+                          : NULL;
+    if (!e) {
+        fail(b, -ENOMEM);
+        free(copy);
+        barcode_destroy(&bc);
+        return NULL;
+    }
+    e->module = module;
+    e->quiet = quiet * module;
+    e->text = copy;
+    e->bc = bc;
+    return e;
+}
+
+/* "RECEIPT 1234" and its Code 128, centred in [x, x+w), bars h tall. Height used. */
+static int add_receipt(builder_t *b, const label_t *l, int x, int y, int w, int h, int hr_h,
+                       int want, int least)
+{
+    char digits[24], words[40];
+    snprintf(digits, sizeof(digits), "%" PRId64, l->receipt_id);
+    snprintf(words, sizeof(words), "RECEIPT %s", digits);
+    layout_el_t *e = add_barcode(b, BARCODE_KIND_CODE128, digits, w, h, want, least, 10);
+    if (!e) {
+        /* A receipt barcode is the label's purpose: not fitting is a layout bug. */
+        fail(b, -EIO);
+        return 0;
+    }
+    e->x = x + (w - e->w) / 2;
+    e->y = y;
+    return h + add_text(b, words, x, y + h, w, hr_h, 1, false, true);
+}
+
+static void layout_4x6(builder_t *b, const label_t *l)
+{
+    layout_t *lay = b->lay;
+    int m = D(b, 0.15), x = m, w = lay->width - 2 * m, y = m, gap = D(b, 0.06);
+    char *t = NULL;
+
+    y += add_disposition(b, l, x, y, w, D(b, 0.6)) + gap;
+    fail(b, subtitle(l, &t));
+    y += add_text(b, t, x, y, w, D(b, 0.2), 1, false, true);
+    free(t);
+    if (l->restocking_fee_pct != 0 &&
+        !(l->disposition && strcmp(l->disposition, "restock_fee") == 0)) {
+        char fee[24], line[48];
+        fee_text(l->restocking_fee_pct, fee, sizeof(fee));
+        snprintf(line, sizeof(line), "RESTOCKING FEE %s%%", fee);
+        y += add_text(b, line, x, y, w, D(b, 0.25), 1, true, true);
+    }
+    fail(b, flags_text(l, &t));
+    y += add_text(b, t, x, y, w, D(b, 0.25), 2, true, true);
+    free(t);
+    y += gap;
+    add(b, LAYOUT_RULE, x, y, w, D(b, 0.03));
+    y += D(b, 0.03) + gap;
+
+    static const char *const keys[] = { "RMA", "Serial", "Vendor", "Model" };
+    const char *vals[] = { l->rma, l->serial, l->vendor, l->model };
+    int key_w = D(b, 1.1), row_h = D(b, 0.26);
+    for (size_t i = 0; i < N_ELEMS(keys); i++) {
+        if (!vals[i] || !*vals[i])
+            continue;
+        add_text(b, keys[i], x, y, key_w, row_h, 1, false, false);
+        y += add_text(b, vals[i], x + key_w, y, w - key_w, row_h, 1, true, false);
+    }
+    add_text(b, l->reason, x, y + gap, w, D(b, 0.2), 3, false, false);
+
+    /* Bottom up: station and time, then the receipt barcode and the DataMatrix. */
+    int foot_h = D(b, 0.18), foot_y = lay->height - m - foot_h;
+    fail(b, footer_text(l, &t));
+    add_text(b, t, x, foot_y, w, foot_h, 1, false, false);
+    free(t);
+
+    int zone_bottom = foot_y - D(b, 0.06), dm_w = 0;
+    fail(b, matrix_data(l, &t));
+    if (t) {
+        layout_el_t *e = add_barcode(b, BARCODE_KIND_DATAMATRIX, t, D(b, 1.3), 0,
+                                     D(b, 0.025), D(b, 0.015), 2);
+        if (e) {
+            /* Bottom right, its quiet zone inside the margins. */
+            e->x = x + w - e->quiet - e->w;
+            e->y = zone_bottom - e->quiet - e->h;
+            dm_w = e->w + 2 * e->quiet;
+        }
+        free(t);
+    }
+    if (l->receipt_id > 0) {
+        int hr_h = D(b, 0.2), bar_h = D(b, 0.9);
+        int cw = w - dm_w - (dm_w ? D(b, 0.1) : 0);
+        add_receipt(b, l, x, zone_bottom - bar_h - hr_h, cw, bar_h, hr_h, D(b, 0.015),
+                    D(b, 0.01));
+    }
+}
+
+static void layout_2x1(builder_t *b, const label_t *l)
+{
+    layout_t *lay = b->lay;
+    int m = D(b, 0.06), x = m, w = lay->width - 2 * m, y = m;
+
+    y += add_disposition(b, l, x, y, w, D(b, 0.26)) + D(b, 0.02);
+    /* A unit received without an RMA is known here by its serial. */
+    bool rma = l->rma && *l->rma;
+    const char *id = rma ? l->rma : l->serial;
+    char *line = NULL;
+    if (id && *id && asprintf(&line, "%s %s", rma ? "RMA" : "SN", id) < 0) {
+        line = NULL;
+        fail(b, -ENOMEM);
+    }
+    y += add_text(b, line, x, y, w, D(b, 0.15), 1, true, true) + D(b, 0.03);
+    free(line);
+    int hr_h = D(b, 0.12), bottom = lay->height - m;
+    if (l->receipt_id > 0)
+        add_receipt(b, l, x, y, w, bottom - hr_h - y, hr_h, D(b, 0.01), D(b, 0.01));
+    else
+        /* A refusal has no receipt: the space says why instead. */
+        add_text(b, l->reason, x, y, w, D(b, 0.11), (bottom - y) / D(b, 0.11), false, true);
+}
+
+int layout_build(const label_t *l, label_size_t size, int dpi, layout_t **out)
+{
+    if (!l || (dpi != 203 && dpi != 300) || (size != LABEL_4X6 && size != LABEL_2X1))
+        return -EINVAL;
+    layout_t *lay = calloc(1, sizeof(*lay));
+    if (!lay)
+        return -ENOMEM;
+    builder_t b = { .lay = lay, .dpi = dpi };
+    lay->dpi = dpi;
+    lay->width = D(&b, size == LABEL_4X6 ? 4 : 2);
+    lay->height = D(&b, size == LABEL_4X6 ? 6 : 1);
+    if (size == LABEL_4X6)
+        layout_4x6(&b, l);
+    else
+        layout_2x1(&b, l);
+    if (b.err) {
+        layout_destroy(&lay);
+        return b.err;
+    }
+    *out = lay;
+    return 0;
+}
+
+void layout_destroy(layout_t **p)
+{
+    if (!p || !*p)
+        return;
+    for (size_t i = 0; i < (*p)->n; i++) {
+        free((*p)->el[i].text);
+        barcode_destroy(&(*p)->el[i].bc);
+    }
+    free((*p)->el);
+    free(*p);
+    *p = NULL;
+}
+
+/* ---- rendering ------------------------------------------------------------------ */
+
+int render_to_memory(int (*fn)(const void *arg, FILE *f), const void *arg, uint8_t **out,
+                     size_t *len)
+{
+    char *buf = NULL;
+    size_t n = 0;
+    FILE *f = open_memstream(&buf, &n);
+    if (!f)
+        return -ENOMEM;
+    int rc = fn(arg, f);
+    if (fclose(f) != 0 && rc == 0)
+        rc = -ENOMEM;
+    if (rc < 0) {
+        free(buf);
+        return rc;
+    }
+    *out = (uint8_t *)buf;
+    *len = n;
+    return 0;
+}
+
+typedef struct {
+    const layout_t *lay;
+    label_format_t fmt;
+} job_t;
+
+static int render_job(const void *arg, FILE *f)
+{
+    const job_t *j = arg;
+    return j->fmt == LABEL_ZPL ? zpl_render(j->lay, f) : pdf_render(j->lay, j->fmt == LABEL_PNG, f);
+}
+
+int label_render(const label_t *l, label_format_t fmt, label_size_t size, int dpi,
+                 uint8_t **out, size_t *len)
+{
+    if (fmt != LABEL_ZPL && fmt != LABEL_PDF && fmt != LABEL_PNG)
+        return -EINVAL;
+    layout_t *lay = NULL;
+    int rc = layout_build(l, size, dpi, &lay);
+    if (rc < 0)
+        return rc;
+    job_t job = { lay, fmt };
+    rc = render_to_memory(render_job, &job, out, len);
+    layout_destroy(&lay);
+    return rc;
+}

@@ -1,0 +1,837 @@
+/*
+ * Labels (labels/label.h), the command sheet (labels/sheet.h) and rmactl label/sheet.
+ *
+ * Barcodes are proven by independent decoders on the rendered output: zbarimg (zbar)
+ * for Code 128 and dmtxread (libdmtx) for Data Matrix, which zbar cannot read. PDFs
+ * are rasterised by poppler's pdftoppm at 300 dpi first. ZPL is checked by parsing it
+ * back: its structure, and every field decoded from its ^FH escapes.
+ */
+#include <CUnit/CUnit.h>
+#include <errno.h>
+#include <glob.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon/scancmd.h"
+#include "labels/label.h"
+#include "labels/layout.h"
+#include "labels/sheet.h"
+#include "tests/helpers.h"
+#include "tests/suites.h"
+
+#define N_ELEMS(a) (sizeof(a) / sizeof((a)[0]))
+#define FFFD "\xEF\xBF\xBD"
+
+static const char *const exchange_flags[] = { "wipe_media", "manual_review" };
+
+/* A complete label, as the daemon would fill it for a finished receipt. */
+static label_t exchange_label(void)
+{
+    return (label_t){
+        .disposition = "warranty_exchange",
+        .rma = "RMA-2026-00417",
+        .receipt_id = 1234567,
+        .serial = "EF8C21A00917",
+        .vendor = "EverFocus",
+        .model = "EPN4208",
+        .flags = exchange_flags,
+        .n_flags = N_ELEMS(exchange_flags),
+        .reason = "in warranty until 2028-06-03 (3y from ship date)",
+        .station = "dock-1",
+        .time = "2026-03-04T14:05:09.123Z",
+    };
+}
+
+static char *render_text(const label_t *l, label_format_t fmt, label_size_t size, int dpi,
+                         size_t *len_out)
+{
+    uint8_t *out = NULL;
+    size_t len = 0;
+    int rc = label_render(l, fmt, size, dpi, &out, &len);
+    CU_ASSERT_EQUAL(rc, 0);
+    if (rc < 0)
+        return NULL;
+    char *s = realloc(out, len + 1);
+    if (!s) {
+        free(out);
+        return NULL;
+    }
+    s[len] = '\0';
+    if (len_out)
+        *len_out = len;
+    return s;
+}
+
+static size_t count(const char *hay, const char *needle)
+{
+    size_t n = 0;
+    for (const char *p = hay; (p = strstr(p, needle)) != NULL; p += strlen(needle))
+        n++;
+    return n;
+}
+
+static int hexval(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0'
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                                  : -1;
+}
+
+/*
+ * Every field of a ZPL format, one per line: "T:text" for ^FH text fields with their
+ * _XX escapes decoded, "C:data" for a Code 128 and "M:data" for a Data Matrix. NULL
+ * (and a failed assertion) when a field is malformed: a ^ inside field data that is
+ * not its ^FS, or a bad escape.
+ */
+static char *zpl_fields(const char *zpl)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f)
+        return NULL;
+    int ok = 1;
+    for (const char *p = zpl; ok && (p = strstr(p, "^FD")) != NULL;) {
+        const char *start = p + 3, *end = strchr(start, '^');
+        ok = end && strncmp(end, "^FS", 3) == 0;
+        if (!ok)
+            break;
+        /* What the field is: the commands since the previous ^FS. */
+        const char *prev = p;
+        while (prev > zpl && strncmp(prev, "^FS", 3) != 0)
+            prev--;
+        size_t head = (size_t)(p - prev);
+        int hex = memmem(prev, head, "^FH_", 4) != NULL;
+        char kind = memmem(prev, head, "^BC", 3) ? 'C' : memmem(prev, head, "^BX", 3) ? 'M' : 'T';
+        fprintf(f, "%c:", kind);
+        for (const char *q = start; q < end; q++) {
+            if (hex && *q == '_') {
+                int hi = q + 2 < end ? hexval(q[1]) : -1, lo = hi >= 0 ? hexval(q[2]) : -1;
+                ok = lo >= 0;
+                if (!ok)
+                    break;
+                fputc(hi * 16 + lo, f);
+                q += 2;
+            } else {
+                fputc(*q, f);
+            }
+        }
+        fputc('\n', f);
+        p = end + 3;
+    }
+    fclose(f);
+    CU_ASSERT(ok);
+    if (!ok) {
+        free(buf);
+        return NULL;
+    }
+    return buf;
+}
+
+/* The structure every ZPL label must have, at its size and dpi. */
+static void check_zpl_structure(const char *zpl, size_t len, int width, int height)
+{
+    char want[64];
+    CU_ASSERT_EQUAL(strlen(zpl), len); /* no NUL bytes */
+    CU_ASSERT_EQUAL(count(zpl, "^XA"), 1);
+    CU_ASSERT_EQUAL(count(zpl, "^XZ"), 1);
+    CU_ASSERT(strncmp(zpl, "^XA", 3) == 0);
+    CU_ASSERT(len >= 4 && strcmp(zpl + len - 4, "^XZ\n") == 0);
+    ASSERT_CONTAINS(zpl, "^CI28");
+    snprintf(want, sizeof(want), "^PW%d\n", width);
+    ASSERT_CONTAINS(zpl, want);
+    snprintf(want, sizeof(want), "^LL%d\n", height);
+    ASSERT_CONTAINS(zpl, want);
+    /* Printable ASCII only, and no control prefix at all: nothing to inject into. */
+    int plain = 1;
+    for (size_t i = 0; i < len; i++)
+        plain &= (zpl[i] >= 0x20 && zpl[i] < 0x7F) || zpl[i] == '\n';
+    CU_ASSERT(plain);
+    CU_ASSERT_PTR_NULL(strchr(zpl, '~'));
+}
+
+static void test_words(void)
+{
+    static const struct {
+        const char *word, *words;
+    } want[] = {
+        { "refuse", "REFUSED" },
+        { "restock", "RESTOCK" },
+        { "restock_fee", "RESTOCK -15%" },
+        { "warranty_repair", "WARRANTY REPAIR" },
+        { "warranty_exchange", "WARRANTY EXCHANGE" },
+        { "paid_repair", "PAID REPAIR" },
+        { "return_to_customer", "RETURN TO CUSTOMER" },
+        { "quarantine", "QUARANTINE" },
+    };
+    char buf[64];
+    for (size_t i = 0; i < N_ELEMS(want); i++)
+        ASSERT_STR(label_disposition_words(want[i].word, 15, buf, sizeof(buf)), want[i].words);
+    ASSERT_STR(label_disposition_words("restock_fee", 12.5, buf, sizeof(buf)), "RESTOCK -12.5%");
+    ASSERT_STR(label_disposition_words("restock_fee", 0, buf, sizeof(buf)), "RESTOCK");
+    CU_ASSERT_PTR_NULL(label_disposition_words("scrap", 0, buf, sizeof(buf)));
+    CU_ASSERT_PTR_NULL(label_disposition_words(NULL, 0, buf, sizeof(buf)));
+    ASSERT_STR(label_flag_words("wipe_media"), "WIPE MEDIA");
+    ASSERT_STR(label_flag_words("bill_customer"), "BILL CUSTOMER");
+    ASSERT_STR(label_flag_words("manual_review"), "MANUAL REVIEW");
+    ASSERT_STR(label_flag_words("customer_pays_freight"), "CUSTOMER PAYS FREIGHT");
+    CU_ASSERT_PTR_NULL(label_flag_words("free_pizza"));
+
+    label_format_t fmt;
+    label_size_t size;
+    int dpi;
+    CU_ASSERT(label_format_parse("png", &fmt) == 0 && fmt == LABEL_PNG);
+    CU_ASSERT_EQUAL(label_format_parse("PDF", &fmt), -EINVAL);
+    CU_ASSERT(label_size_parse("2x1", &size) == 0 && size == LABEL_2X1);
+    CU_ASSERT_EQUAL(label_size_parse("4x4", &size), -EINVAL);
+    CU_ASSERT(label_dpi_parse("300", &dpi) == 0 && dpi == 300);
+    CU_ASSERT_EQUAL(label_dpi_parse("600", &dpi), -EINVAL);
+}
+
+static void test_text_clean(void)
+{
+    char *s;
+    ASSERT_STR(s = text_clean("plain", 0), "plain");
+    free(s);
+    ASSERT_STR(s = text_clean(NULL, 0), "");
+    free(s);
+    ASSERT_STR(s = text_clean("a\tb\r\nc", 0), "a b  c");
+    free(s);
+    /* Malformed: a stray continuation, a cut sequence, an overlong '/', a surrogate. */
+    ASSERT_STR(s = text_clean("x\x80y\xC3", 0), "x" FFFD "y" FFFD);
+    free(s);
+    ASSERT_STR(s = text_clean("\xC0\xAF\xED\xA0\x80", 0), FFFD FFFD FFFD FFFD FFFD);
+    free(s);
+    /* C0, DEL and C1 controls. */
+    ASSERT_STR(s = text_clean("a\x01\x7F\xC2\x85z", 0), "a" FFFD FFFD FFFD "z");
+    free(s);
+    /* Cut at code points, never inside one. */
+    ASSERT_STR(s = text_clean("h\xC3\xA9llo w\xC3\xB6rld", 5), "h\xC3\xA9ll" TEXT_ELLIPSIS);
+    free(s);
+    ASSERT_STR(s = text_clean("\xE6\x8E\xA5\xE6\x94\xB6\xE6\x8E\xA5", 2), "\xE6\x8E\xA5" TEXT_ELLIPSIS);
+    free(s);
+    ASSERT_STR(s = text_clean("exact", 5), "exact");
+    free(s);
+    CU_ASSERT_EQUAL(text_cp_count("h\xC3\xA9" TEXT_ELLIPSIS), 3);
+    CU_ASSERT_EQUAL(text_cp_bytes("h\xC3\xA9llo", 2), 3);
+}
+
+static void test_zpl_every_size(void)
+{
+    static const struct {
+        label_size_t size;
+        int dpi, width, height;
+    } sizes[] = {
+        { LABEL_4X6, 203, 812, 1218 },
+        { LABEL_4X6, 300, 1200, 1800 },
+        { LABEL_2X1, 203, 406, 203 },
+        { LABEL_2X1, 300, 600, 300 },
+    };
+    label_t l = exchange_label();
+    for (size_t i = 0; i < N_ELEMS(sizes); i++) {
+        size_t len = 0;
+        char *zpl = render_text(&l, LABEL_ZPL, sizes[i].size, sizes[i].dpi, &len);
+        if (!zpl)
+            continue;
+        check_zpl_structure(zpl, len, sizes[i].width, sizes[i].height);
+        char *fields = zpl_fields(zpl);
+        ASSERT_CONTAINS(fields, "T:WARRANTY EXCHANGE\n");
+        ASSERT_CONTAINS(fields, "C:1234567\n");
+        ASSERT_CONTAINS(fields, "T:RECEIPT 1234567\n");
+        if (sizes[i].size == LABEL_4X6) {
+            ASSERT_CONTAINS(fields, "T:RMA-2026-00417\n");
+            ASSERT_CONTAINS(fields, "T:EF8C21A00917\n");
+            ASSERT_CONTAINS(fields, "T:EverFocus\n");
+            ASSERT_CONTAINS(fields, "T:EPN4208\n");
+            ASSERT_CONTAINS(fields, "T:WIPE MEDIA / MANUAL REVIEW\n");
+            ASSERT_CONTAINS(fields, "T:in warranty until 2028-06-03 (3y from ship date)\n");
+            ASSERT_CONTAINS(fields, "T:dock-1   2026-03-04 14:05 UTC\n");
+            ASSERT_CONTAINS(fields, "M:RMA:RMA-2026-00417 SN:EF8C21A00917\n");
+            CU_ASSERT_EQUAL(count(zpl, "^BX"), 1);
+        } else {
+            /* The small label: disposition, RMA and the receipt barcode only. */
+            ASSERT_CONTAINS(fields, "T:RMA RMA-2026-00417\n");
+            CU_ASSERT_EQUAL(count(fields, "\n"), 4);
+            CU_ASSERT_EQUAL(count(zpl, "^BX"), 0);
+        }
+        CU_ASSERT_EQUAL(count(zpl, "^BC"), 1);
+        free(fields);
+        free(zpl);
+    }
+    /* Every format at every size renders. */
+    for (int fmt = LABEL_ZPL; fmt <= LABEL_PNG; fmt++)
+        for (size_t i = 0; i < N_ELEMS(sizes); i++) {
+            uint8_t *out = NULL;
+            size_t len = 0;
+            CU_ASSERT_EQUAL(label_render(&l, (label_format_t)fmt, sizes[i].size, sizes[i].dpi,
+                                         &out, &len),
+                            0);
+            CU_ASSERT(len > 0);
+            free(out);
+        }
+    uint8_t *out = NULL;
+    size_t len = 0;
+    CU_ASSERT_EQUAL(label_render(&l, LABEL_PDF, LABEL_4X6, 600, &out, &len), -EINVAL);
+    CU_ASSERT_EQUAL(label_render(&l, (label_format_t)7, LABEL_4X6, 203, &out, &len), -EINVAL);
+    CU_ASSERT_EQUAL(label_render(NULL, LABEL_ZPL, LABEL_4X6, 203, &out, &len), -EINVAL);
+    CU_ASSERT_PTR_NULL(out);
+}
+
+/* Scan text that tries to end the format, start another and reset the printer. */
+static label_t hostile_label(void)
+{
+    return (label_t){
+        .disposition = "quarantine",
+        .rma = "R^XZ^XA~JR",
+        .receipt_id = 42,
+        .serial = "S_5E\\&^FS",
+        .vendor = "V\x01\x7F" "W",
+        .model = "M~DGR:X^XA",
+        .reason = "reason ^XZ ~JR ^XA _5E \\& ^FS end",
+        .station = "dock~1",
+    };
+}
+
+static void test_zpl_injection(void)
+{
+    label_t l = hostile_label();
+    for (int dpi = 203; dpi <= 300; dpi += 97) {
+        size_t len = 0;
+        char *zpl = render_text(&l, LABEL_ZPL, LABEL_4X6, dpi, &len);
+        if (!zpl)
+            continue;
+        check_zpl_structure(zpl, len, 4 * dpi, 6 * dpi);
+        char *fields = zpl_fields(zpl);
+        /* Shown literally: decoding the escapes gives the scanned text back. */
+        ASSERT_CONTAINS(fields, "T:R^XZ^XA~JR\n");
+        ASSERT_CONTAINS(fields, "T:S_5E\\&^FS\n");
+        ASSERT_CONTAINS(fields, "T:V" FFFD FFFD "W\n");
+        ASSERT_CONTAINS(fields, "T:M~DGR:X^XA\n");
+        ASSERT_CONTAINS(fields, "T:reason ^XZ ~JR ^XA _5E \\& ^FS end\n");
+        ASSERT_CONTAINS(fields, "T:dock~1\n");
+        /* Barcode data is percent-encoded instead, as it cannot take ^FH escapes. */
+        ASSERT_CONTAINS(fields, "M:RMA:R%5EXZ%5EXA%7EJR SN:S%5F5E%5C&%5EFS\n");
+        ASSERT_CONTAINS(fields, "C:42\n");
+        free(fields);
+        free(zpl);
+    }
+    /* The small label carries the RMA too. */
+    size_t len = 0;
+    char *zpl = render_text(&l, LABEL_ZPL, LABEL_2X1, 203, &len);
+    if (zpl) {
+        check_zpl_structure(zpl, len, 406, 203);
+        char *fields = zpl_fields(zpl);
+        ASSERT_CONTAINS(fields, "T:RMA R^XZ^XA~JR\n");
+        free(fields);
+        free(zpl);
+    }
+}
+
+/* The field of kind 'T' that starts with prefix, or NULL. Points into fields. */
+static const char *field_with(const char *fields, const char *prefix)
+{
+    char want[64];
+    snprintf(want, sizeof(want), "T:%s", prefix);
+    const char *p = strstr(fields, want);
+    return p ? p + 2 : NULL;
+}
+
+static void test_long_and_non_ascii(void)
+{
+    /* 600 code points of mixed scripts: far more than any field holds. */
+    char *serial = NULL, *reason = NULL;
+    size_t n = 0;
+    FILE *f = open_memstream(&serial, &n);
+    for (int i = 0; i < 200; i++)
+        fputs("S\xC3\xA9\xE6\x8E\xA5", f); /* S, é, 接 */
+    fclose(f);
+    f = open_memstream(&reason, &n);
+    for (int i = 0; i < 150; i++)
+        fputs("w\xC3\xB6rd ", f);
+    fclose(f);
+
+    label_t l = exchange_label();
+    l.serial = serial;
+    l.reason = reason;
+    size_t len = 0;
+    char *zpl = render_text(&l, LABEL_ZPL, LABEL_4X6, 203, &len);
+    char *fields = zpl ? zpl_fields(zpl) : NULL;
+    const char *s = fields ? field_with(fields, "S\xC3\xA9") : NULL;
+    const char *r = fields ? field_with(fields, "w\xC3\xB6rd") : NULL;
+    CU_ASSERT_PTR_NOT_NULL(s);
+    CU_ASSERT_PTR_NOT_NULL(r);
+    if (s && r) {
+        size_t slen = strcspn(s, "\n"), rlen = strcspn(r, "\n");
+        char *sv = strndup(s, slen), *rv = strndup(r, rlen);
+        /* Cut with an ellipsis at a code point boundary: a prefix, still valid UTF-8. */
+        size_t sl = strlen(sv), ol = strlen(TEXT_ELLIPSIS);
+        CU_ASSERT(sl > ol && strcmp(sv + sl - ol, TEXT_ELLIPSIS) == 0);
+        CU_ASSERT(sl > ol && strncmp(sv, serial, sl - ol) == 0);
+        CU_ASSERT(text_cp_count(sv) < 40);
+        char *again = text_clean(sv, 0);
+        ASSERT_STR(again, sv); /* cleaning valid text changes nothing */
+        free(again);
+        size_t rl = strlen(rv);
+        CU_ASSERT(rl > ol && strcmp(rv + rl - ol, TEXT_ELLIPSIS) == 0);
+        CU_ASSERT(text_cp_count(rv) < 200);
+        free(sv);
+        free(rv);
+    }
+    check_zpl_structure(zpl ? zpl : "", len, 812, 1218);
+    free(fields);
+    free(zpl);
+    /* The same text through cairo, both sizes. */
+    for (int fmt = LABEL_PDF; fmt <= LABEL_PNG; fmt++) {
+        uint8_t *out = NULL;
+        CU_ASSERT_EQUAL(label_render(&l, (label_format_t)fmt, LABEL_4X6, 300, &out, &len), 0);
+        free(out);
+        out = NULL;
+        CU_ASSERT_EQUAL(label_render(&l, (label_format_t)fmt, LABEL_2X1, 203, &out, &len), 0);
+        free(out);
+    }
+    free(serial);
+    free(reason);
+}
+
+static void test_missing_and_invalid(void)
+{
+    /* Nothing at all: still a label, telling people to look. */
+    label_t empty = { 0 };
+    for (int fmt = LABEL_ZPL; fmt <= LABEL_PNG; fmt++)
+        for (int size = LABEL_4X6; size <= LABEL_2X1; size++) {
+            uint8_t *out = NULL;
+            size_t len = 0;
+            CU_ASSERT_EQUAL(label_render(&empty, (label_format_t)fmt, (label_size_t)size, 203,
+                                         &out, &len),
+                            0);
+            free(out);
+        }
+    size_t len = 0;
+    char *zpl = render_text(&empty, LABEL_ZPL, LABEL_4X6, 203, &len);
+    char *fields = zpl ? zpl_fields(zpl) : NULL;
+    ASSERT_CONTAINS(fields, "T:SEE SUPERVISOR\n");
+    ASSERT_CONTAINS(fields, "T:No disposition\n");
+    CU_ASSERT(zpl && count(zpl, "^BC") == 0 && count(zpl, "^BX") == 0);
+    free(fields);
+    free(zpl);
+
+    /* A refused scan: no receipt, so no receipt barcode; the reason says why. */
+    label_t refusal = { .refusal = true, .disposition = "refuse", .rma = "RMA-77",
+                        .reason = "RMA RMA-77 already received" };
+    zpl = render_text(&refusal, LABEL_ZPL, LABEL_2X1, 300, &len);
+    fields = zpl ? zpl_fields(zpl) : NULL;
+    ASSERT_CONTAINS(fields, "T:REFUSED\n");
+    ASSERT_CONTAINS(fields, "T:RMA RMA-77\n");
+    ASSERT_CONTAINS(fields, "T:RMA RMA-77 already received\n");
+    CU_ASSERT(zpl && count(zpl, "^BC") == 0);
+    free(fields);
+    free(zpl);
+
+    /* An unknown disposition never prints as big words; invalid UTF-8 is replaced. */
+    label_t odd = { .disposition = "scrap\xFF", .serial = "AB\xFF\xFE" "CD", .model = "\xC3",
+                    .receipt_id = 9, .restocking_fee_pct = 20, .time = "yesterday" };
+    zpl = render_text(&odd, LABEL_ZPL, LABEL_4X6, 203, &len);
+    fields = zpl ? zpl_fields(zpl) : NULL;
+    ASSERT_CONTAINS(fields, "T:SEE SUPERVISOR\n");
+    ASSERT_CONTAINS(fields, "T:Unknown disposition \"scrap" FFFD "\"\n");
+    ASSERT_CONTAINS(fields, "T:AB" FFFD FFFD "CD\n");
+    ASSERT_CONTAINS(fields, "T:" FFFD "\n");
+    ASSERT_CONTAINS(fields, "T:RESTOCKING FEE 20%\n");
+    ASSERT_CONTAINS(fields, "T:yesterday\n");
+    ASSERT_CONTAINS(fields, "M:SN:AB%FF%FECD\n");
+    free(fields);
+    free(zpl);
+    for (int fmt = LABEL_PDF; fmt <= LABEL_PNG; fmt++) {
+        uint8_t *out = NULL;
+        CU_ASSERT_EQUAL(label_render(&odd, (label_format_t)fmt, LABEL_4X6, 203, &out, &len), 0);
+        free(out);
+    }
+}
+
+/* ---- decoding rendered images with independent tools ---------------------------- */
+
+static int write_bytes(const char *path, const uint8_t *data, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f)
+        return -errno;
+    int bad = fwrite(data, 1, len, f) != len;
+    bad |= fclose(f) != 0;
+    return bad ? -EIO : 0;
+}
+
+/* zbarimg's symbols in one image, one per line (NULL when none or on failure). */
+static char *zbar(const char *png)
+{
+    char *argv[] = { "/usr/bin/zbarimg", "--nodbus", "--raw", "-q", (char *)png, NULL };
+    th_proc_t p = th_run_proc(argv, NULL);
+    if (p.status != 0)
+        fprintf(stderr, "\n  zbarimg %s: status %d: %s\n", png, p.status, p.err ? p.err : "");
+    char *out = p.status == 0 ? p.out : NULL;
+    if (p.status == 0)
+        p.out = NULL;
+    th_proc_free(&p);
+    return out;
+}
+
+/* dmtxread's first Data Matrix in one image (NULL when none or on failure). */
+static char *dmtx(const char *png)
+{
+    /* -N1: stop at the first symbol; -S2: scan at half size, ample for these modules. */
+    char *argv[] = { "/usr/bin/dmtxread", "-N1", "-S2", (char *)png, NULL };
+    th_proc_t p = th_run_proc(argv, NULL);
+    if (p.status != 0)
+        fprintf(stderr, "\n  dmtxread %s: status %d: %s\n", png, p.status, p.err ? p.err : "");
+    char *out = p.status == 0 ? p.out : NULL;
+    if (p.status == 0)
+        p.out = NULL;
+    th_proc_free(&p);
+    return out;
+}
+
+/*
+ * Write a PDF into dir as NAME.pdf and rasterise it at 300 dpi with pdftoppm. Returns
+ * the pages' PNG paths in page order (globfree them), or 0 pages on failure.
+ */
+static void rasterise(const char *dir, const char *name, const uint8_t *pdf, size_t len,
+                      glob_t *pages)
+{
+    char path[512], prefix[512], pattern[600];
+    memset(pages, 0, sizeof(*pages));
+    snprintf(path, sizeof(path), "%s/%s.pdf", dir, name);
+    snprintf(prefix, sizeof(prefix), "%s/%s", dir, name);
+    CU_ASSERT_EQUAL_FATAL(write_bytes(path, pdf, len), 0);
+    char *argv[] = { "/usr/bin/pdftoppm", "-r", "300", "-png", path, prefix, NULL };
+    th_proc_t p = th_run_proc(argv, NULL);
+    CU_ASSERT_EQUAL(p.status, 0);
+    th_proc_free(&p);
+    /* pdftoppm numbers pages -1, -2 ... or -01 ... with enough digits for the count. */
+    snprintf(pattern, sizeof(pattern), "%s-*.png", prefix);
+    CU_ASSERT_EQUAL(glob(pattern, 0, NULL, pages), 0);
+}
+
+/* The page size pdfinfo reports, e.g. "288 x 432 pts". */
+static void check_page_size(const char *dir, const char *name, const char *size)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/%s.pdf", dir, name);
+    char *argv[] = { "/usr/bin/pdfinfo", path, NULL };
+    th_proc_t p = th_run_proc(argv, NULL);
+    CU_ASSERT_EQUAL(p.status, 0);
+    ASSERT_CONTAINS(p.out, size);
+    th_proc_free(&p);
+}
+
+static void test_pdf_barcodes_decode(void)
+{
+    char *dir = th_mkdtemp();
+    CU_ASSERT_PTR_NOT_NULL_FATAL(dir);
+    static const struct {
+        const char *name;
+        label_size_t size;
+        int dpi;
+        int hostile;
+        const char *page;
+    } cases[] = {
+        { "l4x6-203", LABEL_4X6, 203, 0, "288 x 432 pts" },
+        { "l4x6-300", LABEL_4X6, 300, 1, "288 x 432 pts" },
+        { "l2x1-203", LABEL_2X1, 203, 0, "144 x 72 pts" },
+        { "l2x1-300", LABEL_2X1, 300, 0, "144 x 72 pts" },
+    };
+    for (size_t i = 0; i < N_ELEMS(cases); i++) {
+        label_t l = cases[i].hostile ? hostile_label() : exchange_label();
+        uint8_t *pdf = NULL;
+        size_t len = 0;
+        CU_ASSERT_EQUAL_FATAL(label_render(&l, LABEL_PDF, cases[i].size, cases[i].dpi, &pdf,
+                                           &len),
+                              0);
+        CU_ASSERT(len > 5 && memcmp(pdf, "%PDF-", 5) == 0);
+        glob_t pages;
+        rasterise(dir, cases[i].name, pdf, len, &pages);
+        free(pdf);
+        check_page_size(dir, cases[i].name, cases[i].page);
+        CU_ASSERT_EQUAL(pages.gl_pathc, 1);
+        if (pages.gl_pathc == 1) {
+            char *codes = zbar(pages.gl_pathv[0]);
+            ASSERT_STR(codes, cases[i].hostile ? "42\n" : "1234567\n");
+            free(codes);
+            if (cases[i].size == LABEL_4X6) {
+                char *m = dmtx(pages.gl_pathv[0]);
+                ASSERT_STR(m, cases[i].hostile ? "RMA:R%5EXZ%5EXA%7EJR SN:S%5F5E%5C&%5EFS"
+                                               : "RMA:RMA-2026-00417 SN:EF8C21A00917");
+                free(m);
+            }
+        }
+        globfree(&pages);
+    }
+    th_rm_rf(dir);
+    free(dir);
+}
+
+/* Width and height from a PNG's IHDR chunk. */
+static void png_size(const uint8_t *png, size_t len, unsigned *w, unsigned *h)
+{
+    *w = *h = 0;
+    if (len < 24 || memcmp(png, "\x89PNG\r\n\x1a\n", 8) != 0 || memcmp(png + 12, "IHDR", 4) != 0)
+        return;
+    *w = (unsigned)png[16] << 24 | (unsigned)png[17] << 16 | (unsigned)png[18] << 8 | png[19];
+    *h = (unsigned)png[20] << 24 | (unsigned)png[21] << 16 | (unsigned)png[22] << 8 | png[23];
+}
+
+static void test_png_barcodes_decode(void)
+{
+    char *dir = th_mkdtemp();
+    CU_ASSERT_PTR_NOT_NULL_FATAL(dir);
+    static const struct {
+        label_size_t size;
+        int dpi;
+        unsigned w, h;
+    } cases[] = {
+        { LABEL_4X6, 203, 812, 1218 },
+        { LABEL_4X6, 300, 1200, 1800 },
+        { LABEL_2X1, 203, 406, 203 },
+        { LABEL_2X1, 300, 600, 300 },
+    };
+    label_t l = exchange_label();
+    for (size_t i = 0; i < N_ELEMS(cases); i++) {
+        uint8_t *png = NULL;
+        size_t len = 0;
+        CU_ASSERT_EQUAL_FATAL(label_render(&l, LABEL_PNG, cases[i].size, cases[i].dpi, &png,
+                                           &len),
+                              0);
+        unsigned w, h;
+        png_size(png, len, &w, &h);
+        CU_ASSERT_EQUAL(w, cases[i].w);
+        CU_ASSERT_EQUAL(h, cases[i].h);
+        char path[512];
+        snprintf(path, sizeof(path), "%s/label-%zu.png", dir, i);
+        CU_ASSERT_EQUAL(write_bytes(path, png, len), 0);
+        free(png);
+        char *codes = zbar(path);
+        ASSERT_STR(codes, "1234567\n");
+        free(codes);
+        if (cases[i].size == LABEL_4X6) {
+            char *m = dmtx(path);
+            ASSERT_STR(m, "RMA:RMA-2026-00417 SN:EF8C21A00917");
+            free(m);
+        }
+    }
+    th_rm_rf(dir);
+    free(dir);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Every command of scancmd_table() scans from the sheet, each exactly once. */
+static void check_sheet(sheet_paper_t paper, const char *name, const char *page_size)
+{
+    char *dir = th_mkdtemp();
+    CU_ASSERT_PTR_NOT_NULL_FATAL(dir);
+    uint8_t *pdf = NULL;
+    size_t len = 0;
+    CU_ASSERT_EQUAL_FATAL(sheet_render(paper, &pdf, &len), 0);
+    glob_t pages;
+    rasterise(dir, name, pdf, len, &pages);
+    free(pdf);
+    check_page_size(dir, name, page_size);
+    CU_ASSERT(pages.gl_pathc >= 2); /* the table does not fit one page */
+
+    char *all = NULL;
+    size_t all_len = 0;
+    FILE *f = open_memstream(&all, &all_len);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    for (size_t p = 0; p < pages.gl_pathc; p++) {
+        char *codes = zbar(pages.gl_pathv[p]);
+        CU_ASSERT_PTR_NOT_NULL(codes);
+        if (codes)
+            fputs(codes, f);
+        free(codes);
+    }
+    fclose(f);
+    globfree(&pages);
+
+    /* Decoded lines, sorted, against the table's barcodes, sorted. */
+    size_t n_cmd, n_got = 0;
+    const scancmd_info_t *cmd = scancmd_table(&n_cmd);
+    char **got = calloc(count(all, "\n") + 1, sizeof(*got));
+    const char **want = calloc(n_cmd, sizeof(*want));
+    CU_ASSERT_FATAL(got && want);
+    for (char *save = NULL, *tok = strtok_r(all, "\n", &save); tok;
+         tok = strtok_r(NULL, "\n", &save))
+        got[n_got++] = tok;
+    for (size_t i = 0; i < n_cmd; i++)
+        want[i] = cmd[i].barcode;
+    qsort(got, n_got, sizeof(*got), cmp_str);
+    qsort(want, n_cmd, sizeof(*want), cmp_str);
+    CU_ASSERT_EQUAL(n_got, n_cmd);
+    for (size_t i = 0; i < n_got && i < n_cmd; i++)
+        ASSERT_STR(got[i], want[i]);
+    free(got);
+    free(want);
+    free(all);
+    th_rm_rf(dir);
+    free(dir);
+}
+
+static void test_sheet_scans(void)
+{
+    check_sheet(SHEET_A4, "sheet-a4", "595.276 x 841.89 pts");
+    check_sheet(SHEET_LETTER, "sheet-letter", "612 x 792 pts");
+    sheet_paper_t p;
+    CU_ASSERT(sheet_paper_parse("Letter", &p) == 0 && p == SHEET_LETTER);
+    CU_ASSERT_EQUAL(sheet_paper_parse("a5", &p), -EINVAL);
+    uint8_t *out = NULL;
+    size_t len = 0;
+    CU_ASSERT_EQUAL(sheet_render((sheet_paper_t)9, &out, &len), -EINVAL);
+    CU_ASSERT_PTR_NULL(out);
+}
+
+/* ---- rmactl label / sheet --------------------------------------------------------- */
+
+static th_proc_t rmactl(char **args, size_t n)
+{
+    char bin[512];
+    char *argv[16] = { bin };
+    snprintf(bin, sizeof(bin), "%s", th_bin("rmactl"));
+    for (size_t i = 0; i < n && i < N_ELEMS(argv) - 2; i++)
+        argv[i + 1] = args[i];
+    return th_run_proc(argv, NULL);
+}
+
+/* Exit 2 with exactly one line on stderr naming the problem. */
+static void check_bad_usage(char **args, size_t n, const char *says)
+{
+    th_proc_t p = rmactl(args, n);
+    CU_ASSERT_EQUAL(p.status, 2);
+    CU_ASSERT(p.err && count(p.err, "\n") == 1);
+    ASSERT_CONTAINS(p.err, says);
+    th_proc_free(&p);
+}
+
+#define ARGS(...) (char *[]){ __VA_ARGS__ }, N_ELEMS(((char *[]){ __VA_ARGS__ }))
+
+static void test_cli(void)
+{
+    char *dir = th_mkdtemp();
+    CU_ASSERT_PTR_NOT_NULL_FATAL(dir);
+    char png[512], pdf[512], zpl_json[512], bad[512], sheet[512];
+    snprintf(png, sizeof(png), "%s/label.png", dir);
+    snprintf(pdf, sizeof(pdf), "%s/label.pdf", dir);
+    snprintf(sheet, sizeof(sheet), "%s/sheet.pdf", dir);
+    snprintf(zpl_json, sizeof(zpl_json), "%s/hostile.json", dir);
+    snprintf(bad, sizeof(bad), "%s/bad.json", dir);
+    const char *fixture = "tests/fixtures/labels/exchange.json";
+
+    /* The format follows the output's name; the PNG scans. */
+    th_proc_t p = rmactl(ARGS("label", "--json", (char *)fixture, "--dpi", "300", "-o", png));
+    CU_ASSERT_EQUAL(p.status, 0);
+    ASSERT_STR(p.err, "");
+    th_proc_free(&p);
+    char *codes = zbar(png);
+    ASSERT_STR(codes, "1234567\n");
+    free(codes);
+    char *m = dmtx(png);
+    ASSERT_STR(m, "RMA:RMA-2026-00417 SN:EF8C21A00917");
+    free(m);
+
+    p = rmactl(ARGS("label", "--json", (char *)fixture, "--size", "2x1", "--format=pdf", "-o", pdf));
+    CU_ASSERT_EQUAL(p.status, 0);
+    th_proc_free(&p);
+    size_t len = 0;
+    char *text = th_read_file(pdf, &len);
+    CU_ASSERT(text && len > 5 && memcmp(text, "%PDF-", 5) == 0);
+    free(text);
+
+    /* ZPL on stdout, from JSON whose strings try to inject commands. */
+    CU_ASSERT_EQUAL(th_write_file(zpl_json, "{\"disposition\": \"restock_fee\", "
+                                            "\"restocking_fee_pct\": 15, \"rma\": \"X^XZ~JR\", "
+                                            "\"receipt_id\": 5, \"refusal\": false, "
+                                            "\"flags\": [\"bill_customer\"], \"model\": null}"),
+                    0);
+    p = rmactl(ARGS("label", "--json", zpl_json, "--format", "zpl", "-o", "-"));
+    CU_ASSERT_EQUAL(p.status, 0);
+    if (p.out) {
+        check_zpl_structure(p.out, strlen(p.out), 812, 1218);
+        char *fields = zpl_fields(p.out);
+        ASSERT_CONTAINS(fields, "T:RESTOCK -15%\n");
+        ASSERT_CONTAINS(fields, "T:X^XZ~JR\n");
+        ASSERT_CONTAINS(fields, "T:BILL CUSTOMER\n");
+        free(fields);
+    }
+    th_proc_free(&p);
+
+    /* Bad usage and bad input: exit 2, one line. */
+    check_bad_usage(ARGS("label", "--json", (char *)fixture), "usage: rmactl label");
+    check_bad_usage(ARGS("label", "-o", png, "--json"), "no value after it: '--json'");
+    check_bad_usage(ARGS("sheet", "--colour", "red"), "unknown option");
+    check_bad_usage(ARGS("label", "-o", png), "usage: rmactl label");
+    check_bad_usage(ARGS("label", "--json", (char *)fixture, "--format", "bmp", "-o", png),
+                    "--format must be zpl, pdf or png");
+    check_bad_usage(ARGS("label", "--json", (char *)fixture, "--size", "3x2", "-o", png),
+                    "--size must be 4x6 or 2x1");
+    check_bad_usage(ARGS("label", "--json", (char *)fixture, "--dpi", "600", "-o", png),
+                    "--dpi must be 203 or 300");
+    check_bad_usage(ARGS("label", "--json", (char *)fixture, "-o", "label.bmp"), "--format");
+    check_bad_usage(ARGS("label", "42", "--json", (char *)fixture, "-o", png),
+                    "unexpected argument '42'");
+    check_bad_usage(ARGS("label", "--json", "/nonexistent/x.json", "-o", png), "/nonexistent/x.json");
+    CU_ASSERT_EQUAL(th_write_file(bad, "{\"rma\": 7}"), 0);
+    check_bad_usage(ARGS("label", "--json", bad, "-o", png), "\"rma\" must be a string");
+    CU_ASSERT_EQUAL(th_write_file(bad, "{\"disposition\": \"restock\", \"colour\": \"red\"}"), 0);
+    check_bad_usage(ARGS("label", "--json", bad, "-o", png), "unknown key \"colour\"");
+    CU_ASSERT_EQUAL(th_write_file(bad, "{\"flags\": [1]}"), 0);
+    check_bad_usage(ARGS("label", "--json", bad, "-o", png), "\"flags\" must hold strings");
+    CU_ASSERT_EQUAL(th_write_file(bad, "{\"rma\": "), 0);
+    check_bad_usage(ARGS("label", "--json", bad, "-o", png), "line 1");
+    CU_ASSERT_EQUAL(th_write_file(bad, "[1, 2]"), 0);
+    check_bad_usage(ARGS("label", "--json", bad, "-o", png), "must be a JSON object");
+
+    /* The sheet, and its usage. */
+    p = rmactl(ARGS("sheet", "--paper", "letter", "-o", sheet));
+    CU_ASSERT_EQUAL(p.status, 0);
+    th_proc_free(&p);
+    text = th_read_file(sheet, &len);
+    CU_ASSERT(text && len > 5 && memcmp(text, "%PDF-", 5) == 0);
+    free(text);
+    check_bad_usage(ARGS("sheet"), "usage: rmactl sheet");
+    check_bad_usage(ARGS("sheet", "--paper", "a5", "-o", sheet), "--paper must be a4 or letter");
+
+    /* An output that cannot be written is a failure, not bad input. */
+    p = rmactl(ARGS("sheet", "-o", "/nonexistent/dir/sheet.pdf"));
+    CU_ASSERT_EQUAL(p.status, 1);
+    ASSERT_CONTAINS(p.err, "/nonexistent/dir/sheet.pdf");
+    th_proc_free(&p);
+
+    th_rm_rf(dir);
+    free(dir);
+}
+
+/* The font caches are process-wide: free them so leak checkers see only ours. */
+static int release_fonts(void)
+{
+    label_release_fonts();
+    return 0;
+}
+
+int suite_labels(void)
+{
+    CU_pSuite s = CU_add_suite("labels", NULL, release_fonts);
+    if (!s || !CU_add_test(s, "disposition and flag words, option spellings", test_words) ||
+        !CU_add_test(s, "text cleaning and cutting", test_text_clean) ||
+        !CU_add_test(s, "ZPL at every size and dpi", test_zpl_every_size) ||
+        !CU_add_test(s, "ZPL: scanned text cannot inject commands", test_zpl_injection) ||
+        !CU_add_test(s, "long and non-ASCII text is cut safely", test_long_and_non_ascii) ||
+        !CU_add_test(s, "missing fields, refusals, invalid UTF-8", test_missing_and_invalid) ||
+        !CU_add_test(s, "PDF labels: barcodes decode", test_pdf_barcodes_decode) ||
+        !CU_add_test(s, "PNG labels: barcodes decode", test_png_barcodes_decode) ||
+        !CU_add_test(s, "command sheet: every command scans", test_sheet_scans) ||
+        !CU_add_test(s, "rmactl label and sheet", test_cli))
+        return -1;
+    return 0;
+}
