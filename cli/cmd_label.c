@@ -9,8 +9,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <unistd.h>
+
+#include "cli/client.h"
 #include "cli/rmactl.h"
+#include "db/db.h"
 #include "labels/label.h"
+#include "labels/receipt.h"
 #include "labels/sheet.h"
 
 #define LABEL_JSON_MAX (64u * 1024u)
@@ -189,15 +194,64 @@ static int format_from_path(const char *path, label_format_t *fmt)
 }
 
 #define LABEL_USAGE \
-    "usage: rmactl label --json FILE [--format zpl|pdf|png] [--size 4x6|2x1] " \
+    "usage: rmactl label RECEIPT|--json FILE [--format zpl|pdf|png] [--size 4x6|2x1] " \
     "[--dpi 203|300] -o FILE"
+
+/*
+ * RECEIPT: the label the daemon prints for that receipt (labels/receipt.h reads it
+ * from the config's database), in its station's format, size and resolution unless
+ * the options say otherwise, so a supervisor sees exactly what the printer gets.
+ */
+static int label_of_receipt(const char *arg, label_receipt_t *lr, config_station_t *st_out,
+                            int *found)
+{
+    char *end;
+    errno = 0;
+    long long id = strtoll(arg, &end, 10);
+    if (!*arg || *end || errno || id <= 0) {
+        cli_error("label: RECEIPT must be a receipt id (a whole number > 0), not '%s'", arg);
+        return EXIT_BADINPUT;
+    }
+    config_t *cfg = NULL;
+    char *err = NULL;
+    int rc = client_load_config(NULL, &cfg, &err);
+    if (rc < 0) {
+        cli_error("%s", err ? err : "out of memory");
+        free(err);
+        return rc == -EINVAL ? EXIT_BADINPUT : EXIT_FAIL;
+    }
+    db_t *db = NULL;
+    if (access(cfg->database, F_OK) < 0) {
+        cli_error("label: %s: %s", cfg->database, strerror(errno));
+        config_destroy(&cfg);
+        return EXIT_FAIL;
+    }
+    if ((rc = db_open(cfg->database, &db, &err)) == 0)
+        rc = label_receipt_load(db, id, lr, &err);
+    if (rc < 0) {
+        cli_error("label: %s", err ? err : strerror(-rc));
+        free(err);
+        db_close(&db);
+        config_destroy(&cfg);
+        return rc == -ENOENT || rc == -EINVAL ? EXIT_BADINPUT : EXIT_FAIL;
+    }
+    db_close(&db);
+    *found = 0;
+    for (size_t i = 0; i < cfg->nstations; i++)
+        if (strcmp(cfg->stations[i].name, lr->receipt.station) == 0) {
+            *st_out = cfg->stations[i];   /* only the label settings are used */
+            *found = 1;
+        }
+    config_destroy(&cfg);
+    return EXIT_OK;
+}
 
 int cmd_label(int argc, char **argv)
 {
-    const char *json_path = NULL, *out_path = NULL, *v;
+    const char *json_path = NULL, *out_path = NULL, *receipt = NULL, *v;
     label_format_t fmt = LABEL_PDF;
     label_size_t size = LABEL_4X6;
-    int dpi = 203, have_fmt = 0;
+    int dpi = 203, have_fmt = 0, have_size = 0, have_dpi = 0;
     for (int i = 1; i < argc; i++) {
         if ((v = option(argc, argv, &i, "--json"))) {
             json_path = v;
@@ -214,25 +268,49 @@ int cmd_label(int argc, char **argv)
                 cli_error("label: --size must be 4x6 or 2x1, not '%s'", v);
                 return EXIT_BADINPUT;
             }
+            have_size = 1;
         } else if ((v = option(argc, argv, &i, "--dpi"))) {
             if (label_dpi_parse(v, &dpi) < 0) {
                 cli_error("label: --dpi must be 203 or 300, not '%s'", v);
                 return EXIT_BADINPUT;
             }
+            have_dpi = 1;
         } else if (argv[i][0] == '-' && argv[i][1] != '\0') {
             cli_error("label: unknown option, or no value after it: '%s' (%s)", argv[i],
                       LABEL_USAGE);
             return EXIT_BADINPUT;
+        } else if (!receipt) {
+            receipt = argv[i];
         } else {
             cli_error("label: unexpected argument '%s' (%s)", argv[i], LABEL_USAGE);
             return EXIT_BADINPUT;
         }
     }
-    if (!json_path || !out_path) {
+    if (!json_path == !receipt || !out_path) {
         cli_error("%s", LABEL_USAGE);
         return EXIT_BADINPUT;
     }
-    if (!have_fmt && format_from_path(out_path, &fmt) < 0) {
+    if (!have_fmt && format_from_path(out_path, &fmt) == 0)
+        have_fmt = 1;
+    if (receipt) {
+        label_receipt_t lr;
+        config_station_t st = { 0 };
+        int found = 0;
+        int rc = label_of_receipt(receipt, &lr, &st, &found);
+        if (rc != EXIT_OK)
+            return rc;
+        /* A station no longer configured prints 4x6 ZPL at 203 dpi (daemon/spool.c). */
+        if (!have_fmt)
+            fmt = found && st.label_format == CONFIG_LABEL_PDF ? LABEL_PDF : LABEL_ZPL;
+        if (!have_size && found)
+            size = st.label_size == CONFIG_LABEL_2X1 ? LABEL_2X1 : LABEL_4X6;
+        if (!have_dpi && found)
+            dpi = st.label_dpi;
+        rc = cli_label_write(&lr.label, fmt, size, dpi, out_path);
+        label_receipt_clear(&lr);
+        return rc;
+    }
+    if (!have_fmt) {
         cli_error("label: give --format zpl|pdf|png (the output name has no such extension)");
         return EXIT_BADINPUT;
     }

@@ -281,8 +281,8 @@ static const struct {
     label_format_t fmt;
     const char *mime;
 } formats[] = {
-    [CONFIG_LABEL_ZPL] = { LABEL_ZPL, "application/vnd.cups-raw" },
-    [CONFIG_LABEL_PDF] = { LABEL_PDF, "application/pdf" },
+    [CONFIG_LABEL_ZPL] = { LABEL_ZPL, PRINTER_FORMAT_RAW },
+    [CONFIG_LABEL_PDF] = { LABEL_PDF, PRINTER_FORMAT_PDF },
 };
 
 /*
