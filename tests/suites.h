@@ -21,7 +21,8 @@
     X(station)         \
     X(bus)             \
     X(control)         \
-    X(daemon_e2e)
+    X(daemon_e2e)      \
+    X(printer)
 
 #define RMAD_DECLARE_SUITE(name) int suite_##name(void);
 RMAD_SUITES(RMAD_DECLARE_SUITE)
