@@ -91,7 +91,7 @@ struct printer {
     int cancel;         /* httpConnect2's cancel flag */
 
     /* Worker only. */
-    char *server;       /* cupsServer() as read at start: a host, "host" or "/path/sock" */
+    char *server;       /* cupsServer() as read at start: a host, or a Unix socket path */
     int port;
     http_t *http;
     int64_t deadline_ms; /* of the CUPS call in progress (timeout callback) */

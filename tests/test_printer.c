@@ -520,26 +520,37 @@ static void test_stopped_and_not_accepting(void)
     ASSERT_STR(r->ev[0].error, "CUPS queue 'zebra' is stopped: out of labels");
     CU_ASSERT_EQUAL(pending_jobs("zebra"), 0);
 
+    /* Stopped without a reason: cupsd's own words stand in. */
+    CU_ASSERT_EQUAL_FATAL(cups_tool("cupsenable", "zebra", NULL, NULL), 0);
+    CU_ASSERT_EQUAL_FATAL(cups_tool("cupsdisable", "zebra", NULL, NULL), 0);
+    CU_ASSERT_EQUAL(printer_submit(r->p, 104, "zebra", PRINTER_FORMAT_RAW, NULL, zpl,
+                                   sizeof(zpl)), 0);
+    run_until(r, 2);
+    is_event(r, 1, PRINTER_EV_FAILED, 104, "zebra");
+    CU_ASSERT(r->ev[1].retry);
+    ASSERT_CONTAINS(r->ev[1].error, "CUPS queue 'zebra' is stopped");
+    CU_ASSERT_EQUAL(pending_jobs("zebra"), 0);
+
     /* Started again (cupsenable): the retry prints. */
     CU_ASSERT_EQUAL_FATAL(cups_tool("cupsenable", "zebra", NULL, NULL), 0);
     int job = submit_ok(r, 104, "zebra", PRINTER_FORMAT_RAW, zpl, sizeof(zpl));
-    run_until(r, 3);
-    is_event(r, 2, PRINTER_EV_COMPLETED, 104, "zebra");
-    CU_ASSERT_EQUAL(r->ev[2].job_id, job);
+    run_until(r, 4);
+    is_event(r, 3, PRINTER_EV_COMPLETED, 104, "zebra");
+    CU_ASSERT_EQUAL(r->ev[3].job_id, job);
 
     /* Not accepting jobs (cupsreject), then accepting again (cupsaccept). */
     CU_ASSERT_EQUAL_FATAL(cups_tool("cupsreject", "-r", "maintenance until 14:00", "zebra"), 0);
     CU_ASSERT_EQUAL(printer_submit(r->p, 105, "zebra", PRINTER_FORMAT_RAW, NULL, zpl,
                                    sizeof(zpl)), 0);
-    run_until(r, 4);
-    is_event(r, 3, PRINTER_EV_FAILED, 105, "zebra");
-    CU_ASSERT(r->ev[3].retry);
-    ASSERT_STR(r->ev[3].error,
+    run_until(r, 5);
+    is_event(r, 4, PRINTER_EV_FAILED, 105, "zebra");
+    CU_ASSERT(r->ev[4].retry);
+    ASSERT_STR(r->ev[4].error,
                "CUPS queue 'zebra' is not accepting jobs: maintenance until 14:00");
     CU_ASSERT_EQUAL_FATAL(cups_tool("cupsaccept", "zebra", NULL, NULL), 0);
     submit_ok(r, 105, "zebra", PRINTER_FORMAT_RAW, zpl, sizeof(zpl));
-    run_until(r, 6);
-    is_event(r, 5, PRINTER_EV_COMPLETED, 105, "zebra");
+    run_until(r, 7);
+    is_event(r, 6, PRINTER_EV_COMPLETED, 105, "zebra");
 
     CU_ASSERT_EQUAL(captured("zebra"), before + 2);
     rec_free(r);
