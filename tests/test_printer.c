@@ -175,28 +175,32 @@ static void queues_ready(void)
     }
 }
 
+static int suite_clean(void);
+
 static int suite_init(void)
 {
     const char *s = getenv("CUPS_SERVER");
     old_server = s ? strdup(s) : NULL;
     root = th_mkdtemp();
-    if (!root)
-        return -1;
     char *sock = NULL;
-    if (asprintf(&sock, "%s/sock", root) < 0)
-        return -1;
+    if (!root || asprintf(&sock, "%s/sock", root) < 0)
+        goto fail;
     int rc = setenv("CUPS_SERVER", sock, 1);
     free(sock);
     if (rc < 0 || harness("start") != 0)
-        return -1;
+        goto fail;
     if (run((char *const[]){ HARNESS, "add-queue", root, "zebra", NULL }) != 0 ||
         run((char *const[]){ HARNESS, "add-queue", root, "office", NULL }) != 0 ||
         run((char *const[]){ HARNESS, "add-queue", root, "broken", NULL }) != 0)
-        return -1;
+        goto fail;
     /* A failing job is aborted (the default, stop-printer, would hold it pending). */
     if (cups_tool("lpadmin", "-p", "broken", "-oprinter-error-policy=abort-job") != 0)
-        return -1;
+        goto fail;
     return 0;
+
+fail:
+    (void)suite_clean(); /* CUnit does not clean up a suite whose init failed */
+    return -1;
 }
 
 static int suite_clean(void)
