@@ -21,8 +21,9 @@
     X(station)         \
     X(bus)             \
     X(control)         \
-    X(daemon_e2e)      \
-    X(labels)
+    X(labels)          \
+    X(printer)         \
+    X(daemon_e2e)
 
 #define RMAD_DECLARE_SUITE(name) int suite_##name(void);
 RMAD_SUITES(RMAD_DECLARE_SUITE)
