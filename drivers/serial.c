@@ -302,10 +302,7 @@ static int64_t eol_fire(loop_t *loop, uint64_t id, void *data)
     if (quiet < sr->eol_ms)
         return sr->eol_ms - quiet;
     sr->eol_timer = 0;
-    /*
-     * Both also end an over-long line being dropped, which scanner_lines_pending()
-     * does not count: without that, the next scan would be dropped as its tail.
-     */
+    /* Both also end an over-long line being dropped, or the next scan would be its tail. */
     if (sr->eol_required)
         scanner_lines_end(sr->lines, sr->eol_reason);
     else
@@ -342,9 +339,8 @@ static void port_ready(loop_t *loop, int fd, unsigned events, void *data)
         }
         sr->last_rx_ms = loop_now_ms();
         scanner_lines_feed(sr->lines, chunk, (size_t)n);
-        /* Ending on a terminator leaves the framer empty: nothing to time out. */
-        uint8_t last = chunk[n - 1];
-        if (last != '\r' && last != '\n' && !sr->eol_timer)
+        /* Out of memory: the line then waits for its terminator or the next read. */
+        if (scanner_lines_pending(sr->lines) && !sr->eol_timer)
             sr->eol_timer = loop_add_timer(sr->loop, sr->eol_ms, eol_fire, sr);
         if ((size_t)n < sizeof(chunk))
             return;
