@@ -179,9 +179,13 @@ void scanner_lines_end(scanner_lines_t *l, const char *reason)
 }
 
 
+/*
+ * An over-long line being dropped counts: its end has not come yet, and a driver that
+ * times pending lines out must end it too, or the next scan is dropped as its tail.
+ */
 bool scanner_lines_pending(const scanner_lines_t *l)
 {
-    return l->len > 0 && !l->discarding;
+    return l->len > 0 || l->discarding;
 }
 
 void scanner_lines_flush(scanner_lines_t *l)

@@ -15,6 +15,7 @@
     X(loop)            \
     X(config)          \
     X(tcp)             \
+    X(serial)          \
     X(policy_cases)    \
     X(rmactl_cli)      \
     X(event)           \
