@@ -286,7 +286,11 @@ int cmd_label(int argc, char **argv)
             return EXIT_BADINPUT;
         }
     }
-    if (!json_path == !receipt || !out_path) {
+    if (json_path && receipt) {
+        cli_error("label: give a RECEIPT or --json FILE, not both (%s)", LABEL_USAGE);
+        return EXIT_BADINPUT;
+    }
+    if ((!json_path && !receipt) || !out_path) {
         cli_error("%s", LABEL_USAGE);
         return EXIT_BADINPUT;
     }

@@ -779,7 +779,10 @@ static void test_cli(void)
                     "--dpi must be 203 or 300");
     check_bad_usage(ARGS("label", "--json", (char *)fixture, "-o", "label.bmp"), "--format");
     check_bad_usage(ARGS("label", "42", "--json", (char *)fixture, "-o", png),
-                    "unexpected argument '42'");
+                    "give a RECEIPT or --json FILE, not both");
+    check_bad_usage(ARGS("label", "42", "43", "-o", png), "unexpected argument '43'");
+    check_bad_usage(ARGS("label", "4x", "-o", png),
+                    "RECEIPT must be a receipt id (a whole number > 0), not '4x'");
     check_bad_usage(ARGS("label", "--json", "/nonexistent/x.json", "-o", png), "/nonexistent/x.json");
     CU_ASSERT_EQUAL(th_write_file(bad, "{\"rma\": 7}"), 0);
     check_bad_usage(ARGS("label", "--json", bad, "-o", png), "\"rma\" must be a string");

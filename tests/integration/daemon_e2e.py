@@ -35,6 +35,8 @@ def main():
     ports = {k: free_port() for k in ("pub", "replay", "s1", "s2")}
     pub, rep = "tcp://127.0.0.1:%d" % ports["pub"], "tcp://127.0.0.1:%d" % ports["replay"]
     CONF = e2e.CONF = os.path.join(tmp, "rmad.conf")
+    # dock1 has a printer: its labels must never reach a cupsd of this machine.
+    os.environ["CUPS_SERVER"] = os.path.join(tmp, "no-cupsd.sock")
     with open(CONF, "w") as f:
         f.write("""[daemon]
 database = {tmp}/rmad.db
