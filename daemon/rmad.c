@@ -30,6 +30,7 @@
 #include "daemon/station.h"
 #include "db/db.h"
 #include "drivers/scanner.h"
+#include "labels/label.h"
 
 #define RMAD_VERSION "0.1"
 
@@ -337,6 +338,7 @@ static void rmad_free(rmad_t *d)
     if (d->zctx)
         zmq_ctx_term(d->zctx);
     config_destroy(&d->cfg);
+    label_release_fonts();   /* the font caches labels filled: a clean exit under ASan */
 }
 
 /*

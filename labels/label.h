@@ -64,7 +64,7 @@ int label_render(const label_t *l, label_format_t fmt, label_size_t size, int dp
  * Free the font caches that cairo and fontconfig keep for the whole process, so that
  * a program that renders and exits (rmactl), and leak checkers, see no font memory
  * left. Call only when no cairo object is alive and no other thread renders; a later
- * render loads the fonts again. The daemon never needs it.
+ * render loads the fonts again. The daemon calls it once, at exit.
  */
 void label_release_fonts(void);
 
