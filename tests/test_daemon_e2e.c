@@ -1,8 +1,8 @@
 /*
  * The daemon end to end, driven by independent clients: each tests/integration/
  * *_e2e.py runs build/rmad on a temp config and talks to it with python3-zmq
- * (Debian's, hence /usr/bin/python3), scanner inputs, the SQLite file and, for labels,
- * a private cupsd.
+ * (Debian's, hence /usr/bin/python3), scanner inputs (TCP, and USB and serial devices
+ * emulated by umockdev), the SQLite file and, for labels, a private cupsd.
  */
 #include <CUnit/CUnit.h>
 #include <stdio.h>
@@ -36,6 +36,11 @@ static void test_labels_end_to_end(void)
     run_script("tests/integration/labels_e2e.py", "labels e2e: all checks passed");
 }
 
+static void test_scanners_end_to_end(void)
+{
+    run_script("tests/integration/scanners_e2e.py", "scanners e2e: all checks passed");
+}
+
 int suite_daemon_e2e(void)
 {
     CU_pSuite s = CU_add_suite("daemon_e2e", NULL, NULL);
@@ -43,7 +48,9 @@ int suite_daemon_e2e(void)
         !CU_add_test(s, "two stations, garbage, replay, SIGKILL, SIGTERM",
                      test_daemon_end_to_end) ||
         !CU_add_test(s, "labels through a private cupsd: ZPL, PDF, disabled printer, restarts",
-                     test_labels_end_to_end))
+                     test_labels_end_to_end) ||
+        !CU_add_test(s, "a USB and a serial scanner (umockdev) complete receipts",
+                     test_scanners_end_to_end))
         return -1;
     return 0;
 }
