@@ -10,6 +10,7 @@
     X(caldate)         \
     X(scan)            \
     X(keymap)          \
+    X(hidpos)          \
     X(scancmd)         \
     X(db)              \
     X(loop)            \
