@@ -16,6 +16,7 @@
     X(loop)            \
     X(config)          \
     X(tcp)             \
+    X(usb)             \
     X(policy_cases)    \
     X(rmactl_cli)      \
     X(event)           \
