@@ -55,6 +55,11 @@
 /* Destroying the last scanner of a loop waits this long for cancelled transfers. */
 #define USB_ORPHAN_WAIT_MS 2000
 
+/* Reasons of the events a lost device causes. */
+#define UNPLUGGED "device unplugged"
+#define UNPLUGGED_CUT "device unplugged before end of line"
+#define FAILED_CUT "USB transfer failed before end of line"
+
 /* HID class requests and descriptor types (HID 1.11, 7.1 and 7.2). */
 #define HID_DT_HID 0x21
 #define HID_DT_REPORT 0x22
@@ -598,17 +603,17 @@ static void pos_report(struct usb_dev *d, const uint8_t *r, size_t len)
 
 /*
  * The device is lost for now (unplugged, or its transfers fail): what it was typing is
- * rejected, DISCONNECTED is reported if CONNECTED was, and it is stopped.
+ * rejected with `cut`, DISCONNECTED is reported with `reason` if CONNECTED was, and
+ * it is stopped.
  */
-static void dev_lost(struct usb_dev *d, const char *reason, enum dev_after after)
+static void dev_lost(struct usb_dev *d, const char *reason, const char *cut,
+                     enum dev_after after)
 {
     if (d->state == DEV_STOPPING) {
         if (after == AFTER_FREE)
             d->after = AFTER_FREE;
         return;
     }
-    char cut[192];
-    (void)snprintf(cut, sizeof(cut), "%s before end of line", reason);
     dev_cut_input(d, cut);
     if (d->connected) {
         d->connected = false;
@@ -629,6 +634,8 @@ static void in_done(struct libusb_transfer *t)
     char why[128];
     switch (t->status) {
     case LIBUSB_TRANSFER_COMPLETED:
+        /* Read, not just opened: a device that fails right after opening backs off. */
+        d->failures = 0;
         if (d->mode == MODE_KBD)
             kbd_report(d, t->buffer, (size_t)t->actual_length);
         else
@@ -641,14 +648,15 @@ static void in_done(struct libusb_transfer *t)
                  "bad HID report: longer than the endpoint's packets");
         break;
     case LIBUSB_TRANSFER_NO_DEVICE:
-        dev_lost(d, "device unplugged", AFTER_REOPEN);
+        dev_lost(d, UNPLUGGED, UNPLUGGED_CUT, AFTER_REOPEN);
         return;
     default:
         (void)snprintf(why, sizeof(why), "USB transfer failed (%s); reconnecting",
                        t->status == LIBUSB_TRANSFER_STALL       ? "endpoint stalled"
                        : t->status == LIBUSB_TRANSFER_TIMED_OUT ? "timed out"
                                                                 : "I/O error");
-        dev_lost(d, why, AFTER_REOPEN);
+        d->failures++;
+        dev_lost(d, why, FAILED_CUT, AFTER_REOPEN);
         return;
     }
     if (d->state != DEV_READING)
@@ -659,11 +667,12 @@ static void in_done(struct libusb_transfer *t)
         return;
     }
     if (rc == LIBUSB_ERROR_NO_DEVICE) {
-        dev_lost(d, "device unplugged", AFTER_REOPEN);
+        dev_lost(d, UNPLUGGED, UNPLUGGED_CUT, AFTER_REOPEN);
     } else {
         (void)snprintf(why, sizeof(why), "cannot read the device: %s; reconnecting",
                        usb_errstr(rc));
-        dev_lost(d, why, AFTER_REOPEN);
+        d->failures++;
+        dev_lost(d, why, FAILED_CUT, AFTER_REOPEN);
     }
 }
 
@@ -690,7 +699,6 @@ static void dev_start_reading(struct usb_dev *d, const struct cand *k, size_t re
     }
     d->in_busy = true;
     d->state = DEV_READING;
-    d->failures = 0;
     d->reported_err = 0;
     d->connected = true;
     u->nconnected++;
@@ -708,7 +716,7 @@ static void dev_retry(struct usb_dev *d, const char *what, int rc, const char *w
     d->failures++;
     if (d->failures >= USB_REPORT_AFTER_FAILURES && d->reported_err != rc) {
         char msg[256];
-        (void)snprintf(msg, sizeof(msg), "%s: %s (retrying)", what, why ? why : usb_errstr(rc));
+        (void)snprintf(msg, sizeof(msg), "%s: %s; retrying", what, why ? why : usb_errstr(rc));
         d->reported_err = rc;
         dev_emit(d, SCANNER_EV_DISCONNECTED, NULL, 0, msg);
     }
@@ -1079,7 +1087,7 @@ static int64_t dev_work(loop_t *loop, uint64_t id, void *data)
     d->work_timer = 0;
     if (d->gone) {
         if (d->state == DEV_SETUP || d->state == DEV_READING)
-            dev_lost(d, "device unplugged", AFTER_FREE);
+            dev_lost(d, UNPLUGGED, UNPLUGGED_CUT, AFTER_FREE);
         d->state = DEV_STOPPING;
         d->after = AFTER_FREE;
     }

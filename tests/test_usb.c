@@ -63,12 +63,13 @@ struct emu {
     uint8_t rdesc[HIDPOS_DESC_MAX];
     size_t rdesc_len;
     char strings[4][64];        /* string descriptors 1..3: manufacturer, product, serial */
-    struct { uint8_t b[80]; size_t n; } q[EMU_QUEUE];
+    struct { uint8_t b[80]; size_t n; int status; } q[EMU_QUEUE];
     size_t qhead, qtail;        /* reports queued by the test, not yet handed out */
     GList *clients;             /* struct emu_client: each open file of the device node */
     bool unplugged;
+    bool driver;                /* the kernel's HID driver holds the interface */
     unsigned claim_busy;        /* CLAIMINTERFACE fails with EBUSY this many more times */
-    unsigned delivered, claims, protocol_sets, rdesc_reads, serial_reads;
+    unsigned delivered, claims, protocol_sets, rdesc_reads, serial_reads, detaches, attaches;
 };
 
 /*
@@ -210,6 +211,12 @@ static void emu_reap(struct emu *e, struct emu_client *c, UMockdevIoctlData *arg
             /* The kernel kills the URBs of a device that is gone. */
             urb->status = -ESHUTDOWN;
             urb->actual_length = 0;
+        } else if (e->q[e->qhead].status) {
+            /* A transfer error instead of a report. */
+            urb->status = e->q[e->qhead].status;
+            urb->actual_length = 0;
+            e->qhead++;
+            e->delivered++;
         } else {
             size_t n = e->q[e->qhead].n;
             urb->status = n > (size_t)urb->buffer_length ? -EOVERFLOW : 0;
@@ -287,14 +294,38 @@ static gboolean emu_ioctl(UMockdevIoctlBase *handler, UMockdevIoctlClient *clien
         }
     } else if (req == USBDEVFS_CLAIMINTERFACE) {
         e->claims++;
-        if (e->claim_busy) {
-            e->claim_busy--;
+        if (e->claim_busy || e->driver) {
+            e->claim_busy -= e->claim_busy > 0;
             ret = -1, err = EBUSY;
         }
     } else if (req == USBDEVFS_RELEASEINTERFACE) {
         /* nothing to do */
     } else if (req == USBDEVFS_GETDRIVER) {
-        ret = -1, err = ENODATA;  /* no kernel driver bound */
+        UMockdevIoctlData *d =
+            umockdev_ioctl_data_resolve(arg, 0, sizeof(struct usbdevfs_getdriver), NULL);
+        if (d && e->driver)
+            snprintf(((struct usbdevfs_getdriver *)d->data)->driver, USBDEVFS_MAXDRIVERNAME,
+                     "usbhid");
+        else
+            ret = -1, err = d ? ENODATA : EFAULT;
+        if (d)
+            umockdev_ioctl_data_unref(d);
+    } else if (req == USBDEVFS_IOCTL) {
+        /* Detaching and attaching the kernel's driver. */
+        UMockdevIoctlData *d = umockdev_ioctl_data_resolve(arg, 0, sizeof(struct usbdevfs_ioctl), NULL);
+        int code = d ? ((struct usbdevfs_ioctl *)d->data)->ioctl_code : 0;
+        if (code == (int)USBDEVFS_DISCONNECT && e->driver) {
+            e->driver = false;
+            e->detaches++;
+        } else if (code == (int)USBDEVFS_CONNECT && !e->driver) {
+            e->driver = true;
+            e->attaches++;
+            ret = 1;  /* the kernel's "driver bound" */
+        } else {
+            ret = -1, err = code == (int)USBDEVFS_DISCONNECT ? ENODATA : EINVAL;
+        }
+        if (d)
+            umockdev_ioctl_data_unref(d);
     } else if (req == USBDEVFS_SUBMITURB) {
         emu_submit(e, c, arg, &ret, &err);
     } else if (req == USBDEVFS_REAPURB || req == USBDEVFS_REAPURBNDELAY) {
@@ -333,6 +364,17 @@ static void emu_report(struct emu *e, const void *b, size_t n)
     CU_ASSERT_FATAL(e->qtail < EMU_QUEUE);
     memcpy(e->q[e->qtail].b, b, n);
     e->q[e->qtail].n = n;
+    e->qtail++;
+    emu_unlock(e);
+}
+
+/* Queue a failed transfer (-EPROTO: what a flaky cable gives) instead of a report. */
+static void emu_fail_transfer(struct emu *e, int status)
+{
+    emu_lock(e);
+    CU_ASSERT_FATAL(e->qtail < EMU_QUEUE);
+    e->q[e->qtail].n = 0;
+    e->q[e->qtail].status = status;
     e->qtail++;
     emu_unlock(e);
 }
@@ -1093,7 +1135,7 @@ static void test_busy_retried(void)
     /* Reported once, while retrying, then connected. */
     expect(&r, 0, SCANNER_EV_DISCONNECTED, KBD_ID,
            "cannot claim the scanner's interface: the interface is in use by another "
-           "program (retrying)");
+           "program; retrying");
     expect(&r, 1, SCANNER_EV_CONNECTED, KBD_ID, NULL);
     emu_lock(e);
     CU_ASSERT_EQUAL(e->claims, 5);
@@ -1213,6 +1255,114 @@ static void test_destroy_while_reading(void)
     bed_free(b);
 }
 
+/* A transfer error: what was pending is rejected, the device is reopened and read. */
+static void test_transfer_error(void)
+{
+    struct bed *b = bed_new();
+    struct emu *e = bed_emu(b, FIXTURES "kbd-scanner.umockdev", true);
+    struct rec r = { 0 };
+    open_scanner(b, &r, "usb:" KBD_VIDPID ",detach=no");
+    wait_events(b, &r, 1);
+    kbd_type(e, "AB");
+    emu_fail_transfer(e, -EPROTO);
+    wait_events(b, &r, 4);
+    expect_rejected(&r, 1, KBD_ID, "AB", 2, "USB transfer failed before end of line");
+    expect(&r, 2, SCANNER_EV_DISCONNECTED, KBD_ID, "USB transfer failed (I/O error); reconnecting");
+    CU_ASSERT_EQUAL(r.ev[2].clients, 0);
+    expect(&r, 3, SCANNER_EV_CONNECTED, KBD_ID, NULL);
+    kbd_type(e, "OK\n");
+    wait_events(b, &r, 5);
+    expect_scan(&r, 4, KBD_ID, "OK", "");
+    emu_lock(e);
+    CU_ASSERT_EQUAL(e->protocol_sets, 2);  /* set up again from scratch */
+    emu_unlock(e);
+    close_scanner(&r);
+    bed_free(b);
+}
+
+/* detach=yes (the default): the kernel's driver is detached, and given back at the end. */
+static void test_detach_kernel_driver(void)
+{
+    struct bed *b = bed_new();
+    struct emu *e = bed_emu(b, FIXTURES "kbd-scanner.umockdev", false);
+    e->driver = true;
+    bed_plug(b, e);
+    struct rec r = { 0 };
+    open_scanner(b, &r, "usb:" KBD_VIDPID);
+    wait_events(b, &r, 1);
+    expect(&r, 0, SCANNER_EV_CONNECTED, KBD_ID, NULL);
+    emu_lock(e);
+    CU_ASSERT_EQUAL(e->detaches, 1);
+    CU_ASSERT_FALSE(e->driver);
+    emu_unlock(e);
+    kbd_type(e, "MINE\n");
+    wait_events(b, &r, 2);
+    expect_scan(&r, 1, KBD_ID, "MINE", "");
+    close_scanner(&r);
+    emu_lock(e);
+    CU_ASSERT_EQUAL(e->attaches, 1);
+    CU_ASSERT(e->driver);
+    emu_unlock(e);
+    bed_free(b);
+}
+
+/* detach=no while the kernel holds the interface: say so, and keep trying. */
+static void test_kernel_driver_kept(void)
+{
+    struct bed *b = bed_new();
+    struct emu *e = bed_emu(b, FIXTURES "kbd-scanner.umockdev", false);
+    e->driver = true;
+    bed_plug(b, e);
+    struct rec r = { 0 };
+    open_scanner(b, &r, "usb:" KBD_VIDPID ",detach=no");
+    wait_events(b, &r, 1);
+    expect(&r, 0, SCANNER_EV_DISCONNECTED, KBD_ID,
+           "cannot claim the scanner's interface: the kernel's HID driver holds the "
+           "interface (set detach=yes to take it); retrying");
+    settle(b);
+    CU_ASSERT_EQUAL(r.n, 1);
+    emu_lock(e);
+    CU_ASSERT_EQUAL(e->detaches, 0);
+    CU_ASSERT(e->claims >= 3);
+    emu_unlock(e);
+    close_scanner(&r);
+    bed_free(b);
+}
+
+/* What scanner_new_usb refuses: only what no retry can fix. */
+static void test_bad_config(void)
+{
+    loop_t *loop = loop_new();
+    CU_ASSERT_PTR_NOT_NULL_FATAL(loop);
+    struct rec r = { 0 };
+    char *err = NULL;
+    config_option_t opts[1] = { { "layout", "fr" } };
+    config_scanner_t cfg = { .kind = CONFIG_SCANNER_USB, .spec = "usb:0c2e:0b61,layout=fr",
+                             .vid = 0x0c2e, .pid = 0x0b61, .opts = opts, .nopts = 1 };
+    CU_ASSERT_PTR_NULL(scanner_new_usb(loop, &cfg, NULL, on_event, &r, &err));
+    CU_ASSERT_EQUAL(errno, EINVAL);
+    ASSERT_STR(err, "usb:0c2e:0b61,layout=fr: unknown layout (expected us or de)");
+    free(err);
+    opts[0] = (config_option_t){ "eol_ms", "5" };
+    CU_ASSERT_PTR_NULL(scanner_new_usb(loop, &cfg, NULL, on_event, &r, &err));
+    ASSERT_CONTAINS(err, "eol_ms must be 10..60000");
+    free(err);
+    cfg.kind = CONFIG_SCANNER_TCP;
+    CU_ASSERT_PTR_NULL(scanner_new_usb(loop, &cfg, NULL, on_event, &r, &err));
+    ASSERT_CONTAINS(err, "not a usb scanner");
+    free(err);
+    cfg.kind = CONFIG_SCANNER_USB;
+    cfg.nopts = 0;
+    CU_ASSERT_PTR_NULL(scanner_new_usb(NULL, &cfg, NULL, on_event, &r, NULL));
+    CU_ASSERT_EQUAL(errno, EINVAL);
+    /* Valid, with no device of that kind anywhere: a scanner, quietly waiting. */
+    r.s = scanner_new_usb(loop, &cfg, NULL, on_event, &r, &err);
+    CU_ASSERT_PTR_NOT_NULL(r.s);
+    CU_ASSERT_PTR_NULL(err);
+    close_scanner(&r);
+    loop_destroy(&loop);
+}
+
 /* ==== the suite ====================================================================== */
 
 static const struct {
@@ -1233,6 +1383,10 @@ static const struct {
     { "a HID device that is no scanner", test_not_a_scanner },
     { "usb_list_hid for rmactl scanners", test_list_hid },
     { "destroyed with transfers out", test_destroy_while_reading },
+    { "detach=yes takes the interface from the kernel, gives it back", test_detach_kernel_driver },
+    { "detach=no: the kernel's driver is in the way", test_kernel_driver_kept },
+    { "configurations refused", test_bad_config },
+    { "transfer error: reconnected", test_transfer_error },
 };
 
 #define N_USB_TESTS (sizeof(usb_tests) / sizeof(usb_tests[0]))
