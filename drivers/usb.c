@@ -23,8 +23,8 @@
 #include "drivers/scanner.h"
 #include "drivers/usb.h"
 
-#include <errno.h>
 #include <dirent.h>
+#include <errno.h>
 #include <libusb.h>
 #include <poll.h>
 #include <pthread.h>
@@ -33,7 +33,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
-#include <unistd.h>
 
 #include "drivers/hidpos.h"
 #include "drivers/keymap.h"
