@@ -16,14 +16,14 @@
  *   opened or closed: libusb runs them inside event handling, where opening is refused
  *   and closing the handle of the running transfer would pull it from under libusb.
  *
+ * Listing the attached HID devices for rmactl is drivers/usb_list.c.
+ *
  * A device is never trusted: reports of the wrong size, impossible keycodes and junk
  * become rejected reads with a reason, and the device goes on being read. Transfer
  * errors reconnect it; an unplug reports it gone and frees it; hotplug brings it back.
  */
 #include "drivers/scanner.h"
-#include "drivers/usb.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <libusb.h>
 #include <poll.h>
@@ -36,6 +36,7 @@
 
 #include "drivers/hidpos.h"
 #include "drivers/keymap.h"
+#include "drivers/usb_internal.h"
 
 /* Retry an open that failed: 100 ms, doubling to 5 s between attempts. */
 #define USB_RETRY_MIN_MS 100
@@ -49,8 +50,6 @@
 /* Where libusb has no hotplug: how often the bus is scanned for arrivals and removals. */
 #define USB_RESCAN_MS 1000
 #define USB_CONTROL_TIMEOUT_MS 2000
-/* Candidate HID interfaces considered per device. */
-#define USB_MAX_IFACES 8
 /* Destroying the last scanner of a loop waits this long for cancelled transfers. */
 #define USB_ORPHAN_WAIT_MS 2000
 
@@ -59,9 +58,7 @@
 #define UNPLUGGED_CUT "device unplugged before end of line"
 #define FAILED_CUT "USB transfer failed before end of line"
 
-/* HID class requests and descriptor types (HID 1.11, 7.1 and 7.2). */
-#define HID_DT_HID 0x21
-#define HID_DT_REPORT 0x22
+/* HID class requests (HID 1.11, 7.2). */
 #define HID_SET_PROTOCOL 0x0B
 #define HID_BOOT_PROTOCOL 0
 
@@ -295,14 +292,6 @@ enum dev_mode { MODE_KBD, MODE_POS };
 /* What the control transfer in flight is for. */
 enum ctl_step { STEP_LANGS, STEP_SERIAL, STEP_RDESC, STEP_PROTOCOL };
 
-/* A HID interface of the device that might carry scans. */
-struct cand {
-    uint8_t ifnum;
-    uint8_t ep;             /* interrupt IN endpoint */
-    uint16_t mps;           /* its wMaxPacketSize */
-    uint16_t rdesc_len;     /* report descriptor length from the HID descriptor */
-    bool boot_kbd;
-};
 
 struct usb_dev {
     struct usb_dev *next;
@@ -320,7 +309,7 @@ struct usb_dev {
     int reported_err;       /* libusb error last reported for this streak, 0 = none */
 
     libusb_device_handle *h;
-    struct cand cand[USB_MAX_IFACES];
+    usb_hid_iface_t cand[USB_MAX_IFACES];
     size_t ncand, probe;
     char note[160];         /* why an interface was not taken (for "not a scanner") */
     int claimed;            /* interface claimed, -1 = none */
@@ -372,20 +361,6 @@ static void dev_emit(struct usb_dev *d, scanner_ev_kind_t kind, const uint8_t *r
     scanner_event_t ev = { .kind = kind, .scanner_id = d->id, .raw = raw, .raw_len = raw_len,
                            .reason = reason };
     scanner_emit(d->u->s, &ev);
-}
-
-/* "1-4.2": bus, then the port on each hub from the root. */
-static char *port_path(libusb_device *dev)
-{
-    uint8_t ports[8];
-    int n = libusb_get_port_numbers(dev, ports, sizeof(ports));
-    char buf[64];
-    size_t len = (size_t)snprintf(buf, sizeof(buf), "%u-", libusb_get_bus_number(dev));
-    if (n <= 0)
-        len += (size_t)snprintf(buf + len, sizeof(buf) - len, "0");
-    for (int i = 0; i < n && len < sizeof(buf); i++)
-        len += (size_t)snprintf(buf + len, sizeof(buf) - len, i ? ".%u" : "%u", ports[i]);
-    return strdup(buf);
 }
 
 /* A libusb error as the one line the daemon logs. */
@@ -676,7 +651,7 @@ static void in_done(struct libusb_transfer *t)
 }
 
 /* Everything is ready: submit the interrupt transfer and report the device. */
-static void dev_start_reading(struct usb_dev *d, const struct cand *k, size_t report_len)
+static void dev_start_reading(struct usb_dev *d, const usb_hid_iface_t *k, size_t report_len)
 {
     struct usb *u = d->u;
     int len = (int)(report_len > k->mps ? report_len : k->mps);
@@ -784,7 +759,7 @@ static int dev_claim(struct usb_dev *d, uint8_t ifnum, const char **why)
 /* No HID POS interface: read the boot keyboard, if there is one. */
 static void use_keyboard(struct usb_dev *d)
 {
-    const struct cand *k = NULL;
+    const usb_hid_iface_t *k = NULL;
     for (size_t i = 0; i < d->ncand && !k; i++)
         if (d->cand[i].boot_kbd)
             k = &d->cand[i];
@@ -825,7 +800,7 @@ static void probe_next(struct usb_dev *d)
         use_keyboard(d);
         return;
     }
-    const struct cand *k = &d->cand[d->probe];
+    const usb_hid_iface_t *k = &d->cand[d->probe];
     const char *why;
     int rc = dev_claim(d, k->ifnum, &why);
     if (rc < 0) {
@@ -841,7 +816,7 @@ static void probe_next(struct usb_dev *d)
 
 static void rdesc_done(struct usb_dev *d, struct libusb_transfer *t)
 {
-    const struct cand *k = &d->cand[d->probe];
+    const usb_hid_iface_t *k = &d->cand[d->probe];
     if (t->status == LIBUSB_TRANSFER_COMPLETED) {
         hidpos_layout_t lay;
         const char *reason = NULL;
@@ -949,53 +924,6 @@ static void ctl_done(struct libusb_transfer *t)
     }
 }
 
-/* The HID descriptor's report descriptor length, or 0. */
-static uint16_t hid_rdesc_len(const unsigned char *x, int len)
-{
-    for (int i = 0; i + 2 <= len && x[i] >= 2; i += x[i]) {
-        if (x[i + 1] != HID_DT_HID || x[i] < 9 || i + x[i] > len)
-            continue;
-        int ndesc = x[i + 5];
-        for (int k = 0; k < ndesc && 6 + 3 * k + 2 < x[i]; k++)
-            if (x[i + 6 + 3 * k] == HID_DT_REPORT)
-                return (uint16_t)(x[i + 7 + 3 * k] | x[i + 8 + 3 * k] << 8);
-    }
-    return 0;
-}
-
-/* The device's HID interfaces with an interrupt IN endpoint (first alternate setting). */
-static int find_ifaces(libusb_device *dev, struct cand *cand, size_t *ncand)
-{
-    struct libusb_config_descriptor *cfg;
-    int rc = libusb_get_active_config_descriptor(dev, &cfg);
-    if (rc < 0)
-        return rc;
-    *ncand = 0;
-    for (int i = 0; i < cfg->bNumInterfaces && *ncand < USB_MAX_IFACES; i++) {
-        if (cfg->interface[i].num_altsetting < 1)
-            continue;
-        const struct libusb_interface_descriptor *alt = &cfg->interface[i].altsetting[0];
-        if (alt->bInterfaceClass != LIBUSB_CLASS_HID)
-            continue;
-        for (int e = 0; e < alt->bNumEndpoints; e++) {
-            const struct libusb_endpoint_descriptor *ep = &alt->endpoint[e];
-            if ((ep->bmAttributes & 3) != LIBUSB_TRANSFER_TYPE_INTERRUPT ||
-                !(ep->bEndpointAddress & LIBUSB_ENDPOINT_IN))
-                continue;
-            cand[(*ncand)++] = (struct cand){
-                .ifnum = alt->bInterfaceNumber,
-                .ep = ep->bEndpointAddress,
-                .mps = (uint16_t)(ep->wMaxPacketSize & 0x7FF),
-                .rdesc_len = hid_rdesc_len(alt->extra, alt->extra_length),
-                .boot_kbd = alt->bInterfaceSubClass == 1 && alt->bInterfaceProtocol == 1,
-            };
-            break;
-        }
-    }
-    libusb_free_config_descriptor(cfg);
-    return 0;
-}
-
 static void dev_open(struct usb_dev *d)
 {
     struct usb_ctx *c = d->c;
@@ -1021,12 +949,12 @@ static void dev_open(struct usb_dev *d)
         dev_retry(d, "cannot open the device", LIBUSB_ERROR_NO_MEM, NULL);
         return;
     }
-    if ((rc = find_ifaces(d->dev, d->cand, &d->ncand)) < 0) {
+    if ((rc = usb_hid_ifaces(d->dev, d->cand, &d->ncand)) < 0) {
         dev_retry(d, "cannot read the configuration descriptor", rc, NULL);
         return;
     }
     for (size_t i = 0; i < d->ncand; i++) {
-        struct cand *k = &d->cand[i];
+        usb_hid_iface_t *k = &d->cand[i];
         if (!k->boot_kbd && (k->rdesc_len == 0 || k->rdesc_len > HIDPOS_DESC_MAX)) {
             note_iface(d, k->ifnum, "no usable report descriptor length in its HID descriptor");
             memmove(k, k + 1, (d->ncand - i - 1) * sizeof(*k));
@@ -1146,7 +1074,7 @@ static void dev_arrived(struct usb *u, libusb_device *dev)
     if (dev_find(u, dev))
         return;
     struct usb_dev *d = calloc(1, sizeof(*d));
-    char *path = port_path(dev);
+    char *path = usb_port_path(dev);
     if (!d || !path || asprintf(&d->id, "usb:%04x:%04x@%s", u->vid, u->pid, path) < 0) {
         free(path);
         free(d);
@@ -1422,230 +1350,4 @@ fail:
                      why ? why : strerror(err), err);
     free(spec);
     return NULL;
-}
-
-/* ==== enumeration for rmactl ======================================================= */
-
-const char *usb_hid_kind_name(usb_hid_kind_t kind)
-{
-    switch (kind) {
-    case USB_HID_KEYBOARD:
-        return "keyboard";
-    case USB_HID_POS:
-        return "hid-pos";
-    case USB_HID_OTHER:
-        return "hid";
-    default:
-        return "hid (unknown)";
-    }
-}
-
-void usb_hid_list_free(usb_hid_info_t *list, size_t n)
-{
-    if (!list)
-        return;
-    for (size_t i = 0; i < n; i++) {
-        free(list[i].path);
-        free(list[i].manufacturer);
-        free(list[i].product);
-        free(list[i].serial);
-        free(list[i].note);
-    }
-    free(list);
-}
-
-/* A string descriptor: NULL for index 0, the text, or a placeholder saying why not. */
-static int list_string(libusb_device_handle *h, int open_rc, uint8_t index, char **out)
-{
-    *out = NULL;
-    if (index == 0)
-        return 0;
-    unsigned char buf[256];
-    const char *text;
-    int rc = h ? libusb_get_string_descriptor_ascii(h, index, buf, sizeof(buf)) : open_rc;
-    if (rc >= 0) {
-        buf[rc] = '\0';
-        text = (const char *)buf;
-    } else {
-        text = rc == LIBUSB_ERROR_ACCESS ? "(no permission)" : "(unreadable)";
-    }
-    return (*out = strdup(text)) ? 0 : -ENOMEM;
-}
-
-/*
- * Linux's copy of an interface's report descriptor, which it keeps while a HID driver
- * is bound: /sys/bus/usb/devices/PATH:CONFIG.IFACE/<hid device>/report_descriptor.
- * Returns 0 with *len set, or -ENOENT when there is none.
- */
-static int sysfs_rdesc(const char *path, uint8_t config, uint8_t ifnum, uint8_t *buf,
-                       size_t size, size_t *len)
-{
-    char *dir = NULL;
-    if (asprintf(&dir, "/sys/bus/usb/devices/%s:%u.%u", path, config, ifnum) < 0)
-        return -ENOMEM;
-    DIR *d = opendir(dir);
-    int rc = -ENOENT;
-    struct dirent *de;
-    while (d && rc == -ENOENT && (de = readdir(d))) {
-        char *file = NULL;
-        /* HID devices are named BUS:VENDOR:PRODUCT.N, "0003:0C2E:0B6A.0001". */
-        if (!strchr(de->d_name, ':') || !strchr(de->d_name, '.'))
-            continue;
-        if (asprintf(&file, "%s/%s/report_descriptor", dir, de->d_name) < 0) {
-            rc = -ENOMEM;
-            break;
-        }
-        FILE *f = fopen(file, "rb");
-        free(file);
-        if (!f)
-            continue;
-        *len = fread(buf, 1, size, f);
-        rc = ferror(f) ? -EIO : 0;
-        (void)fclose(f);
-    }
-    if (d)
-        (void)closedir(d);
-    free(dir);
-    return rc;
-}
-
-/*
- * What a non-boot HID interface is: its report descriptor from sysfs, or from the
- * device when no kernel driver holds it. Returns the kind; *note says why for UNKNOWN.
- */
-static usb_hid_kind_t list_probe(libusb_device_handle *h, int open_rc, const char *path,
-                                 uint8_t config, const struct cand *k, const char **note)
-{
-    uint8_t desc[HIDPOS_DESC_MAX];
-    size_t len = 0;
-    hidpos_layout_t lay;
-    *note = NULL;
-    if (sysfs_rdesc(path, config, k->ifnum, desc, sizeof(desc), &len) < 0) {
-        if (!h) {
-            *note = open_rc == LIBUSB_ERROR_ACCESS ? "no permission" : libusb_strerror(open_rc);
-            return USB_HID_UNKNOWN;
-        }
-        if (libusb_kernel_driver_active(h, k->ifnum) == 1 || k->rdesc_len == 0) {
-            *note = "report descriptor not available";
-            return USB_HID_UNKNOWN;
-        }
-        int rc = libusb_claim_interface(h, k->ifnum);
-        if (rc < 0) {
-            *note = rc == LIBUSB_ERROR_BUSY ? "interface in use" : libusb_strerror(rc);
-            return USB_HID_UNKNOWN;
-        }
-        rc = libusb_control_transfer(h, LIBUSB_ENDPOINT_IN | LIBUSB_RECIPIENT_INTERFACE,
-                                     LIBUSB_REQUEST_GET_DESCRIPTOR, HID_DT_REPORT << 8, k->ifnum,
-                                     desc, k->rdesc_len, 1000);
-        (void)libusb_release_interface(h, k->ifnum);
-        if (rc < 0) {
-            *note = libusb_strerror(rc);
-            return USB_HID_UNKNOWN;
-        }
-        len = (size_t)rc;
-    }
-    return hidpos_parse(desc, len, &lay, NULL) == 0 ? USB_HID_POS : USB_HID_OTHER;
-}
-
-/* Fill *info for dev; returns 1 when it is a HID device, 0 when not, or -errno. */
-static int list_one(libusb_device *dev, usb_hid_info_t *info)
-{
-    struct libusb_device_descriptor dd;
-    struct libusb_config_descriptor *cfg;
-    struct cand cand[USB_MAX_IFACES];
-    size_t ncand = 0;
-    bool hid = false;
-    if (libusb_get_device_descriptor(dev, &dd) < 0 ||
-        libusb_get_active_config_descriptor(dev, &cfg) < 0)
-        return 0;  /* unconfigured or unreadable: nothing rmad could read either */
-    uint8_t config = cfg->bConfigurationValue;
-    for (int i = 0; i < cfg->bNumInterfaces; i++)
-        for (int a = 0; a < cfg->interface[i].num_altsetting; a++)
-            hid = hid || cfg->interface[i].altsetting[a].bInterfaceClass == LIBUSB_CLASS_HID;
-    libusb_free_config_descriptor(cfg);
-    if (!hid || find_ifaces(dev, cand, &ncand) < 0)
-        return 0;
-
-    *info = (usb_hid_info_t){ .vid = dd.idVendor, .pid = dd.idProduct,
-                              .bus = libusb_get_bus_number(dev), .kind = USB_HID_OTHER };
-    if (!(info->path = port_path(dev)))
-        return -ENOMEM;
-    libusb_device_handle *h = NULL;
-    int open_rc = libusb_open(dev, &h);
-    if (open_rc < 0)
-        h = NULL;
-    int rc = 0;
-    if (list_string(h, open_rc, dd.iManufacturer, &info->manufacturer) < 0 ||
-        list_string(h, open_rc, dd.iProduct, &info->product) < 0 ||
-        list_string(h, open_rc, dd.iSerialNumber, &info->serial) < 0)
-        rc = -ENOMEM;
-    /* HID POS wins (rmad reads it first), then boot keyboard; unreadable ones say why. */
-    bool kbd = false, pos = false;
-    const char *note = NULL;
-    for (size_t i = 0; rc == 0 && i < ncand && !pos; i++) {
-        if (cand[i].boot_kbd) {
-            kbd = true;
-            continue;
-        }
-        const char *why;
-        usb_hid_kind_t k = list_probe(h, open_rc, info->path, config, &cand[i], &why);
-        pos = k == USB_HID_POS;
-        if (k == USB_HID_UNKNOWN && !note)
-            note = why;
-    }
-    info->kind = pos ? USB_HID_POS : kbd ? USB_HID_KEYBOARD : note ? USB_HID_UNKNOWN
-                                                                  : USB_HID_OTHER;
-    if (rc == 0 && !pos && note && !(info->note = strdup(note)))
-        rc = -ENOMEM;
-    if (h)
-        libusb_close(h);
-    return rc < 0 ? rc : 1;
-}
-
-/* Bus, then path ("1-4.2" before "1-10"): compared as numbers, field by field. */
-static int cmp_info(const void *a, const void *b)
-{
-    const usb_hid_info_t *x = a, *y = b;
-    if (x->bus != y->bus)
-        return x->bus < y->bus ? -1 : 1;
-    const char *p = strchr(x->path, '-'), *q = strchr(y->path, '-');
-    while (p && q && *p && *q) {
-        unsigned long m = strtoul(p + 1, (char **)&p, 10), n = strtoul(q + 1, (char **)&q, 10);
-        if (m != n)
-            return m < n ? -1 : 1;
-    }
-    return (p && *p) - (q && *q);
-}
-
-int usb_list_hid(usb_hid_info_t **out, size_t *n)
-{
-    libusb_context *lu;
-    if (libusb_init(&lu) < 0)
-        return -EIO;
-    libusb_device **devs;
-    ssize_t ndev = libusb_get_device_list(lu, &devs);
-    if (ndev < 0) {
-        libusb_exit(lu);
-        return ndev == LIBUSB_ERROR_NO_MEM ? -ENOMEM : -EIO;
-    }
-    usb_hid_info_t *list = calloc((size_t)ndev + 1, sizeof(*list));
-    size_t count = 0;
-    int rc = list ? 0 : -ENOMEM;
-    for (ssize_t i = 0; rc == 0 && i < ndev; i++) {
-        int r = list_one(devs[i], &list[count]);
-        if (r > 0)
-            count++;
-        else if (r < 0)
-            rc = r, count++;  /* free its partial entry with the others */
-    }
-    libusb_free_device_list(devs, 1);
-    libusb_exit(lu);
-    if (rc < 0) {
-        usb_hid_list_free(list, count);
-        return rc;
-    }
-    qsort(list, count, sizeof(*list), cmp_info);
-    *out = list;
-    *n = count;
-    return 0;
 }

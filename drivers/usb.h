@@ -1,7 +1,8 @@
 /*
- * USB HID scanners: what drivers/usb.c offers beyond scanner_new_usb() (declared in
- * drivers/scanner.h with the other drivers), namely the device names it reports and a
- * listing of attached HID devices for `rmactl scanners`.
+ * USB HID scanners: what the USB driver offers beyond scanner_new_usb() (declared in
+ * drivers/scanner.h with the other drivers, implemented in drivers/usb.c), namely the
+ * device names it reports and a listing of attached HID devices for `rmactl scanners`
+ * (drivers/usb_list.c).
  *
  * Scanner ids. A usb scanner (`usb:VID:PID[:SERIAL]`) serves every attached device
  * that matches; each device is reported under its own id,
