@@ -10,11 +10,13 @@
     X(caldate)         \
     X(scan)            \
     X(keymap)          \
+    X(hidpos)          \
     X(scancmd)         \
     X(db)              \
     X(loop)            \
     X(config)          \
     X(tcp)             \
+    X(usb)             \
     X(serial)          \
     X(policy_cases)    \
     X(rmactl_cli)      \
