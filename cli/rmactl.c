@@ -60,9 +60,11 @@ static void usage(FILE *out)
           "  receipts [--limit N] [--json]                recent receipts with dispositions\n"
           "  rma import FILE.csv                          import RMAs (all rows or none)\n"
           "  reprint RECEIPT                              print a receipt's label again\n"
+          "  scanners [--json]                            configured scanners, USB HID devices and\n"
+          "                                               serial ports here, with config lines\n"
           "  watch [--from N] [--count N]                 print events as SEQ TOPIC JSON\n"
           "\n"
-          "  label --json FILE [--format zpl|pdf|png] [--size 4x6|2x1] [--dpi 203|300] -o FILE\n"
+          "  label RECEIPT|--json FILE [--format zpl|pdf|png] [--size 4x6|2x1] [--dpi 203|300] -o FILE\n"
           "                                               render a disposition label\n"
           "  sheet [--paper a4|letter] -o FILE.pdf        the command-barcode sheet\n"
           "\n"
@@ -103,6 +105,8 @@ int main(int argc, char **argv)
         return cmd_rma(argc - 1, argv + 1);
     if (strcmp(argv[1], "reprint") == 0)
         return cmd_reprint(argc - 1, argv + 1);
+    if (strcmp(argv[1], "scanners") == 0)
+        return cmd_scanners(argc - 1, argv + 1);
     if (strcmp(argv[1], "watch") == 0)
         return cmd_watch(argc - 1, argv + 1);
     if (strcmp(argv[1], "label") == 0)

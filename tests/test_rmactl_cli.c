@@ -4,6 +4,7 @@
  */
 #include <CUnit/CUnit.h>
 #include <glob.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -210,6 +211,90 @@ static void test_policy_test_command(void)
     th_proc_free(&p);
 }
 
+/* The entry of array `a` whose member key is val, or NULL. */
+static json_t *find_by(json_t *a, const char *key, const char *val)
+{
+    size_t i;
+    json_t *o;
+    json_array_foreach(a, i, o) {
+        const char *v = json_string_value(json_object_get(o, key));
+        if (v && strcmp(v, val) == 0)
+            return o;
+    }
+    return NULL;
+}
+
+/*
+ * rmactl scanners on a machine with a keyboard-wedge and a HID POS scanner and a
+ * USB-serial scanner, emulated by umockdev: each listed with the line to configure it.
+ */
+static void test_scanners_listing(void)
+{
+    char *dir = th_mkdtemp(), *conf = NULL, *preload = NULL, rmactl[4096];
+    CU_ASSERT_PTR_NOT_NULL_FATAL(dir);
+    CU_ASSERT_FATAL(asprintf(&conf, "%s/rmad.conf", dir) > 0);
+    CU_ASSERT_FATAL(asprintf(&preload, "LD_PRELOAD=%s libumockdev-preload.so.0",
+                             th_bin("tiocm-shim.so")) > 0);
+    snprintf(rmactl, sizeof(rmactl), "%s", th_bin("rmactl"));
+    FILE *f = fopen(conf, "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    fprintf(f, "[daemon]\ndatabase = rmad.db\npolicies = %s/policies\n"
+               "pub = tcp://127.0.0.1:1\nreplay = tcp://127.0.0.1:2\ncontrol = ipc://%s/ctl\n"
+               "[station dock1]\nscanner = usb:0c2e:0b61,layout=de\n"
+               "scanner = serial:/dev/ttyUSB0,baud=19200\n", getenv("PWD"), dir);
+    fclose(f);
+    char *argv[] = { "/usr/bin/umockdev-run",
+                     "-d", "tests/fixtures/usb/hub.umockdev",
+                     "-d", "tests/fixtures/usb/kbd-scanner.umockdev",
+                     "-d", "tests/fixtures/usb/hidpos-scanner.umockdev",
+                     "-d", "tests/fixtures/serial/serial-scanner.umockdev",
+                     "--", "/usr/bin/env", "ASAN_OPTIONS=verify_asan_link_order=0",
+                     preload, rmactl, "--config", conf, "scanners", "--json", NULL };
+    th_proc_t p = th_run_proc(argv, NULL);
+    CU_ASSERT_EQUAL(p.status, 0);
+    json_error_t je;
+    json_t *r = json_loads(p.out ? p.out : "", 0, &je);
+    if (!r)
+        fprintf(stderr, "\n  rmactl scanners: %s%s\n", p.out, p.err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+
+    json_t *c = json_object_get(r, "configured");
+    CU_ASSERT_EQUAL(json_array_size(c), 2);
+    json_t *usb_cfg = find_by(c, "spec", "usb:0c2e:0b61,layout=de");
+    CU_ASSERT_PTR_NOT_NULL(usb_cfg);
+    ASSERT_STR(json_string_value(json_object_get(usb_cfg, "station")), "dock1");
+    ASSERT_STR(json_string_value(json_object_get(usb_cfg, "state")), "unknown");
+    ASSERT_CONTAINS(json_string_value(json_object_get(usb_cfg, "detail")), "rmad is not running");
+
+    json_t *usb = json_object_get(r, "usb");
+    json_t *kbd = find_by(usb, "id", "0c2e:0b61"), *pos = find_by(usb, "id", "0c2e:0b6a");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(kbd);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(pos);
+    ASSERT_STR(json_string_value(json_object_get(kbd, "kind")), "keyboard");
+    ASSERT_STR(json_string_value(json_object_get(kbd, "port")), "1-1");
+    ASSERT_STR(json_string_value(json_object_get(pos, "kind")), "hid-pos");
+    ASSERT_STR(json_string_value(json_object_get(pos, "config")), "usb:0c2e:0b6a");
+
+    json_t *tty = find_by(json_object_get(r, "serial"), "path", "/dev/ttyUSB0");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(tty);
+    ASSERT_STR(json_string_value(json_object_get(tty, "transport")), "usb");
+    ASSERT_STR(json_string_value(json_object_get(tty, "usb_id")), "0403:6001");
+    ASSERT_STR(json_string_value(json_object_get(tty, "config")), "serial:usb=0403:6001");
+    CU_ASSERT_EQUAL(json_array_size(json_object_get(r, "errors")), 0);
+    json_decref(r);
+    th_proc_free(&p);
+
+    char *bad[] = { rmactl, "--config", conf, "scanners", "--all", NULL };
+    p = th_run_proc(bad, NULL);
+    CU_ASSERT_EQUAL(p.status, 2);
+    ASSERT_CONTAINS(p.err, "scanners: unexpected argument '--all'");
+    th_proc_free(&p);
+    free(conf);
+    free(preload);
+    th_rm_rf(dir);
+    free(dir);
+}
+
 int suite_rmactl_cli(void)
 {
     CU_pSuite s = CU_add_suite("rmactl_cli", NULL, NULL);
@@ -218,7 +303,9 @@ int suite_rmactl_cli(void)
         !CU_add_test(s, "broken policy files: FILE:LINE, exit 2", test_bad_policies) ||
         !CU_add_test(s, "policy check passes the shipped policies", test_check_shipped_policies) ||
         !CU_add_test(s, "usage and missing files", test_usage_and_missing_files) ||
-        !CU_add_test(s, "policy test runs regression case files", test_policy_test_command))
+        !CU_add_test(s, "policy test runs regression case files", test_policy_test_command) ||
+        !CU_add_test(s, "scanners lists configured and attached devices (umockdev)",
+                     test_scanners_listing))
         return -1;
     return 0;
 }
