@@ -110,7 +110,8 @@ scanner_t *scanner_new_tcp(loop_t *loop, const config_scanner_t *cfg,
  * VID:PID (and serial number, when given), found now or whenever it is plugged in
  * (hotplug), and found again after it is unplugged. Boot-keyboard (keyboard-wedge) and
  * HID POS (usage page 0x8C) scanners. CONNECTED/DISCONNECTED report the device coming
- * and going; a device that is absent at start is not an error. All USB I/O is
+ * and going, each device under its own id, "usb:0c2e:0b61@1-4.2" (drivers/usb.h); a
+ * device that is absent at start is not an error. All USB I/O is
  * asynchronous, on fds registered with loop. Same contract as scanner_new_tcp
  * otherwise; an error is returned only for what retrying cannot fix (libusb cannot
  * start, out of memory).
