@@ -279,3 +279,46 @@ void th_serve_stop(th_serve_t *s)
     CU_ASSERT_EQUAL(pthread_join(s->th, NULL), 0);
     CU_ASSERT_EQUAL(s->rc, 0);
 }
+
+/* ---- event-loop tests ------------------------------------------------------------ */
+
+static int64_t stop_timer(loop_t *loop, uint64_t id, void *data)
+{
+    (void)id;
+    if (data)
+        *(int *)data = 1;
+    loop_stop(loop);
+    return -1;
+}
+
+void th_loop_run_for(loop_t *loop, int64_t ms)
+{
+    CU_ASSERT_FATAL(loop_add_timer(loop, ms, stop_timer, NULL) > 0);
+    CU_ASSERT_EQUAL(loop_run(loop), 0);
+}
+
+int th_loop_run_stopped(loop_t *loop, int64_t deadline_ms)
+{
+    int expired = 0;
+    uint64_t t = loop_add_timer(loop, deadline_ms, stop_timer, &expired);
+    CU_ASSERT_FATAL(t > 0);
+    CU_ASSERT_EQUAL(loop_run(loop), 0);
+    if (!expired)
+        (void)loop_del_timer(loop, t);
+    return !expired;
+}
+
+char *th_memdup(const void *p, size_t n)
+{
+    char *d = malloc(n + 1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+    if (n)
+        memcpy(d, p, n);
+    d[n] = '\0';
+    return d;
+}
+
+char *th_strdup(const char *s)
+{
+    return s ? th_memdup(s, strlen(s)) : NULL;
+}

@@ -95,6 +95,20 @@ void th_serve_stop(th_serve_t *s);
 /* Read a whole file; returns malloc'd NUL-terminated text or NULL. */
 char *th_read_file(const char *path, size_t *len);
 
+/*
+ * Event-loop tests. th_loop_run_for runs loop for ms milliseconds (lets a driver do
+ * what is due). th_loop_run_stopped runs it until a callback calls loop_stop(), but at
+ * most deadline_ms: 1 when a callback stopped it, 0 when the deadline did (a hang
+ * becomes a failed assertion, not a stuck test).
+ */
+void th_loop_run_for(loop_t *loop, int64_t ms);
+int th_loop_run_stopped(loop_t *loop, int64_t deadline_ms);
+
+/* NUL-terminated copies for recording events (the driver's pointers die with the
+ * callback); a failed allocation is a fatal assertion. th_strdup(NULL) is NULL. */
+char *th_memdup(const void *p, size_t n);
+char *th_strdup(const char *s);
+
 /* Write text to a file; returns 0 or -errno. */
 int th_write_file(const char *path, const char *text);
 

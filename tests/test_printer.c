@@ -235,7 +235,6 @@ struct rec {
     struct ev ev[MAX_EVENTS];
     size_t n;
     size_t stop_at;
-    int watchdog_fired;
 };
 
 static void on_event(const printer_event_t *e, void *data)
@@ -260,22 +259,6 @@ static void on_event(const printer_event_t *e, void *data)
         CU_ASSERT_PTR_NULL(strpbrk(e->error, "\r\n"));
     if (r->n == r->stop_at)
         loop_stop(r->loop);
-}
-
-static int64_t watchdog(loop_t *loop, uint64_t id, void *data)
-{
-    (void)id;
-    ((struct rec *)data)->watchdog_fired = 1;
-    loop_stop(loop);
-    return -1;
-}
-
-static int64_t stop_loop(loop_t *loop, uint64_t id, void *data)
-{
-    (void)id;
-    (void)data;
-    loop_stop(loop);
-    return -1;
 }
 
 /* A loop and a printer on the suite's cupsd. */
@@ -327,22 +310,15 @@ static void run_until(struct rec *r, size_t n)
         return;
     }
     r->stop_at = n;
-    r->watchdog_fired = 0;
-    uint64_t wd = loop_add_timer(r->loop, WATCHDOG_MS, watchdog, r);
-    CU_ASSERT_FATAL(wd > 0);
-    CU_ASSERT_EQUAL(loop_run(r->loop), 0);
-    if (!r->watchdog_fired)
-        (void)loop_del_timer(r->loop, wd);
+    CU_ASSERT(th_loop_run_stopped(r->loop, WATCHDOG_MS));
     r->stop_at = 0;
-    CU_ASSERT_EQUAL(r->watchdog_fired, 0);
     CU_ASSERT_EQUAL_FATAL(r->n, n);
 }
 
 /* Run the loop for ms, then check that there are exactly n events. */
 static void quiet(struct rec *r, size_t n, int64_t ms)
 {
-    CU_ASSERT_FATAL(loop_add_timer(r->loop, ms, stop_loop, NULL) > 0);
-    CU_ASSERT_EQUAL(loop_run(r->loop), 0);
+    th_loop_run_for(r->loop, ms);
     CU_ASSERT_EQUAL(r->n, n);
 }
 

@@ -85,23 +85,7 @@ struct rec {
     struct ev ev[MAX_EVENTS];
     size_t n;
     size_t stop_at;         /* loop_stop() when n reaches it */
-    int watchdog_fired;
 };
-
-static char *dup_bytes(const void *p, size_t n)
-{
-    char *d = malloc(n + 1);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(d);
-    if (n)
-        memcpy(d, p, n);
-    d[n] = '\0';
-    return d;
-}
-
-static char *dup_str(const char *s)
-{
-    return s ? dup_bytes(s, strlen(s)) : NULL;
-}
 
 static void on_event(const scanner_event_t *e, void *data)
 {
@@ -115,15 +99,15 @@ static void on_event(const scanner_event_t *e, void *data)
     }
     struct ev *c = &r->ev[r->n++];
     c->kind = e->kind;
-    c->id = dup_str(e->scanner_id);
-    c->reason = dup_str(e->reason);
-    c->raw = (uint8_t *)dup_bytes(e->raw, e->raw_len);
+    c->id = th_strdup(e->scanner_id);
+    c->reason = th_strdup(e->reason);
+    c->raw = (uint8_t *)th_memdup(e->raw, e->raw_len);
     c->raw_len = e->raw_len;
     c->clients = scanner_clients(r->s);
-    c->port = dup_str(serial_scanner_port(r->s));
+    c->port = th_strdup(serial_scanner_port(r->s));
     if (e->scan) {
-        c->text = dup_bytes(e->scan->text, e->scan->len);
-        c->scan_scanner = dup_str(e->scan->scanner);
+        c->text = th_memdup(e->scan->text, e->scan->len);
+        c->scan_scanner = th_strdup(e->scan->scanner);
     }
     switch (e->kind) {
     case SCANNER_EV_SCAN:
@@ -148,22 +132,6 @@ static void on_event(const scanner_event_t *e, void *data)
         loop_stop(r->loop);
 }
 
-static int64_t watchdog(loop_t *loop, uint64_t id, void *data)
-{
-    (void)id;
-    ((struct rec *)data)->watchdog_fired = 1;
-    loop_stop(loop);
-    return -1;
-}
-
-static int64_t stop_loop(loop_t *loop, uint64_t id, void *data)
-{
-    (void)id;
-    (void)data;
-    loop_stop(loop);
-    return -1;
-}
-
 /* Run the loop until n events in all have been recorded. */
 static void run_until(struct rec *r, size_t n)
 {
@@ -172,22 +140,15 @@ static void run_until(struct rec *r, size_t n)
         return;
     }
     r->stop_at = n;
-    r->watchdog_fired = 0;
-    uint64_t wd = loop_add_timer(r->loop, WATCHDOG_MS, watchdog, r);
-    CU_ASSERT_FATAL(wd > 0);
-    CU_ASSERT_EQUAL(loop_run(r->loop), 0);
-    if (!r->watchdog_fired)
-        (void)loop_del_timer(r->loop, wd);
+    CU_ASSERT(th_loop_run_stopped(r->loop, WATCHDOG_MS));
     r->stop_at = 0;
-    CU_ASSERT_EQUAL(r->watchdog_fired, 0);
     CU_ASSERT_EQUAL_FATAL(r->n, n);
 }
 
 /* Let the driver do what is due now. */
 static void pump(struct rec *r)
 {
-    CU_ASSERT_FATAL(loop_add_timer(r->loop, PUMP_MS, stop_loop, NULL) > 0);
-    CU_ASSERT_EQUAL(loop_run(r->loop), 0);
+    th_loop_run_for(r->loop, PUMP_MS);
 }
 
 /* Pump, then check that exactly n events came in all. */

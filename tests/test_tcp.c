@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "drivers/scanner.h"
+#include "tests/helpers.h"
 #include "tests/suites.h"
 
 #define WATCHDOG_MS 10000
@@ -59,23 +60,7 @@ struct rec {
     struct ev ev[MAX_EVENTS];
     size_t n;
     size_t stop_at;         /* loop_stop() when n reaches it */
-    int watchdog_fired;
 };
-
-static char *dup_bytes(const void *p, size_t n)
-{
-    char *d = malloc(n + 1);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(d);
-    if (n)
-        memcpy(d, p, n);
-    d[n] = '\0';
-    return d;
-}
-
-static char *dup_str(const char *s)
-{
-    return s ? dup_bytes(s, strlen(s)) : NULL;
-}
 
 static void on_event(const scanner_event_t *e, void *data)
 {
@@ -88,20 +73,20 @@ static void on_event(const scanner_event_t *e, void *data)
     }
     struct ev *c = &r->ev[r->n++];
     c->kind = e->kind;
-    c->id = dup_str(e->scanner_id);
-    c->reason = dup_str(e->reason);
-    c->peer = dup_str(e->peer);
-    c->raw = (uint8_t *)dup_bytes(e->raw, e->raw_len);
+    c->id = th_strdup(e->scanner_id);
+    c->reason = th_strdup(e->reason);
+    c->peer = th_strdup(e->peer);
+    c->raw = (uint8_t *)th_memdup(e->raw, e->raw_len);
     c->raw_len = e->raw_len;
     c->clients = scanner_clients(r->s);
     if (e->scan) {
         c->has_scan = true;
-        c->text = dup_bytes(e->scan->text, e->scan->len);
+        c->text = th_memdup(e->scan->text, e->scan->len);
         c->text_len = e->scan->len;
         memcpy(c->aim, e->scan->aim, sizeof(c->aim));
         c->symbology = e->scan->symbology;
         c->gs1 = e->scan->gs1;
-        c->scan_scanner = dup_str(e->scan->scanner);
+        c->scan_scanner = th_strdup(e->scan->scanner);
         c->t_ms = e->scan->t_ms;
     }
     switch (e->kind) {
@@ -127,44 +112,21 @@ static void on_event(const scanner_event_t *e, void *data)
         loop_stop(r->loop);
 }
 
-static int64_t watchdog(loop_t *loop, uint64_t id, void *data)
-{
-    (void)id;
-    ((struct rec *)data)->watchdog_fired = 1;
-    loop_stop(loop);
-    return -1;
-}
-
-static int64_t stop_loop(loop_t *loop, uint64_t id, void *data)
-{
-    (void)id;
-    (void)data;
-    loop_stop(loop);
-    return -1;
-}
-
 /* Run the loop until n events in all have been recorded. */
 static void run_until(struct rec *r, size_t n)
 {
     if (r->n >= n)
         return;
     r->stop_at = n;
-    r->watchdog_fired = 0;
-    uint64_t wd = loop_add_timer(r->loop, WATCHDOG_MS, watchdog, r);
-    CU_ASSERT_FATAL(wd > 0);
-    CU_ASSERT_EQUAL(loop_run(r->loop), 0);
-    if (!r->watchdog_fired)
-        (void)loop_del_timer(r->loop, wd);
+    CU_ASSERT(th_loop_run_stopped(r->loop, WATCHDOG_MS));
     r->stop_at = 0;
-    CU_ASSERT_EQUAL(r->watchdog_fired, 0);
     CU_ASSERT_EQUAL_FATAL(r->n, n);
 }
 
 /* Let the driver read what is there. */
 static void pump(struct rec *r)
 {
-    CU_ASSERT_FATAL(loop_add_timer(r->loop, PUMP_MS, stop_loop, NULL) > 0);
-    CU_ASSERT_EQUAL(loop_run(r->loop), 0);
+    th_loop_run_for(r->loop, PUMP_MS);
 }
 
 /* Pump, then check that exactly n events came in all. */
@@ -873,13 +835,10 @@ static void test_accept_out_of_fds(void)
     bool full = err == EMFILE;
 
     /* Run by hand: the limit must be restored before any fatal assertion. */
+    int stopped = 1;
     if (full) {
         r->stop_at = 1;
-        uint64_t wd = loop_add_timer(r->loop, WATCHDOG_MS, watchdog, r);
-        CU_ASSERT(wd > 0);
-        CU_ASSERT_EQUAL(loop_run(r->loop), 0);
-        if (!r->watchdog_fired)
-            (void)loop_del_timer(r->loop, wd);
+        stopped = th_loop_run_stopped(r->loop, WATCHDOG_MS);
         r->stop_at = 0;
     }
     for (size_t i = 0; i < nfill; i++)
@@ -887,7 +846,7 @@ static void test_accept_out_of_fds(void)
     free(fill);
     CU_ASSERT_EQUAL(setrlimit(RLIMIT_NOFILE, &old), 0);
     CU_ASSERT_EQUAL(err, EMFILE);
-    CU_ASSERT_EQUAL(r->watchdog_fired, 0);
+    CU_ASSERT(stopped);
     CU_ASSERT_EQUAL_FATAL(r->n, full ? 1 : 0);
     if (full) {
         const struct ev *e = &r->ev[0];

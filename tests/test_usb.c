@@ -568,21 +568,6 @@ struct rec {
     scanner_t **destroy_on_scan;
 };
 
-static char *dup_bytes(const void *p, size_t n)
-{
-    char *d = malloc(n + 1);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(d);
-    if (n)
-        memcpy(d, p, n);
-    d[n] = '\0';
-    return d;
-}
-
-static char *dup_str(const char *s)
-{
-    return s ? dup_bytes(s, strlen(s)) : NULL;
-}
-
 static void on_event(const scanner_event_t *e, void *data)
 {
     struct rec *r = data;
@@ -594,18 +579,18 @@ static void on_event(const scanner_event_t *e, void *data)
     }
     struct ev *c = &r->ev[r->n++];
     c->kind = e->kind;
-    c->id = dup_str(e->scanner_id);
-    c->reason = dup_str(e->reason);
-    c->raw = (uint8_t *)dup_bytes(e->raw, e->raw_len);
+    c->id = th_strdup(e->scanner_id);
+    c->reason = th_strdup(e->reason);
+    c->raw = (uint8_t *)th_memdup(e->raw, e->raw_len);
     c->raw_len = e->raw_len;
     c->clients = scanner_clients(r->s);
     if (e->scan) {
         c->has_scan = true;
-        c->text = dup_bytes(e->scan->text, e->scan->len);
+        c->text = th_memdup(e->scan->text, e->scan->len);
         memcpy(c->aim, e->scan->aim, sizeof(c->aim));
         c->symbology = e->scan->symbology;
         c->gs1 = e->scan->gs1;
-        c->scan_scanner = dup_str(e->scan->scanner);
+        c->scan_scanner = th_strdup(e->scan->scanner);
     }
     CU_ASSERT_EQUAL(e->kind == SCANNER_EV_SCAN, e->scan != NULL);
     CU_ASSERT_EQUAL(e->kind == SCANNER_EV_REJECTED || e->kind == SCANNER_EV_DISCONNECTED,
