@@ -8,4 +8,10 @@
 
 char *msgf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/*
+ * Set *errmsg to msgf(fmt, ...): the one way a module fills its `char **errmsg`
+ * output. Nothing happens when errmsg is NULL (the caller did not ask).
+ */
+void msgf_set(char **errmsg, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 #endif

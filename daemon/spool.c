@@ -7,11 +7,11 @@
 #include "daemon/spool.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "daemon/msgf.h"
 #include "labels/label.h"
 #include "labels/printer.h"
 #include "labels/receipt.h"
@@ -43,18 +43,6 @@ struct spool {
     uint64_t timer;         /* the next pump, 0 when none is scheduled */
     int64_t timer_at;       /* its wall-clock due time */
 };
-
-__attribute__((format(printf, 2, 3)))
-static void set_err(char **errmsg, const char *fmt, ...)
-{
-    if (!errmsg)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    if (vasprintf(errmsg, fmt, ap) < 0)
-        *errmsg = NULL;
-    va_end(ap);
-}
 
 static pq_t *pq_get(spool_t *sp, const char *name)
 {
@@ -474,13 +462,13 @@ spool_t *spool_new(loop_t *loop, db_t *db, outbox_t *ob, const config_t *cfg,
     spool_t *sp = calloc(1, sizeof(*sp));
     if (!sp || !(sp->followed = calloc(FOLLOWED_MAX, sizeof(*sp->followed)))) {
         free(sp);
-        set_err(errmsg, "print spooler: out of memory");
+        msgf_set(errmsg, "print spooler: out of memory");
         return NULL;
     }
     *sp = (spool_t){ .loop = loop, .db = db, .ob = ob, .cfg = cfg, .fn = fn, .data = data,
                      .followed = sp->followed };
     if (!(sp->printer = printer_new(loop, printer_cb, sp))) {
-        set_err(errmsg, "print spooler: starting the printer worker: %s", strerror(errno));
+        msgf_set(errmsg, "print spooler: starting the printer worker: %s", strerror(errno));
         free(sp->followed);
         free(sp);
         return NULL;
@@ -513,18 +501,18 @@ int spool_reprint(spool_t *sp, int64_t receipt, int64_t *label, char **errmsg)
     int rc = db_receipt_get(sp->db, receipt, &r);
     if (rc < 0) {
         if (rc == -ENOENT)
-            set_err(errmsg, "no receipt %lld", (long long)receipt);
+            msgf_set(errmsg, "no receipt %lld", (long long)receipt);
         else
-            set_err(errmsg, "receipt %lld: %s", (long long)receipt, db_errmsg(sp->db));
+            msgf_set(errmsg, "receipt %lld: %s", (long long)receipt, db_errmsg(sp->db));
         return rc;
     }
     const config_station_t *st = station_cfg(sp, r.station);
     if (r.state != DB_RECEIPT_COMPLETED && r.state != DB_RECEIPT_REFUSED) {
-        set_err(errmsg, "receipt %lld is %s: it has no label", (long long)receipt,
+        msgf_set(errmsg, "receipt %lld is %s: it has no label", (long long)receipt,
                 db_receipt_state_name(r.state));
         rc = -EINVAL;
     } else if (!st || !st->printer) {
-        set_err(errmsg, "receipt %lld: station %s %s", (long long)receipt, r.station,
+        msgf_set(errmsg, "receipt %lld: station %s %s", (long long)receipt, r.station,
                 st ? "has no printer" : "is not in the configuration");
         rc = -ENODEV;
     } else {
@@ -537,7 +525,7 @@ int spool_reprint(spool_t *sp, int64_t receipt, int64_t *label, char **errmsg)
         else
             (void)db_rollback(sp->db);
         if (rc < 0)
-            set_err(errmsg, "queueing the label: %s", db_errmsg(sp->db));
+            msgf_set(errmsg, "queueing the label: %s", db_errmsg(sp->db));
         else
             spool_kick(sp);
     }

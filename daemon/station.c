@@ -23,6 +23,7 @@
 
 #include "daemon/caldate.h"
 #include "daemon/findings.h"
+#include "daemon/msgf.h"
 #include "daemon/policy.h"
 #include "daemon/scancmd.h"
 #include "proto/event.h"
@@ -329,20 +330,6 @@ struct station {
     char *reason;           /* station_outcome_t.reason of the last call */
 };
 
-static void set_errmsg(char **errmsg, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void set_errmsg(char **errmsg, const char *fmt, ...)
-{
-    if (!errmsg)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    if (vasprintf(errmsg, fmt, ap) < 0)
-        *errmsg = NULL;
-    va_end(ap);
-}
-
 static void clear_open(station_t *st)
 {
     st->open_id = 0;
@@ -380,12 +367,12 @@ static int resume(station_t *st, char **errmsg)
     if (rc == -ENOENT)
         return 0;
     if (rc < 0) {
-        set_errmsg(errmsg, "station %s: %s", st->name, db_errmsg(st->db));
+        msgf_set(errmsg, "station %s: %s", st->name, db_errmsg(st->db));
         return rc;
     }
     if (r.checklist) {
         if ((rc = checklist_parse(r.checklist, &c)) < 0) {
-            set_errmsg(errmsg, "station %s: open receipt %lld: stored checklist is not readable",
+            msgf_set(errmsg, "station %s: open receipt %lld: stored checklist is not readable",
                        st->name, (long long)r.id);
             db_receipt_clear(&r);
             return rc;
@@ -418,13 +405,13 @@ station_t *station_new(const config_station_t *cfg, const config_t *daemon_cfg, 
     if (errmsg)
         *errmsg = NULL;
     if (!cfg || !cfg->name || !*cfg->name || !daemon_cfg || !db || !policies_ref) {
-        set_errmsg(errmsg, "station: invalid arguments");
+        msgf_set(errmsg, "station: invalid arguments");
         return NULL;
     }
     station_t *st = calloc(1, sizeof(*st));
     if (!st || !(st->name = strdup(cfg->name))) {
         free(st);
-        set_errmsg(errmsg, "station %s: out of memory", cfg->name);
+        msgf_set(errmsg, "station %s: out of memory", cfg->name);
         return NULL;
     }
     const char *pat = daemon_cfg->rma_pattern ? daemon_cfg->rma_pattern
@@ -433,7 +420,7 @@ station_t *station_new(const config_station_t *cfg, const config_t *daemon_cfg, 
     if (rc != 0) {
         char buf[256];
         regerror(rc, &st->rma_re, buf, sizeof(buf));
-        set_errmsg(errmsg, "station %s: rma_pattern: %s", st->name, buf);
+        msgf_set(errmsg, "station %s: rma_pattern: %s", st->name, buf);
         free(st->name);
         free(st);
         return NULL;
@@ -441,20 +428,20 @@ station_t *station_new(const config_station_t *cfg, const config_t *daemon_cfg, 
     st->db = db;
     st->policies = policies_ref;
     if (cfg->printer && !(st->printer = strdup(cfg->printer))) {
-        set_errmsg(errmsg, "station %s: out of memory", st->name);
+        msgf_set(errmsg, "station %s: out of memory", st->name);
         station_destroy(&st);
         return NULL;
     }
     /* CMD-REPRINT after a restart prints the station's last label again. */
     if (st->printer && db_print_last_receipt(db, st->name, &st->last_label) < 0) {
-        set_errmsg(errmsg, "station %s: %s", st->name, db_errmsg(db));
+        msgf_set(errmsg, "station %s: %s", st->name, db_errmsg(db));
         station_destroy(&st);
         return NULL;
     }
     st->double_read_ms = daemon_cfg->double_read_ms > 0 ? daemon_cfg->double_read_ms : 0;
     if (resume(st, errmsg) < 0) {
         if (errmsg && !*errmsg)
-            set_errmsg(errmsg, "station %s: out of memory", st->name);
+            msgf_set(errmsg, "station %s: out of memory", st->name);
         station_destroy(&st);
         return NULL;
     }

@@ -6,22 +6,10 @@
 #include "labels/receipt.h"
 
 #include <errno.h>
-#include <stdarg.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-__attribute__((format(printf, 2, 3)))
-static void set_err(char **errmsg, const char *fmt, ...)
-{
-    if (!errmsg)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    if (vasprintf(errmsg, fmt, ap) < 0)
-        *errmsg = NULL;
-    va_end(ap);
-}
+#include "daemon/msgf.h"
 
 void label_receipt_clear(label_receipt_t *lr)
 {
@@ -62,16 +50,16 @@ int label_receipt_load(db_t *db, int64_t id, label_receipt_t *out, char **errmsg
 
     int r = db_receipt_get(db, id, &lr.receipt);
     if (r == -ENOENT) {
-        set_err(errmsg, "no receipt %lld", (long long)id);
+        msgf_set(errmsg, "no receipt %lld", (long long)id);
         return r;
     }
     if (r < 0) {
-        set_err(errmsg, "receipt %lld: %s", (long long)id, db_errmsg(db));
+        msgf_set(errmsg, "receipt %lld: %s", (long long)id, db_errmsg(db));
         return r;
     }
     db_receipt_t *rc = &lr.receipt;
     if (rc->state != DB_RECEIPT_COMPLETED && rc->state != DB_RECEIPT_REFUSED) {
-        set_err(errmsg, "receipt %lld is %s: it has no label%s", (long long)id,
+        msgf_set(errmsg, "receipt %lld is %s: it has no label%s", (long long)id,
                 db_receipt_state_name(rc->state), rc->state == DB_RECEIPT_OPEN ? " yet" : "");
         label_receipt_clear(&lr);
         return -EINVAL;
@@ -89,7 +77,7 @@ int label_receipt_load(db_t *db, int64_t id, label_receipt_t *out, char **errmsg
     } else {
         lr.label.disposition = rc->disposition;
         if (!rc->result || take_result(&lr) < 0) {
-            set_err(errmsg, "receipt %lld: its stored policy result cannot be read",
+            msgf_set(errmsg, "receipt %lld: its stored policy result cannot be read",
                     (long long)id);
             label_receipt_clear(&lr);
             return -EBADMSG;
@@ -102,7 +90,7 @@ int label_receipt_load(db_t *db, int64_t id, label_receipt_t *out, char **errmsg
             lr.label.vendor = lr.rma.vendor[0] ? lr.rma.vendor : NULL;
             lr.label.model = lr.rma.model[0] ? lr.rma.model : NULL;
         } else if (r != -ENOENT) {
-            set_err(errmsg, "receipt %lld: %s", (long long)id, db_errmsg(db));
+            msgf_set(errmsg, "receipt %lld: %s", (long long)id, db_errmsg(db));
             label_receipt_clear(&lr);
             return r;
         }
