@@ -67,11 +67,6 @@ struct rmad {
     int64_t started_ms;
 };
 
-static int64_t now_ms(void)
-{
-    return loop_wall_ms();
-}
-
 static int publish_one(const char *topic, const char *body, size_t len, void *data)
 {
     (void)len;
@@ -95,7 +90,7 @@ static int emit_event(rmad_t *d, const char *topic, json_t *fields, const char *
 {
     int rc = db_begin(d->db);
     if (rc == 0)
-        rc = outbox_append(d->ob, d->db, topic, fields, station, 0, now_ms());
+        rc = outbox_append(d->ob, d->db, topic, fields, station, 0, loop_wall_ms());
     if (rc == 0)
         rc = db_commit(d->db);
     else
@@ -120,7 +115,7 @@ static void scanner_cb(const scanner_event_t *ev, void *data)
 
     switch (ev->kind) {
     case SCANNER_EV_SCAN:
-        rc = station_apply_scan(s->st, ev->scan, now_ms(), d->ob, &out);
+        rc = station_apply_scan(s->st, ev->scan, loop_wall_ms(), d->ob, &out);
         if (rc == 0) {
             publish_pending(d);
             if (out.scan == STATION_SCAN_REJECTED)
@@ -138,7 +133,7 @@ static void scanner_cb(const scanner_event_t *ev, void *data)
         break;
     case SCANNER_EV_REJECTED:
         rc = station_record_rejected(s->st, ev->scanner_id, ev->raw, ev->raw_len, ev->reason,
-                                     now_ms(), d->ob);
+                                     loop_wall_ms(), d->ob);
         if (rc == 0) {
             publish_pending(d);
             log_info("station %s: %s: input rejected: %s", name, ev->scanner_id, ev->reason);
@@ -421,7 +416,7 @@ static int rmad_start(rmad_t *d)
             goto fail;
         }
     }
-    d->started_ms = now_ms();
+    d->started_ms = loop_wall_ms();
     json_t *f = json_pack("{s:s, s:I}", "version", RMAD_VERSION, "pid", (json_int_t)getpid());
     rc = emit_event(d, "daemon.started", f, NULL);
     json_decref(f);
