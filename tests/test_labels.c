@@ -239,7 +239,7 @@ static void test_zpl_every_size(void)
         check_zpl_structure(zpl, len, sizes[i].width, sizes[i].height);
         char *fields = zpl_fields(zpl);
         ASSERT_CONTAINS(fields, "T:WARRANTY EXCHANGE\n");
-        ASSERT_CONTAINS(fields, "C:1234567\n");
+        ASSERT_CONTAINS(fields, "C:RCPT-1234567\n");
         ASSERT_CONTAINS(fields, "T:RECEIPT 1234567\n");
         if (sizes[i].size == LABEL_4X6) {
             ASSERT_CONTAINS(fields, "T:RMA-2026-00417\n");
@@ -249,7 +249,7 @@ static void test_zpl_every_size(void)
             ASSERT_CONTAINS(fields, "T:WIPE MEDIA / MANUAL REVIEW\n");
             ASSERT_CONTAINS(fields, "T:in warranty until 2028-06-03 (3y from ship date)\n");
             ASSERT_CONTAINS(fields, "T:dock-1   2026-03-04 14:05 UTC\n");
-            ASSERT_CONTAINS(fields, "M:RMA:RMA-2026-00417 SN:EF8C21A00917\n");
+            ASSERT_CONTAINS(fields, "M:RMAD RCPT-1234567 RMA:RMA-2026-00417 SN:EF8C21A00917\n");
             CU_ASSERT_EQUAL(count(zpl, "^BX"), 1);
         } else {
             /* The small label: disposition, RMA and the receipt barcode only. */
@@ -313,8 +313,8 @@ static void test_zpl_injection(void)
         ASSERT_CONTAINS(fields, "T:reason ^XZ ~JR ^XA _5E \\& ^FS end\n");
         ASSERT_CONTAINS(fields, "T:dock~1\n");
         /* Barcode data is percent-encoded instead, as it cannot take ^FH escapes. */
-        ASSERT_CONTAINS(fields, "M:RMA:R%5EXZ%5EXA%7EJR SN:S%5F5E%5C&%5EFS\n");
-        ASSERT_CONTAINS(fields, "C:42\n");
+        ASSERT_CONTAINS(fields, "M:RMAD RCPT-000042 RMA:R%5EXZ%5EXA%7EJR SN:S%5F5E%5C&%5EFS\n");
+        ASSERT_CONTAINS(fields, "C:RCPT-000042\n");
         free(fields);
         free(zpl);
     }
@@ -441,7 +441,7 @@ static void test_missing_and_invalid(void)
     ASSERT_CONTAINS(fields, "T:" FFFD "\n");
     ASSERT_CONTAINS(fields, "T:RESTOCKING FEE 20%\n");
     ASSERT_CONTAINS(fields, "T:yesterday\n");
-    ASSERT_CONTAINS(fields, "M:SN:AB%FF%FECD\n");
+    ASSERT_CONTAINS(fields, "M:RMAD RCPT-000009 SN:AB%FF%FECD\n");
     free(fields);
     free(zpl);
     for (int fmt = LABEL_PDF; fmt <= LABEL_PNG; fmt++) {
@@ -556,12 +556,12 @@ static void test_pdf_barcodes_decode(void)
         CU_ASSERT_EQUAL(pages.gl_pathc, 1);
         if (pages.gl_pathc == 1) {
             char *codes = zbar(pages.gl_pathv[0]);
-            ASSERT_STR(codes, cases[i].hostile ? "42\n" : "1234567\n");
+            ASSERT_STR(codes, cases[i].hostile ? "RCPT-000042\n" : "RCPT-1234567\n");
             free(codes);
             if (cases[i].size == LABEL_4X6) {
                 char *m = dmtx(pages.gl_pathv[0]);
-                ASSERT_STR(m, cases[i].hostile ? "RMA:R%5EXZ%5EXA%7EJR SN:S%5F5E%5C&%5EFS"
-                                               : "RMA:RMA-2026-00417 SN:EF8C21A00917");
+                ASSERT_STR(m, cases[i].hostile ? "RMAD RCPT-000042 RMA:R%5EXZ%5EXA%7EJR SN:S%5F5E%5C&%5EFS"
+                                               : "RMAD RCPT-1234567 RMA:RMA-2026-00417 SN:EF8C21A00917");
                 free(m);
             }
         }
@@ -611,11 +611,11 @@ static void test_png_barcodes_decode(void)
         CU_ASSERT_EQUAL(write_bytes(path, png, len), 0);
         free(png);
         char *codes = zbar(path);
-        ASSERT_STR(codes, "1234567\n");
+        ASSERT_STR(codes, "RCPT-1234567\n");
         free(codes);
         if (cases[i].size == LABEL_4X6) {
             char *m = dmtx(path);
-            ASSERT_STR(m, "RMA:RMA-2026-00417 SN:EF8C21A00917");
+            ASSERT_STR(m, "RMAD RCPT-1234567 RMA:RMA-2026-00417 SN:EF8C21A00917");
             free(m);
         }
     }
@@ -734,10 +734,10 @@ static void test_cli(void)
     ASSERT_STR(p.err, "");
     th_proc_free(&p);
     char *codes = zbar(png);
-    ASSERT_STR(codes, "1234567\n");
+    ASSERT_STR(codes, "RCPT-1234567\n");
     free(codes);
     char *m = dmtx(png);
-    ASSERT_STR(m, "RMA:RMA-2026-00417 SN:EF8C21A00917");
+    ASSERT_STR(m, "RMAD RCPT-1234567 RMA:RMA-2026-00417 SN:EF8C21A00917");
     free(m);
 
     p = rmactl(ARGS("label", "--json", (char *)fixture, "--size", "2x1", "--format=pdf", "-o", pdf));
