@@ -13,6 +13,7 @@
 
 #include "cli/client.h"
 #include "cli/rmactl.h"
+#include "cli/sheet_acc.h"
 #include "db/db.h"
 #include "labels/label.h"
 #include "labels/receipt.h"
@@ -347,15 +348,41 @@ int cmd_label(int argc, char **argv)
     return rc;
 }
 
-#define SHEET_USAGE "usage: rmactl sheet [--paper a4|letter] -o FILE.pdf"
+#define SHEET_USAGE \
+    "usage: rmactl sheet [--paper a4|letter] [--vendor V] [--model M] [--policies DIR] -o FILE.pdf"
+
+/* The accessory rows of --vendor / --model, from --policies or the config's policies. */
+static int sheet_accessories(const char *vendor, const char *model, const char *policies,
+                             sheet_acc_t *acc)
+{
+    config_t *cfg = NULL;
+    char *err = NULL;
+    if (!policies && client_load_config(NULL, &cfg, &err) < 0) {
+        cli_error("sheet: %s", err ? err : "cannot read the config");
+        free(err);
+        return -EINVAL;
+    }
+    int rc = sheet_acc_rows(policies ? policies : cfg->policies, vendor, model, acc, &err);
+    if (rc < 0)
+        cli_error("sheet: %s", err ? err : strerror(-rc));
+    free(err);
+    config_destroy(&cfg);
+    return rc;
+}
 
 int cmd_sheet(int argc, char **argv)
 {
-    const char *out_path = NULL, *v;
+    const char *out_path = NULL, *v, *vendor = NULL, *model = NULL, *policies = NULL;
     sheet_paper_t paper = SHEET_A4;
     for (int i = 1; i < argc; i++) {
         if ((v = option(argc, argv, &i, "-o")) || (v = option(argc, argv, &i, "--output"))) {
             out_path = v;
+        } else if ((v = option(argc, argv, &i, "--vendor"))) {
+            vendor = v;
+        } else if ((v = option(argc, argv, &i, "--model"))) {
+            model = v;
+        } else if ((v = option(argc, argv, &i, "--policies"))) {
+            policies = v;
         } else if ((v = option(argc, argv, &i, "--paper"))) {
             if (sheet_paper_parse(v, &paper) < 0) {
                 cli_error("sheet: --paper must be a4 or letter, not '%s'", v);
@@ -374,9 +401,13 @@ int cmd_sheet(int argc, char **argv)
         cli_error("%s", SHEET_USAGE);
         return EXIT_BADINPUT;
     }
+    sheet_acc_t acc = { 0 };
+    if ((vendor || model) && sheet_accessories(vendor, model, policies, &acc) < 0)
+        return EXIT_BADINPUT;
     uint8_t *pdf = NULL;
     size_t len = 0;
-    int rc = sheet_render(paper, &pdf, &len);
+    int rc = sheet_render_extra(paper, acc.rows, acc.n, &pdf, &len);
+    sheet_acc_free(&acc);
     label_release_fonts();
     if (rc < 0) {
         cli_error("sheet: cannot render: %s", strerror(-rc));

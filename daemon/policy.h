@@ -155,6 +155,20 @@ bool policy_matches_vendor(const policy_t *p, const char *vendor);
  */
 const char *const *policy_accessories(const policy_t *p, const char *model, const char *family);
 
+/*
+ * A policy's accessory lists as written (for the command sheet): how many, and list
+ * i's models and families (NULL-terminated, either may be NULL), item names and part
+ * numbers (same length as names; NULL entries where an item has none). All owned by
+ * the policy.
+ */
+size_t policy_accessory_set_count(const policy_t *p);
+void policy_accessory_set(const policy_t *p, size_t i, const char *const **models,
+                          const char *const **families, const char *const **names,
+                          const char *const **parts);
+
+/* Index of the list policy_accessories() would use for this product, or -1. */
+int policy_accessory_set_for(const policy_t *p, const char *model, const char *family);
+
 /* If `part` is the part number of an expected accessory, its name; else NULL. */
 const char *policy_accessory_by_part(const policy_t *p, const char *model, const char *family,
                                      const char *part);

@@ -67,7 +67,7 @@ typedef struct {
 int scancmd_parse(const char *text, scancmd_t *out, const char **reason);
 
 /* One printable command barcode. */
-typedef struct {
+typedef struct scancmd_info {
     const char *barcode;  /* the exact text to encode: "FIND-COSMETIC_DAMAGE" */
     const char *section;  /* the command sheet's heading: "Packaging", "Findings", ... */
     const char *meaning;  /* one line for the dock worker */

@@ -185,7 +185,14 @@ static int sheet_write(const void *arg, FILE *f)
 
 int sheet_render(sheet_paper_t paper, uint8_t **out, size_t *len)
 {
+    return sheet_render_extra(paper, NULL, 0, out, len);
+}
+
+int sheet_render_extra(sheet_paper_t paper, const scancmd_info_t *extra, size_t n_extra,
+                       uint8_t **out, size_t *len)
+{
     sheet_t s = { 0 };
+    scancmd_info_t *all = NULL;
     if (paper == SHEET_A4)
         s.w = 210 * MM, s.h = 297 * MM;
     else if (paper == SHEET_LETTER)
@@ -193,9 +200,19 @@ int sheet_render(sheet_paper_t paper, uint8_t **out, size_t *len)
     else
         return -EINVAL;
     s.cmd = scancmd_table(&s.n);
+    if (n_extra) {
+        /* The general commands first, then the extra sections. */
+        if (!(all = calloc(s.n + n_extra, sizeof(*all))))
+            return -ENOMEM;
+        memcpy(all, s.cmd, s.n * sizeof(*all));
+        memcpy(all + s.n, extra, n_extra * sizeof(*all));
+        s.cmd = all;
+        s.n += n_extra;
+    }
     int rc = sheet_plan(&s);
     if (rc == 0)
         rc = render_to_memory(sheet_write, &s, out, len);
     sheet_free(&s);
+    free(all);
     return rc;
 }

@@ -27,4 +27,13 @@ int sheet_paper_parse(const char *s, sheet_paper_t *out);
  */
 int sheet_render(sheet_paper_t paper, uint8_t **out, size_t *len);
 
+/*
+ * The same sheet with n_extra more rows after the general commands (rmactl sheet
+ * --vendor: the accessory barcodes of a vendor's products, one section per model or
+ * family). Rows are borrowed for the call. Same returns.
+ */
+struct scancmd_info;
+int sheet_render_extra(sheet_paper_t paper, const struct scancmd_info *extra, size_t n_extra,
+                       uint8_t **out, size_t *len);
+
 #endif
