@@ -22,6 +22,7 @@
 #include <strings.h>
 
 #include "daemon/caldate.h"
+#include "daemon/checklist.h"
 #include "daemon/findings.h"
 #include "daemon/msgf.h"
 #include "daemon/policy.h"
@@ -30,8 +31,6 @@
 #include "proto/labelcode.h"
 #include "proto/policy_json.h"
 
-/* Distinct accessories one receipt records: ACC-<name> takes any name, so bound it. */
-#define CHECKLIST_MAX_ACC 64
 
 /* Reasons the dock worker reads on the station's screen. */
 #define WHY_NO_RECEIPT "not expected now: no open receipt; scan the RMA (or CMD-NORMA) first"
@@ -40,303 +39,6 @@
     "scan the serial first (or SERIAL-DAMAGED / SERIAL-REMOVED when it cannot be read)"
 /* What to scan next (docs/station.md, "Replies"). */
 #define NEXT_RMA "scan an RMA (or CMD-NORMA for a unit without one)"
-#define NEXT_SERIAL \
-    "scan the unit's serial (SERIAL-DAMAGED or SERIAL-REMOVED if it cannot be read), " \
-    "or CMD-CANCEL if this is the wrong box"
-#define NEXT_DONE "scan further checklist barcodes, or CMD-DONE to finish"
-
-/* ------------------------------------------------------------------ checklist ---- */
-
-/*
- * What the dock recorded about the open receipt's unit (spec station, "Receipt
- * workflow" steps 2-3). Defaults are the contract's unremarkable state.
- */
-typedef struct {
-    char *serial;                 /* NULL until read */
-    int serial_match;             /* 1 match, 0 mismatch, -1 unknown */
-    serial_label_t serial_label;
-    bool rma_marked;
-    packaging_t packaging;
-    bool foam;
-    seal_t seal;
-    char *acc[CHECKLIST_MAX_ACC]; /* accessories present, in scan order, distinct */
-    size_t n_acc;
-    uint32_t findings;            /* bit (1u << finding_t) */
-    fault_t fault;
-    char *component;              /* NULL: the whole unit */
-    char *gtin;                   /* (01) of a GS1 scan, NULL when none */
-    unsigned answered;            /* POLICY_ITEM_* the worker answered by a scan */
-} checklist_t;
-
-/* Names of the POLICY_ITEM_* bits in the stored checklist, bit order. */
-static const char *const item_names[] = { "packaging", "seal", "accessories", "fault" };
-#define N_ITEMS (sizeof(item_names) / sizeof(item_names[0]))
-
-static void checklist_init(checklist_t *c)
-{
-    memset(c, 0, sizeof(*c));
-    c->serial_match = -1;
-    c->serial_label = LABEL_INTACT;
-    c->rma_marked = true;
-    c->packaging = PKG_ORIGINAL;
-    c->foam = true;
-    c->seal = SEAL_INTACT;
-    c->fault = FAULT_NOT_TESTED;
-}
-
-static void checklist_free(checklist_t *c)
-{
-    free(c->serial);
-    for (size_t i = 0; i < c->n_acc; i++)
-        free(c->acc[i]);
-    free(c->component);
-    free(c->gtin);
-    checklist_init(c);
-}
-
-static json_t *str_or_null(const char *s)
-{
-    return s ? json_string(s) : json_null();
-}
-
-static json_t *tristate(int v)
-{
-    return v < 0 ? json_null() : json_boolean(v);
-}
-
-static json_t *findings_json(uint32_t bits)
-{
-    json_t *a = json_array();
-    for (int i = 0; a && i < FINDING__COUNT; i++)
-        if ((bits & (1u << i)) && json_array_append_new(a, json_string(finding_names[i])) < 0) {
-            json_decref(a);
-            return NULL;
-        }
-    return a;
-}
-
-static json_t *names_json(const char *const *names, size_t n)
-{
-    json_t *a = json_array();
-    for (size_t i = 0; a && i < n; i++)
-        if (json_array_append_new(a, json_string(names[i])) < 0) {
-            json_decref(a);
-            return NULL;
-        }
-    return a;
-}
-
-static json_t *ename(const enumdef_t *def, int v)
-{
-    return json_string(def->names[v]);
-}
-
-static json_t *acc_json(const checklist_t *c)
-{
-    return names_json((const char *const *)c->acc, c->n_acc);
-}
-
-static json_t *answered_json(unsigned bits)
-{
-    const char *names[N_ITEMS];
-    size_t n = 0;
-    for (size_t i = 0; i < N_ITEMS; i++)
-        if (bits & (1u << i))
-            names[n++] = item_names[i];
-    return names_json(names, n);
-}
-
-/* The stored form. NULL when out of memory. */
-static json_t *checklist_json(const checklist_t *c)
-{
-    json_t *o = json_object();
-    if (!o)
-        return NULL;
-    int bad = json_object_set_new(o, "serial", str_or_null(c->serial)) |
-              json_object_set_new(o, "serial_match", tristate(c->serial_match)) |
-              json_object_set_new(o, "serial_label", ename(&ENUM_SERIAL_LABEL, c->serial_label)) |
-              json_object_set_new(o, "rma_marked_on_package", json_boolean(c->rma_marked)) |
-              json_object_set_new(o, "packaging", ename(&ENUM_PACKAGING, c->packaging)) |
-              json_object_set_new(o, "foam", json_boolean(c->foam)) |
-              json_object_set_new(o, "seal", ename(&ENUM_SEAL, c->seal)) |
-              json_object_set_new(o, "accessories_present", acc_json(c)) |
-              json_object_set_new(o, "findings", findings_json(c->findings)) |
-              json_object_set_new(o, "fault", ename(&ENUM_FAULT, c->fault)) |
-              json_object_set_new(o, "component", str_or_null(c->component)) |
-              json_object_set_new(o, "gtin", str_or_null(c->gtin)) |
-              json_object_set_new(o, "answered", answered_json(c->answered));
-    if (bad) {
-        json_decref(o);
-        return NULL;
-    }
-    return o;
-}
-
-static char *dump_compact(json_t *j)
-{
-    return j ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-}
-
-static char *checklist_text(const checklist_t *c)
-{
-    json_t *j = checklist_json(c);
-    char *s = dump_compact(j);
-    json_decref(j);
-    return s;
-}
-
-static int opt_string(json_t *o, const char *key, char **out)
-{
-    json_t *v = json_object_get(o, key);
-    if (!v || json_is_null(v))
-        return 0;
-    if (!json_is_string(v))
-        return -EBADMSG;
-    return (*out = strdup(json_string_value(v))) ? 0 : -ENOMEM;
-}
-
-static int opt_bool(json_t *o, const char *key, bool *out)
-{
-    json_t *v = json_object_get(o, key);
-    if (!v)
-        return 0;
-    if (!json_is_boolean(v))
-        return -EBADMSG;
-    *out = json_is_true(v);
-    return 0;
-}
-
-static int opt_enum(json_t *o, const char *key, const enumdef_t *def, int *out)
-{
-    json_t *v = json_object_get(o, key);
-    if (!v)
-        return 0;
-    int e = json_is_string(v) ? enumdef_find(def, json_string_value(v)) : -1;
-    if (e < 0)
-        return -EBADMSG;
-    *out = e;
-    return 0;
-}
-
-/*
- * Parse a stored checklist (written by checklist_json; a closed receipt's also has
- * accessories_missing). Anything else is -EBADMSG: a receipt resumed from a checklist
- * we do not understand would be decided on a guess.
- */
-static int checklist_parse(const char *text, checklist_t *out)
-{
-    static const char *const keys[] = { "serial", "serial_match", "serial_label",
-                                        "rma_marked_on_package", "packaging", "foam", "seal",
-                                        "accessories_present", "accessories_missing",
-                                        "findings", "fault", "component", "gtin",
-                                        "answered", NULL };
-    checklist_t c;
-    checklist_init(&c);
-    json_t *o = json_loads(text, JSON_REJECT_DUPLICATES, NULL), *v;
-    const char *k;
-    int r = json_is_object(o) ? 0 : -EBADMSG;
-
-    if (r == 0)
-        json_object_foreach(o, k, v) {
-            const char *const *a = keys;
-            while (*a && strcmp(*a, k) != 0)
-                a++;
-            if (!*a)
-                r = -EBADMSG;
-        }
-    int label = c.serial_label, pkg = c.packaging, seal = c.seal, fault = c.fault;
-    if (r == 0)
-        r = opt_string(o, "serial", &c.serial);
-    if (r == 0)
-        r = opt_bool(o, "rma_marked_on_package", &c.rma_marked);
-    if (r == 0)
-        r = opt_bool(o, "foam", &c.foam);
-    if (r == 0)
-        r = opt_enum(o, "serial_label", &ENUM_SERIAL_LABEL, &label);
-    if (r == 0)
-        r = opt_enum(o, "packaging", &ENUM_PACKAGING, &pkg);
-    if (r == 0)
-        r = opt_enum(o, "seal", &ENUM_SEAL, &seal);
-    if (r == 0)
-        r = opt_enum(o, "fault", &ENUM_FAULT, &fault);
-    if (r == 0)
-        r = opt_string(o, "component", &c.component);
-    if (r == 0)
-        r = opt_string(o, "gtin", &c.gtin);
-    c.serial_label = (serial_label_t)label;
-    c.packaging = (packaging_t)pkg;
-    c.seal = (seal_t)seal;
-    c.fault = (fault_t)fault;
-    if (r == 0 && (v = json_object_get(o, "serial_match")) && !json_is_null(v)) {
-        if (json_is_boolean(v))
-            c.serial_match = json_is_true(v);
-        else
-            r = -EBADMSG;
-    }
-    if (r == 0 && (v = json_object_get(o, "accessories_present"))) {
-        size_t i;
-        json_t *e;
-        if (!json_is_array(v) || json_array_size(v) > CHECKLIST_MAX_ACC)
-            r = -EBADMSG;
-        else
-            json_array_foreach(v, i, e) {
-                if (r < 0)
-                    break;
-                if (!json_is_string(e))
-                    r = -EBADMSG;
-                else if (!(c.acc[c.n_acc] = strdup(json_string_value(e))))
-                    r = -ENOMEM;
-                else
-                    c.n_acc++;
-            }
-    }
-    if (r == 0 && (v = json_object_get(o, "findings"))) {
-        size_t i;
-        json_t *e;
-        if (!json_is_array(v))
-            r = -EBADMSG;
-        else
-            json_array_foreach(v, i, e) {
-                int f = json_is_string(e) ? enumdef_find(&ENUM_FINDING, json_string_value(e)) : -1;
-                if (f < 0)
-                    r = -EBADMSG;
-                else
-                    c.findings |= 1u << f;
-            }
-    }
-    /* Absent in receipts stored before the checklist was explicit: nothing answered. */
-    if (r == 0 && (v = json_object_get(o, "answered"))) {
-        size_t i, it;
-        json_t *e;
-        if (!json_is_array(v))
-            r = -EBADMSG;
-        else
-            json_array_foreach(v, i, e) {
-                for (it = 0; it < N_ITEMS; it++)
-                    if (json_is_string(e) && strcmp(json_string_value(e), item_names[it]) == 0)
-                        break;
-                if (it == N_ITEMS)
-                    r = -EBADMSG;
-                else
-                    c.answered |= 1u << it;
-            }
-    }
-    json_decref(o);
-    if (r < 0) {
-        checklist_free(&c);
-        return r;
-    }
-    *out = c;
-    return 0;
-}
-
-static bool checklist_has_acc(const checklist_t *c, const char *name)
-{
-    for (size_t i = 0; i < c->n_acc; i++)
-        if (strcasecmp(c->acc[i], name) == 0)
-            return true;
-    return false;
-}
 
 /* ------------------------------------------------------------------- station ----- */
 
@@ -770,9 +472,9 @@ static int plan_open(const char *number, const db_rma_t *rma, const char *kind, 
     if (r < 0)
         return r;
     pl->topic = "receipt.opened";
-    pl->fields = json_pack("{s:o, s:o, s:o}", "rma", str_or_null(number),
-                           "vendor", str_or_null(rma ? nonempty(rma->vendor) : NULL),
-                           "model", str_or_null(rma ? nonempty(rma->model) : NULL));
+    pl->fields = json_pack("{s:o, s:o, s:o}", "rma", checklist_jstr(number),
+                           "vendor", checklist_jstr(rma ? nonempty(rma->vendor) : NULL),
+                           "model", checklist_jstr(rma ? nonempty(rma->model) : NULL));
     return pl->fields ? 0 : -ENOMEM;
 }
 
@@ -793,9 +495,6 @@ static int plan_refuse(const char *number, const char *why, plan_t *pl)
     return pl->fields ? 0 : -ENOMEM;
 }
 
-static json_t *build_case(const db_rma_t *rma, const checklist_t *c, const char *const *missing,
-                          size_t n_missing, caldate_t today);
-
 /* 1 with *why (malloc'd "rule: text") when the vendor's policy refuses this RMA as
  * scanned, before any inspection; 0 when not (or no policy); negative errno. */
 static int rma_refused_by_policy(station_t *st, const db_rma_t *rma, char **why)
@@ -805,7 +504,7 @@ static int rma_refused_by_policy(station_t *st, const db_rma_t *rma, char **why)
         return 0;
     checklist_t c;
     checklist_init(&c);
-    json_t *cs = build_case(rma, &c, NULL, 0, caldate_today());
+    json_t *cs = checklist_case(rma, &c, NULL, 0, caldate_today());
     checklist_free(&c);
     if (!cs)
         return -ENOMEM;
@@ -918,7 +617,7 @@ static int plan_cancel(station_t *st, plan_t *pl)
             st->open_rma ? st->open_rma : "no RMA") < 0)
         return -ENOMEM;
     pl->topic = "receipt.cancelled";
-    pl->fields = json_pack("{s:o}", "rma", str_or_null(st->open_rma));
+    pl->fields = json_pack("{s:o}", "rma", checklist_jstr(st->open_rma));
     return pl->fields ? 0 : -ENOMEM;
 }
 
@@ -931,84 +630,6 @@ static json_t *held_result(const char *rule, const char *text)
                      "flags", "manual_review",
                      "reasons", "rule", rule, "text", text,
                      "policy");
-}
-
-static json_t *date_json(caldate_t d)
-{
-    char b[CALDATE_STRLEN];
-    caldate_format(d, b);
-    return json_string(b);
-}
-
-static int set_opt_date(json_t *o, const char *key, caldate_t d)
-{
-    return d == CALDATE_NONE ? 0 : json_object_set_new(o, key, date_json(d));
-}
-
-/*
- * The policy case (spec policy-eval) from the RMA row, the checklist and the
- * receiving date: the same JSON `rmactl policy eval` reads, parsed by the same
- * case_from_json(), so the dock decides exactly what the command would print.
- */
-static json_t *build_case(const db_rma_t *rma, const checklist_t *c, const char *const *missing,
-                          size_t n_missing, caldate_t today)
-{
-    json_t *cs = json_object(), *r = json_object(), *p = json_object(), *in = json_object();
-    int bad = !cs || !r || !p || !in;
-
-    if (!bad) {
-        bad |= json_object_set_new(r, "number", json_string(rma->number));
-        bad |= set_opt_date(r, "issued", rma->issued);
-        if (rma->kind != DB_RMA_KIND_UNSET)
-            bad |= json_object_set_new(r, "kind", json_string(db_rma_kind_name(rma->kind)));
-        if (*rma->expected_serial)
-            bad |= json_object_set_new(r, "expected_serial", json_string(rma->expected_serial));
-        if (rma->has_order_value)
-            bad |= json_object_set_new(r, "order_value", json_real(rma->order_value));
-        if (rma->proof_of_purchase != DB_UNSET)
-            bad |= json_object_set_new(r, "proof_of_purchase",
-                                       json_boolean(rma->proof_of_purchase));
-
-        bad |= json_object_set_new(p, "vendor", json_string(rma->vendor));
-        if (*rma->model)
-            bad |= json_object_set_new(p, "model", json_string(rma->model));
-        if (*rma->family)
-            bad |= json_object_set_new(p, "family", json_string(rma->family));
-        bad |= set_opt_date(p, "purchased", rma->purchased);
-        bad |= set_opt_date(p, "shipped", rma->shipped);
-        bad |= set_opt_date(p, "invoiced", rma->invoiced);
-        if (rma->warranty_months != DB_UNSET)
-            bad |= json_object_set_new(p, "warranty_months", json_integer(rma->warranty_months));
-        if (rma->has_storage_media != DB_UNSET)
-            bad |= json_object_set_new(p, "has_storage_media",
-                                       json_boolean(rma->has_storage_media));
-
-        /* No serial read (label damaged or removed): null, "unreadable" in the contract. */
-        bad |= json_object_set_new(in, "serial", str_or_null(c->serial));
-        bad |= json_object_set_new(in, "serial_label", ename(&ENUM_SERIAL_LABEL, c->serial_label));
-        bad |= json_object_set_new(in, "rma_marked_on_package", json_boolean(c->rma_marked));
-        bad |= json_object_set_new(in, "packaging", ename(&ENUM_PACKAGING, c->packaging));
-        bad |= json_object_set_new(in, "foam", json_boolean(c->foam));
-        bad |= json_object_set_new(in, "seal", ename(&ENUM_SEAL, c->seal));
-        bad |= json_object_set_new(in, "accessories_missing", names_json(missing, n_missing));
-        bad |= json_object_set_new(in, "findings", findings_json(c->findings));
-        bad |= json_object_set_new(in, "fault", ename(&ENUM_FAULT, c->fault));
-        if (c->component)
-            bad |= json_object_set_new(in, "component", json_string(c->component));
-
-        bad |= json_object_set_new(cs, "today", date_json(today));
-        bad |= json_object_set(cs, "rma", r);
-        bad |= json_object_set(cs, "product", p);
-        bad |= json_object_set(cs, "inspection", in);
-    }
-    json_decref(r);
-    json_decref(p);
-    json_decref(in);
-    if (bad) {
-        json_decref(cs);
-        return NULL;
-    }
-    return cs;
 }
 
 /* Evaluate the case with the policy; the result JSON, or NULL with *r set. On a
@@ -1032,143 +653,6 @@ static json_t *evaluate(const policy_t *pol, json_t *cs, char **why, int *r)
     return j;
 }
 
-/* ------------------------------------------------------- what the unit needs ---- */
-
-typedef struct {
-    bool serial;              /* the serial is still to be scanned */
-    unsigned items;           /* POLICY_ITEM_* still to answer, each deciding the outcome */
-    const char **missing;     /* expected accessories not scanned (the policy's strings) */
-    size_t n_missing;
-} needs_t;
-
-static void needs_free(needs_t *n)
-{
-    free(n->missing);
-    memset(n, 0, sizeof(*n));
-}
-
-/* Accessories the policy expects for this product (by model, then family) that the
- * checklist does not have (spec station, step 3). */
-static int missing_accessories(const policy_t *pol, const db_rma_t *rma, const checklist_t *c,
-                               needs_t *n)
-{
-    const char *const *exp = policy_accessories(pol, nonempty(rma->model), nonempty(rma->family));
-    size_t n_exp = 0;
-    while (exp && exp[n_exp])
-        n_exp++;
-    if (!n_exp)
-        return 0;
-    if (!(n->missing = calloc(n_exp, sizeof(*n->missing))))
-        return -ENOMEM;
-    for (size_t i = 0; i < n_exp; i++)
-        if (!checklist_has_acc(c, exp[i]))
-            n->missing[n->n_missing++] = exp[i];
-    return 0;
-}
-
-/*
- * What the open unit still needs before CMD-DONE (docs/station.md, "The checklist"):
- * its serial, and each item the worker has not answered whose default would change
- * the outcome, asked of the policy with the very case CMD-DONE would evaluate
- * (policy_items_deciding). Without an RMA or a policy only the serial is asked: the
- * unit is held for a person whatever else is scanned. rma may be NULL. Fills *n
- * (needs_free, also on failure); 0 or -ENOMEM.
- */
-static int unit_needs(station_t *st, const checklist_t *c, const db_rma_t *rma, needs_t *n)
-{
-    memset(n, 0, sizeof(*n));
-    n->serial = !c->serial && c->serial_label == LABEL_INTACT;
-    const policy_t *pol = rma ? policy_of(st, rma->vendor) : NULL;
-    if (!pol)
-        return 0;
-    int r = missing_accessories(pol, rma, c, n);
-    if (r < 0)
-        return r;
-    json_t *cs = build_case(rma, c, n->missing, n->n_missing, caldate_today());
-    if (!cs)
-        return -ENOMEM;
-    policy_case_t pc;
-    char *err = NULL;
-    r = case_from_json(cs, &pc, &err);
-    json_decref(cs);
-    free(err);
-    if (r == -EINVAL)
-        return 0;   /* a stored RMA the contract refuses: CMD-DONE says so */
-    if (r < 0)
-        return r;
-    r = policy_items_deciding(pol, &pc, POLICY_ITEM_ALL & ~c->answered, &n->items);
-    policy_case_free(&pc);
-    return r;
-}
-
-static const char *item_label(unsigned bit)
-{
-    switch (bit) {
-    case POLICY_ITEM_PACKAGING: return "the packaging";
-    case POLICY_ITEM_SEAL: return "the seal";
-    case POLICY_ITEM_ACCESSORIES: return "the accessories";
-    default: return "the fault test";
-    }
-}
-
-static const char *item_barcodes(unsigned bit)
-{
-    switch (bit) {
-    case POLICY_ITEM_PACKAGING: return "PKG-ORIGINAL, PKG-REPLACEMENT or PKG-NONE";
-    case POLICY_ITEM_SEAL: return "SEAL-INTACT or SEAL-BROKEN";
-    case POLICY_ITEM_ACCESSORIES: return "ACC-ALL, ACC-NONE, or ACC-<name> for each one there";
-    default: return "FAULT-CONFIRMED, FAULT-NFF, FAULT-DOA or FAULT-UNTESTED";
-    }
-}
-
-/* "a, b, c" of n names into f. */
-static void put_names(FILE *f, const char *const *names, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        fprintf(f, "%s%s", i ? ", " : "", names[i]);
-}
-
-/*
- * The first item still to answer, "the accessories (power-adapter, remote)", and with
- * how = true its barcodes and the items after it: "answer the seal: SEAL-INTACT or
- * SEAL-BROKEN; then the fault test". Malloc'd; 0 or -ENOMEM.
- */
-static int item_text(const needs_t *n, bool how, char **out)
-{
-    unsigned first = n->items & (~n->items + 1);
-    size_t len = 0;
-    FILE *f = open_memstream(out, &len);
-    if (!f)
-        return -ENOMEM;
-    fprintf(f, "%s%s", how ? "answer " : "", item_label(first));
-    if (first == POLICY_ITEM_ACCESSORIES) {
-        fputs(" (", f);
-        put_names(f, n->missing, n->n_missing);
-        fputs(")", f);
-    }
-    if (how) {
-        fprintf(f, ": %s", item_barcodes(first));
-        const char *sep = "; then ";
-        for (unsigned b = first << 1; b & POLICY_ITEM_ALL; b <<= 1)
-            if (n->items & b) {
-                fprintf(f, "%s%s", sep, item_label(b));
-                sep = ", ";
-            }
-    }
-    return fclose(f) == 0 && *out ? 0 : -ENOMEM;
-}
-
-/* What to scan next on an open receipt with these needs. */
-static int next_for(const needs_t *n, char **out)
-{
-    if (n->serial)
-        return say(out, "%s", NEXT_SERIAL);
-    if (!n->items)
-        return say(out, "%s", NEXT_DONE);
-    free(*out);
-    return item_text(n, true, out);
-}
-
 /*
  * What to scan next at the station once receipt `id` (0: none open) has RMA `number`
  * (NULL: CMD-NORMA) and the stored checklist `cl` (NULL: fresh). Reads only.
@@ -1178,7 +662,7 @@ static int next_for_state(station_t *st, int64_t id, const char *number, const c
 {
     checklist_t c;
     db_rma_t rma;
-    needs_t n = { 0 };
+    checklist_needs_t n = { 0 };
     int has = 0, r;
 
     if (!id)
@@ -1196,10 +680,10 @@ static int next_for_state(station_t *st, int64_t id, const char *number, const c
         else if (r != -ENOENT)
             goto out;
     }
-    if ((r = unit_needs(st, &c, has ? &rma : NULL, &n)) == 0)
-        r = next_for(&n, out);
+    if ((r = checklist_needs(has ? policy_of(st, rma.vendor) : NULL, &c, has ? &rma : NULL, &n)) == 0)
+        r = checklist_next(&n, out);
 out:
-    needs_free(&n);
+    checklist_needs_free(&n);
     checklist_free(&c);
     return r;
 }
@@ -1221,11 +705,11 @@ static json_t *event_checklist(const checklist_t *c, const char *const *missing,
                      "packaging", ENUM_PACKAGING.names[c->packaging],
                      "foam", c->foam,
                      "seal", ENUM_SEAL.names[c->seal],
-                     "accessories_present", names_json((const char *const *)c->acc, c->n_acc),
-                     "accessories_missing", names_json(missing, n_missing),
-                     "findings", findings_json(c->findings),
+                     "accessories_present", checklist_jnames((const char *const *)c->acc, c->n_acc),
+                     "accessories_missing", checklist_jnames(missing, n_missing),
+                     "findings", checklist_jfindings(c->findings),
                      "fault", ENUM_FAULT.names[c->fault],
-                     "component", str_or_null(c->component),
+                     "component", checklist_jstr(c->component),
                      "serial_label", ENUM_SERIAL_LABEL.names[c->serial_label],
                      "rma_marked_on_package", c->rma_marked);
 }
@@ -1239,7 +723,7 @@ static int plan_done(station_t *st, plan_t *pl)
     checklist_t c;
     db_rma_t rma;
     const policy_t *pol = NULL;
-    needs_t needs = { 0 };
+    checklist_needs_t needs = { 0 };
     json_t *result = NULL, *cs = NULL;
     char *why = NULL;
     int has_rma, r = open_checklist(st, &c);
@@ -1273,13 +757,13 @@ static int plan_done(station_t *st, plan_t *pl)
      * unanswered item that would change the outcome is asked for, first one named.
      * Spec station, step 3: what the policy expects and was not scanned is missing.
      */
-    if ((r = unit_needs(st, &c, has_rma ? &rma : NULL, &needs)) < 0)
+    if ((r = checklist_needs(pol, &c, has_rma ? &rma : NULL, &needs)) < 0)
         goto out;
     if (needs.items) {
         char *item = NULL;
-        if ((r = item_text(&needs, false, &item)) == 0 &&
+        if ((r = checklist_item_text(&needs, false, &item)) == 0 &&
             (r = reject(pl, "command", "not finished: %s not answered", item)) == 0 &&
-            (r = item_text(&needs, true, &pl->next_fixed)) == 0)
+            (r = checklist_item_text(&needs, true, &pl->next_fixed)) == 0)
             r = 0;
         free(item);
         goto out;
@@ -1303,7 +787,7 @@ static int plan_done(station_t *st, plan_t *pl)
         result = held_result("rmad-no-policy", text);
         free(text);
     } else {
-        if (!(cs = build_case(&rma, &c, missing, n_missing, caldate_today()))) {
+        if (!(cs = checklist_case(&rma, &c, missing, n_missing, caldate_today()))) {
             r = -ENOMEM;
             goto out;
         }
@@ -1332,14 +816,14 @@ static int plan_done(station_t *st, plan_t *pl)
     /* The row keeps the final checklist with what was missing, for the audit trail. */
     json_t *final = checklist_json(&c);
     if (!final || json_object_set_new(final, "accessories_missing",
-                                      names_json(missing, n_missing)) < 0) {
+                                      checklist_jnames(missing, n_missing)) < 0) {
         json_decref(final);
         r = -ENOMEM;
         goto out;
     }
-    pl->checklist = dump_compact(final);
+    pl->checklist = checklist_dump(final);
     json_decref(final);
-    pl->result = dump_compact(result);
+    pl->result = checklist_dump(result);
     if (!pl->checklist || !pl->result || dup_or_null(c.serial, &pl->serial) < 0 ||
         (has_rma && !(pl->mark_received = strdup(st->open_rma)))) {
         r = -ENOMEM;
@@ -1350,11 +834,11 @@ static int plan_done(station_t *st, plan_t *pl)
      * exactly as `rmactl policy eval` prints them. */
     pl->topic = "inspection.completed";
     pl->fields = json_pack("{s:o, s:o, s:o, s:o, s:o, s:o}",
-                           "rma", str_or_null(st->open_rma),
-                           "vendor", str_or_null(has_rma ? nonempty(rma.vendor) : NULL),
-                           "model", str_or_null(has_rma ? nonempty(rma.model) : NULL),
-                           "serial", str_or_null(c.serial),
-                           "serial_match", tristate(serial_match(c.serial, has_rma ? &rma : NULL)),
+                           "rma", checklist_jstr(st->open_rma),
+                           "vendor", checklist_jstr(has_rma ? nonempty(rma.vendor) : NULL),
+                           "model", checklist_jstr(has_rma ? nonempty(rma.model) : NULL),
+                           "serial", checklist_jstr(c.serial),
+                           "serial_match", checklist_jtristate(serial_match(c.serial, has_rma ? &rma : NULL)),
                            "checklist", event_checklist(&c, missing, n_missing));
     if (!pl->fields || json_object_update(pl->fields, result) < 0) {
         r = -ENOMEM;
@@ -1368,25 +852,12 @@ static int plan_done(station_t *st, plan_t *pl)
         r = say(&pl->message, "receipt %lld completed: %s", (long long)st->open_id,
                 pl->disposition);
 out:
-    needs_free(&needs);
+    checklist_needs_free(&needs);
     free(why);
     json_decref(cs);
     json_decref(result);
     checklist_free(&c);
     return r;
-}
-
-/* Add accessory `name` to the checklist (once). 0, 1 when the list is full, -ENOMEM. */
-static int add_acc(checklist_t *c, const char *name)
-{
-    if (checklist_has_acc(c, name))
-        return 0;
-    if (c->n_acc == CHECKLIST_MAX_ACC)
-        return 1;
-    if (!(c->acc[c->n_acc] = strdup(name)))
-        return -ENOMEM;
-    c->n_acc++;
-    return 0;
 }
 
 /*
@@ -1397,13 +868,13 @@ static int add_acc(checklist_t *c, const char *name)
 static int answer_accessories(station_t *st, checklist_t *c, bool all, plan_t *pl)
 {
     db_rma_t rma;
-    needs_t n = { 0 };
+    checklist_needs_t n = { 0 };
     const policy_t *pol = NULL;
     int has = open_rma_row(st, &rma), r = 0;
 
     if (has < 0)
         return has;
-    if (has && (pol = policy_of(st, rma.vendor)) && (r = missing_accessories(pol, &rma, c, &n)) < 0)
+    if (has && (pol = policy_of(st, rma.vendor)) && (r = checklist_missing(pol, &rma, c, &n)) < 0)
         goto out;
     c->answered |= POLICY_ITEM_ACCESSORIES;
     size_t len = 0;
@@ -1418,7 +889,7 @@ static int answer_accessories(station_t *st, checklist_t *c, bool all, plan_t *p
     else
         fputs(all ? "accessories present: " : "accessories missing: ", f);
     if (n.n_missing)
-        put_names(f, n.missing, n.n_missing);
+        checklist_put_names(f, n.missing, n.n_missing);
     if (fclose(f) != 0 || !msg) {
         free(msg);
         r = -ENOMEM;
@@ -1427,10 +898,10 @@ static int answer_accessories(station_t *st, checklist_t *c, bool all, plan_t *p
     free(pl->message);
     pl->message = msg;
     for (size_t i = 0; all && i < n.n_missing && r == 0; i++)
-        if ((r = add_acc(c, n.missing[i])) == 1)
+        if ((r = checklist_add_acc(c, n.missing[i])) == 1)
             r = reject(pl, "command", "more than %d accessories on one receipt", CHECKLIST_MAX_ACC);
 out:
-    needs_free(&n);
+    checklist_needs_free(&n);
     return r;
 }
 
@@ -1462,7 +933,7 @@ static int plan_checklist_cmd(station_t *st, const scancmd_t *cmd, const char *t
             r = -ENOMEM;
         break;
     case SCANCMD_ACC:
-        if ((r = add_acc(&c, cmd->name)) == 1) {
+        if ((r = checklist_add_acc(&c, cmd->name)) == 1) {
             r = reject(pl, "command", "more than %d accessories on one receipt", CHECKLIST_MAX_ACC);
             goto out;
         }
@@ -1645,7 +1116,7 @@ static int plan_text(station_t *st, const char *text, plan_t *pl)
     const char *acc =
         pol ? policy_accessory_by_part(pol, nonempty(rma.model), nonempty(rma.family), text) : NULL;
     if (acc) {
-        if ((r = add_acc(&c, acc)) == 1) {
+        if ((r = checklist_add_acc(&c, acc)) == 1) {
             r = reject(pl, "accessory", "more than %d accessories on one receipt",
                        CHECKLIST_MAX_ACC);
             goto out;
@@ -1816,7 +1287,7 @@ static int write_switch(station_t *st, plan_t *pl, int64_t now_ms)
 
 static int append_switch_event(station_t *st, plan_t *pl, int64_t now_ms, outbox_t *ob)
 {
-    json_t *f = json_pack("{s:o, s:s}", "rma", str_or_null(pl->cancel_rma), "switched_to", pl->rma);
+    json_t *f = json_pack("{s:o, s:s}", "rma", checklist_jstr(pl->cancel_rma), "switched_to", pl->rma);
     if (!f)
         return -ENOMEM;
     int r = outbox_append(ob, st->db, "receipt.cancelled", f, st->name, pl->cancel_id, now_ms);
