@@ -490,6 +490,10 @@ static int plan_refuse(const char *number, const char *why, plan_t *pl)
     if (!(pl->rma = strdup(number)) || !(pl->reason = strdup(why)))
         return -ENOMEM;
     pl->row_reason = pl->reason;
+    /* The worker must not go on inspecting a unit that is going back as it came. */
+    if (!(pl->next_fixed = strdup("set the unit aside as refused (it goes back as received), "
+                                  "then scan the next RMA (or CMD-NORMA)")))
+        return -ENOMEM;
     pl->topic = "receipt.refused";
     pl->fields = json_pack("{s:s, s:s}", "rma", number, "reason", why);
     return pl->fields ? 0 : -ENOMEM;
