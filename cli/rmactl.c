@@ -56,10 +56,13 @@ static void usage(FILE *out)
           "  policy check FILE...                         validate policy files\n"
           "  policy test [--policies DIR] CASEFILE...     run policy regression cases\n"
           "\n"
-          "  status [--json]                              stations, scanners, open receipts, last seq\n"
+          "  status [--json]                              stations, scanners, printers, open receipts\n"
           "  receipts [--limit N] [--json]                recent receipts with dispositions\n"
           "  rma import FILE.csv                          import RMAs (all rows or none)\n"
           "  reprint RECEIPT                              print a receipt's label again\n"
+          "  labels [--state queued|failed|printed|cancelled|all] [--station S] [--limit N] [--json]\n"
+          "                                               labels with printer, attempts, last error\n"
+          "  labels cancel LABEL                          give up a waiting label\n"
           "  scanners [--json]                            configured scanners, USB HID devices and\n"
           "                                               serial ports here, with config lines\n"
           "  watch [--from N] [--count N]                 print events as SEQ TOPIC JSON\n"
@@ -103,6 +106,8 @@ int main(int argc, char **argv)
         return cmd_receipts(argc - 1, argv + 1);
     if (strcmp(argv[1], "rma") == 0)
         return cmd_rma(argc - 1, argv + 1);
+    if (strcmp(argv[1], "labels") == 0)
+        return cmd_labels(argc - 1, argv + 1);
     if (strcmp(argv[1], "reprint") == 0)
         return cmd_reprint(argc - 1, argv + 1);
     if (strcmp(argv[1], "scanners") == 0)
