@@ -270,10 +270,9 @@ static void failed(spool_t *sp, const db_print_job_t *job, int cups_job, const c
                     json_object_set_new(fields, "final", json_boolean(final)) < 0 ||
                     json_object_set_new(fields, "attempts", json_integer(job->attempts)) < 0 ||
                     json_object_set(fields, "reasons", json_object_get(h, "reasons")) < 0 ||
-                    json_object_set_new(fields, "printer_state", h) < 0
+                    json_object_set(fields, "printer_state", h) < 0
                 ? -ENOMEM : 0;
-        if (r < 0 && !json_is_object(json_object_get(fields, "printer_state")))
-            json_decref(h);
+        json_decref(h);
         if (r == 0 && cups_job > 0)
             r = json_object_set_new(fields, "job", json_integer(cups_job)) < 0 ? -ENOMEM : 0;
         if (r == 0 && !final)
