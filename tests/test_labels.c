@@ -1120,7 +1120,8 @@ static void test_cli(void)
                     "--size must be 4x6 or 2x1");
     check_bad_usage(ARGS("label", "--json", (char *)fixture, "--dpi", "600", "-o", png),
                     "--dpi must be 203 or 300");
-    check_bad_usage(ARGS("label", "--json", (char *)fixture, "-o", "label.bmp"), "--format");
+    check_bad_usage(ARGS("label", "--json", (char *)fixture, "-o", "label.bmp"),
+                    "the output name must end in .zpl, .pdf, .png");
     check_bad_usage(ARGS("label", "42", "--json", (char *)fixture, "-o", png),
                     "give a RECEIPT or --json FILE, not both");
     check_bad_usage(ARGS("label", "42", "43", "-o", png), "unexpected argument '43'");
