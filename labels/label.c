@@ -626,8 +626,8 @@ typedef struct {
 } sizes_4x6_t;
 
 static const sizes_4x6_t sizes_4x6[] = {
-    { 0.90, 2, 0.32, 0.32, 3 },
-    { 0.70, 2, 0.32, 0.25, 3 },
+    { 0.90, 2, 0.32, 0.32, 5 }, /* a reason takes only the lines it needs */
+    { 0.70, 2, 0.32, 0.25, 4 },
     { 0.55, 2, 0.28, 0.22, 3 },
     { 0.60, 1, 0.26, 0.20, 3 }, /* fits the most: every field, two lines of flags */
 };
