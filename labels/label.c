@@ -418,7 +418,7 @@ static bool is_alnum(char c)
 
 /*
  * The length of the contract word (lowercase letters joined by '_', such as
- * act_of_god) that starts at s, a word on its own (after start or t[i-1]), or 0.
+ * act_of_god) that starts at t[i] and stands alone (not part of "SN_1a"), or 0.
  */
 static size_t contract_word(const char *t, size_t i)
 {

@@ -597,10 +597,10 @@ static void test_local_time(void)
     free(fields);
     free(zpl);
 
-    tz_set("Europe/Berlin");
+    free(tz_set("Europe/Berlin"));
     CU_ASSERT_EQUAL(label_time_words("2026-11-21T06:15:38.436Z", buf, sizeof(buf)), 0);
     ASSERT_STR(buf, "2026-11-21 07:15 CET");
-    tz_set("UTC");
+    free(tz_set("UTC"));
     CU_ASSERT_EQUAL(label_time_words("2026-11-21T06:15:38Z", buf, sizeof(buf)), 0);
     ASSERT_STR(buf, "2026-11-21 06:15 UTC");
     CU_ASSERT_EQUAL(label_time_words("yesterday", buf, sizeof(buf)), -EINVAL);
