@@ -2,6 +2,7 @@
  * rmactl label | sheet: render a disposition label (labels/label.h) or the station's
  * command sheet (labels/sheet.h) to a file. Both run in-process, no daemon needed.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <jansson.h>
 #include <stddef.h>
@@ -210,8 +211,7 @@ static int output_format(const char *cmd, const char *path, int have_fmt, unsign
     char lower[8] = "";
     if (dot && (!slash || dot > slash) && strlen(dot + 1) < sizeof(lower))
         for (size_t i = 0; dot[1 + i]; i++)
-            lower[i] = (char)(dot[1 + i] >= 'A' && dot[1 + i] <= 'Z' ? dot[1 + i] + 32
-                                                                    : dot[1 + i]);
+            lower[i] = (char)tolower((unsigned char)dot[1 + i]);
     if (label_format_parse(lower, &ext) < 0 || !(allowed & (1u << ext))) {
         char list[32] = "";
         for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
@@ -348,7 +348,8 @@ int cmd_label(int argc, char **argv)
         cli_error("%s", LABEL_USAGE);
         return EXIT_BADINPUT;
     }
-    int rc = output_format("label", out_path, have_fmt, 7u, &fmt);
+    int rc = output_format("label", out_path, have_fmt,
+                           1u << LABEL_ZPL | 1u << LABEL_PDF | 1u << LABEL_PNG, &fmt);
     if (rc != EXIT_OK)
         return rc;
     if (receipt) {
