@@ -593,12 +593,13 @@ int main(int argc, char **argv)
     }
 
     rmad_t d = { 0 };
+    int rc;
     if (load_config(path, &d.cfg) < 0)
         return 2;
     if (mode == 'k') {
         policyset_t *ps = NULL;
         char *err = NULL;
-        int rc = policyset_load(d.cfg->policies, &ps, &err);
+        rc = policyset_load(d.cfg->policies, &ps, &err);
         if (rc < 0)
             fprintf(stderr, "rmad: %s\n", err ? err : strerror(-rc));
         free(err);
@@ -608,9 +609,15 @@ int main(int argc, char **argv)
     }
 
     log_set_level(d.cfg->log_level);
+    /* Before the spooler's CUPS thread exists: labels show the dock's local time. */
+    if ((rc = config_timezone_apply(d.cfg)) < 0) {
+        fprintf(stderr, "rmad: timezone: %s\n", strerror(-rc));
+        config_destroy(&d.cfg);
+        return 1;
+    }
     /* A scanner client that vanishes must not kill the daemon with SIGPIPE. */
     signal(SIGPIPE, SIG_IGN);
-    int rc = rmad_start(&d);
+    rc = rmad_start(&d);
     if (rc == 0) {
         log_notice("rmad %s: %zu station%s, events on %s, replay on %s, control on %s",
                    RMAD_VERSION, d.n_stations, d.n_stations == 1 ? "" : "s", d.cfg->pub,
