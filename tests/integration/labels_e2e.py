@@ -179,7 +179,7 @@ label_format = pdf
         ev = printed(sub, refused[0]["receipt"])[0]
         check(ev["why"] == "refusal", "why = refusal")
         wait_for(lambda: ev["job"] in jobs_in(zebra), "refusal label captured")
-        check(any(b"unknown RMA" in t for t in zpl_texts(jobs_in(zebra).get(ev["job"], b""))),
+        check(any(b"unknown rma" in t.lower() for t in zpl_texts(jobs_in(zebra).get(ev["job"], b""))),
               "refusal label shows the reason")
 
     # The PDF station: a PDF job whose Code 128 decodes to the receipt id.
