@@ -1,5 +1,5 @@
 /*
- * rmactl's commands that talk to a running rmad: status, receipts, reprint, rma
+ * rmactl's commands that talk to a running rmad: status, receipts, labels, reprint, rma
  * import (control socket) and watch (event bus). The config named by --config FILE, or
  * $RMAD_CONFIG, or the installed one, says where the sockets are.
  *
@@ -21,7 +21,8 @@
 
 /* ---- options ------------------------------------------------------------------------ */
 
-enum { OPT_JSON = 1u, OPT_LIMIT = 2u, OPT_FROM = 4u, OPT_COUNT = 8u };
+enum { OPT_JSON = 1u, OPT_LIMIT = 2u, OPT_FROM = 4u, OPT_COUNT = 8u, OPT_STATE = 16u,
+       OPT_STATION = 32u };
 
 #define MAX_ARGS 2
 
@@ -29,6 +30,7 @@ struct opts {
     const char *config;
     bool json;
     uint64_t limit, from, count;
+    const char *state, *station;
     bool has_limit, has_from;
     const char *args[MAX_ARGS];
     int nargs;
@@ -65,7 +67,9 @@ static int parse_opts(int argc, char **argv, unsigned allowed, int nargs_max,
 #define IS(name) (strlen(name) == nlen && strncmp(a, name, nlen) == 0)
         bool takes = IS("--config") || (IS("--limit") && (allowed & OPT_LIMIT)) ||
                      (IS("--from") && (allowed & OPT_FROM)) ||
-                     (IS("--count") && (allowed & OPT_COUNT));
+                     (IS("--count") && (allowed & OPT_COUNT)) ||
+                     (IS("--state") && (allowed & OPT_STATE)) ||
+                     (IS("--station") && (allowed & OPT_STATION));
         if (takes) {
             if (eq && a[0] == '-')
                 val = eq + 1;
@@ -85,6 +89,10 @@ static int parse_opts(int argc, char **argv, unsigned allowed, int nargs_max,
             rc = parse_u64("--from", val, 0, &o->from), o->has_from = true;
         else if (takes && IS("--count"))
             rc = parse_u64("--count", val, 1, &o->count);
+        else if (takes && IS("--state"))
+            o->state = val;
+        else if (takes && IS("--station"))
+            o->station = val;
         else if (strcmp(a, "--json") == 0 && (allowed & OPT_JSON))
             o->json = true;
         else if (a[0] == '-' && a[1] != '\0') {
@@ -253,6 +261,23 @@ static void print_status(const json_t *r)
             putchar(')');
         }
         putchar('\n');
+        json_t *ps = json_object_get(st, "printer_state");
+        if (json_is_object(ps)) {
+            printf("  printer ");
+            put_text(str_or(st, "printer", "?"));
+            printf(": ");
+            put_text(str_or(ps, "state", "unknown"));
+            if (str_or(ps, "reasons", NULL)) {
+                printf(": ");
+                put_text(str_or(ps, "reasons", ""));
+            }
+            if (str_or(ps, "message", NULL)) {
+                printf(" (");
+                put_text(str_or(ps, "message", ""));
+                putchar(')');
+            }
+            putchar('\n');
+        }
         size_t j;
         json_t *sc;
         json_array_foreach(json_object_get(st, "scanners"), j, sc) {
@@ -386,6 +411,130 @@ int cmd_receipts(int argc, char **argv)
             rc = print_json(reply);
         else
             print_receipts(json_object_get(reply, "receipts"));
+        rc = rc ? rc : finish_output();
+    }
+    json_decref(reply);
+    session_close(&s);
+    return rc;
+}
+
+/* ---- labels --------------------------------------------------------------------------- */
+
+static void print_labels(const json_t *list)
+{
+    static const char *const head[] = { "LABEL", "RECEIPT", "STATION", "PRINTER", "STATE",
+                                        "ATTEMPTS", "JOB", "ERROR" };
+    enum { NCOL = sizeof(head) / sizeof(head[0]) };
+    size_t w[NCOL], i;
+    json_t *l;
+    char num[4][24];
+    for (size_t c = 0; c < NCOL; c++)
+        w[c] = strlen(head[c]);
+    /* Two passes: widths, then rows. */
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass == 1)
+            for (size_t c = 0; c < NCOL; c++)
+                put_cell(head[c], w[c], c == NCOL - 1);
+        if (pass == 1)
+            putchar('\n');
+        json_array_foreach(list, i, l) {
+            snprintf(num[0], sizeof(num[0]), "%" JSON_INTEGER_FORMAT,
+                     json_integer_value(json_object_get(l, "label")));
+            snprintf(num[1], sizeof(num[1]), "%" JSON_INTEGER_FORMAT,
+                     json_integer_value(json_object_get(l, "receipt")));
+            snprintf(num[2], sizeof(num[2]), "%" JSON_INTEGER_FORMAT,
+                     json_integer_value(json_object_get(l, "attempts")));
+            json_t *job = json_object_get(l, "job");
+            snprintf(num[3], sizeof(num[3]), json_is_integer(job) ? "%" JSON_INTEGER_FORMAT : "-",
+                     json_integer_value(job));
+            const char *cells[NCOL] = { num[0], num[1], str_or(l, "station", "?"),
+                                        str_or(l, "printer", "?"), str_or(l, "state", "?"),
+                                        num[2], num[3], str_or(l, "error", "-") };
+            for (size_t c = 0; c < NCOL; c++) {
+                if (pass == 0 && text_width(cells[c]) > w[c])
+                    w[c] = text_width(cells[c]);
+                else if (pass == 1)
+                    put_cell(cells[c], w[c], c == NCOL - 1);
+            }
+            if (pass == 1)
+                putchar('\n');
+        }
+    }
+    if (json_array_size(list) == 0)
+        printf("no labels\n");
+}
+
+static int labels_cancel(const struct opts *o, struct session *s)
+{
+    uint64_t id;
+    if (o->nargs != 2) {
+        cli_error("labels cancel: which label? (usage: rmactl labels cancel LABEL)");
+        return EXIT_BADINPUT;
+    }
+    if (parse_u64("labels cancel: LABEL", o->args[1], 1, &id) < 0 || id > INT64_MAX)
+        return EXIT_BADINPUT;
+    json_t *req = control_request_new("labels_cancel"), *reply = NULL;
+    if (req && json_object_set_new(req, "label", json_integer((json_int_t)id)) < 0) {
+        json_decref(req);
+        req = NULL;
+    }
+    int rc = call(s, "labels cancel", req, &reply);
+    if (rc == 0) {
+        printf("label %" PRIu64 " cancelled\n", id);
+        rc = finish_output();
+    }
+    json_decref(reply);
+    return rc;
+}
+
+int cmd_labels(int argc, char **argv)
+{
+    static const char use[] =
+        "[--config FILE] labels [--state queued|failed|printed|cancelled|all] [--station S] "
+        "[--limit N] [--json] | labels cancel LABEL";
+    struct opts o;
+    struct session s;
+    json_t *reply = NULL;
+    if (parse_opts(argc, argv, OPT_JSON | OPT_LIMIT | OPT_STATE | OPT_STATION, 2, use, &o) < 0)
+        return EXIT_BADINPUT;
+    bool cancel = o.nargs > 0 && strcmp(o.args[0], "cancel") == 0;
+    if (o.nargs > 0 && !cancel) {
+        cli_error("labels: unknown subcommand '%s' (usage: rmactl %s)", o.args[0], use);
+        return EXIT_BADINPUT;
+    }
+    if (o.state && strcmp(o.state, "queued") != 0 && strcmp(o.state, "failed") != 0 &&
+        strcmp(o.state, "printed") != 0 && strcmp(o.state, "cancelled") != 0 &&
+        strcmp(o.state, "all") != 0) {
+        cli_error("labels: --state: one of queued, failed, printed, cancelled, all; got '%s'",
+                  o.state);
+        return EXIT_BADINPUT;
+    }
+    if (o.has_limit && o.limit > 10000) {
+        cli_error("labels: --limit: at most 10000");
+        return EXIT_BADINPUT;
+    }
+    int rc = session_open(&o, &s);
+    if (rc)
+        return rc;
+    if (cancel) {
+        rc = labels_cancel(&o, &s);
+        session_close(&s);
+        return rc;
+    }
+    json_t *req = control_request_new("labels");
+    if (req && ((o.state && json_object_set_new(req, "state", json_string(o.state)) < 0) ||
+                (o.station && json_object_set_new(req, "station", json_string(o.station)) < 0) ||
+                (o.has_limit &&
+                 json_object_set_new(req, "limit", json_integer((json_int_t)o.limit)) < 0))) {
+        json_decref(req);
+        req = NULL;
+    }
+    rc = call(&s, "labels", req, &reply);
+    if (rc == 0) {
+        if (o.json)
+            rc = print_json(reply);
+        else
+            print_labels(json_object_get(reply, "labels"));
         rc = rc ? rc : finish_output();
     }
     json_decref(reply);

@@ -2,6 +2,7 @@
  * rmactl label | sheet: render a disposition label (labels/label.h) or the station's
  * command sheet (labels/sheet.h) to a file. Both run in-process, no daemon needed.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <jansson.h>
 #include <stddef.h>
@@ -187,11 +188,60 @@ static const char *option(int argc, char **argv, int *i, const char *name)
     return NULL;
 }
 
-/* The format named by path's extension (.zpl, .pdf, .png), or -EINVAL. */
-static int format_from_path(const char *path, label_format_t *fmt)
+/*
+ * The output format: the one path's extension names (.zpl, .pdf, .png, any case), so
+ * that label.png is never ZPL inside. --format, when given, must agree with it; stdout
+ * ("-") has no name, so it needs --format. `allowed` is a bit per label_format_t the
+ * command writes (the sheet is PDF only). EXIT_OK with *fmt set, or EXIT_BADINPUT with
+ * the one line printed.
+ */
+static int output_format(const char *cmd, const char *path, int have_fmt, unsigned allowed,
+                         label_format_t *fmt)
 {
-    const char *dot = strrchr(path, '.');
-    return dot ? label_format_parse(dot + 1, fmt) : -EINVAL;
+    static const char *const names[] = { [LABEL_ZPL] = "zpl", [LABEL_PDF] = "pdf",
+                                         [LABEL_PNG] = "png" };
+    if (strcmp(path, "-") == 0) {
+        if (!have_fmt) {
+            cli_error("%s: writing to stdout ('-o -') needs --format", cmd);
+            return EXIT_BADINPUT;
+        }
+        return EXIT_OK;
+    }
+    const char *slash = strrchr(path, '/'), *dot = strrchr(path, '.');
+    label_format_t ext;
+    char lower[8] = "";
+    if (dot && (!slash || dot > slash) && strlen(dot + 1) < sizeof(lower))
+        for (size_t i = 0; dot[1 + i]; i++)
+            lower[i] = (char)tolower((unsigned char)dot[1 + i]);
+    if (label_format_parse(lower, &ext) < 0 || !(allowed & (1u << ext))) {
+        char list[32] = "";
+        for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+            if (allowed & (1u << i))
+                snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s.%s",
+                         list[0] ? ", " : "", names[i]);
+        cli_error("%s: cannot write '%s': the output name must end in %s", cmd, path, list);
+        return EXIT_BADINPUT;
+    }
+    if (have_fmt && *fmt != ext) {
+        cli_error("%s: --format %s contradicts the output name '%s'", cmd, names[*fmt], path);
+        return EXIT_BADINPUT;
+    }
+    *fmt = ext;
+    return EXIT_OK;
+}
+
+/*
+ * The config's timezone for the label's time: rmad shows the same zone (both call
+ * config_timezone_apply), so a preview says what the printer prints.
+ */
+static int apply_config_timezone(config_t *cfg)
+{
+    int rc = config_timezone_apply(cfg);
+    if (rc < 0) {
+        cli_error("label: timezone: %s", strerror(-rc));
+        return EXIT_FAIL;
+    }
+    return EXIT_OK;
 }
 
 #define LABEL_USAGE \
@@ -222,6 +272,10 @@ static int label_of_receipt(const char *arg, label_receipt_t *lr, config_station
         return rc == -EINVAL ? EXIT_BADINPUT : EXIT_FAIL;
     }
     db_t *db = NULL;
+    if ((rc = apply_config_timezone(cfg)) != EXIT_OK) {
+        config_destroy(&cfg);
+        return rc;
+    }
     if (access(cfg->database, F_OK) < 0) {
         cli_error("label: %s: %s", cfg->database, strerror(errno));
         config_destroy(&cfg);
@@ -295,18 +349,18 @@ int cmd_label(int argc, char **argv)
         cli_error("%s", LABEL_USAGE);
         return EXIT_BADINPUT;
     }
-    if (!have_fmt && format_from_path(out_path, &fmt) == 0)
-        have_fmt = 1;
+    int rc = output_format("label", out_path, have_fmt,
+                           1u << LABEL_ZPL | 1u << LABEL_PDF | 1u << LABEL_PNG, &fmt);
+    if (rc != EXIT_OK)
+        return rc;
     if (receipt) {
         label_receipt_t lr;
         config_station_t st = { 0 };
         int found = 0;
-        int rc = label_of_receipt(receipt, &lr, &st, &found);
+        rc = label_of_receipt(receipt, &lr, &st, &found);
         if (rc != EXIT_OK)
             return rc;
-        /* A station no longer configured prints 4x6 ZPL at 203 dpi (daemon/spool.c). */
-        if (!have_fmt)
-            fmt = found && st.label_format == CONFIG_LABEL_PDF ? LABEL_PDF : LABEL_ZPL;
+        /* The format is the output name's; size and dpi are the station's. */
         if (!have_size && found)
             size = st.label_size == CONFIG_LABEL_2X1 ? LABEL_2X1 : LABEL_4X6;
         if (!have_dpi && found)
@@ -315,10 +369,18 @@ int cmd_label(int argc, char **argv)
         label_receipt_clear(&lr);
         return rc;
     }
-    if (!have_fmt) {
-        cli_error("label: give --format zpl|pdf|png (the output name has no such extension)");
-        return EXIT_BADINPUT;
+    config_t *cfg = NULL;
+    char *cerr = NULL;
+    rc = client_load_config(NULL, &cfg, &cerr);
+    if (rc < 0) {
+        cli_error("%s", cerr ? cerr : "out of memory");
+        free(cerr);
+        return rc == -EINVAL ? EXIT_BADINPUT : EXIT_FAIL;
     }
+    rc = apply_config_timezone(cfg);
+    config_destroy(&cfg);
+    if (rc != EXIT_OK)
+        return rc;
 
     size_t len;
     char *text = cli_read_input(json_path, LABEL_JSON_MAX, &len);
@@ -333,7 +395,7 @@ int cmd_label(int argc, char **argv)
     }
     json_label_t jl;
     char err[160];
-    int rc = label_from_json(j, &jl, err, sizeof(err));
+    rc = label_from_json(j, &jl, err, sizeof(err));
     if (rc < 0) {
         if (rc == -ENOMEM)
             cli_error("out of memory");
@@ -348,32 +410,50 @@ int cmd_label(int argc, char **argv)
     return rc;
 }
 
-#define SHEET_USAGE \
-    "usage: rmactl sheet [--paper a4|letter] [--vendor V] [--model M] [--policies DIR] -o FILE.pdf"
+#define SHEET_USAGE                                                                        \
+    "usage: rmactl sheet [--paper a4|letter] [--format pdf] [--vendor V] [--model M] "       \
+    "[--policies DIR] -o FILE.pdf"
 
-/* The accessory rows of --vendor / --model, from --policies or the config's policies. */
-static int sheet_accessories(const char *vendor, const char *model, const char *policies,
-                             sheet_acc_t *acc)
+/*
+ * --vendor / --model: the accessory sheet (cli/sheet_acc.h), from --policies or the
+ * config's policies. EXIT_OK with *pdf, or the error printed.
+ */
+static int render_accessories(sheet_paper_t paper, const char *vendor, const char *model,
+                              const char *policies, uint8_t **pdf, size_t *len)
 {
     config_t *cfg = NULL;
-    char *err = NULL;
+    char *err = NULL, *title = NULL;
+    sheet_acc_t acc = { 0 };
     if (!policies && client_load_config(NULL, &cfg, &err) < 0) {
         cli_error("sheet: %s", err ? err : "cannot read the config");
         free(err);
-        return -EINVAL;
+        return EXIT_BADINPUT;
     }
-    int rc = sheet_acc_rows(policies ? policies : cfg->policies, vendor, model, acc, &err);
-    if (rc < 0)
-        cli_error("sheet: %s", err ? err : strerror(-rc));
-    free(err);
+    int rc = sheet_acc_groups(policies ? policies : cfg->policies, vendor, model, &acc, &err);
     config_destroy(&cfg);
-    return rc;
+    if (rc < 0) {
+        cli_error("sheet: %s", err ? err : strerror(-rc));
+        free(err);
+        return rc == -ENOMEM ? EXIT_FAIL : EXIT_BADINPUT;
+    }
+    if (asprintf(&title, "rmad accessory sheet: %s%s%s", vendor ? vendor : "",
+                 vendor && model ? ", " : "", model ? model : "") < 0)
+        title = NULL;
+    rc = title ? sheet_render_groups(paper, title, acc.groups, acc.n, pdf, len) : -ENOMEM;
+    free(title);
+    sheet_acc_free(&acc);
+    if (rc < 0) {
+        cli_error("sheet: cannot render: %s", strerror(-rc));
+        return EXIT_FAIL;
+    }
+    return EXIT_OK;
 }
 
 int cmd_sheet(int argc, char **argv)
 {
     const char *out_path = NULL, *v, *vendor = NULL, *model = NULL, *policies = NULL;
     sheet_paper_t paper = SHEET_A4;
+    int have_fmt = 0;
     for (int i = 1; i < argc; i++) {
         if ((v = option(argc, argv, &i, "-o")) || (v = option(argc, argv, &i, "--output"))) {
             out_path = v;
@@ -388,6 +468,13 @@ int cmd_sheet(int argc, char **argv)
                 cli_error("sheet: --paper must be a4 or letter, not '%s'", v);
                 return EXIT_BADINPUT;
             }
+        } else if ((v = option(argc, argv, &i, "--format"))) {
+            label_format_t f;
+            if (label_format_parse(v, &f) < 0 || f != LABEL_PDF) {
+                cli_error("sheet: --format must be pdf (the sheet is a PDF), not '%s'", v);
+                return EXIT_BADINPUT;
+            }
+            have_fmt = 1;
         } else if (argv[i][0] == '-' && argv[i][1] != '\0') {
             cli_error("sheet: unknown option, or no value after it: '%s' (%s)", argv[i],
                       SHEET_USAGE);
@@ -401,13 +488,21 @@ int cmd_sheet(int argc, char **argv)
         cli_error("%s", SHEET_USAGE);
         return EXIT_BADINPUT;
     }
-    sheet_acc_t acc = { 0 };
-    if ((vendor || model) && sheet_accessories(vendor, model, policies, &acc) < 0)
-        return EXIT_BADINPUT;
+    label_format_t fmt = LABEL_PDF;
+    int rc = output_format("sheet", out_path, have_fmt, 1u << LABEL_PDF, &fmt);
+    if (rc != EXIT_OK)
+        return rc;
     uint8_t *pdf = NULL;
     size_t len = 0;
-    int rc = sheet_render_extra(paper, acc.rows, acc.n, &pdf, &len);
-    sheet_acc_free(&acc);
+    if (vendor || model) {
+        /* A sheet of its own, to lay beside the command sheet. */
+        if ((rc = render_accessories(paper, vendor, model, policies, &pdf, &len)) != EXIT_OK) {
+            label_release_fonts();
+            return rc;
+        }
+    } else {
+        rc = sheet_render(paper, &pdf, &len);
+    }
     label_release_fonts();
     if (rc < 0) {
         cli_error("sheet: cannot render: %s", strerror(-rc));

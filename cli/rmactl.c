@@ -56,16 +56,20 @@ static void usage(FILE *out)
           "  policy check FILE...                         validate policy files\n"
           "  policy test [--policies DIR] CASEFILE...     run policy regression cases\n"
           "\n"
-          "  status [--json]                              stations, scanners, open receipts, last seq\n"
+          "  status [--json]                              stations, scanners, printers, open receipts\n"
           "  receipts [--limit N] [--json]                recent receipts with dispositions\n"
           "  rma import FILE.csv                          import RMAs (all rows or none)\n"
           "  reprint RECEIPT                              print a receipt's label again\n"
+          "  labels [--state queued|failed|printed|cancelled|all] [--station S] [--limit N] [--json]\n"
+          "                                               labels with printer, attempts, last error\n"
+          "  labels cancel LABEL                          give up a waiting label\n"
           "  scanners [--json]                            configured scanners, USB HID devices and\n"
           "                                               serial ports here, with config lines\n"
           "  watch [--from N] [--count N]                 print events as SEQ TOPIC JSON\n"
           "\n"
           "  label RECEIPT|--json FILE [--format zpl|pdf|png] [--size 4x6|2x1] [--dpi 203|300] -o FILE\n"
-          "                                               render a disposition label\n"
+          "                                               render a disposition label; the format\n"
+          "                                               is FILE's extension (-o - needs --format)\n"
           "  sheet [--paper a4|letter] [--vendor V] [--model M] [--policies DIR] -o FILE.pdf\n"
           "                                               the command-barcode sheet (with the\n"
           "                                               accessory barcodes of V's products)\n"
@@ -105,6 +109,8 @@ int main(int argc, char **argv)
         return cmd_receipts(argc - 1, argv + 1);
     if (strcmp(argv[1], "rma") == 0)
         return cmd_rma(argc - 1, argv + 1);
+    if (strcmp(argv[1], "labels") == 0)
+        return cmd_labels(argc - 1, argv + 1);
     if (strcmp(argv[1], "reprint") == 0)
         return cmd_reprint(argc - 1, argv + 1);
     if (strcmp(argv[1], "scanners") == 0)

@@ -25,6 +25,7 @@ int cmd_status(int argc, char **argv);
 int cmd_receipts(int argc, char **argv);
 int cmd_rma(int argc, char **argv);
 int cmd_reprint(int argc, char **argv);
+int cmd_labels(int argc, char **argv);
 
 /* rmactl scanners (cli/cmd_scanners.c): configured and attached scanners. */
 int cmd_scanners(int argc, char **argv);

@@ -13,6 +13,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <regex.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -22,6 +23,7 @@
 #include <strings.h>
 #include <sys/un.h>
 #include <syslog.h>
+#include <time.h>
 #include <unistd.h>
 
 #define LINE_MAX_BYTES   4096
@@ -46,6 +48,7 @@ static const char default_text[] =
     "; rma_pattern    = " CONFIG_DEFAULT_RMA_PATTERN "\n"
     "; print_retry_ms     = 2000\n"
     "; print_retry_max_ms = 60000\n"
+    "; timezone       = Europe/Berlin  ; labels show local time; default: the system's\n"
     "\n"
     "[station dock1]\n"
     "scanner  = tcp:127.0.0.1:7790   ; type scans with: nc 127.0.0.1 7790\n"
@@ -96,6 +99,7 @@ void config_destroy(config_t **cfg_p)
     free(cfg->replay);
     free(cfg->control);
     free(cfg->rma_pattern);
+    free(cfg->timezone);
     free(cfg);
     *cfg_p = NULL;
 }
@@ -129,7 +133,7 @@ struct bind {
 enum daemon_key {
     K_DATABASE, K_POLICIES, K_PUB, K_REPLAY, K_CONTROL,
     K_LOG_LEVEL, K_DOUBLE_READ_MS, K_MAX_SCAN_LEN, K_RMA_PATTERN,
-    K_PRINT_RETRY_MS, K_PRINT_RETRY_MAX_MS,
+    K_PRINT_RETRY_MS, K_PRINT_RETRY_MAX_MS, K_TIMEZONE,
     K_COUNT
 };
 
@@ -148,6 +152,7 @@ static const struct {
     [K_RMA_PATTERN] = { "rma_pattern", false },
     [K_PRINT_RETRY_MS] = { "print_retry_ms", false },
     [K_PRINT_RETRY_MAX_MS] = { "print_retry_max_ms", false },
+    [K_TIMEZONE] = { "timezone", false },
 };
 
 enum station_key { SK_SCANNER, SK_PRINTER, SK_LABEL_FORMAT, SK_LABEL_SIZE, SK_LABEL_DPI, SK_COUNT };
@@ -531,6 +536,49 @@ static int set_endpoint(struct parser *p, const char *key, const char *value, bo
     return 0;
 }
 
+/* Where the C library reads zone files: $TZDIR, as glibc does, else the tzdata path. */
+static const char *zoneinfo_dir(void)
+{
+    const char *dir = getenv("TZDIR");
+    return dir && *dir ? dir : "/usr/share/zoneinfo";
+}
+
+/*
+ * An IANA zone name ("Europe/Berlin", "UTC") that names a compiled zone file. The
+ * file is checked here because glibc silently takes an unknown TZ as UTC: a typo
+ * would print every label an hour or more off without a word.
+ */
+static int timezone_check(const char *name, const char **why)
+{
+    *why = "expected an IANA time zone name such as Europe/Berlin or UTC";
+    if (name[0] == '/' || name[0] == '.' || strlen(name) > 64 || strstr(name, "..") ||
+        strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789/_+-") !=
+            strlen(name))
+        return -EINVAL;
+    char path[PATH_MAX], magic[4];
+    snprintf(path, sizeof(path), "%s/%s", zoneinfo_dir(), name);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    ssize_t n = fd >= 0 ? read(fd, magic, sizeof(magic)) : -1;
+    if (fd >= 0)
+        (void)close(fd);
+    if (n != (ssize_t)sizeof(magic) || memcmp(magic, "TZif", 4) != 0) {
+        *why = "no such time zone (not a zone file under the system's zoneinfo; "
+               "`timedatectl list-timezones` lists them)";
+        return -EINVAL;
+    }
+    return 0;
+}
+
+int config_timezone_apply(const config_t *cfg)
+{
+    if (!cfg || !cfg->timezone)
+        return 0;
+    if (setenv("TZ", cfg->timezone, 1) < 0)
+        return -errno;
+    tzset();
+    return 0;
+}
+
 static int set_daemon_key(struct parser *p, enum daemon_key k, const char *value)
 {
     config_t *cfg = p->cfg;
@@ -602,6 +650,12 @@ static int set_daemon_key(struct parser *p, enum daemon_key k, const char *value
                         quote(q, value));
         *(k == K_PRINT_RETRY_MS ? &cfg->print_retry_ms : &cfg->print_retry_max_ms) = (int64_t)n;
         return 0;
+    case K_TIMEZONE: {
+        const char *why;
+        if (timezone_check(value, &why) < 0)
+            return fail(p, p->line, "%s '%s': %s", key, quote(q, value), why);
+        return (cfg->timezone = strdup(value)) ? 0 : -ENOMEM;
+    }
     case K_COUNT:
         break;
     }

@@ -14,6 +14,7 @@
  *
  *     print_retry_ms     = 2000       ; first delay after a failed print, doubling
  *     print_retry_max_ms = 60000      ; longest delay between print attempts
+ *     timezone = Europe/Berlin        ; the dock's zone for times on labels
  *
  *     [station dock1]
  *     scanner = tcp:127.0.0.1:7790    ; one line per scanner, at least one
@@ -110,6 +111,8 @@ typedef struct {
     char *rma_pattern;      /* POSIX ERE, known to compile; default below */
     int64_t print_retry_ms;     /* first delay after a failed print, doubling; 2000 */
     int64_t print_retry_max_ms; /* longest delay between attempts; 60000 */
+    char *timezone;         /* IANA name with a zone file, e.g. "Europe/Berlin"; NULL:
+                             * the system's zone (TZ, else /etc/localtime) */
 
     config_station_t *stations;
     size_t nstations;       /* at least 1 */
@@ -135,6 +138,15 @@ int config_load(const char *path, config_t **out, char **errmsg);
  */
 int config_parse(const char *text, size_t len, const char *name, const char *base_dir,
                  config_t **out, char **errmsg);
+
+/*
+ * Make cfg's timezone the process's local zone (TZ, then tzset) so that every local
+ * time the process shows, the time on a label above all, is the dock's. Without a
+ * timezone key the process keeps the system's zone. rmad and rmactl both call it
+ * right after loading the config, so a preview shows the printed time. setenv is not
+ * thread-safe: call it before any thread starts. Returns 0 or -ENOMEM.
+ */
+int config_timezone_apply(const config_t *cfg);
 
 /* Free a config. Accepts NULL and clears the pointer. */
 void config_destroy(config_t **cfg_p);

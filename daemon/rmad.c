@@ -31,6 +31,7 @@
 #include "db/db.h"
 #include "drivers/scanner.h"
 #include "labels/label.h"
+#include "proto/control.h"
 
 #define RMAD_VERSION "0.1"
 
@@ -226,6 +227,15 @@ static void spool_cb(const spool_note_t *n, void *data)
                         n->station, (long long)n->receipt, n->printer,
                         (long long)(n->retry_in_ms + 999) / 1000, n->error);
         break;
+    case SPOOL_PRINTER:
+        publish_pending(d);
+        log_notice("printer %s: %s", n->printer, n->error);
+        break;
+    case SPOOL_CANCELLED:
+        publish_pending(d);
+        log_notice("station %s: receipt %lld: label %lld on %s cancelled (rmactl labels cancel)",
+                   n->station, (long long)n->receipt, (long long)n->label, n->printer);
+        break;
     case SPOOL_ERROR:
         log_err("print queue: label %lld: %s", (long long)n->label, n->error);
         break;
@@ -251,6 +261,84 @@ static int reprint_cmd(const json_t *req, json_t **reply, void *data)
     }
     log_info("receipt %lld: label queued again (rmactl reprint)", (long long)json_integer_value(r));
     *reply = json_pack("{s:I}", "label", (json_int_t)label);
+    return *reply ? 0 : -ENOMEM;
+}
+
+/*
+ * {"cmd": "labels", "state": "waiting"|"failed"|"printed"|"cancelled"|"all",
+ *  "station": S, "limit": N} -> {"labels": [newest first]}
+ */
+static int labels_cmd(const json_t *req, json_t **reply, void *data)
+{
+    static const char *const keys[] = { "state", "station", "limit", NULL };
+    static const struct {
+        const char *name;
+        db_print_list_t which;
+    } states[] = {
+        { "all", DB_PRINT_LIST_ALL },          { "waiting", DB_PRINT_LIST_WAITING },
+        { "queued", DB_PRINT_LIST_WAITING },   { "failed", DB_PRINT_LIST_FAILED },
+        { "printed", DB_PRINT_LIST_PRINTED },  { "cancelled", DB_PRINT_LIST_CANCELLED },
+    };
+    rmad_t *d = data;
+    char *kerr = NULL;
+    if (control_check_keys(req, keys, &kerr) < 0) {
+        *reply = json_pack("{s:s}", "error", kerr ? kerr : "labels: bad request");
+        free(kerr);
+        return -EINVAL;
+    }
+    db_print_list_t which = DB_PRINT_LIST_ALL;
+    json_t *st = json_object_get(req, "state");
+    if (st) {
+        size_t i = 0, n = sizeof(states) / sizeof(states[0]);
+        while (i < n && (!json_is_string(st) || strcmp(states[i].name, json_string_value(st)) != 0))
+            i++;
+        if (i == n) {
+            *reply = json_pack("{s:s}", "error", "labels: state must be one of queued, "
+                               "failed, printed, cancelled, all");
+            return -EINVAL;
+        }
+        which = states[i].which;
+    }
+    json_t *station = json_object_get(req, "station");
+    if (station && !json_is_string(station)) {
+        *reply = json_pack("{s:s}", "error", "labels: station must be a station name");
+        return -EINVAL;
+    }
+    json_t *limit = json_object_get(req, "limit");
+    if (limit && (!json_is_integer(limit) || json_integer_value(limit) < 1 ||
+                  json_integer_value(limit) > 10000)) {
+        *reply = json_pack("{s:s}", "error", "labels: limit must be an integer from 1 to 10000");
+        return -EINVAL;
+    }
+    char *err = NULL;
+    json_t *list = spool_list(d->spool, which, station ? json_string_value(station) : NULL,
+                              limit ? (unsigned)json_integer_value(limit) : 50, &err);
+    if (!list) {
+        *reply = json_pack("{s:s}", "error", err ? err : "out of memory");
+        free(err);
+        return -EIO;
+    }
+    *reply = json_pack("{s:o}", "labels", list);
+    return *reply ? 0 : -ENOMEM;
+}
+
+/* {"cmd": "labels_cancel", "label": N}: give up a waiting label. */
+static int labels_cancel_cmd(const json_t *req, json_t **reply, void *data)
+{
+    rmad_t *d = data;
+    json_t *l = json_object_get(req, "label");
+    if (!json_is_integer(l) || json_integer_value(l) <= 0) {
+        *reply = json_pack("{s:s}", "error", "labels cancel: \"label\" must be a label id (> 0)");
+        return -EINVAL;
+    }
+    char *err = NULL;
+    int rc = spool_cancel(d->spool, json_integer_value(l), &err);
+    if (rc < 0) {
+        *reply = json_pack("{s:s}", "error", err ? err : strerror(-rc));
+        free(err);
+        return rc;
+    }
+    *reply = json_pack("{s:I}", "label", (json_int_t)json_integer_value(l));
     return *reply ? 0 : -ENOMEM;
 }
 
@@ -295,8 +383,10 @@ static int status_cmd(const json_t *req, json_t **reply, void *data)
         json_t *o = json_pack("{s:s, s:o, s:I, s:I, s:I}", "name", st.name, "scanners", scanners,
                               "scans", (json_int_t)st.scans, "rejected", (json_int_t)st.rejected,
                               "double_reads", (json_int_t)st.double_reads);
-        if (s->cfg->printer)
+        if (s->cfg->printer) {
             json_object_set_new(o, "printer", json_string(s->cfg->printer));
+            json_object_set_new(o, "printer_state", spool_printer(d->spool, s->cfg->printer));
+        }
         if (st.receipt_id > 0) {
             json_t *r = json_pack("{s:I}", "id", (json_int_t)st.receipt_id);
             if (st.rma)
@@ -444,7 +534,9 @@ static int rmad_start(rmad_t *d)
         goto fail;
     }
     if ((rc = control_register(d->ctl, "status", status_cmd, d)) < 0 ||
-        (rc = control_register(d->ctl, "reprint", reprint_cmd, d)) < 0) {
+        (rc = control_register(d->ctl, "reprint", reprint_cmd, d)) < 0 ||
+        (rc = control_register(d->ctl, "labels", labels_cmd, d)) < 0 ||
+        (rc = control_register(d->ctl, "labels_cancel", labels_cancel_cmd, d)) < 0) {
         log_err("control: %s", strerror(-rc));
         return rc;
     }
@@ -545,12 +637,13 @@ int main(int argc, char **argv)
     }
 
     rmad_t d = { 0 };
+    int rc;
     if (load_config(path, &d.cfg) < 0)
         return 2;
     if (mode == 'k') {
         policyset_t *ps = NULL;
         char *err = NULL;
-        int rc = policyset_load(d.cfg->policies, &ps, &err);
+        rc = policyset_load(d.cfg->policies, &ps, &err);
         if (rc < 0)
             fprintf(stderr, "rmad: %s\n", err ? err : strerror(-rc));
         free(err);
@@ -560,9 +653,15 @@ int main(int argc, char **argv)
     }
 
     log_set_level(d.cfg->log_level);
+    /* Before the spooler's CUPS thread exists: labels show the dock's local time. */
+    if ((rc = config_timezone_apply(d.cfg)) < 0) {
+        fprintf(stderr, "rmad: timezone: %s\n", strerror(-rc));
+        config_destroy(&d.cfg);
+        return 1;
+    }
     /* A scanner client that vanishes must not kill the daemon with SIGPIPE. */
     signal(SIGPIPE, SIG_IGN);
-    int rc = rmad_start(&d);
+    rc = rmad_start(&d);
     if (rc == 0) {
         log_notice("rmad %s: %zu station%s, events on %s, replay on %s, control on %s",
                    RMAD_VERSION, d.n_stations, d.n_stations == 1 ? "" : "s", d.cfg->pub,

@@ -24,15 +24,15 @@ static const scancmd_info_t commands[] = {
       SCANCMD_PKG_UNMARKED },
     { "SERIAL-DAMAGED", "Serial label", "serial label damaged", SCANCMD_SERIAL_DAMAGED },
     { "SERIAL-REMOVED", "Serial label", "serial label removed", SCANCMD_SERIAL_REMOVED },
-    { "ACC-ALL", "Accessories", "every accessory expected for this product is present",
+    /* Single accessories (ACC-<name>) are on each vendor's accessory sheet
+     * (rmactl sheet --vendor), from its policy's lists. */
+    { "ACC-ALL", "Accessories",
+      "every accessory expected for this product is present (single ones: ACC-<name> "
+      "from the vendor's accessory sheet, or the part's own barcode)",
       SCANCMD_ACC_ALL },
     { "ACC-NONE", "Accessories",
       "no accessory present (after single ACC- scans: the others are missing)",
       SCANCMD_ACC_NONE },
-    { "ACC-REMOTE", "Accessories",
-      "accessory present: remote (ACC-<name> for any accessory, or scan the "
-      "accessory's own barcode)",
-      SCANCMD_ACC },
     RMAD_FINDINGS(FIND_ROW)
     { "FAULT-CONFIRMED", "Test result", "test result: fault confirmed",
       SCANCMD_FAULT_CONFIRMED },

@@ -67,7 +67,7 @@ typedef struct {
 int scancmd_parse(const char *text, scancmd_t *out, const char **reason);
 
 /* One printable command barcode. */
-typedef struct scancmd_info {
+typedef struct {
     const char *barcode;  /* the exact text to encode: "FIND-COSMETIC_DAMAGE" */
     const char *section;  /* the command sheet's heading: "Packaging", "Findings", ... */
     const char *meaning;  /* one line for the dock worker */
@@ -77,7 +77,8 @@ typedef struct scancmd_info {
 /*
  * Every concrete command barcode, in command-sheet order: each fixed command, every
  * FIND-<finding>, the common components (CMP-BATTERY, CMP-ELECTRICAL, CMP-MECHANICAL,
- * CMP-LAMP), ACC-ALL, ACC-NONE and one example ACC-<name> (ACC-REMOTE). Sets *n to the number of rows.
+ * CMP-LAMP), ACC-ALL and ACC-NONE; accessories by name are on each vendor's
+ * accessory sheet (cli/sheet_acc.h). Sets *n to the number of rows.
  * Static storage. Every row's barcode parses to its kind.
  */
 const scancmd_info_t *scancmd_table(size_t *n);

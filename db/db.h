@@ -349,19 +349,24 @@ typedef enum {
 } db_print_why_t;
 
 typedef enum {
-    DB_PRINT_QUEUED = 0,        /* waiting for its attempt at next_at */
-    DB_PRINT_SUBMITTED,         /* a CUPS job (cups_job) being followed */
-    DB_PRINT_PRINTED,           /* final */
-    DB_PRINT_CANCELLED,         /* final: cancelled in CUPS by an operator */
+    DB_PRINT_QUEUED = 0,        /* waiting for its printer */
+    DB_PRINT_SUBMITTING,        /* being handed to CUPS as job_name (maybe there already) */
+    DB_PRINT_SUBMITTED,         /* a CUPS job (cups_job, job_uuid) being followed */
+    DB_PRINT_PRINTED,           /* final: CUPS completed it */
+    DB_PRINT_FAILED,            /* final: cancelled in CUPS, or the label cannot be made */
+    DB_PRINT_CANCELLED,         /* final: given up on purpose (rmactl labels cancel) */
 } db_print_state_t;
 
-/* "disposition", "refusal", "reprint"; "queued", "submitted", "printed", "cancelled". */
+/*
+ * "disposition", "refusal", "reprint"; "queued", "submitting", "submitted", "printed",
+ * "failed", "cancelled".
+ */
 const char *db_print_why_name(db_print_why_t why);
 const char *db_print_state_name(db_print_state_t state);
 
 /*
  * One label in the queue. Filled by db_print_get: strings malloc'd, released with
- * db_print_job_clear. Passed to db_print_foreach_unfinished: borrowed for the call.
+ * db_print_job_clear. Passed to db_print_foreach_*: borrowed for the call.
  */
 typedef struct {
     int64_t id;
@@ -371,9 +376,10 @@ typedef struct {
     db_print_why_t why;
     db_print_state_t state;
     int64_t created_at;         /* ms */
-    int64_t next_at;            /* ms: when a queued job is due */
-    int attempts;               /* failed attempts so far */
+    int attempts;               /* submissions started so far */
+    char *job_name;             /* the current attempt's CUPS job name; NULL when none */
     int cups_job;               /* 0 when none */
+    char *job_uuid;             /* NULL when none (or not known: older rows) */
     char *last_error;           /* NULL when none */
     int64_t done_at;            /* ms, DB_TIME_NONE until final */
 } db_print_job_t;
@@ -381,9 +387,9 @@ typedef struct {
 void db_print_job_clear(db_print_job_t *job);
 
 /*
- * Queue a label for receipt_id at printer, due now. Meant to run inside the
- * transaction that closes the receipt (or records the CMD-REPRINT scan). Returns 0 and
- * sets *id (may be NULL), -ENOENT when the receipt does not exist, or an error.
+ * Queue a label for receipt_id at printer. Meant to run inside the transaction that
+ * closes the receipt (or records the CMD-REPRINT scan). Returns 0 and sets *id (may be
+ * NULL), -ENOENT when the receipt does not exist, or an error.
  */
 int db_print_enqueue(db_t *db, int64_t receipt_id, const char *station, const char *printer,
                      db_print_why_t why, int64_t now_ms, int64_t *id);
@@ -392,22 +398,47 @@ int db_print_enqueue(db_t *db, int64_t receipt_id, const char *station, const ch
 int db_print_get(db_t *db, int64_t id, db_print_job_t *out);
 
 /*
- * Call fn for every queued or submitted job, oldest first (by id). fn's non-zero
- * return stops the walk and is returned; fn must not start another walk.
+ * Call fn for every queued, submitting or submitted job, oldest first (by id). fn's
+ * non-zero return stops the walk and is returned; fn must not start another walk.
  */
 typedef int (*db_print_fn)(const db_print_job_t *job, void *data);
 int db_print_foreach_unfinished(db_t *db, db_print_fn fn, void *data);
 
+/* Which labels db_print_foreach lists. */
+typedef enum {
+    DB_PRINT_LIST_ALL = 0,
+    DB_PRINT_LIST_WAITING,      /* not finished: queued, submitting or submitted */
+    DB_PRINT_LIST_FAILED,       /* failed, or waiting after a failed attempt */
+    DB_PRINT_LIST_PRINTED,
+    DB_PRINT_LIST_CANCELLED,
+} db_print_list_t;
+
 /*
- * Transitions; each is -EPERM for a finished job, -ENOENT for an unknown one.
- * submitted: a queued job became CUPS job cups_job (> 0).
- * printed: CUPS completed it. cancelled: final failure, with error.
- * retry: back to queued after a failed attempt (attempts + 1, last_error, next_at).
+ * Call fn for the labels of `which` (of station, when not NULL), newest first, at most
+ * limit (0: no limit). As db_print_foreach_unfinished otherwise.
  */
-int db_print_submitted(db_t *db, int64_t id, int cups_job);
+int db_print_foreach(db_t *db, db_print_list_t which, const char *station, unsigned limit,
+                     db_print_fn fn, void *data);
+
+/*
+ * Transitions; each is -EPERM when the job is not in a state it applies to (a finished
+ * one, above all), -ENOENT for an unknown one.
+ * submitting: queued -> submitting, as attempt `attempt` (the stored attempts + 1)
+ *   under job_name, BEFORE the job goes to CUPS.
+ * submitted: submitting -> submitted: CUPS job cups_job (> 0), job_uuid (may be NULL).
+ * printed: submitting or submitted -> printed (CUPS completed it).
+ * retry: queued, submitting or submitted -> queued after a failed attempt, with error;
+ *   the CUPS job, if any, is over (aborted, lost, never made).
+ * failed: any unfinished -> failed (final), with error.
+ * cancel: queued -> cancelled, with why; -EBUSY when the label is being handed to CUPS
+ *   or is there already (cancel that job in CUPS instead).
+ */
+int db_print_submitting(db_t *db, int64_t id, int attempt, const char *job_name);
+int db_print_submitted(db_t *db, int64_t id, int cups_job, const char *job_uuid);
 int db_print_printed(db_t *db, int64_t id, int64_t now_ms);
-int db_print_cancelled(db_t *db, int64_t id, const char *error, int64_t now_ms);
-int db_print_retry(db_t *db, int64_t id, const char *error, int64_t next_at_ms);
+int db_print_retry(db_t *db, int64_t id, const char *error);
+int db_print_failed(db_t *db, int64_t id, const char *error, int64_t now_ms);
+int db_print_cancel(db_t *db, int64_t id, const char *why, int64_t now_ms);
 
 /* The receipt of the station's most recent label (any state), 0 when none. */
 int db_print_last_receipt(db_t *db, const char *station, int64_t *receipt_id);

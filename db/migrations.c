@@ -162,9 +162,68 @@ static const char migration_2[] =
     "CREATE TRIGGER print_jobs_never_deleted BEFORE DELETE ON print_jobs\n"
     "BEGIN SELECT RAISE(ABORT, 'print jobs are never deleted'); END;\n";
 
+/*
+ * The print queue becomes a durable state machine (a label is never sent twice, nor
+ * taken as printed for a job that is not its own):
+ * - 'submitting' is stored BEFORE a job is handed to CUPS, with the job's name
+ *   (unique per label and attempt); a restart finds such a job in CUPS by that name
+ *   instead of sending the label again;
+ * - a submitted job is known by its job-uuid as well as its id (cupsd reuses ids);
+ * - retries run on the daemon's monotonic clock: the row keeps its attempts, not a
+ *   wall-clock due time (next_at goes);
+ * - final failures are 'failed'; 'cancelled' is a label given up on purpose
+ *   (rmactl labels cancel). Old 'cancelled' rows were final failures.
+ */
+static const char migration_3[] =
+    "-- rmad schema 3: the print queue as a durable state machine.\n"
+    "CREATE TABLE print_jobs_3 (\n"
+    "    id          INTEGER PRIMARY KEY,\n"
+    "    receipt_id  INTEGER NOT NULL REFERENCES receipts (id),\n"
+    "    station     TEXT NOT NULL,\n"
+    "    printer     TEXT NOT NULL CHECK (length(printer) BETWEEN 1 AND 127),\n"
+    "    why         TEXT NOT NULL CHECK (why = 'disposition' OR why = 'refusal'\n"
+    "                                     OR why = 'reprint'),\n"
+    "    state       TEXT NOT NULL DEFAULT 'queued'\n"
+    "                CHECK (state = 'queued' OR state = 'submitting' OR state = 'submitted'\n"
+    "                       OR state = 'printed' OR state = 'failed' OR state = 'cancelled'),\n"
+    "    created_at  TEXT NOT NULL,\n"
+    "    -- submissions started (each has its own job_name)\n"
+    "    attempts    INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),\n"
+    "    job_name    TEXT CHECK (length(job_name) BETWEEN 1 AND 63),\n"
+    "    cups_job    INTEGER CHECK (cups_job > 0),\n"
+    "    job_uuid    TEXT,\n"
+    "    last_error  TEXT,\n"
+    "    done_at     TEXT,\n"
+    "    CHECK ((state = 'submitting') <= (job_name IS NOT NULL)),\n"
+    "    CHECK ((state = 'submitted') <= (cups_job IS NOT NULL))\n"
+    ") STRICT;\n"
+    "\n"
+    "INSERT INTO print_jobs_3 (id, receipt_id, station, printer, why, state, created_at,\n"
+    "                          attempts, cups_job, last_error, done_at)\n"
+    "SELECT id, receipt_id, station, printer, why,\n"
+    "       CASE state WHEN 'cancelled' THEN 'failed' ELSE state END,\n"
+    "       created_at, attempts, cups_job, last_error, done_at\n"
+    "FROM print_jobs;\n"
+    "\n"
+    "DROP TRIGGER print_jobs_final;\n"
+    "DROP TRIGGER print_jobs_never_deleted;\n"
+    "DROP TABLE print_jobs;\n"
+    "ALTER TABLE print_jobs_3 RENAME TO print_jobs;\n"
+    "\n"
+    "CREATE INDEX print_jobs_unfinished ON print_jobs (printer, id)\n"
+    "    WHERE state = 'queued' OR state = 'submitting' OR state = 'submitted';\n"
+    "CREATE INDEX print_jobs_by_station ON print_jobs (station, id);\n"
+    "\n"
+    "CREATE TRIGGER print_jobs_final BEFORE UPDATE ON print_jobs\n"
+    "    WHEN OLD.state = 'printed' OR OLD.state = 'failed' OR OLD.state = 'cancelled'\n"
+    "BEGIN SELECT RAISE(ABORT, 'a finished print job is never changed'); END;\n"
+    "CREATE TRIGGER print_jobs_never_deleted BEFORE DELETE ON print_jobs\n"
+    "BEGIN SELECT RAISE(ABORT, 'print jobs are never deleted'); END;\n";
+
 const char *const db_migrations[] = {
     migration_1,
     migration_2,
+    migration_3,
 };
 
 const int db_migrations_count = (int)(sizeof(db_migrations) / sizeof(db_migrations[0]));

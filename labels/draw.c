@@ -64,8 +64,12 @@ static int show(cairo_t *cr, const char *s, size_t len, const char *tail, double
     return 0;
 }
 
-int draw_text(cairo_t *cr, const char *text, double x, double y, double w, double line_h,
-              int lines, unsigned flags)
+/*
+ * draw_text's work: fit, wrap and (unless measure) show. Returns the lines used, or
+ * -ENOMEM.
+ */
+static int text_lines(cairo_t *cr, const char *text, double x, double y, double w,
+                      double line_h, int lines, unsigned flags, int measure)
 {
     cairo_save(cr);
     cairo_set_source_rgb(cr, 0, 0, 0);
@@ -89,7 +93,8 @@ int draw_text(cairo_t *cr, const char *text, double x, double y, double w, doubl
     double pad = (line_h - (fe.ascent + fe.descent)) / 2;
 
     const char *p = text;
-    for (int line = 0; rc == 0 && line < lines && *p; line++) {
+    int line;
+    for (line = 0; rc == 0 && line < lines && *p; line++) {
         while (*p == ' ')
             p++;
         size_t rest = strlen(p);
@@ -117,11 +122,26 @@ int draw_text(cairo_t *cr, const char *text, double x, double y, double w, doubl
             else if (n == 0)
                 n = (long)text_cp_bytes(p, 1);
         }
-        rc = show(cr, p, (size_t)n, tail, x, baseline, w, flags);
+        if (!measure)
+            rc = show(cr, p, (size_t)n, tail, x, baseline, w, flags);
         p += n;
     }
     cairo_restore(cr);
-    return rc;
+    return rc < 0 ? rc : line;
+}
+
+int draw_text(cairo_t *cr, const char *text, double x, double y, double w, double line_h,
+              int lines, unsigned flags)
+{
+    int rc = text_lines(cr, text, x, y, w, line_h, lines, flags, 0);
+    return rc < 0 ? rc : 0;
+}
+
+int draw_text_lines(cairo_t *cr, const char *text, double w, double line_h, int lines,
+                    unsigned flags)
+{
+    int rc = text_lines(cr, text, 0, 0, w, line_h, lines, flags, 1);
+    return rc == 0 ? 1 : rc;
 }
 
 cairo_status_t draw_write(void *closure, const unsigned char *data, unsigned int length)

@@ -28,6 +28,13 @@ enum {
 int draw_text(cairo_t *cr, const char *text, double x, double y, double w, double line_h,
               int lines, unsigned flags);
 
+/*
+ * The lines draw_text would take for text in w at line_h (at least 1, at most
+ * `lines`), drawing nothing, so a layout can reserve just that. Or -ENOMEM.
+ */
+int draw_text_lines(cairo_t *cr, const char *text, double w, double line_h, int lines,
+                    unsigned flags);
+
 /* cairo_write_func_t writing to the FILE * closure. */
 cairo_status_t draw_write(void *closure, const unsigned char *data, unsigned int length);
 

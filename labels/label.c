@@ -7,9 +7,12 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <time.h>
 
 #include "labels/label.h"
 #include "labels/layout.h"
@@ -156,11 +159,40 @@ static layout_el_t *add(builder_t *b, layout_kind_t kind, int x, int y, int w, i
 }
 
 /*
- * A text block: s (untrusted, may be NULL) cleaned and cut to what fits `lines` lines
- * of height h across w. Returns the height it takes (0 when s is NULL or empty).
+ * Lines greedy word wrapping takes for t at per_line code points a line (a line of
+ * the average width; a renderer whose font is narrower needs no more).
  */
-static int add_text(builder_t *b, const char *s, int x, int y, int w, int h, int lines,
-                    bool bold, bool center)
+static int wrap_lines(const char *t, size_t per_line)
+{
+    int lines = 1;
+    size_t col = 0;
+    for (const char *p = t; *p;) {
+        size_t wb = strcspn(p, " "), w = 0;
+        for (size_t i = 0; i < wb; i++)
+            w += ((unsigned char)p[i] & 0xC0) != 0x80;
+        if (col && col + 1 + w > per_line) {
+            lines++;
+            col = 0;
+        }
+        col += (col ? 1 : 0) + w;
+        while (col > per_line) { /* a word longer than a line breaks */
+            lines++;
+            col -= per_line;
+        }
+        p += wb;
+        p += strspn(p, " ");
+    }
+    return lines;
+}
+
+/*
+ * A text block: s (untrusted, may be NULL) cleaned and cut to what fits `lines` lines
+ * of height h across w. Returns the height it takes (0 when s is NULL or empty): all
+ * `lines`, or with `snug` only those the text needs, so that a short reason leaves its
+ * room to the rest of the label.
+ */
+static int add_text_block(builder_t *b, const char *s, int x, int y, int w, int h, int lines,
+                          bool bold, bool center, bool snug)
 {
     if (!s || !*s)
         return 0;
@@ -170,6 +202,10 @@ static int add_text(builder_t *b, const char *s, int x, int y, int w, int h, int
     if (!t) {
         fail(b, -ENOMEM);
         return 0;
+    }
+    if (snug) {
+        int need = wrap_lines(t, per_line);
+        lines = need < lines ? need : lines;
     }
     layout_el_t *e = add(b, LAYOUT_TEXT, x, y, w, h);
     if (!e) {
@@ -184,11 +220,43 @@ static int add_text(builder_t *b, const char *s, int x, int y, int w, int h, int
     return h * lines;
 }
 
+static int add_text(builder_t *b, const char *s, int x, int y, int w, int h, int lines,
+                    bool bold, bool center)
+{
+    return add_text_block(b, s, x, y, w, h, lines, bold, center, false);
+}
+
+/* The first reason as a packer reads it (label_reason_words), cut to fit. */
+static int add_reason(builder_t *b, const char *reason, int x, int y, int w, int h, int lines,
+                      bool center, bool snug)
+{
+    if (!reason || !*reason)
+        return 0;
+    char *words = label_reason_words(reason);
+    if (!words) {
+        fail(b, -ENOMEM);
+        return 0;
+    }
+    int used = add_text_block(b, words, x, y, w, h, lines, false, center, snug);
+    free(words);
+    return used;
+}
+
+/* The largest line height up to hmax at which n capitals fit across w. */
+static int caps_height(int w, size_t n, int hmax)
+{
+    int h = (int)(w / ((n ? n : 1) * TEXT_CAPS_WIDTH));
+    return h < hmax ? h : hmax;
+}
+
 /*
- * The disposition in the largest type up to hmax that keeps it on one line of w.
+ * The disposition in the largest type up to hmax that keeps each line whole across w:
+ * one line, or (max_lines 2) two lines split at the space that balances them, when
+ * that makes the type clearly larger ("WARRANTY" / "EXCHANGE" read across a dock).
  * Unknown or missing dispositions never print as big words: a person must look.
  */
-static int add_disposition(builder_t *b, const label_t *l, int x, int y, int w, int hmax)
+static int add_disposition(builder_t *b, const label_t *l, int x, int y, int w, int hmax,
+                           int max_lines)
 {
     char buf[64];
     const char *words = l->refusal ? "REFUSED"
@@ -197,12 +265,34 @@ static int add_disposition(builder_t *b, const label_t *l, int x, int y, int w, 
                                                              sizeof(buf));
     if (!words)
         words = "SEE SUPERVISOR";
-    int h = (int)(w / (strlen(words) * TEXT_CAPS_WIDTH));
-    h = h < hmax ? h : hmax;
-    size_t n = b->lay->n;
-    int used = add_text(b, words, x, y, w, h, 1, true, true);
-    if (b->lay->n > n)
-        b->lay->el[n].whole = true;
+    size_t len = strlen(words), split = 0;
+    int h = caps_height(w, len, hmax), best = h;
+    for (size_t i = 1; max_lines >= 2 && i + 1 < len; i++) {
+        /* Between words only: "RESTOCK -15%" keeps its fee beside it. */
+        if (words[i] != ' ' || words[i + 1] < 'A' || words[i + 1] > 'Z')
+            continue;
+        int h2 = caps_height(w, i > len - i - 1 ? i : len - i - 1, hmax);
+        /* Two lines only for a quarter larger type: they cost the label a line. */
+        if (h2 * 4 > h * 5 && h2 > best) {
+            split = i;
+            best = h2;
+        }
+    }
+    char first[64];
+    const char *line[2] = { words, NULL };
+    if (split) {
+        snprintf(first, sizeof(first), "%.*s", (int)split, words);
+        line[0] = first;
+        line[1] = words + split + 1;
+        h = best;
+    }
+    int used = 0;
+    for (int i = 0; i < 2 && line[i]; i++) {
+        size_t n = b->lay->n;
+        used += add_text(b, line[i], x, y + used, w, h, 1, true, true);
+        if (b->lay->n > n)
+            b->lay->el[n].whole = true;
+    }
     return used;
 }
 
@@ -260,30 +350,146 @@ static int flags_text(const label_t *l, char **out)
 }
 
 /*
- * The footer: station and time, "dock-1   2026-03-04 14:05 UTC" for a time of
- * "2026-03-04T14:05:09.123Z"; a time in another form is shown as given. 0 with *out
- * malloc'd or NULL (neither known), -ENOMEM.
+ * A stored time in the process's local zone (config_timezone_apply: the dock's), as
+ * people read it: "2026-11-21 07:15 CET" for "2026-11-21T06:15:38.436Z". Stored times
+ * stay UTC; only what a person reads is local. Any RFC 3339 offset is understood.
+ * Returns 0 with buf filled, or -EINVAL for text that is not such a time.
+ */
+int label_time_words(const char *rfc3339, char *buf, size_t size)
+{
+    int y, mo, d, h, mi, sec, n = 0, oh = 0, om = 0;
+    if (!rfc3339 || size < 32 ||
+        sscanf(rfc3339, "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &n) != 6)
+        return -EINVAL;
+    const char *zone = rfc3339 + n;
+    if (*zone == '.')
+        zone += 1 + strspn(zone + 1, "0123456789");
+    int sign = 0, used = 0;
+    if (strcmp(zone, "Z") == 0 || strcmp(zone, "z") == 0)
+        sign = 1;
+    else if ((*zone == '+' || *zone == '-') &&
+             sscanf(zone + 1, "%2d:%2d%n", &oh, &om, &used) == 2 && zone[1 + used] == '\0' &&
+             used == 5)
+        sign = *zone == '-' ? -1 : 1;
+    if (!sign || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60 ||
+        oh > 23 || om > 59)
+        return -EINVAL;
+    struct tm tm = { .tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d, .tm_hour = h,
+                     .tm_min = mi, .tm_sec = sec };
+    time_t t = timegm(&tm) - sign * (oh * 3600 + om * 60);
+    struct tm local;
+    if (!localtime_r(&t, &local) || strftime(buf, size, "%Y-%m-%d %H:%M %Z", &local) == 0)
+        return -EINVAL;
+    return 0;
+}
+
+/*
+ * The footer: station and local time, "dock-1   2026-03-04 15:05 CET"; a time in
+ * another form is shown as given. 0 with *out malloc'd or NULL (neither known), -ENOMEM.
  */
 static int footer_text(const label_t *l, char **out)
 {
     const char *station = l->station && *l->station ? l->station : NULL;
     const char *t = l->time && *l->time ? l->time : NULL;
-    char when[32] = "";
-    int y, mo, d, h, mi, n = 0;
+    char when[64] = "";
     *out = NULL;
     if (!station && !t)
         return 0;
-    if (t && sscanf(t, "%4d-%2d-%2dT%2d:%2d:%*2d%n", &y, &mo, &d, &h, &mi, &n) == 5 && n > 0) {
-        const char *zone = t + n + strspn(t + n, ".0123456789");
-        if (strcmp(zone, "Z") == 0 || strcmp(zone, "+00:00") == 0)
-            snprintf(when, sizeof(when), "%04d-%02d-%02d %02d:%02d UTC", y, mo, d, h, mi);
-    }
+    if (t && label_time_words(t, when, sizeof(when)) < 0)
+        when[0] = '\0';
     if (asprintf(out, "%s%s%s", station ? station : "", station && t ? "   " : "",
                  when[0] ? when : t ? t : "") < 0) {
         *out = NULL;
         return -ENOMEM;
     }
     return 0;
+}
+
+/* ---- the reason in plain words ------------------------------------------------- */
+
+static bool is_lower(char c)
+{
+    return c >= 'a' && c <= 'z';
+}
+
+static bool is_alnum(char c)
+{
+    return is_lower(c) || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
+/*
+ * The length of the contract word (lowercase letters joined by '_', such as
+ * act_of_god) that starts at t[i] and stands alone (not part of "SN_1a"), or 0.
+ */
+static size_t contract_word(const char *t, size_t i)
+{
+    const char *s = t + i;
+    if (!is_lower(s[0]) || (i > 0 && (is_alnum(t[i - 1]) || t[i - 1] == '_')))
+        return 0;
+    size_t n = 0;
+    bool joined = false;
+    while (is_lower(s[n]) || (s[n] == '_' && is_lower(s[n + 1]) && n > 0)) {
+        joined |= s[n] == '_';
+        n++;
+    }
+    return joined && !is_alnum(s[n]) && s[n] != '_' ? n : 0;
+}
+
+/* The length of the aside "(...)" starting at s (nested ones inside), 0 if unclosed. */
+static size_t aside_len(const char *s)
+{
+    int depth = 0;
+    for (size_t i = 0; s[i]; i++) {
+        depth += s[i] == '(' ? 1 : s[i] == ')' ? -1 : 0;
+        if (depth == 0)
+            return i + 1;
+    }
+    return 0;
+}
+
+char *label_reason_words(const char *text)
+{
+    if (!text)
+        return NULL;
+    size_t n = strlen(text), o = 0;
+    char *out = malloc(n + 1);
+    if (!out)
+        return NULL;
+    for (size_t i = 0; i < n;) {
+        if (text[i] == '(') {
+            size_t a = aside_len(text + i);
+            /* "(3y from purchase date; Table 1: Solid State Drives: exchange)": the
+             * evidence for the record (period, basis, the policy table cited, the fee
+             * arithmetic) holds ':' or ';'. A packer needs the verdict, not the source. */
+            if (a && (memchr(text + i, ';', a) || memchr(text + i, ':', a))) {
+                while (o > 0 && out[o - 1] == ' ')
+                    o--;
+                i += a;
+                continue;
+            }
+        }
+        size_t w = contract_word(text, i);
+        for (size_t k = 0; k < w; k++)
+            out[o++] = text[i + k] == '_' ? ' ' : text[i + k];
+        if (w == 0)
+            out[o++] = text[i];
+        i += w ? w : 1;
+    }
+    out[o] = '\0';
+    /* Trim, and a sentence starts with a capital. */
+    size_t lead = strspn(out, " ");
+    memmove(out, out + lead, o - lead + 1);
+    o -= lead;
+    while (o > 0 && out[o - 1] == ' ')
+        out[--o] = '\0';
+    if (o == 0) {
+        /* Nothing but an aside: the whole text is better than none. */
+        free(out);
+        return strdup(text);
+    }
+    if (out[0] >= 'a' && out[0] <= 'z')
+        out[0] = (char)(out[0] - 'a' + 'A');
+    return out;
 }
 
 /*
@@ -400,15 +606,59 @@ static int add_receipt(builder_t *b, const label_t *l, int x, int y, int w, int 
     return h + add_text(b, words, x, y + h, w, hr_h, 1, false, true);
 }
 
-static void layout_4x6(builder_t *b, const label_t *l)
+/* Drop the elements from index n on (a top block that did not fit). */
+static void truncate_to(builder_t *b, size_t n)
 {
     layout_t *lay = b->lay;
-    int m = D(b, 0.15), x = m, w = lay->width - 2 * m, y = m, gap = D(b, 0.06);
-    char *t = NULL;
+    while (lay->n > n) {
+        layout_el_t *e = &lay->el[--lay->n];
+        free(e->text);
+        barcode_destroy(&e->bc);
+    }
+}
 
-    y += add_disposition(b, l, x, y, w, D(b, 0.6)) + gap;
+/* Move the elements from index `from` to the end down by dy dots. */
+static void shift_from(builder_t *b, size_t from, int dy)
+{
+    for (size_t i = from; i < b->lay->n; i++)
+        b->lay->el[i].y += dy;
+}
+
+/* Type sizes of the 4x6 top block, in inches: the largest that fits is used. */
+typedef struct {
+    double disp_h;      /* disposition line height, at most */
+    int disp_lines;     /* 1, or 2 when that makes it larger */
+    double row_h;       /* RMA, serial, vendor, model */
+    double reason_h;
+    int reason_lines;
+} sizes_4x6_t;
+
+static const sizes_4x6_t sizes_4x6[] = {
+    { 0.90, 2, 0.32, 0.32, 5 }, /* a reason takes only the lines it needs */
+    { 0.70, 2, 0.32, 0.25, 4 },
+    { 0.55, 2, 0.28, 0.22, 3 },
+    { 0.60, 1, 0.26, 0.20, 3 }, /* fits the most: every field, two lines of flags */
+};
+
+/* Where the groups of the top block start, so the free height can go between them. */
+enum { GROUP_FIELDS, GROUP_REASON, GROUP_END, N_GROUPS };
+
+/*
+ * The top of the 4x6 label: the disposition and what goes with it, a rule, the fields,
+ * the reason. Returns the y under it; group[] gets each group's first element.
+ */
+static int top_4x6(builder_t *b, const label_t *l, const sizes_4x6_t *sz, int x, int y, int w,
+                   size_t group[N_GROUPS])
+{
+    int gap = D(b, 0.06);
+    char *t = NULL;
+    y += add_disposition(b, l, x, y, w, D(b, sz->disp_h), sz->disp_lines) + gap;
     fail(b, subtitle(l, &t));
-    y += add_text(b, t, x, y, w, D(b, 0.2), 1, false, true);
+    if (t) {
+        /* Its words are rmad's own: smaller type rather than a cut sentence. */
+        int sub_h = (int)(w / ((double)text_cp_count(t) * TEXT_CHAR_WIDTH));
+        y += add_text(b, t, x, y, w, sub_h < D(b, 0.24) ? sub_h : D(b, 0.24), 1, false, true);
+    }
     free(t);
     if (l->restocking_fee_pct != 0 &&
         !(l->disposition && strcmp(l->disposition, "restock_fee") == 0)) {
@@ -418,30 +668,44 @@ static void layout_4x6(builder_t *b, const label_t *l)
         y += add_text(b, line, x, y, w, D(b, 0.25), 1, true, true);
     }
     fail(b, flags_text(l, &t));
-    y += add_text(b, t, x, y, w, D(b, 0.25), 2, true, true);
+    y += add_text_block(b, t, x, y, w, D(b, 0.25), 2, true, true, true);
     free(t);
+
+    group[GROUP_FIELDS] = b->lay->n;
     y += gap;
     add(b, LAYOUT_RULE, x, y, w, D(b, 0.03));
     y += D(b, 0.03) + gap;
-
     static const char *const keys[] = { "RMA", "Serial", "Vendor", "Model" };
     const char *vals[] = { l->rma, l->serial, l->vendor, l->model };
-    int key_w = D(b, 1.1), row_h = D(b, 0.26);
+    int key_w = D(b, sz->row_h * 3.9), row_h = D(b, sz->row_h); /* "Vendor" and a space */
     for (size_t i = 0; i < N_ELEMS(keys); i++) {
         if (!vals[i] || !*vals[i])
             continue;
         add_text(b, keys[i], x, y, key_w, row_h, 1, false, false);
         y += add_text(b, vals[i], x + key_w, y, w - key_w, row_h, 1, true, false);
     }
-    add_text(b, l->reason, x, y + gap, w, D(b, 0.2), 3, false, false);
 
-    /* Bottom up: station and time, then the receipt barcode and the DataMatrix. */
-    int foot_h = D(b, 0.18), foot_y = lay->height - m - foot_h;
+    group[GROUP_REASON] = b->lay->n;
+    if (l->reason && *l->reason)
+        y += gap + add_reason(b, l->reason, x, y + gap, w, D(b, sz->reason_h),
+                              sz->reason_lines, false, true);
+    group[GROUP_END] = b->lay->n;
+    return y;
+}
+
+static void layout_4x6(builder_t *b, const label_t *l)
+{
+    layout_t *lay = b->lay;
+    int m = D(b, 0.15), x = m, w = lay->width - 2 * m;
+    char *t = NULL;
+
+    /* Bottom up first: station and time, then the receipt barcode and the DataMatrix. */
+    int foot_h = D(b, 0.2), foot_y = lay->height - m - foot_h;
     fail(b, footer_text(l, &t));
     add_text(b, t, x, foot_y, w, foot_h, 1, false, false);
     free(t);
 
-    int zone_bottom = foot_y - D(b, 0.06), dm_w = 0;
+    int zone_bottom = foot_y - D(b, 0.06), zone_top = foot_y, dm_w = 0;
     fail(b, matrix_data(l, &t));
     if (t) {
         layout_el_t *e = add_barcode(b, BARCODE_KIND_DATAMATRIX, t, D(b, 1.3), 0,
@@ -451,15 +715,56 @@ static void layout_4x6(builder_t *b, const label_t *l)
             e->x = x + w - e->quiet - e->w;
             e->y = zone_bottom - e->quiet - e->h;
             dm_w = e->w + 2 * e->quiet;
+            zone_top = e->y - e->quiet;
         }
         free(t);
     }
     if (l->receipt_id > 0) {
         int hr_h = D(b, 0.2), bar_h = D(b, 0.9);
-        int cw = w - dm_w - (dm_w ? D(b, 0.1) : 0);
-        add_receipt(b, l, x, zone_bottom - bar_h - hr_h, cw, bar_h, hr_h, D(b, 0.015),
-                    D(b, 0.01));
+        int cw = w - dm_w - (dm_w ? D(b, 0.1) : 0), top = zone_bottom - bar_h - hr_h;
+        add_receipt(b, l, x, top, cw, bar_h, hr_h, D(b, 0.015), D(b, 0.01));
+        zone_top = top < zone_top ? top : zone_top;
     }
+    zone_top -= D(b, 0.1);
+
+    /* The largest type whose top block fits above the barcodes. */
+    size_t first = lay->n, group[N_GROUPS];
+    int y = m;
+    for (size_t i = 0; i < N_ELEMS(sizes_4x6) && !b->err; i++) {
+        truncate_to(b, first);
+        y = top_4x6(b, l, &sizes_4x6[i], x, m, w, group);
+        if (y <= zone_top)
+            break;
+    }
+    /*
+     * What is left goes between the groups rather than into one empty band above the
+     * barcodes: the fields and the reason move down, each by its share.
+     */
+    int spare = zone_top - y;
+    if (spare > 0 && !b->err) {
+        int gaps = group[GROUP_REASON] < group[GROUP_END] ? 3 : 2;
+        shift_from(b, group[GROUP_FIELDS], spare / gaps);
+        if (gaps == 3)
+            shift_from(b, group[GROUP_REASON], spare / gaps);
+    }
+}
+
+/*
+ * "RMA-1001" as it is, "RMA 1001" with its prefix: an RMA number that already starts
+ * with the word is not given it twice. 0 with *out malloc'd or NULL (no id), -ENOMEM.
+ */
+static int id_line(const char *prefix, const char *id, char **out)
+{
+    *out = NULL;
+    if (!id || !*id)
+        return 0;
+    size_t n = strlen(prefix);
+    bool has = strncasecmp(id, prefix, n) == 0;
+    if (asprintf(out, "%s%s%s", has ? "" : prefix, has ? "" : " ", id) < 0) {
+        *out = NULL;
+        return -ENOMEM;
+    }
+    return 0;
 }
 
 static void layout_2x1(builder_t *b, const label_t *l)
@@ -467,15 +772,11 @@ static void layout_2x1(builder_t *b, const label_t *l)
     layout_t *lay = b->lay;
     int m = D(b, 0.06), x = m, w = lay->width - 2 * m, y = m;
 
-    y += add_disposition(b, l, x, y, w, D(b, 0.26)) + D(b, 0.02);
+    y += add_disposition(b, l, x, y, w, D(b, 0.26), 1) + D(b, 0.02);
     /* A unit received without an RMA is known here by its serial. */
     bool rma = l->rma && *l->rma;
-    const char *id = rma ? l->rma : l->serial;
     char *line = NULL;
-    if (id && *id && asprintf(&line, "%s %s", rma ? "RMA" : "SN", id) < 0) {
-        line = NULL;
-        fail(b, -ENOMEM);
-    }
+    fail(b, id_line(rma ? "RMA" : "SN", rma ? l->rma : l->serial, &line));
     y += add_text(b, line, x, y, w, D(b, 0.15), 1, true, true) + D(b, 0.03);
     free(line);
     int hr_h = D(b, 0.12), bottom = lay->height - m;
@@ -483,7 +784,7 @@ static void layout_2x1(builder_t *b, const label_t *l)
         add_receipt(b, l, x, y, w, bottom - hr_h - y, hr_h, D(b, 0.01), D(b, 0.01));
     else
         /* A refusal has no receipt: the space says why instead. */
-        add_text(b, l->reason, x, y, w, D(b, 0.11), (bottom - y) / D(b, 0.11), false, true);
+        add_reason(b, l->reason, x, y, w, D(b, 0.11), (bottom - y) / D(b, 0.11), true, false);
 }
 
 int layout_build(const label_t *l, label_size_t size, int dpi, layout_t **out)

@@ -35,9 +35,11 @@ typedef struct {
     double restocking_fee_pct; /* shown only when non-zero */
     const char *const *flags; /* contract words: wipe_media, bill_customer, ... */
     size_t n_flags;
-    const char *reason;       /* the first reason's text */
+    const char *reason;       /* the first reason's text; shown in plain words
+                               * (label_reason_words) */
     const char *station;
-    const char *time;         /* RFC 3339 UTC, e.g. "2026-03-04T14:05:09.123Z" */
+    const char *time;         /* RFC 3339 UTC, e.g. "2026-03-04T14:05:09.123Z"; shown in
+                               * the local zone (label_time_words) */
 } label_t;
 
 typedef enum {
@@ -84,6 +86,26 @@ int label_dpi_parse(const char *s, int *out);
  */
 const char *label_disposition_words(const char *disposition, double fee_pct, char *buf,
                                     size_t size);
+
+/*
+ * A policy reason as a packer reads it, the one rule every label uses: parenthesised
+ * asides holding ':' or ';' are left out (the engine's evidence for the record: the
+ * period and its basis, the policy table cited, the fee arithmetic), contract words
+ * such as act_of_god are written with spaces, and the first letter is a capital.
+ * "in warranty until 2028-06-01 (3y from purchase date; Table 1: Solid State Drives:
+ * exchange)" reads "In warranty until 2028-06-01". Other asides ("(physical_damage)",
+ * a serial) stay. Returns a malloc'd string (caller frees), NULL for NULL or when out
+ * of memory.
+ */
+char *label_reason_words(const char *text);
+
+/*
+ * An RFC 3339 time (any offset) in the process's local zone, for people:
+ * "2026-11-21 07:15 CET". The zone is TZ, which rmad and rmactl set from the config's
+ * `timezone` (daemon/config.h), else the system's. Writes into buf (size bytes, at
+ * least 32) and returns 0, or -EINVAL for text that is not such a time.
+ */
+int label_time_words(const char *rfc3339, char *buf, size_t size);
 
 /*
  * A flag in words: "WIPE MEDIA", "BILL CUSTOMER", "MANUAL REVIEW", "CUSTOMER PAYS

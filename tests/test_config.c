@@ -12,9 +12,11 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <syslog.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "daemon/config.h"
+#include "labels/label.h"
 #include "tests/helpers.h"
 #include "tests/suites.h"
 
@@ -171,6 +173,7 @@ static void test_defaults(void)
     CU_ASSERT_EQUAL(cfg->max_scan_len, 512);
     CU_ASSERT_STRING_EQUAL(cfg->rma_pattern, "^RMA-?[0-9A-Z]{4,20}$");
     CU_ASSERT_STRING_EQUAL(cfg->control, "ipc:///run/rmad/rmad.ctl");
+    CU_ASSERT_PTR_NULL(cfg->timezone); /* the system's zone */
     CU_ASSERT_EQUAL(cfg->nstations, 1);
     config_destroy(&cfg);
 
@@ -215,6 +218,62 @@ static void test_default_text(void)
     CU_ASSERT_EQUAL_FATAL(cfg->stations[0].nscanners, 1);
     CU_ASSERT_STRING_EQUAL(cfg->stations[0].scanners[0].spec, "tcp:127.0.0.1:7790");
     config_destroy(&cfg);
+}
+
+/* The dock's zone: a real IANA name, and labels then show that local time. */
+static void test_timezone(void)
+{
+    config_t *cfg = parse_ok(DAEMON_OK "timezone = America/New_York\n" STATION_OK, "/base");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+    CU_ASSERT_STRING_EQUAL(cfg->timezone, "America/New_York");
+
+    const char *old = getenv("TZ");
+    char *saved = old ? th_strdup(old) : NULL, when[64];
+    CU_ASSERT_EQUAL(config_timezone_apply(cfg), 0);
+    ASSERT_STR(getenv("TZ"), "America/New_York");
+    CU_ASSERT_EQUAL(label_time_words("2026-11-21T06:15:38.436Z", when, sizeof(when)), 0);
+    ASSERT_STR(when, "2026-11-21 01:15 EST");
+    config_destroy(&cfg);
+
+    cfg = parse_ok(DAEMON_OK "timezone = UTC\n" STATION_OK, "/base");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+    CU_ASSERT_EQUAL(config_timezone_apply(cfg), 0);
+    CU_ASSERT_EQUAL(label_time_words("2026-11-21T06:15:38.436Z", when, sizeof(when)), 0);
+    ASSERT_STR(when, "2026-11-21 06:15 UTC");
+    config_destroy(&cfg);
+
+    /* No key: the process keeps the zone it has. */
+    cfg = parse_ok(DAEMON_OK STATION_OK, "/base");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+    CU_ASSERT_EQUAL(config_timezone_apply(cfg), 0);
+    ASSERT_STR(getenv("TZ"), "UTC");
+    config_destroy(&cfg);
+    if (saved)
+        setenv("TZ", saved, 1);
+    else
+        unsetenv("TZ");
+    tzset();
+    free(saved);
+
+    /* A typo would print every label in UTC without a word: refused at load. */
+    expect_error(DAEMON_OK "timezone = Europe/Berln\n" STATION_OK,
+                 "t.conf:7: timezone 'Europe/Berln': no such time zone (not a zone file under "
+                 "the system's zoneinfo; `timedatectl list-timezones` lists them)");
+    expect_error(DAEMON_OK "timezone = CET+1\n" STATION_OK,
+                 "t.conf:7: timezone 'CET+1': no such time zone (not a zone file under "
+                 "the system's zoneinfo; `timedatectl list-timezones` lists them)");
+    expect_error(DAEMON_OK "timezone = ../../etc/passwd\n" STATION_OK,
+                 "t.conf:7: timezone '../../etc/passwd': expected an IANA time zone name such "
+                 "as Europe/Berlin or UTC");
+    expect_error(DAEMON_OK "timezone = /etc/localtime\n" STATION_OK,
+                 "t.conf:7: timezone '/etc/localtime': expected an IANA time zone name such "
+                 "as Europe/Berlin or UTC");
+    expect_error(DAEMON_OK "timezone = Europe/Berlin\ntimezone = UTC\n" STATION_OK,
+                 "t.conf:8: duplicate key 'timezone' in [daemon] (first on line 7)");
+    /* A directory of zones is not a zone. */
+    expect_error(DAEMON_OK "timezone = Europe\n" STATION_OK,
+                 "t.conf:7: timezone 'Europe': no such time zone (not a zone file under "
+                 "the system's zoneinfo; `timedatectl list-timezones` lists them)");
 }
 
 static void test_syntax_errors(void)
@@ -554,6 +613,7 @@ int suite_config(void)
         !CU_add_test(s, "unknown and duplicate keys", test_key_errors) ||
         !CU_add_test(s, "missing sections and keys", test_missing) ||
         !CU_add_test(s, "bad [daemon] values", test_daemon_values) ||
+        !CU_add_test(s, "timezone", test_timezone) ||
         !CU_add_test(s, "bad scanner specs", test_scanner_values) ||
         !CU_add_test(s, "colliding binds", test_conflicts) ||
         !CU_add_test(s, "load: relative paths, errors", test_load_relative))

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "db/db.h"
+#include "db/db_internal.h"
 #include "tests/helpers.h"
 #include "tests/suites.h"
 
@@ -988,22 +989,39 @@ static void test_print_queue(void)
     CU_ASSERT_EQUAL(j.why, DB_PRINT_REFUSAL);
     CU_ASSERT_EQUAL(j.state, DB_PRINT_QUEUED);
     CU_ASSERT_EQUAL(j.created_at, 5000);
-    CU_ASSERT_EQUAL(j.next_at, 5000);
     CU_ASSERT_EQUAL(j.attempts, 0);
     CU_ASSERT_EQUAL(j.cups_job, 0);
+    CU_ASSERT_PTR_NULL(j.job_name);
+    CU_ASSERT_PTR_NULL(j.job_uuid);
     CU_ASSERT_PTR_NULL(j.last_error);
     CU_ASSERT_EQUAL(j.done_at, DB_TIME_NONE);
     db_print_job_clear(&j);
 
-    /* A failed attempt, a submission, then the end. */
-    CU_ASSERT_EQUAL(db_print_retry(db, a, "printer stopped", 9000), 0);
-    CU_ASSERT_EQUAL(db_print_submitted(db, a, 0), -EINVAL);
-    CU_ASSERT_EQUAL(db_print_submitted(db, a, 17), 0);
+    /* Only a submitting job can become submitted, only a job in CUPS printed. */
+    CU_ASSERT_EQUAL(db_print_submitted(db, a, 17, "urn:uuid:x"), -EPERM);
+    CU_ASSERT_EQUAL(db_print_printed(db, a, 9000), -EPERM);
+    CU_ASSERT_EQUAL(db_print_submitting(db, a, 0, "rmad-label-1-0"), -EINVAL);
+
+    /* An attempt that never got a job id, back to queued with its error. */
+    CU_ASSERT_EQUAL(db_print_submitting(db, a, 1, "rmad-label-1-1"), 0);
+    CU_ASSERT_EQUAL(db_print_submitting(db, a, 2, "rmad-label-1-2"), -EPERM);
+    CU_ASSERT_EQUAL_FATAL(db_print_get(db, a, &j), 0);
+    CU_ASSERT_EQUAL(j.state, DB_PRINT_SUBMITTING);
+    CU_ASSERT_EQUAL(j.attempts, 1);
+    ASSERT_STR(j.job_name, "rmad-label-1-1");
+    db_print_job_clear(&j);
+    CU_ASSERT_EQUAL(db_print_retry(db, a, "printer stopped"), 0);
+
+    /* The second attempt: submitting, then a CUPS job with its uuid. */
+    CU_ASSERT_EQUAL(db_print_submitting(db, a, 2, "rmad-label-1-2"), 0);
+    CU_ASSERT_EQUAL(db_print_submitted(db, a, 0, NULL), -EINVAL);
+    CU_ASSERT_EQUAL(db_print_submitted(db, a, 17, "urn:uuid:1234"), 0);
     CU_ASSERT_EQUAL_FATAL(db_print_get(db, a, &j), 0);
     CU_ASSERT_EQUAL(j.state, DB_PRINT_SUBMITTED);
-    CU_ASSERT_EQUAL(j.attempts, 1);
+    CU_ASSERT_EQUAL(j.attempts, 2);
     CU_ASSERT_EQUAL(j.cups_job, 17);
-    CU_ASSERT_EQUAL(j.next_at, 9000);
+    ASSERT_STR(j.job_uuid, "urn:uuid:1234");
+    ASSERT_STR(j.job_name, "rmad-label-1-2");
     ASSERT_STR(j.last_error, "printer stopped");
     db_print_job_clear(&j);
 
@@ -1013,17 +1031,51 @@ static void test_print_queue(void)
     CU_ASSERT_EQUAL(u.ids[0], a);
     CU_ASSERT_EQUAL(u.ids[1], b);
 
+    /* A label at the printer cannot be cancelled here; a waiting one can. */
+    CU_ASSERT_EQUAL(db_print_cancel(db, a, "no", 9500), -EBUSY);
     CU_ASSERT_EQUAL(db_print_printed(db, a, 10000), 0);
-    CU_ASSERT_EQUAL(db_print_cancelled(db, b, "job 18 cancelled in CUPS", 11000), 0);
+    CU_ASSERT_EQUAL(db_print_cancel(db, b, "given up", 11000), 0);
     CU_ASSERT_EQUAL_FATAL(db_print_get(db, b, &j), 0);
     CU_ASSERT_EQUAL(j.state, DB_PRINT_CANCELLED);
-    ASSERT_STR(j.last_error, "job 18 cancelled in CUPS");
+    ASSERT_STR(j.last_error, "given up");
     CU_ASSERT_EQUAL(j.done_at, 11000);
     db_print_job_clear(&j);
 
+    /* A final failure. */
+    CU_ASSERT_EQUAL(db_begin(db), 0);
+    CU_ASSERT_EQUAL(db_print_enqueue(db, rid, "dock2", "office", DB_PRINT_REPRINT, 12000, &c), 0);
+    CU_ASSERT_EQUAL(db_commit(db), 0);
+    CU_ASSERT_EQUAL(db_print_failed(db, c, "CUPS job 3 was cancelled", 12500), 0);
+
+    /* Listing: by state and station, newest first. */
+    u.n = 0;
+    CU_ASSERT_EQUAL(db_print_foreach(db, DB_PRINT_LIST_ALL, NULL, 0, collect_unfinished, &u), 0);
+    CU_ASSERT_EQUAL(u.n, 3);
+    CU_ASSERT_EQUAL(u.ids[0], c);
+    u.n = 0;
+    CU_ASSERT_EQUAL(db_print_foreach(db, DB_PRINT_LIST_ALL, "dock1", 1, collect_unfinished, &u), 0);
+    CU_ASSERT_EQUAL(u.n, 1);
+    CU_ASSERT_EQUAL(u.ids[0], b);
+    u.n = 0;
+    CU_ASSERT_EQUAL(db_print_foreach(db, DB_PRINT_LIST_PRINTED, NULL, 0, collect_unfinished, &u), 0);
+    CU_ASSERT_EQUAL(u.n, 1);
+    CU_ASSERT_EQUAL(u.ids[0], a);
+    u.n = 0;
+    CU_ASSERT_EQUAL(db_print_foreach(db, DB_PRINT_LIST_FAILED, NULL, 0, collect_unfinished, &u), 0);
+    CU_ASSERT_EQUAL(u.n, 1);
+    CU_ASSERT_EQUAL(u.ids[0], c);
+    u.n = 0;
+    CU_ASSERT_EQUAL(db_print_foreach(db, DB_PRINT_LIST_CANCELLED, NULL, 0, collect_unfinished, &u), 0);
+    CU_ASSERT_EQUAL(u.n, 1);
+    u.n = 0;
+    CU_ASSERT_EQUAL(db_print_foreach(db, DB_PRINT_LIST_WAITING, NULL, 0, collect_unfinished, &u), 0);
+    CU_ASSERT_EQUAL(u.n, 0);
+
     /* Finished jobs are history: never changed, never deleted. */
-    CU_ASSERT_EQUAL(db_print_retry(db, a, "again", 12000), -EPERM);
-    CU_ASSERT_EQUAL(db_print_submitted(db, b, 3), -EPERM);
+    CU_ASSERT_EQUAL(db_print_retry(db, a, "again"), -EPERM);
+    CU_ASSERT_EQUAL(db_print_submitted(db, b, 3, NULL), -EPERM);
+    CU_ASSERT_EQUAL(db_print_failed(db, a, "late", 13000), -EPERM);
+    CU_ASSERT_EQUAL(db_print_cancel(db, c, "late", 13000), -EPERM);
     CU_ASSERT_EQUAL(db_print_printed(db, 999, 12000), -ENOENT);
     CU_ASSERT_EQUAL(db_print_get(db, 999, &j), -ENOENT);
     u.n = 0;
@@ -1035,9 +1087,74 @@ static void test_print_queue(void)
     sqlite3 *raw = NULL;
     CU_ASSERT_EQUAL_FATAL(sqlite3_open(th_tmpdb_path(), &raw), SQLITE_OK);
     CU_ASSERT_NOT_EQUAL(sqlite3_exec(raw, "DELETE FROM print_jobs", NULL, NULL, NULL), SQLITE_OK);
+    CU_ASSERT_NOT_EQUAL(sqlite3_exec(raw, "UPDATE print_jobs SET state = 'queued'", NULL, NULL,
+                                     NULL), SQLITE_OK);
     sqlite3_close(raw);
     ASSERT_STR(db_print_why_name(DB_PRINT_REPRINT), "reprint");
-    ASSERT_STR(db_print_state_name(DB_PRINT_SUBMITTED), "submitted");
+    ASSERT_STR(db_print_state_name(DB_PRINT_SUBMITTING), "submitting");
+    ASSERT_STR(db_print_state_name(DB_PRINT_FAILED), "failed");
+}
+
+/*
+ * A database of schema 2 (the print queue before it became a state machine) opens as
+ * schema 3 with its labels: submitted jobs are still followed by id, old final
+ * failures ("cancelled") are failed, and the history stays final.
+ */
+static void test_print_queue_migration(void)
+{
+    db_t *gone = fresh(); /* an empty path: fresh() removes the file, db_open makes it */
+    db_close(&gone);
+    (void)remove(th_tmpdb_path());
+    sqlite3 *raw = NULL;
+    CU_ASSERT_EQUAL_FATAL(sqlite3_open(th_tmpdb_path(), &raw), SQLITE_OK);
+    char *err = NULL;
+    int rc = SQLITE_OK;
+    for (int i = 0; i < 2 && rc == SQLITE_OK; i++)
+        rc = sqlite3_exec(raw, db_migrations[i], NULL, NULL, &err);
+    if (rc != SQLITE_OK)
+        fprintf(stderr, "\n  migration: %s\n", err);
+    sqlite3_free(err);
+    CU_ASSERT_EQUAL_FATAL(rc, SQLITE_OK);
+    CU_ASSERT_EQUAL_FATAL(sqlite3_exec(raw,
+        "PRAGMA user_version = 2;\n"
+        "INSERT INTO receipts (id, station, state, opened_at, closed_at)\n"
+        "  VALUES (1, 'dock1', 'refused', '2026-11-21T06:00:00.000Z', '2026-11-21T06:00:00.000Z');\n"
+        "INSERT INTO print_jobs (receipt_id, station, printer, why, state, created_at, next_at,\n"
+        "                        attempts, cups_job, last_error, done_at) VALUES\n"
+        "  (1, 'dock1', 'zebra', 'refusal', 'printed', '2026-11-21T06:00:00.000Z',\n"
+        "   '2026-11-21T06:00:00.000Z', 0, 4, NULL, '2026-11-21T06:00:01.000Z'),\n"
+        "  (1, 'dock1', 'zebra', 'reprint', 'cancelled', '2026-11-21T06:01:00.000Z',\n"
+        "   '2026-11-21T06:01:00.000Z', 1, NULL, 'job 5 cancelled', '2026-11-21T06:01:09.000Z'),\n"
+        "  (1, 'dock1', 'zebra', 'reprint', 'submitted', '2026-11-21T06:02:00.000Z',\n"
+        "   '2026-11-21T06:02:00.000Z', 0, 6, NULL, NULL),\n"
+        "  (1, 'dock1', 'zebra', 'reprint', 'queued', '2026-11-21T06:03:00.000Z',\n"
+        "   '2026-11-21T06:03:30.000Z', 2, NULL, 'stopped', NULL);\n",
+        NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(raw);
+
+    db_t *db = NULL;
+    char *msg = NULL;
+    CU_ASSERT_EQUAL_FATAL(db_open(th_tmpdb_path(), &db, &msg), 0);
+    free(msg);
+    db_print_job_t j;
+    static const db_print_state_t want[] = { DB_PRINT_PRINTED, DB_PRINT_FAILED,
+                                             DB_PRINT_SUBMITTED, DB_PRINT_QUEUED };
+    for (int id = 1; id <= 4; id++) {
+        CU_ASSERT_EQUAL_FATAL(db_print_get(db, id, &j), 0);
+        CU_ASSERT_EQUAL(j.state, want[id - 1]);
+        CU_ASSERT_PTR_NULL(j.job_name);
+        db_print_job_clear(&j);
+    }
+    CU_ASSERT_EQUAL_FATAL(db_print_get(db, 3, &j), 0);
+    CU_ASSERT_EQUAL(j.cups_job, 6);
+    db_print_job_clear(&j);
+    CU_ASSERT_EQUAL_FATAL(db_print_get(db, 4, &j), 0);
+    CU_ASSERT_EQUAL(j.attempts, 2);
+    ASSERT_STR(j.last_error, "stopped");
+    db_print_job_clear(&j);
+    CU_ASSERT_EQUAL(db_print_retry(db, 2, "again"), -EPERM);
+    CU_ASSERT_EQUAL(db_print_printed(db, 3, 20000), 0);
+    db_close(&db);
 }
 
 int suite_db(void)
@@ -1060,7 +1177,8 @@ int suite_db(void)
         || !CU_add_test(s, "scans keep raw bytes", test_scans_raw_bytes)
         || !CU_add_test(s, "outbox gapless across restarts", test_outbox_gapless_across_restarts)
         || !CU_add_test(s, "outbox replay", test_outbox_replay)
-        || !CU_add_test(s, "print queue", test_print_queue))
+        || !CU_add_test(s, "print queue", test_print_queue)
+        || !CU_add_test(s, "print queue: schema 2 migrates", test_print_queue_migration))
         return -1;
     return 0;
 }

@@ -14,10 +14,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "daemon/policy.h"
 #include "daemon/scancmd.h"
 #include "labels/label.h"
 #include "labels/layout.h"
 #include "labels/sheet.h"
+#include "proto/policy_expect.h"
+#include "proto/policy_json.h"
 #include "tests/helpers.h"
 #include "tests/suites.h"
 
@@ -238,7 +241,9 @@ static void test_zpl_every_size(void)
             continue;
         check_zpl_structure(zpl, len, sizes[i].width, sizes[i].height);
         char *fields = zpl_fields(zpl);
-        ASSERT_CONTAINS(fields, "T:WARRANTY EXCHANGE\n");
+        /* Two lines on the big label, for larger type; one on the small one. */
+        ASSERT_CONTAINS(fields, sizes[i].size == LABEL_4X6 ? "T:WARRANTY\nT:EXCHANGE\n"
+                                                           : "T:WARRANTY EXCHANGE\n");
         ASSERT_CONTAINS(fields, "C:RCPT-1234567\n");
         ASSERT_CONTAINS(fields, "T:RECEIPT 1234567\n");
         if (sizes[i].size == LABEL_4X6) {
@@ -247,13 +252,15 @@ static void test_zpl_every_size(void)
             ASSERT_CONTAINS(fields, "T:EverFocus\n");
             ASSERT_CONTAINS(fields, "T:EPN4208\n");
             ASSERT_CONTAINS(fields, "T:WIPE MEDIA / MANUAL REVIEW\n");
-            ASSERT_CONTAINS(fields, "T:in warranty until 2028-06-03 (3y from ship date)\n");
+            ASSERT_CONTAINS(fields, "T:In warranty until 2028-06-03 (3y from ship date)\n");
             ASSERT_CONTAINS(fields, "T:dock-1   2026-03-04 14:05 UTC\n");
             ASSERT_CONTAINS(fields, "M:RMAD RCPT-1234567 RMA:RMA-2026-00417 SN:EF8C21A00917\n");
             CU_ASSERT_EQUAL(count(zpl, "^BX"), 1);
         } else {
-            /* The small label: disposition, RMA and the receipt barcode only. */
-            ASSERT_CONTAINS(fields, "T:RMA RMA-2026-00417\n");
+            /* The small label: disposition, RMA and the receipt barcode only; an RMA
+             * number that starts with "RMA" is not given the word twice. */
+            ASSERT_CONTAINS(fields, "T:RMA-2026-00417\n");
+            CU_ASSERT_EQUAL(count(fields, "RMA RMA"), 0);
             CU_ASSERT_EQUAL(count(fields, "\n"), 4);
             CU_ASSERT_EQUAL(count(zpl, "^BX"), 0);
         }
@@ -310,7 +317,7 @@ static void test_zpl_injection(void)
         ASSERT_CONTAINS(fields, "T:S_5E\\&^FS\n");
         ASSERT_CONTAINS(fields, "T:V" FFFD FFFD "W\n");
         ASSERT_CONTAINS(fields, "T:M~DGR:X^XA\n");
-        ASSERT_CONTAINS(fields, "T:reason ^XZ ~JR ^XA _5E \\& ^FS end\n");
+        ASSERT_CONTAINS(fields, "T:Reason ^XZ ~JR ^XA _5E \\& ^FS end\n");
         ASSERT_CONTAINS(fields, "T:dock~1\n");
         /* Barcode data is percent-encoded instead, as it cannot take ^FH escapes. */
         ASSERT_CONTAINS(fields, "M:RMAD RCPT-000042 RMA:R%5EXZ%5EXA%7EJR SN:S%5F5E%5C&%5EFS\n");
@@ -360,7 +367,7 @@ static void test_long_and_non_ascii(void)
     char *zpl = render_text(&l, LABEL_ZPL, LABEL_4X6, 203, &len);
     char *fields = zpl ? zpl_fields(zpl) : NULL;
     const char *s = fields ? field_with(fields, "S\xC3\xA9") : NULL;
-    const char *r = fields ? field_with(fields, "w\xC3\xB6rd") : NULL;
+    const char *r = fields ? field_with(fields, "W\xC3\xB6rd") : NULL;
     CU_ASSERT_PTR_NOT_NULL(s);
     CU_ASSERT_PTR_NOT_NULL(r);
     if (s && r) {
@@ -412,7 +419,7 @@ static void test_missing_and_invalid(void)
     size_t len = 0;
     char *zpl = render_text(&empty, LABEL_ZPL, LABEL_4X6, 203, &len);
     char *fields = zpl ? zpl_fields(zpl) : NULL;
-    ASSERT_CONTAINS(fields, "T:SEE SUPERVISOR\n");
+    ASSERT_CONTAINS(fields, "T:SEE\nT:SUPERVISOR\n");
     ASSERT_CONTAINS(fields, "T:No disposition\n");
     CU_ASSERT(zpl && count(zpl, "^BC") == 0 && count(zpl, "^BX") == 0);
     free(fields);
@@ -424,7 +431,7 @@ static void test_missing_and_invalid(void)
     zpl = render_text(&refusal, LABEL_ZPL, LABEL_2X1, 300, &len);
     fields = zpl ? zpl_fields(zpl) : NULL;
     ASSERT_CONTAINS(fields, "T:REFUSED\n");
-    ASSERT_CONTAINS(fields, "T:RMA RMA-77\n");
+    ASSERT_CONTAINS(fields, "T:RMA-77\n");
     ASSERT_CONTAINS(fields, "T:RMA RMA-77 already received\n");
     CU_ASSERT(zpl && count(zpl, "^BC") == 0);
     free(fields);
@@ -435,7 +442,7 @@ static void test_missing_and_invalid(void)
                     .receipt_id = 9, .restocking_fee_pct = 20, .time = "yesterday" };
     zpl = render_text(&odd, LABEL_ZPL, LABEL_4X6, 203, &len);
     fields = zpl ? zpl_fields(zpl) : NULL;
-    ASSERT_CONTAINS(fields, "T:SEE SUPERVISOR\n");
+    ASSERT_CONTAINS(fields, "T:SEE\nT:SUPERVISOR\n");
     ASSERT_CONTAINS(fields, "T:Unknown disposition \"scrap" FFFD "\"\n");
     ASSERT_CONTAINS(fields, "T:AB" FFFD FFFD "CD\n");
     ASSERT_CONTAINS(fields, "T:" FFFD "\n");
@@ -448,6 +455,299 @@ static void test_missing_and_invalid(void)
         uint8_t *out = NULL;
         CU_ASSERT_EQUAL(label_render(&odd, (label_format_t)fmt, LABEL_4X6, 203, &out, &len), 0);
         free(out);
+    }
+}
+
+/* ---- what people read: plain reasons, local times, the 4x6 layout --------------- */
+
+static void test_reason_words(void)
+{
+    static const struct {
+        const char *text, *words;
+    } want[] = {
+        /* The engine's evidence (period, basis, table cited) is for the record. */
+        { "in warranty until 2028-06-01 (3y from purchase date; Table 1: Solid State Drives: "
+          "exchange)",
+          "In warranty until 2028-06-01" },
+        { "out of warranty since 2026-06-01 (2y from purchase date; S9Q 1, 50, 32)",
+          "Out of warranty since 2026-06-01" },
+        { "open box or missing accessories: 25% restocking fee (range 15-25%: 15% for the "
+          "first shortfall, +5% for each further; open box, foam missing)",
+          "Open box or missing accessories: 25% restocking fee" },
+        /* Nested asides go with the outer one. */
+        { "in warranty until 2030-01-15 (20y from purchase date; Table 1: Lifetime (20 years): "
+          "exchange)",
+          "In warranty until 2030-01-15" },
+        /* Other asides stay; contract words read as words. */
+        { "discrepancy (physical_damage): returned at the customer's expense",
+          "Discrepancy (physical damage): returned at the customer's expense" },
+        { "not covered by the V7 warranty: act_of_god, non_vendor_parts",
+          "Not covered by the V7 warranty: act of god, non vendor parts" },
+        { "serial read at the dock (SN_1) is not the serial the RMA expects (EF-100231)",
+          "Serial read at the dock (SN_1) is not the serial the RMA expects (EF-100231)" },
+        /* Unclosed, or nothing but an aside: kept as written. */
+        { "odd (text: never closed", "Odd (text: never closed" },
+        { "(a: b)", "(a: b)" },
+        { "RMA RMA-77 already received", "RMA RMA-77 already received" },
+    };
+    for (size_t i = 0; i < N_ELEMS(want); i++) {
+        char *w = label_reason_words(want[i].text);
+        ASSERT_STR(w, want[i].words);
+        free(w);
+    }
+    CU_ASSERT_PTR_NULL(label_reason_words(NULL));
+}
+
+/* Plain words of case i's first reason, evaluated by the engine with its policy. */
+static char *first_reason_words(const case_file_t *cf, char **text_out)
+{
+    policy_t *p = NULL;
+    policy_case_t c;
+    char *err = NULL;
+    *text_out = NULL;
+    if (policy_load(case_policy_path(cf, "policies"), &p, &err) < 0 ||
+        case_from_json(json_object_get(cf->doc, "case"), &c, &err) < 0) {
+        fprintf(stderr, "\n  %s: %s\n", cf->path, err ? err : "?");
+        free(err);
+        policy_destroy(&p);
+        return NULL;
+    }
+    policy_result_t r;
+    char *words = NULL;
+    if (policy_evaluate(p, &c, &r) == 0) {
+        json_t *j = result_to_json(&r, p);
+        json_t *first = json_array_get(json_object_get(j, "reasons"), 0);
+        const char *text = json_string_value(json_object_get(first, "text"));
+        if (text) {
+            *text_out = th_strdup(text);
+            words = label_reason_words(text);
+        }
+        json_decref(j);
+        policy_result_free(&r);
+    }
+    policy_case_free(&c);
+    policy_destroy(&p);
+    return words;
+}
+
+/* Every case's real first reason reads as a sentence: no citation, no contract word. */
+static void test_reason_words_of_real_results(void)
+{
+    case_file_t *cf;
+    char *err = NULL;
+    int n = case_files_load("tests/cases/*/*.json", &cf, &err);
+    free(err);
+    CU_ASSERT_FATAL(n > 0);
+    int cited = 0;
+    for (int i = 0; i < n; i++) {
+        char *text = NULL, *w = first_reason_words(&cf[i], &text);
+        CU_ASSERT_PTR_NOT_NULL(w);
+        if (w && text) {
+            cited += strstr(text, "Table 1") != NULL;
+            int ok = *w && strstr(w, "Table 1") == NULL && !(w[0] >= 'a' && w[0] <= 'z') &&
+                     strstr(w, "from purchase date") == NULL;
+            /* No aside that cites: "(...; ...)" or "(...: ...)". */
+            for (const char *a = strchr(w, '('); ok && a; a = strchr(a + 1, '(')) {
+                size_t len = strcspn(a, ")");
+                ok = !memchr(a, ';', len) && !memchr(a, ':', len);
+            }
+            for (const char *u = strchr(w, '_'); ok && u; u = strchr(u + 1, '_'))
+                ok = !(u > w && u[-1] >= 'a' && u[-1] <= 'z' && u[1] >= 'a' && u[1] <= 'z');
+            if (!ok)
+                fprintf(stderr, "\n  %s: \"%s\" reads \"%s\"\n", cf[i].path, text, w);
+            CU_ASSERT(ok);
+        }
+        if (strstr(cf[i].path, "ex-v7-ssd"))
+            ASSERT_STR(w, "In warranty until 2028-01-10");
+        free(text);
+        free(w);
+    }
+    CU_ASSERT(cited > 0); /* the cases do hold table citations */
+    case_files_free(cf, n);
+}
+
+/* Set TZ (NULL: unset) and return the old value, malloc'd or NULL. */
+static char *tz_set(const char *tz)
+{
+    const char *old = getenv("TZ");
+    char *saved = old ? strdup(old) : NULL; /* also at suite clean-up: no CUnit asserts */
+    if (tz)
+        setenv("TZ", tz, 1);
+    else
+        unsetenv("TZ");
+    tzset();
+    return saved;
+}
+
+static void test_local_time(void)
+{
+    char buf[64];
+    char *saved = tz_set("America/New_York");
+    CU_ASSERT_EQUAL(label_time_words("2026-11-21T06:15:38.436Z", buf, sizeof(buf)), 0);
+    ASSERT_STR(buf, "2026-11-21 01:15 EST");
+    CU_ASSERT_EQUAL(label_time_words("2026-07-01T12:00:00Z", buf, sizeof(buf)), 0);
+    ASSERT_STR(buf, "2026-07-01 08:00 EDT");
+    CU_ASSERT_EQUAL(label_time_words("2026-11-21T07:15:00+01:00", buf, sizeof(buf)), 0);
+    ASSERT_STR(buf, "2026-11-21 01:15 EST");
+    /* The footer of the printed label says the same. */
+    label_t l = exchange_label();
+    char *zpl = render_text(&l, LABEL_ZPL, LABEL_4X6, 203, NULL);
+    char *fields = zpl ? zpl_fields(zpl) : NULL;
+    ASSERT_CONTAINS(fields, "T:dock-1   2026-03-04 09:05 EST\n");
+    free(fields);
+    free(zpl);
+
+    free(tz_set("Europe/Berlin"));
+    CU_ASSERT_EQUAL(label_time_words("2026-11-21T06:15:38.436Z", buf, sizeof(buf)), 0);
+    ASSERT_STR(buf, "2026-11-21 07:15 CET");
+    free(tz_set("UTC"));
+    CU_ASSERT_EQUAL(label_time_words("2026-11-21T06:15:38Z", buf, sizeof(buf)), 0);
+    ASSERT_STR(buf, "2026-11-21 06:15 UTC");
+    CU_ASSERT_EQUAL(label_time_words("yesterday", buf, sizeof(buf)), -EINVAL);
+    CU_ASSERT_EQUAL(label_time_words("2026-11-21T06:15:38", buf, sizeof(buf)), -EINVAL);
+    CU_ASSERT_EQUAL(label_time_words("2026-11-21T06:15:38+1", buf, sizeof(buf)), -EINVAL);
+    CU_ASSERT_EQUAL(label_time_words(NULL, buf, sizeof(buf)), -EINVAL);
+    char *old = tz_set(saved);
+    free(old);
+    free(saved);
+}
+
+/* A label with every part at once: the layout has to make room. */
+static const char *const crowded_flags[] = { "wipe_media", "manual_review", "bill_customer",
+                                             "customer_pays_freight" };
+
+static label_t crowded_label(void)
+{
+    return (label_t){
+        .disposition = "return_to_customer",
+        .rma = "RMA-2026-00417",
+        .receipt_id = 7654321,
+        .serial = "EF8C21A00917",
+        .vendor = "EverFocus",
+        .model = "EPN4208",
+        .restocking_fee_pct = 15,
+        .flags = crowded_flags,
+        .n_flags = N_ELEMS(crowded_flags),
+        .reason = "discrepancy (physical_damage): returned at the customer's expense, and the "
+                  "customer was told twice that the unit had to be sent back in its box",
+        .station = "dock-1",
+        .time = "2026-03-04T14:05:09.123Z",
+    };
+}
+
+/* An element's box, its quiet zone included. */
+static void el_box(const layout_el_t *e, int *x0, int *y0, int *x1, int *y1)
+{
+    int q = e->kind == LAYOUT_BARCODE ? e->quiet : 0;
+    /* A Code 128's quiet zones are left and right only; a Data Matrix's all round. */
+    int qy = e->kind == LAYOUT_BARCODE && barcode_kind(e->bc) == BARCODE_KIND_DATAMATRIX ? q : 0;
+    *x0 = e->x - q;
+    *y0 = e->y - qy;
+    *x1 = e->x + e->w + q;
+    *y1 = e->y + (e->kind == LAYOUT_TEXT ? e->h * e->lines : e->h) + qy;
+}
+
+/*
+ * Nothing overlaps, everything is on the label, and no band across it is empty for
+ * more than max_band inches (the old 4x6 left 2 in blank above the barcodes).
+ */
+static void check_layout(const label_t *l, label_size_t size, int dpi, double max_band)
+{
+    layout_t *lay = NULL;
+    CU_ASSERT_EQUAL_FATAL(layout_build(l, size, dpi, &lay), 0);
+    int *spans = calloc(2 * lay->n, sizeof(int));
+    CU_ASSERT_FATAL(spans != NULL);
+    for (size_t i = 0; i < lay->n; i++) {
+        int ax0, ay0, ax1, ay1;
+        el_box(&lay->el[i], &ax0, &ay0, &ax1, &ay1);
+        CU_ASSERT(ax0 >= 0 && ay0 >= 0 && ax1 <= lay->width && ay1 <= lay->height);
+        for (size_t k = i + 1; k < lay->n; k++) {
+            int bx0, by0, bx1, by1;
+            el_box(&lay->el[k], &bx0, &by0, &bx1, &by1);
+            int overlap = ax0 < bx1 && bx0 < ax1 && ay0 < by1 && by0 < ay1;
+            if (overlap)
+                fprintf(stderr, "\n  %d dpi: \"%s\" overlaps \"%s\"\n", dpi,
+                        lay->el[i].text ? lay->el[i].text : "rule",
+                        lay->el[k].text ? lay->el[k].text : "rule");
+            CU_ASSERT(!overlap);
+        }
+        spans[2 * i] = ay0;
+        spans[2 * i + 1] = ay1;
+    }
+    /* The largest gap between the vertical extents of the elements. */
+    int *starts = calloc(lay->n, sizeof(int));
+    CU_ASSERT_FATAL(starts != NULL);
+    size_t order = lay->n;
+    int largest = 0;
+    for (size_t i = 0; i < order; i++)
+        starts[i] = (int)i;
+    for (size_t i = 0; i + 1 < order; i++) /* sort indices by top */
+        for (size_t k = i + 1; k < order; k++)
+            if (spans[2 * starts[k]] < spans[2 * starts[i]]) {
+                int t = starts[i];
+                starts[i] = starts[k];
+                starts[k] = t;
+            }
+    int reach = 0;
+    for (size_t i = 0; i < order; i++) {
+        int top = spans[2 * starts[i]], bottom = spans[2 * starts[i] + 1];
+        if (i > 0 && top - reach > largest)
+            largest = top - reach;
+        reach = bottom > reach ? bottom : reach;
+    }
+    if (getenv("RMAD_TEST_VERBOSE"))
+        fprintf(stderr, "\n  %d dpi: largest band %.2f in\n", dpi, (double)largest / dpi);
+    CU_ASSERT(largest <= max_band * dpi);
+    if (largest > max_band * dpi)
+        fprintf(stderr, "\n  %d dpi: an empty band of %.2f in\n", dpi, (double)largest / dpi);
+    free(starts);
+    free(spans);
+    layout_destroy(&lay);
+}
+
+static void test_layout_fills_label(void)
+{
+    label_t exchange = exchange_label(), crowded = crowded_label(), hostile = hostile_label();
+    label_t refusal = { .refusal = true, .disposition = "refuse", .rma = "RMA-77",
+                        .reason = "RMA RMA-77 already received", .station = "dock-1" };
+    const label_t *labels[] = { &exchange, &crowded, &hostile, &refusal };
+    for (size_t i = 0; i < N_ELEMS(labels); i++)
+        for (int dpi = 203; dpi <= 300; dpi += 97) {
+            /* A refusal has little to say: its space is spread wider. */
+            check_layout(labels[i], LABEL_4X6, dpi, labels[i] == &refusal ? 1.0 : 0.7);
+            check_layout(labels[i], LABEL_2X1, dpi, 0.2);
+        }
+    /* The crowded label still shows every part. */
+    char *zpl = render_text(&crowded, LABEL_ZPL, LABEL_4X6, 203, NULL);
+    char *fields = zpl ? zpl_fields(zpl) : NULL;
+    ASSERT_CONTAINS(fields, "T:RESTOCKING FEE 15%\n");
+    ASSERT_CONTAINS(fields, "T:WIPE MEDIA / MANUAL REVIEW / BILL CUSTOMER / CUSTOMER PAY");
+    ASSERT_CONTAINS(fields, "T:Discrepancy (physical damage): returned");
+    ASSERT_CONTAINS(fields, "C:RCPT-7654321\n");
+    ASSERT_CONTAINS(fields, "M:RMAD RCPT-7654321 RMA:RMA-2026-00417 SN:EF8C21A00917\n");
+    free(fields);
+    free(zpl);
+}
+
+static void test_2x1_ids(void)
+{
+    static const struct {
+        const char *rma, *serial, *line;
+    } want[] = {
+        { "RMA-1001", "SN-77", "T:RMA-1001\n" },
+        { "rma1001", NULL, "T:rma1001\n" },
+        { "40001", NULL, "T:RMA 40001\n" },
+        { NULL, "SN-77", "T:SN-77\n" },
+        { NULL, "X123", "T:SN X123\n" },
+    };
+    for (size_t i = 0; i < N_ELEMS(want); i++) {
+        label_t l = { .disposition = "restock", .rma = want[i].rma, .serial = want[i].serial,
+                      .receipt_id = 3 };
+        char *zpl = render_text(&l, LABEL_ZPL, LABEL_2X1, 203, NULL);
+        char *fields = zpl ? zpl_fields(zpl) : NULL;
+        ASSERT_CONTAINS(fields, want[i].line);
+        free(fields);
+        free(zpl);
     }
 }
 
@@ -540,9 +840,13 @@ static void test_pdf_barcodes_decode(void)
         { "l4x6-300", LABEL_4X6, 300, 1, "288 x 432 pts" },
         { "l2x1-203", LABEL_2X1, 203, 0, "144 x 72 pts" },
         { "l2x1-300", LABEL_2X1, 300, 0, "144 x 72 pts" },
+        { "c4x6-203", LABEL_4X6, 203, 2, "288 x 432 pts" },
+        { "c4x6-300", LABEL_4X6, 300, 2, "288 x 432 pts" },
+        { "c2x1-203", LABEL_2X1, 203, 2, "144 x 72 pts" },
     };
     for (size_t i = 0; i < N_ELEMS(cases); i++) {
-        label_t l = cases[i].hostile ? hostile_label() : exchange_label();
+        label_t l = cases[i].hostile == 1 ? hostile_label()
+                    : cases[i].hostile == 2 ? crowded_label() : exchange_label();
         uint8_t *pdf = NULL;
         size_t len = 0;
         CU_ASSERT_EQUAL_FATAL(label_render(&l, LABEL_PDF, cases[i].size, cases[i].dpi, &pdf,
@@ -556,12 +860,15 @@ static void test_pdf_barcodes_decode(void)
         CU_ASSERT_EQUAL(pages.gl_pathc, 1);
         if (pages.gl_pathc == 1) {
             char *codes = zbar(pages.gl_pathv[0]);
-            ASSERT_STR(codes, cases[i].hostile ? "RCPT-000042\n" : "RCPT-1234567\n");
+            ASSERT_STR(codes, cases[i].hostile == 1   ? "RCPT-000042\n"
+                              : cases[i].hostile == 2 ? "RCPT-7654321\n"
+                                                      : "RCPT-1234567\n");
             free(codes);
             if (cases[i].size == LABEL_4X6) {
                 char *m = dmtx(pages.gl_pathv[0]);
-                ASSERT_STR(m, cases[i].hostile ? "RMAD RCPT-000042 RMA:R%5EXZ%5EXA%7EJR SN:S%5F5E%5C&%5EFS"
-                                               : "RMAD RCPT-1234567 RMA:RMA-2026-00417 SN:EF8C21A00917");
+                ASSERT_STR(m, cases[i].hostile == 1   ? "RMAD RCPT-000042 RMA:R%5EXZ%5EXA%7EJR SN:S%5F5E%5C&%5EFS"
+                              : cases[i].hostile == 2 ? "RMAD RCPT-7654321 RMA:RMA-2026-00417 SN:EF8C21A00917"
+                                                      : "RMAD RCPT-1234567 RMA:RMA-2026-00417 SN:EF8C21A00917");
                 free(m);
             }
         }
@@ -595,8 +902,11 @@ static void test_png_barcodes_decode(void)
         { LABEL_2X1, 203, 406, 203 },
         { LABEL_2X1, 300, 600, 300 },
     };
-    label_t l = exchange_label();
-    for (size_t i = 0; i < N_ELEMS(cases); i++) {
+    /* The roomy label and the crowded one, which the layout sets in smaller type. */
+    for (size_t j = 0; j < 2 * N_ELEMS(cases); j++) {
+        size_t i = j % N_ELEMS(cases);
+        int crowded = j >= N_ELEMS(cases);
+        label_t l = crowded ? crowded_label() : exchange_label();
         uint8_t *png = NULL;
         size_t len = 0;
         CU_ASSERT_EQUAL_FATAL(label_render(&l, LABEL_PNG, cases[i].size, cases[i].dpi, &png,
@@ -607,15 +917,16 @@ static void test_png_barcodes_decode(void)
         CU_ASSERT_EQUAL(w, cases[i].w);
         CU_ASSERT_EQUAL(h, cases[i].h);
         char path[512];
-        snprintf(path, sizeof(path), "%s/label-%zu.png", dir, i);
+        snprintf(path, sizeof(path), "%s/label-%zu.png", dir, j);
         CU_ASSERT_EQUAL(write_bytes(path, png, len), 0);
         free(png);
         char *codes = zbar(path);
-        ASSERT_STR(codes, "RCPT-1234567\n");
+        ASSERT_STR(codes, crowded ? "RCPT-7654321\n" : "RCPT-1234567\n");
         free(codes);
         if (cases[i].size == LABEL_4X6) {
             char *m = dmtx(path);
-            ASSERT_STR(m, "RMAD RCPT-1234567 RMA:RMA-2026-00417 SN:EF8C21A00917");
+            ASSERT_STR(m, crowded ? "RMAD RCPT-7654321 RMA:RMA-2026-00417 SN:EF8C21A00917"
+                                  : "RMAD RCPT-1234567 RMA:RMA-2026-00417 SN:EF8C21A00917");
             free(m);
         }
     }
@@ -640,7 +951,18 @@ static void check_sheet(sheet_paper_t paper, const char *name, const char *page_
     rasterise(dir, name, pdf, len, &pages);
     free(pdf);
     check_page_size(dir, name, page_size);
-    CU_ASSERT(pages.gl_pathc >= 2); /* the table does not fit one page */
+    /* A dock's sheet: two pages at most, what a worker needs most on the first. */
+    CU_ASSERT(pages.gl_pathc >= 1 && pages.gl_pathc <= 2);
+    static const char *const first_page[] = { "CMD-DONE", "CMD-CANCEL", "CMD-NORMA",
+                                              "PKG-ORIGINAL", "PKG-REPLACEMENT", "PKG-NONE",
+                                              "FAULT-CONFIRMED", "FAULT-NFF", "FAULT-DOA" };
+    char *page1 = pages.gl_pathc ? zbar(pages.gl_pathv[0]) : NULL;
+    for (size_t i = 0; i < N_ELEMS(first_page); i++) {
+        char line[64];
+        snprintf(line, sizeof(line), "%s\n", first_page[i]);
+        ASSERT_CONTAINS(page1, line);
+    }
+    free(page1);
 
     char *all = NULL;
     size_t all_len = 0;
@@ -690,6 +1012,29 @@ static void test_sheet_scans(void)
     size_t len = 0;
     CU_ASSERT_EQUAL(sheet_render((sheet_paper_t)9, &out, &len), -EINVAL);
     CU_ASSERT_PTR_NULL(out);
+
+    /* Any group lays out the same way: a vendor's own codes, say. */
+    static const sheet_entry_t codes[] = { { "ACC-REMOTE", "remote control" },
+                                           { "ACC-POWER_ADAPTER", "power adapter" },
+                                           { "ACC-STAND", "stand" } };
+    const sheet_group_t group = { "Accessories of the EPN4208", codes, N_ELEMS(codes) };
+    CU_ASSERT_EQUAL(sheet_render_groups(SHEET_A4, "EverFocus", NULL, 0, &out, &len), -EINVAL);
+    CU_ASSERT_EQUAL_FATAL(sheet_render_groups(SHEET_A4, "EverFocus", &group, 1, &out, &len), 0);
+    char *dir = th_mkdtemp();
+    CU_ASSERT_PTR_NOT_NULL_FATAL(dir);
+    glob_t pages;
+    rasterise(dir, "group", out, len, &pages);
+    free(out);
+    CU_ASSERT_EQUAL(pages.gl_pathc, 1);
+    char *got = pages.gl_pathc ? zbar(pages.gl_pathv[0]) : NULL;
+    ASSERT_CONTAINS(got, "ACC-REMOTE\n");
+    ASSERT_CONTAINS(got, "ACC-POWER_ADAPTER\n");
+    ASSERT_CONTAINS(got, "ACC-STAND\n");
+    CU_ASSERT(got && count(got, "\n") == 3);
+    free(got);
+    globfree(&pages);
+    th_rm_rf(dir);
+    free(dir);
 }
 
 /* ---- rmactl label / sheet --------------------------------------------------------- */
@@ -777,7 +1122,8 @@ static void test_cli(void)
                     "--size must be 4x6 or 2x1");
     check_bad_usage(ARGS("label", "--json", (char *)fixture, "--dpi", "600", "-o", png),
                     "--dpi must be 203 or 300");
-    check_bad_usage(ARGS("label", "--json", (char *)fixture, "-o", "label.bmp"), "--format");
+    check_bad_usage(ARGS("label", "--json", (char *)fixture, "-o", "label.bmp"),
+                    "the output name must end in .zpl, .pdf, .png");
     check_bad_usage(ARGS("label", "42", "--json", (char *)fixture, "-o", png),
                     "give a RECEIPT or --json FILE, not both");
     check_bad_usage(ARGS("label", "42", "43", "-o", png), "unexpected argument '43'");
@@ -853,21 +1199,39 @@ static void test_cli(void)
     free(dir);
 }
 
+static char *suite_tz;
+
+/* Label times are local: the expected texts are written for UTC, whatever the host's. */
+static int set_utc(void)
+{
+    suite_tz = tz_set("UTC");
+    return 0;
+}
+
 /* The font caches are process-wide: free them so leak checkers see only ours. */
 static int release_fonts(void)
 {
     label_release_fonts();
+    free(tz_set(suite_tz));
+    free(suite_tz);
+    suite_tz = NULL;
     return 0;
 }
 
 int suite_labels(void)
 {
-    CU_pSuite s = CU_add_suite("labels", NULL, release_fonts);
+    CU_pSuite s = CU_add_suite("labels", set_utc, release_fonts);
     if (!s || !CU_add_test(s, "disposition and flag words, option spellings", test_words) ||
         !CU_add_test(s, "text cleaning and cutting", test_text_clean) ||
         !CU_add_test(s, "ZPL at every size and dpi", test_zpl_every_size) ||
         !CU_add_test(s, "ZPL: scanned text cannot inject commands", test_zpl_injection) ||
         !CU_add_test(s, "long and non-ASCII text is cut safely", test_long_and_non_ascii) ||
+        !CU_add_test(s, "reasons in plain words", test_reason_words) ||
+        !CU_add_test(s, "plain words of every case's first reason",
+                     test_reason_words_of_real_results) ||
+        !CU_add_test(s, "times in the local zone", test_local_time) ||
+        !CU_add_test(s, "4x6 and 2x1: no overlap, no empty band", test_layout_fills_label) ||
+        !CU_add_test(s, "2x1: the RMA or serial once", test_2x1_ids) ||
         !CU_add_test(s, "missing fields, refusals, invalid UTF-8", test_missing_and_invalid) ||
         !CU_add_test(s, "PDF labels: barcodes decode", test_pdf_barcodes_decode) ||
         !CU_add_test(s, "PNG labels: barcodes decode", test_png_barcodes_decode) ||

@@ -170,6 +170,7 @@ static void queues_ready(void)
     for (size_t i = 0; i < 3; i++) {
         control(qs[i], "hold", NULL);
         control(qs[i], "fail", NULL);
+        control(qs[i], "media-empty", NULL);
         CU_ASSERT_EQUAL(cups_tool("cupsenable", qs[i], NULL, NULL), 0);
         CU_ASSERT_EQUAL(cups_tool("cupsaccept", qs[i], NULL, NULL), 0);
     }
@@ -225,8 +226,11 @@ struct ev {
     uint64_t tag;
     char *queue;
     int job_id;
-    bool retry;
+    char uuid[PRINTER_UUID_MAX];
+    bool retry, lost;
     char *error;
+    printer_condition_t condition;
+    char *reasons, *message;
 };
 
 struct rec {
@@ -251,7 +255,15 @@ static void on_event(const printer_event_t *e, void *data)
     c->queue = e->queue ? strdup(e->queue) : NULL;
     c->job_id = e->job_id;
     c->retry = e->retry;
+    c->lost = e->lost;
+    snprintf(c->uuid, sizeof(c->uuid), "%s", e->job_uuid ? e->job_uuid : "");
     c->error = e->error ? strdup(e->error) : NULL;
+    c->condition = e->health.condition;
+    c->reasons = e->kind == PRINTER_EV_STATE ? strdup(e->health.reasons) : NULL;
+    c->message = e->kind == PRINTER_EV_STATE ? strdup(e->health.message) : NULL;
+    /* FAILED is never lost without being worth a retry: nothing of it will print. */
+    if (e->lost)
+        CU_ASSERT(e->retry);
     CU_ASSERT_PTR_NOT_NULL(e->queue);
     /* An error comes with FAILED, and only then, and is one line. */
     CU_ASSERT_EQUAL(e->kind == PRINTER_EV_FAILED, e->error != NULL);
@@ -298,6 +310,8 @@ static void rec_free(struct rec *r)
     for (size_t i = 0; i < r->n; i++) {
         free(r->ev[i].queue);
         free(r->ev[i].error);
+        free(r->ev[i].reasons);
+        free(r->ev[i].message);
     }
     free(r);
 }
@@ -340,7 +354,7 @@ static int submit_ok(struct rec *r, uint64_t tag, const char *queue, const char 
                      const void *data, size_t len)
 {
     size_t n = r->n;
-    CU_ASSERT_EQUAL_FATAL(printer_submit(r->p, tag, queue, format, "test label", data, len), 0);
+    CU_ASSERT_EQUAL_FATAL(printer_submit(r->p, tag, queue, format, "rmad-test", data, len), 0);
     run_until(r, n + 1);
     is_event(r, n, PRINTER_EV_SUBMITTED, tag, queue);
     CU_ASSERT(r->ev[n].job_id > 0);
@@ -448,7 +462,7 @@ static void test_unknown_queue(void)
 {
     queues_ready();
     struct rec *r = rec_new();
-    CU_ASSERT_EQUAL(printer_submit(r->p, 103, "nosuch", PRINTER_FORMAT_RAW, NULL, zpl,
+    CU_ASSERT_EQUAL(printer_submit(r->p, 103, "nosuch", PRINTER_FORMAT_RAW, "rmad-test", zpl,
                                    sizeof(zpl)), 0);
     run_until(r, 1);
     is_event(r, 0, PRINTER_EV_FAILED, 103, "nosuch");
@@ -491,19 +505,19 @@ static void test_stopped_and_not_accepting(void)
 
     /* Stopped (cupsdisable): nothing is submitted, the reason is in the error. */
     CU_ASSERT_EQUAL_FATAL(cups_tool("cupsdisable", "-r", "out of labels", "zebra"), 0);
-    CU_ASSERT_EQUAL(printer_submit(r->p, 104, "zebra", PRINTER_FORMAT_RAW, NULL, zpl,
+    CU_ASSERT_EQUAL(printer_submit(r->p, 104, "zebra", PRINTER_FORMAT_RAW, "rmad-test", zpl,
                                    sizeof(zpl)), 0);
     run_until(r, 1);
     is_event(r, 0, PRINTER_EV_FAILED, 104, "zebra");
     CU_ASSERT(r->ev[0].retry);
     CU_ASSERT_EQUAL(r->ev[0].job_id, 0);
-    ASSERT_STR(r->ev[0].error, "CUPS queue 'zebra' is stopped: out of labels");
+    ASSERT_STR(r->ev[0].error, "CUPS queue 'zebra' is stopped: paused (out of labels)");
     CU_ASSERT_EQUAL(pending_jobs("zebra"), 0);
 
     /* Stopped without a reason: cupsd's own words stand in. */
     CU_ASSERT_EQUAL_FATAL(cups_tool("cupsenable", "zebra", NULL, NULL), 0);
     CU_ASSERT_EQUAL_FATAL(cups_tool("cupsdisable", "zebra", NULL, NULL), 0);
-    CU_ASSERT_EQUAL(printer_submit(r->p, 104, "zebra", PRINTER_FORMAT_RAW, NULL, zpl,
+    CU_ASSERT_EQUAL(printer_submit(r->p, 104, "zebra", PRINTER_FORMAT_RAW, "rmad-test", zpl,
                                    sizeof(zpl)), 0);
     run_until(r, 2);
     is_event(r, 1, PRINTER_EV_FAILED, 104, "zebra");
@@ -520,7 +534,7 @@ static void test_stopped_and_not_accepting(void)
 
     /* Not accepting jobs (cupsreject), then accepting again (cupsaccept). */
     CU_ASSERT_EQUAL_FATAL(cups_tool("cupsreject", "-r", "maintenance until 14:00", "zebra"), 0);
-    CU_ASSERT_EQUAL(printer_submit(r->p, 105, "zebra", PRINTER_FORMAT_RAW, NULL, zpl,
+    CU_ASSERT_EQUAL(printer_submit(r->p, 105, "zebra", PRINTER_FORMAT_RAW, "rmad-test", zpl,
                                    sizeof(zpl)), 0);
     run_until(r, 5);
     is_event(r, 4, PRINTER_EV_FAILED, 105, "zebra");
@@ -578,7 +592,7 @@ static void test_follow_after_restart(void)
     rec_free(r); /* the daemon goes away with the job still printing */
 
     r = rec_new();
-    CU_ASSERT_EQUAL(printer_follow(r->p, 107, "zebra", job), 0);
+    CU_ASSERT_EQUAL(printer_follow(r->p, 107, "zebra", job, NULL, NULL), 0);
     quiet(r, 0, 600);
     control("zebra", "hold", NULL);
     run_until(r, 1);
@@ -588,18 +602,19 @@ static void test_follow_after_restart(void)
     CU_ASSERT_EQUAL(captured("zebra"), before + 1);
 
     /* A job that completed before the restart is reported at once. */
-    CU_ASSERT_EQUAL(printer_follow(r->p, 108, "zebra", job), 0);
+    CU_ASSERT_EQUAL(printer_follow(r->p, 108, "zebra", job, NULL, NULL), 0);
     run_until(r, 2);
     is_event(r, 1, PRINTER_EV_COMPLETED, 108, "zebra");
     CU_ASSERT_EQUAL(r->ev[1].job_id, job);
 
-    /* A job cupsd does not know: whether it printed cannot be known, so no retry. */
-    CU_ASSERT_EQUAL(printer_follow(r->p, 109, "zebra", 99999), 0);
+    /* A job cupsd does not know (it lost it): nothing of it prints, so it is lost. */
+    CU_ASSERT_EQUAL(printer_follow(r->p, 109, "zebra", 99999, NULL, NULL), 0);
     run_until(r, 3);
     is_event(r, 2, PRINTER_EV_FAILED, 109, "zebra");
     CU_ASSERT_EQUAL(r->ev[2].job_id, 99999);
-    CU_ASSERT_FALSE(r->ev[2].retry);
-    ASSERT_CONTAINS(r->ev[2].error, "CUPS job 99999 on 'zebra' is unknown");
+    CU_ASSERT(r->ev[2].retry);
+    CU_ASSERT(r->ev[2].lost);
+    ASSERT_CONTAINS(r->ev[2].error, "CUPS lost job 99999 on 'zebra'");
     CU_ASSERT_EQUAL(captured("zebra"), before + 1);
     rec_free(r);
 }
@@ -644,7 +659,7 @@ static void test_cupsd_down(void)
 
     /* cupsd is down: submitting fails, to be retried. */
     CU_ASSERT_EQUAL_FATAL(harness("stop"), 0);
-    CU_ASSERT_EQUAL(printer_submit(r->p, 112, "zebra", PRINTER_FORMAT_RAW, NULL, zpl,
+    CU_ASSERT_EQUAL(printer_submit(r->p, 112, "zebra", PRINTER_FORMAT_RAW, "rmad-test", zpl,
                                    sizeof(zpl)), 0);
     run_until(r, 1);
     is_event(r, 0, PRINTER_EV_FAILED, 112, "zebra");
@@ -710,9 +725,9 @@ static void test_destroy_in_flight(void)
     struct rec *r = rec_new();
     int job = submit_ok(r, 114, "zebra", PRINTER_FORMAT_RAW, zpl, sizeof(zpl));
     for (uint64_t tag = 115; tag < 120; tag++)
-        CU_ASSERT_EQUAL(printer_submit(r->p, tag, "zebra", PRINTER_FORMAT_RAW, NULL, zpl,
+        CU_ASSERT_EQUAL(printer_submit(r->p, tag, "zebra", PRINTER_FORMAT_RAW, "rmad-test", zpl,
                                        sizeof(zpl)), 0);
-    CU_ASSERT_EQUAL(printer_follow(r->p, 120, "zebra", job), 0);
+    CU_ASSERT_EQUAL(printer_follow(r->p, 120, "zebra", job, NULL, NULL), 0);
     destroy_within_deadline(&r->p);
     quiet(r, 1, 300); /* nothing is delivered after destroy */
     rec_free(r);
@@ -734,7 +749,7 @@ static void test_destroy_in_flight(void)
     CU_ASSERT_FATAL(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) == 0);
     CU_ASSERT_FATAL(listen(lfd, 4) == 0);
     rec_use_server(r, hung);
-    CU_ASSERT_EQUAL(printer_submit(r->p, 121, "zebra", PRINTER_FORMAT_RAW, NULL, zpl,
+    CU_ASSERT_EQUAL(printer_submit(r->p, 121, "zebra", PRINTER_FORMAT_RAW, "rmad-test", zpl,
                                    sizeof(zpl)), 0);
     struct pollfd pfd = { .fd = lfd, .events = POLLIN };
     CU_ASSERT_EQUAL(poll(&pfd, 1, WATCHDOG_MS), 1); /* the worker has connected */
@@ -753,9 +768,9 @@ static void test_destroy_in_flight(void)
     rec_use_server(r, none);
     free(none);
     for (int i = 0; i < PRINTER_MAX_REQUESTS; i++)
-        CU_ASSERT_EQUAL_FATAL(printer_follow(r->p, 200 + (uint64_t)i, "zebra", 1 + i), 0);
-    CU_ASSERT_EQUAL(printer_follow(r->p, 9999, "zebra", 9999), -EAGAIN);
-    CU_ASSERT_EQUAL(printer_submit(r->p, 9999, "zebra", PRINTER_FORMAT_RAW, NULL, zpl,
+        CU_ASSERT_EQUAL_FATAL(printer_follow(r->p, 200 + (uint64_t)i, "zebra", 1 + i, NULL, NULL), 0);
+    CU_ASSERT_EQUAL(printer_follow(r->p, 9999, "zebra", 9999, NULL, NULL), -EAGAIN);
+    CU_ASSERT_EQUAL(printer_submit(r->p, 9999, "zebra", PRINTER_FORMAT_RAW, "rmad-test", zpl,
                                    sizeof(zpl)), -EAGAIN);
     quiet(r, 0, 600);
     destroy_within_deadline(&r->p);
@@ -767,7 +782,7 @@ static char *unreachable_error(const char *server)
 {
     struct rec *r = rec_new();
     rec_use_server(r, server);
-    CU_ASSERT_EQUAL(printer_submit(r->p, 130, "zebra", PRINTER_FORMAT_RAW, NULL, zpl,
+    CU_ASSERT_EQUAL(printer_submit(r->p, 130, "zebra", PRINTER_FORMAT_RAW, "rmad-test", zpl,
                                    sizeof(zpl)), 0);
     run_until(r, 1);
     is_event(r, 0, PRINTER_EV_FAILED, 130, "zebra");
@@ -775,6 +790,209 @@ static char *unreachable_error(const char *server)
     char *e = r->ev[0].error ? strdup(r->ev[0].error) : NULL;
     rec_free(r);
     return e;
+}
+
+/*
+ * Jobs have an identity: SUBMITTED carries the job-uuid, and a follow whose uuid or
+ * name is not the job's under that id reports it lost instead of taking another job's
+ * completion for its own.
+ */
+static void test_job_identity(void)
+{
+    queues_ready();
+    struct rec *r = rec_new();
+    int job = submit_ok(r, 140, "zebra", PRINTER_FORMAT_RAW, zpl, sizeof(zpl));
+    char uuid[PRINTER_UUID_MAX];
+    snprintf(uuid, sizeof(uuid), "%s", r->ev[0].uuid);
+    CU_ASSERT_EQUAL(strncmp(uuid, "urn:uuid:", 9), 0);
+    run_until(r, 2);
+    is_event(r, 1, PRINTER_EV_COMPLETED, 140, "zebra");
+
+    /* The same id, the right identity: completed. */
+    CU_ASSERT_EQUAL(printer_follow(r->p, 141, "zebra", job, uuid, "rmad-test"), 0);
+    run_until(r, 3);
+    is_event(r, 2, PRINTER_EV_COMPLETED, 141, "zebra");
+
+    /* The same id, another uuid or another name: not ours. */
+    CU_ASSERT_EQUAL(printer_follow(r->p, 142, "zebra", job,
+                                   "urn:uuid:00000000-0000-0000-0000-000000000000", NULL), 0);
+    run_until(r, 4);
+    is_event(r, 3, PRINTER_EV_FAILED, 142, "zebra");
+    CU_ASSERT(r->ev[3].lost);
+    ASSERT_CONTAINS(r->ev[3].error, "that id is now another job");
+    CU_ASSERT_EQUAL(printer_follow(r->p, 143, "zebra", job, NULL, "rmad-label-1-1"), 0);
+    run_until(r, 5);
+    is_event(r, 4, PRINTER_EV_FAILED, 143, "zebra");
+    CU_ASSERT(r->ev[4].lost);
+    rec_free(r);
+}
+
+/* A job searched by name (after a restart): found and followed, or reported lost. */
+static void test_find_by_name(void)
+{
+    queues_ready();
+    int before = captured("zebra");
+    control("zebra", "hold", "");
+    struct rec *r = rec_new();
+    CU_ASSERT_EQUAL_FATAL(printer_submit(r->p, 150, "zebra", PRINTER_FORMAT_RAW,
+                                         "rmad-label-150-1", zpl, sizeof(zpl)), 0);
+    run_until(r, 1);
+    is_event(r, 0, PRINTER_EV_SUBMITTED, 150, "zebra");
+    int job = r->ev[0].job_id;
+    wait_started("zebra", job);
+    rec_free(r); /* the daemon stops before it could record the job id */
+
+    r = rec_new();
+    CU_ASSERT_EQUAL(printer_find(r->p, 150, "zebra", "rmad-label-150-1"), 0);
+    run_until(r, 1);
+    is_event(r, 0, PRINTER_EV_SUBMITTED, 150, "zebra");
+    CU_ASSERT_EQUAL(r->ev[0].job_id, job);
+    CU_ASSERT_EQUAL(strncmp(r->ev[0].uuid, "urn:uuid:", 9), 0);
+    control("zebra", "hold", NULL);
+    run_until(r, 2);
+    is_event(r, 1, PRINTER_EV_COMPLETED, 150, "zebra");
+    CU_ASSERT_EQUAL(captured("zebra"), before + 1);
+
+    /* A name CUPS never saw: lost, i.e. safe to send. */
+    CU_ASSERT_EQUAL(printer_find(r->p, 151, "zebra", "rmad-label-150-2"), 0);
+    run_until(r, 3);
+    is_event(r, 2, PRINTER_EV_FAILED, 151, "zebra");
+    CU_ASSERT(r->ev[2].lost);
+    CU_ASSERT(r->ev[2].retry);
+    ASSERT_CONTAINS(r->ev[2].error, "CUPS has no job rmad-label-150-2 on 'zebra'");
+
+    /* A job created but never given its document is cancelled, and counts as lost. */
+    cups_dest_t *dest = cupsGetNamedDest(CUPS_HTTP_DEFAULT, "zebra", NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(dest);
+    cups_dinfo_t *info = cupsCopyDestInfo(CUPS_HTTP_DEFAULT, dest);
+    int empty = 0;
+    CU_ASSERT_EQUAL(cupsCreateDestJob(CUPS_HTTP_DEFAULT, dest, info, &empty, "rmad-label-152-1",
+                                      0, NULL), IPP_STATUS_OK);
+    cupsFreeDestInfo(info);
+    cupsFreeDests(1, dest);
+    CU_ASSERT_FATAL(empty > 0);
+    CU_ASSERT_EQUAL(printer_find(r->p, 152, "zebra", "rmad-label-152-1"), 0);
+    run_until(r, 4);
+    is_event(r, 3, PRINTER_EV_FAILED, 152, "zebra");
+    CU_ASSERT(r->ev[3].lost);
+    cups_job_t *jobs = NULL;
+    int n = cupsGetJobs2(CUPS_HTTP_DEFAULT, &jobs, "zebra", 0, CUPS_WHICHJOBS_ALL);
+    bool cancelled = false;
+    for (int i = 0; i < n; i++)
+        if (jobs[i].id == empty)
+            cancelled = jobs[i].state == IPP_JSTATE_CANCELED;
+    cupsFreeJobs(n, jobs);
+    CU_ASSERT(cancelled);
+    rec_free(r);
+}
+
+/* Wait for the next STATE event of queue; returns its index. */
+static size_t next_state(struct rec *r, size_t from)
+{
+    for (;;) {
+        for (size_t i = from; i < r->n; i++)
+            if (r->ev[i].kind == PRINTER_EV_STATE)
+                return i;
+        size_t n = r->n;
+        run_until(r, n + 1);
+        from = n;
+    }
+}
+
+/*
+ * A watched queue reports its health on each change: ready, stopped by an operator
+ * (paused, with the message), out of media as the backend says (media-empty-error),
+ * and ready again once the printer is fixed and started.
+ */
+static void test_health(void)
+{
+    queues_ready();
+    struct rec *r = rec_new();
+    CU_ASSERT_EQUAL(printer_watch(r->p, "zebra"), 0);
+    CU_ASSERT_EQUAL(printer_watch(r->p, "zebra"), 0); /* once is once */
+    size_t i = next_state(r, 0);
+    ASSERT_STR(r->ev[i].queue, "zebra");
+    CU_ASSERT_EQUAL(r->ev[i].condition, PRINTER_READY);
+    quiet(r, i + 1, 2500); /* no change, no event */
+
+    CU_ASSERT_EQUAL(cups_tool("cupsdisable", "-r", "Out of labels", "zebra"), 0);
+    i = next_state(r, i + 1);
+    CU_ASSERT_EQUAL(r->ev[i].condition, PRINTER_STOPPED);
+    ASSERT_CONTAINS(r->ev[i].reasons, "paused");
+    ASSERT_STR(r->ev[i].message, "Out of labels");
+    CU_ASSERT_EQUAL(cups_tool("cupsenable", "zebra", NULL, NULL), 0);
+    i = next_state(r, i + 1);
+    CU_ASSERT_EQUAL(r->ev[i].condition, PRINTER_READY);
+
+    /* The printer runs out of labels while printing. */
+    control("zebra", "media-empty", "");
+    size_t n = r->n;
+    CU_ASSERT_EQUAL_FATAL(printer_submit(r->p, 160, "zebra", PRINTER_FORMAT_RAW, "rmad-test",
+                                         zpl, sizeof(zpl)), 0);
+    for (;;) {
+        i = next_state(r, n);
+        if (r->ev[i].condition == PRINTER_FAULT && strstr(r->ev[i].reasons, "media empty"))
+            break;
+        n = i + 1;
+    }
+    /* A new job is refused while the printer is stopped, saying why. */
+    n = r->n;
+    CU_ASSERT_EQUAL_FATAL(printer_submit(r->p, 161, "zebra", PRINTER_FORMAT_RAW, "rmad-test",
+                                         zpl, sizeof(zpl)), 0);
+    size_t k = n;
+    for (;;) {
+        while (k < r->n && !(r->ev[k].kind == PRINTER_EV_FAILED && r->ev[k].tag == 161))
+            k++;
+        if (k < r->n)
+            break;
+        run_until(r, r->n + 1);
+    }
+    ASSERT_CONTAINS(r->ev[k].error, "is not printing: media empty");
+    CU_ASSERT(r->ev[k].retry);
+
+    /* Labels loaded: cupsd's retry of the waiting job prints it, and the reason goes. */
+    control("zebra", "media-empty", NULL);
+    bool completed = false, ready = false;
+    for (size_t j = n; !(completed && ready);) {
+        for (; j < r->n; j++) {
+            if (r->ev[j].kind == PRINTER_EV_COMPLETED && r->ev[j].tag == 160)
+                completed = true;
+            if (r->ev[j].kind == PRINTER_EV_STATE && r->ev[j].condition == PRINTER_READY &&
+                !strstr(r->ev[j].reasons, "media"))
+                ready = true;
+        }
+        if (!(completed && ready))
+            run_until(r, r->n + 1);
+    }
+    rec_free(r);
+}
+
+/* printer-state-reasons in words: severity suffixes and CUPS' own reasons go. */
+static void test_reason_words(void)
+{
+    static const struct {
+        const char *in, *out;
+    } cases[] = {
+        { "", "" },
+        { "none", "" },
+        { "media-empty-error", "media empty" },
+        { "media-empty-error,paused", "media empty, paused" },
+        { "media-jam-error,door-open-warning,toner-low-report", "media jam, door open, toner low" },
+        { "offline-report", "offline" },
+        { "cups-insecure-filter-warning,marker-supply-empty-error", "ribbon or ink empty" },
+        { "media-empty-error,media-empty-report", "media empty" },
+        { "input-tray-missing", "input tray missing" },
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *w = printer_reasons_words(cases[i].in);
+        ASSERT_STR(w, cases[i].out);
+        free(w);
+    }
+    ASSERT_STR(printer_condition_name(PRINTER_STOPPED), "stopped");
+    char name[PRINTER_JOB_NAME_MAX];
+    printer_job_name(name, 12, 3);
+    ASSERT_STR(name, "rmad-label-12-3");
+    CU_ASSERT_PTR_NULL(strchr(name, ' '));
 }
 
 static void test_unreachable_messages(void)
@@ -830,21 +1048,30 @@ static void test_arguments(void)
     long_name[128] = '\0';
     static const char *const bad[] = { "", "two words", "a/b", "a#b", "tab\there", "q?", "q'" };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        CU_ASSERT_EQUAL(printer_submit(r->p, 1, bad[i], PRINTER_FORMAT_RAW, NULL, zpl, 3), -EINVAL);
-        CU_ASSERT_EQUAL(printer_follow(r->p, 1, bad[i], 5), -EINVAL);
+        CU_ASSERT_EQUAL(printer_submit(r->p, 1, bad[i], PRINTER_FORMAT_RAW, "rmad-test", zpl, 3), -EINVAL);
+        CU_ASSERT_EQUAL(printer_follow(r->p, 1, bad[i], 5, NULL, NULL), -EINVAL);
     }
-    CU_ASSERT_EQUAL(printer_submit(r->p, 1, long_name, PRINTER_FORMAT_RAW, NULL, zpl, 3), -EINVAL);
-    CU_ASSERT_EQUAL(printer_submit(r->p, 1, NULL, PRINTER_FORMAT_RAW, NULL, zpl, 3), -EINVAL);
-    CU_ASSERT_EQUAL(printer_submit(r->p, 1, "zebra", NULL, NULL, zpl, 3), -EINVAL);
-    CU_ASSERT_EQUAL(printer_submit(r->p, 1, "zebra", "", NULL, zpl, 3), -EINVAL);
-    CU_ASSERT_EQUAL(printer_submit(r->p, 1, "zebra", PRINTER_FORMAT_RAW, NULL, NULL, 3), -EINVAL);
-    CU_ASSERT_EQUAL(printer_submit(r->p, 1, "zebra", PRINTER_FORMAT_RAW, NULL, zpl, 0), -EINVAL);
-    CU_ASSERT_EQUAL(printer_submit(NULL, 1, "zebra", PRINTER_FORMAT_RAW, NULL, zpl, 3), -EINVAL);
-    CU_ASSERT_EQUAL(printer_follow(r->p, 1, "zebra", 0), -EINVAL);
-    CU_ASSERT_EQUAL(printer_follow(r->p, 1, "zebra", -3), -EINVAL);
-    CU_ASSERT_EQUAL(printer_follow(NULL, 1, "zebra", 3), -EINVAL);
+    CU_ASSERT_EQUAL(printer_submit(r->p, 1, long_name, PRINTER_FORMAT_RAW, "rmad-test", zpl, 3), -EINVAL);
+    CU_ASSERT_EQUAL(printer_submit(r->p, 1, NULL, PRINTER_FORMAT_RAW, "rmad-test", zpl, 3), -EINVAL);
+    CU_ASSERT_EQUAL(printer_submit(r->p, 1, "zebra", NULL, "rmad-test", zpl, 3), -EINVAL);
+    CU_ASSERT_EQUAL(printer_submit(r->p, 1, "zebra", "", "rmad-test", zpl, 3), -EINVAL);
+    CU_ASSERT_EQUAL(printer_submit(r->p, 1, "zebra", PRINTER_FORMAT_RAW, "rmad-test", NULL, 3), -EINVAL);
+    CU_ASSERT_EQUAL(printer_submit(r->p, 1, "zebra", PRINTER_FORMAT_RAW, "rmad-test", zpl, 0), -EINVAL);
+    CU_ASSERT_EQUAL(printer_submit(NULL, 1, "zebra", PRINTER_FORMAT_RAW, "rmad-test", zpl, 3), -EINVAL);
+    CU_ASSERT_EQUAL(printer_follow(r->p, 1, "zebra", 0, NULL, NULL), -EINVAL);
+    CU_ASSERT_EQUAL(printer_follow(r->p, 1, "zebra", -3, NULL, NULL), -EINVAL);
+    CU_ASSERT_EQUAL(printer_follow(NULL, 1, "zebra", 3, NULL, NULL), -EINVAL);
+    /* Job names cupsd handles: no space (see printer_job_name), none empty. */
+    CU_ASSERT_EQUAL(printer_submit(r->p, 1, "zebra", PRINTER_FORMAT_RAW, "rmad receipt 1", zpl,
+                                   3), -EINVAL);
+    CU_ASSERT_EQUAL(printer_submit(r->p, 1, "zebra", PRINTER_FORMAT_RAW, "", zpl, 3), -EINVAL);
+    CU_ASSERT_EQUAL(printer_submit(r->p, 1, "zebra", PRINTER_FORMAT_RAW, NULL, zpl, 3), -EINVAL);
+    CU_ASSERT_EQUAL(printer_find(r->p, 1, "zebra", "a b"), -EINVAL);
+    CU_ASSERT_EQUAL(printer_find(r->p, 1, "zebra", NULL), -EINVAL);
+    CU_ASSERT_EQUAL(printer_follow(r->p, 1, "zebra", 3, NULL, "a b"), -EINVAL);
+    CU_ASSERT_EQUAL(printer_watch(r->p, "a b"), -EINVAL);
     long_name[127] = '\0'; /* 127 bytes is a valid name: it just does not exist */
-    CU_ASSERT_EQUAL(printer_submit(r->p, 2, long_name, PRINTER_FORMAT_RAW, NULL, zpl, 3), 0);
+    CU_ASSERT_EQUAL(printer_submit(r->p, 2, long_name, PRINTER_FORMAT_RAW, "rmad-test", zpl, 3), 0);
     run_until(r, 1);
     CU_ASSERT_EQUAL(r->ev[0].kind, PRINTER_EV_FAILED);
     CU_ASSERT(r->ev[0].retry);
@@ -871,6 +1098,10 @@ int suite_printer(void)
         !CU_add_test(s, "cupsd down and back", test_cupsd_down) ||
         !CU_add_test(s, "destroy with requests in flight, hung server", test_destroy_in_flight) ||
         !CU_add_test(s, "unreachable: no socket, refused, TCP", test_unreachable_messages) ||
+        !CU_add_test(s, "job identity: uuid and name, never another job", test_job_identity) ||
+        !CU_add_test(s, "find a job by name: found, never sent, empty", test_find_by_name) ||
+        !CU_add_test(s, "queue health: paused, media empty, ready again", test_health) ||
+        !CU_add_test(s, "state reasons in words; job names", test_reason_words) ||
         !CU_add_test(s, "argument checks", test_arguments))
         return -1;
     return 0;

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "tests/helpers.h"
 #include "proto/policy_expect.h"
@@ -295,6 +296,168 @@ static void test_scanners_listing(void)
     free(dir);
 }
 
+/* rmactl with these arguments (at most 14). */
+static th_proc_t rmactl_run(char *const *args, size_t n)
+{
+    char bin[4096];
+    char *argv[16] = { bin };
+    snprintf(bin, sizeof(bin), "%s", th_bin("rmactl"));
+    for (size_t i = 0; i < n && i < 14; i++)
+        argv[i + 1] = args[i];
+    return th_run_proc(argv, NULL);
+}
+
+#define RUN(...) rmactl_run((char *[]){ __VA_ARGS__ }, \
+                            sizeof((char *[]){ __VA_ARGS__ }) / sizeof(char *))
+
+/* Exit 2, nothing written, and exactly this one line on stderr. */
+static void expect_refused(th_proc_t p, const char *path, const char *line)
+{
+    CU_ASSERT_EQUAL(p.status, 2);
+    ASSERT_STR(p.err, line);
+    CU_ASSERT_STRING_EQUAL(p.out, "");
+    if (path)
+        CU_ASSERT(access(path, F_OK) != 0);
+    th_proc_free(&p);
+}
+
+/* The bytes a file starts with, compared with magic. */
+static int starts_with(const char *path, const char *magic, size_t n)
+{
+    size_t len = 0;
+    char *text = th_read_file(path, &len);
+    int ok = text && len >= n && memcmp(text, magic, n) == 0;
+    free(text);
+    return ok;
+}
+
+/*
+ * The output's name decides the format: label.png is a PNG, never ZPL inside; a name
+ * rmactl cannot write, or a --format that says otherwise, is refused with exit 2.
+ */
+static void test_label_formats_from_names(void)
+{
+    char *dir = th_mkdtemp();
+    CU_ASSERT_PTR_NOT_NULL_FATAL(dir);
+    char png[512], pdf[512], zpl[512], upper[512], bmp[512], none[512], sheet[512];
+    snprintf(png, sizeof(png), "%s/x.png", dir);
+    snprintf(pdf, sizeof(pdf), "%s/x.pdf", dir);
+    snprintf(zpl, sizeof(zpl), "%s/x.zpl", dir);
+    snprintf(upper, sizeof(upper), "%s/X.PNG", dir);
+    snprintf(bmp, sizeof(bmp), "%s/x.bmp", dir);
+    snprintf(none, sizeof(none), "%s/x.d/label", dir);
+    snprintf(sheet, sizeof(sheet), "%s/sheet.png", dir);
+    char *json = "tests/fixtures/labels/exchange.json";
+
+    static const struct {
+        const char *ext, *magic;
+        size_t n;
+    } kinds[] = { { "png", "\x89PNG", 4 }, { "pdf", "%PDF-", 5 }, { "zpl", "^XA", 3 } };
+    const char *paths[] = { png, pdf, zpl };
+    for (size_t i = 0; i < 3; i++) {
+        th_proc_t p = RUN("label", "--json", json, "-o", (char *)paths[i]);
+        CU_ASSERT_EQUAL(p.status, 0);
+        ASSERT_STR(p.err, "");
+        th_proc_free(&p);
+        CU_ASSERT(starts_with(paths[i], kinds[i].magic, kinds[i].n));
+        /* --format that agrees is fine. */
+        p = RUN("label", "--json", json, "--format", (char *)kinds[i].ext, "-o",
+                (char *)paths[i]);
+        CU_ASSERT_EQUAL(p.status, 0);
+        th_proc_free(&p);
+    }
+    th_proc_t p = RUN("label", "--json", json, "--size", "2x1", "-o", upper);
+    CU_ASSERT_EQUAL(p.status, 0);
+    th_proc_free(&p);
+    CU_ASSERT(starts_with(upper, "\x89PNG", 4));
+
+    char line[1024];
+    snprintf(line, sizeof(line),
+             "rmactl: label: cannot write '%s': the output name must end in .zpl, .pdf, .png\n",
+             bmp);
+    expect_refused(RUN("label", "--json", json, "-o", bmp), bmp, line);
+    snprintf(line, sizeof(line),
+             "rmactl: label: cannot write '%s': the output name must end in .zpl, .pdf, .png\n",
+             none);
+    expect_refused(RUN("label", "--json", json, "-o", none), NULL, line);
+    unlink(png);
+    snprintf(line, sizeof(line), "rmactl: label: --format zpl contradicts the output name '%s'\n",
+             png);
+    expect_refused(RUN("label", "--json", json, "--format", "zpl", "-o", png), png, line);
+    /* The same for a receipt: checked before the database is opened. */
+    snprintf(line, sizeof(line), "rmactl: label: --format pdf contradicts the output name '%s'\n",
+             png);
+    expect_refused(RUN("label", "7", "--format=pdf", "-o", png), png, line);
+    expect_refused(RUN("label", "--json", json, "-o", "-"), NULL,
+                   "rmactl: label: writing to stdout ('-o -') needs --format\n");
+    expect_refused(RUN("label", "7", "-o", "-"), NULL,
+                   "rmactl: label: writing to stdout ('-o -') needs --format\n");
+
+    /* stdout with --format. */
+    p = RUN("label", "--json", json, "--format", "zpl", "-o", "-");
+    CU_ASSERT_EQUAL(p.status, 0);
+    CU_ASSERT(p.out && strncmp(p.out, "^XA", 3) == 0);
+    th_proc_free(&p);
+
+    /* The sheet is a PDF only. */
+    snprintf(line, sizeof(line),
+             "rmactl: sheet: cannot write '%s': the output name must end in .pdf\n", sheet);
+    expect_refused(RUN("sheet", "-o", sheet), sheet, line);
+    expect_refused(RUN("sheet", "--format", "png", "-o", pdf), NULL,
+                   "rmactl: sheet: --format must be pdf (the sheet is a PDF), not 'png'\n");
+    expect_refused(RUN("sheet", "-o", "-"), NULL,
+                   "rmactl: sheet: writing to stdout ('-o -') needs --format\n");
+    p = RUN("sheet", "--format", "pdf", "-o", "-");
+    CU_ASSERT_EQUAL(p.status, 0);
+    CU_ASSERT(p.out && strncmp(p.out, "%PDF-", 5) == 0);
+    th_proc_free(&p);
+
+    th_rm_rf(dir);
+    free(dir);
+}
+
+/* rmactl label shows the time in the config's timezone, as rmad prints it. */
+static void test_label_timezone_from_config(void)
+{
+    char *dir = th_mkdtemp();
+    CU_ASSERT_PTR_NOT_NULL_FATAL(dir);
+    char conf[512], bad[512];
+    snprintf(conf, sizeof(conf), "%s/rmad.conf", dir);
+    snprintf(bad, sizeof(bad), "%s/bad.conf", dir);
+    static const char base[] = "[daemon]\ndatabase = rmad.db\npolicies = .\n"
+                               "pub = tcp://127.0.0.1:17781\nreplay = tcp://127.0.0.1:17782\n"
+                               "control = ipc://rmad.ctl\n%s"
+                               "[station dock-1]\nscanner = tcp:127.0.0.1:17790\n";
+    char text[1024];
+    snprintf(text, sizeof(text), base, "timezone = America/New_York\n");
+    CU_ASSERT_EQUAL(th_write_file(conf, text), 0);
+    snprintf(text, sizeof(text), base, "timezone = Mars/Olympus\n");
+    CU_ASSERT_EQUAL(th_write_file(bad, text), 0);
+    char *json = "tests/fixtures/labels/exchange.json";
+
+    th_proc_t p = RUN("--config", conf, "label", "--json", json, "--format", "zpl", "-o", "-");
+    CU_ASSERT_EQUAL(p.status, 0);
+    ASSERT_CONTAINS(p.out, "2026-03-04 09:05 EST");
+    th_proc_free(&p);
+    snprintf(text, sizeof(text), base, "timezone = UTC\n");
+    CU_ASSERT_EQUAL(th_write_file(conf, text), 0);
+    p = RUN("--config", conf, "label", "--json", json, "--format", "zpl", "-o", "-");
+    CU_ASSERT_EQUAL(p.status, 0);
+    ASSERT_CONTAINS(p.out, "2026-03-04 14:05 UTC");
+    th_proc_free(&p);
+
+    /* A config with a zone that does not exist: the one FILE:LINE line, exit 2. */
+    char line[1024];
+    snprintf(line, sizeof(line),
+             "rmactl: %s:7: timezone 'Mars/Olympus': no such time zone (not a zone file under "
+             "the system's zoneinfo; `timedatectl list-timezones` lists them)\n",
+             bad);
+    expect_refused(RUN("--config", bad, "label", "--json", json, "--format", "zpl", "-o", "-"),
+                   NULL, line);
+    th_rm_rf(dir);
+    free(dir);
+}
+
 int suite_rmactl_cli(void)
 {
     CU_pSuite s = CU_add_suite("rmactl_cli", NULL, NULL);
@@ -304,6 +467,9 @@ int suite_rmactl_cli(void)
         !CU_add_test(s, "policy check passes the shipped policies", test_check_shipped_policies) ||
         !CU_add_test(s, "usage and missing files", test_usage_and_missing_files) ||
         !CU_add_test(s, "policy test runs regression case files", test_policy_test_command) ||
+        !CU_add_test(s, "label and sheet: the format is the output name's",
+                     test_label_formats_from_names) ||
+        !CU_add_test(s, "label: times in the config's timezone", test_label_timezone_from_config) ||
         !CU_add_test(s, "scanners lists configured and attached devices (umockdev)",
                      test_scanners_listing))
         return -1;

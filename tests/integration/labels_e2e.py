@@ -96,7 +96,8 @@ def main():
     if failures:
         print("%d checks failed" % len(failures))
         return 1
-    shutil.rmtree(tmp, ignore_errors=True)
+    if os.environ.get("RMAD_KEEP_TMP"): print("kept", tmp)
+    else: shutil.rmtree(tmp, ignore_errors=True)
     print("labels e2e: all checks passed")
     return 0
 
@@ -178,7 +179,7 @@ label_format = pdf
         ev = printed(sub, refused[0]["receipt"])[0]
         check(ev["why"] == "refusal", "why = refusal")
         wait_for(lambda: ev["job"] in jobs_in(zebra), "refusal label captured")
-        check(any(b"unknown RMA" in t for t in zpl_texts(jobs_in(zebra).get(ev["job"], b""))),
+        check(any(b"unknown rma" in t.lower() for t in zpl_texts(jobs_in(zebra).get(ev["job"], b""))),
               "refusal label shows the reason")
 
     # The PDF station: a PDF job whose Code 128 decodes to the receipt id.
@@ -217,22 +218,27 @@ label_format = pdf
     check(cups(root, "cupsdisable", "zebra").returncode == 0, "cupsdisable zebra")
     before = set(jobs_in(zebra))
     flow(s1, "RMA-0004", "SN-0004", "CMD-DONE", "RMA-0005", "SN-0005", "CMD-DONE")
-    sub.pump(lambda ev: count(ev, "label.failed", printer="zebra") >= 2)
+    # One label.failed for the printer's fault, not one per label or per attempt.
+    sub.pump(lambda ev: count(ev, "label.failed", printer="zebra") >= 1)
+    sub.pump(lambda ev: False, timeout=3)
     failed = [e for e in sub.events if e["type"] == "label.failed"]
-    check(len(failed) >= 2 and all(not e["final"] for e in failed), "label.failed, will retry")
+    check(len(failed) == 1 and all(not e["final"] for e in failed),
+          "one label.failed, will retry: %d" % len(failed))
     check(failed and "stop" in failed[0]["error"].lower(), "error says the printer is stopped: "
           + (failed[0]["error"] if failed else ""))
     st = rmactl("status", "--json")
     check('"queued": 2' in st.stdout.replace('"queued":2', '"queued": 2'),
           "status: 2 labels queued: " + st.stdout)
+    n_failed = count(replay(ctx, rep, 1)[0], "label.failed")
     check(daemon.kill(signal.SIGTERM) == 0, "SIGTERM with labels queued")
     s1.close()
     s2.close()
     daemon.start()
     s1 = Scanner(ports["s1"])
-    n_failed = count(sub.events, "label.failed")
-    sub.pump(lambda ev: count(ev, "label.failed") > n_failed)
-    check(count(sub.events, "label.failed") > n_failed, "still failing after the restart")
+    # A fresh daemon says it once more; read through replay: a live subscriber that
+    # reconnects after the restart may not yet be connected when that one goes out.
+    wait_for(lambda: count(replay(ctx, rep, 1)[0], "label.failed") > n_failed,
+             "still failing after the restart")
     check(set(jobs_in(zebra)) == before, "nothing printed while stopped")
     check(cups(root, "cupsenable", "zebra").returncode == 0, "cupsenable zebra")
     r45 = [e["receipt"] for e in sub.events if e["type"] == "inspection.completed"
