@@ -141,15 +141,20 @@ static void log_outcome(const char *name, const char *scanner, const station_out
 }
 
 /* The answer at the scanner that read it; a scanner without a way back has none. */
-static void answer(rmad_scanner_t *rs, const char *scanner_id, const station_outcome_t *o)
+static void answer(rmad_scanner_t *rs, const char *scanner_id, scanner_reply_t word,
+                   const char *reply)
 {
-    scanner_reply_t word = o->scan == STATION_SCAN_ACCEPTED   ? SCANNER_REPLY_OK
-                           : o->scan == STATION_SCAN_REJECTED ? SCANNER_REPLY_REJECT
-                                                              : SCANNER_REPLY_DOUBLE;
-    int rc = scanner_feedback(rs->scanner, scanner_id, word, o->reply);
+    int rc = scanner_feedback(rs->scanner, scanner_id, word, reply);
     /* No way back, or gone (the disconnect says so): nothing to log. */
     if (rc < 0 && rc != -ENOTSUP && rc != -ENOENT && rc != -EPIPE)
         log_warning("%s: no answer sent: %s", scanner_id, strerror(-rc));
+}
+
+static scanner_reply_t reply_word(const station_outcome_t *o)
+{
+    return o->scan == STATION_SCAN_ACCEPTED   ? SCANNER_REPLY_OK
+           : o->scan == STATION_SCAN_REJECTED ? SCANNER_REPLY_REJECT
+                                              : SCANNER_REPLY_DOUBLE;
 }
 
 static void scanner_cb(const scanner_event_t *ev, void *data)
@@ -166,7 +171,7 @@ static void scanner_cb(const scanner_event_t *ev, void *data)
         rc = station_apply_scan(s->st, ev->scan, loop_wall_ms(), d->ob, &out);
         if (rc == 0) {
             publish_pending(d);
-            answer(rs, ev->scanner_id, &out);
+            answer(rs, ev->scanner_id, reply_word(&out), out.reply);
             log_outcome(name, ev->scanner_id, &out);
             if (out.reprint_requested)
                 log_info("station %s: reprint of receipt %lld's label", name,
@@ -180,7 +185,7 @@ static void scanner_cb(const scanner_event_t *ev, void *data)
                                      loop_wall_ms(), d->ob, &out);
         if (rc == 0) {
             publish_pending(d);
-            answer(rs, ev->scanner_id, &out);
+            answer(rs, ev->scanner_id, SCANNER_REPLY_REJECT, out.reply);
             log_info("station %s: %s: input rejected: %s", name, ev->scanner_id, ev->reason);
         }
         break;
@@ -200,9 +205,12 @@ static void scanner_cb(const scanner_event_t *ev, void *data)
         return;
     }
     }
-    if (rc < 0)
+    if (rc < 0) {
         log_err("station %s: storing a scan from %s failed: %s", name, ev->scanner_id,
                 *db_errmsg(d->db) ? db_errmsg(d->db) : strerror(-rc));
+        /* An answer for every scan: this one changed nothing and must be scanned again. */
+        answer(rs, ev->scanner_id, SCANNER_REPLY_REJECT, station_unstored_reply(s->st));
+    }
 }
 
 /* ---- labels --------------------------------------------------------------------- */

@@ -201,6 +201,21 @@ const char *station_name(const station_t *st)
     return st->name;
 }
 
+static int compose_reply(const char *message, int64_t id, const char *rma, const char *next,
+                         char **out);
+
+const char *station_unstored_reply(station_t *st)
+{
+    char *reply = NULL;
+    /* The station is as it was: the same receipt, the same next step, read afresh. */
+    if (compose_reply("not stored: rmad could not write it (its log says why); nothing changed",
+                      st->open_id, st->open_rma, "scan it again", &reply) < 0)
+        return "not stored [unknown]: scan it again";
+    free(st->reply);
+    st->reply = reply;
+    return reply;
+}
+
 void station_status(const station_t *st, station_status_t *out)
 {
     *out = (station_status_t){

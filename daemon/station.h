@@ -138,6 +138,13 @@ int station_record_rejected(station_t *st, const char *scanner_id, const void *r
                             size_t raw_len, const char *reason, int64_t now_ms, outbox_t *ob,
                             station_outcome_t *out);
 
+/*
+ * The reply for a scan whose transaction failed (station_apply_scan or
+ * station_record_rejected returned an error): REJECT it, as nothing changed, naming the
+ * open receipt, "scan it again". Valid until the next call on the station.
+ */
+const char *station_unstored_reply(station_t *st);
+
 /* For `rmactl status`. Strings are the station's, valid until its next call. */
 typedef struct {
     const char *name;

@@ -1245,6 +1245,10 @@ static void test_failure_rolls_back(void)
     int r = scan_raw(&f, SCANNER, "CMD-DONE", 8, f.mono, &o);
     CU_ASSERT(r < 0);
     ASSERT_CONTAINS(db_errmsg(f.db), "injected failure");
+    /* The worker still gets an answer: nothing changed, scan it again. */
+    ASSERT_STR(station_unstored_reply(f.st),
+               "not stored: rmad could not write it (its log says why); nothing changed "
+               "[receipt 1 RMA-V7001]: scan it again");
     CU_ASSERT_EQUAL(n_events(&f), events);
     CU_ASSERT_EQUAL(q_int(&f, "SELECT count(*) FROM scans"), scans);
     CU_ASSERT_EQUAL(q_int(&f, "SELECT count(*) FROM outbox"), (long long)events);
