@@ -145,8 +145,11 @@ static void answer(rmad_scanner_t *rs, const char *scanner_id, scanner_reply_t w
                    const char *reply)
 {
     int rc = scanner_feedback(rs->scanner, scanner_id, word, reply);
-    /* No way back, or gone (the disconnect says so): nothing to log. */
-    if (rc < 0 && rc != -ENOTSUP && rc != -ENOENT && rc != -EPIPE)
+    /*
+     * No way back, gone (the disconnect says so), or a client that does not read its
+     * answers (it would log one line per scan): nothing to log.
+     */
+    if (rc < 0 && rc != -ENOTSUP && rc != -ENOENT && rc != -EPIPE && rc != -ENOBUFS)
         log_warning("%s: no answer sent: %s", scanner_id, strerror(-rc));
 }
 

@@ -169,9 +169,10 @@ const char *scanner_reply_word(scanner_reply_t reply);
  * text is one line for people (control bytes are sent as spaces). Each driver answers
  * in the way its devices can:
  *   tcp     "WORD text\n" to that connection, never blocking: what the socket does
- *           not take is queued, at most SCANNER_TCP_REPLY_MAX bytes per connection; a
- *           client that lets more pile up is disconnected ("not reading its replies")
- *           when its input is next read, never from inside this call.
+ *           not take is queued, at most SCANNER_TCP_REPLY_MAX bytes per connection;
+ *           beyond that replies are dropped (-ENOBUFS) until the queue drains, and
+ *           the client keeps its connection: a scanner that only sends must never be
+ *           cut off for ignoring answers.
  *   serial  the option bytes feedback_ok / feedback_reject / feedback_double, written
  *           without blocking (a beep that does not fit the port's buffer is dropped).
  *   usb     HID POS scanners whose report descriptor declares an output report with a
@@ -179,7 +180,8 @@ const char *scanner_reply_word(scanner_reply_t reply);
  *           scanners have no way back.
  * Returns 0 when sent or queued, -ENOTSUP when this scanner (or that device) has no
  * feedback for `reply`, -ENOENT when scanner_id is not connected now, -EPIPE when the
- * connection can no longer be written (its end is reported as a disconnect), -ENOMEM.
+ * connection can no longer be written (its end is reported as a disconnect), -ENOBUFS
+ * when a TCP client's reply queue is full (the reply is dropped), -ENOMEM.
  */
 int scanner_feedback(scanner_t *s, const char *scanner_id, scanner_reply_t reply,
                      const char *text);

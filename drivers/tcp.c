@@ -63,7 +63,7 @@ struct tcp_client {
     /* Replies the socket did not take yet: at most SCANNER_TCP_REPLY_MAX bytes. */
     char *out;
     size_t out_len;
-    bool not_reading;       /* a reply did not fit: close at the end of this wake-up */
+    bool dropping;          /* replies are being dropped: the client does not read them */
     bool write_failed;      /* the peer is gone for writing: replies are dropped */
 };
 
@@ -189,13 +189,19 @@ static int tcp_feedback(void *impl, const char *scanner_id, scanner_reply_t repl
         return -ENOENT;
     if (c->write_failed)
         return -EPIPE;
-    if (c->not_reading)
-        return 0;
     const char *word = scanner_reply_word(reply);
     size_t wl = strlen(word), tl = strlen(text), n = wl + 1 + tl + 1;
-    if (c->out_len + n > SCANNER_TCP_REPLY_MAX) {
-        c->not_reading = true;
-        return 0;
+    /*
+     * A client that does not read its replies (a fixed-mount scanner that only
+     * sends) keeps its connection: its scans matter, the answers it ignores do not.
+     * Replies that do not fit are dropped whole, never cut; once the queue has
+     * drained, replies flow again.
+     */
+    if (c->dropping && c->out_len == 0)
+        c->dropping = false;
+    if (c->dropping || c->out_len + n > SCANNER_TCP_REPLY_MAX) {
+        c->dropping = true;
+        return -ENOBUFS;
     }
     if (!c->out && !(c->out = malloc(SCANNER_TCP_REPLY_MAX)))
         return -ENOMEM;
@@ -228,11 +234,6 @@ static void client_ready(loop_t *loop, int fd, unsigned events, void *data)
         ssize_t n = read(fd, chunk, sizeof(chunk));
         if (n > 0) {
             scanner_lines_feed(c->lines, chunk, (size_t)n);
-            /* Closed here, not in tcp_feedback(): the framer was still in use. */
-            if (c->not_reading) {
-                client_close(c, "client is not reading its replies");
-                return;
-            }
             continue;
         }
         if (n == 0) {
