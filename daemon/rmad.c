@@ -540,6 +540,10 @@ static int rmad_start(rmad_t *d)
         rc = -EIO;
         goto fail;
     }
+    if ((rc = bus_set_heartbeat(d->bus, d->cfg->heartbeat_ms)) < 0) {
+        log_err("bus heartbeat: %s", strerror(-rc));
+        return rc;
+    }
     if (!(d->ctl = control_new(d->zctx, d->loop, d->db, d->cfg->control, d->cfg->rma_pattern, &err))) {
         rc = -EIO;
         goto fail;

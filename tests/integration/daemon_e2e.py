@@ -44,6 +44,7 @@ policies = {tmp}/policies
 pub = {pub}
 replay = {rep}
 control = ipc://{tmp}/rmad.ctl
+heartbeat_ms = 300
 
 [station dock1]
 scanner = tcp:127.0.0.1:{s1}
@@ -146,6 +147,13 @@ scanner = tcp:127.0.0.1:{s2}
     check(all_ev[0]["type"] == "daemon.started", "first event is daemon.started")
     tail, last2 = replay(ctx, rep, last - 2)
     check([e["seq"] for e in tail] == [last - 2, last - 1, last], "replay from N starts at N")
+    # A quiet dock still says how far it is: bus.heartbeat carries the last seq, so a
+    # subscriber that lost the tail notices within one interval.
+    n_beats = len(sub.heartbeats)
+    sub.pump(lambda ev: len(sub.heartbeats) > n_beats)
+    beat = sub.heartbeats[-1] if len(sub.heartbeats) > n_beats else {}
+    check(beat.get("last_seq") == last and "seq" not in beat,
+          "bus.heartbeat says the last seq (%s, want %d)" % (beat.get("last_seq"), last))
 
     # The SQLite file holds every scan, raw bytes included.
     db = sqlite3.connect("file:%s/rmad.db?mode=ro" % tmp, uri=True)
