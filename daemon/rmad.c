@@ -253,10 +253,28 @@ static void spool_cb(const spool_note_t *n, void *data)
     }
 }
 
+/*
+ * The control contract: an argument a command does not take is an error, not
+ * ignored (a typo such as "reciept" must not silently do something else). Returns 0,
+ * or -EINVAL with *reply set.
+ */
+static int known_args(const json_t *req, const char *const *keys, json_t **reply)
+{
+    char *err = NULL;
+    if (control_check_keys(req, keys, &err) == 0)
+        return 0;
+    *reply = json_pack("{s:s}", "error", err ? err : "unknown argument");
+    free(err);
+    return -EINVAL;
+}
+
 /* {"cmd": "reprint", "receipt": N}: queue receipt N's label again at its station. */
 static int reprint_cmd(const json_t *req, json_t **reply, void *data)
 {
+    static const char *const keys[] = { "receipt", NULL };
     rmad_t *d = data;
+    if (known_args(req, keys, reply) < 0)
+        return -EINVAL;
     json_t *r = json_object_get(req, "receipt");
     if (!json_is_integer(r) || json_integer_value(r) <= 0) {
         *reply = json_pack("{s:s}", "error", "reprint: \"receipt\" must be a receipt id (> 0)");
@@ -291,12 +309,8 @@ static int labels_cmd(const json_t *req, json_t **reply, void *data)
         { "printed", DB_PRINT_LIST_PRINTED },  { "cancelled", DB_PRINT_LIST_CANCELLED },
     };
     rmad_t *d = data;
-    char *kerr = NULL;
-    if (control_check_keys(req, keys, &kerr) < 0) {
-        *reply = json_pack("{s:s}", "error", kerr ? kerr : "labels: bad request");
-        free(kerr);
+    if (known_args(req, keys, reply) < 0)
         return -EINVAL;
-    }
     db_print_list_t which = DB_PRINT_LIST_ALL;
     json_t *st = json_object_get(req, "state");
     if (st) {
@@ -336,7 +350,10 @@ static int labels_cmd(const json_t *req, json_t **reply, void *data)
 /* {"cmd": "labels_cancel", "label": N}: give up a waiting label. */
 static int labels_cancel_cmd(const json_t *req, json_t **reply, void *data)
 {
+    static const char *const keys[] = { "label", NULL };
     rmad_t *d = data;
+    if (known_args(req, keys, reply) < 0)
+        return -EINVAL;
     json_t *l = json_object_get(req, "label");
     if (!json_is_integer(l) || json_integer_value(l) <= 0) {
         *reply = json_pack("{s:s}", "error", "labels cancel: \"label\" must be a label id (> 0)");
@@ -357,8 +374,10 @@ static int labels_cancel_cmd(const json_t *req, json_t **reply, void *data)
 
 static int status_cmd(const json_t *req, json_t **reply, void *data)
 {
-    (void)req;
+    static const char *const keys[] = { NULL };
     rmad_t *d = data;
+    if (known_args(req, keys, reply) < 0)
+        return -EINVAL;
     uint64_t last = 0;
     int rc = db_outbox_last_seq(d->db, &last);
     if (rc < 0)
