@@ -551,7 +551,8 @@ static int rmad_start(rmad_t *d)
         log_err("signals: %s", strerror(-rc));
         return rc;
     }
-    if ((rc = db_open(d->cfg->database, &d->db, &err)) < 0)
+    if ((rc = db_check_location(d->cfg->database, &err)) < 0 ||
+        (rc = db_open(d->cfg->database, &d->db, &err)) < 0)
         goto fail;
     if ((rc = policyset_load(d->cfg->policies, &d->policies, &err)) < 0)
         goto fail;
@@ -680,6 +681,13 @@ int main(int argc, char **argv)
         rc = policyset_load(d.cfg->policies, &ps, &err);
         if (rc < 0)
             fprintf(stderr, "rmad: %s\n", err ? err : strerror(-rc));
+        free(err);
+        err = NULL;
+        int dbrc = db_check_location(d.cfg->database, &err);
+        if (dbrc < 0) {
+            fprintf(stderr, "rmad: database %s\n", err ? err : strerror(-dbrc));
+            rc = dbrc;
+        }
         free(err);
         policyset_destroy(&ps);
         config_destroy(&d.cfg);
