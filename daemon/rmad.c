@@ -498,6 +498,7 @@ static void rmad_free(rmad_t *d)
         zmq_ctx_term(d->zctx);
     config_destroy(&d->cfg);
     label_release_fonts();   /* the font caches labels filled: a clean exit under ASan */
+    log_flush();             /* a count of repeated lines is never lost */
 }
 
 /*
