@@ -32,6 +32,7 @@
 #include "drivers/scanner.h"
 #include "labels/label.h"
 #include "proto/control.h"
+#include "proto/event.h"
 
 #define RMAD_VERSION "0.1"
 
@@ -423,6 +424,14 @@ static int status_cmd(const json_t *req, json_t **reply, void *data)
                 json_object_set_new(r, "rma", json_string(st.rma));
             if (st.serial)
                 json_object_set_new(r, "serial", json_string(st.serial));
+            /* When it was opened: rmactl status shows "since ..." (the database knows). */
+            db_receipt_t rec;
+            char opened[EVENT_TIME_STRLEN];
+            if (db_receipt_get(d->db, st.receipt_id, &rec) == 0) {
+                if (event_time_format(rec.opened_at, opened) == 0)
+                    json_object_set_new(r, "opened_at", json_string(opened));
+                db_receipt_clear(&rec);
+            }
             json_object_set_new(o, "receipt", r);
         }
         json_array_append_new(stations, o);
@@ -432,10 +441,14 @@ static int status_cmd(const json_t *req, json_t **reply, void *data)
         json_decref(stations);
         return rc;
     }
-    *reply = json_pack("{s:I, s:I, s:I, s:o, s:{s:i, s:i}}", "pid", (json_int_t)getpid(),
+    /* started_at is the documented field (docs/control.md) that rmactl shows. */
+    char started[EVENT_TIME_STRLEN];
+    if (event_time_format(d->started_ms, started) < 0)
+        started[0] = '\0';
+    *reply = json_pack("{s:I, s:I, s:I, s:s, s:o, s:{s:i, s:i}}", "pid", (json_int_t)getpid(),
                        "last_seq", (json_int_t)last, "started_ms", (json_int_t)d->started_ms,
-                       "stations", stations, "labels", "queued", (int)ps.queued,
-                       "submitted", (int)ps.submitted);
+                       "started_at", started, "stations", stations, "labels", "queued",
+                       (int)ps.queued, "submitted", (int)ps.submitted);
     return *reply ? 0 : -ENOMEM;
 }
 
