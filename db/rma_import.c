@@ -56,6 +56,15 @@ static int put(record_t *rec, char c)
     return 0;
 }
 
+/*
+ * Field i's bytes (flen[i] of them). A record of empty fields (",,") never allocated
+ * buf: its fields are "" then, never an offset from NULL.
+ */
+static const char *field(const record_t *rec, size_t i)
+{
+    return rec->buf ? rec->buf + rec->off[i] : "";
+}
+
 static void field_begin(record_t *rec)
 {
     if (rec->nf < MAX_FIELDS) {
@@ -255,7 +264,7 @@ static int row_to_rma(const header_t *h, const record_t *rec, const regex_t *re,
     db_rma_init(rma);
     for (size_t i = 0; i < h->ncols; i++) {
         char *msg = NULL;
-        r = db_rma_set_column(rma, h->col[i], rec->buf + rec->off[i], rec->flen[i], &msg);
+        r = db_rma_set_column(rma, h->col[i], field(rec, i), rec->flen[i], &msg);
         if (r == -EINVAL) {
             failed |= 1u << h->col[i];
             n++;
@@ -290,7 +299,7 @@ static int read_header(csv_t *c, record_t *rec, header_t *h, errors_t *errors)
 
     h->ncols = rec->nf;
     for (size_t i = 0; i < rec->nf; i++) {
-        char *name = strndup(rec->buf + rec->off[i], rec->flen[i]), *s = name, *q;
+        char *name = strndup(field(rec, i), rec->flen[i]), *s = name, *q;
         size_t len;
         int col;
 
