@@ -7,6 +7,7 @@
 #   make valgrind   the unit tests under valgrind
 #   make bench      speed and memory measurements (never asserted by tests)
 #   make fuzz       libFuzzer (clang) on every parser, FUZZ_SECONDS (60) per target
+#   make reliability  the crash harness (RELIABILITY_KILLS=50 SIGKILLs); table in README
 
 CC      ?= cc
 CFLAGS  ?= -O2 -g
@@ -59,7 +60,8 @@ RMAD_OBJ = $(if $(wildcard daemon/rmad.c),$(B)/daemon/rmad.o)
 
 BINS     = $(B)/rmactl $(if $(RMAD_OBJ),$(B)/rmad)
 
-.PHONY: all deps check-deps run check test asan valgrind bench clean install fuzz fuzz-targets
+.PHONY: all deps check-deps run check test asan valgrind bench clean install fuzz fuzz-targets \
+        reliability
 
 all: check-deps $(BINS)
 
@@ -148,6 +150,13 @@ fuzz-targets: check-deps $(FUZZ_BINS)
 $(B)/fuzz_%: tests/fuzz/fuzz_%.c $(B)/librmad.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -fsanitize=fuzzer -o $@ $< $(B)/librmad.a $(LIBS)
+
+# SIGKILLs at random moments while stations scan and labels print: every acknowledged
+# receipt stored once, events gapless, labels printed once. A few minutes; the table
+# goes to the README. make check runs a short version (5 kills).
+reliability: deps all
+	RELIABILITY_KILLS=$${RELIABILITY_KILLS:-50} /usr/bin/python3 tests/reliability/crash_harness.py \
+	    $(B) --readme README.md
 
 bench: all
 	scripts/bench.sh $(B)

@@ -6,6 +6,7 @@
  */
 #include <CUnit/CUnit.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "tests/helpers.h"
@@ -46,6 +47,14 @@ static void test_station_end_to_end(void)
     run_script("tests/integration/station_e2e.py", "station e2e: all checks passed");
 }
 
+/* The short crash harness (make reliability runs 50 kills). */
+static void test_crash_harness(void)
+{
+    CU_ASSERT_EQUAL_FATAL(setenv("RELIABILITY_KILLS", "5", 1), 0);
+    run_script("tests/reliability/crash_harness.py", "crash harness: 0 lost, 0 duplicated, 0 crashes");
+    (void)unsetenv("RELIABILITY_KILLS");
+}
+
 static void test_scanners_end_to_end(void)
 {
     run_script("tests/integration/scanners_e2e.py", "scanners e2e: all checks passed");
@@ -61,6 +70,8 @@ int suite_daemon_e2e(void)
                      test_labels_end_to_end) ||
         !CU_add_test(s, "printing exactly once: stops mid-submit, cupsd crash, media empty",
                      test_printing_end_to_end) ||
+        !CU_add_test(s, "crash harness: 5 SIGKILLs while scanning and printing",
+                     test_crash_harness) ||
         !CU_add_test(s, "a USB and a serial scanner (umockdev) complete receipts",
                      test_scanners_end_to_end) ||
         !CU_add_test(s, "station replies over TCP: mis-scans, own labels, the checklist",
