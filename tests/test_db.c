@@ -303,7 +303,15 @@ static void test_rma_get_and_mark_received(void)
     CU_ASSERT(got.imported_at != DB_TIME_NONE && got.updated_at >= got.imported_at);
     /* Stored as text dates, readable at the sqlite3 prompt. */
     CU_ASSERT_EQUAL(peek_int("SELECT count(*) FROM rmas WHERE issued = '2026-11-12' AND "
-                             "shipped IS NULL AND kind = 'credit'"), 1);
+                             "kind = 'credit'"), 1);
+    /* The product facts are the RMA's one line (schema 4). */
+    CU_ASSERT_EQUAL(peek_int("SELECT count(*) FROM rma_lines WHERE rma = 'RMA-2001' AND line = 1 "
+                             "AND quantity = 1 AND shipped IS NULL AND purchased = '2025-01-10'"), 1);
+    CU_ASSERT_EQUAL(got.line, 1);
+    CU_ASSERT_EQUAL(got.quantity, 1);
+    CU_ASSERT_EQUAL(got.lines, 1);
+    CU_ASSERT_EQUAL(got.authorised, 1);
+    CU_ASSERT_EQUAL(got.received, 0);
 
     CU_ASSERT_EQUAL(db_rma_upsert(db, &rma, &what), 0);
     CU_ASSERT_EQUAL(what, DB_UPSERT_UNCHANGED);
