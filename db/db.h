@@ -170,6 +170,15 @@ int db_rma_kind_parse(const char *s, db_rma_kind_t *out);
  */
 int db_rma_set_field(db_rma_t *rma, const char *column, const char *value, char **errmsg);
 
+/* True when name is a field of db_rma_set_field. */
+bool db_rma_field_known(const char *name);
+
+/*
+ * The comparison key of a serial: trimmed of white space, ASCII upper case (as
+ * policy_serial_equal compares). Writes at most cap bytes with the NUL.
+ */
+void db_serial_key(const char *s, size_t len, char *key, size_t cap);
+
 /*
  * Check a whole RMA (also one filled field by field from JSON): number, issued and
  * vendor present, number matching `number_re` (NULL: DB_RMA_NUMBER_PATTERN), every

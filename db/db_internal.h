@@ -152,17 +152,17 @@ int db_rma_check(const db_rma_t *rma, const regex_t *number_re, const char *patt
                  unsigned skip, db_rma_problem_fn report, void *data);
 
 /*
- * The comparison key of a serial: trimmed of white space, ASCII upper case (as
- * policy_serial_equal compares). Writes at most cap bytes with the NUL.
- */
-void db_serial_key(const char *s, size_t len, char *key, size_t cap);
-
-/*
  * Split a '|'-separated serial list: fn(data, serial, len) per item, trimmed (empty
  * items included, len 0). Returns the number of items, or fn's negative return.
  */
 int db_serials_split(const char *list, int (*fn)(void *data, const char *s, size_t len),
                      void *data);
+
+/*
+ * Delete the RMA's lines whose number is not in keep[] (-EPERM when units were
+ * received on one), then settle its status. Inside a transaction.
+ */
+int db_rma_keep_lines(db_t *db, const char *number, const int *keep, size_t nkeep);
 
 /* Compile DB_RMA_NUMBER_PATTERN. Returns 0 or -ENOMEM. */
 int db_rma_default_re(regex_t *re);

@@ -138,6 +138,11 @@ int db_serials_split(const char *list, int (*fn)(void *data, const char *s, size
     }
 }
 
+bool db_rma_field_known(const char *name)
+{
+    return db_rma_column(name) >= 0;
+}
+
 int db_rma_column(const char *name)
 {
     for (int c = 0; c < RMA_COL_COUNT; c++)
@@ -986,40 +991,27 @@ int db_rma_upsert(db_t *db, const db_rma_t *rma, db_upsert_t *what)
     return 0;
 }
 
-int db_rma_replace(db_t *db, const db_rma_t *lines, size_t n, db_upsert_t *what)
+int db_rma_keep_lines(db_t *db, const char *number, const int *keep, size_t nkeep)
 {
     static const char list_sql[] = "SELECT line FROM rma_lines WHERE rma = ?1 ORDER BY line";
     static const char del_sql[] = "DELETE FROM rma_lines WHERE rma = ?1 AND line = ?2";
-    int64_t before = changes_so_far(db);
-    bool existed, grew = false;
-    int gone[64], ngone = 0, r, rc;
+    int gone[64], ngone, r, rc;
     sqlite3_stmt *st;
 
-    if (n == 0)
-        return db_fail_msg(db, -EINVAL, "rma replace: no lines");
-    if ((r = rma_exists(db, lines[0].number, &existed)) < 0 || (r = header_put(db, &lines[0])) < 0)
-        return r;
-    for (size_t i = 0; i < n; i++) {
-        bool g = false;
-        if ((r = line_put(db, &lines[i], lines[i].line > 0 ? lines[i].line : (int)i + 1, &g)) < 0)
-            return r;
-        grew |= g;
-    }
-
-    /* Lines the upstream system no longer lists go, unless units came in on them.
-     * Deleted in batches: the walk's statement cannot run beside the delete. */
+    /* Collected in batches, then deleted: the walk's statement cannot run beside the
+     * delete. */
     do {
         ngone = 0;
         st = db_stmt(db, ST_RMA_LINE_NUMBERS, list_sql);
         if (!st)
             return -EIO;
-        rc = db_bind_text(st, 1, lines[0].number);
+        rc = db_bind_text(st, 1, number);
         while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
             int line = sqlite3_column_int(st, 0);
-            bool keep = false;
-            for (size_t i = 0; i < n && !keep; i++)
-                keep = (lines[i].line > 0 ? lines[i].line : (int)i + 1) == line;
-            if (!keep && ngone < (int)(sizeof(gone) / sizeof(gone[0])))
+            bool kept = false;
+            for (size_t i = 0; i < nkeep && !kept; i++)
+                kept = keep[i] == line;
+            if (!kept && ngone < (int)(sizeof(gone) / sizeof(gone[0])))
                 gone[ngone++] = line;
             rc = SQLITE_OK;
         }
@@ -1028,16 +1020,16 @@ int db_rma_replace(db_t *db, const db_rma_t *lines, size_t n, db_upsert_t *what)
             return db_fail(db, rc, "rma lines");
         for (int i = 0; i < ngone; i++) {
             int64_t in;
-            if ((r = received_on(db, lines[0].number, gone[i], &in)) < 0)
+            if ((r = received_on(db, number, gone[i], &in)) < 0)
                 return r;
             if (in > 0)
                 return db_fail_msg(db, -EPERM, "%s: line %d has %lld unit%s received and is "
-                                   "not in the import", lines[0].number, gone[i], (long long)in,
+                                   "not in the import", number, gone[i], (long long)in,
                                    in == 1 ? "" : "s");
             st = db_stmt(db, ST_RMA_LINE_DELETE, del_sql);
             if (!st)
                 return -EIO;
-            rc = db_bind_text(st, 1, lines[0].number);
+            rc = db_bind_text(st, 1, number);
             if (rc == SQLITE_OK) rc = sqlite3_bind_int(st, 2, gone[i]);
             if (rc == SQLITE_OK)
                 rc = sqlite3_step(st);
@@ -1046,8 +1038,28 @@ int db_rma_replace(db_t *db, const db_rma_t *lines, size_t n, db_upsert_t *what)
                 return db_fail(db, rc, "rma line delete");
         }
     } while (ngone == (int)(sizeof(gone) / sizeof(gone[0])));
+    return status_settle(db, number, false);
+}
 
-    if ((r = status_settle(db, lines[0].number, grew)) < 0)
+int db_rma_replace(db_t *db, const db_rma_t *lines, size_t n, db_upsert_t *what)
+{
+    int64_t before = changes_so_far(db);
+    bool existed, grew = false;
+    int keep[DB_RMA_LINE_MAX], r;
+
+    if (n == 0 || n > DB_RMA_LINE_MAX)
+        return db_fail_msg(db, -EINVAL, "rma replace: 1 to %d lines", DB_RMA_LINE_MAX);
+    if ((r = rma_exists(db, lines[0].number, &existed)) < 0 || (r = header_put(db, &lines[0])) < 0)
+        return r;
+    for (size_t i = 0; i < n; i++) {
+        bool g = false;
+        keep[i] = lines[i].line > 0 ? lines[i].line : (int)i + 1;
+        if ((r = line_put(db, &lines[i], keep[i], &g)) < 0)
+            return r;
+        grew |= g;
+    }
+    if ((r = db_rma_keep_lines(db, lines[0].number, keep, n)) < 0
+        || (r = status_settle(db, lines[0].number, grew)) < 0)
         return r;
     if (what)
         *what = upsert_result(existed, before, changes_so_far(db));

@@ -34,6 +34,7 @@
 #define CONTROL_TIMEOUT_MS   5000           /* rmactl's wait for an answer */
 #define CONTROL_RECEIPTS_DEFAULT 20
 #define CONTROL_RECEIPTS_MAX 1000
+#define CONTROL_RMA_LINES_MAX 1000     /* lines in one rma.put */
 
 #define REPLAY_REQUEST_MAX   4096           /* bytes of a replay request frame */
 #define REPLAY_END_TOPIC     "replay.end"

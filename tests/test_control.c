@@ -395,7 +395,8 @@ static void test_rma_import(void)
     snprintf(want, sizeof(want),
              "%s:3: issued: expected YYYY-MM-DD, got \"2026-02-30\"\n"
              "%s:4: number: \"BAD\" does not match the RMA number pattern\n"
-             "%s:5: number: \"RMA-2001\" already on line 2\n", bad, bad, bad);
+             "%s:5: issued: differs from line 2, the first row of RMA-2001 (an RMA's issued "
+             "is the same on all its lines)\n", bad, bad, bad);
     ASSERT_OUT(p, 2, "", want);
     th_proc_free(&p);
 
