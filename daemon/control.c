@@ -8,6 +8,7 @@
  * CONTROL_FRAME_MAX.
  */
 #include "daemon/control.h"
+#include "daemon/control_rma.h"
 #include "daemon/msgf.h"
 
 #include <errno.h>
@@ -41,6 +42,7 @@ struct control {
     void *zsock;
     char *endpoint;
     regex_t rma_re;
+    control_rma_t *rma_cmds;
     struct handler handlers[CONTROL_HANDLERS_MAX];
     size_t nhandlers;
     control_stats_t stats;
@@ -348,12 +350,13 @@ static int cmd_rma_put(const json_t *req, json_t **reply, void *data)
     }
     db_rma_init(&lines[0]);
     rc = set_fields(&lines[0], obj, "rma", false, jlines != NULL, errors);
+    /* Every line starts from the RMA's own fields, before any line's are set. */
+    for (size_t i = 1; i < n; i++)
+        lines[i] = lines[0];
     for (size_t i = 0; rc == 0 && jlines && i < n; i++) {
         json_t *jl = json_array_get(jlines, i);
         char where[48];
         snprintf(where, sizeof(where), "rma.lines[%zu]", i);
-        if (i > 0)
-            lines[i] = lines[0];
         if (!json_is_object(jl))
             rc = add_msg(errors, msgf("%s: expected an object of line fields", where));
         else
@@ -612,7 +615,8 @@ control_t *control_new(void *zctx, loop_t *loop, db_t *db, const char *endpoint,
     }
     if (control_register(ctl, "receipts", cmd_receipts, ctl) < 0 ||
         control_register(ctl, "rma.import", cmd_rma_import, ctl) < 0 ||
-        control_register(ctl, "rma.put", cmd_rma_put, ctl) < 0)
+        control_register(ctl, "rma.put", cmd_rma_put, ctl) < 0 ||
+        !(ctl->rma_cmds = control_rma_new(ctl, db)))
         goto free_re;
     ctl->zsock = bind_control(zctx, endpoint, errmsg);
     if (!ctl->zsock)
@@ -627,6 +631,7 @@ control_t *control_new(void *zctx, loop_t *loop, db_t *db, const char *endpoint,
 close_sock:
     zmq_close(ctl->zsock);
 free_re:
+    control_rma_destroy(&ctl->rma_cmds);
     regfree(&ctl->rma_re);
 free_ctl:
     free(ctl->endpoint);
@@ -647,6 +652,7 @@ void control_destroy(control_t **ctl_p)
     control_t *ctl = *ctl_p;
     (void)loop_del_zsock(ctl->loop, ctl->zsock);
     zmq_close(ctl->zsock);
+    control_rma_destroy(&ctl->rma_cmds);
     regfree(&ctl->rma_re);
     free(ctl->endpoint);
     free(ctl);
@@ -669,6 +675,12 @@ int control_register(control_t *ctl, const char *cmd, control_fn fn, void *data)
     h->fn = fn;
     h->data = data;
     return 0;
+}
+
+void control_set_rma_expiry(control_t *ctl, control_rma_expiry_fn fn, void *data)
+{
+    if (ctl)
+        control_rma_set_expiry(ctl->rma_cmds, fn, data);
 }
 
 const char *control_endpoint(const control_t *ctl)
