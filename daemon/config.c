@@ -710,6 +710,56 @@ static int set_station_key(struct parser *p, config_station_t *st, enum station_
  * range, or one of a list of words. The drivers read them back with
  * config_scanner_option() and apply their defaults (drivers/scanner.h).
  */
+/* The `words` of an option whose value is bytes in config_unescape()'s notation. */
+static const char BYTES[] = "bytes";
+
+int config_unescape(const char *text, uint8_t *out, size_t *len, const char **why)
+{
+    size_t n = 0;
+    for (const char *p = text; *p; p++) {
+        uint8_t b = (uint8_t)*p;
+        if (*p == '\\') {
+            p++;
+            switch (*p) {
+            case '\\': b = '\\'; break;
+            case 'r': b = '\r'; break;
+            case 'n': b = '\n'; break;
+            case 't': b = '\t'; break;
+            case 'e': b = 0x1b; break;
+            case 'x': {
+                unsigned v = 0;
+                for (int i = 1; i <= 2; i++) {
+                    char c = p[i];
+                    int d = c >= '0' && c <= '9' ? c - '0'
+                          : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                          : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+                    if (d < 0) {
+                        *why = "\\x takes two hex digits";
+                        return -EINVAL;
+                    }
+                    v = v * 16 + (unsigned)d;
+                }
+                b = (uint8_t)v;
+                p += 2;
+                break;
+            }
+            default:
+                *why = "unknown escape (expected \\xHH, \\r, \\n, \\t, \\e or \\\\)";
+                return -EINVAL;
+            }
+        }
+        if (n == CONFIG_FEEDBACK_MAX) {
+            *why = "longer than 32 bytes";
+            return -EINVAL;
+        }
+        if (out)
+            out[n] = b;
+        n++;
+    }
+    *len = n;
+    return 0;
+}
+
 #define OPT_USB    (1u << CONFIG_SCANNER_USB)
 #define OPT_SERIAL (1u << CONFIG_SCANNER_SERIAL)
 static const struct {
@@ -727,6 +777,10 @@ static const struct {
     { "detach", OPT_USB, "yes|no", 0, 0 },
     { "eol", OPT_USB | OPT_SERIAL, "required|none", 0, 0 },
     { "eol_ms", OPT_USB | OPT_SERIAL, NULL, 10, 60000 },
+    /* Bytes written back to the scanner (config_unescape): words BYTES. */
+    { "feedback_ok", OPT_SERIAL, BYTES, 0, 0 },
+    { "feedback_reject", OPT_SERIAL, BYTES, 0, 0 },
+    { "feedback_double", OPT_SERIAL, BYTES, 0, 0 },
 };
 
 static bool word_in(const char *word, const char *words)
@@ -776,7 +830,8 @@ static int parse_scanner_options(config_scanner_t *s, const char *opts, char **w
         if (k == nk) {
             rc = asprintf(why, "unknown option '%s' (expected %s)", quote(q, key),
                           kind == OPT_USB ? "layout, detach, eol or eol_ms"
-                                          : "baud, parity, bits, stop, flow, eol or eol_ms");
+                                          : "baud, parity, bits, stop, flow, eol, eol_ms, "
+                                            "feedback_ok, feedback_reject or feedback_double");
             goto out;
         }
         if (config_scanner_option(s, key)) {
@@ -784,7 +839,14 @@ static int parse_scanner_options(config_scanner_t *s, const char *opts, char **w
             goto out;
         }
         uint64_t n;
-        if (scanner_opts[k].words && !word_in(value, scanner_opts[k].words)) {
+        size_t blen;
+        const char *bwhy = NULL;
+        if (scanner_opts[k].words == BYTES) {
+            if (config_unescape(value, NULL, &blen, &bwhy) < 0) {
+                rc = asprintf(why, "option %s=%s: %s", key, quote(q, value), bwhy);
+                goto out;
+            }
+        } else if (scanner_opts[k].words && !word_in(value, scanner_opts[k].words)) {
             rc = asprintf(why, "option %s=%s: expected one of %s", key, quote(q, value),
                           scanner_opts[k].words);
             goto out;

@@ -168,8 +168,21 @@ const char *config_default_text(void);
  *   both:   eol=required|none (whether the scanner ends each scan with CR/LF/Enter),
  *           eol_ms=10..60000 (silence that ends a scan when eol=none, and after which a
  *           pending unterminated scan is rejected when eol=required)
+ *   serial: feedback_ok=, feedback_reject=, feedback_double= (bytes written back to
+ *           the scanner for each answer, in config_unescape()'s notation)
  * Defaults are the drivers' (drivers/scanner.h).
  */
 const char *config_scanner_option(const config_scanner_t *s, const char *key);
+
+/* Longest feedback_* value, in bytes. */
+#define CONFIG_FEEDBACK_MAX 32
+
+/*
+ * Bytes from a config value: printable characters as they are, and \xHH, \r, \n, \t,
+ * \e (ESC) and \\ (a ',' of an option value is \x2c, a ';' \x3b). At most
+ * CONFIG_FEEDBACK_MAX bytes. Writes them to out (that many bytes; NULL: only count)
+ * and sets *len. Returns 0, or -EINVAL with *why a static reason.
+ */
+int config_unescape(const char *text, uint8_t *out, size_t *len, const char **why);
 
 #endif

@@ -155,6 +155,20 @@ bool policy_matches_vendor(const policy_t *p, const char *vendor);
  */
 const char *const *policy_accessories(const policy_t *p, const char *model, const char *family);
 
+/*
+ * A policy's accessory lists as written (for the command sheet): how many, and list
+ * i's models and families (NULL-terminated, either may be NULL), item names and part
+ * numbers (same length as names; NULL entries where an item has none). All owned by
+ * the policy.
+ */
+size_t policy_accessory_set_count(const policy_t *p);
+void policy_accessory_set(const policy_t *p, size_t i, const char *const **models,
+                          const char *const **families, const char *const **names,
+                          const char *const **parts);
+
+/* Index of the list policy_accessories() would use for this product, or -1. */
+int policy_accessory_set_for(const policy_t *p, const char *model, const char *family);
+
 /* If `part` is the part number of an expected accessory, its name; else NULL. */
 const char *policy_accessory_by_part(const policy_t *p, const char *model, const char *family,
                                      const char *part);
@@ -174,6 +188,33 @@ int policy_evaluate(const policy_t *p, const policy_case_t *c, policy_result_t *
  * at the dock); CMD-DONE would refuse by the same rule anyway.
  */
 int policy_rma_refusal(const policy_t *p, const policy_case_t *c, char **rule, char **text);
+
+/*
+ * The checklist items a dock worker answers at the station (docs/station.md, "The
+ * checklist"). Each has a contract default (packaging original, seal intact, fault
+ * not tested, every accessory not scanned missing) that must never decide a receipt
+ * unless the worker confirmed it.
+ */
+enum {
+    POLICY_ITEM_PACKAGING = 1u << 0,
+    POLICY_ITEM_SEAL = 1u << 1,
+    POLICY_ITEM_ACCESSORIES = 1u << 2,
+    POLICY_ITEM_FAULT = 1u << 3,
+};
+#define POLICY_ITEM_ALL 0xfu
+
+/*
+ * Of the items in `unanswered`, which would change this case's decision if the worker
+ * answered otherwise than what the case holds now: for each item, every other value
+ * (accessories: none missing instead of the case's accessories_missing) is evaluated
+ * with the rest of the case unchanged, and the item counts when the disposition, the
+ * restocking fee, the warranty status or the flags differ. So a vendor that never
+ * charges for accessories never asks for them. Pure, like policy_evaluate; the case
+ * is modified during the call and restored. Cost: at most 8 evaluations.
+ * Returns 0 and sets *deciding (POLICY_ITEM_* bits), or -ENOMEM.
+ */
+int policy_items_deciding(const policy_t *p, policy_case_t *c, unsigned unanswered,
+                          unsigned *deciding);
 
 /*
  * A policy's clauses, for tests that prove each one is exercised by some case: its

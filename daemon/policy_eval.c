@@ -754,6 +754,28 @@ static const accset_t *find_accset(const policy_t *p, const char *model, const c
     return NULL;
 }
 
+size_t policy_accessory_set_count(const policy_t *p)
+{
+    return p->n_acc;
+}
+
+void policy_accessory_set(const policy_t *p, size_t i, const char *const **models,
+                          const char *const **families, const char *const **names,
+                          const char *const **parts)
+{
+    const accset_t *a = &p->acc[i];
+    *models = (const char *const *)a->models;
+    *families = (const char *const *)a->families;
+    *names = (const char *const *)a->names;
+    *parts = (const char *const *)a->parts;
+}
+
+int policy_accessory_set_for(const policy_t *p, const char *model, const char *family)
+{
+    const accset_t *a = find_accset(p, model, family);
+    return a ? (int)(a - p->acc) : -1;
+}
+
 const char *const *policy_accessories(const policy_t *p, const char *model, const char *family)
 {
     const accset_t *a = find_accset(p, model, family);

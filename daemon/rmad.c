@@ -105,6 +105,61 @@ static int emit_event(rmad_t *d, const char *topic, json_t *fields, const char *
     return 0;
 }
 
+/* A receipt's id and RMA for the logs. */
+#define RCPT_FMT "receipt %lld (%s)"
+#define RCPT_ARGS(id, rma) (long long)(id), (rma) ? (rma) : "no RMA"
+
+/*
+ * Issue 10: one log line for every receipt opened, refused, cancelled (also by a
+ * switch to another RMA) and completed, naming station, receipt and RMA.
+ */
+static void log_outcome(const char *name, const char *scanner, const station_outcome_t *o)
+{
+    if (o->switched_from)
+        log_info("station %s: " RCPT_FMT " cancelled: switched to %s", name,
+                 RCPT_ARGS(o->switched_from, o->switched_from_rma), o->rma ? o->rma : "?");
+    switch (o->receipt) {
+    case STATION_RECEIPT_OPENED:
+        log_info("station %s: " RCPT_FMT " opened", name, RCPT_ARGS(o->receipt_id, o->rma));
+        break;
+    case STATION_RECEIPT_REFUSED:
+        log_info("station %s: " RCPT_FMT " refused: %s", name, RCPT_ARGS(o->receipt_id, o->rma),
+                 o->reason ? o->reason : "?");
+        break;
+    case STATION_RECEIPT_CANCELLED:
+        log_info("station %s: " RCPT_FMT " cancelled", name, RCPT_ARGS(o->receipt_id, o->rma));
+        break;
+    case STATION_RECEIPT_COMPLETED:
+        log_info("station %s: " RCPT_FMT " completed: %s", name, RCPT_ARGS(o->receipt_id, o->rma),
+                 o->disposition ? o->disposition : "?");
+        break;
+    case STATION_RECEIPT_NONE:
+        break;
+    }
+    if (o->scan == STATION_SCAN_REJECTED)
+        log_info("station %s: %s: scan rejected: %s", name, scanner, o->reason ? o->reason : "?");
+}
+
+/* The answer at the scanner that read it; a scanner without a way back has none. */
+static void answer(rmad_scanner_t *rs, const char *scanner_id, scanner_reply_t word,
+                   const char *reply)
+{
+    int rc = scanner_feedback(rs->scanner, scanner_id, word, reply);
+    /*
+     * No way back, gone (the disconnect says so), or a client that does not read its
+     * answers (it would log one line per scan): nothing to log.
+     */
+    if (rc < 0 && rc != -ENOTSUP && rc != -ENOENT && rc != -EPIPE && rc != -ENOBUFS)
+        log_warning("%s: no answer sent: %s", scanner_id, strerror(-rc));
+}
+
+static scanner_reply_t reply_word(const station_outcome_t *o)
+{
+    return o->scan == STATION_SCAN_ACCEPTED   ? SCANNER_REPLY_OK
+           : o->scan == STATION_SCAN_REJECTED ? SCANNER_REPLY_REJECT
+                                              : SCANNER_REPLY_DOUBLE;
+}
+
 static void scanner_cb(const scanner_event_t *ev, void *data)
 {
     rmad_scanner_t *rs = data;
@@ -119,12 +174,8 @@ static void scanner_cb(const scanner_event_t *ev, void *data)
         rc = station_apply_scan(s->st, ev->scan, loop_wall_ms(), d->ob, &out);
         if (rc == 0) {
             publish_pending(d);
-            if (out.scan == STATION_SCAN_REJECTED)
-                log_info("station %s: %s: scan rejected: %s", name, ev->scanner_id,
-                         out.reason ? out.reason : "?");
-            if (out.receipt == STATION_RECEIPT_COMPLETED)
-                log_info("station %s: receipt %lld: %s", name, (long long)out.receipt_id,
-                         out.disposition ? out.disposition : "?");
+            answer(rs, ev->scanner_id, reply_word(&out), out.reply);
+            log_outcome(name, ev->scanner_id, &out);
             if (out.reprint_requested)
                 log_info("station %s: reprint of receipt %lld's label", name,
                          (long long)out.receipt_id);
@@ -134,9 +185,10 @@ static void scanner_cb(const scanner_event_t *ev, void *data)
         break;
     case SCANNER_EV_REJECTED:
         rc = station_record_rejected(s->st, ev->scanner_id, ev->raw, ev->raw_len, ev->reason,
-                                     loop_wall_ms(), d->ob);
+                                     loop_wall_ms(), d->ob, &out);
         if (rc == 0) {
             publish_pending(d);
+            answer(rs, ev->scanner_id, SCANNER_REPLY_REJECT, out.reply);
             log_info("station %s: %s: input rejected: %s", name, ev->scanner_id, ev->reason);
         }
         break;
@@ -156,9 +208,12 @@ static void scanner_cb(const scanner_event_t *ev, void *data)
         return;
     }
     }
-    if (rc < 0)
+    if (rc < 0) {
         log_err("station %s: storing a scan from %s failed: %s", name, ev->scanner_id,
                 *db_errmsg(d->db) ? db_errmsg(d->db) : strerror(-rc));
+        /* An answer for every scan: this one changed nothing and must be scanned again. */
+        answer(rs, ev->scanner_id, SCANNER_REPLY_REJECT, station_unstored_reply(s->st));
+    }
 }
 
 /* ---- labels --------------------------------------------------------------------- */

@@ -22,280 +22,23 @@
 #include <strings.h>
 
 #include "daemon/caldate.h"
+#include "daemon/checklist.h"
 #include "daemon/findings.h"
 #include "daemon/msgf.h"
 #include "daemon/policy.h"
 #include "daemon/scancmd.h"
 #include "proto/event.h"
+#include "proto/labelcode.h"
 #include "proto/policy_json.h"
 
-/* Distinct accessories one receipt records: ACC-<name> takes any name, so bound it. */
-#define CHECKLIST_MAX_ACC 64
 
 /* Reasons the dock worker reads on the station's screen. */
 #define WHY_NO_RECEIPT "not expected now: no open receipt; scan the RMA (or CMD-NORMA) first"
-#define WHY_OPEN "a receipt is open: finish (CMD-DONE) or cancel (CMD-CANCEL) first"
+#define WHY_OPEN "a receipt is open"
 #define WHY_SERIAL_FIRST \
     "scan the serial first (or SERIAL-DAMAGED / SERIAL-REMOVED when it cannot be read)"
-
-/* ------------------------------------------------------------------ checklist ---- */
-
-/*
- * What the dock recorded about the open receipt's unit (spec station, "Receipt
- * workflow" steps 2-3). Defaults are the contract's unremarkable state.
- */
-typedef struct {
-    char *serial;                 /* NULL until read */
-    int serial_match;             /* 1 match, 0 mismatch, -1 unknown */
-    serial_label_t serial_label;
-    bool rma_marked;
-    packaging_t packaging;
-    bool foam;
-    seal_t seal;
-    char *acc[CHECKLIST_MAX_ACC]; /* accessories present, in scan order, distinct */
-    size_t n_acc;
-    uint32_t findings;            /* bit (1u << finding_t) */
-    fault_t fault;
-    char *component;              /* NULL: the whole unit */
-    char *gtin;                   /* (01) of a GS1 scan, NULL when none */
-} checklist_t;
-
-static void checklist_init(checklist_t *c)
-{
-    memset(c, 0, sizeof(*c));
-    c->serial_match = -1;
-    c->serial_label = LABEL_INTACT;
-    c->rma_marked = true;
-    c->packaging = PKG_ORIGINAL;
-    c->foam = true;
-    c->seal = SEAL_INTACT;
-    c->fault = FAULT_NOT_TESTED;
-}
-
-static void checklist_free(checklist_t *c)
-{
-    free(c->serial);
-    for (size_t i = 0; i < c->n_acc; i++)
-        free(c->acc[i]);
-    free(c->component);
-    free(c->gtin);
-    checklist_init(c);
-}
-
-static json_t *str_or_null(const char *s)
-{
-    return s ? json_string(s) : json_null();
-}
-
-static json_t *tristate(int v)
-{
-    return v < 0 ? json_null() : json_boolean(v);
-}
-
-static json_t *findings_json(uint32_t bits)
-{
-    json_t *a = json_array();
-    for (int i = 0; a && i < FINDING__COUNT; i++)
-        if ((bits & (1u << i)) && json_array_append_new(a, json_string(finding_names[i])) < 0) {
-            json_decref(a);
-            return NULL;
-        }
-    return a;
-}
-
-static json_t *names_json(const char *const *names, size_t n)
-{
-    json_t *a = json_array();
-    for (size_t i = 0; a && i < n; i++)
-        if (json_array_append_new(a, json_string(names[i])) < 0) {
-            json_decref(a);
-            return NULL;
-        }
-    return a;
-}
-
-static json_t *ename(const enumdef_t *def, int v)
-{
-    return json_string(def->names[v]);
-}
-
-static json_t *acc_json(const checklist_t *c)
-{
-    return names_json((const char *const *)c->acc, c->n_acc);
-}
-
-/* The stored form. NULL when out of memory. */
-static json_t *checklist_json(const checklist_t *c)
-{
-    json_t *o = json_object();
-    if (!o)
-        return NULL;
-    int bad = json_object_set_new(o, "serial", str_or_null(c->serial)) |
-              json_object_set_new(o, "serial_match", tristate(c->serial_match)) |
-              json_object_set_new(o, "serial_label", ename(&ENUM_SERIAL_LABEL, c->serial_label)) |
-              json_object_set_new(o, "rma_marked_on_package", json_boolean(c->rma_marked)) |
-              json_object_set_new(o, "packaging", ename(&ENUM_PACKAGING, c->packaging)) |
-              json_object_set_new(o, "foam", json_boolean(c->foam)) |
-              json_object_set_new(o, "seal", ename(&ENUM_SEAL, c->seal)) |
-              json_object_set_new(o, "accessories_present", acc_json(c)) |
-              json_object_set_new(o, "findings", findings_json(c->findings)) |
-              json_object_set_new(o, "fault", ename(&ENUM_FAULT, c->fault)) |
-              json_object_set_new(o, "component", str_or_null(c->component)) |
-              json_object_set_new(o, "gtin", str_or_null(c->gtin));
-    if (bad) {
-        json_decref(o);
-        return NULL;
-    }
-    return o;
-}
-
-static char *dump_compact(json_t *j)
-{
-    return j ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-}
-
-static char *checklist_text(const checklist_t *c)
-{
-    json_t *j = checklist_json(c);
-    char *s = dump_compact(j);
-    json_decref(j);
-    return s;
-}
-
-static int opt_string(json_t *o, const char *key, char **out)
-{
-    json_t *v = json_object_get(o, key);
-    if (!v || json_is_null(v))
-        return 0;
-    if (!json_is_string(v))
-        return -EBADMSG;
-    return (*out = strdup(json_string_value(v))) ? 0 : -ENOMEM;
-}
-
-static int opt_bool(json_t *o, const char *key, bool *out)
-{
-    json_t *v = json_object_get(o, key);
-    if (!v)
-        return 0;
-    if (!json_is_boolean(v))
-        return -EBADMSG;
-    *out = json_is_true(v);
-    return 0;
-}
-
-static int opt_enum(json_t *o, const char *key, const enumdef_t *def, int *out)
-{
-    json_t *v = json_object_get(o, key);
-    if (!v)
-        return 0;
-    int e = json_is_string(v) ? enumdef_find(def, json_string_value(v)) : -1;
-    if (e < 0)
-        return -EBADMSG;
-    *out = e;
-    return 0;
-}
-
-/*
- * Parse a stored checklist (written by checklist_json; a closed receipt's also has
- * accessories_missing). Anything else is -EBADMSG: a receipt resumed from a checklist
- * we do not understand would be decided on a guess.
- */
-static int checklist_parse(const char *text, checklist_t *out)
-{
-    static const char *const keys[] = { "serial", "serial_match", "serial_label",
-                                        "rma_marked_on_package", "packaging", "foam", "seal",
-                                        "accessories_present", "accessories_missing",
-                                        "findings", "fault", "component", "gtin", NULL };
-    checklist_t c;
-    checklist_init(&c);
-    json_t *o = json_loads(text, JSON_REJECT_DUPLICATES, NULL), *v;
-    const char *k;
-    int r = json_is_object(o) ? 0 : -EBADMSG;
-
-    if (r == 0)
-        json_object_foreach(o, k, v) {
-            const char *const *a = keys;
-            while (*a && strcmp(*a, k) != 0)
-                a++;
-            if (!*a)
-                r = -EBADMSG;
-        }
-    int label = c.serial_label, pkg = c.packaging, seal = c.seal, fault = c.fault;
-    if (r == 0)
-        r = opt_string(o, "serial", &c.serial);
-    if (r == 0)
-        r = opt_bool(o, "rma_marked_on_package", &c.rma_marked);
-    if (r == 0)
-        r = opt_bool(o, "foam", &c.foam);
-    if (r == 0)
-        r = opt_enum(o, "serial_label", &ENUM_SERIAL_LABEL, &label);
-    if (r == 0)
-        r = opt_enum(o, "packaging", &ENUM_PACKAGING, &pkg);
-    if (r == 0)
-        r = opt_enum(o, "seal", &ENUM_SEAL, &seal);
-    if (r == 0)
-        r = opt_enum(o, "fault", &ENUM_FAULT, &fault);
-    if (r == 0)
-        r = opt_string(o, "component", &c.component);
-    if (r == 0)
-        r = opt_string(o, "gtin", &c.gtin);
-    c.serial_label = (serial_label_t)label;
-    c.packaging = (packaging_t)pkg;
-    c.seal = (seal_t)seal;
-    c.fault = (fault_t)fault;
-    if (r == 0 && (v = json_object_get(o, "serial_match")) && !json_is_null(v)) {
-        if (json_is_boolean(v))
-            c.serial_match = json_is_true(v);
-        else
-            r = -EBADMSG;
-    }
-    if (r == 0 && (v = json_object_get(o, "accessories_present"))) {
-        size_t i;
-        json_t *e;
-        if (!json_is_array(v) || json_array_size(v) > CHECKLIST_MAX_ACC)
-            r = -EBADMSG;
-        else
-            json_array_foreach(v, i, e) {
-                if (r < 0)
-                    break;
-                if (!json_is_string(e))
-                    r = -EBADMSG;
-                else if (!(c.acc[c.n_acc] = strdup(json_string_value(e))))
-                    r = -ENOMEM;
-                else
-                    c.n_acc++;
-            }
-    }
-    if (r == 0 && (v = json_object_get(o, "findings"))) {
-        size_t i;
-        json_t *e;
-        if (!json_is_array(v))
-            r = -EBADMSG;
-        else
-            json_array_foreach(v, i, e) {
-                int f = json_is_string(e) ? enumdef_find(&ENUM_FINDING, json_string_value(e)) : -1;
-                if (f < 0)
-                    r = -EBADMSG;
-                else
-                    c.findings |= 1u << f;
-            }
-    }
-    json_decref(o);
-    if (r < 0) {
-        checklist_free(&c);
-        return r;
-    }
-    *out = c;
-    return 0;
-}
-
-static bool checklist_has_acc(const checklist_t *c, const char *name)
-{
-    for (size_t i = 0; i < c->n_acc; i++)
-        if (strcasecmp(c->acc[i], name) == 0)
-            return true;
-    return false;
-}
+/* What to scan next (docs/station.md, "Replies"). */
+#define NEXT_RMA "scan an RMA (or CMD-NORMA for a unit without one)"
 
 /* ------------------------------------------------------------------- station ----- */
 
@@ -327,7 +70,8 @@ struct station {
     uint64_t tick;
 
     uint64_t n_scans, n_rejected, n_double;
-    char *reason;           /* station_outcome_t.reason of the last call */
+    /* station_outcome_t's strings of the last call */
+    char *reason, *reply, *next, *out_rma, *switched_rma;
 };
 
 static void clear_open(station_t *st)
@@ -353,6 +97,10 @@ void station_destroy(station_t **stp)
     free(st->name);
     free(st->printer);
     free(st->reason);
+    free(st->reply);
+    free(st->next);
+    free(st->out_rma);
+    free(st->switched_rma);
     free(st);
     *stp = NULL;
 }
@@ -451,6 +199,21 @@ station_t *station_new(const config_station_t *cfg, const config_t *daemon_cfg, 
 const char *station_name(const station_t *st)
 {
     return st->name;
+}
+
+static int compose_reply(const char *message, int64_t id, const char *rma, const char *next,
+                         char **out);
+
+const char *station_unstored_reply(station_t *st)
+{
+    char *reply = NULL;
+    /* The station is as it was: the same receipt, the same next step, read afresh. */
+    if (compose_reply("not stored: rmad could not write it (its log says why); nothing changed",
+                      st->open_id, st->open_rma, "scan it again", &reply) < 0)
+        return "not stored [unknown]: scan it again";
+    free(st->reply);
+    st->reply = reply;
+    return reply;
 }
 
 void station_status(const station_t *st, station_status_t *out)
@@ -564,10 +327,23 @@ typedef struct {
     bool serial_mismatch;
     bool reprint;
     bool label_queued;           /* a print_jobs row was written */
+
+    char *message;               /* accepted: what happened, for the worker */
+    char *next_fixed;            /* what to scan next, when the plan knows better */
+    char *next;                  /* what to scan next, after this scan (write_plan) */
+    char *reply;                 /* "message [state]: next" (write_plan) */
+    int64_t cancel_id;           /* a second RMA switched: the receipt it cancels */
+    char *cancel_rma;            /* that receipt's RMA, NULL for CMD-NORMA */
+    int64_t label_receipt;       /* an rmad label was looked up: CMD-REPRINT's receipt */
 } plan_t;
 
 static void plan_free(plan_t *pl)
 {
+    free(pl->message);
+    free(pl->next_fixed);
+    free(pl->next);
+    free(pl->reply);
+    free(pl->cancel_rma);
     free(pl->reason);
     free(pl->rma);
     free(pl->checklist);
@@ -592,6 +368,23 @@ static int reject(plan_t *pl, const char *kind, const char *fmt, ...)
     va_end(ap);
     if (n < 0) {
         pl->reason = NULL;
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+static int say(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Set *out (freed first) to a malloc'd message. 0 or -ENOMEM. */
+static int say(char **out, const char *fmt, ...)
+{
+    va_list ap;
+    free(*out);
+    va_start(ap, fmt);
+    int n = vasprintf(out, fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+        *out = NULL;
         return -ENOMEM;
     }
     return 0;
@@ -686,10 +479,17 @@ static int plan_open(const char *number, const db_rma_t *rma, const char *kind, 
     pl->state = DB_RECEIPT_OPEN;
     if (dup_or_null(number, &pl->rma) < 0 || !(pl->checklist = checklist_text(&c)))
         return -ENOMEM;
+    const char *vendor = rma ? nonempty(rma->vendor) : NULL, *model = rma ? nonempty(rma->model) : NULL;
+    int r = number ? say(&pl->message, "for %s%s%s%s%s%s", number, vendor || model ? " (" : "",
+                         vendor ? vendor : "", vendor && model ? " " : "", model ? model : "",
+                         vendor || model ? ")" : "")
+                   : say(&pl->message, "without RMA (CMD-NORMA)");
+    if (r < 0)
+        return r;
     pl->topic = "receipt.opened";
-    pl->fields = json_pack("{s:o, s:o, s:o}", "rma", str_or_null(number),
-                           "vendor", str_or_null(rma ? nonempty(rma->vendor) : NULL),
-                           "model", str_or_null(rma ? nonempty(rma->model) : NULL));
+    pl->fields = json_pack("{s:o, s:o, s:o}", "rma", checklist_jstr(number),
+                           "vendor", checklist_jstr(rma ? nonempty(rma->vendor) : NULL),
+                           "model", checklist_jstr(rma ? nonempty(rma->model) : NULL));
     return pl->fields ? 0 : -ENOMEM;
 }
 
@@ -705,13 +505,14 @@ static int plan_refuse(const char *number, const char *why, plan_t *pl)
     if (!(pl->rma = strdup(number)) || !(pl->reason = strdup(why)))
         return -ENOMEM;
     pl->row_reason = pl->reason;
+    /* The worker must not go on inspecting a unit that is going back as it came. */
+    if (!(pl->next_fixed = strdup("set the unit aside as refused (it goes back as received), "
+                                  "then scan the next RMA (or CMD-NORMA)")))
+        return -ENOMEM;
     pl->topic = "receipt.refused";
     pl->fields = json_pack("{s:s, s:s}", "rma", number, "reason", why);
     return pl->fields ? 0 : -ENOMEM;
 }
-
-static json_t *build_case(const db_rma_t *rma, const checklist_t *c, const char *const *missing,
-                          size_t n_missing, caldate_t today);
 
 /* 1 with *why (malloc'd "rule: text") when the vendor's policy refuses this RMA as
  * scanned, before any inspection; 0 when not (or no policy); negative errno. */
@@ -722,7 +523,7 @@ static int rma_refused_by_policy(station_t *st, const db_rma_t *rma, char **why)
         return 0;
     checklist_t c;
     checklist_init(&c);
-    json_t *cs = build_case(rma, &c, NULL, 0, caldate_today());
+    json_t *cs = checklist_case(rma, &c, NULL, 0, caldate_today());
     checklist_free(&c);
     if (!cs)
         return -ENOMEM;
@@ -743,12 +544,51 @@ static int rma_refused_by_policy(station_t *st, const db_rma_t *rma, char **why)
     return r;
 }
 
+/* Nothing accepted on the open receipt but its RMA: its checklist is a fresh one. */
+static bool open_is_fresh(const station_t *st)
+{
+    checklist_t fresh, c;
+    checklist_init(&fresh);
+    if (open_checklist(st, &c) < 0)
+        return false;
+    char *a = checklist_text(&fresh), *b = checklist_text(&c);
+    bool same = a && b && strcmp(a, b) == 0;
+    free(a);
+    free(b);
+    checklist_free(&c);
+    return same;
+}
+
+/* A second RMA or CMD-NORMA while a receipt is open: rejected, with the way out. */
+static int reject_open(station_t *st, const char *what, plan_t *pl)
+{
+    int r = reject(pl, strcmp(what, "CMD-NORMA") ? "rma" : "command", WHY_OPEN " (%s)",
+                   st->open_rma ? st->open_rma : "no RMA");
+    if (r == 0)
+        r = say(&pl->next_fixed, "finish it (CMD-DONE) or cancel it (CMD-CANCEL), then scan %s again",
+                what);
+    return r;
+}
+
 static int plan_rma(station_t *st, const char *number, plan_t *pl)
 {
     db_rma_t rma;
 
-    if (st->open_id)
-        return reject(pl, "rma", WHY_OPEN);
+    if (st->open_id && st->open_rma && strcasecmp(st->open_rma, number) == 0)
+        return reject(pl, "rma", "%s is already open here", st->open_rma);
+    /*
+     * Issue 10: the common mis-scan is the RMA of the wrong box, noticed at once. A
+     * second RMA on a receipt with nothing but its RMA scanned switches: the first
+     * receipt is cancelled (recorded, its RMA stays open) and this RMA is taken as if
+     * nothing was open. Once anything else was scanned the worker must decide.
+     */
+    if (st->open_id && !open_is_fresh(st))
+        return reject_open(st, number, pl);
+    if (st->open_id) {
+        pl->cancel_id = st->open_id;
+        if (dup_or_null(st->open_rma, &pl->cancel_rma) < 0)
+            return -ENOMEM;
+    }
     int r = db_rma_get(st->db, number, &rma);
     if (r == -ENOENT)
         return plan_refuse(number, "unknown RMA", pl);
@@ -792,8 +632,11 @@ static int plan_cancel(station_t *st, plan_t *pl)
     checklist_free(&c);
     if (r < 0)
         return r;
+    if (say(&pl->message, "receipt %lld (%s) cancelled, its RMA stays open", (long long)st->open_id,
+            st->open_rma ? st->open_rma : "no RMA") < 0)
+        return -ENOMEM;
     pl->topic = "receipt.cancelled";
-    pl->fields = json_pack("{s:o}", "rma", str_or_null(st->open_rma));
+    pl->fields = json_pack("{s:o}", "rma", checklist_jstr(st->open_rma));
     return pl->fields ? 0 : -ENOMEM;
 }
 
@@ -806,84 +649,6 @@ static json_t *held_result(const char *rule, const char *text)
                      "flags", "manual_review",
                      "reasons", "rule", rule, "text", text,
                      "policy");
-}
-
-static json_t *date_json(caldate_t d)
-{
-    char b[CALDATE_STRLEN];
-    caldate_format(d, b);
-    return json_string(b);
-}
-
-static int set_opt_date(json_t *o, const char *key, caldate_t d)
-{
-    return d == CALDATE_NONE ? 0 : json_object_set_new(o, key, date_json(d));
-}
-
-/*
- * The policy case (spec policy-eval) from the RMA row, the checklist and the
- * receiving date: the same JSON `rmactl policy eval` reads, parsed by the same
- * case_from_json(), so the dock decides exactly what the command would print.
- */
-static json_t *build_case(const db_rma_t *rma, const checklist_t *c, const char *const *missing,
-                          size_t n_missing, caldate_t today)
-{
-    json_t *cs = json_object(), *r = json_object(), *p = json_object(), *in = json_object();
-    int bad = !cs || !r || !p || !in;
-
-    if (!bad) {
-        bad |= json_object_set_new(r, "number", json_string(rma->number));
-        bad |= set_opt_date(r, "issued", rma->issued);
-        if (rma->kind != DB_RMA_KIND_UNSET)
-            bad |= json_object_set_new(r, "kind", json_string(db_rma_kind_name(rma->kind)));
-        if (*rma->expected_serial)
-            bad |= json_object_set_new(r, "expected_serial", json_string(rma->expected_serial));
-        if (rma->has_order_value)
-            bad |= json_object_set_new(r, "order_value", json_real(rma->order_value));
-        if (rma->proof_of_purchase != DB_UNSET)
-            bad |= json_object_set_new(r, "proof_of_purchase",
-                                       json_boolean(rma->proof_of_purchase));
-
-        bad |= json_object_set_new(p, "vendor", json_string(rma->vendor));
-        if (*rma->model)
-            bad |= json_object_set_new(p, "model", json_string(rma->model));
-        if (*rma->family)
-            bad |= json_object_set_new(p, "family", json_string(rma->family));
-        bad |= set_opt_date(p, "purchased", rma->purchased);
-        bad |= set_opt_date(p, "shipped", rma->shipped);
-        bad |= set_opt_date(p, "invoiced", rma->invoiced);
-        if (rma->warranty_months != DB_UNSET)
-            bad |= json_object_set_new(p, "warranty_months", json_integer(rma->warranty_months));
-        if (rma->has_storage_media != DB_UNSET)
-            bad |= json_object_set_new(p, "has_storage_media",
-                                       json_boolean(rma->has_storage_media));
-
-        /* No serial read (label damaged or removed): null, "unreadable" in the contract. */
-        bad |= json_object_set_new(in, "serial", str_or_null(c->serial));
-        bad |= json_object_set_new(in, "serial_label", ename(&ENUM_SERIAL_LABEL, c->serial_label));
-        bad |= json_object_set_new(in, "rma_marked_on_package", json_boolean(c->rma_marked));
-        bad |= json_object_set_new(in, "packaging", ename(&ENUM_PACKAGING, c->packaging));
-        bad |= json_object_set_new(in, "foam", json_boolean(c->foam));
-        bad |= json_object_set_new(in, "seal", ename(&ENUM_SEAL, c->seal));
-        bad |= json_object_set_new(in, "accessories_missing", names_json(missing, n_missing));
-        bad |= json_object_set_new(in, "findings", findings_json(c->findings));
-        bad |= json_object_set_new(in, "fault", ename(&ENUM_FAULT, c->fault));
-        if (c->component)
-            bad |= json_object_set_new(in, "component", json_string(c->component));
-
-        bad |= json_object_set_new(cs, "today", date_json(today));
-        bad |= json_object_set(cs, "rma", r);
-        bad |= json_object_set(cs, "product", p);
-        bad |= json_object_set(cs, "inspection", in);
-    }
-    json_decref(r);
-    json_decref(p);
-    json_decref(in);
-    if (bad) {
-        json_decref(cs);
-        return NULL;
-    }
-    return cs;
 }
 
 /* Evaluate the case with the policy; the result JSON, or NULL with *r set. On a
@@ -907,6 +672,51 @@ static json_t *evaluate(const policy_t *pol, json_t *cs, char **why, int *r)
     return j;
 }
 
+/*
+ * What to scan next at the station once receipt `id` (0: none open) has RMA `number`
+ * (NULL: CMD-NORMA) and the stored checklist `cl` (NULL: fresh). Reads only.
+ */
+static int next_for_state(station_t *st, int64_t id, const char *number, const char *cl,
+                          char **out)
+{
+    checklist_t c;
+    db_rma_t rma;
+    checklist_needs_t n = { 0 };
+    int has = 0, r;
+
+    if (!id)
+        return say(out, "%s", NEXT_RMA);
+    if (cl) {
+        if ((r = checklist_parse(cl, &c)) < 0)
+            return r;
+    } else {
+        checklist_init(&c);
+    }
+    if (number) {
+        r = db_rma_get(st->db, number, &rma);
+        if (r == 0)
+            has = 1;
+        else if (r != -ENOENT)
+            goto out;
+    }
+    if ((r = checklist_needs(has ? policy_of(st, rma.vendor) : NULL, &c, has ? &rma : NULL, &n)) == 0)
+        r = checklist_next(&n, out);
+out:
+    checklist_needs_free(&n);
+    checklist_free(&c);
+    return r;
+}
+
+/* "message [receipt 3 RMA-5001]: next" or "message [no receipt open]: next". */
+static int compose_reply(const char *message, int64_t id, const char *rma, const char *next,
+                         char **out)
+{
+    if (id)
+        return say(out, "%s [receipt %lld %s]: %s", message, (long long)id,
+                   rma ? rma : "no RMA", next);
+    return say(out, "%s [no receipt open]: %s", message, next);
+}
+
 /* The inspection.completed event's checklist (spec events). */
 static json_t *event_checklist(const checklist_t *c, const char *const *missing, size_t n_missing)
 {
@@ -914,11 +724,11 @@ static json_t *event_checklist(const checklist_t *c, const char *const *missing,
                      "packaging", ENUM_PACKAGING.names[c->packaging],
                      "foam", c->foam,
                      "seal", ENUM_SEAL.names[c->seal],
-                     "accessories_present", names_json((const char *const *)c->acc, c->n_acc),
-                     "accessories_missing", names_json(missing, n_missing),
-                     "findings", findings_json(c->findings),
+                     "accessories_present", checklist_jnames((const char *const *)c->acc, c->n_acc),
+                     "accessories_missing", checklist_jnames(missing, n_missing),
+                     "findings", checklist_jfindings(c->findings),
                      "fault", ENUM_FAULT.names[c->fault],
-                     "component", str_or_null(c->component),
+                     "component", checklist_jstr(c->component),
                      "serial_label", ENUM_SERIAL_LABEL.names[c->serial_label],
                      "rma_marked_on_package", c->rma_marked);
 }
@@ -932,8 +742,7 @@ static int plan_done(station_t *st, plan_t *pl)
     checklist_t c;
     db_rma_t rma;
     const policy_t *pol = NULL;
-    const char **missing = NULL;
-    size_t n_missing = 0;
+    checklist_needs_t needs = { 0 };
     json_t *result = NULL, *cs = NULL;
     char *why = NULL;
     int has_rma, r = open_checklist(st, &c);
@@ -962,20 +771,24 @@ static int plan_done(station_t *st, plan_t *pl)
     if (has_rma)
         pol = policy_of(st, rma.vendor);
 
-    /* Spec station, step 3: what the policy expects for this product and was not scanned. */
-    if (pol) {
-        const char *const *exp = policy_accessories(pol, nonempty(rma.model), nonempty(rma.family));
-        size_t n_exp = 0;
-        while (exp && exp[n_exp])
-            n_exp++;
-        if (n_exp && !(missing = calloc(n_exp, sizeof(*missing)))) {
-            r = -ENOMEM;
-            goto out;
-        }
-        for (size_t i = 0; i < n_exp; i++)
-            if (!checklist_has_acc(&c, exp[i]))
-                missing[n_missing++] = exp[i];
+    /*
+     * Issue 10: a default the worker did not confirm never decides the receipt. Each
+     * unanswered item that would change the outcome is asked for, first one named.
+     * Spec station, step 3: what the policy expects and was not scanned is missing.
+     */
+    if ((r = checklist_needs(pol, &c, has_rma ? &rma : NULL, &needs)) < 0)
+        goto out;
+    if (needs.items) {
+        char *item = NULL;
+        if ((r = checklist_item_text(&needs, false, &item)) == 0 &&
+            (r = reject(pl, "command", "not finished: %s not answered", item)) == 0 &&
+            (r = checklist_item_text(&needs, true, &pl->next_fixed)) == 0)
+            r = 0;
+        free(item);
+        goto out;
     }
+    const char **missing = needs.missing;
+    size_t n_missing = needs.n_missing;
 
     if (!has_rma) {
         /*
@@ -993,7 +806,7 @@ static int plan_done(station_t *st, plan_t *pl)
         result = held_result("rmad-no-policy", text);
         free(text);
     } else {
-        if (!(cs = build_case(&rma, &c, missing, n_missing, caldate_today()))) {
+        if (!(cs = checklist_case(&rma, &c, missing, n_missing, caldate_today()))) {
             r = -ENOMEM;
             goto out;
         }
@@ -1022,14 +835,14 @@ static int plan_done(station_t *st, plan_t *pl)
     /* The row keeps the final checklist with what was missing, for the audit trail. */
     json_t *final = checklist_json(&c);
     if (!final || json_object_set_new(final, "accessories_missing",
-                                      names_json(missing, n_missing)) < 0) {
+                                      checklist_jnames(missing, n_missing)) < 0) {
         json_decref(final);
         r = -ENOMEM;
         goto out;
     }
-    pl->checklist = dump_compact(final);
+    pl->checklist = checklist_dump(final);
     json_decref(final);
-    pl->result = dump_compact(result);
+    pl->result = checklist_dump(result);
     if (!pl->checklist || !pl->result || dup_or_null(c.serial, &pl->serial) < 0 ||
         (has_rma && !(pl->mark_received = strdup(st->open_rma)))) {
         r = -ENOMEM;
@@ -1040,19 +853,25 @@ static int plan_done(station_t *st, plan_t *pl)
      * exactly as `rmactl policy eval` prints them. */
     pl->topic = "inspection.completed";
     pl->fields = json_pack("{s:o, s:o, s:o, s:o, s:o, s:o}",
-                           "rma", str_or_null(st->open_rma),
-                           "vendor", str_or_null(has_rma ? nonempty(rma.vendor) : NULL),
-                           "model", str_or_null(has_rma ? nonempty(rma.model) : NULL),
-                           "serial", str_or_null(c.serial),
-                           "serial_match", tristate(serial_match(c.serial, has_rma ? &rma : NULL)),
+                           "rma", checklist_jstr(st->open_rma),
+                           "vendor", checklist_jstr(has_rma ? nonempty(rma.vendor) : NULL),
+                           "model", checklist_jstr(has_rma ? nonempty(rma.model) : NULL),
+                           "serial", checklist_jstr(c.serial),
+                           "serial_match", checklist_jtristate(serial_match(c.serial, has_rma ? &rma : NULL)),
                            "checklist", event_checklist(&c, missing, n_missing));
     if (!pl->fields || json_object_update(pl->fields, result) < 0) {
         r = -ENOMEM;
         goto out;
     }
-    r = 0;
+    double fee = json_number_value(json_object_get(result, "restocking_fee_pct"));
+    if (fee > 0)
+        r = say(&pl->message, "receipt %lld completed: %s, restocking fee %g%%",
+                (long long)st->open_id, pl->disposition, fee);
+    else
+        r = say(&pl->message, "receipt %lld completed: %s", (long long)st->open_id,
+                pl->disposition);
 out:
-    free(missing);
+    checklist_needs_free(&needs);
     free(why);
     json_decref(cs);
     json_decref(result);
@@ -1060,8 +879,53 @@ out:
     return r;
 }
 
-/* Checklist commands (spec station, "Command barcodes"). */
-static int plan_checklist_cmd(station_t *st, const scancmd_t *cmd, plan_t *pl)
+/*
+ * ACC-ALL / ACC-NONE: the accessories answered at once. ACC-ALL adds every accessory
+ * the policy expects for the product; ACC-NONE says the ones not scanned are missing.
+ * Sets the message naming them.
+ */
+static int answer_accessories(station_t *st, checklist_t *c, bool all, plan_t *pl)
+{
+    db_rma_t rma;
+    checklist_needs_t n = { 0 };
+    const policy_t *pol = NULL;
+    int has = open_rma_row(st, &rma), r = 0;
+
+    if (has < 0)
+        return has;
+    if (has && (pol = policy_of(st, rma.vendor)) && (r = checklist_missing(pol, &rma, c, &n)) < 0)
+        goto out;
+    c->answered |= POLICY_ITEM_ACCESSORIES;
+    size_t len = 0;
+    char *msg = NULL;
+    FILE *f = open_memstream(&msg, &len);
+    if (!f) {
+        r = -ENOMEM;
+        goto out;
+    }
+    if (!n.n_missing)
+        fputs(c->n_acc ? "accessories complete" : "no accessories expected for this product", f);
+    else
+        fputs(all ? "accessories present: " : "accessories missing: ", f);
+    if (n.n_missing)
+        checklist_put_names(f, n.missing, n.n_missing);
+    if (fclose(f) != 0 || !msg) {
+        free(msg);
+        r = -ENOMEM;
+        goto out;
+    }
+    free(pl->message);
+    pl->message = msg;
+    for (size_t i = 0; all && i < n.n_missing && r == 0; i++)
+        if ((r = checklist_add_acc(c, n.missing[i])) == 1)
+            r = reject(pl, "command", "more than %d accessories on one receipt", CHECKLIST_MAX_ACC);
+out:
+    checklist_needs_free(&n);
+    return r;
+}
+
+/* Checklist commands (spec station, "Command barcodes"). Each answers its item. */
+static int plan_checklist_cmd(station_t *st, const scancmd_t *cmd, const char *text, plan_t *pl)
 {
     checklist_t c;
     int r = open_checklist(st, &c);
@@ -1073,12 +937,14 @@ static int plan_checklist_cmd(station_t *st, const scancmd_t *cmd, plan_t *pl)
     case SCANCMD_PKG_NONE: c.packaging = PKG_NONE; break;
     case SCANCMD_FOAM_MISSING: c.foam = false; break;
     case SCANCMD_SEAL_BROKEN: c.seal = SEAL_BROKEN; break;
+    case SCANCMD_SEAL_INTACT: c.seal = SEAL_INTACT; break;
     case SCANCMD_PKG_UNMARKED: c.rma_marked = false; break;
     case SCANCMD_SERIAL_DAMAGED: c.serial_label = LABEL_DAMAGED; break;
     case SCANCMD_SERIAL_REMOVED: c.serial_label = LABEL_REMOVED; break;
     case SCANCMD_FAULT_CONFIRMED: c.fault = FAULT_CONFIRMED; break;
     case SCANCMD_FAULT_NFF: c.fault = FAULT_NO_FAULT_FOUND; break;
     case SCANCMD_FAULT_DOA: c.fault = FAULT_DOA; break;
+    case SCANCMD_FAULT_UNTESTED: c.fault = FAULT_NOT_TESTED; break;
     case SCANCMD_FIND: c.findings |= 1u << cmd->finding; break;
     case SCANCMD_CMP:
         free(c.component);
@@ -1086,21 +952,37 @@ static int plan_checklist_cmd(station_t *st, const scancmd_t *cmd, plan_t *pl)
             r = -ENOMEM;
         break;
     case SCANCMD_ACC:
-        if (checklist_has_acc(&c, cmd->name))
-            break;
-        if (c.n_acc == CHECKLIST_MAX_ACC) {
+        if ((r = checklist_add_acc(&c, cmd->name)) == 1) {
             r = reject(pl, "command", "more than %d accessories on one receipt", CHECKLIST_MAX_ACC);
             goto out;
         }
-        if (!(c.acc[c.n_acc] = strdup(cmd->name)))
-            r = -ENOMEM;
-        else
-            c.n_acc++;
+        break;
+    case SCANCMD_ACC_ALL:
+    case SCANCMD_ACC_NONE:
+        r = answer_accessories(st, &c, cmd->kind == SCANCMD_ACC_ALL, pl);
+        if (r < 0 || pl->reason)   /* failed, or rejected: the list is full */
+            goto out;
         break;
     default:
         r = -EINVAL;   /* not a checklist command: a bug in the caller */
         break;
     }
+    switch (cmd->kind) {
+    case SCANCMD_PKG_ORIGINAL: case SCANCMD_PKG_REPLACEMENT: case SCANCMD_PKG_NONE:
+        c.answered |= POLICY_ITEM_PACKAGING;
+        break;
+    case SCANCMD_SEAL_BROKEN: case SCANCMD_SEAL_INTACT:
+        c.answered |= POLICY_ITEM_SEAL;
+        break;
+    case SCANCMD_FAULT_CONFIRMED: case SCANCMD_FAULT_NFF: case SCANCMD_FAULT_DOA:
+    case SCANCMD_FAULT_UNTESTED:
+        c.answered |= POLICY_ITEM_FAULT;
+        break;
+    default:
+        break;
+    }
+    if (r == 0 && !pl->message)
+        r = say(&pl->message, "%s recorded", text);
     if (r == 0)
         r = plan_update(st, &c, "command", pl);
 out:
@@ -1108,13 +990,13 @@ out:
     return r;
 }
 
-static int plan_command(station_t *st, const scancmd_t *cmd, plan_t *pl)
+static int plan_command(station_t *st, const scancmd_t *cmd, const char *text, plan_t *pl)
 {
     switch (cmd->kind) {
     case SCANCMD_NORMA:
         /* Spec station, step 1: a unit with no RMA; the serial comes next. */
         if (st->open_id)
-            return reject(pl, "command", WHY_OPEN);
+            return reject_open(st, "CMD-NORMA", pl);
         return plan_open(NULL, NULL, "command", pl);
     case SCANCMD_REPRINT:
         /* The label is queued with the scan (write_plan); the spooler prints it. */
@@ -1126,7 +1008,7 @@ static int plan_command(station_t *st, const scancmd_t *cmd, plan_t *pl)
         pl->accepted = true;
         pl->reprint = true;
         pl->receipt_id = st->open_id;
-        return 0;
+        return say(&pl->message, "label of receipt %lld queued again", (long long)st->last_label);
     default:
         break;
     }
@@ -1135,8 +1017,56 @@ static int plan_command(station_t *st, const scancmd_t *cmd, plan_t *pl)
     switch (cmd->kind) {
     case SCANCMD_DONE: return plan_done(st, pl);
     case SCANCMD_CANCEL: return plan_cancel(st, pl);
-    default: return plan_checklist_cmd(st, cmd, pl);
+    default: return plan_checklist_cmd(st, cmd, text, pl);
     }
+}
+
+/*
+ * The serial just recorded. A mismatch is accepted (spec station, step 2) but the
+ * worker is told at once: it is what a box mix-up looks like.
+ */
+static int serial_message(const checklist_t *c, plan_t *pl)
+{
+    if (c->serial_match == 0)
+        return say(&pl->message, "serial %s recorded, but it is NOT the RMA's serial: the unit "
+                   "will be quarantined (wrong box? CMD-CANCEL)", c->serial);
+    return say(&pl->message, "serial %s recorded%s", c->serial,
+               c->serial_match == 1 ? ", matches the RMA" : "");
+}
+
+/*
+ * One of rmad's own label barcodes (proto/labelcode.h). Never a serial or accessory:
+ * with a receipt open it is rejected; with none it looks the receipt up and makes
+ * it the one CMD-REPRINT prints again (when it has a label).
+ */
+static int plan_label(station_t *st, int64_t id, plan_t *pl)
+{
+    db_receipt_t r;
+
+    if (st->open_id)
+        return reject(pl, "label", "rmad label%s, not the unit's: scan the unit's own serial "
+                      "or accessory barcodes", id ? "" : " (older form)");
+    if (!id)
+        return reject(pl, "label", "rmad label of an older form, without receipt number: "
+                      "look the receipt up with rmactl receipts");
+    int rc = db_receipt_get(st->db, id, &r);
+    if (rc == -ENOENT)
+        return reject(pl, "label", "rmad label of receipt %lld, which is not on record",
+                      (long long)id);
+    if (rc < 0)
+        return rc;
+    pl->kind = "label";
+    pl->accepted = true;
+    pl->receipt_id = id;
+    bool labelled = r.state == DB_RECEIPT_COMPLETED || r.state == DB_RECEIPT_REFUSED;
+    if (labelled)
+        pl->label_receipt = id;
+    rc = say(&pl->message, "rmad label of receipt %lld: %s, %s%s%s (station %s)%s",
+             (long long)id, r.rma ? r.rma : "no RMA", db_receipt_state_name(r.state),
+             r.disposition ? " " : "", r.disposition ? r.disposition : "", r.station,
+             labelled && st->printer ? "; CMD-REPRINT prints it again" : "");
+    db_receipt_clear(&r);
+    return rc;
 }
 
 /*
@@ -1173,7 +1103,12 @@ static int plan_gs1(station_t *st, const scan_t *scan, plan_t *pl)
             goto out;
         }
     }
-    r = plan_update(st, &c, "gs1", pl);
+    if (g.present & GS1_SERIAL)
+        r = serial_message(&c, pl);
+    else
+        r = say(&pl->message, "GTIN %s recorded", g.gtin);
+    if (r == 0)
+        r = plan_update(st, &c, "gs1", pl);
 out:
     checklist_free(&c);
     return r;
@@ -1200,19 +1135,15 @@ static int plan_text(station_t *st, const char *text, plan_t *pl)
     const char *acc =
         pol ? policy_accessory_by_part(pol, nonempty(rma.model), nonempty(rma.family), text) : NULL;
     if (acc) {
-        if (!checklist_has_acc(&c, acc)) {
-            if (c.n_acc == CHECKLIST_MAX_ACC) {
-                r = reject(pl, "accessory", "more than %d accessories on one receipt",
-                           CHECKLIST_MAX_ACC);
-                goto out;
-            }
-            if (!(c.acc[c.n_acc] = strdup(acc))) {
-                r = -ENOMEM;
-                goto out;
-            }
-            c.n_acc++;
+        if ((r = checklist_add_acc(&c, acc)) == 1) {
+            r = reject(pl, "accessory", "more than %d accessories on one receipt",
+                       CHECKLIST_MAX_ACC);
+            goto out;
         }
-        r = plan_update(st, &c, "accessory", pl);
+        if (r == 0)
+            r = say(&pl->message, "accessory %s recorded (part number %s)", acc, text);
+        if (r == 0)
+            r = plan_update(st, &c, "accessory", pl);
         goto out;
     }
     if (c.serial) {
@@ -1226,7 +1157,7 @@ static int plan_text(station_t *st, const char *text, plan_t *pl)
                    strlen(text), STATION_SERIAL_MAX);
         goto out;
     }
-    if ((r = set_serial(st, &c, text, pl)) == 0)
+    if ((r = set_serial(st, &c, text, pl)) == 0 && (r = serial_message(&c, pl)) == 0)
         r = plan_update(st, &c, "serial", pl);
 out:
     checklist_free(&c);
@@ -1245,7 +1176,11 @@ static int plan_scan(station_t *st, const scan_t *scan, plan_t *pl)
     if (r < 0)   /* a command prefix with a bad word, e.g. FIND-BANANA */
         return reject(pl, "command", "%s", why ? why : "invalid command barcode");
     if (r == 1)
-        return plan_command(st, &cmd, pl);
+        return plan_command(st, &cmd, scan->text, pl);
+    /* rmad's own label barcodes, before RMA numbers: a label is never anything else. */
+    int64_t label;
+    if (labelcode_parse(scan->text, &label) == 1)
+        return plan_label(st, label, pl);
     if (regexec(&st->rma_re, scan->text, 0, NULL, 0) == 0)
         return plan_rma(st, scan->text, pl);
     if (scan->gs1)
@@ -1257,7 +1192,8 @@ static int plan_scan(station_t *st, const scan_t *scan, plan_t *pl)
 
 /* The scan event's fields (spec events: scan.accepted, scan.rejected + reason). */
 static json_t *scan_fields(const char *scanner, const char *kind, const char *aim,
-                           const char *text, const char *reason)
+                           const char *text, const char *reason, const char *message,
+                           const char *next)
 {
     json_t *o = json_pack("{s:s, s:s}", "scanner", scanner, "kind", kind);
     if (!o)
@@ -1269,6 +1205,11 @@ static json_t *scan_fields(const char *scanner, const char *kind, const char *ai
         bad |= json_object_set_new(o, "text", json_string(text));
     if (reason)
         bad |= json_object_set_new(o, "reason", json_string(reason));
+    /* Issue 10: the station's answer, for any screen (docs/station.md, "Replies"). */
+    if (message)
+        bad |= json_object_set_new(o, "message", json_string(message));
+    if (next)
+        bad |= json_object_set_new(o, "next", json_string(next));
     if (bad) {
         json_decref(o);
         return NULL;
@@ -1302,6 +1243,77 @@ static int queue_label(station_t *st, plan_t *pl, int64_t now_ms)
     return r;
 }
 
+/*
+ * What the worker is told (docs/station.md, "Replies"): what the scan did, the
+ * receipt open after it, and what to scan next. Needs the inserted receipt's id.
+ */
+static int plan_words(station_t *st, plan_t *pl)
+{
+    int64_t id = 0;
+    const char *rma = NULL, *cl = NULL;
+    char *msg = NULL, *sw = NULL;
+    int r = 0;
+
+    if (pl->transition == STATION_RECEIPT_OPENED) {
+        id = pl->receipt_id;
+        rma = pl->rma;
+        cl = pl->checklist;
+    } else if (pl->transition == STATION_RECEIPT_NONE) {
+        id = st->open_id;
+        rma = st->open_rma;
+        cl = pl->update ? pl->checklist : st->open_checklist;
+    }
+    r = pl->next_fixed ? say(&pl->next, "%s", pl->next_fixed)
+                       : next_for_state(st, id, rma, cl, &pl->next);
+    if (r < 0)
+        return r;
+    if (pl->cancel_id && say(&sw, "receipt %lld (%s) cancelled, switched to %s: ",
+                             (long long)pl->cancel_id, pl->cancel_rma ? pl->cancel_rma : "no RMA",
+                             pl->rma) < 0)
+        return -ENOMEM;
+    if (!pl->accepted)
+        r = say(&msg, "%s", pl->reason);
+    else if (pl->transition == STATION_RECEIPT_OPENED)
+        r = say(&msg, "%sreceipt %lld opened %s", sw ? sw : "", (long long)pl->receipt_id,
+                pl->message ? pl->message : "");
+    else if (pl->transition == STATION_RECEIPT_REFUSED)
+        r = say(&msg, "%s%s refused: %s", sw ? sw : "", pl->rma, pl->reason);
+    else
+        r = say(&msg, "%s", pl->message ? pl->message : "recorded");
+    free(sw);
+    if (r == 0) {
+        free(pl->message);
+        pl->message = msg;
+        r = compose_reply(msg, id, rma, pl->next, &pl->reply);
+    } else {
+        free(msg);
+    }
+    return r;
+}
+
+/* A switch (second RMA): the receipt it leaves is cancelled, before the new one opens. */
+static int write_switch(station_t *st, plan_t *pl, int64_t now_ms)
+{
+    char *why = NULL;
+    if (say(&why, "cancelled at the station: switched to %s by scanning it", pl->rma) < 0)
+        return -ENOMEM;
+    db_receipt_t row = { .id = pl->cancel_id, .state = DB_RECEIPT_CANCELLED, .closed_at = now_ms,
+                         .checklist = st->open_checklist, .reason = why };
+    int r = db_receipt_update(st->db, &row);
+    free(why);
+    return r;
+}
+
+static int append_switch_event(station_t *st, plan_t *pl, int64_t now_ms, outbox_t *ob)
+{
+    json_t *f = json_pack("{s:o, s:s}", "rma", checklist_jstr(pl->cancel_rma), "switched_to", pl->rma);
+    if (!f)
+        return -ENOMEM;
+    int r = outbox_append(ob, st->db, "receipt.cancelled", f, st->name, pl->cancel_id, now_ms);
+    json_decref(f);
+    return r;
+}
+
 /* Write the plan: receipt row, scan row, RMA status, label, events. Inside the transaction. */
 static int write_plan(station_t *st, plan_t *pl, const db_scan_t *scan_row, int64_t now_ms,
                       outbox_t *ob)
@@ -1309,6 +1321,8 @@ static int write_plan(station_t *st, plan_t *pl, const db_scan_t *scan_row, int6
     db_t *db = st->db;
     int r;
 
+    if (pl->cancel_id && (r = write_switch(st, pl, now_ms)) < 0)
+        return r;
     if (pl->insert) {
         db_receipt_t row = {
             .station = st->name, .rma = pl->rma, .state = pl->state, .opened_at = now_ms,
@@ -1338,14 +1352,19 @@ static int write_plan(station_t *st, plan_t *pl, const db_scan_t *scan_row, int6
         return r;
     if ((r = queue_label(st, pl, now_ms)) < 0)
         return r;
+    if ((r = plan_words(st, pl)) < 0)
+        return r;
 
-    json_t *f = scan_fields(s.scanner, s.kind, s.symbology, s.text, s.reason);
+    json_t *f = scan_fields(s.scanner, s.kind, s.symbology, s.text, s.reason,
+                            pl->accepted ? pl->message : NULL, pl->next);
     if (!f)
         return -ENOMEM;
     r = outbox_append(ob, db, pl->accepted ? "scan.accepted" : "scan.rejected", f, st->name,
                       pl->receipt_id, now_ms);
     json_decref(f);
     if (r < 0)
+        return r;
+    if (pl->cancel_id && (r = append_switch_event(st, pl, now_ms, ob)) < 0)
         return r;
     if (pl->topic)
         r = outbox_append(ob, db, pl->topic, pl->fields, st->name, pl->receipt_id, now_ms);
@@ -1355,6 +1374,22 @@ static int write_plan(station_t *st, plan_t *pl, const db_scan_t *scan_row, int6
 /* After the commit: the station takes the state the database now has. */
 static void adopt(station_t *st, plan_t *pl)
 {
+    free(st->switched_rma);
+    st->switched_rma = NULL;
+    free(st->out_rma);
+    st->out_rma = NULL;
+    /* The RMA the outcome names: the receipt's before it closes (the logs say it). */
+    if (pl->transition == STATION_RECEIPT_OPENED || pl->transition == STATION_RECEIPT_REFUSED)
+        (void)dup_or_null(pl->rma, &st->out_rma);
+    else
+        (void)dup_or_null(st->open_rma, &st->out_rma);
+    if (pl->cancel_id) {
+        st->switched_rma = pl->cancel_rma;
+        pl->cancel_rma = NULL;
+        clear_open(st);
+    }
+    if (pl->label_receipt)
+        st->last_label = pl->label_receipt;
     switch (pl->transition) {
     case STATION_RECEIPT_OPENED:
         clear_open(st);
@@ -1389,6 +1424,12 @@ static void adopt(station_t *st, plan_t *pl)
     free(st->reason);
     st->reason = pl->reason;
     pl->reason = NULL;
+    free(st->reply);
+    st->reply = pl->reply;
+    pl->reply = NULL;
+    free(st->next);
+    st->next = pl->next;
+    pl->next = NULL;
 }
 
 /* Run one transaction: plan (from `scan` or already made), write, commit. */
@@ -1422,8 +1463,26 @@ int station_apply_scan(station_t *st, const scan_t *scan, int64_t now_ms, outbox
     if (!scan || !scan->text || !time_ok(now_ms) || outbox_pending(ob) != 0)
         return -EINVAL;
     if (is_double_read(st, scan)) {
+        /* Stored nothing, but the worker still hears that the scan was heard. */
+        char *next = NULL, *reply = NULL;
+        int r = next_for_state(st, st->open_id, st->open_rma, st->open_checklist, &next);
+        if (r == 0)
+            r = compose_reply("double read ignored (the same barcode again at once)", st->open_id,
+                              st->open_rma, next, &reply);
+        if (r < 0) {
+            free(next);
+            return r;
+        }
+        free(st->next);
+        free(st->reply);
+        free(st->out_rma);
+        st->next = next;
+        st->reply = reply;
+        st->out_rma = NULL;
+        (void)dup_or_null(st->open_rma, &st->out_rma);
         st->n_double++;
-        *out = (station_outcome_t){ .scan = STATION_SCAN_DOUBLE_READ, .receipt_id = st->open_id };
+        *out = (station_outcome_t){ .scan = STATION_SCAN_DOUBLE_READ, .receipt_id = st->open_id,
+                                    .reply = st->reply, .next = st->next, .rma = st->out_rma };
         return 0;
     }
     db_scan_t row = {
@@ -1449,13 +1508,19 @@ int station_apply_scan(station_t *st, const scan_t *scan, int64_t now_ms, outbox
         .serial_mismatch = pl.serial_mismatch,
         .reprint_requested = pl.reprint,
         .label_queued = pl.label_queued,
+        .reply = st->reply,
+        .next = st->next,
+        .rma = st->out_rma,
+        .switched_from = pl.cancel_id,
+        .switched_from_rma = st->switched_rma,
     };
     plan_free(&pl);
     return 0;
 }
 
 int station_record_rejected(station_t *st, const char *scanner_id, const void *raw,
-                            size_t raw_len, const char *reason, int64_t now_ms, outbox_t *ob)
+                            size_t raw_len, const char *reason, int64_t now_ms, outbox_t *ob,
+                            station_outcome_t *out)
 {
     if ((!raw && raw_len) || !time_ok(now_ms) || outbox_pending(ob) != 0)
         return -EINVAL;
@@ -1468,8 +1533,13 @@ int station_record_rejected(station_t *st, const char *scanner_id, const void *r
     if (!(pl.reason = strdup(reason && *reason ? reason : "rejected by the scanner driver")))
         return -ENOMEM;
     int r = run(st, NULL, &row, &pl, now_ms, ob);
-    if (r == 0)
+    if (r == 0) {
         adopt(st, &pl);
+        if (out)
+            *out = (station_outcome_t){ .scan = STATION_SCAN_REJECTED, .receipt_id = pl.receipt_id,
+                                        .kind = "invalid", .reason = st->reason,
+                                        .reply = st->reply, .next = st->next, .rma = st->out_rma };
+    }
     plan_free(&pl);
     return r;
 }

@@ -60,6 +60,11 @@ struct tcp_client {
     char *id;               /* "tcp:HOST:PORT#N" */
     char peer[INET6_ADDRSTRLEN + 8];
     scanner_lines_t *lines;
+    /* Replies the socket did not take yet: at most SCANNER_TCP_REPLY_MAX bytes. */
+    char *out;
+    size_t out_len;
+    bool dropping;          /* replies are being dropped: the client does not read them */
+    bool write_failed;      /* the peer is gone for writing: replies are dropped */
 };
 
 struct tcp {
@@ -80,11 +85,14 @@ static size_t tcp_clients(const void *impl)
 }
 
 static void tcp_free(void *impl);
+static int tcp_feedback(void *impl, const char *scanner_id, scanner_reply_t reply,
+                        const char *text);
 
 static const scanner_ops_t tcp_ops = {
     .kind = "tcp",
     .clients = tcp_clients,
     .destroy = tcp_free,
+    .feedback = tcp_feedback,
 };
 
 uint16_t scanner_tcp_port(const scanner_t *s)
@@ -103,6 +111,7 @@ static void client_free(struct tcp_client *c)
         (void)close(c->fd);
     }
     scanner_lines_destroy(&c->lines);
+    free(c->out);
     free(c->id);
     free(c);
 }
@@ -135,6 +144,81 @@ static void client_close(struct tcp_client *c, const char *reason)
 }
 
 /*
+ * Write what is queued: all of it, or what the socket takes (LOOP_OUT stays on until
+ * it drains). A dead connection (EPIPE, ECONNRESET) drops the replies but not the
+ * client: what it sent before it went is still read and stored, and the read side
+ * reports the end with its real reason.
+ */
+static void client_flush(struct tcp_client *c)
+{
+    size_t done = 0;
+    while (done < c->out_len) {
+        ssize_t n = send(c->fd, c->out + done, c->out_len - done, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n > 0) {
+            done += (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            break;
+        c->write_failed = true;
+        done = c->out_len;
+        break;
+    }
+    memmove(c->out, c->out + done, c->out_len - done);
+    c->out_len -= done;
+    (void)loop_mod_fd(c->tcp->loop, c->fd, c->out_len ? LOOP_IN | LOOP_OUT : LOOP_IN);
+}
+
+/*
+ * One reply line to the connection that sent the scan (scanner.h, scanner_feedback).
+ * Queued and flushed at once; the socket's own buffer takes it in the common case,
+ * so the queue only fills for a client that does not read. Control bytes become
+ * spaces: the reply is exactly one line whatever a reason quotes.
+ */
+static int tcp_feedback(void *impl, const char *scanner_id, scanner_reply_t reply,
+                        const char *text)
+{
+    struct tcp *t = impl;
+    struct tcp_client *c = NULL;
+    for (size_t i = 0; i < t->nclients && !c; i++)
+        if (strcmp(t->clients[i]->id, scanner_id) == 0)
+            c = t->clients[i];
+    if (!c || c->fd < 0)
+        return -ENOENT;
+    if (c->write_failed)
+        return -EPIPE;
+    const char *word = scanner_reply_word(reply);
+    size_t wl = strlen(word), tl = strlen(text), n = wl + 1 + tl + 1;
+    /*
+     * A client that does not read its replies (a fixed-mount scanner that only
+     * sends) keeps its connection: its scans matter, the answers it ignores do not.
+     * Replies that do not fit are dropped whole, never cut; once the queue has
+     * drained, replies flow again.
+     */
+    if (c->dropping && c->out_len == 0)
+        c->dropping = false;
+    if (c->dropping || c->out_len + n > SCANNER_TCP_REPLY_MAX) {
+        c->dropping = true;
+        return -ENOBUFS;
+    }
+    if (!c->out && !(c->out = malloc(SCANNER_TCP_REPLY_MAX)))
+        return -ENOMEM;
+    char *p = c->out + c->out_len;
+    memcpy(p, word, wl);
+    p[wl] = ' ';
+    for (size_t i = 0; i < tl; i++) {
+        unsigned char b = (unsigned char)text[i];
+        p[wl + 1 + i] = b < 0x20 || b == 0x7f ? ' ' : (char)b;
+    }
+    p[n - 1] = '\n';
+    c->out_len += n;
+    client_flush(c);
+    return 0;
+}
+
+/*
  * Readable (or hung up): read up to TCP_READS_PER_WAKE chunks and frame them. The
  * chunk is only a read size; what a client may hold between reads is its framer's
  * max_len bytes. EOF and read errors end the client only.
@@ -144,6 +228,8 @@ static void client_ready(loop_t *loop, int fd, unsigned events, void *data)
     (void)loop;
     struct tcp_client *c = data;
     uint8_t chunk[TCP_READ_CHUNK];
+    if (events & LOOP_OUT)
+        client_flush(c);
     for (int i = 0; i < TCP_READS_PER_WAKE; i++) {
         ssize_t n = read(fd, chunk, sizeof(chunk));
         if (n > 0) {
@@ -246,6 +332,12 @@ static void client_add(struct tcp *t, int fd, const struct sockaddr_storage *ss)
         return;
     }
     keepalive_on(fd);
+    /*
+     * Replies are a line per scan: a small kernel buffer is plenty, and it keeps what
+     * a client that never reads can make the kernel hold for it small too (best effort).
+     */
+    int sndbuf = SCANNER_TCP_REPLY_MAX;
+    (void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
     *c = (struct tcp_client){ .tcp = t, .fd = fd, .id = id, .lines = lines };
     memcpy(c->peer, peer, sizeof(c->peer));
     t->clients[t->nclients++] = c;

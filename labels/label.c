@@ -16,6 +16,7 @@
 
 #include "labels/label.h"
 #include "labels/layout.h"
+#include "proto/labelcode.h"
 
 /* Contract dispositions (spec policy-eval, "Result") in words for packing staff. */
 static const struct {
@@ -507,8 +508,9 @@ static int pct_encode(FILE *f, const char *s)
 }
 
 /*
- * The DataMatrix content: "RMA:<rma> SN:<serial>", a part left out when unknown.
- * 0 with *out malloc'd or NULL (neither known), -ENOMEM.
+ * The DataMatrix content: "RMAD RCPT-<id> RMA:<rma> SN:<serial>" (proto/labelcode.h:
+ * stations recognise it and never take it for a serial), a part left out when
+ * unknown. 0 with *out malloc'd or NULL (neither RMA nor serial known), -ENOMEM.
  */
 static int matrix_data(const label_t *l, char **out)
 {
@@ -521,6 +523,9 @@ static int matrix_data(const label_t *l, char **out)
     if (!f)
         return -ENOMEM;
     int bad = 0;
+    char rcpt[LABELCODE_RECEIPT_MAX];
+    if (labelcode_receipt(l->receipt_id, rcpt) == 0)
+        bad |= fprintf(f, LABELCODE_DATAMATRIX_PREFIX "%s ", rcpt) < 0;
     if (rma)
         bad |= fputs("RMA:", f) < 0 || pct_encode(f, l->rma) < 0;
     if (serial)
@@ -584,10 +589,13 @@ static layout_el_t *add_barcode(builder_t *b, barcode_kind_t kind, const char *d
 static int add_receipt(builder_t *b, const label_t *l, int x, int y, int w, int h, int hr_h,
                        int want, int least)
 {
-    char digits[24], words[40];
+    char digits[24], words[40], code[LABELCODE_RECEIPT_MAX];
     snprintf(digits, sizeof(digits), "%" PRId64, l->receipt_id);
     snprintf(words, sizeof(words), "RECEIPT %s", digits);
-    layout_el_t *e = add_barcode(b, BARCODE_KIND_CODE128, digits, w, h, want, least, 10);
+    /* RCPT-000012, not the bare id: a station must tell it from a numeric serial. */
+    if (labelcode_receipt(l->receipt_id, code) < 0)
+        snprintf(code, sizeof(code), "%s", digits);
+    layout_el_t *e = add_barcode(b, BARCODE_KIND_CODE128, code, w, h, want, least, 10);
     if (!e) {
         /* A receipt barcode is the label's purpose: not fitting is a layout bug. */
         fail(b, -EIO);

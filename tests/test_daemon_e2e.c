@@ -41,6 +41,11 @@ static void test_printing_end_to_end(void)
     run_script("tests/integration/printing_e2e.py", "printing e2e: all checks passed");
 }
 
+static void test_station_end_to_end(void)
+{
+    run_script("tests/integration/station_e2e.py", "station e2e: all checks passed");
+}
+
 static void test_scanners_end_to_end(void)
 {
     run_script("tests/integration/scanners_e2e.py", "scanners e2e: all checks passed");
@@ -57,7 +62,9 @@ int suite_daemon_e2e(void)
         !CU_add_test(s, "printing exactly once: stops mid-submit, cupsd crash, media empty",
                      test_printing_end_to_end) ||
         !CU_add_test(s, "a USB and a serial scanner (umockdev) complete receipts",
-                     test_scanners_end_to_end))
+                     test_scanners_end_to_end) ||
+        !CU_add_test(s, "station replies over TCP: mis-scans, own labels, the checklist",
+                     test_station_end_to_end))
         return -1;
     return 0;
 }

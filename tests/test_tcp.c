@@ -60,6 +60,11 @@ struct rec {
     struct ev ev[MAX_EVENTS];
     size_t n;
     size_t stop_at;         /* loop_stop() when n reaches it */
+    /* Answer every read with scanner_feedback(): OK for scans, REJECT for rejected
+     * reads, this text (NULL: no answers); stop at the first disconnect. */
+    const char *reply;
+    bool stop_on_disconnect;
+    int feedback_rc;        /* the last scanner_feedback() result */
 };
 
 static void on_event(const scanner_event_t *e, void *data)
@@ -108,7 +113,12 @@ static void on_event(const scanner_event_t *e, void *data)
         CU_ASSERT_PTR_NOT_NULL(e->reason);
         break;
     }
-    if (r->n == r->stop_at)
+    if (r->reply && (e->kind == SCANNER_EV_SCAN || e->kind == SCANNER_EV_REJECTED))
+        r->feedback_rc = scanner_feedback(r->s, e->scanner_id,
+                                          e->kind == SCANNER_EV_SCAN ? SCANNER_REPLY_OK
+                                                                     : SCANNER_REPLY_REJECT,
+                                          r->reply);
+    if (r->n == r->stop_at || (r->stop_on_disconnect && e->kind == SCANNER_EV_DISCONNECTED))
         loop_stop(r->loop);
 }
 
@@ -300,6 +310,113 @@ static void is_disconnected(const struct rec *r, size_t i, unsigned client,
 }
 
 /* ---- tests --------------------------------------------------------------------- */
+
+/* Read from fd until `want` bytes came (or the 5 s receive timeout); NUL-terminated. */
+static char *cl_read(struct rec *r, int fd, size_t want)
+{
+    char *buf = calloc(1, want + 1);
+    size_t got = 0;
+    CU_ASSERT_PTR_NOT_NULL_FATAL(buf);
+    for (int i = 0; got < want && i < 200; i++) {
+        pump(r);
+        ssize_t n = recv(fd, buf + got, want - got, MSG_DONTWAIT);
+        if (n > 0)
+            got += (size_t)n;
+    }
+    CU_ASSERT_EQUAL(got, want);
+    return buf;
+}
+
+/* Issue 10: one reply line per scan line, to the connection that sent it. */
+static void test_replies(void)
+{
+    struct rec *r = rec_new(NULL);
+    r->reply = "taken\r\n[receipt 1 RMA-1001]: scan\tthe serial";
+    int a = cl_connect(r), b = cl_connect(r);
+    cl_puts(a, "RMA-1001\n");
+    cl_send(a, "X\x01Y\n", 4);
+    cl_puts(b, "RMA-1002\n");
+    const char ok[] = "OK taken  [receipt 1 RMA-1001]: scan the serial\n";
+    const char bad[] = "REJECT taken  [receipt 1 RMA-1001]: scan the serial\n";
+    char *got = cl_read(r, a, strlen(ok) + strlen(bad));
+    char want[256];
+    (void)snprintf(want, sizeof(want), "%s%s", ok, bad);
+    CU_ASSERT_STRING_EQUAL(got, want);
+    free(got);
+    got = cl_read(r, b, strlen(ok));
+    CU_ASSERT_STRING_EQUAL(got, ok);
+    free(got);
+    CU_ASSERT_EQUAL(r->feedback_rc, 0);
+    /* Nobody by that id: nothing sent. */
+    CU_ASSERT_EQUAL(scanner_feedback(r->s, "tcp:127.0.0.1:1#9", SCANNER_REPLY_OK, "x"), -ENOENT);
+    CU_ASSERT_STRING_EQUAL(scanner_reply_word(SCANNER_REPLY_DOUBLE), "DOUBLE");
+    close(a);
+    close(b);
+    rec_free(r);
+}
+
+/* A client that writes and closes at once: its replies fail, its scans are all read. */
+static void test_reply_to_closed_client(void)
+{
+    struct rec *r = rec_new(NULL);
+    r->reply = "taken [no receipt open]: scan an RMA";
+    r->stop_on_disconnect = true;
+    int fd = cl_connect(r);
+    static char big[10000];
+    memset(big, 'A', sizeof(big));
+    cl_send(fd, "\x01" "bin\n", 5);
+    cl_send(fd, big, sizeof(big));
+    cl_puts(fd, "\nRMA-00");
+    close(fd);
+    CU_ASSERT(th_loop_run_stopped(r->loop, WATCHDOG_MS));
+    CU_ASSERT_EQUAL_FATAL(r->n, 5);
+    is_rejected(r, 1, 1, "\x01" "bin", 4, "control byte");
+    is_rejected(r, 3, 1, "RMA-00", 6, "connection closed before end of line");
+    is_disconnected(r, 4, 1, "connection closed by the client");
+    rec_free(r);
+}
+
+/*
+ * A client that sends scans and never reads its replies: they pile up in the kernel,
+ * then in the driver up to SCANNER_TCP_REPLY_MAX, then further replies are dropped.
+ * The client keeps its connection and every scan it sends is still taken; the daemon
+ * never blocks on it, and memory stays bounded.
+ */
+static void test_reply_not_read(void)
+{
+    static char big[4001];
+    memset(big, 'x', sizeof(big) - 1);
+    struct rec *r = rec_new(NULL);
+    r->reply = big;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int small = 4096;
+    CU_ASSERT_EQUAL(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)), 0);
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(r->port),
+                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    CU_ASSERT_EQUAL_FATAL(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    /* Lines one by one, so each gets its answer before the next is read. */
+    int sent = 0, dropped = 0;
+    for (int i = 0; i < 80; i++) {
+        if (send(fd, "SN-1\n", 5, MSG_NOSIGNAL) != 5)
+            break;
+        sent++;
+        size_t before = r->n;
+        while (r->n == before)
+            pump(r);
+        dropped += r->feedback_rc == -ENOBUFS;
+    }
+    CU_ASSERT_EQUAL(sent, 80);
+    CU_ASSERT(dropped > 0); /* the queue filled: replies were dropped, not queued */
+    size_t scans = 0;
+    for (size_t i = 0; i < r->n; i++) {
+        CU_ASSERT_NOT_EQUAL(r->ev[i].kind, SCANNER_EV_DISCONNECTED);
+        scans += r->ev[i].kind == SCANNER_EV_SCAN;
+    }
+    CU_ASSERT_EQUAL(scans, 80);
+    CU_ASSERT_EQUAL(scanner_clients(r->s), 1);
+    close(fd);
+    rec_free(r);
+}
 
 static void test_lines_in_one_write(void)
 {
@@ -890,7 +1007,11 @@ int suite_tcp(void)
         !CU_add_test(s, "destroy with clients connected", test_destroy_with_clients) ||
         !CU_add_test(s, "bind errors and bad configs", test_bind_errors) ||
         !CU_add_test(s, "IPv6 and localhost", test_ipv6_and_localhost) ||
-        !CU_add_test(s, "accept out of fds pauses, then resumes", test_accept_out_of_fds))
+        !CU_add_test(s, "accept out of fds pauses, then resumes", test_accept_out_of_fds) ||
+        !CU_add_test(s, "a reply line per scan, to its connection", test_replies) ||
+        !CU_add_test(s, "a client not reading its replies keeps its connection", test_reply_not_read) ||
+        !CU_add_test(s, "replies to a client that closed: its scans still read",
+                     test_reply_to_closed_client))
         return -1;
     return 0;
 }

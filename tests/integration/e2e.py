@@ -88,6 +88,23 @@ class Scanner:
     def send(self, data):
         self.sock.sendall(data if isinstance(data, bytes) else data.encode() + b"\r\n")
 
+    def reply(self):
+        """The next reply line rmad sent (docs/station.md, "Replies"), without its LF."""
+        if not hasattr(self, "buf"):
+            self.buf = b""
+        while b"\n" not in self.buf:
+            chunk = self.sock.recv(4096)
+            if not chunk:
+                raise RuntimeError("connection closed before a reply")
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        return line.decode()
+
+    def ask(self, line):
+        """Scan one line and return rmad's answer to it."""
+        self.send(line)
+        return self.reply()
+
     def close(self):
         self.sock.close()
 
