@@ -94,7 +94,11 @@ static int add_line(const db_rma_t *r, void *data)
 static int add_unit(const db_receipt_t *r, void *data)
 {
     json_t *j = control_receipt_json(r);
-    if (!j || json_object_set_new(j, "line", r->line > 0 ? json_integer(r->line) : json_null()) < 0
+    json_t *cl = r->checklist ? json_loads(r->checklist, 0, NULL) : NULL;
+    json_t *match = json_object_get(cl, "serial_match");
+    int bad = !j || json_object_set_new(j, "serial_match", match ? json_incref(match) : json_null()) < 0;
+    json_decref(cl);
+    if (bad || json_object_set_new(j, "line", r->line > 0 ? json_integer(r->line) : json_null()) < 0
         || json_object_set_new(j, "serial", str_or_null(r->serial)) < 0
         || json_array_append_new(data, j) < 0)
         return -ENOMEM;
@@ -110,7 +114,9 @@ static int fill_received(json_t *lines, const json_t *receipts)
         const char *state = json_string_value(json_object_get(rc, "state"));
         json_t *serial = json_object_get(rc, "serial");
         json_int_t line = json_integer_value(json_object_get(rc, "line"));
-        if (!state || strcmp(state, "completed") != 0 || !json_is_string(serial))
+        /* A mismatched unit is not one of the line's (db.h): listed with the receipts only. */
+        if (!state || strcmp(state, "completed") != 0 || !json_is_string(serial)
+            || json_is_false(json_object_get(rc, "serial_match")))
             continue;
         json_array_foreach(lines, k, ln) {
             if (json_integer_value(json_object_get(ln, "line")) == line

@@ -27,6 +27,7 @@
 #include "daemon/msgf.h"
 #include "daemon/policy.h"
 #include "daemon/scancmd.h"
+#include "daemon/units.h"
 #include "proto/event.h"
 #include "proto/labelcode.h"
 #include "proto/policy_json.h"
@@ -63,6 +64,7 @@ struct station {
     char *open_rma;         /* NULL for CMD-NORMA */
     char *open_checklist;   /* JSON text, as stored in the row */
     char *open_serial;      /* from the checklist, for station_status */
+    int open_line;          /* the unit's line of its RMA; 0 while not known */
 
     char *printer;          /* CUPS queue, NULL when the station has none */
     int64_t last_label;     /* last receipt labelled here: what CMD-REPRINT prints again */
@@ -77,6 +79,7 @@ struct station {
 static void clear_open(station_t *st)
 {
     st->open_id = 0;
+    st->open_line = 0;
     free(st->open_rma);
     free(st->open_checklist);
     free(st->open_serial);
@@ -140,6 +143,7 @@ static int resume(station_t *st, char **errmsg)
     }
     checklist_free(&c);
     st->open_id = r.id;
+    st->open_line = r.line;
     st->open_rma = r.rma;
     st->open_checklist = r.checklist;
     r.rma = r.checklist = NULL;
@@ -321,9 +325,11 @@ typedef struct {
     const char *disposition;     /* completed: static name */
     const char *row_reason;      /* row's reason (refused, cancelled) */
     char *mark_received;         /* RMA number to mark received */
+    int line;                    /* the unit's line for the row; 0: as it is */
 
     const char *topic;           /* the transition's event, or NULL */
     json_t *fields;              /* its fields */
+    json_t *received_fields;     /* rma.received: the last unit of the RMA is in */
     bool serial_mismatch;
     bool reprint;
     bool label_queued;           /* a print_jobs row was written */
@@ -351,6 +357,7 @@ static void plan_free(plan_t *pl)
     free(pl->result);
     free(pl->mark_received);
     json_decref(pl->fields);
+    json_decref(pl->received_fields);
     memset(pl, 0, sizeof(*pl));
 }
 
@@ -425,7 +432,11 @@ static int open_rma_row(station_t *st, db_rma_t *rma)
 {
     if (!st->open_rma)
         return 0;
-    int r = db_rma_get(st->db, st->open_rma, rma);
+    /* The unit's own line: the policy sees it as a one-line RMA (issue 11). Before
+     * the line is known, the first line stands in (accessory prompts and the like). */
+    int r = db_rma_get_line(st->db, st->open_rma, st->open_line, rma);
+    if (r == -ENOENT && st->open_line)
+        r = db_rma_get(st->db, st->open_rma, rma);
     return r < 0 ? r : 1;
 }
 
@@ -442,29 +453,34 @@ static const char *nonempty(const char *s)
 }
 
 
-/* 1 match, 0 mismatch, -1 unknown (no serial read, or the RMA expects none). */
-static int serial_match(const char *serial, const db_rma_t *rma)
-{
-    if (!serial || !rma || !*rma->expected_serial)
-        return -1;
-    return policy_serial_equal(serial, rma->expected_serial) ? 1 : 0;
-}
 
 /*
  * Record the serial. A mismatch is recorded and does not block scanning (spec
  * station, step 2): the policy engine's built-in check quarantines it at CMD-DONE.
+ * With RMA lines (issue 11) the serial also picks the unit's line when it is not
+ * known yet, and a serial already received on the RMA is a double receipt: the scan
+ * is rejected (returns 1) and the receipt waits for the right unit.
  */
 static int set_serial(station_t *st, checklist_t *c, const char *serial, plan_t *pl)
 {
-    db_rma_t rma;
-    int has = open_rma_row(st, &rma);
-    if (has < 0)
-        return has;
+    units_serial_t u = { .line = st->open_line, .match = -1 };
+    int r;
+
+    if (st->open_rma && (r = units_for_serial(st->db, st->open_rma, st->open_line, serial, &u)) < 0)
+        return r;
+    if (u.received_in) {
+        r = reject(pl, "serial", "double receipt: serial %s of %s is already received "
+                   "(receipt %lld): scan this unit's own serial, or CMD-CANCEL",
+                   serial, st->open_rma, (long long)u.received_in);
+        return r < 0 ? r : 1;
+    }
     free(c->serial);
     if (!(c->serial = strdup(serial)))
         return -ENOMEM;
-    c->serial_match = serial_match(serial, has ? &rma : NULL);
+    c->serial_match = u.match;
     pl->serial_mismatch = c->serial_match == 0;
+    if (u.line != st->open_line)
+        pl->line = u.line;
     return 0;
 }
 
@@ -479,7 +495,10 @@ static int plan_open(const char *number, const db_rma_t *rma, const char *kind, 
     pl->state = DB_RECEIPT_OPEN;
     if (dup_or_null(number, &pl->rma) < 0 || !(pl->checklist = checklist_text(&c)))
         return -ENOMEM;
-    const char *vendor = rma ? nonempty(rma->vendor) : NULL, *model = rma ? nonempty(rma->model) : NULL;
+    /* With several lines and none chosen yet, no model is the unit's. */
+    bool known = rma && (pl->line || rma->lines <= 1);
+    const char *vendor = rma ? nonempty(rma->vendor) : NULL;
+    const char *model = known ? nonempty(rma->model) : NULL;
     int r = number ? say(&pl->message, "for %s%s%s%s%s%s", number, vendor || model ? " (" : "",
                          vendor ? vendor : "", vendor && model ? " " : "", model ? model : "",
                          vendor || model ? ")" : "")
@@ -487,15 +506,22 @@ static int plan_open(const char *number, const db_rma_t *rma, const char *kind, 
     if (r < 0)
         return r;
     pl->topic = "receipt.opened";
-    pl->fields = json_pack("{s:o, s:o, s:o}", "rma", checklist_jstr(number),
-                           "vendor", checklist_jstr(rma ? nonempty(rma->vendor) : NULL),
-                           "model", checklist_jstr(rma ? nonempty(rma->model) : NULL));
+    pl->fields = json_pack("{s:o, s:o, s:o, s:o}", "rma", checklist_jstr(number),
+                           "vendor", checklist_jstr(vendor), "model", checklist_jstr(model),
+                           "line", known ? json_integer(rma->line) : json_null());
     return pl->fields ? 0 : -ENOMEM;
 }
 
 /* Spec station, step 1: an unknown or already-received RMA is refused, and the
  * refusal is itself a (closed) receipt, so the audit trail shows the unit came. */
-static int plan_refuse(const char *number, const char *why, plan_t *pl)
+/* {"received": k, "authorised": n} of an RMA, the progress events carry (issue 11). */
+static json_t *progress_json(const db_rma_t *rma, int received)
+{
+    return rma ? json_pack("{s:i, s:i}", "received", received, "authorised", rma->authorised)
+               : json_null();
+}
+
+static int plan_refuse(const char *number, const db_rma_t *rma, const char *why, plan_t *pl)
 {
     pl->kind = "rma";
     pl->accepted = true;
@@ -510,7 +536,9 @@ static int plan_refuse(const char *number, const char *why, plan_t *pl)
                                   "then scan the next RMA (or CMD-NORMA)")))
         return -ENOMEM;
     pl->topic = "receipt.refused";
-    pl->fields = json_pack("{s:s, s:s}", "rma", number, "reason", why);
+    /* A refused unit is no unit of any line: line null, the RMA's progress as it is. */
+    pl->fields = json_pack("{s:s, s:s, s:n, s:o}", "rma", number, "reason", why, "line",
+                           "progress", progress_json(rma, rma ? rma->received : 0));
     return pl->fields ? 0 : -ENOMEM;
 }
 
@@ -591,11 +619,37 @@ static int plan_rma(station_t *st, const char *number, plan_t *pl)
     }
     int r = db_rma_get(st->db, number, &rma);
     if (r == -ENOENT)
-        return plan_refuse(number, "unknown RMA", pl);
+        return plan_refuse(number, NULL, "unknown RMA", pl);
     if (r < 0)
         return r;
-    if (rma.status == DB_RMA_RECEIVED)
-        return plan_refuse(number, "RMA already received", pl);
+    if (rma.status == DB_RMA_CLOSED) {
+        char *closed = NULL, *why = NULL;
+        int64_t at;
+        if ((r = db_rma_closed(st->db, number, &closed, &at)) < 0)
+            return r;
+        r = say(&why, "RMA closed: %s", closed ? closed : "no reason given");
+        free(closed);
+        if (r == 0)
+            r = plan_refuse(number, &rma, why, pl);
+        free(why);
+        return r;
+    }
+    /* Issue 11: an RMA authorises its units; one more is refused. */
+    int line = 0;
+    r = rma.status == DB_RMA_RECEIVED ? -ENOSPC : units_line_at_open(st->db, number, &line);
+    if (r == -ENOSPC && rma.authorised <= 1)
+        return plan_refuse(number, &rma, "RMA already received", pl);
+    if (r == -ENOSPC) {
+        char *why = NULL;
+        if ((r = say(&why, "all %d units of %s received", rma.authorised, number)) == 0)
+            r = plan_refuse(number, &rma, why, pl);
+        free(why);
+        return r;
+    }
+    if (r < 0)
+        return r;
+    if (line && (r = db_rma_get_line(st->db, number, line, &rma)) < 0)
+        return r;
     /*
      * Spec station, step 1: an expired RMA is refused at the dock. Whether it is
      * expired is the vendor's clause (EverFocus: valid 30 days), so the policy says,
@@ -606,10 +660,11 @@ static int plan_rma(station_t *st, const char *number, plan_t *pl)
     if (r < 0)
         return r;
     if (r > 0) {
-        r = plan_refuse(number, why, pl);
+        r = plan_refuse(number, &rma, why, pl);
         free(why);
         return r;
     }
+    pl->line = line;
     return plan_open(number, &rma, "rma", pl);
 }
 
@@ -768,6 +823,38 @@ static int plan_done(station_t *st, plan_t *pl)
                    st->open_rma);
         goto out;
     }
+    if (has_rma && rma.status == DB_RMA_CLOSED) {
+        r = reject(pl, "command", "RMA %s was closed meanwhile (rmactl rma close): cancel "
+                   "(CMD-CANCEL)", st->open_rma);
+        goto out;
+    }
+    /* Issue 11: the unit's line decides what the policy sees; the serial or the
+     * model tells it when the RMA has several lines. */
+    units_serial_t unit = { .line = st->open_line, .match = -1 };
+    if (has_rma && !st->open_line) {
+        char *lines = units_lines_with_room(st->db, st->open_rma);
+        r = lines ? reject(pl, "command", "which line is this unit? scan its model: %s", lines)
+                  : -ENOMEM;
+        free(lines);
+        goto out;
+    }
+    if (has_rma && c.serial) {
+        if ((r = units_for_serial(st->db, st->open_rma, st->open_line, c.serial, &unit)) < 0)
+            goto out;
+        if (unit.received_in) {
+            r = reject(pl, "command", "double receipt: serial %s of %s was received meanwhile "
+                       "(receipt %lld): cancel (CMD-CANCEL)", c.serial, st->open_rma,
+                       (long long)unit.received_in);
+            goto out;
+        }
+    }
+    /* A unit counts on its line unless its serial did not match (db.h). */
+    bool counts = c.serial_match != 0;
+    if (has_rma && counts && rma.line_received >= rma.quantity) {
+        r = reject(pl, "command", "all %d units of line %d of %s were received meanwhile: "
+                   "cancel (CMD-CANCEL)", rma.quantity, rma.line, st->open_rma);
+        goto out;
+    }
     if (has_rma)
         pol = policy_of(st, rma.vendor);
 
@@ -806,7 +893,16 @@ static int plan_done(station_t *st, plan_t *pl)
         result = held_result("rmad-no-policy", text);
         free(text);
     } else {
-        if (!(cs = checklist_case(&rma, &c, missing, n_missing, caldate_today()))) {
+        /* The policy's own serial check decides as for a one-line RMA. */
+        db_rma_t *unit_rma = malloc(sizeof(*unit_rma));
+        if (unit_rma) {
+            *unit_rma = rma;
+            units_case_expected(&rma, &unit, c.serial ? c.serial : "", unit_rma->expected_serial,
+                                sizeof(unit_rma->expected_serial));
+            cs = checklist_case(unit_rma, &c, missing, n_missing, caldate_today());
+            free(unit_rma);
+        }
+        if (!cs) {
             r = -ENOMEM;
             goto out;
         }
@@ -843,8 +939,18 @@ static int plan_done(station_t *st, plan_t *pl)
     pl->checklist = checklist_dump(final);
     json_decref(final);
     pl->result = checklist_dump(result);
+    /* The last authorised unit makes the RMA received (issue 11). */
+    int received = has_rma ? rma.received + (counts ? 1 : 0) : 0;
+    bool last = has_rma && counts && received >= rma.authorised;
+    pl->line = st->open_line;
     if (!pl->checklist || !pl->result || dup_or_null(c.serial, &pl->serial) < 0 ||
-        (has_rma && !(pl->mark_received = strdup(st->open_rma)))) {
+        (last && !(pl->mark_received = strdup(st->open_rma)))) {
+        r = -ENOMEM;
+        goto out;
+    }
+    if (last && !(pl->received_fields = json_pack("{s:s, s:i, s:i}", "rma", st->open_rma,
+                                                  "lines", rma.lines, "authorised",
+                                                  rma.authorised))) {
         r = -ENOMEM;
         goto out;
     }
@@ -852,12 +958,14 @@ static int plan_done(station_t *st, plan_t *pl)
     /* Spec events: inspection.completed carries the whole decision, the result fields
      * exactly as `rmactl policy eval` prints them. */
     pl->topic = "inspection.completed";
-    pl->fields = json_pack("{s:o, s:o, s:o, s:o, s:o, s:o}",
+    pl->fields = json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
                            "rma", checklist_jstr(st->open_rma),
                            "vendor", checklist_jstr(has_rma ? nonempty(rma.vendor) : NULL),
                            "model", checklist_jstr(has_rma ? nonempty(rma.model) : NULL),
+                           "line", has_rma ? json_integer(rma.line) : json_null(),
+                           "progress", progress_json(has_rma ? &rma : NULL, received),
                            "serial", checklist_jstr(c.serial),
-                           "serial_match", checklist_jtristate(serial_match(c.serial, has_rma ? &rma : NULL)),
+                           "serial_match", checklist_jtristate(has_rma ? c.serial_match : -1),
                            "checklist", event_checklist(&c, missing, n_missing));
     if (!pl->fields || json_object_update(pl->fields, result) < 0) {
         r = -ENOMEM;
@@ -1094,8 +1202,11 @@ static int plan_gs1(station_t *st, const scan_t *scan, plan_t *pl)
         r = reject(pl, "gs1", "not expected now: the serial is already recorded (%s)", c.serial);
         goto out;
     }
-    if ((g.present & GS1_SERIAL) && (r = set_serial(st, &c, g.serial, pl)) < 0)
+    if ((g.present & GS1_SERIAL) && (r = set_serial(st, &c, g.serial, pl)) != 0) {
+        if (r == 1)   /* rejected: a double receipt */
+            r = 0;
         goto out;
+    }
     if (g.present & GS1_GTIN) {
         free(c.gtin);
         if (!(c.gtin = strdup(g.gtin))) {
@@ -1146,6 +1257,16 @@ static int plan_text(station_t *st, const char *text, plan_t *pl)
             r = plan_update(st, &c, "accessory", pl);
         goto out;
     }
+    /* Issue 11: several lines and nothing listed tells them apart: the model does. */
+    int line = 0;
+    if (has_rma && !st->open_line
+        && (r = units_line_by_model(st->db, st->open_rma, text, &line)) != -ENOENT) {
+        if (r == 0 && (r = say(&pl->message, "line %d (%s) of %s", line, text, st->open_rma)) == 0
+            && (r = plan_update(st, &c, "text", pl)) == 0)
+            pl->line = line;
+        goto out;
+    }
+    r = 0;
     if (c.serial) {
         r = reject(pl, "text",
                    "not expected now: the serial is already recorded (%s) and this is not an "
@@ -1157,7 +1278,11 @@ static int plan_text(station_t *st, const char *text, plan_t *pl)
                    strlen(text), STATION_SERIAL_MAX);
         goto out;
     }
-    if ((r = set_serial(st, &c, text, pl)) == 0 && (r = serial_message(&c, pl)) == 0)
+    if ((r = set_serial(st, &c, text, pl)) == 1) {
+        r = 0;   /* rejected: a double receipt */
+        goto out;
+    }
+    if (r == 0 && (r = serial_message(&c, pl)) == 0)
         r = plan_update(st, &c, "serial", pl);
 out:
     checklist_free(&c);
@@ -1298,7 +1423,7 @@ static int write_switch(station_t *st, plan_t *pl, int64_t now_ms)
     if (say(&why, "cancelled at the station: switched to %s by scanning it", pl->rma) < 0)
         return -ENOMEM;
     db_receipt_t row = { .id = pl->cancel_id, .state = DB_RECEIPT_CANCELLED, .closed_at = now_ms,
-                         .checklist = st->open_checklist, .reason = why };
+                         .line = st->open_line, .checklist = st->open_checklist, .reason = why };
     int r = db_receipt_update(st->db, &row);
     free(why);
     return r;
@@ -1325,8 +1450,9 @@ static int write_plan(station_t *st, plan_t *pl, const db_scan_t *scan_row, int6
         return r;
     if (pl->insert) {
         db_receipt_t row = {
-            .station = st->name, .rma = pl->rma, .state = pl->state, .opened_at = now_ms,
-            .closed_at = now_ms, .checklist = pl->checklist, .reason = (char *)pl->row_reason,
+            .station = st->name, .rma = pl->rma, .line = pl->line, .state = pl->state,
+            .opened_at = now_ms, .closed_at = now_ms, .checklist = pl->checklist,
+            .reason = (char *)pl->row_reason,
         };
         if ((r = db_receipt_insert(db, &row, &pl->receipt_id)) < 0)
             return r;
@@ -1341,6 +1467,7 @@ static int write_plan(station_t *st, plan_t *pl, const db_scan_t *scan_row, int6
     if (pl->update) {
         db_receipt_t row = {
             .id = pl->receipt_id, .state = pl->state, .closed_at = now_ms, .serial = pl->serial,
+            .line = pl->line ? pl->line : st->open_line,
             .checklist = pl->checklist, .result = pl->result,
             .disposition = (char *)pl->disposition,
             .reason = (char *)pl->row_reason,
@@ -1368,6 +1495,9 @@ static int write_plan(station_t *st, plan_t *pl, const db_scan_t *scan_row, int6
         return r;
     if (pl->topic)
         r = outbox_append(ob, db, pl->topic, pl->fields, st->name, pl->receipt_id, now_ms);
+    if (r == 0 && pl->received_fields)
+        r = outbox_append(ob, db, "rma.received", pl->received_fields, st->name, pl->receipt_id,
+                          now_ms);
     return r;
 }
 
@@ -1394,6 +1524,7 @@ static void adopt(station_t *st, plan_t *pl)
     case STATION_RECEIPT_OPENED:
         clear_open(st);
         st->open_id = pl->receipt_id;
+        st->open_line = pl->line;
         st->open_rma = pl->rma;
         st->open_checklist = pl->checklist;
         pl->rma = pl->checklist = NULL;
@@ -1409,6 +1540,8 @@ static void adopt(station_t *st, plan_t *pl)
         st->last_label = pl->receipt_id;
         break;
     case STATION_RECEIPT_NONE:
+        if (pl->update && pl->line)
+            st->open_line = pl->line;
         if (pl->update) {
             free(st->open_checklist);
             free(st->open_serial);

@@ -744,12 +744,19 @@ static int header_put(db_t *db, const db_rma_t *rma)
     return rc == SQLITE_DONE ? 0 : db_fail(db, rc, "rma upsert");
 }
 
-/* Units received on a line (or, line 0, on the whole RMA): completed receipts. */
+/*
+ * A completed receipt counts as a unit of its line unless its serial did not match:
+ * a unit that is not the one authorised (a serial of another line or RMA) is held
+ * for a person, and the RMA still waits for its own unit.
+ */
+#define COUNTS_AS_UNIT "coalesce(json_extract(checklist, '$.serial_match'), 1) <> 0"
+
+/* Units received on a line (or, line 0, on the whole RMA). */
 static int received_on(db_t *db, const char *number, int line, int64_t *n)
 {
     static const char sql[] =
         "SELECT count(*) FROM receipts\n"
-        "WHERE rma = ?1 AND state = 'completed' AND (?2 = 0 OR line = ?2)";
+        "WHERE rma = ?1 AND state = 'completed' AND (?2 = 0 OR line = ?2) AND " COUNTS_AS_UNIT;
     sqlite3_stmt *st = db_stmt(db, ST_RMA_RECEIVED_ON_LINE, sql);
     int rc;
 
@@ -927,7 +934,8 @@ static int status_settle(db_t *db, const char *number, bool grew)
 {
     static const char counts_sql[] =
         "SELECT (SELECT coalesce(sum(quantity), 0) FROM rma_lines WHERE rma = ?1),\n"
-        "       (SELECT count(*) FROM receipts WHERE rma = ?1 AND state = 'completed'),\n"
+        "       (SELECT count(*) FROM receipts WHERE rma = ?1 AND state = 'completed'\n"
+        "          AND " COUNTS_AS_UNIT "),\n"
         "       (SELECT status FROM rmas WHERE number = ?1)";
     static const char set_sql[] =
         "UPDATE rmas SET status = ?2, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')\n"
@@ -1087,9 +1095,10 @@ static int column_tri(sqlite3_stmt *st, int i)
     "l.has_storage_media, l.quantity, l.serials, "                                          \
     "(SELECT count(*) FROM rma_lines WHERE rma = r.number), "                               \
     "(SELECT coalesce(sum(quantity), 0) FROM rma_lines WHERE rma = r.number), "             \
-    "(SELECT count(*) FROM receipts WHERE rma = r.number AND state = 'completed'), "        \
     "(SELECT count(*) FROM receipts WHERE rma = r.number AND state = 'completed' "          \
-    "   AND line = l.line)"
+    "   AND " COUNTS_AS_UNIT "), "                                                          \
+    "(SELECT count(*) FROM receipts WHERE rma = r.number AND state = 'completed' "          \
+    "   AND line = l.line AND " COUNTS_AS_UNIT ")"
 
 /* The first line of the RMA r (a one-line RMA's only line). */
 #define FIRST_LINE "(SELECT min(line) FROM rma_lines WHERE rma = r.number)"

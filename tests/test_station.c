@@ -413,9 +413,9 @@ static void test_complete_receipt(void)
     /* Events: each scan, then the transition it caused. */
     static const char *const topics[] = { "scan.accepted", "receipt.opened", "scan.accepted",
                                           "scan.accepted", "scan.accepted", "scan.accepted",
-                                          "inspection.completed" };
-    CU_ASSERT_EQUAL_FATAL(n_events(&f), 7);
-    for (size_t i = 0; i < 7; i++) {
+                                          "inspection.completed", "rma.received" };
+    CU_ASSERT_EQUAL_FATAL(n_events(&f), 8);   /* rma.received: its one unit is in */
+    for (size_t i = 0; i < 8; i++) {
         ASSERT_STR(ev_str(event(&f, i), "type"), topics[i]);
         CU_ASSERT_EQUAL(json_integer_value(json_object_get(event(&f, i), "receipt")), id);
     }
@@ -460,7 +460,8 @@ static void test_complete_receipt(void)
     json_t *stored = json_loads(r.result, 0, NULL);
     json_t *from_event = json_deep_copy(ic);
     const char *const not_result[] = { "v", "seq", "type", "time", "station", "receipt", "rma",
-                                       "vendor", "model", "serial", "serial_match", "checklist" };
+                                       "vendor", "model", "line", "progress", "serial",
+                                       "serial_match", "checklist" };
     for (size_t i = 0; i < sizeof(not_result) / sizeof(not_result[0]); i++)
         json_object_del(from_event, not_result[i]);
     CU_ASSERT_TRUE(json_equal(stored, from_event));
@@ -1117,9 +1118,14 @@ static void test_checklist_explicit(void)
                                                     "accessories_missing")), 0);
 
     /* Another camera, opened: each answer that still changes the credit is asked. */
-    exec_sql(&f, "UPDATE rmas SET status = 'open' WHERE number = 'RMA-EFCAM'");
+    /* The RMA authorises two more cameras (schema 4: a line's quantity and serials). */
+    exec_sql(&f, "UPDATE rmas SET status = 'open' WHERE number = 'RMA-EFCAM';"
+                 "UPDATE rma_lines SET quantity = 3, serials = 'EF-CAM-1|EF-CAM-2|EF-CAM-3' "
+                 "WHERE rma = 'RMA-EFCAM';"
+                 "INSERT INTO rma_serials VALUES ('RMA-EFCAM', 1, 'EF-CAM-2', 'EF-CAM-2'),"
+                 "                               ('RMA-EFCAM', 1, 'EF-CAM-3', 'EF-CAM-3')");
     sc(&f, "RMA-EFCAM");
-    sc(&f, "EF-CAM-1");
+    sc(&f, "EF-CAM-2");
     o = sc(&f, "ACC-POWER-ADAPTER");
     ASSERT_STR(o.next, "answer the packaging: PKG-ORIGINAL, PKG-REPLACEMENT or PKG-NONE; "
                        "then the seal, the accessories");
@@ -1134,9 +1140,8 @@ static void test_checklist_explicit(void)
     ASSERT_CONTAINS(o.reply, "restocking fee 25%");
 
     /* All accessories there: now packaging and seal decide, one after the other. */
-    exec_sql(&f, "UPDATE rmas SET status = 'open' WHERE number = 'RMA-EFCAM'");
     sc(&f, "RMA-EFCAM");
-    sc(&f, "EF-CAM-1");
+    sc(&f, "EF-CAM-3");
     o = sc(&f, "ACC-ALL");
     ASSERT_STR(o.next, "answer the packaging: PKG-ORIGINAL, PKG-REPLACEMENT or PKG-NONE; "
                        "then the seal");
