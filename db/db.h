@@ -218,6 +218,13 @@ int db_rma_replace(db_t *db, const db_rma_t *lines, size_t n, db_upsert_t *what)
 int db_rma_get(db_t *db, const char *number, db_rma_t *out);
 int db_rma_get_line(db_t *db, const char *number, int line, db_rma_t *out);
 
+/*
+ * Which unit of its RMA completed receipt `receipt_id` is: *k = 1 for the first unit
+ * received, ...; 0 when the receipt is not one of the RMA's units (not completed, or
+ * a mismatched serial). For the label's "unit k of n".
+ */
+int db_rma_unit_number(db_t *db, const char *number, int64_t receipt_id, int *k);
+
 /* Call fn for each line of the RMA, in line order (*r borrowed for the call). */
 typedef int (*db_rma_fn)(const db_rma_t *r, void *data);
 int db_rma_foreach_line(db_t *db, const char *number, db_rma_fn fn, void *data);

@@ -1238,6 +1238,28 @@ int db_rma_list(db_t *db, int state, const char *vendor, db_rma_fn fn, void *dat
     return walk(db, st, db_bind_text(st, 1, vendor), fn, data, state, "rma list");
 }
 
+int db_rma_unit_number(db_t *db, const char *number, int64_t receipt_id, int *k)
+{
+    static const char sql[] =
+        "SELECT CASE WHEN EXISTS (SELECT 1 FROM receipts WHERE id = ?2 AND rma = ?1\n"
+        "                         AND state = 'completed' AND " COUNTS_AS_UNIT ")\n"
+        "  THEN (SELECT count(*) FROM receipts WHERE rma = ?1 AND id <= ?2\n"
+        "        AND state = 'completed' AND " COUNTS_AS_UNIT ") ELSE 0 END";
+    sqlite3_stmt *st = db_stmt(db, ST_RMA_UNIT_NUMBER, sql);
+    int64_t v;
+    int rc, r;
+
+    if (!st)
+        return -EIO;
+    rc = sqlite3_bind_text(st, 1, number, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(st, 2, receipt_id);
+    if ((r = one_int(db, st, rc, &v, "rma unit number")) < 0)
+        return r;
+    *k = (int)v;
+    return 0;
+}
+
 int db_rma_serial_line(db_t *db, const char *number, const char *serial, int *line)
 {
     static const char sql[] =
