@@ -544,9 +544,9 @@ static int plan_refuse(const char *number, const db_rma_t *rma, const char *why,
 
 /* 1 with *why (malloc'd "rule: text") when the vendor's policy refuses this RMA as
  * scanned, before any inspection; 0 when not (or no policy); negative errno. */
-static int rma_refused_by_policy(station_t *st, const db_rma_t *rma, char **why)
+int station_rma_refusal(policyset_t *policies, const db_rma_t *rma, char **why)
 {
-    const policy_t *p = policy_of(st, rma->vendor);
+    const policy_t *p = policies ? policyset_for_vendor(policies, rma->vendor) : NULL;
     if (!p)
         return 0;
     checklist_t c;
@@ -570,6 +570,11 @@ static int rma_refused_by_policy(station_t *st, const db_rma_t *rma, char **why)
     free(rule);
     free(text);
     return r;
+}
+
+static int rma_refused_by_policy(station_t *st, const db_rma_t *rma, char **why)
+{
+    return station_rma_refusal(*st->policies, rma, why);
 }
 
 /* Nothing accepted on the open receipt but its RMA: its checklist is a fresh one. */
