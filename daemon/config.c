@@ -762,6 +762,7 @@ int config_unescape(const char *text, uint8_t *out, size_t *len, const char **wh
 
 #define OPT_USB    (1u << CONFIG_SCANNER_USB)
 #define OPT_SERIAL (1u << CONFIG_SCANNER_SERIAL)
+#define OPT_TCP    (1u << CONFIG_SCANNER_TCP)
 static const struct {
     const char *key;
     unsigned kinds;         /* OPT_USB | OPT_SERIAL: which scanners take it */
@@ -781,6 +782,8 @@ static const struct {
     { "feedback_ok", OPT_SERIAL, BYTES, 0, 0 },
     { "feedback_reject", OPT_SERIAL, BYTES, 0, 0 },
     { "feedback_double", OPT_SERIAL, BYTES, 0, 0 },
+    /* Seconds without a byte after which a TCP client is closed; 0: never. */
+    { "idle_timeout", OPT_TCP, NULL, 0, 86400 },
 };
 
 static bool word_in(const char *word, const char *words)
@@ -829,9 +832,10 @@ static int parse_scanner_options(config_scanner_t *s, const char *opts, char **w
             k++;
         if (k == nk) {
             rc = asprintf(why, "unknown option '%s' (expected %s)", quote(q, key),
-                          kind == OPT_USB ? "layout, detach, eol or eol_ms"
-                                          : "baud, parity, bits, stop, flow, eol, eol_ms, "
-                                            "feedback_ok, feedback_reject or feedback_double");
+                          kind == OPT_USB   ? "layout, detach, eol or eol_ms"
+                          : kind == OPT_TCP ? "idle_timeout"
+                                            : "baud, parity, bits, stop, flow, eol, eol_ms, "
+                                              "feedback_ok, feedback_reject or feedback_double");
             goto out;
         }
         if (config_scanner_option(s, key)) {
@@ -893,11 +897,25 @@ static int parse_scanner(config_scanner_t *s, struct bind *b, const char **why,
     if (strncmp(spec, "tcp:", 4) == 0) {
         s->kind = CONFIG_SCANNER_TCP;
         s->arg = spec + 4;
+        /* HOST:PORT ends at the first ',', where the options begin. */
+        const char *comma = strchr(s->arg, ',');
+        char *hostport = comma ? strndup(s->arg, (size_t)(comma - s->arg)) : NULL;
+        if (comma && !hostport)
+            return -ENOMEM;
         char *norm;
-        int rc = parse_hostport(s->arg, false, &s->host, &norm, &s->port, why);
+        int rc = parse_hostport(hostport ? hostport : s->arg, false, &s->host, &norm, &s->port,
+                                why);
+        free(hostport);
         if (rc < 0)
             return rc;
         *b = (struct bind){ .kind = BIND_TCP, .str = norm, .port = s->port };
+        if (comma) {
+            rc = -ENOMEM;
+            if ((s->options = strdup(comma + 1)))
+                rc = parse_scanner_options(s, s->options, why_owned);
+            if (rc < 0)
+                return rc;
+        }
         return 0;
     }
     if (strncmp(spec, "usb:", 4) == 0) {

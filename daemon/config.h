@@ -49,7 +49,7 @@ typedef enum {
     CONFIG_SCANNER_SERIAL,  /* serial:PATH or serial:usb=VID:PID, then ,key=value... */
 } config_scanner_kind_t;
 
-/* One `key=value` of a usb or serial scanner's options, validated (config_scanner_option). */
+/* One `key=value` of a scanner's options, validated (config_scanner_option). */
 typedef struct {
     char *key;
     char *value;
@@ -170,6 +170,8 @@ const char *config_default_text(void);
  *           pending unterminated scan is rejected when eol=required)
  *   serial: feedback_ok=, feedback_reject=, feedback_double= (bytes written back to
  *           the scanner for each answer, in config_unescape()'s notation)
+ *   tcp:    idle_timeout=0..86400 (seconds without a byte after which a client is
+ *           closed; 0: never; default SCANNER_TCP_IDLE_TIMEOUT_S)
  * Defaults are the drivers' (drivers/scanner.h).
  */
 const char *config_scanner_option(const config_scanner_t *s, const char *key);

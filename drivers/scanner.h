@@ -72,6 +72,12 @@ typedef void (*scanner_event_fn)(const scanner_event_t *ev, void *data);
 
 /* Connections a TCP scanner serves at once; more are accepted and closed at once. */
 #define SCANNER_TCP_MAX_CLIENTS 16
+/*
+ * A TCP client that sends nothing for this long is closed (option idle_timeout=S, 0:
+ * never): a forgotten `nc` or a phone app in the background gives its slot back. A
+ * full scanner also closes its longest-idle client (idle 5 s or more) for a new one.
+ */
+#define SCANNER_TCP_IDLE_TIMEOUT_S 300
 
 /* Reply bytes a TCP connection may leave unread before it is disconnected. */
 #define SCANNER_TCP_REPLY_MAX 16384

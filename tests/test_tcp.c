@@ -689,6 +689,99 @@ static void test_too_many_clients(void)
     rec_free(r);
 }
 
+/*
+ * Sixteen idle connections (a forgotten `nc`, a phone app in the background) do not
+ * lock the real scanner out: once they have been idle a while, a new connection
+ * replaces the one idle longest, and scans.
+ */
+static void test_idle_clients_give_way(void)
+{
+    struct rec *r = rec_new(NULL);
+    int fds[SCANNER_TCP_MAX_CLIENTS];
+    for (int i = 0; i < SCANNER_TCP_MAX_CLIENTS; i++)
+        fds[i] = cl_connect(r);
+    run_until(r, SCANNER_TCP_MAX_CLIENTS);
+    /* Client 2..16 show some life; client 1 stays the idlest. */
+    for (int i = 1; i < SCANNER_TCP_MAX_CLIENTS; i++)
+        cl_puts(fds[i], "x");
+    settle(r, SCANNER_TCP_MAX_CLIENTS);
+    th_loop_run_for(r->loop, 5300);
+    for (int i = 1; i < SCANNER_TCP_MAX_CLIENTS; i++)
+        cl_puts(fds[i], "y");
+    settle(r, SCANNER_TCP_MAX_CLIENTS);
+
+    int scanner = cl_connect(r);
+    cl_puts(scanner, "RMA-7017\n");
+    run_until(r, SCANNER_TCP_MAX_CLIENTS + 3);
+    is_disconnected(r, SCANNER_TCP_MAX_CLIENTS, 1, "idle for 5 s, replaced by a new connection");
+    is_connected(r, SCANNER_TCP_MAX_CLIENTS + 1, SCANNER_TCP_MAX_CLIENTS + 1);
+    is_scan(r, SCANNER_TCP_MAX_CLIENTS + 2, SCANNER_TCP_MAX_CLIENTS + 1, "RMA-7017");
+    CU_ASSERT_EQUAL(scanner_clients(r->s), SCANNER_TCP_MAX_CLIENTS);
+    char b;
+    CU_ASSERT_EQUAL(read(fds[0], &b, 1), 0); /* closed by the driver */
+    for (int i = 0; i < SCANNER_TCP_MAX_CLIENTS; i++)
+        close(fds[i]);
+    close(scanner);
+    rec_free(r);
+}
+
+/* idle_timeout=S closes a client that sent nothing for S seconds; activity keeps it. */
+static void test_idle_timeout(void)
+{
+    /* A free port, for a config (which takes no port 0). */
+    int probe = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t sl = sizeof(sa);
+    CU_ASSERT_EQUAL_FATAL(bind(probe, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    CU_ASSERT_EQUAL_FATAL(getsockname(probe, (struct sockaddr *)&sa, &sl), 0);
+    close(probe);
+    char text[512];
+    (void)snprintf(text, sizeof(text),
+                   "[daemon]\ndatabase = /tmp/x.db\npolicies = /tmp\npub = tcp://127.0.0.1:7781\n"
+                   "replay = tcp://127.0.0.1:7782\ncontrol = ipc:///tmp/x.ctl\n"
+                   "[station dock1]\nscanner = tcp:127.0.0.1:%u,idle_timeout=1\n",
+                   ntohs(sa.sin_port));
+    config_t *cfg = NULL;
+    char *err = NULL;
+    CU_ASSERT_EQUAL_FATAL(config_parse(text, strlen(text), "t.conf", "/", &cfg, &err), 0);
+    struct rec *r = calloc(1, sizeof(*r));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+    r->loop = loop_new();
+    r->s = scanner_new_tcp(r->loop, &cfg->stations[0].scanners[0], NULL, on_event, r, &err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r->s);
+    r->port = scanner_tcp_port(r->s);
+    (void)snprintf(r->spec, sizeof(r->spec), "tcp:127.0.0.1:%u", r->port);
+    CU_ASSERT_STRING_EQUAL(scanner_spec(r->s), r->spec); /* options are not in ids */
+
+    int quiet_fd = cl_connect(r), busy_fd = cl_connect(r);
+    run_until(r, 2);
+    /* The busy one sends a byte every 300 ms; the quiet one nothing. */
+    for (int i = 0; i < 6; i++) {
+        cl_puts(busy_fd, "z");
+        th_loop_run_for(r->loop, 300);
+    }
+    CU_ASSERT_FATAL(r->n >= 3);
+    CU_ASSERT_EQUAL(r->ev[2].kind, SCANNER_EV_DISCONNECTED);
+    CU_ASSERT_STRING_EQUAL(r->ev[2].id, client_id(r, 1));
+    CU_ASSERT_NSTRING_EQUAL(r->ev[2].reason, "idle for 1 s (idle_timeout)", 27);
+    CU_ASSERT_EQUAL(scanner_clients(r->s), 1);
+    close(quiet_fd);
+    close(busy_fd);
+    rec_free(r);
+    config_destroy(&cfg);
+
+    /* A bad value is a config error that names the option. */
+    static const char bad[] =
+        "[daemon]\ndatabase = /tmp/x.db\npolicies = /tmp\npub = tcp://127.0.0.1:7781\n"
+        "replay = tcp://127.0.0.1:7782\ncontrol = ipc:///tmp/x.ctl\n"
+        "[station dock1]\nscanner = tcp:127.0.0.1:7790,idle_timeout=-3\n";
+    CU_ASSERT_EQUAL(config_parse(bad, strlen(bad), "t.conf", "/", &cfg, &err), -EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(err);
+    if (err)
+        CU_ASSERT_PTR_NOT_NULL(strstr(err, "idle_timeout"));
+    free(err);
+}
+
 static void test_two_clients_interleaved(void)
 {
     struct rec *r = rec_new(NULL);
@@ -1010,6 +1103,8 @@ int suite_tcp(void)
         !CU_add_test(s, "accept out of fds pauses, then resumes", test_accept_out_of_fds) ||
         !CU_add_test(s, "a reply line per scan, to its connection", test_replies) ||
         !CU_add_test(s, "a client not reading its replies keeps its connection", test_reply_not_read) ||
+        !CU_add_test(s, "idle clients give way to a new scanner", test_idle_clients_give_way) ||
+        !CU_add_test(s, "idle_timeout closes a silent client", test_idle_timeout) ||
         !CU_add_test(s, "replies to a client that closed: its scans still read",
                      test_reply_to_closed_client))
         return -1;
