@@ -736,8 +736,8 @@ static json_t *evaluate(const policy_t *pol, json_t *cs, char **why, int *r)
  * What to scan next at the station once receipt `id` (0: none open) has RMA `number`
  * (NULL: CMD-NORMA) and the stored checklist `cl` (NULL: fresh). Reads only.
  */
-static int next_for_state(station_t *st, int64_t id, const char *number, const char *cl,
-                          char **out)
+static int next_for_state(station_t *st, int64_t id, const char *number, int line,
+                          const char *cl, char **out)
 {
     checklist_t c;
     db_rma_t rma;
@@ -753,7 +753,10 @@ static int next_for_state(station_t *st, int64_t id, const char *number, const c
         checklist_init(&c);
     }
     if (number) {
-        r = db_rma_get(st->db, number, &rma);
+        /* The unit's line: its accessories are what is asked for (issue 11). */
+        r = db_rma_get_line(st->db, number, line, &rma);
+        if (r == -ENOENT && line)
+            r = db_rma_get(st->db, number, &rma);
         if (r == 0)
             has = 1;
         else if (r != -ENOENT)
@@ -1382,19 +1385,21 @@ static int plan_words(station_t *st, plan_t *pl)
     int64_t id = 0;
     const char *rma = NULL, *cl = NULL;
     char *msg = NULL, *sw = NULL;
-    int r = 0;
+    int r = 0, line = 0;
 
     if (pl->transition == STATION_RECEIPT_OPENED) {
         id = pl->receipt_id;
         rma = pl->rma;
         cl = pl->checklist;
+        line = pl->line;
     } else if (pl->transition == STATION_RECEIPT_NONE) {
         id = st->open_id;
         rma = st->open_rma;
         cl = pl->update ? pl->checklist : st->open_checklist;
+        line = pl->line ? pl->line : st->open_line;
     }
     r = pl->next_fixed ? say(&pl->next, "%s", pl->next_fixed)
-                       : next_for_state(st, id, rma, cl, &pl->next);
+                       : next_for_state(st, id, rma, line, cl, &pl->next);
     if (r < 0)
         return r;
     if (pl->cancel_id && say(&sw, "receipt %lld (%s) cancelled, switched to %s: ",
@@ -1603,7 +1608,8 @@ int station_apply_scan(station_t *st, const scan_t *scan, int64_t now_ms, outbox
     if (is_double_read(st, scan)) {
         /* Stored nothing, but the worker still hears that the scan was heard. */
         char *next = NULL, *reply = NULL;
-        int r = next_for_state(st, st->open_id, st->open_rma, st->open_checklist, &next);
+        int r = next_for_state(st, st->open_id, st->open_rma, st->open_line, st->open_checklist,
+                               &next);
         if (r == 0)
             r = compose_reply("double read ignored (the same barcode again at once)", st->open_id,
                               st->open_rma, next, &reply);
