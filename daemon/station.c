@@ -27,6 +27,7 @@
 #include "daemon/msgf.h"
 #include "daemon/policy.h"
 #include "daemon/scancmd.h"
+#include "daemon/station_events.h"
 #include "daemon/units.h"
 #include "proto/event.h"
 #include "proto/labelcode.h"
@@ -506,20 +507,12 @@ static int plan_open(const char *number, const db_rma_t *rma, const char *kind, 
     if (r < 0)
         return r;
     pl->topic = "receipt.opened";
-    pl->fields = json_pack("{s:o, s:o, s:o, s:o}", "rma", checklist_jstr(number),
-                           "vendor", checklist_jstr(vendor), "model", checklist_jstr(model),
-                           "line", known ? json_integer(rma->line) : json_null());
+    pl->fields = station_ev_opened(number, vendor, model, known ? rma->line : 0);
     return pl->fields ? 0 : -ENOMEM;
 }
 
 /* Spec station, step 1: an unknown or already-received RMA is refused, and the
  * refusal is itself a (closed) receipt, so the audit trail shows the unit came. */
-/* {"received": k, "authorised": n} of an RMA, the progress events carry (issue 11). */
-static json_t *progress_json(const db_rma_t *rma, int received)
-{
-    return rma ? json_pack("{s:i, s:i}", "received", received, "authorised", rma->authorised)
-               : json_null();
-}
 
 static int plan_refuse(const char *number, const db_rma_t *rma, const char *why, plan_t *pl)
 {
@@ -536,9 +529,7 @@ static int plan_refuse(const char *number, const db_rma_t *rma, const char *why,
                                   "then scan the next RMA (or CMD-NORMA)")))
         return -ENOMEM;
     pl->topic = "receipt.refused";
-    /* A refused unit is no unit of any line: line null, the RMA's progress as it is. */
-    pl->fields = json_pack("{s:s, s:s, s:n, s:o}", "rma", number, "reason", why, "line",
-                           "progress", progress_json(rma, rma ? rma->received : 0));
+    pl->fields = station_ev_refused(number, why, rma);
     return pl->fields ? 0 : -ENOMEM;
 }
 
@@ -696,7 +687,7 @@ static int plan_cancel(station_t *st, plan_t *pl)
             st->open_rma ? st->open_rma : "no RMA") < 0)
         return -ENOMEM;
     pl->topic = "receipt.cancelled";
-    pl->fields = json_pack("{s:o}", "rma", checklist_jstr(st->open_rma));
+    pl->fields = station_ev_cancelled(st->open_rma, NULL);
     return pl->fields ? 0 : -ENOMEM;
 }
 
@@ -780,21 +771,6 @@ static int compose_reply(const char *message, int64_t id, const char *rma, const
     return say(out, "%s [no receipt open]: %s", message, next);
 }
 
-/* The inspection.completed event's checklist (spec events). */
-static json_t *event_checklist(const checklist_t *c, const char *const *missing, size_t n_missing)
-{
-    return json_pack("{s:s, s:b, s:s, s:o, s:o, s:o, s:s, s:o, s:s, s:b}",
-                     "packaging", ENUM_PACKAGING.names[c->packaging],
-                     "foam", c->foam,
-                     "seal", ENUM_SEAL.names[c->seal],
-                     "accessories_present", checklist_jnames((const char *const *)c->acc, c->n_acc),
-                     "accessories_missing", checklist_jnames(missing, n_missing),
-                     "findings", checklist_jfindings(c->findings),
-                     "fault", ENUM_FAULT.names[c->fault],
-                     "component", checklist_jstr(c->component),
-                     "serial_label", ENUM_SERIAL_LABEL.names[c->serial_label],
-                     "rma_marked_on_package", c->rma_marked);
-}
 
 /*
  * CMD-DONE (spec station, step 4): evaluate, complete the receipt, mark the RMA
@@ -956,9 +932,7 @@ static int plan_done(station_t *st, plan_t *pl)
         r = -ENOMEM;
         goto out;
     }
-    if (last && !(pl->received_fields = json_pack("{s:s, s:i, s:i}", "rma", st->open_rma,
-                                                  "lines", rma.lines, "authorised",
-                                                  rma.authorised))) {
+    if (last && !(pl->received_fields = station_ev_rma_received(&rma))) {
         r = -ENOMEM;
         goto out;
     }
@@ -966,15 +940,8 @@ static int plan_done(station_t *st, plan_t *pl)
     /* Spec events: inspection.completed carries the whole decision, the result fields
      * exactly as `rmactl policy eval` prints them. */
     pl->topic = "inspection.completed";
-    pl->fields = json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
-                           "rma", checklist_jstr(st->open_rma),
-                           "vendor", checklist_jstr(has_rma ? nonempty(rma.vendor) : NULL),
-                           "model", checklist_jstr(has_rma ? nonempty(rma.model) : NULL),
-                           "line", has_rma ? json_integer(rma.line) : json_null(),
-                           "progress", progress_json(has_rma ? &rma : NULL, received),
-                           "serial", checklist_jstr(c.serial),
-                           "serial_match", checklist_jtristate(has_rma ? c.serial_match : -1),
-                           "checklist", event_checklist(&c, missing, n_missing));
+    pl->fields = station_ev_completed(st->open_rma, has_rma ? &rma : NULL, received, c.serial,
+                                      c.serial_match, &c, missing, n_missing);
     if (!pl->fields || json_object_update(pl->fields, result) < 0) {
         r = -ENOMEM;
         goto out;
@@ -1323,32 +1290,6 @@ static int plan_scan(station_t *st, const scan_t *scan, plan_t *pl)
 
 /* ------------------------------------------------------------ transactions ------ */
 
-/* The scan event's fields (spec events: scan.accepted, scan.rejected + reason). */
-static json_t *scan_fields(const char *scanner, const char *kind, const char *aim,
-                           const char *text, const char *reason, const char *message,
-                           const char *next)
-{
-    json_t *o = json_pack("{s:s, s:s}", "scanner", scanner, "kind", kind);
-    if (!o)
-        return NULL;
-    int bad = 0;
-    if (aim && *aim)
-        bad |= json_object_set_new(o, "symbology", json_string(aim));
-    if (text)
-        bad |= json_object_set_new(o, "text", json_string(text));
-    if (reason)
-        bad |= json_object_set_new(o, "reason", json_string(reason));
-    /* Issue 10: the station's answer, for any screen (docs/station.md, "Replies"). */
-    if (message)
-        bad |= json_object_set_new(o, "message", json_string(message));
-    if (next)
-        bad |= json_object_set_new(o, "next", json_string(next));
-    if (bad) {
-        json_decref(o);
-        return NULL;
-    }
-    return o;
-}
 
 /*
  * Spec station, "a disposition label prints at the station's printer" (and "a refusal
@@ -1441,7 +1382,7 @@ static int write_switch(station_t *st, plan_t *pl, int64_t now_ms)
 
 static int append_switch_event(station_t *st, plan_t *pl, int64_t now_ms, outbox_t *ob)
 {
-    json_t *f = json_pack("{s:o, s:s}", "rma", checklist_jstr(pl->cancel_rma), "switched_to", pl->rma);
+    json_t *f = station_ev_cancelled(pl->cancel_rma, pl->rma);
     if (!f)
         return -ENOMEM;
     int r = outbox_append(ob, st->db, "receipt.cancelled", f, st->name, pl->cancel_id, now_ms);
@@ -1492,7 +1433,7 @@ static int write_plan(station_t *st, plan_t *pl, const db_scan_t *scan_row, int6
     if ((r = plan_words(st, pl)) < 0)
         return r;
 
-    json_t *f = scan_fields(s.scanner, s.kind, s.symbology, s.text, s.reason,
+    json_t *f = station_ev_scan(s.scanner, s.kind, s.symbology, s.text, s.reason,
                             pl->accepted ? pl->message : NULL, pl->next);
     if (!f)
         return -ENOMEM;
