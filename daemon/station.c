@@ -1516,6 +1516,39 @@ static void adopt(station_t *st, plan_t *pl)
     pl->next = NULL;
 }
 
+static bool same_text(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+/*
+ * The database is the one truth of the station's open receipt (issue 11): read it in
+ * the scan's transaction and, should it differ from what the station holds (nothing
+ * else writes a station's receipts, so it never should), take the database's. The
+ * memory is a cache the plan reads; a failure fails the scan, and the next scan reads
+ * again.
+ */
+static int reload_open(station_t *st)
+{
+    db_receipt_t r;
+    int rc = db_receipt_get_open(st->db, st->name, &r);
+
+    if (rc == -ENOENT) {
+        if (st->open_id)
+            clear_open(st);
+        return 0;
+    }
+    if (rc < 0)
+        return rc;
+    bool same = r.id == st->open_id && r.line == st->open_line && same_text(r.rma, st->open_rma)
+                && (same_text(r.checklist, st->open_checklist) || !r.checklist);
+    db_receipt_clear(&r);
+    if (same)
+        return 0;
+    clear_open(st);
+    return resume(st, NULL);
+}
+
 /* Run one transaction: plan (from `scan` or already made), write, commit. */
 static int run(station_t *st, const scan_t *scan, db_scan_t *row, plan_t *pl, int64_t now_ms,
                outbox_t *ob)
@@ -1523,7 +1556,7 @@ static int run(station_t *st, const scan_t *scan, db_scan_t *row, plan_t *pl, in
     int r = db_begin(st->db);
     if (r < 0)
         return r;
-    if (scan)
+    if (scan && (r = reload_open(st)) == 0)
         r = plan_scan(st, scan, pl);
     if (r == 0)
         r = write_plan(st, pl, row, now_ms, ob);
