@@ -96,13 +96,16 @@ static int add_unit(const db_receipt_t *r, void *data)
     json_t *j = control_receipt_json(r);
     json_t *cl = r->checklist ? json_loads(r->checklist, 0, NULL) : NULL;
     json_t *match = json_object_get(cl, "serial_match");
-    int bad = !j || json_object_set_new(j, "serial_match", match ? json_incref(match) : json_null()) < 0;
+    int bad = !j
+              || json_object_set_new(j, "serial_match", match ? json_incref(match) : json_null()) < 0
+              || json_object_set_new(j, "line", r->line > 0 ? json_integer(r->line) : json_null()) < 0
+              || json_object_set_new(j, "serial", str_or_null(r->serial)) < 0;
     json_decref(cl);
-    if (bad || json_object_set_new(j, "line", r->line > 0 ? json_integer(r->line) : json_null()) < 0
-        || json_object_set_new(j, "serial", str_or_null(r->serial)) < 0
-        || json_array_append_new(data, j) < 0)
+    if (bad) {
+        json_decref(j);
         return -ENOMEM;
-    return 0;
+    }
+    return json_array_append_new(data, j) == 0 ? 0 : -ENOMEM;   /* consumes j either way */
 }
 
 /* Each line's received serials, from its completed receipts. */

@@ -509,7 +509,8 @@ static int list_problems(const db_rma_t *rma, bool skip_quantity, db_rma_problem
             goto out;
         n++;
     }
-    qsort(l.keys, l.n, sizeof(*l.keys), key_cmp);
+    if (l.n > 1)
+        qsort(l.keys, l.n, sizeof(*l.keys), key_cmp);
     for (size_t i = 1; i < l.n; i++) {
         if (strcmp(l.keys[i], l.keys[i - 1]) != 0 || (i > 1 && strcmp(l.keys[i], l.keys[i - 2]) == 0))
             continue;

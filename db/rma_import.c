@@ -568,7 +568,8 @@ static int check_across_rows(db_t *db, rows_t *rows, errors_t *errors)
 {
     int r;
 
-    qsort(rows->seen, rows->nseen, sizeof(*rows->seen), seen_cmp);
+    if (rows->nseen > 1)   /* qsort wants a non-NULL array even for none */
+        qsort(rows->seen, rows->nseen, sizeof(*rows->seen), seen_cmp);
     for (size_t i = 0; i < rows->nseen; ) {
         size_t k = i + 1;
         while (k < rows->nseen && strcmp(rows->seen[k].number, rows->seen[i].number) == 0)
@@ -578,7 +579,8 @@ static int check_across_rows(db_t *db, rows_t *rows, errors_t *errors)
         i = k;
     }
 
-    qsort(rows->listed, rows->nlisted, sizeof(*rows->listed), listed_cmp);
+    if (rows->nlisted > 1)
+        qsort(rows->listed, rows->nlisted, sizeof(*rows->listed), listed_cmp);
     for (size_t i = 1; i < rows->nlisted; i++) {
         const listed_t *a = &rows->listed[i - 1], *b = &rows->listed[i];
         /* Twice in one row is that row's own error (db_rma_check). */

@@ -28,6 +28,7 @@ RMAS = """number,issued,kind,vendor,line,model,family,quantity,expected_serials,
 RMA-7001,{recent},warranty,EverFocus,1,EZN268,IP Cameras,3,CAM-1|CAM-2|CAM-3,{older},36
 RMA-7001,{recent},warranty,EverFocus,2,ENVR8304D,Recorders,1,,{older},24
 RMA-7002,{recent},warranty,EverFocus,1,EZN268,IP Cameras,1,OTHER-9,{older},36
+RMA-7003,{stale},warranty,EverFocus,1,EZN268,IP Cameras,2,,{older},36
 """
 
 ANSWERS = ("PKG-ORIGINAL", "SEAL-INTACT", "ACC-ALL", "FAULT-CONFIRMED")
@@ -68,9 +69,9 @@ scanner = tcp:127.0.0.1:{s1}
     d = Daemon(tmp, e2e.CONF)
     d.start()
     r = rmactl("rma", "import", csv)
-    check(r.stdout == "imported: 2 new, 0 updated, 0 unchanged\n", "rma import: " + r.stdout + r.stderr)
+    check(r.stdout == "imported: 3 new, 0 updated, 0 unchanged\n", "rma import: " + r.stdout + r.stderr)
     r = rmactl("rma", "import", csv)
-    check(r.stdout == "imported: 0 new, 0 updated, 2 unchanged\n", "re-import is idempotent")
+    check(r.stdout == "imported: 0 new, 0 updated, 3 unchanged\n", "re-import is idempotent")
     sub = Subscriber(ctx, pub)
     time.sleep(0.3)
     sc = Scanner(ports["s1"])
@@ -125,7 +126,10 @@ scanner = tcp:127.0.0.1:{s1}
     check("RMA closed: customer keeps the camera" in reply, "a closed RMA is refused with its reason: " + reply)
     r = rmactl("rma", "list", "--vendor", "everfocus", "--json")
     states = {x["number"]: x["state"] for x in json.loads(r.stdout or "{}").get("rmas", [])}
-    check(states == {"RMA-7001": "received", "RMA-7002": "closed"}, "rma list states: %r" % states)
+    check(states == {"RMA-7001": "received", "RMA-7002": "closed", "RMA-7003": "expired"},
+          "rma list states (EverFocus: an RMA is valid 30 days): %r" % states)
+    r = rmactl("rma", "list", "--state", "expired")
+    check("RMA-7003" in r.stdout and "RMA-7001" not in r.stdout, "rma list --state expired:\n" + r.stdout)
 
     check(d.kill(signal.SIGTERM) == 0, "SIGTERM exits cleanly")
     sc.close()
