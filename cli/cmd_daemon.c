@@ -17,6 +17,7 @@
 
 #include "cli/client.h"
 #include "cli/rmactl.h"
+#include "daemon/bus.h"
 #include "proto/control.h"
 
 /* ---- options ------------------------------------------------------------------------ */
@@ -1045,12 +1046,20 @@ static int watch_live(struct watch *w, void *sub)
         }
         json_t *j = json_loadb(body, len, 0, NULL);
         json_int_t seq = json_integer_value(json_object_get(j, "seq"));
+        /* The bus's heartbeat: not an event, but it shows a lost tail (seq up to N). */
+        bool beat = strcmp(topic, BUS_HEARTBEAT_TOPIC) == 0;
+        json_int_t beat_last = beat ? json_integer_value(json_object_get(j, "last_seq")) : 0;
         json_decref(j);
         int r = 0;
-        if (w->have_last && seq > 0 && (uint64_t)seq > w->last + 1)
-            r = watch_replay(w, w->last + 1);
-        if (r == 0)
-            r = watch_print(topic, body, len, w);
+        if (beat) {
+            if (w->have_last && beat_last > 0 && (uint64_t)beat_last > w->last)
+                r = watch_replay(w, w->last + 1);
+        } else {
+            if (w->have_last && seq > 0 && (uint64_t)seq > w->last + 1)
+                r = watch_replay(w, w->last + 1);
+            if (r == 0)
+                r = watch_print(topic, body, len, w);
+        }
         free(topic);
         free(body);
         if (r >= 10)

@@ -46,6 +46,7 @@ static const char default_text[] =
     "; double_read_ms = 1500\n"
     "; max_scan_len   = 512\n"
     "; rma_pattern    = " CONFIG_DEFAULT_RMA_PATTERN "\n"
+    "; heartbeat_ms   = 5000   ; bus.heartbeat on PUB with the last seq; 0: off\n"
     "; print_retry_ms     = 2000\n"
     "; print_retry_max_ms = 60000\n"
     "; timezone       = Europe/Berlin  ; labels show local time; default: the system's\n"
@@ -134,6 +135,7 @@ enum daemon_key {
     K_DATABASE, K_POLICIES, K_PUB, K_REPLAY, K_CONTROL,
     K_LOG_LEVEL, K_DOUBLE_READ_MS, K_MAX_SCAN_LEN, K_RMA_PATTERN,
     K_PRINT_RETRY_MS, K_PRINT_RETRY_MAX_MS, K_TIMEZONE,
+    K_HEARTBEAT_MS,
     K_COUNT
 };
 
@@ -153,6 +155,7 @@ static const struct {
     [K_PRINT_RETRY_MS] = { "print_retry_ms", false },
     [K_PRINT_RETRY_MAX_MS] = { "print_retry_max_ms", false },
     [K_TIMEZONE] = { "timezone", false },
+    [K_HEARTBEAT_MS] = { "heartbeat_ms", false },
 };
 
 enum station_key { SK_SCANNER, SK_PRINTER, SK_LABEL_FORMAT, SK_LABEL_SIZE, SK_LABEL_DPI, SK_COUNT };
@@ -649,6 +652,12 @@ static int set_daemon_key(struct parser *p, enum daemon_key k, const char *value
             return fail(p, p->line, "%s '%s': expected an integer from 100 to 3600000", key,
                         quote(q, value));
         *(k == K_PRINT_RETRY_MS ? &cfg->print_retry_ms : &cfg->print_retry_max_ms) = (int64_t)n;
+        return 0;
+    case K_HEARTBEAT_MS:
+        if (parse_uint(value, 0, 600000, &n) < 0 || (n > 0 && n < 100))
+            return fail(p, p->line, "%s '%s': expected 0 (off) or an integer from 100 to 600000",
+                        key, quote(q, value));
+        cfg->heartbeat_ms = (int64_t)n;
         return 0;
     case K_TIMEZONE: {
         const char *why;
@@ -1238,6 +1247,7 @@ int config_parse(const char *text, size_t len, const char *name, const char *bas
     p.cfg->double_read_ms = 1500;
     p.cfg->max_scan_len = 512;
     p.cfg->print_retry_ms = 2000;
+    p.cfg->heartbeat_ms = 5000;
     p.cfg->print_retry_max_ms = 60000;
     if (!(p.cfg->rma_pattern = strdup(CONFIG_DEFAULT_RMA_PATTERN)) ||
         !(p.cfg->source = strdup(name)) || !(p.base = absolute_base(base_dir)))

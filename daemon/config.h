@@ -11,6 +11,7 @@
  *     double_read_ms = 1500           ; same barcode, same scanner: one read
  *     max_scan_len   = 512            ; longer scans are rejected
  *     rma_pattern    = ^RMA-?[0-9A-Z]{4,20}$   ; POSIX extended regex
+ *     heartbeat_ms   = 5000           ; bus.heartbeat on PUB (last seq); 0: off
  *
  *     print_retry_ms     = 2000       ; first delay after a failed print, doubling
  *     print_retry_max_ms = 60000      ; longest delay between print attempts
@@ -109,6 +110,7 @@ typedef struct {
     int64_t double_read_ms; /* default 1500 */
     size_t max_scan_len;    /* default 512 */
     char *rma_pattern;      /* POSIX ERE, known to compile; default below */
+    int64_t heartbeat_ms;       /* bus.heartbeat interval on PUB, 0 off; 5000 */
     int64_t print_retry_ms;     /* first delay after a failed print, doubling; 2000 */
     int64_t print_retry_max_ms; /* longest delay between attempts; 60000 */
     char *timezone;         /* IANA name with a zone file, e.g. "Europe/Berlin"; NULL:

@@ -32,6 +32,7 @@
 #include "drivers/scanner.h"
 #include "labels/label.h"
 #include "proto/control.h"
+#include "proto/event.h"
 
 #define RMAD_VERSION "0.1"
 
@@ -253,10 +254,28 @@ static void spool_cb(const spool_note_t *n, void *data)
     }
 }
 
+/*
+ * The control contract: an argument a command does not take is an error, not
+ * ignored (a typo such as "reciept" must not silently do something else). Returns 0,
+ * or -EINVAL with *reply set.
+ */
+static int known_args(const json_t *req, const char *const *keys, json_t **reply)
+{
+    char *err = NULL;
+    if (control_check_keys(req, keys, &err) == 0)
+        return 0;
+    *reply = json_pack("{s:s}", "error", err ? err : "unknown argument");
+    free(err);
+    return -EINVAL;
+}
+
 /* {"cmd": "reprint", "receipt": N}: queue receipt N's label again at its station. */
 static int reprint_cmd(const json_t *req, json_t **reply, void *data)
 {
+    static const char *const keys[] = { "receipt", NULL };
     rmad_t *d = data;
+    if (known_args(req, keys, reply) < 0)
+        return -EINVAL;
     json_t *r = json_object_get(req, "receipt");
     if (!json_is_integer(r) || json_integer_value(r) <= 0) {
         *reply = json_pack("{s:s}", "error", "reprint: \"receipt\" must be a receipt id (> 0)");
@@ -291,12 +310,8 @@ static int labels_cmd(const json_t *req, json_t **reply, void *data)
         { "printed", DB_PRINT_LIST_PRINTED },  { "cancelled", DB_PRINT_LIST_CANCELLED },
     };
     rmad_t *d = data;
-    char *kerr = NULL;
-    if (control_check_keys(req, keys, &kerr) < 0) {
-        *reply = json_pack("{s:s}", "error", kerr ? kerr : "labels: bad request");
-        free(kerr);
+    if (known_args(req, keys, reply) < 0)
         return -EINVAL;
-    }
     db_print_list_t which = DB_PRINT_LIST_ALL;
     json_t *st = json_object_get(req, "state");
     if (st) {
@@ -336,7 +351,10 @@ static int labels_cmd(const json_t *req, json_t **reply, void *data)
 /* {"cmd": "labels_cancel", "label": N}: give up a waiting label. */
 static int labels_cancel_cmd(const json_t *req, json_t **reply, void *data)
 {
+    static const char *const keys[] = { "label", NULL };
     rmad_t *d = data;
+    if (known_args(req, keys, reply) < 0)
+        return -EINVAL;
     json_t *l = json_object_get(req, "label");
     if (!json_is_integer(l) || json_integer_value(l) <= 0) {
         *reply = json_pack("{s:s}", "error", "labels cancel: \"label\" must be a label id (> 0)");
@@ -357,8 +375,10 @@ static int labels_cancel_cmd(const json_t *req, json_t **reply, void *data)
 
 static int status_cmd(const json_t *req, json_t **reply, void *data)
 {
-    (void)req;
+    static const char *const keys[] = { NULL };
     rmad_t *d = data;
+    if (known_args(req, keys, reply) < 0)
+        return -EINVAL;
     uint64_t last = 0;
     int rc = db_outbox_last_seq(d->db, &last);
     if (rc < 0)
@@ -404,6 +424,14 @@ static int status_cmd(const json_t *req, json_t **reply, void *data)
                 json_object_set_new(r, "rma", json_string(st.rma));
             if (st.serial)
                 json_object_set_new(r, "serial", json_string(st.serial));
+            /* When it was opened: rmactl status shows "since ..." (the database knows). */
+            db_receipt_t rec;
+            char opened[EVENT_TIME_STRLEN];
+            if (db_receipt_get(d->db, st.receipt_id, &rec) == 0) {
+                if (event_time_format(rec.opened_at, opened) == 0)
+                    json_object_set_new(r, "opened_at", json_string(opened));
+                db_receipt_clear(&rec);
+            }
             json_object_set_new(o, "receipt", r);
         }
         json_array_append_new(stations, o);
@@ -413,10 +441,14 @@ static int status_cmd(const json_t *req, json_t **reply, void *data)
         json_decref(stations);
         return rc;
     }
-    *reply = json_pack("{s:I, s:I, s:I, s:o, s:{s:i, s:i}}", "pid", (json_int_t)getpid(),
+    /* started_at is the documented field (docs/control.md) that rmactl shows. */
+    char started[EVENT_TIME_STRLEN];
+    if (event_time_format(d->started_ms, started) < 0)
+        started[0] = '\0';
+    *reply = json_pack("{s:I, s:I, s:I, s:s, s:o, s:{s:i, s:i}}", "pid", (json_int_t)getpid(),
                        "last_seq", (json_int_t)last, "started_ms", (json_int_t)d->started_ms,
-                       "stations", stations, "labels", "queued", (int)ps.queued,
-                       "submitted", (int)ps.submitted);
+                       "started_at", started, "stations", stations, "labels", "queued",
+                       (int)ps.queued, "submitted", (int)ps.submitted);
     return *reply ? 0 : -ENOMEM;
 }
 
@@ -489,6 +521,7 @@ static void rmad_free(rmad_t *d)
         zmq_ctx_term(d->zctx);
     config_destroy(&d->cfg);
     label_release_fonts();   /* the font caches labels filled: a clean exit under ASan */
+    log_flush();             /* a count of repeated lines is never lost */
 }
 
 /*
@@ -542,13 +575,18 @@ static int rmad_start(rmad_t *d)
         log_err("signals: %s", strerror(-rc));
         return rc;
     }
-    if ((rc = db_open(d->cfg->database, &d->db, &err)) < 0)
+    if ((rc = db_check_location(d->cfg->database, &err)) < 0 ||
+        (rc = db_open(d->cfg->database, &d->db, &err)) < 0)
         goto fail;
     if ((rc = policyset_load(d->cfg->policies, &d->policies, &err)) < 0)
         goto fail;
     if (!(d->bus = bus_new(d->zctx, d->loop, d->db, d->cfg->pub, d->cfg->replay, &err))) {
         rc = -EIO;
         goto fail;
+    }
+    if ((rc = bus_set_heartbeat(d->bus, d->cfg->heartbeat_ms)) < 0) {
+        log_err("bus heartbeat: %s", strerror(-rc));
+        return rc;
     }
     if (!(d->ctl = control_new(d->zctx, d->loop, d->db, d->cfg->control, d->cfg->rma_pattern, &err))) {
         rc = -EIO;
@@ -668,6 +706,13 @@ int main(int argc, char **argv)
         rc = policyset_load(d.cfg->policies, &ps, &err);
         if (rc < 0)
             fprintf(stderr, "rmad: %s\n", err ? err : strerror(-rc));
+        free(err);
+        err = NULL;
+        int dbrc = db_check_location(d.cfg->database, &err);
+        if (dbrc < 0) {
+            fprintf(stderr, "rmad: database %s\n", err ? err : strerror(-dbrc));
+            rc = dbrc;
+        }
         free(err);
         policyset_destroy(&ps);
         config_destroy(&d.cfg);

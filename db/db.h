@@ -49,6 +49,18 @@ int db_schema_version(void);
  */
 int db_open(const char *path, db_t **out, char **errmsg);
 
+/*
+ * Whether a database can live at `path`, without opening it: its directory exists and
+ * this process may create files there (SQLite also creates PATH-wal and PATH-shm), the
+ * filesystem is not mounted read-only, and an existing file is a regular file this
+ * process can read and write. Returns 0, or a negative errno with *errmsg (malloc'd)
+ * naming the cause in words, e.g. "/var/lib/rmad: no such directory",
+ * "/var/lib/rmad: read-only filesystem", "/var/lib/rmad/rmad.db: permission denied".
+ * For `rmad --check-config` and for a clear error at start (SQLite says only "unable
+ * to open database file").
+ */
+int db_check_location(const char *path, char **errmsg);
+
 /* Close (rolling back an unfinished transaction) and set *db to NULL. NULL is fine. */
 void db_close(db_t **db);
 

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "db/db.h"
 #include "db/db_internal.h"
@@ -1402,6 +1403,55 @@ static void test_import_lines_bad_rows(void)
     db_close(&db);
 }
 
+/* Where a database can live, in words: the causes SQLite reports as "unable to open". */
+static void test_check_location(void)
+{
+    char *err = NULL, path[4200];
+    CU_ASSERT_EQUAL(db_check_location(th_tmpdb_path(), &err), 0);
+    CU_ASSERT_PTR_NULL(err);
+
+    snprintf(path, sizeof(path), "%s/no/such/dir/rmad.db", th_tmpdb_dir());
+    CU_ASSERT_EQUAL(db_check_location(path, &err), -ENOENT);
+    ASSERT_CONTAINS(err, "no/such/dir: no such directory");
+    free(err);
+
+    /* A file where the directory should be. */
+    snprintf(path, sizeof(path), "%s/plain", th_tmpdb_dir());
+    FILE *f = fopen(path, "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    fclose(f);
+    snprintf(path, sizeof(path), "%s/plain/rmad.db", th_tmpdb_dir());
+    CU_ASSERT_EQUAL(db_check_location(path, &err), -ENOTDIR);
+    ASSERT_CONTAINS(err, "plain: not a directory");
+    free(err);
+
+    /* A directory where the database file should be. */
+    snprintf(path, sizeof(path), "%s", th_tmpdb_dir());
+    CU_ASSERT_EQUAL(db_check_location(path, &err), -EINVAL);
+    ASSERT_CONTAINS(err, "not a regular file");
+    free(err);
+
+    /* A read-only filesystem, where this machine lets us mount one (root in CI). */
+    char ro[4000];
+    snprintf(ro, sizeof(ro), "%s/ro", th_tmpdb_dir());
+    CU_ASSERT_EQUAL_FATAL(mkdir(ro, 0755), 0);
+    char *argv[] = { "/bin/mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", ro, NULL };
+    th_proc_t pr;
+    if (th_run(argv, NULL, &pr) == 0 && pr.status == 0) {
+        snprintf(path, sizeof(path), "%s/rmad.db", ro);
+        CU_ASSERT_EQUAL(db_check_location(path, &err), -EROFS);
+        ASSERT_CONTAINS(err, "read-only filesystem");
+        free(err);
+        char *um[] = { "/bin/umount", ro, NULL };
+        th_proc_t pu;
+        if (th_run(um, NULL, &pu) == 0)
+            th_proc_free(&pu);
+    } else {
+        fprintf(stderr, "\n  (read-only case skipped: cannot mount a tmpfs here)\n");
+    }
+    th_proc_free(&pr);
+}
+
 int suite_db(void)
 {
     CU_pSuite s = CU_add_suite("db", th_tmpdb_setup, th_tmpdb_teardown);
@@ -1426,7 +1476,8 @@ int suite_db(void)
         || !CU_add_test(s, "print queue: schema 2 migrates", test_print_queue_migration)
         || !CU_add_test(s, "rma lines: schema 3 migrates", test_rma_lines_migration)
         || !CU_add_test(s, "import lines, quantities, serials", test_import_lines)
-        || !CU_add_test(s, "import lines: bad rows", test_import_lines_bad_rows))
+        || !CU_add_test(s, "import lines: bad rows", test_import_lines_bad_rows)
+        || !CU_add_test(s, "database location checked in words", test_check_location))
         return -1;
     return 0;
 }

@@ -115,6 +115,7 @@ class Subscriber:
         self.sock.setsockopt(zmq.SUBSCRIBE, b"")
         self.sock.connect(pub)
         self.events = []
+        self.heartbeats = []
 
     def pump(self, until, timeout=WAIT):
         """Receive until until(events) holds or the timeout passes."""
@@ -124,7 +125,10 @@ class Subscriber:
                 topic, body = self.sock.recv_multipart()
                 ev = json.loads(body)
                 check(ev["type"] == topic.decode(), "topic frame equals type field")
-                self.events.append(ev)
+                if topic == b"bus.heartbeat":  # not an event: {"last_seq": N}
+                    self.heartbeats.append(ev)
+                else:
+                    self.events.append(ev)
         return until(self.events)
 
 
