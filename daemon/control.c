@@ -276,41 +276,66 @@ static int set_fields(db_rma_t *rma, const json_t *obj, const char *where, bool 
     return 0;
 }
 
-/* Problems across the lines: distinct line numbers, a serial listed once in the RMA. */
+/* One expected serial of a put, for serials listed on two lines. */
+struct listed {
+    char key[DB_RMA_TEXT_MAX + 1];
+    size_t line;                 /* index in "lines" */
+};
+
+static int listed_cmp(const void *a, const void *b)
+{
+    const struct listed *x = a, *y = b;
+    int c = strcmp(x->key, y->key);
+    return c ? c : (x->line > y->line) - (x->line < y->line);
+}
+
+/*
+ * Problems across the lines: distinct line numbers, a serial listed once in the RMA.
+ * Sorted, not compared pairwise: a put may hold 1000 lines of hundreds of serials.
+ */
 static int check_lines(db_rma_t *lines, size_t n, json_t *errors)
 {
+    struct listed *all = NULL;
+    size_t nall = 0, cap = 0;
+    int rc = 0;
+
     for (size_t i = 0; i < n; i++)
         if (lines[i].line == 0)
             lines[i].line = (int)i + 1;
-    for (size_t i = 0; i < n; i++) {
-        for (size_t k = 0; k < i; k++) {
-            if (lines[k].line == lines[i].line &&
-                add_msg(errors, msgf("rma.lines[%zu].line: %d is also lines[%zu]", i,
-                                     lines[i].line, k)) < 0)
-                return -ENOMEM;
-            /* Cross-line duplicates: compare each serial with the earlier lines'. */
-            const char *a = lines[i].expected_serials[0] ? lines[i].expected_serials
-                                                         : lines[i].expected_serial;
-            const char *b = lines[k].expected_serials[0] ? lines[k].expected_serials
-                                                         : lines[k].expected_serial;
-            for (const char *p = a; *p; ) {
-                size_t la = strcspn(p, "|");
-                for (const char *q = b; *q; ) {
-                    size_t lb = strcspn(q, "|");
-                    char ka[DB_RMA_TEXT_MAX + 1], kb[DB_RMA_TEXT_MAX + 1];
-                    db_serial_key(p, la, ka, sizeof(ka));
-                    db_serial_key(q, lb, kb, sizeof(kb));
-                    if (*ka && strcmp(ka, kb) == 0 &&
-                        add_msg(errors, msgf("rma.lines[%zu].expected_serials: serial \"%s\" "
-                                             "is already listed on lines[%zu]", i, ka, k)) < 0)
-                        return -ENOMEM;
-                    q += lb + (q[lb] == '|');
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        for (size_t k = 0; k < i && rc == 0; k++)
+            if (lines[k].line == lines[i].line)
+                rc = add_msg(errors, msgf("rma.lines[%zu].line: %d is also lines[%zu]", i,
+                                          lines[i].line, k));
+        const char *list = lines[i].expected_serials[0] ? lines[i].expected_serials
+                                                        : lines[i].expected_serial;
+        for (const char *p = list; *p && rc == 0; ) {
+            size_t len = strcspn(p, "|");
+            if (nall == cap) {
+                size_t ncap = cap ? cap * 2 : 64;
+                struct listed *na = realloc(all, ncap * sizeof(*na));
+                if (!na) {
+                    rc = -ENOMEM;
+                    break;
                 }
-                p += la + (p[la] == '|');
+                all = na;
+                cap = ncap;
             }
+            db_serial_key(p, len, all[nall].key, sizeof(all[nall].key));
+            all[nall].line = i;
+            nall += all[nall].key[0] != '\0';
+            p += len + (p[len] == '|');
         }
     }
-    return 0;
+    if (rc == 0 && nall > 1)
+        qsort(all, nall, sizeof(*all), listed_cmp);
+    for (size_t i = 1; rc == 0 && i < nall; i++)
+        if (strcmp(all[i].key, all[i - 1].key) == 0 && all[i].line != all[i - 1].line)
+            rc = add_msg(errors, msgf("rma.lines[%zu].expected_serials: serial \"%s\" is already "
+                                      "listed on lines[%zu]", all[i].line, all[i].key,
+                                      all[i - 1].line));
+    free(all);
+    return rc;
 }
 
 /*

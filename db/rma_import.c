@@ -534,7 +534,7 @@ static int check_rma(db_t *db, seen_t *seen, size_t n, errors_t *errors)
                 break;
             }
         }
-        if (i > 2 * DB_RMA_LINE_MAX)   /* quadratic: the cap above already failed */
+        if (i >= DB_RMA_LINE_MAX)   /* quadratic; past the cap the rows already failed */
             break;
     }
 
