@@ -454,6 +454,16 @@ static int status_cmd(const json_t *req, json_t **reply, void *data)
 
 /* ---- signals -------------------------------------------------------------------- */
 
+/* rmactl rma show / list: an RMA the vendor's policy refuses today is expired. */
+static int rma_expired(const db_rma_t *rma, void *data)
+{
+    rmad_t *d = data;
+    char *why = NULL;
+    int r = station_rma_refusal(d->policies, rma, &why);
+    free(why);
+    return r > 0;
+}
+
 /*
  * SIGHUP: reload the policies. All or nothing: a broken file keeps the old set (the
  * stations look the set up through d->policies on every use, so the swap is atomic
@@ -582,6 +592,7 @@ static int rmad_start(rmad_t *d)
         rc = -EIO;
         goto fail;
     }
+    control_set_rma_expiry(d->ctl, rma_expired, d);
     if ((rc = control_register(d->ctl, "status", status_cmd, d)) < 0 ||
         (rc = control_register(d->ctl, "reprint", reprint_cmd, d)) < 0 ||
         (rc = control_register(d->ctl, "labels", labels_cmd, d)) < 0 ||

@@ -27,6 +27,8 @@
 #include "daemon/msgf.h"
 #include "daemon/policy.h"
 #include "daemon/scancmd.h"
+#include "daemon/station_events.h"
+#include "daemon/units.h"
 #include "proto/event.h"
 #include "proto/labelcode.h"
 #include "proto/policy_json.h"
@@ -63,6 +65,7 @@ struct station {
     char *open_rma;         /* NULL for CMD-NORMA */
     char *open_checklist;   /* JSON text, as stored in the row */
     char *open_serial;      /* from the checklist, for station_status */
+    int open_line;          /* the unit's line of its RMA; 0 while not known */
 
     char *printer;          /* CUPS queue, NULL when the station has none */
     int64_t last_label;     /* last receipt labelled here: what CMD-REPRINT prints again */
@@ -77,6 +80,7 @@ struct station {
 static void clear_open(station_t *st)
 {
     st->open_id = 0;
+    st->open_line = 0;
     free(st->open_rma);
     free(st->open_checklist);
     free(st->open_serial);
@@ -140,6 +144,7 @@ static int resume(station_t *st, char **errmsg)
     }
     checklist_free(&c);
     st->open_id = r.id;
+    st->open_line = r.line;
     st->open_rma = r.rma;
     st->open_checklist = r.checklist;
     r.rma = r.checklist = NULL;
@@ -321,9 +326,11 @@ typedef struct {
     const char *disposition;     /* completed: static name */
     const char *row_reason;      /* row's reason (refused, cancelled) */
     char *mark_received;         /* RMA number to mark received */
+    int line;                    /* the unit's line for the row; 0: as it is */
 
     const char *topic;           /* the transition's event, or NULL */
     json_t *fields;              /* its fields */
+    json_t *received_fields;     /* rma.received: the last unit of the RMA is in */
     bool serial_mismatch;
     bool reprint;
     bool label_queued;           /* a print_jobs row was written */
@@ -351,6 +358,7 @@ static void plan_free(plan_t *pl)
     free(pl->result);
     free(pl->mark_received);
     json_decref(pl->fields);
+    json_decref(pl->received_fields);
     memset(pl, 0, sizeof(*pl));
 }
 
@@ -425,7 +433,11 @@ static int open_rma_row(station_t *st, db_rma_t *rma)
 {
     if (!st->open_rma)
         return 0;
-    int r = db_rma_get(st->db, st->open_rma, rma);
+    /* The unit's own line: the policy sees it as a one-line RMA (issue 11). Before
+     * the line is known, the first line stands in (accessory prompts and the like). */
+    int r = db_rma_get_line(st->db, st->open_rma, st->open_line, rma);
+    if (r == -ENOENT && st->open_line)
+        r = db_rma_get(st->db, st->open_rma, rma);
     return r < 0 ? r : 1;
 }
 
@@ -442,29 +454,34 @@ static const char *nonempty(const char *s)
 }
 
 
-/* 1 match, 0 mismatch, -1 unknown (no serial read, or the RMA expects none). */
-static int serial_match(const char *serial, const db_rma_t *rma)
-{
-    if (!serial || !rma || !*rma->expected_serial)
-        return -1;
-    return policy_serial_equal(serial, rma->expected_serial) ? 1 : 0;
-}
 
 /*
  * Record the serial. A mismatch is recorded and does not block scanning (spec
  * station, step 2): the policy engine's built-in check quarantines it at CMD-DONE.
+ * With RMA lines (issue 11) the serial also picks the unit's line when it is not
+ * known yet, and a serial already received on the RMA is a double receipt: the scan
+ * is rejected (returns 1) and the receipt waits for the right unit.
  */
 static int set_serial(station_t *st, checklist_t *c, const char *serial, plan_t *pl)
 {
-    db_rma_t rma;
-    int has = open_rma_row(st, &rma);
-    if (has < 0)
-        return has;
+    units_serial_t u = { .line = st->open_line, .match = -1 };
+    int r;
+
+    if (st->open_rma && (r = units_for_serial(st->db, st->open_rma, st->open_line, serial, &u)) < 0)
+        return r;
+    if (u.received_in) {
+        r = reject(pl, "serial", "double receipt: serial %s of %s is already received "
+                   "(receipt %lld): scan this unit's own serial, or CMD-CANCEL",
+                   serial, st->open_rma, (long long)u.received_in);
+        return r < 0 ? r : 1;
+    }
     free(c->serial);
     if (!(c->serial = strdup(serial)))
         return -ENOMEM;
-    c->serial_match = serial_match(serial, has ? &rma : NULL);
+    c->serial_match = u.match;
     pl->serial_mismatch = c->serial_match == 0;
+    if (u.line != st->open_line)
+        pl->line = u.line;
     return 0;
 }
 
@@ -479,7 +496,10 @@ static int plan_open(const char *number, const db_rma_t *rma, const char *kind, 
     pl->state = DB_RECEIPT_OPEN;
     if (dup_or_null(number, &pl->rma) < 0 || !(pl->checklist = checklist_text(&c)))
         return -ENOMEM;
-    const char *vendor = rma ? nonempty(rma->vendor) : NULL, *model = rma ? nonempty(rma->model) : NULL;
+    /* With several lines and none chosen yet, no model is the unit's. */
+    bool known = rma && (pl->line || rma->lines <= 1);
+    const char *vendor = rma ? nonempty(rma->vendor) : NULL;
+    const char *model = known ? nonempty(rma->model) : NULL;
     int r = number ? say(&pl->message, "for %s%s%s%s%s%s", number, vendor || model ? " (" : "",
                          vendor ? vendor : "", vendor && model ? " " : "", model ? model : "",
                          vendor || model ? ")" : "")
@@ -487,15 +507,14 @@ static int plan_open(const char *number, const db_rma_t *rma, const char *kind, 
     if (r < 0)
         return r;
     pl->topic = "receipt.opened";
-    pl->fields = json_pack("{s:o, s:o, s:o}", "rma", checklist_jstr(number),
-                           "vendor", checklist_jstr(rma ? nonempty(rma->vendor) : NULL),
-                           "model", checklist_jstr(rma ? nonempty(rma->model) : NULL));
+    pl->fields = station_ev_opened(number, vendor, model, known ? rma->line : 0);
     return pl->fields ? 0 : -ENOMEM;
 }
 
 /* Spec station, step 1: an unknown or already-received RMA is refused, and the
  * refusal is itself a (closed) receipt, so the audit trail shows the unit came. */
-static int plan_refuse(const char *number, const char *why, plan_t *pl)
+
+static int plan_refuse(const char *number, const db_rma_t *rma, const char *why, plan_t *pl)
 {
     pl->kind = "rma";
     pl->accepted = true;
@@ -510,15 +529,15 @@ static int plan_refuse(const char *number, const char *why, plan_t *pl)
                                   "then scan the next RMA (or CMD-NORMA)")))
         return -ENOMEM;
     pl->topic = "receipt.refused";
-    pl->fields = json_pack("{s:s, s:s}", "rma", number, "reason", why);
+    pl->fields = station_ev_refused(number, why, rma);
     return pl->fields ? 0 : -ENOMEM;
 }
 
 /* 1 with *why (malloc'd "rule: text") when the vendor's policy refuses this RMA as
  * scanned, before any inspection; 0 when not (or no policy); negative errno. */
-static int rma_refused_by_policy(station_t *st, const db_rma_t *rma, char **why)
+int station_rma_refusal(policyset_t *policies, const db_rma_t *rma, char **why)
 {
-    const policy_t *p = policy_of(st, rma->vendor);
+    const policy_t *p = policies ? policyset_for_vendor(policies, rma->vendor) : NULL;
     if (!p)
         return 0;
     checklist_t c;
@@ -542,6 +561,11 @@ static int rma_refused_by_policy(station_t *st, const db_rma_t *rma, char **why)
     free(rule);
     free(text);
     return r;
+}
+
+static int rma_refused_by_policy(station_t *st, const db_rma_t *rma, char **why)
+{
+    return station_rma_refusal(*st->policies, rma, why);
 }
 
 /* Nothing accepted on the open receipt but its RMA: its checklist is a fresh one. */
@@ -591,11 +615,37 @@ static int plan_rma(station_t *st, const char *number, plan_t *pl)
     }
     int r = db_rma_get(st->db, number, &rma);
     if (r == -ENOENT)
-        return plan_refuse(number, "unknown RMA", pl);
+        return plan_refuse(number, NULL, "unknown RMA", pl);
     if (r < 0)
         return r;
-    if (rma.status == DB_RMA_RECEIVED)
-        return plan_refuse(number, "RMA already received", pl);
+    if (rma.status == DB_RMA_CLOSED) {
+        char *closed = NULL, *why = NULL;
+        int64_t at;
+        if ((r = db_rma_closed(st->db, number, &closed, &at)) < 0)
+            return r;
+        r = say(&why, "RMA closed: %s", closed ? closed : "no reason given");
+        free(closed);
+        if (r == 0)
+            r = plan_refuse(number, &rma, why, pl);
+        free(why);
+        return r;
+    }
+    /* Issue 11: an RMA authorises its units; one more is refused. */
+    int line = 0;
+    r = rma.status == DB_RMA_RECEIVED ? -ENOSPC : units_line_at_open(st->db, number, &line);
+    if (r == -ENOSPC && rma.authorised <= 1)
+        return plan_refuse(number, &rma, "RMA already received", pl);
+    if (r == -ENOSPC) {
+        char *why = NULL;
+        if ((r = say(&why, "all %d units of %s received", rma.authorised, number)) == 0)
+            r = plan_refuse(number, &rma, why, pl);
+        free(why);
+        return r;
+    }
+    if (r < 0)
+        return r;
+    if (line && (r = db_rma_get_line(st->db, number, line, &rma)) < 0)
+        return r;
     /*
      * Spec station, step 1: an expired RMA is refused at the dock. Whether it is
      * expired is the vendor's clause (EverFocus: valid 30 days), so the policy says,
@@ -606,10 +656,11 @@ static int plan_rma(station_t *st, const char *number, plan_t *pl)
     if (r < 0)
         return r;
     if (r > 0) {
-        r = plan_refuse(number, why, pl);
+        r = plan_refuse(number, &rma, why, pl);
         free(why);
         return r;
     }
+    pl->line = line;
     return plan_open(number, &rma, "rma", pl);
 }
 
@@ -636,7 +687,7 @@ static int plan_cancel(station_t *st, plan_t *pl)
             st->open_rma ? st->open_rma : "no RMA") < 0)
         return -ENOMEM;
     pl->topic = "receipt.cancelled";
-    pl->fields = json_pack("{s:o}", "rma", checklist_jstr(st->open_rma));
+    pl->fields = station_ev_cancelled(st->open_rma, NULL);
     return pl->fields ? 0 : -ENOMEM;
 }
 
@@ -676,8 +727,8 @@ static json_t *evaluate(const policy_t *pol, json_t *cs, char **why, int *r)
  * What to scan next at the station once receipt `id` (0: none open) has RMA `number`
  * (NULL: CMD-NORMA) and the stored checklist `cl` (NULL: fresh). Reads only.
  */
-static int next_for_state(station_t *st, int64_t id, const char *number, const char *cl,
-                          char **out)
+static int next_for_state(station_t *st, int64_t id, const char *number, int line,
+                          const char *cl, char **out)
 {
     checklist_t c;
     db_rma_t rma;
@@ -693,7 +744,10 @@ static int next_for_state(station_t *st, int64_t id, const char *number, const c
         checklist_init(&c);
     }
     if (number) {
-        r = db_rma_get(st->db, number, &rma);
+        /* The unit's line: its accessories are what is asked for (issue 11). */
+        r = db_rma_get_line(st->db, number, line, &rma);
+        if (r == -ENOENT && line)
+            r = db_rma_get(st->db, number, &rma);
         if (r == 0)
             has = 1;
         else if (r != -ENOENT)
@@ -717,21 +771,6 @@ static int compose_reply(const char *message, int64_t id, const char *rma, const
     return say(out, "%s [no receipt open]: %s", message, next);
 }
 
-/* The inspection.completed event's checklist (spec events). */
-static json_t *event_checklist(const checklist_t *c, const char *const *missing, size_t n_missing)
-{
-    return json_pack("{s:s, s:b, s:s, s:o, s:o, s:o, s:s, s:o, s:s, s:b}",
-                     "packaging", ENUM_PACKAGING.names[c->packaging],
-                     "foam", c->foam,
-                     "seal", ENUM_SEAL.names[c->seal],
-                     "accessories_present", checklist_jnames((const char *const *)c->acc, c->n_acc),
-                     "accessories_missing", checklist_jnames(missing, n_missing),
-                     "findings", checklist_jfindings(c->findings),
-                     "fault", ENUM_FAULT.names[c->fault],
-                     "component", checklist_jstr(c->component),
-                     "serial_label", ENUM_SERIAL_LABEL.names[c->serial_label],
-                     "rma_marked_on_package", c->rma_marked);
-}
 
 /*
  * CMD-DONE (spec station, step 4): evaluate, complete the receipt, mark the RMA
@@ -766,6 +805,38 @@ static int plan_done(station_t *st, plan_t *pl)
         r = reject(pl, "command",
                    "RMA %s was received meanwhile by another receipt: cancel (CMD-CANCEL)",
                    st->open_rma);
+        goto out;
+    }
+    if (has_rma && rma.status == DB_RMA_CLOSED) {
+        r = reject(pl, "command", "RMA %s was closed meanwhile (rmactl rma close): cancel "
+                   "(CMD-CANCEL)", st->open_rma);
+        goto out;
+    }
+    /* Issue 11: the unit's line decides what the policy sees; the serial or the
+     * model tells it when the RMA has several lines. */
+    units_serial_t unit = { .line = st->open_line, .match = -1 };
+    if (has_rma && !st->open_line) {
+        char *lines = units_lines_with_room(st->db, st->open_rma);
+        r = lines ? reject(pl, "command", "which line is this unit? scan its model: %s", lines)
+                  : -ENOMEM;
+        free(lines);
+        goto out;
+    }
+    if (has_rma && c.serial) {
+        if ((r = units_for_serial(st->db, st->open_rma, st->open_line, c.serial, &unit)) < 0)
+            goto out;
+        if (unit.received_in) {
+            r = reject(pl, "command", "double receipt: serial %s of %s was received meanwhile "
+                       "(receipt %lld): cancel (CMD-CANCEL)", c.serial, st->open_rma,
+                       (long long)unit.received_in);
+            goto out;
+        }
+    }
+    /* A unit counts on its line unless its serial did not match (db.h). */
+    bool counts = c.serial_match != 0;
+    if (has_rma && counts && rma.line_received >= rma.quantity) {
+        r = reject(pl, "command", "all %d units of line %d of %s were received meanwhile: "
+                   "cancel (CMD-CANCEL)", rma.quantity, rma.line, st->open_rma);
         goto out;
     }
     if (has_rma)
@@ -806,7 +877,16 @@ static int plan_done(station_t *st, plan_t *pl)
         result = held_result("rmad-no-policy", text);
         free(text);
     } else {
-        if (!(cs = checklist_case(&rma, &c, missing, n_missing, caldate_today()))) {
+        /* The policy's own serial check decides as for a one-line RMA. */
+        db_rma_t *unit_rma = malloc(sizeof(*unit_rma));
+        if (unit_rma) {
+            *unit_rma = rma;
+            units_case_expected(&rma, &unit, c.serial ? c.serial : "", unit_rma->expected_serial,
+                                sizeof(unit_rma->expected_serial));
+            cs = checklist_case(unit_rma, &c, missing, n_missing, caldate_today());
+            free(unit_rma);
+        }
+        if (!cs) {
             r = -ENOMEM;
             goto out;
         }
@@ -843,8 +923,16 @@ static int plan_done(station_t *st, plan_t *pl)
     pl->checklist = checklist_dump(final);
     json_decref(final);
     pl->result = checklist_dump(result);
+    /* The last authorised unit makes the RMA received (issue 11). */
+    int received = has_rma ? rma.received + (counts ? 1 : 0) : 0;
+    bool last = has_rma && counts && received >= rma.authorised;
+    pl->line = st->open_line;
     if (!pl->checklist || !pl->result || dup_or_null(c.serial, &pl->serial) < 0 ||
-        (has_rma && !(pl->mark_received = strdup(st->open_rma)))) {
+        (last && !(pl->mark_received = strdup(st->open_rma)))) {
+        r = -ENOMEM;
+        goto out;
+    }
+    if (last && !(pl->received_fields = station_ev_rma_received(&rma))) {
         r = -ENOMEM;
         goto out;
     }
@@ -852,13 +940,8 @@ static int plan_done(station_t *st, plan_t *pl)
     /* Spec events: inspection.completed carries the whole decision, the result fields
      * exactly as `rmactl policy eval` prints them. */
     pl->topic = "inspection.completed";
-    pl->fields = json_pack("{s:o, s:o, s:o, s:o, s:o, s:o}",
-                           "rma", checklist_jstr(st->open_rma),
-                           "vendor", checklist_jstr(has_rma ? nonempty(rma.vendor) : NULL),
-                           "model", checklist_jstr(has_rma ? nonempty(rma.model) : NULL),
-                           "serial", checklist_jstr(c.serial),
-                           "serial_match", checklist_jtristate(serial_match(c.serial, has_rma ? &rma : NULL)),
-                           "checklist", event_checklist(&c, missing, n_missing));
+    pl->fields = station_ev_completed(st->open_rma, has_rma ? &rma : NULL, received, c.serial,
+                                      c.serial_match, &c, missing, n_missing);
     if (!pl->fields || json_object_update(pl->fields, result) < 0) {
         r = -ENOMEM;
         goto out;
@@ -1094,8 +1177,11 @@ static int plan_gs1(station_t *st, const scan_t *scan, plan_t *pl)
         r = reject(pl, "gs1", "not expected now: the serial is already recorded (%s)", c.serial);
         goto out;
     }
-    if ((g.present & GS1_SERIAL) && (r = set_serial(st, &c, g.serial, pl)) < 0)
+    if ((g.present & GS1_SERIAL) && (r = set_serial(st, &c, g.serial, pl)) != 0) {
+        if (r == 1)   /* rejected: a double receipt */
+            r = 0;
         goto out;
+    }
     if (g.present & GS1_GTIN) {
         free(c.gtin);
         if (!(c.gtin = strdup(g.gtin))) {
@@ -1146,6 +1232,16 @@ static int plan_text(station_t *st, const char *text, plan_t *pl)
             r = plan_update(st, &c, "accessory", pl);
         goto out;
     }
+    /* Issue 11: several lines and nothing listed tells them apart: the model does. */
+    int line = 0;
+    if (has_rma && !st->open_line
+        && (r = units_line_by_model(st->db, st->open_rma, text, &line)) != -ENOENT) {
+        if (r == 0 && (r = say(&pl->message, "line %d (%s) of %s", line, text, st->open_rma)) == 0
+            && (r = plan_update(st, &c, "text", pl)) == 0)
+            pl->line = line;
+        goto out;
+    }
+    r = 0;
     if (c.serial) {
         r = reject(pl, "text",
                    "not expected now: the serial is already recorded (%s) and this is not an "
@@ -1157,7 +1253,11 @@ static int plan_text(station_t *st, const char *text, plan_t *pl)
                    strlen(text), STATION_SERIAL_MAX);
         goto out;
     }
-    if ((r = set_serial(st, &c, text, pl)) == 0 && (r = serial_message(&c, pl)) == 0)
+    if ((r = set_serial(st, &c, text, pl)) == 1) {
+        r = 0;   /* rejected: a double receipt */
+        goto out;
+    }
+    if (r == 0 && (r = serial_message(&c, pl)) == 0)
         r = plan_update(st, &c, "serial", pl);
 out:
     checklist_free(&c);
@@ -1190,32 +1290,6 @@ static int plan_scan(station_t *st, const scan_t *scan, plan_t *pl)
 
 /* ------------------------------------------------------------ transactions ------ */
 
-/* The scan event's fields (spec events: scan.accepted, scan.rejected + reason). */
-static json_t *scan_fields(const char *scanner, const char *kind, const char *aim,
-                           const char *text, const char *reason, const char *message,
-                           const char *next)
-{
-    json_t *o = json_pack("{s:s, s:s}", "scanner", scanner, "kind", kind);
-    if (!o)
-        return NULL;
-    int bad = 0;
-    if (aim && *aim)
-        bad |= json_object_set_new(o, "symbology", json_string(aim));
-    if (text)
-        bad |= json_object_set_new(o, "text", json_string(text));
-    if (reason)
-        bad |= json_object_set_new(o, "reason", json_string(reason));
-    /* Issue 10: the station's answer, for any screen (docs/station.md, "Replies"). */
-    if (message)
-        bad |= json_object_set_new(o, "message", json_string(message));
-    if (next)
-        bad |= json_object_set_new(o, "next", json_string(next));
-    if (bad) {
-        json_decref(o);
-        return NULL;
-    }
-    return o;
-}
 
 /*
  * Spec station, "a disposition label prints at the station's printer" (and "a refusal
@@ -1252,19 +1326,21 @@ static int plan_words(station_t *st, plan_t *pl)
     int64_t id = 0;
     const char *rma = NULL, *cl = NULL;
     char *msg = NULL, *sw = NULL;
-    int r = 0;
+    int r = 0, line = 0;
 
     if (pl->transition == STATION_RECEIPT_OPENED) {
         id = pl->receipt_id;
         rma = pl->rma;
         cl = pl->checklist;
+        line = pl->line;
     } else if (pl->transition == STATION_RECEIPT_NONE) {
         id = st->open_id;
         rma = st->open_rma;
         cl = pl->update ? pl->checklist : st->open_checklist;
+        line = pl->line ? pl->line : st->open_line;
     }
     r = pl->next_fixed ? say(&pl->next, "%s", pl->next_fixed)
-                       : next_for_state(st, id, rma, cl, &pl->next);
+                       : next_for_state(st, id, rma, line, cl, &pl->next);
     if (r < 0)
         return r;
     if (pl->cancel_id && say(&sw, "receipt %lld (%s) cancelled, switched to %s: ",
@@ -1298,7 +1374,7 @@ static int write_switch(station_t *st, plan_t *pl, int64_t now_ms)
     if (say(&why, "cancelled at the station: switched to %s by scanning it", pl->rma) < 0)
         return -ENOMEM;
     db_receipt_t row = { .id = pl->cancel_id, .state = DB_RECEIPT_CANCELLED, .closed_at = now_ms,
-                         .checklist = st->open_checklist, .reason = why };
+                         .line = st->open_line, .checklist = st->open_checklist, .reason = why };
     int r = db_receipt_update(st->db, &row);
     free(why);
     return r;
@@ -1306,7 +1382,7 @@ static int write_switch(station_t *st, plan_t *pl, int64_t now_ms)
 
 static int append_switch_event(station_t *st, plan_t *pl, int64_t now_ms, outbox_t *ob)
 {
-    json_t *f = json_pack("{s:o, s:s}", "rma", checklist_jstr(pl->cancel_rma), "switched_to", pl->rma);
+    json_t *f = station_ev_cancelled(pl->cancel_rma, pl->rma);
     if (!f)
         return -ENOMEM;
     int r = outbox_append(ob, st->db, "receipt.cancelled", f, st->name, pl->cancel_id, now_ms);
@@ -1325,8 +1401,9 @@ static int write_plan(station_t *st, plan_t *pl, const db_scan_t *scan_row, int6
         return r;
     if (pl->insert) {
         db_receipt_t row = {
-            .station = st->name, .rma = pl->rma, .state = pl->state, .opened_at = now_ms,
-            .closed_at = now_ms, .checklist = pl->checklist, .reason = (char *)pl->row_reason,
+            .station = st->name, .rma = pl->rma, .line = pl->line, .state = pl->state,
+            .opened_at = now_ms, .closed_at = now_ms, .checklist = pl->checklist,
+            .reason = (char *)pl->row_reason,
         };
         if ((r = db_receipt_insert(db, &row, &pl->receipt_id)) < 0)
             return r;
@@ -1341,6 +1418,7 @@ static int write_plan(station_t *st, plan_t *pl, const db_scan_t *scan_row, int6
     if (pl->update) {
         db_receipt_t row = {
             .id = pl->receipt_id, .state = pl->state, .closed_at = now_ms, .serial = pl->serial,
+            .line = pl->line ? pl->line : st->open_line,
             .checklist = pl->checklist, .result = pl->result,
             .disposition = (char *)pl->disposition,
             .reason = (char *)pl->row_reason,
@@ -1355,7 +1433,7 @@ static int write_plan(station_t *st, plan_t *pl, const db_scan_t *scan_row, int6
     if ((r = plan_words(st, pl)) < 0)
         return r;
 
-    json_t *f = scan_fields(s.scanner, s.kind, s.symbology, s.text, s.reason,
+    json_t *f = station_ev_scan(s.scanner, s.kind, s.symbology, s.text, s.reason,
                             pl->accepted ? pl->message : NULL, pl->next);
     if (!f)
         return -ENOMEM;
@@ -1368,6 +1446,9 @@ static int write_plan(station_t *st, plan_t *pl, const db_scan_t *scan_row, int6
         return r;
     if (pl->topic)
         r = outbox_append(ob, db, pl->topic, pl->fields, st->name, pl->receipt_id, now_ms);
+    if (r == 0 && pl->received_fields)
+        r = outbox_append(ob, db, "rma.received", pl->received_fields, st->name, pl->receipt_id,
+                          now_ms);
     return r;
 }
 
@@ -1394,6 +1475,7 @@ static void adopt(station_t *st, plan_t *pl)
     case STATION_RECEIPT_OPENED:
         clear_open(st);
         st->open_id = pl->receipt_id;
+        st->open_line = pl->line;
         st->open_rma = pl->rma;
         st->open_checklist = pl->checklist;
         pl->rma = pl->checklist = NULL;
@@ -1409,6 +1491,8 @@ static void adopt(station_t *st, plan_t *pl)
         st->last_label = pl->receipt_id;
         break;
     case STATION_RECEIPT_NONE:
+        if (pl->update && pl->line)
+            st->open_line = pl->line;
         if (pl->update) {
             free(st->open_checklist);
             free(st->open_serial);
@@ -1432,6 +1516,39 @@ static void adopt(station_t *st, plan_t *pl)
     pl->next = NULL;
 }
 
+static bool same_text(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+/*
+ * The database is the one truth of the station's open receipt (issue 11): read it in
+ * the scan's transaction and, should it differ from what the station holds (nothing
+ * else writes a station's receipts, so it never should), take the database's. The
+ * memory is a cache the plan reads; a failure fails the scan, and the next scan reads
+ * again.
+ */
+static int reload_open(station_t *st)
+{
+    db_receipt_t r;
+    int rc = db_receipt_get_open(st->db, st->name, &r);
+
+    if (rc == -ENOENT) {
+        if (st->open_id)
+            clear_open(st);
+        return 0;
+    }
+    if (rc < 0)
+        return rc;
+    bool same = r.id == st->open_id && r.line == st->open_line && same_text(r.rma, st->open_rma)
+                && (same_text(r.checklist, st->open_checklist) || !r.checklist);
+    db_receipt_clear(&r);
+    if (same)
+        return 0;
+    clear_open(st);
+    return resume(st, NULL);
+}
+
 /* Run one transaction: plan (from `scan` or already made), write, commit. */
 static int run(station_t *st, const scan_t *scan, db_scan_t *row, plan_t *pl, int64_t now_ms,
                outbox_t *ob)
@@ -1439,7 +1556,7 @@ static int run(station_t *st, const scan_t *scan, db_scan_t *row, plan_t *pl, in
     int r = db_begin(st->db);
     if (r < 0)
         return r;
-    if (scan)
+    if (scan && (r = reload_open(st)) == 0)
         r = plan_scan(st, scan, pl);
     if (r == 0)
         r = write_plan(st, pl, row, now_ms, ob);
@@ -1465,7 +1582,8 @@ int station_apply_scan(station_t *st, const scan_t *scan, int64_t now_ms, outbox
     if (is_double_read(st, scan)) {
         /* Stored nothing, but the worker still hears that the scan was heard. */
         char *next = NULL, *reply = NULL;
-        int r = next_for_state(st, st->open_id, st->open_rma, st->open_checklist, &next);
+        int r = next_for_state(st, st->open_id, st->open_rma, st->open_line, st->open_checklist,
+                               &next);
         if (r == 0)
             r = compose_reply("double read ignored (the same barcode again at once)", st->open_id,
                               st->open_rma, next, &reply);

@@ -60,6 +60,15 @@ void station_destroy(station_t **st);
 
 const char *station_name(const station_t *st);
 
+/*
+ * Whether the vendor's policy refuses this RMA as it stands, before any inspection
+ * (an expired RMA: EverFocus, valid 30 days), on today's date: 1 with *why malloc'd
+ * ("text (rule)"), 0 when not or when the vendor has no policy, or a negative errno.
+ * What the station asks when an RMA is scanned; rmactl rma show/list call it
+ * "expired".
+ */
+int station_rma_refusal(policyset_t *policies, const db_rma_t *rma, char **why);
+
 /* What one scan did. */
 typedef enum {
     STATION_SCAN_ACCEPTED,     /* stored, accepted; state may have changed */

@@ -628,7 +628,7 @@ static void shift_from(builder_t *b, size_t from, int dy)
 typedef struct {
     double disp_h;      /* disposition line height, at most */
     int disp_lines;     /* 1, or 2 when that makes it larger */
-    double row_h;       /* RMA, serial, vendor, model */
+    double row_h;       /* RMA, unit, serial, vendor, model */
     double reason_h;
     int reason_lines;
 } sizes_4x6_t;
@@ -675,8 +675,8 @@ static int top_4x6(builder_t *b, const label_t *l, const sizes_4x6_t *sz, int x,
     y += gap;
     add(b, LAYOUT_RULE, x, y, w, D(b, 0.03));
     y += D(b, 0.03) + gap;
-    static const char *const keys[] = { "RMA", "Serial", "Vendor", "Model" };
-    const char *vals[] = { l->rma, l->serial, l->vendor, l->model };
+    static const char *const keys[] = { "RMA", "Unit", "Serial", "Vendor", "Model" };
+    const char *vals[] = { l->rma, l->unit, l->serial, l->vendor, l->model };
     int key_w = D(b, sz->row_h * 3.9), row_h = D(b, sz->row_h); /* "Vendor" and a space */
     for (size_t i = 0; i < N_ELEMS(keys); i++) {
         if (!vals[i] || !*vals[i])
@@ -777,6 +777,20 @@ static void layout_2x1(builder_t *b, const label_t *l)
     bool rma = l->rma && *l->rma;
     char *line = NULL;
     fail(b, id_line(rma ? "RMA" : "SN", rma ? l->rma : l->serial, &line));
+    /* The unit of an RMA of several goes with its number: "RMA-4001 2/4". */
+    if (line && rma && l->unit) {
+        char *with = NULL, frac[24];
+        int k = 0, n = 0;
+        if (sscanf(l->unit, "%d of %d", &k, &n) == 2)
+            snprintf(frac, sizeof(frac), "%d/%d", k, n);
+        else
+            snprintf(frac, sizeof(frac), "%s", l->unit);
+        fail(b, asprintf(&with, "%s  %s", line, frac) < 0 ? -ENOMEM : 0);
+        if (with) {
+            free(line);
+            line = with;
+        }
+    }
     y += add_text(b, line, x, y, w, D(b, 0.15), 1, true, true) + D(b, 0.03);
     free(line);
     int hr_h = D(b, 0.12), bottom = lay->height - m;

@@ -60,6 +60,11 @@ static void test_scanners_end_to_end(void)
     run_script("tests/integration/scanners_e2e.py", "scanners e2e: all checks passed");
 }
 
+static void test_lines_end_to_end(void)
+{
+    run_script("tests/integration/lines_e2e.py", "lines e2e: all checks passed");
+}
+
 int suite_daemon_e2e(void)
 {
     CU_pSuite s = CU_add_suite("daemon_e2e", NULL, NULL);
@@ -75,7 +80,9 @@ int suite_daemon_e2e(void)
         !CU_add_test(s, "a USB and a serial scanner (umockdev) complete receipts",
                      test_scanners_end_to_end) ||
         !CU_add_test(s, "station replies over TCP: mis-scans, own labels, the checklist",
-                     test_station_end_to_end))
+                     test_station_end_to_end) ||
+        !CU_add_test(s, "an RMA of 3 cameras and a recorder, unit by unit; rmactl rma show",
+                     test_lines_end_to_end))
         return -1;
     return 0;
 }

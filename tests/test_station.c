@@ -413,9 +413,9 @@ static void test_complete_receipt(void)
     /* Events: each scan, then the transition it caused. */
     static const char *const topics[] = { "scan.accepted", "receipt.opened", "scan.accepted",
                                           "scan.accepted", "scan.accepted", "scan.accepted",
-                                          "inspection.completed" };
-    CU_ASSERT_EQUAL_FATAL(n_events(&f), 7);
-    for (size_t i = 0; i < 7; i++) {
+                                          "inspection.completed", "rma.received" };
+    CU_ASSERT_EQUAL_FATAL(n_events(&f), 8);   /* rma.received: its one unit is in */
+    for (size_t i = 0; i < 8; i++) {
         ASSERT_STR(ev_str(event(&f, i), "type"), topics[i]);
         CU_ASSERT_EQUAL(json_integer_value(json_object_get(event(&f, i), "receipt")), id);
     }
@@ -460,7 +460,8 @@ static void test_complete_receipt(void)
     json_t *stored = json_loads(r.result, 0, NULL);
     json_t *from_event = json_deep_copy(ic);
     const char *const not_result[] = { "v", "seq", "type", "time", "station", "receipt", "rma",
-                                       "vendor", "model", "serial", "serial_match", "checklist" };
+                                       "vendor", "model", "line", "progress", "serial",
+                                       "serial_match", "checklist" };
     for (size_t i = 0; i < sizeof(not_result) / sizeof(not_result[0]); i++)
         json_object_del(from_event, not_result[i]);
     CU_ASSERT_TRUE(json_equal(stored, from_event));
@@ -1117,9 +1118,14 @@ static void test_checklist_explicit(void)
                                                     "accessories_missing")), 0);
 
     /* Another camera, opened: each answer that still changes the credit is asked. */
-    exec_sql(&f, "UPDATE rmas SET status = 'open' WHERE number = 'RMA-EFCAM'");
+    /* The RMA authorises two more cameras (schema 4: a line's quantity and serials). */
+    exec_sql(&f, "UPDATE rmas SET status = 'open' WHERE number = 'RMA-EFCAM';"
+                 "UPDATE rma_lines SET quantity = 3, serials = 'EF-CAM-1|EF-CAM-2|EF-CAM-3' "
+                 "WHERE rma = 'RMA-EFCAM';"
+                 "INSERT INTO rma_serials VALUES ('RMA-EFCAM', 1, 'EF-CAM-2', 'EF-CAM-2'),"
+                 "                               ('RMA-EFCAM', 1, 'EF-CAM-3', 'EF-CAM-3')");
     sc(&f, "RMA-EFCAM");
-    sc(&f, "EF-CAM-1");
+    sc(&f, "EF-CAM-2");
     o = sc(&f, "ACC-POWER-ADAPTER");
     ASSERT_STR(o.next, "answer the packaging: PKG-ORIGINAL, PKG-REPLACEMENT or PKG-NONE; "
                        "then the seal, the accessories");
@@ -1134,9 +1140,8 @@ static void test_checklist_explicit(void)
     ASSERT_CONTAINS(o.reply, "restocking fee 25%");
 
     /* All accessories there: now packaging and seal decide, one after the other. */
-    exec_sql(&f, "UPDATE rmas SET status = 'open' WHERE number = 'RMA-EFCAM'");
     sc(&f, "RMA-EFCAM");
-    sc(&f, "EF-CAM-1");
+    sc(&f, "EF-CAM-3");
     o = sc(&f, "ACC-ALL");
     ASSERT_STR(o.next, "answer the packaging: PKG-ORIGINAL, PKG-REPLACEMENT or PKG-NONE; "
                        "then the seal");
@@ -1366,6 +1371,159 @@ static void test_policyset(void)
     free(dir);
 }
 
+/* ------------------------------------------------------------ RMA lines ------- */
+
+static size_t count_events(fx_t *f, const char *topic)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < n_events(f); i++)
+        n += strcmp(ev_str(event(f, i), "type"), topic) == 0;
+    return n;
+}
+
+/* Scan one unit through: RMA, serial, the answers EverFocus asks for, CMD-DONE. */
+static station_outcome_t receive_unit(fx_t *f, const char *rma, const char *serial)
+{
+    static const char *const answers[] = { "PKG-ORIGINAL", "SEAL-INTACT", "ACC-ALL",
+                                           "FAULT-CONFIRMED" };
+    station_outcome_t o = sc(f, rma);
+    CU_ASSERT_EQUAL(o.receipt, STATION_RECEIPT_OPENED);
+    o = sc(f, serial);
+    CU_ASSERT_EQUAL(o.scan, STATION_SCAN_ACCEPTED);
+    for (size_t i = 0; i < sizeof(answers) / sizeof(answers[0]); i++)
+        sc(f, answers[i]);
+    o = sc(f, "CMD-DONE");
+    if (o.receipt != STATION_RECEIPT_COMPLETED)
+        fprintf(stderr, "\n  %s %s: %s\n", rma, serial, o.reply ? o.reply : "?");
+    CU_ASSERT_EQUAL(o.receipt, STATION_RECEIPT_COMPLETED);
+    return o;
+}
+
+static int unit_text(const db_receipt_t *r, void *data)
+{
+    char *out = data;
+    size_t len = strlen(out);
+    snprintf(out + len, 512 - len, "%d:%s:%s ", r->line, db_receipt_state_name(r->state),
+             r->serial ? r->serial : "-");
+    return 0;
+}
+
+static void check_progress(json_t *ev, int line, int received, int authorised)
+{
+    json_t *l = json_object_get(ev, "line"), *p = json_object_get(ev, "progress");
+    if (line) {
+        CU_ASSERT_EQUAL(json_integer_value(l), line);
+    } else {
+        CU_ASSERT_TRUE(json_is_null(l));
+    }
+    CU_ASSERT_EQUAL(json_integer_value(json_object_get(p, "received")), received);
+    CU_ASSERT_EQUAL(json_integer_value(json_object_get(p, "authorised")), authorised);
+}
+
+/*
+ * Issue 11, done when: an RMA of 3 cameras with listed serials and 1 recorder
+ * without, received unit by unit, with a double scan, a serial of another RMA, and
+ * a unit beyond the authorised quantity.
+ */
+static void test_rma_lines_receiving(void)
+{
+    fx_t f;
+    fx_open(&f);
+    char *csv = NULL, *err = NULL;
+    CU_ASSERT_FATAL(asprintf(&csv,
+        "number,issued,kind,vendor,line,model,family,quantity,expected_serials,shipped,"
+        "warranty_months\n"
+        "RMA-EF100,%s,warranty,EverFocus,1,EZN268,IP Cameras,3,EFC-1|EFC-2|EFC-3,%s,36\n"
+        "RMA-EF100,%s,warranty,EverFocus,2,ENVR8304D,Recorders,1,,%s,24\n"
+        "RMA-EF200,%s,warranty,EverFocus,1,EZN268,IP Cameras,1,EFX-9,%s,36\n",
+        day(-3), day(-60), day(-3), day(-60), day(-3), day(-60)) > 0);
+    db_import_report_t rep = { 0 };
+    CU_ASSERT_EQUAL_FATAL(db_rma_import_csv(f.db, csv, strlen(csv), NULL, &rep, &err), 0);
+    db_import_report_clear(&rep);
+    free(csv);
+
+    /* Two cameras: the serial picks line 1, each unit its own receipt. */
+    receive_unit(&f, "RMA-EF100", "EFC-1");
+    json_t *ic = last_event(&f, "inspection.completed");
+    check_progress(ic, 1, 1, 4);
+    CU_ASSERT_TRUE(json_is_true(json_object_get(ic, "serial_match")));
+    ASSERT_STR(ev_str(ic, "disposition"), "warranty_repair");
+    ASSERT_STR(ev_str(ic, "model"), "EZN268");
+    receive_unit(&f, "RMA-EF100", "efc-2 ");
+    check_progress(last_event(&f, "inspection.completed"), 1, 2, 4);
+
+    /* The recorder: no serial listed for it, the one unlisted line takes it. */
+    receive_unit(&f, "RMA-EF100", "NVR-77");
+    ic = last_event(&f, "inspection.completed");
+    check_progress(ic, 2, 3, 4);
+    ASSERT_STR(ev_str(ic, "model"), "ENVR8304D");
+    CU_ASSERT_TRUE(json_is_null(json_object_get(ic, "serial_match")));
+    if (strcmp(ev_str(ic, "disposition"), "quarantine") == 0) {
+        char *t = json_dumps(json_object_get(ic, "reasons"), 0);
+        fprintf(stderr, "\n  recorder: %s\n", t);
+        free(t);
+    }
+    CU_ASSERT_STRING_NOT_EQUAL(ev_str(ic, "disposition"), "quarantine");
+
+    /* A camera serial scanned twice: a double receipt, rejected. */
+    station_outcome_t o = sc(&f, "RMA-EF100");
+    CU_ASSERT_EQUAL(o.receipt, STATION_RECEIPT_OPENED);
+    o = sc(&f, "EFC-1");
+    CU_ASSERT_EQUAL(o.scan, STATION_SCAN_REJECTED);
+    ASSERT_CONTAINS(o.reason, "double receipt: serial EFC-1 of RMA-EF100 is already received");
+    CU_ASSERT_EQUAL(sc(&f, "CMD-CANCEL").receipt, STATION_RECEIPT_CANCELLED);
+
+    /* A serial of another RMA: a mismatch, quarantined; it is not the unit the RMA
+     * waits for, so the progress stays. */
+    o = receive_unit(&f, "RMA-EF100", "EFX-9");
+    ASSERT_STR(o.disposition, "quarantine");
+    ic = last_event(&f, "inspection.completed");
+    check_progress(ic, 1, 3, 4);
+    CU_ASSERT_TRUE(json_is_false(json_object_get(ic, "serial_match")));
+    ASSERT_STR(first_rule(ic), "rmad-serial-mismatch");
+    CU_ASSERT_EQUAL(count_events(&f, "rma.received"), 0);
+
+    /* The last camera: the RMA is received, once. */
+    receive_unit(&f, "RMA-EF100", "EFC-3");
+    check_progress(last_event(&f, "inspection.completed"), 1, 4, 4);
+    CU_ASSERT_EQUAL(count_events(&f, "rma.received"), 1);
+    json_t *rr = last_event(&f, "rma.received");
+    ASSERT_STR(ev_str(rr, "rma"), "RMA-EF100");
+    CU_ASSERT_EQUAL(json_integer_value(json_object_get(rr, "authorised")), 4);
+
+    /* A 4th camera: refused, all units are in. */
+    o = sc(&f, "RMA-EF100");
+    CU_ASSERT_EQUAL(o.receipt, STATION_RECEIPT_REFUSED);
+    ASSERT_STR(o.reason, "all 4 units of RMA-EF100 received");
+    json_t *rf = last_event(&f, "receipt.refused");
+    check_progress(rf, 0, 4, 4);
+    CU_ASSERT_EQUAL(count_events(&f, "rma.received"), 1);
+
+    db_rma_t r;
+    CU_ASSERT_EQUAL_FATAL(db_rma_get(f.db, "RMA-EF100", &r), 0);
+    CU_ASSERT_EQUAL(r.status, DB_RMA_RECEIVED);
+    CU_ASSERT_EQUAL(r.received, 4);
+    /* Each unit's receipt on its line. */
+    char units[512] = "";
+    CU_ASSERT_EQUAL(db_receipt_foreach_rma(f.db, "RMA-EF100", unit_text, units), 0);
+    ASSERT_STR(units, "1:completed:EFC-1 1:completed:efc-2  2:completed:NVR-77 "
+                      "1:cancelled:- 1:completed:EFX-9 1:completed:EFC-3 0:refused:- ");
+    check_envelopes(&f);
+    fx_close(&f);
+}
+
+/* A closed RMA is refused with the reason it was closed for. */
+static void test_rma_closed_refused(void)
+{
+    fx_t f;
+    fx_open(&f);
+    CU_ASSERT_EQUAL(db_rma_close(f.db, "RMA-V7001", "customer keeps the drive", 1000), 0);
+    station_outcome_t o = sc(&f, "RMA-V7001");
+    CU_ASSERT_EQUAL(o.receipt, STATION_RECEIPT_REFUSED);
+    ASSERT_STR(o.reason, "RMA closed: customer keeps the drive");
+    fx_close(&f);
+}
+
 int suite_station(void)
 {
     CU_pSuite s = CU_add_suite("station", setup, teardown);
@@ -1374,6 +1532,9 @@ int suite_station(void)
     if (!CU_add_test(s, "complete receipt: warranty, events, rows", test_complete_receipt) ||
         !CU_add_test(s, "unknown and received RMAs are refused", test_refusals) ||
         !CU_add_test(s, "no printer: nothing queued, reprint refused", test_no_printer) ||
+        !CU_add_test(s, "RMA lines: units, progress, double receipt, quantity",
+                     test_rma_lines_receiving) ||
+        !CU_add_test(s, "closed RMA refused with its reason", test_rma_closed_refused) ||
         !CU_add_test(s, "serial mismatch is recorded and quarantined",
                      test_serial_mismatch_quarantine) ||
         !CU_add_test(s, "CMD-CANCEL keeps the receipt, cancelled", test_cancel) ||
