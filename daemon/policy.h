@@ -114,6 +114,7 @@ typedef struct {
 typedef struct {
     disposition_t disposition;
     double restocking_fee_pct;
+    double restocking_fee_amount;    /* a fixed fee in the policy's currency; 0: none */
     struct {
         wstatus_t status;
         bool has_basis;              /* basis/starts/ends known */
