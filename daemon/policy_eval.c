@@ -529,7 +529,8 @@ static void apply_rule(ev_t *ev, const rule_t *r)
         ev->oom = 1;
         return;
     }
-    int weight = r->has_disposition ? W_DECIDES : r->has_warranty ? W_STATUS : W_INFO;
+    /* A charged fee names its rule before the warranty period (contract: a fee names why). */
+    int weight = r->has_disposition ? W_DECIDES : r->has_warranty || r->has_fee ? W_STATUS : W_INFO;
     ev_reason_t *rs = add_reason(ev, r->id, weight, "%s%s", text, how);
     free(text);
     if (rs) {
