@@ -122,7 +122,9 @@ static bool rule_covers(const rule_t *e, const rule_t *l)
 /* Windows in one group that no date can satisfy: `after: 30d, within: 10d`. */
 static void lint_group(warns_t *w, const policy_t *p, const rule_t *r, const group_t *g)
 {
-    for (size_t i = 0; g->kind != GROUP_ANY && i < g->n_conds; i++) {
+    /* Only where every test must hold: in `any` one other branch may, and in `not` an
+     * impossible pair makes the group always true, not the rule dead. */
+    for (size_t i = 0; g->kind == GROUP_ALL && i < g->n_conds; i++) {
         const cond_t *a = &g->conds[i];
         for (size_t k = 0; k < g->n_conds; k++) {
             const cond_t *b = &g->conds[k];
@@ -168,11 +170,6 @@ static void lint_one(warns_t *w, const policy_t *p)
     }
 }
 
-static bool names_vendor(const policy_t *p, const char *name)
-{
-    return policy_matches_vendor(p, name);
-}
-
 int policy_lint(const policy_t *const *ps, size_t n, char ***out, size_t *n_out)
 {
     warns_t w = { NULL, 0, 0 };
@@ -182,9 +179,9 @@ int policy_lint(const policy_t *const *ps, size_t n, char ***out, size_t *n_out)
     for (size_t i = 0; i < n; i++)
         for (size_t k = 0; k < i; k++) {
             const policy_t *a = ps[k], *b = ps[i];
-            const char *shared = names_vendor(a, b->vendor) ? b->vendor : NULL;
+            const char *shared = policy_matches_vendor(a, b->vendor) ? b->vendor : NULL;
             for (char **al = b->aliases; !shared && al && *al; al++)
-                if (names_vendor(a, *al))
+                if (policy_matches_vendor(a, *al))
                     shared = *al;
             if (shared)
                 warn(&w, b->file, b->aliases_line, "vendor name '%s' is also claimed by %s",
