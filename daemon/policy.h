@@ -114,6 +114,7 @@ typedef struct {
 typedef struct {
     disposition_t disposition;
     double restocking_fee_pct;
+    double restocking_fee_amount;    /* a fixed fee in the policy's currency; 0: none */
     struct {
         wstatus_t status;
         bool has_basis;              /* basis/starts/ends known */
@@ -228,5 +229,16 @@ const char *policy_clause_name(const policy_t *p, size_t i);
 
 int policy_evaluate_without(const policy_t *p, const policy_case_t *c, int skip,
                             policy_result_t *out);
+
+/*
+ * Warnings about policies that load but cannot mean what they say (docs/policy.md,
+ * "Checking a policy"): a deciding rule that can never fire because an earlier rule
+ * always decides first, a window no date satisfies (`after: 30d, within: 10d`), a
+ * deciding rule with no `when`, and a vendor name claimed by two of the n files.
+ * Returns 0 and sets *out to *n_out malloc'd "FILE:LINE: warning: ..." lines (free
+ * with policy_warnings_free; NULL when none), or -ENOMEM.
+ */
+int policy_lint(const policy_t *const *ps, size_t n, char ***out, size_t *n_out);
+void policy_warnings_free(char **w, size_t n);
 
 #endif

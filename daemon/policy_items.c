@@ -14,7 +14,7 @@
 /* What "the outcome" is for a worker: what happens to the unit and what it costs. */
 typedef struct {
     disposition_t disposition;
-    double fee;
+    double fee, fee_amount;
     wstatus_t warranty;
     unsigned flags;
 } decision_t;
@@ -26,6 +26,7 @@ static int decide(const policy_t *p, const policy_case_t *c, decision_t *d)
     if (rc < 0)
         return rc;
     *d = (decision_t){ .disposition = r.disposition, .fee = r.restocking_fee_pct,
+                       .fee_amount = r.restocking_fee_amount,
                        .warranty = r.warranty.status, .flags = r.flags };
     policy_result_free(&r);
     return 0;
@@ -39,6 +40,7 @@ static int differs(const policy_t *p, const policy_case_t *c, const decision_t *
     if (rc < 0)
         return rc;
     return d.disposition != base->disposition || d.fee != base->fee ||
+           d.fee_amount != base->fee_amount ||
            d.warranty != base->warranty || d.flags != base->flags;
 }
 
