@@ -26,6 +26,7 @@
 #include "daemon/loop.h"
 #include "daemon/outbox.h"
 #include "daemon/policyset.h"
+#include "daemon/scanq.h"
 #include "daemon/spool.h"
 #include "daemon/station.h"
 #include "db/db.h"
@@ -52,6 +53,8 @@ typedef struct {
     const config_station_t *cfg;
     rmad_scanner_t *scanners;
     size_t n_scanners;
+    scanq_t *wait;                 /* scans waiting for a busy database, in order */
+    rmad_t *d;
 } rmad_station_t;
 
 struct rmad {
@@ -161,38 +164,106 @@ static scanner_reply_t reply_word(const station_outcome_t *o)
                                               : SCANNER_REPLY_DOUBLE;
 }
 
+/*
+ * Apply one read (a scan, or a read the driver rejected) in its transaction, then
+ * publish, answer and log. Returns 0, or the transaction's negative errno (nothing
+ * changed, nothing answered: the caller decides between waiting and refusing).
+ */
+static int apply_read(rmad_station_t *s, rmad_scanner_t *rs, const char *scanner_id,
+                      const scan_t *scan, const uint8_t *raw, size_t raw_len,
+                      const char *reason)
+{
+    rmad_t *d = s->d;
+    const char *name = station_name(s->st);
+    station_outcome_t out;
+    int rc = scan ? station_apply_scan(s->st, scan, loop_wall_ms(), d->ob, &out)
+                  : station_record_rejected(s->st, scanner_id, raw, raw_len, reason,
+                                            loop_wall_ms(), d->ob, &out);
+    if (rc < 0)
+        return rc;
+    publish_pending(d);
+    if (rs)
+        answer(rs, scanner_id, scan ? reply_word(&out) : SCANNER_REPLY_REJECT, out.reply);
+    if (!scan) {
+        log_info("station %s: %s: input rejected: %s", name, scanner_id, reason);
+        return 0;
+    }
+    log_outcome(name, scanner_id, &out);
+    if (out.reprint_requested)
+        log_info("station %s: reprint of receipt %lld's label", name, (long long)out.receipt_id);
+    if (out.label_queued)
+        spool_kick(d->spool);
+    return 0;
+}
+
+/* A read that could not be stored, for good: logged, and answered REJECT with why. */
+static void refuse_read(rmad_station_t *s, rmad_scanner_t *rs, const char *scanner_id, int rc)
+{
+    rmad_t *d = s->d;
+    log_err("station %s: storing a scan from %s failed: %s", station_name(s->st), scanner_id,
+            rc == -ENOBUFS ? "too many scans waiting for the database"
+            : *db_errmsg(d->db) ? db_errmsg(d->db) : strerror(-rc));
+    /* An answer for every scan: this one changed nothing and must be scanned again. */
+    if (rs)
+        answer(rs, scanner_id, SCANNER_REPLY_REJECT, station_unstored_reply(s->st, rc));
+}
+
+/* A scan waiting for the database, tried again (daemon/scanq.h). */
+static int retry_read(const scanq_item_t *it, void *data)
+{
+    rmad_station_t *s = data;
+    int rc = apply_read(s, it->owner, it->scanner_id, it->rejected ? NULL : &it->scan,
+                        it->raw, it->raw_len, it->reason);
+    if (rc == -EBUSY)
+        return -EBUSY;
+    if (rc < 0)
+        refuse_read(s, it->owner, it->scanner_id, rc);
+    else if (scanq_len(s->wait) == 1)
+        log_notice("station %s: database free again: the waiting scans are stored (%lld ms)",
+                   station_name(s->st), (long long)(loop_now_ms() - it->queued_ms));
+    return 0;
+}
+
+/*
+ * A read arrived: applied now, or queued behind others (and while the database is
+ * busy) so that a station's scans are stored in the order they were read and none is
+ * dropped because another process holds the database for a moment.
+ */
+static void take_read(rmad_station_t *s, rmad_scanner_t *rs, const char *scanner_id,
+                      const scan_t *scan, const uint8_t *raw, size_t raw_len,
+                      const char *reason)
+{
+    int rc = -EBUSY;
+    if (scanq_len(s->wait) == 0 && (rc = apply_read(s, rs, scanner_id, scan, raw, raw_len,
+                                                    reason)) == 0)
+        return;
+    if (rc == -EBUSY) {
+        bool first = scanq_len(s->wait) == 0;
+        rc = scanq_push(s->wait, scan, scanner_id, raw, raw_len, reason, rs);
+        if (rc == 0) {
+            if (first)
+                log_warning("station %s: the database is busy (another process holds it): "
+                            "scans wait and are stored in order", station_name(s->st));
+            return;
+        }
+    }
+    refuse_read(s, rs, scanner_id, rc);
+}
+
 static void scanner_cb(const scanner_event_t *ev, void *data)
 {
     rmad_scanner_t *rs = data;
     rmad_t *d = rs->d;
     rmad_station_t *s = &d->stations[rs->station];
     const char *name = station_name(s->st);
-    station_outcome_t out;
-    int rc = 0;
 
     switch (ev->kind) {
     case SCANNER_EV_SCAN:
-        rc = station_apply_scan(s->st, ev->scan, loop_wall_ms(), d->ob, &out);
-        if (rc == 0) {
-            publish_pending(d);
-            answer(rs, ev->scanner_id, reply_word(&out), out.reply);
-            log_outcome(name, ev->scanner_id, &out);
-            if (out.reprint_requested)
-                log_info("station %s: reprint of receipt %lld's label", name,
-                         (long long)out.receipt_id);
-            if (out.label_queued)
-                spool_kick(d->spool);
-        }
-        break;
+        take_read(s, rs, ev->scanner_id, ev->scan, NULL, 0, NULL);
+        return;
     case SCANNER_EV_REJECTED:
-        rc = station_record_rejected(s->st, ev->scanner_id, ev->raw, ev->raw_len, ev->reason,
-                                     loop_wall_ms(), d->ob, &out);
-        if (rc == 0) {
-            publish_pending(d);
-            answer(rs, ev->scanner_id, SCANNER_REPLY_REJECT, out.reply);
-            log_info("station %s: %s: input rejected: %s", name, ev->scanner_id, ev->reason);
-        }
-        break;
+        take_read(s, rs, ev->scanner_id, NULL, ev->raw, ev->raw_len, ev->reason);
+        return;
     case SCANNER_EV_CONNECTED:
     case SCANNER_EV_DISCONNECTED: {
         int up = ev->kind == SCANNER_EV_CONNECTED;
@@ -208,12 +279,6 @@ static void scanner_cb(const scanner_event_t *ev, void *data)
         json_decref(f);
         return;
     }
-    }
-    if (rc < 0) {
-        log_err("station %s: storing a scan from %s failed: %s", name, ev->scanner_id,
-                *db_errmsg(d->db) ? db_errmsg(d->db) : strerror(-rc));
-        /* An answer for every scan: this one changed nothing and must be scanned again. */
-        answer(rs, ev->scanner_id, SCANNER_REPLY_REJECT, station_unstored_reply(s->st));
     }
 }
 
@@ -502,6 +567,7 @@ static void rmad_free(rmad_t *d)
 {
     for (size_t i = 0; i < d->n_stations; i++) {
         rmad_station_t *s = &d->stations[i];
+        scanq_destroy(&s->wait); /* before the scanners its items name */
         for (size_t k = 0; k < s->n_scanners; k++) {
             scanner_destroy(&s->scanners[k].scanner);
             free(s->scanners[k].error);
@@ -578,6 +644,11 @@ static int rmad_start(rmad_t *d)
     if ((rc = db_check_location(d->cfg->database, &err)) < 0 ||
         (rc = db_open(d->cfg->database, &d->db, &err)) < 0)
         goto fail;
+    /* The loop never waits long for another process's lock: scans wait in scanq. */
+    if ((rc = db_set_busy_timeout(d->db, DB_DAEMON_BUSY_MS)) < 0) {
+        log_err("database: %s", db_errmsg(d->db));
+        return rc;
+    }
     if ((rc = policyset_load(d->cfg->policies, &d->policies, &err)) < 0)
         goto fail;
     if (!(d->bus = bus_new(d->zctx, d->loop, d->db, d->cfg->pub, d->cfg->replay, &err))) {
@@ -606,10 +677,15 @@ static int rmad_start(rmad_t *d)
     d->n_stations = d->cfg->nstations;
     for (size_t i = 0; i < d->n_stations; i++) {
         d->stations[i].cfg = &d->cfg->stations[i];
+        d->stations[i].d = d;
         d->stations[i].st = station_new(&d->cfg->stations[i], d->cfg, d->db, &d->policies, &err);
         if (!d->stations[i].st) {
             rc = -EINVAL;
             goto fail;
+        }
+        if (!(d->stations[i].wait = scanq_new(d->loop, retry_read, &d->stations[i]))) {
+            log_err("out of memory");
+            return -ENOMEM;
         }
     }
     d->started_ms = loop_wall_ms();

@@ -209,12 +209,19 @@ const char *station_name(const station_t *st)
 static int compose_reply(const char *message, int64_t id, const char *rma, const char *next,
                          char **out);
 
-const char *station_unstored_reply(station_t *st)
+const char *station_unstored_reply(station_t *st, int err)
 {
+    /* What a worker can do about it differs: wait (busy, full queue) or call someone. */
+    const char *cause = err == -ENOSPC  ? "the disk is full"
+                        : err == -EROFS  ? "the database is read-only"
+                        : err == -EBUSY  ? "the database is busy"
+                        : err == -ENOBUFS ? "too many scans are waiting for the database"
+                                         : "rmad could not write it (its log says why)";
+    char what[160];
+    snprintf(what, sizeof(what), "not stored: %s; nothing changed", cause);
     char *reply = NULL;
     /* The station is as it was: the same receipt, the same next step, read afresh. */
-    if (compose_reply("not stored: rmad could not write it (its log says why); nothing changed",
-                      st->open_id, st->open_rma, "scan it again", &reply) < 0)
+    if (compose_reply(what, st->open_id, st->open_rma, "scan it again", &reply) < 0)
         return "not stored [unknown]: scan it again";
     free(st->reply);
     st->reply = reply;

@@ -149,10 +149,12 @@ int station_record_rejected(station_t *st, const char *scanner_id, const void *r
 
 /*
  * The reply for a scan whose transaction failed (station_apply_scan or
- * station_record_rejected returned an error): REJECT it, as nothing changed, naming the
- * open receipt, "scan it again". Valid until the next call on the station.
+ * station_record_rejected returned err, a negative errno; -ENOBUFS for a scan turned
+ * away because too many wait): REJECT it, as nothing changed, "not stored: CAUSE"
+ * (the disk is full, the database is read-only, busy...), naming the open receipt,
+ * "scan it again". Valid until the next call on the station.
  */
-const char *station_unstored_reply(station_t *st);
+const char *station_unstored_reply(station_t *st, int err);
 
 /* For `rmactl status`. Strings are the station's, valid until its next call. */
 typedef struct {

@@ -589,3 +589,9 @@ int db_check_location(const char *path, char **errmsg)
         return -ENOMEM;
     return rc;
 }
+
+int db_set_busy_timeout(db_t *db, int ms)
+{
+    int rc = sqlite3_busy_timeout(db->sql, ms);
+    return rc == SQLITE_OK ? 0 : db_fail(db, rc, "busy_timeout");
+}

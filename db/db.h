@@ -61,6 +61,14 @@ int db_open(const char *path, db_t **out, char **errmsg);
  */
 int db_check_location(const char *path, char **errmsg);
 
+/*
+ * How long one statement waits for a lock another process holds before it fails with
+ * -EBUSY (db_open sets 5 s, fine for rmactl). The daemon sets DB_DAEMON_BUSY_MS: its
+ * loop must not stall, and it queues what failed (daemon/scanq.h). Returns 0 or an error.
+ */
+#define DB_DAEMON_BUSY_MS 50
+int db_set_busy_timeout(db_t *db, int ms);
+
 /* Close (rolling back an unfinished transaction) and set *db to NULL. NULL is fine. */
 void db_close(db_t **db);
 

@@ -47,6 +47,11 @@ static void test_station_end_to_end(void)
     run_script("tests/integration/station_e2e.py", "station e2e: all checks passed");
 }
 
+static void test_storage_end_to_end(void)
+{
+    run_script("tests/integration/storage_e2e.py", "storage e2e: all checks passed");
+}
+
 /* The short crash harness (make reliability runs 50 kills). */
 static void test_crash_harness(void)
 {
@@ -75,6 +80,8 @@ int suite_daemon_e2e(void)
                      test_labels_end_to_end) ||
         !CU_add_test(s, "printing exactly once: stops mid-submit, cupsd crash, media empty",
                      test_printing_end_to_end) ||
+        !CU_add_test(s, "storage faults: locked database, full disk, read-only",
+                     test_storage_end_to_end) ||
         !CU_add_test(s, "crash harness: 5 SIGKILLs while scanning and printing",
                      test_crash_harness) ||
         !CU_add_test(s, "a USB and a serial scanner (umockdev) complete receipts",

@@ -1251,9 +1251,11 @@ static void test_failure_rolls_back(void)
     CU_ASSERT(r < 0);
     ASSERT_CONTAINS(db_errmsg(f.db), "injected failure");
     /* The worker still gets an answer: nothing changed, scan it again. */
-    ASSERT_STR(station_unstored_reply(f.st),
+    ASSERT_STR(station_unstored_reply(f.st, -EIO),
                "not stored: rmad could not write it (its log says why); nothing changed "
                "[receipt 1 RMA-V7001]: scan it again");
+    ASSERT_STR(station_unstored_reply(f.st, -ENOSPC),
+               "not stored: the disk is full; nothing changed [receipt 1 RMA-V7001]: scan it again");
     CU_ASSERT_EQUAL(n_events(&f), events);
     CU_ASSERT_EQUAL(q_int(&f, "SELECT count(*) FROM scans"), scans);
     CU_ASSERT_EQUAL(q_int(&f, "SELECT count(*) FROM outbox"), (long long)events);
