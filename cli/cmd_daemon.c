@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <zmq.h>
 
 #include "cli/client.h"
@@ -480,18 +481,36 @@ static int labels_cancel(const struct opts *o, struct session *s)
     }
     if (parse_u64("labels cancel: LABEL", o->args[1], 1, &id) < 0 || id > INT64_MAX)
         return EXIT_BADINPUT;
-    json_t *req = control_request_new("labels_cancel"), *reply = NULL;
-    if (req && json_object_set_new(req, "label", json_integer((json_int_t)id)) < 0) {
+    /*
+     * A label of a failing printer is handed to CUPS for a moment at each attempt; the
+     * daemon says "busy" then. Asking again a few times spares the supervisor that.
+     */
+    for (int attempt = 0;; attempt++) {
+        json_t *req = control_request_new("labels_cancel"), *reply = NULL;
+        if (!req || json_object_set_new(req, "label", json_integer((json_int_t)id)) < 0) {
+            json_decref(req);
+            cli_error("out of memory");
+            return EXIT_FAIL;
+        }
+        char *err = NULL;
+        int rc = client_call(s->zctx, s->cfg->control, req, client_timeout_ms(), &reply, &err);
         json_decref(req);
-        req = NULL;
-    }
-    int rc = call(s, "labels cancel", req, &reply);
-    if (rc == 0) {
+        if (rc == -EREMOTEIO && control_reply_code(reply) == CONTROL_BUSY && attempt < 20) {
+            free(err);
+            json_decref(reply);
+            (void)nanosleep(&(struct timespec){ .tv_nsec = 250 * 1000000L }, NULL);
+            continue;
+        }
+        if (rc < 0) {
+            int code = call_failed("labels cancel", rc, err, reply);
+            free(err);
+            json_decref(reply);
+            return code;
+        }
+        json_decref(reply);
         printf("label %" PRIu64 " cancelled\n", id);
-        rc = finish_output();
+        return finish_output();
     }
-    json_decref(reply);
-    return rc;
 }
 
 int cmd_labels(int argc, char **argv)

@@ -855,10 +855,11 @@ json_t *spool_list(spool_t *sp, db_print_list_t which, const char *station, unsi
 static int count_row(const db_print_job_t *job, void *data)
 {
     spool_status_t *s = data;
-    if (job->state == DB_PRINT_QUEUED)
-        s->queued++;
-    else
+    /* "At the printer" is what CUPS surely has; one being handed over still waits. */
+    if (job->state == DB_PRINT_SUBMITTED)
         s->submitted++;
+    else
+        s->queued++;
     return 0;
 }
 

@@ -122,8 +122,8 @@ json_t *spool_list(spool_t *sp, db_print_list_t which, const char *station, unsi
 
 /* For `rmactl status`: labels waiting now. */
 typedef struct {
-    unsigned queued;        /* waiting for their printer */
-    unsigned submitted;     /* handed to CUPS (submitting or submitted) */
+    unsigned queued;        /* waiting for their printer (or being handed to it) */
+    unsigned submitted;     /* CUPS has them (submitted) */
 } spool_status_t;
 
 int spool_status(spool_t *sp, spool_status_t *out);
