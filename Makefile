@@ -10,6 +10,8 @@
 CC      ?= cc
 CFLAGS  ?= -O2 -g
 PREFIX  ?= /usr/local
+# The installed pages; a config without web_root serves them from here.
+WEB_ROOT ?= $(PREFIX)/share/rmad/web
 
 ifeq ($(SANITIZE),1)
 B       ?= build-asan
@@ -20,7 +22,8 @@ SAN      =
 endif
 
 # libzint and libcups ship no pkg-config file: their headers are checked directly.
-PKGS     = yaml-0.1 jansson sqlite3 libzmq libusb-1.0 libserialport cairo fontconfig
+PKGS     = yaml-0.1 jansson sqlite3 libzmq libusb-1.0 libserialport cairo fontconfig \
+           libmicrohttpd
 TEST_PKGS = umockdev-1.0
 PKG_OK  := $(shell pkg-config --exists $(PKGS) && \
                    printf '\043include <zint.h>\n\043include <cups/cups.h>\n' | \
@@ -77,6 +80,8 @@ $(B)/rmactl: $(CLI_OBJ) $(B)/librmad.a
 $(B)/rmad: $(RMAD_OBJ) $(B)/librmad.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $(RMAD_OBJ) $(B)/librmad.a $(LIBS)
 
+$(B)/daemon/config.o: ALL_CFLAGS += -DCONFIG_WEB_ROOT='"$(WEB_ROOT)"'
+
 # Tests may drive umockdev's testbed API (hotplug) when run under its preload.
 $(TEST_OBJ): ALL_CFLAGS += $(TEST_CFLAGS)
 
@@ -119,6 +124,8 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/rmad/policies
 	install -m 0755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
 	install -m 0644 policies/*.yaml $(DESTDIR)$(PREFIX)/share/rmad/policies/
+	install -d $(DESTDIR)$(WEB_ROOT)
+	install -m 0644 web/*.html web/*.css web/*.js $(DESTDIR)$(WEB_ROOT)/
 	install -d $(DESTDIR)/lib/systemd/system
 	install -m 0644 systemd/rmad.service $(DESTDIR)/lib/systemd/system/
 
