@@ -569,7 +569,7 @@ static void barcode_png(const http_request_t *req, http_reply_t *rep)
     const char *text = http_arg(req, "text");
     uint8_t *png = NULL;
     size_t len = 0;
-    int rc = text ? symbol_code128_png(text, strlen(text), 3, 90, &png, &len) : -EINVAL;
+    int rc = text ? symbol_code128_png(text, strlen(text), 2, 40, &png, &len) : -EINVAL;
     if (rc < 0) {
         reply_err(rep, rc == -EINVAL ? 400 : 500,
                   rc == -EINVAL ? "text: 1 to 80 characters Code 128 can carry" : strerror(-rc));

@@ -96,10 +96,10 @@
       acc.appendChild(el("h3", null, "Accessories expected"));
       r.accessories.forEach(function (a) {
         acc.appendChild(el("div", { class: "acc " + (a.present ? "present" : "missing") },
-          el("div", { class: "acc-name" }, (a.present ? "\u2713 " : "") + a.name),
+          el("div", { class: "acc-name" }, (a.present ? "\u2713 " : "") + a.name + "  ",
+             el("span", { class: "acc-code" }, a.barcode)),
           el("img", { src: "/api/barcode?text=" + encodeURIComponent(a.barcode),
-                      alt: a.barcode }),
-          el("div", { class: "acc-code" }, a.barcode)));
+                      alt: a.barcode })));
       });
     }
   }

@@ -276,6 +276,7 @@ scanner = tcp:127.0.0.1:{s2}
         sc.send("ACC-POWER-ADAPTER")
         wait_for(lambda: drv.find_elements(By.CSS_SELECTOR, ".acc.present"),
                  "scanned accessory shown present")
+        drv.execute_script("window.scrollTo(0, 0)")
         drv.save_screenshot(os.path.join(tmp, "station-screen.png"))
         # The completion's outcome is the disposition, shown with the RMA.
         scan_shows("CMD-DONE", "ok", "completion shows", shown="RMA-0002")
@@ -320,7 +321,9 @@ scanner = tcp:127.0.0.1:{s2}
         check(st == 200 and h.get("Content-Type") == "image/png", "label is a PNG")
         check(zbar(png, tmp, "label.png").split("\n")[0] == str(first),
               "label image decodes to the receipt id")
+        drv.set_window_size(1280, 1500)   # the whole page, for the README
         drv.save_screenshot(os.path.join(tmp, "receipt-page.png"))
+        drv.set_window_size(1280, 900)
         drv.get(base + "/receipts/%d" % xss_receipt)
         wait_for(lambda: drv.find_element(By.TAG_NAME, "body").get_attribute("data-loaded") == "1",
                  "XSS receipt page loaded")
