@@ -37,7 +37,7 @@ endif
 
 WARN     = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
            -Wformat=2 -Wvla
-ALL_CFLAGS = -std=gnu11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(SAN) -I. $(PKG_CFLAGS) -MMD -MP
+ALL_CFLAGS = -std=gnu11 -D_GNU_SOURCE -DCONFIG_WEB_ROOT='"$(WEB_ROOT)"' $(WARN) $(CFLAGS) $(SAN) -I. $(PKG_CFLAGS) -MMD -MP
 ALL_LDFLAGS = $(LDFLAGS) $(SAN)
 LIBS     = $(PKG_LIBS) -lm
 
@@ -79,8 +79,6 @@ $(B)/rmactl: $(CLI_OBJ) $(B)/librmad.a
 
 $(B)/rmad: $(RMAD_OBJ) $(B)/librmad.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $(RMAD_OBJ) $(B)/librmad.a $(LIBS)
-
-$(B)/daemon/config.o: ALL_CFLAGS += -DCONFIG_WEB_ROOT='"$(WEB_ROOT)"'
 
 # Tests may drive umockdev's testbed API (hotplug) when run under its preload.
 $(TEST_OBJ): ALL_CFLAGS += $(TEST_CFLAGS)

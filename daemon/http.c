@@ -562,6 +562,12 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *c, const char
         if (!(ctx = calloc(1, sizeof(*ctx))))
             return MHD_NO;
         *req_cls = ctx;
+        /* A declared body over the cap is refused before a byte of it is read. */
+        const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+        if (cl && (strlen(cl) > 9 || strtoul(cl, NULL, 10) > HTTP_BODY_MAX)) {
+            ctx->body = HTTP_BODY_MAX + 1;
+            return reply_error(h, c, 413, "request body too large");
+        }
         return MHD_YES;
     }
     if (*upload_size) {
