@@ -58,13 +58,29 @@ struct http {
     char *url;
     uint64_t last_seq;      /* the last event published (or stored at start) */
     sse_t *clients;
+    struct req_ctx *later;  /* requests waiting for a later answer */
     http_stats_t stats;
 };
 
-/* Per request: how much body came, so a large upload is refused early. */
-typedef struct {
+/*
+ * Per request: how much body came, so a large upload is refused early; and, for an
+ * answer given later (http_later), the answer once it is there. The ticket is the
+ * request's context itself: a suspended connection cannot end, so it lives until the
+ * answer was sent.
+ */
+typedef struct req_ctx {
     size_t body;
+    http_t *h;
+    struct MHD_Connection *conn;
+    bool deferred;          /* waiting for http_later_reply, suspended */
+    bool ready;             /* the answer is in rep */
+    http_reply_t rep;
+    struct req_ctx *prev, *next;   /* in http_t.later while deferred */
 } req_ctx_t;
+
+struct http_later {
+    req_ctx_t ctx;
+};
 
 /* ---- the loop ------------------------------------------------------------------- */
 
@@ -519,13 +535,48 @@ static enum MHD_Result serve_session(http_t *h, struct MHD_Connection *c, bool s
     return reply(h, c, 200, "application/json", b, strlen(b), false);
 }
 
-static enum MHD_Result serve_api(http_t *h, struct MHD_Connection *c, const char *method,
-                                 const char *url, bool supervisor)
+static enum MHD_Result serve_api(http_t *h, struct MHD_Connection *c, req_ctx_t *ctx,
+                                 const char *method, const char *url, bool supervisor)
 {
-    http_request_t req = { .method = method, .path = url, .supervisor = supervisor, .conn = c };
+    http_request_t req = { .method = method, .path = url, .supervisor = supervisor, .conn = c,
+                           .ctx = ctx };
     http_reply_t rep = { .status = 500, .type = "text/plain; charset=utf-8" };
     h->fn(&req, &rep, h->data);
+    if (ctx->deferred) {
+        MHD_suspend_connection(c);
+        return MHD_YES;
+    }
     return reply(h, c, rep.status, rep.type, rep.body, rep.len, false);
+}
+
+http_later_t *http_later(const http_request_t *req)
+{
+    req_ctx_t *ctx = req->ctx;
+    http_t *h = ctx->h;
+    ctx->deferred = true;
+    ctx->next = h->later;
+    if (h->later)
+        h->later->prev = ctx;
+    h->later = ctx;
+    return (http_later_t *)ctx;
+}
+
+void http_later_reply(http_later_t *later, http_reply_t *rep)
+{
+    req_ctx_t *ctx = &later->ctx;
+    http_t *h = ctx->h;
+    if (ctx->prev)
+        ctx->prev->next = ctx->next;
+    else
+        h->later = ctx->next;
+    if (ctx->next)
+        ctx->next->prev = ctx->prev;
+    ctx->prev = ctx->next = NULL;
+    ctx->rep = *rep;
+    ctx->ready = true;
+    /* The access handler runs again on resume and sends it. */
+    MHD_resume_connection(ctx->conn);
+    run_soon(h);
 }
 
 const char *http_arg(const http_request_t *req, const char *key)
@@ -561,6 +612,8 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *c, const char
         /* Headers only so far: answer on the next call, once any body has come. */
         if (!(ctx = calloc(1, sizeof(*ctx))))
             return MHD_NO;
+        ctx->h = h;
+        ctx->conn = c;
         *req_cls = ctx;
         /* A declared body over the cap is refused before a byte of it is read. */
         const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
@@ -579,6 +632,13 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *c, const char
     }
     if (ctx->body > HTTP_BODY_MAX)
         return MHD_YES;   /* answered already */
+    if (ctx->deferred) {
+        if (!ctx->ready)
+            return MHD_YES;
+        ctx->deferred = false;
+        http_reply_t *r = &ctx->rep;
+        return reply(h, c, r->status, r->type, r->body, r->len, false);
+    }
 
     bool get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
     bool post = strcmp(method, "POST") == 0;
@@ -592,7 +652,7 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *c, const char
             return reply_error(h, c, 405, "method not allowed");
         if (!csrf_ok(h, c))
             return reply_error(h, c, 403, "missing or wrong X-CSRF-Token (see GET /api/session)");
-        return serve_api(h, c, "POST", url, supervisor);
+        return serve_api(h, c, ctx, "POST", url, supervisor);
     }
     const char *page = page_for(url);
     if (page)
@@ -604,7 +664,7 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *c, const char
     if (strcmp(url, "/api/session") == 0)
         return serve_session(h, c, supervisor);
     if (strncmp(url, "/api/", 5) == 0)
-        return serve_api(h, c, "GET", url, supervisor);
+        return serve_api(h, c, ctx, "GET", url, supervisor);
     return reply_error(h, c, 404, "not found");
 }
 
@@ -614,7 +674,10 @@ static void completed_cb(void *cls, struct MHD_Connection *c, void **req_cls,
     (void)cls;
     (void)c;
     (void)why;
-    free(*req_cls);
+    req_ctx_t *ctx = *req_cls;
+    if (ctx && ctx->deferred && ctx->ready)
+        free(ctx->rep.body);   /* answered, but the connection went first */
+    free(ctx);
     *req_cls = NULL;
 }
 
@@ -755,6 +818,12 @@ void http_destroy(http_t **hp)
                 s->suspended = false;
                 MHD_resume_connection(s->conn);
             }
+        }
+        /* Requests still waiting for a later answer get a 503 now; their tickets die
+         * with the server (the caller stops answering them). */
+        while (h->later) {
+            http_reply_t busy = { .status = 503, .type = "text/plain; charset=utf-8" };
+            http_later_reply((http_later_t *)h->later, &busy);
         }
         (void)MHD_run(h->mhd);
         MHD_stop_daemon(h->mhd);

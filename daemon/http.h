@@ -54,6 +54,7 @@ typedef struct {
     const char *path;       /* "/api/receipts/12", without the query */
     bool supervisor;        /* the supervisor password was given, or none is set */
     void *conn;             /* for http_arg */
+    void *ctx;              /* for http_later */
 } http_request_t;
 
 /* Query argument `key` of req, or NULL. Valid during the handler's call. */
@@ -69,9 +70,24 @@ typedef struct {
 
 /*
  * Answer one /api/ request (GET, or a POST that passed the password and CSRF checks).
- * It must fill rep: a body of NULL/0 is sent empty.
+ * It must fill rep (a body of NULL/0 is sent empty), or call http_later and leave rep
+ * alone.
  */
 typedef void (*http_api_fn)(const http_request_t *req, http_reply_t *rep, void *data);
+
+/*
+ * An answer that takes time off the loop (a label rendered on a worker thread): the
+ * handler takes a ticket and returns at once; the connection waits, suspended, and
+ * costs the loop nothing. The ticket must be answered exactly once with
+ * http_later_reply, on the loop thread, while the server lives. NULL when out of memory
+ * (the handler then fills rep as usual).
+ */
+typedef struct http_later http_later_t;
+
+http_later_t *http_later(const http_request_t *req);
+
+/* Send the answer of a ticket (rep's body is taken) and forget the ticket. */
+void http_later_reply(http_later_t *later, http_reply_t *rep);
 
 /*
  * Listen on cfg's http address and serve cfg's web_root, handing /api/ requests to fn.

@@ -484,7 +484,7 @@ static int open_scanners(rmad_t *d, size_t idx)
 /* The web pages: the same status, labels and actions as the control socket. */
 static int start_web(rmad_t *d, char **err)
 {
-    if (!(d->api = web_api_new(d->db, d->cfg, &d->policies))) {
+    if (!(d->api = web_api_new(d->loop, d->db, d->cfg, &d->policies))) {
         *err = strdup("web: out of memory");
         return -ENOMEM;
     }

@@ -2,10 +2,14 @@
 #include <ctype.h>
 #include <errno.h>
 #include <jansson.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "daemon/policy.h"
 #include "daemon/web_api.h"
@@ -28,6 +32,22 @@ typedef struct {
     size_t len;
 } label_png_t;
 
+/*
+ * One label to render on the worker. The label_receipt_t lives here, in place: its
+ * label points into itself, so it is never copied.
+ */
+typedef struct render_job {
+    int64_t receipt;
+    label_receipt_t lr;
+    label_size_t size;
+    int dpi;
+    http_later_t *later;
+    int rc;                 /* label_render's */
+    uint8_t *png;
+    size_t len;
+    struct render_job *next;
+} render_job_t;
+
 struct web_api {
     db_t *db;
     const config_t *cfg;
@@ -39,9 +59,86 @@ struct web_api {
     last_scan_t *last;      /* one per configured station */
     label_png_t cache[WEB_API_LABEL_CACHE];
     size_t cache_next;
+
+    /* The label worker: jobs in, results out, an eventfd on the loop says "done". */
+    loop_t *loop;
+    pthread_t worker;
+    bool worker_up;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    render_job_t *todo, *done;
+    unsigned inflight;      /* jobs handed over and not yet answered */
+    bool stop;
+    int efd;
 };
 
-web_api_t *web_api_new(db_t *db, const config_t *cfg, policyset_t **policies_ref)
+static void *render_main(void *arg)
+{
+    web_api_t *a = arg;
+    pthread_mutex_lock(&a->mu);
+    for (;;) {
+        while (!a->todo && !a->stop)
+            pthread_cond_wait(&a->cv, &a->mu);
+        if (a->stop)
+            break;
+        render_job_t *j = a->todo;
+        a->todo = j->next;
+        pthread_mutex_unlock(&a->mu);
+        j->rc = label_render(&j->lr.label, LABEL_PNG, j->size, j->dpi, &j->png, &j->len);
+        pthread_mutex_lock(&a->mu);
+        j->next = a->done;
+        a->done = j;
+        uint64_t one = 1;
+        (void)!write(a->efd, &one, sizeof(one));
+    }
+    pthread_mutex_unlock(&a->mu);
+    return NULL;
+}
+
+static void job_free(render_job_t *j)
+{
+    label_receipt_clear(&j->lr);
+    free(j->png);
+    free(j);
+}
+
+static void cache_put(web_api_t *a, int64_t id, const uint8_t *png, size_t len);
+
+/* On the loop: answer every rendered label. */
+static void render_done(loop_t *loop, int fd, unsigned events, void *data)
+{
+    (void)loop;
+    (void)events;
+    web_api_t *a = data;
+    uint64_t n;
+    (void)!read(fd, &n, sizeof(n));
+    pthread_mutex_lock(&a->mu);
+    render_job_t *list = a->done;
+    a->done = NULL;
+    pthread_mutex_unlock(&a->mu);
+    while (list) {
+        render_job_t *j = list;
+        list = j->next;
+        a->inflight--;
+        http_reply_t rep = { .status = 500, .type = "application/json" };
+        if (j->rc == 0) {
+            cache_put(a, j->receipt, j->png, j->len);
+            rep = (http_reply_t){ .status = 200, .type = "image/png", .body = j->png,
+                                  .len = j->len };
+            j->png = NULL;
+        } else {
+            char *b = NULL;
+            if (asprintf(&b, "{\"error\":\"label: %s\"}", strerror(-j->rc)) >= 0) {
+                rep.body = (uint8_t *)b;
+                rep.len = strlen(b);
+            }
+        }
+        http_later_reply(j->later, &rep);
+        job_free(j);
+    }
+}
+
+web_api_t *web_api_new(loop_t *loop, db_t *db, const config_t *cfg, policyset_t **policies_ref)
 {
     web_api_t *a = calloc(1, sizeof(*a));
     if (!a || !(a->last = calloc(cfg->nstations, sizeof(*a->last)))) {
@@ -51,8 +148,18 @@ web_api_t *web_api_new(db_t *db, const config_t *cfg, policyset_t **policies_ref
     a->db = db;
     a->cfg = cfg;
     a->policies = policies_ref;
+    a->loop = loop;
     for (size_t i = 0; i < cfg->nstations; i++)
         a->last[i].station = cfg->stations[i].name;
+    pthread_mutex_init(&a->mu, NULL);
+    pthread_cond_init(&a->cv, NULL);
+    a->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (a->efd < 0 || loop_add_fd(loop, a->efd, LOOP_IN, render_done, a) < 0 ||
+        pthread_create(&a->worker, NULL, render_main, a) != 0) {
+        web_api_destroy(&a);
+        return NULL;
+    }
+    a->worker_up = true;
     return a;
 }
 
@@ -61,6 +168,27 @@ void web_api_destroy(web_api_t **ap)
     if (!ap || !*ap)
         return;
     web_api_t *a = *ap;
+    if (a->worker_up) {
+        pthread_mutex_lock(&a->mu);
+        a->stop = true;
+        pthread_cond_signal(&a->cv);
+        pthread_mutex_unlock(&a->mu);
+        pthread_join(a->worker, NULL);
+    }
+    /* Jobs not answered: their tickets died with the web server (http_destroy first). */
+    render_job_t *lists[2] = { a->todo, a->done };
+    for (int k = 0; k < 2; k++)
+        while (lists[k]) {
+            render_job_t *j = lists[k];
+            lists[k] = j->next;
+            job_free(j);
+        }
+    if (a->efd >= 0) {
+        (void)loop_del_fd(a->loop, a->efd);
+        (void)close(a->efd);
+    }
+    pthread_mutex_destroy(&a->mu);
+    pthread_cond_destroy(&a->cv);
     for (size_t i = 0; i < a->cfg->nstations; i++)
         free(a->last[i].body);
     free(a->last);
@@ -507,13 +635,26 @@ static void receipt_detail(web_api_t *a, int64_t id, http_reply_t *rep)
     reply_json(rep, 200, o);
 }
 
+static void cache_put(web_api_t *a, int64_t id, const uint8_t *png, size_t len)
+{
+    label_png_t *slot = &a->cache[a->cache_next];
+    a->cache_next = (a->cache_next + 1) % WEB_API_LABEL_CACHE;
+    free(slot->png);
+    slot->receipt = id;
+    slot->len = len;
+    if ((slot->png = malloc(len)))   /* out of memory: simply not cached */
+        memcpy(slot->png, png, len);
+}
+
 /*
  * The label as the station's printer gets it, as PNG (the renderer of rmactl label).
- * Rendering takes tens of milliseconds on the loop thread; a closed receipt's label
- * never changes, so the last few are kept and a supervisor reloading a page costs
- * nothing.
+ * Rendering takes tens of milliseconds, so it is done on the worker thread while the
+ * request waits (http_later); the receipt is read here, on the loop, which owns the
+ * database. At most WEB_API_RENDER_MAX wait at once (503 beyond). A closed receipt's
+ * label never changes: the last few are kept.
  */
-static void receipt_label(web_api_t *a, int64_t id, http_reply_t *rep)
+static void receipt_label(web_api_t *a, const http_request_t *req, int64_t id,
+                          http_reply_t *rep)
 {
     for (size_t i = 0; i < WEB_API_LABEL_CACHE; i++) {
         label_png_t *c = &a->cache[i];
@@ -531,37 +672,37 @@ static void receipt_label(web_api_t *a, int64_t id, http_reply_t *rep)
             return;
         }
     }
-    label_receipt_t lr;
+    if (a->inflight >= WEB_API_RENDER_MAX) {
+        reply_err(rep, 503, "busy rendering labels, retry");
+        return;
+    }
+    render_job_t *j = calloc(1, sizeof(*j));
     char *err = NULL;
-    int rc = label_receipt_load(a->db, id, &lr, &err);
+    int rc = j ? label_receipt_load(a->db, id, &j->lr, &err) : -ENOMEM;
     if (rc < 0) {
+        free(j);
         reply_err(rep, rc == -ENOENT ? 404 : rc == -EINVAL ? 409 : 500, err ? err : strerror(-rc));
         free(err);
         return;
     }
-    const config_station_t *sc = station_cfg(a, lr.receipt.station, NULL);
-    uint8_t *png = NULL;
-    size_t len = 0;
-    rc = label_render(&lr.label, LABEL_PNG,
-                      sc && sc->label_size == CONFIG_LABEL_2X1 ? LABEL_2X1 : LABEL_4X6,
-                      sc ? sc->label_dpi : 203, &png, &len);
-    label_receipt_clear(&lr);
-    if (rc < 0) {
-        reply_err(rep, 500, strerror(-rc));
+    const config_station_t *sc = station_cfg(a, j->lr.receipt.station, NULL);
+    j->receipt = id;
+    j->size = sc && sc->label_size == CONFIG_LABEL_2X1 ? LABEL_2X1 : LABEL_4X6;
+    j->dpi = sc ? sc->label_dpi : 203;
+    if (!(j->later = http_later(req))) {
+        job_free(j);
+        reply_err(rep, 503, "out of memory");
         return;
     }
-    label_png_t *slot = &a->cache[a->cache_next];
-    a->cache_next = (a->cache_next + 1) % WEB_API_LABEL_CACHE;
-    free(slot->png);
-    slot->png = malloc(len);
-    slot->receipt = id;
-    slot->len = len;
-    if (slot->png)
-        memcpy(slot->png, png, len);
-    rep->status = 200;
-    rep->type = "image/png";
-    rep->body = png;
-    rep->len = len;
+    a->inflight++;
+    pthread_mutex_lock(&a->mu);
+    j->next = NULL;
+    render_job_t **t = &a->todo;   /* in order: the first asked is the first drawn */
+    while (*t)
+        t = &(*t)->next;
+    *t = j;
+    pthread_cond_signal(&a->cv);
+    pthread_mutex_unlock(&a->mu);
 }
 
 static void barcode_png(const http_request_t *req, http_reply_t *rep)
@@ -614,7 +755,7 @@ void web_api_handle(const http_request_t *req, http_reply_t *rep, void *data)
         if (get && !*rest)
             receipt_detail(a, id, rep);
         else if (get && strcmp(rest, "/label.png") == 0)
-            receipt_label(a, id, rep);
+            receipt_label(a, req, id, rep);
         else if (!get && strcmp(rest, "/reprint") == 0)
             run_cmd(a, CMD_REPRINT, json_pack("{s:s, s:I}", "cmd", "reprint", "receipt",
                                               (json_int_t)id), rep);

@@ -5,7 +5,8 @@
  * state, receipts (search, one receipt with its scans, decision, events and labels, its
  * label as PNG), the print queue, screen barcodes, and the supervisor's actions
  * (reprint, cancel). Reads the database directly (it runs on the loop thread, like
- * everything that touches it). What the daemon already answers over the control
+ * everything that touches it); only the drawing of label PNGs runs on a worker thread
+ * of its own, so a supervisor's page never holds up a scan. What the daemon already answers over the control
  * socket (status, labels, reprint, labels_cancel) is not done twice: the daemon
  * registers the same control functions here, so `rmactl` and the web say the same.
  *
@@ -20,6 +21,7 @@
 #include "daemon/config.h"
 #include "daemon/control.h"
 #include "daemon/http.h"
+#include "daemon/loop.h"
 #include "daemon/policyset.h"
 #include "db/db.h"
 
@@ -29,10 +31,19 @@ typedef struct web_api web_api_t;
 #define WEB_API_SCANS_MAX  1000  /* scans shown for one receipt */
 #define WEB_API_EVENTS_MAX 1000  /* events shown for one receipt */
 #define WEB_API_LABEL_CACHE 8    /* label PNGs kept: a closed receipt's label never changes */
+#define WEB_API_RENDER_MAX  16   /* label PNGs waiting for the worker at once */
 
-/* db, cfg and *policies_ref are borrowed and outlive the api. NULL when out of memory. */
-web_api_t *web_api_new(db_t *db, const config_t *cfg, policyset_t **policies_ref);
+/*
+ * loop, db, cfg and *policies_ref are borrowed and outlive the api. Starts the thread
+ * that renders label PNGs (label_render is pure; the database stays on the loop).
+ * NULL when out of memory or no thread could be started.
+ */
+web_api_t *web_api_new(loop_t *loop, db_t *db, const config_t *cfg, policyset_t **policies_ref);
 
+/*
+ * Stop the worker and free everything. Call after http_destroy: labels still being
+ * drawn are dropped unanswered (their requests ended with the server). NULL is fine.
+ */
 void web_api_destroy(web_api_t **api);
 
 /*
