@@ -446,10 +446,10 @@ scanner = tcp:127.0.0.1:{s2}
     waiting.sendall(b"GET /api/events HTTP/1.1\r\nHost: x\r\n\r\n")
     got, deadline = b"", time.time() + WAIT
     while b"retry:" not in got and time.time() < deadline:
-        d = waiting.recv(4096)   # headers and the first chunk may come apart
-        if not d:
+        part = waiting.recv(4096)   # headers and the first chunk may come apart
+        if not part:
             break
-        got += d
+        got += part
     check(b"retry:" in got, "a stream is open")
     check(d.kill(15) == 0, "rmad stops cleanly with a stream open")
     waiting.close()
