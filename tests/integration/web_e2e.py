@@ -198,6 +198,7 @@ scanner = tcp:127.0.0.1:{s1}
 
 [station dock2]
 scanner = tcp:127.0.0.1:{s2}
+printer = dock2-labels
 """.format(tmp=tmp, root=os.getcwd(), pub=pub, rep=rep, http=ports["http"], s1=ports["s1"],
            s2=ports["s2"]))
 
@@ -209,6 +210,8 @@ scanner = tcp:127.0.0.1:{s2}
     check(r.returncode == 2 and "not a loopback address" in r.stderr,
           "http on 0.0.0.0 without http_password_file is refused: " + r.stderr)
 
+    # dock2's labels wait in the queue: no cupsd answers here (and none of this machine).
+    os.environ["CUPS_SERVER"] = os.path.join(tmp, "no-cupsd.sock")
     d = Daemon(tmp, conf)
     d.start()
     csv = os.path.join(tmp, "rmas.csv")
@@ -339,8 +342,25 @@ scanner = tcp:127.0.0.1:{s2}
                  "search by serial finds the receipt")
         drv.get(base + "/")
         wait_for(lambda: drv.find_elements(By.CSS_SELECTOR, ".station-card"), "stations page")
+        # ---- the print queue: a waiting label cancelled from the page (a POST with
+        # the CSRF token, from the page's own script) ----
+        sc2 = Scanner(ports["s2"])
+        sc2.send("RMA-9998")   # unknown: refused, its refusal label waits for dock2-labels
+        wait_for(lambda: json.loads(http(base + "/api/labels?state=waiting")[2])["labels"],
+                 "a label waits")
+        label = json.loads(http(base + "/api/labels?state=waiting")[2])["labels"][0]["label"]
         drv.get(base + "/labels")
-        wait_for(lambda: drv.find_element(By.ID, "labels"), "labels page")
+        wait_for(lambda: drv.find_elements(By.CSS_SELECTOR, "#labels button.cancel"),
+                 "labels page lists the waiting label with a cancel button")
+        drv.find_element(By.CSS_SELECTOR, "#labels button.cancel").click()
+        wait_for(lambda: not drv.find_elements(By.CSS_SELECTOR, "#labels button.cancel"),
+                 "the cancelled label leaves the waiting list")
+        st = [l["state"] for l in json.loads(http(base + "/api/labels?state=all")[2])["labels"]
+              if l["label"] == label]
+        check(st == ["cancelled"], "the label is cancelled: %r" % st)
+        drv.get(base + "/")
+        wait_for(lambda: "dock2-labels" in drv.find_element(By.ID, "stations").text,
+                 "the stations page shows the printer")
 
         print('web e2e:', 'the stream cut', flush=True)
         # ---- the stream cut mid-stream: Last-Event-ID catches up ----
@@ -349,7 +369,7 @@ scanner = tcp:127.0.0.1:{s2}
         wait_for(lambda: drv.find_element(By.TAG_NAME, "body").get_attribute("data-live") == "1",
                  "station screen live through the proxy")
         start = int(json.loads(http(base + "/api/status")[2])["last_seq"])
-        sc2 = Scanner(ports["s2"])   # another station's events: filtered out, never missing
+        # sc2: another station's events, filtered out of dock1's screen, never missing
         sc.send("RMA-0005")
         sc2.send("RMA-0006")
         sc.send("SN-0005")
