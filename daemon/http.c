@@ -500,6 +500,25 @@ static bool is_supervisor(http_t *h, struct MHD_Connection *c)
     return ok;
 }
 
+/*
+ * Without a password the server is on loopback only, and the one way in from outside
+ * is a web page whose name was rebound to 127.0.0.1 (DNS rebinding): such a request
+ * names that site in Host. Only loopback names are accepted then.
+ */
+static bool host_ok(http_t *h, struct MHD_Connection *c)
+{
+    if (h->password)
+        return true;
+    const char *host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Host");
+    if (!host)
+        return false;
+    size_t n = strcspn(host, host[0] == '[' ? "]" : ":");
+    if (host[0] == '[')
+        return strncmp(host, "[::1]", 5) == 0;
+    return (n == 9 && strncasecmp(host, "localhost", 9) == 0) ||
+           (strncmp(host, "127.", 4) == 0 && strspn(host, "0123456789.") == n);
+}
+
 /* What a station's screen needs, which works without the supervisor password. */
 static bool station_route(struct MHD_Connection *c, const char *url)
 {
@@ -644,6 +663,8 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *c, const char
     bool post = strcmp(method, "POST") == 0;
     if (!get && !post)
         return reply_error(h, c, 405, "method not allowed");
+    if (!host_ok(h, c))
+        return reply_error(h, c, 403, "Host must name the loopback address (no password set)");
     bool supervisor = is_supervisor(h, c);
     if (!supervisor && (post || !station_route(c, url)))
         return reply_auth(h, c);

@@ -181,53 +181,59 @@ static void test_http_server(void)
     th_serve_start(&serve, loop);
 
     /* Pages, files, headers. */
-    char *r = request("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    char *r = request("GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
     ASSERT_CONTAINS(r, "HTTP/1.1 200");
     ASSERT_CONTAINS(r, "<title>stations</title>");
     ASSERT_CONTAINS(r, "Content-Security-Policy: default-src 'none'; script-src 'self'");
     ASSERT_CONTAINS(r, "X-Content-Type-Options: nosniff");
     free(r);
-    r = request("GET /static/app.css HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    r = request("GET /static/app.css HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
     ASSERT_CONTAINS(r, "Content-Type: text/css");
     free(r);
     static const char *const refused[] = { "/static/secret.txt", "/static/../rmad.db",
                                            "/static/%2e%2e/rmad.db", "/static/.app.css",
                                            "/nowhere" };
     for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
-        snprintf(text, sizeof(text), "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        snprintf(text, sizeof(text), "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
                  refused[i]);
         r = request(text);
         ASSERT_CONTAINS(r, "HTTP/1.1 404");
         free(r);
     }
-    r = request("DELETE /api/x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    r = request("GET / HTTP/1.1\r\nHost: evil.example:7780\r\nConnection: close\r\n\r\n");
+    ASSERT_CONTAINS(r, "HTTP/1.1 403");   /* DNS rebinding: not our name */
+    free(r);
+    r = request("GET / HTTP/1.1\r\nHost: localhost:7780\r\nConnection: close\r\n\r\n");
+    ASSERT_CONTAINS(r, "HTTP/1.1 200");
+    free(r);
+    r = request("DELETE /api/x HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
     ASSERT_CONTAINS(r, "HTTP/1.1 405");
     free(r);
 
     /* The API, and POST: token required, cross-site refused, bodies capped. */
-    r = request("GET /api/thing HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    r = request("GET /api/thing HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
     ASSERT_CONTAINS(r, "{\"method\":\"GET\",\"path\":\"/api/thing\"}");
     free(r);
-    r = request("POST /api/act HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    r = request("POST /api/act HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
     ASSERT_CONTAINS(r, "HTTP/1.1 403");
     free(r);
-    r = request("GET /api/session HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    r = request("GET /api/session HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
     char *tok = strstr(r, "\"csrf\":\"");
     CU_ASSERT_FATAL(tok != NULL);
     char csrf[65] = { 0 };
     memcpy(csrf, tok + 8, 64);
     free(r);
-    snprintf(text, sizeof(text), "POST /api/act HTTP/1.1\r\nHost: x\r\nX-CSRF-Token: %s\r\n"
+    snprintf(text, sizeof(text), "POST /api/act HTTP/1.1\r\nHost: 127.0.0.1\r\nX-CSRF-Token: %s\r\n"
              "Connection: close\r\n\r\n", csrf);
     r = request(text);
     ASSERT_CONTAINS(r, "{\"method\":\"POST\",\"path\":\"/api/act\"}");
     free(r);
-    snprintf(text, sizeof(text), "POST /api/act HTTP/1.1\r\nHost: x\r\nX-CSRF-Token: %s\r\n"
+    snprintf(text, sizeof(text), "POST /api/act HTTP/1.1\r\nHost: 127.0.0.1\r\nX-CSRF-Token: %s\r\n"
              "Origin: http://evil.example\r\nConnection: close\r\n\r\n", csrf);
     r = request(text);
     ASSERT_CONTAINS(r, "HTTP/1.1 403");
     free(r);
-    snprintf(text, sizeof(text), "POST /api/act HTTP/1.1\r\nHost: x\r\nX-CSRF-Token: %s\r\n"
+    snprintf(text, sizeof(text), "POST /api/act HTTP/1.1\r\nHost: 127.0.0.1\r\nX-CSRF-Token: %s\r\n"
              "Content-Length: 6000\r\nConnection: close\r\n\r\n", csrf);
     r = request(text);
     ASSERT_CONTAINS(r, "HTTP/1.1 413");
@@ -235,7 +241,7 @@ static void test_http_server(void)
     /* Headers beyond the connection's memory: refused, the server goes on. */
     char *huge = malloc(HTTP_CONN_MEMORY + 200);
     CU_ASSERT_FATAL(huge != NULL);
-    int n = snprintf(huge, 64, "GET / HTTP/1.1\r\nHost: x\r\nX-Big: ");
+    int n = snprintf(huge, 64, "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: ");
     memset(huge + n, 'b', HTTP_CONN_MEMORY);
     strcpy(huge + n + HTTP_CONN_MEMORY, "\r\n\r\n");
     r = request(huge);
@@ -245,7 +251,7 @@ static void test_http_server(void)
 
     /* The stream: stored events from ?from=, resumed after Last-Event-ID. */
     int fd = dial();
-    const char *q = "GET /api/events?from=2 HTTP/1.1\r\nHost: x\r\n\r\n";
+    const char *q = "GET /api/events?from=2 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
     CU_ASSERT((size_t)write(fd, q, strlen(q)) == strlen(q));
     r = read_until(fd, "id: 3\n");
     ASSERT_CONTAINS(r, "Content-Type: text/event-stream");
@@ -256,7 +262,7 @@ static void test_http_server(void)
     free(r);
     close(fd);
     fd = dial();
-    q = "GET /api/events?from=1 HTTP/1.1\r\nHost: x\r\nLast-Event-ID: 2\r\n\r\n";
+    q = "GET /api/events?from=1 HTTP/1.1\r\nHost: 127.0.0.1\r\nLast-Event-ID: 2\r\n\r\n";
     CU_ASSERT((size_t)write(fd, q, strlen(q)) == strlen(q));
     r = read_until(fd, "id: 3\n");
     CU_ASSERT(strstr(r, "id: 2\n") == NULL);
@@ -270,7 +276,7 @@ static void test_http_server(void)
     /* A reader that never reads: dropped once its buffer is full; the other one
      * (fd) still gets every event. */
     int stuck = dial_rcvbuf(2048);
-    q = "GET /api/events HTTP/1.1\r\nHost: x\r\n\r\n";
+    q = "GET /api/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
     CU_ASSERT((size_t)write(stuck, q, strlen(q)) == strlen(q));
     size_t got = 0;
     int64_t end = loop_now_ms() + 10000;

@@ -414,12 +414,12 @@ printer = dock2-labels
     print('web e2e:', 'the raw stream', flush=True)
     # ---- the raw stream: Last-Event-ID over a socket ----
     s = socket.create_connection(("127.0.0.1", ports["http"]), timeout=WAIT)
-    s.sendall(b"GET /api/events?from=1 HTTP/1.1\r\nHost: x\r\n\r\n")
+    s.sendall(b"GET /api/events?from=1 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
     evs = sse_read(s, 5)[:5]
     s.close()
     check([e[0] for e in evs] == [1, 2, 3, 4, 5], "raw stream from 1: %r" % evs[:6])
     s = socket.create_connection(("127.0.0.1", ports["http"]), timeout=WAIT)
-    s.sendall(b"GET /api/events?from=1 HTTP/1.1\r\nHost: x\r\nLast-Event-ID: 5\r\n\r\n")
+    s.sendall(b"GET /api/events?from=1 HTTP/1.1\r\nHost: 127.0.0.1\r\nLast-Event-ID: 5\r\n\r\n")
     evs = sse_read(s, 3)[:3]
     s.close()
     check([e[0] for e in evs] == [6, 7, 8], "Last-Event-ID 5 resumes at 6: %r" % evs)
@@ -429,7 +429,7 @@ printer = dock2-labels
     stuck = socket.socket()
     stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
     stuck.connect(("127.0.0.1", ports["http"]))
-    stuck.sendall(b"GET /api/events?from=1 HTTP/1.1\r\nHost: x\r\n\r\n")
+    stuck.sendall(b"GET /api/events?from=1 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
     idle = []
     for _ in range(60):
         try:
@@ -463,7 +463,7 @@ printer = dock2-labels
     # A stream waiting (suspended) for its next event while rmad stops: 0, a clean
     # stop (under ASan also: no leak, no error at exit).
     waiting = socket.create_connection(("127.0.0.1", ports["http"]), timeout=WAIT)
-    waiting.sendall(b"GET /api/events HTTP/1.1\r\nHost: x\r\n\r\n")
+    waiting.sendall(b"GET /api/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
     got, deadline = b"", time.time() + WAIT
     while b"retry:" not in got and time.time() < deadline:
         part = waiting.recv(4096)   # headers and the first chunk may come apart
