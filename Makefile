@@ -6,6 +6,8 @@
 #   make asan       the tests under ASan/UBSan (same as SANITIZE=1 make check)
 #   make valgrind   the unit tests under valgrind
 #   make bench      speed and memory measurements (never asserted by tests)
+#   make fuzz       libFuzzer (clang) on every parser, FUZZ_SECONDS (60) per target
+#   make reliability  the crash harness (RELIABILITY_KILLS=50 SIGKILLs); table in README
 
 CC      ?= cc
 CFLAGS  ?= -O2 -g
@@ -16,6 +18,12 @@ WEB_ROOT ?= $(PREFIX)/share/rmad/web
 ifeq ($(SANITIZE),1)
 B       ?= build-asan
 SAN      = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+else ifeq ($(SANITIZE),fuzz)
+# The library instrumented for libFuzzer's coverage; each target links the fuzzer.
+B       ?= build-fuzz
+CC       = clang
+SAN      = -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer \
+           -fno-sanitize-recover=undefined
 else
 B       ?= build
 SAN      =
@@ -55,7 +63,8 @@ RMAD_OBJ = $(if $(wildcard daemon/rmad.c),$(B)/daemon/rmad.o)
 
 BINS     = $(B)/rmactl $(if $(RMAD_OBJ),$(B)/rmad)
 
-.PHONY: all deps check-deps run check test asan valgrind bench clean install
+.PHONY: all deps check-deps run check test asan valgrind bench clean install fuzz fuzz-targets \
+        reliability
 
 all: check-deps $(BINS)
 
@@ -114,6 +123,43 @@ asan:
 valgrind: all $(B)/test_runner
 	RMAD_BUILD=$(B) RMAD_VALGRIND=1 valgrind --error-exitcode=3 --leak-check=full \
 	    --errors-for-leak-kinds=definite $(B)/test_runner
+
+# Fuzzing: one libFuzzer binary per parser rmad exposes to untrusted input
+# (tests/fuzz/fuzz_<target>.c), started from the seeds checked in under
+# tests/fuzz/corpus/<target>; new inputs collect in $(B)/corpus, crashes in
+# $(B)/crashes. Bounded: FUZZ_SECONDS per target. A crash found becomes a seed and a
+# regression test.
+FUZZ_TARGETS = scan hidpos keymap policy case control csv
+FUZZ_SECONDS ?= 60
+FUZZ_BINS = $(FUZZ_TARGETS:%=$(B)/fuzz_%)
+
+fuzz:
+	@scripts/deps.sh --fuzz
+	@$(MAKE) --no-print-directory SANITIZE=fuzz fuzz-targets
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	    mkdir -p build-fuzz/corpus/$$t build-fuzz/crashes; \
+	    echo "fuzz $$t: $(FUZZ_SECONDS) s"; \
+	    build-fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	        -artifact_prefix=build-fuzz/crashes/$$t- build-fuzz/corpus/$$t \
+	        tests/fuzz/corpus/$$t 2>&1 | grep -E '^(stat::number_of_executed_units|==|SUMMARY)' \
+	        || true; \
+	done; \
+	if ls build-fuzz/crashes/* >/dev/null 2>&1; then \
+	    echo "fuzz: crashes in build-fuzz/crashes:"; ls build-fuzz/crashes; exit 1; fi; \
+	echo "fuzz: no crash in $(words $(FUZZ_TARGETS)) targets"
+
+fuzz-targets: check-deps $(FUZZ_BINS)
+
+$(B)/fuzz_%: tests/fuzz/fuzz_%.c $(B)/librmad.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -fsanitize=fuzzer -o $@ $< $(B)/librmad.a $(LIBS)
+
+# SIGKILLs at random moments while stations scan and labels print: every acknowledged
+# receipt stored once, events gapless, labels printed once. A few minutes; the table
+# goes to the README. make check runs a short version (5 kills).
+reliability: deps all
+	RELIABILITY_KILLS=$${RELIABILITY_KILLS:-50} /usr/bin/python3 tests/reliability/crash_harness.py \
+	    $(B) --readme README.md
 
 bench: all
 	scripts/bench.sh $(B)

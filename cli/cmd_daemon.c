@@ -17,12 +17,13 @@
 
 #include "cli/client.h"
 #include "cli/rmactl.h"
+#include "daemon/bus.h"
 #include "proto/control.h"
 
 /* ---- options ------------------------------------------------------------------------ */
 
 enum { OPT_JSON = 1u, OPT_LIMIT = 2u, OPT_FROM = 4u, OPT_COUNT = 8u, OPT_STATE = 16u,
-       OPT_STATION = 32u };
+       OPT_STATION = 32u, OPT_VENDOR = 64u, OPT_REASON = 128u };
 
 #define MAX_ARGS 2
 
@@ -30,7 +31,7 @@ struct opts {
     const char *config;
     bool json;
     uint64_t limit, from, count;
-    const char *state, *station;
+    const char *state, *station, *vendor, *reason;
     bool has_limit, has_from;
     const char *args[MAX_ARGS];
     int nargs;
@@ -69,7 +70,9 @@ static int parse_opts(int argc, char **argv, unsigned allowed, int nargs_max,
                      (IS("--from") && (allowed & OPT_FROM)) ||
                      (IS("--count") && (allowed & OPT_COUNT)) ||
                      (IS("--state") && (allowed & OPT_STATE)) ||
-                     (IS("--station") && (allowed & OPT_STATION));
+                     (IS("--station") && (allowed & OPT_STATION)) ||
+                     (IS("--vendor") && (allowed & OPT_VENDOR)) ||
+                     (IS("--reason") && (allowed & OPT_REASON));
         if (takes) {
             if (eq && a[0] == '-')
                 val = eq + 1;
@@ -93,6 +96,10 @@ static int parse_opts(int argc, char **argv, unsigned allowed, int nargs_max,
             o->state = val;
         else if (takes && IS("--station"))
             o->station = val;
+        else if (takes && IS("--vendor"))
+            o->vendor = val;
+        else if (takes && IS("--reason"))
+            o->reason = val;
         else if (strcmp(a, "--json") == 0 && (allowed & OPT_JSON))
             o->json = true;
         else if (a[0] == '-' && a[1] != '\0') {
@@ -693,11 +700,231 @@ static int rma_import(struct session *s, const char *path)
     return code;
 }
 
-int cmd_rma(int argc, char **argv)
+/* ---- rma show / list / close --------------------------------------------------------- */
+
+#define TABLE_COLS 8
+
+/* A table printed with columns as wide as their widest cell. Cells are copied. */
+struct table {
+    int ncols;
+    const char *const *head;
+    char **cells;            /* rows * ncols */
+    size_t rows, cap;
+    bool oom;
+};
+
+static void table_row(struct table *t, const char *const *cells)
 {
-    static const char usage[] = "[--config FILE] rma import FILE.csv";
+    if (t->oom)
+        return;
+    if (t->rows == t->cap) {
+        size_t ncap = t->cap ? t->cap * 2 : 16;
+        char **n = realloc(t->cells, ncap * (size_t)t->ncols * sizeof(*n));
+        if (!n) {
+            t->oom = true;
+            return;
+        }
+        t->cells = n;
+        t->cap = ncap;
+    }
+    for (int c = 0; c < t->ncols; c++)
+        if (!(t->cells[t->rows * (size_t)t->ncols + c] = strdup(cells[c] ? cells[c] : "-")))
+            t->oom = true;
+    t->rows++;
+}
+
+static void table_print(struct table *t)
+{
+    size_t width[TABLE_COLS];
+    for (int c = 0; c < t->ncols; c++) {
+        width[c] = strlen(t->head[c]);
+        for (size_t r = 0; r < t->rows; r++) {
+            size_t w = text_width(t->cells[r * (size_t)t->ncols + c]);
+            width[c] = w > width[c] ? w : width[c];
+        }
+    }
+    for (int c = 0; c < t->ncols; c++)
+        put_cell(t->head[c], width[c], c == t->ncols - 1);
+    putchar('\n');
+    for (size_t r = 0; r < t->rows; r++) {
+        for (int c = 0; c < t->ncols; c++)
+            put_cell(t->cells[r * (size_t)t->ncols + c], width[c], c == t->ncols - 1);
+        putchar('\n');
+    }
+    for (size_t i = 0; i < t->rows * (size_t)t->ncols; i++)
+        free(t->cells[i]);
+    free(t->cells);
+    t->cells = NULL;
+    t->rows = t->cap = 0;
+}
+
+static const char *int_text(const json_t *obj, const char *key, char buf[24])
+{
+    const json_t *v = json_object_get(obj, key);
+    if (!json_is_integer(v))
+        return "-";
+    snprintf(buf, 24, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+    return buf;
+}
+
+/* "a, b, c" of a JSON array of strings; "-" when empty. malloc'd, NULL when out of memory. */
+static char *joined(const json_t *arr)
+{
+    size_t i, len = 2;
+    json_t *v;
+    json_array_foreach(arr, i, v)
+        len += json_string_length(v) + 2;
+    char *out = malloc(len), *p = out;
+    if (!out)
+        return NULL;
+    strcpy(out, "-");
+    json_array_foreach(arr, i, v)
+        p += sprintf(p, "%s%s", i ? ", " : "", json_string_value(v) ? json_string_value(v) : "");
+    return out;
+}
+
+static void print_rma(const json_t *rma)
+{
+    static const char *const lhead[] = { "LINE", "MODEL", "FAMILY", "QUANTITY", "RECEIVED",
+                                         "EXPECTED SERIALS", "RECEIVED SERIALS" };
+    static const char *const rhead[] = { "RECEIPT", "LINE", "SERIAL", "STATE", "DISPOSITION",
+                                         "STATION", "TIME" };
+    struct table lt = { 7, lhead, NULL, 0, 0, false }, rt = { 7, rhead, NULL, 0, 0, false };
+    char a[24], b[24], c[24];
+    size_t i;
+    json_t *v;
+
+    put_text(str_or(rma, "number", "-"));
+    printf("  ");
+    put_text(str_or(rma, "vendor", "-"));
+    printf("  issued %s", str_or(rma, "issued", "-"));
+    if (json_is_string(json_object_get(rma, "kind")))
+        printf("  %s", json_string_value(json_object_get(rma, "kind")));
+    printf("\n%s: %s of %s units received\n", str_or(rma, "state", "-"),
+           int_text(rma, "received", a), int_text(rma, "authorised", b));
+    if (json_is_string(json_object_get(rma, "closed_reason"))) {
+        printf("closed %s: ", str_or(rma, "closed_at", "-"));
+        put_text(str_or(rma, "closed_reason", "-"));
+        putchar('\n');
+    }
+    putchar('\n');
+    json_array_foreach(json_object_get(rma, "lines"), i, v) {
+        char *exp = joined(json_object_get(v, "expected_serials"));
+        char *got = joined(json_object_get(v, "received_serials"));
+        const char *cells[] = { int_text(v, "line", a), str_or(v, "model", "-"),
+                                str_or(v, "family", "-"), int_text(v, "quantity", b),
+                                int_text(v, "received", c), exp, got };
+        table_row(&lt, cells);
+        free(exp);
+        free(got);
+    }
+    table_print(&lt);
+    putchar('\n');
+    if (json_array_size(json_object_get(rma, "receipts")) == 0) {
+        printf("no receipts\n");
+        return;
+    }
+    json_array_foreach(json_object_get(rma, "receipts"), i, v) {
+        const char *cells[] = { int_text(v, "id", a), int_text(v, "line", b),
+                                str_or(v, "serial", "-"), str_or(v, "state", "-"),
+                                str_or(v, "disposition", str_or(v, "reason", "-")),
+                                str_or(v, "station", "-"),
+                                str_or(v, "closed_at", str_or(v, "opened_at", "-")) };
+        table_row(&rt, cells);
+    }
+    table_print(&rt);
+}
+
+static void print_rmas(const json_t *list)
+{
+    static const char *const head[] = { "NUMBER", "VENDOR", "ISSUED", "STATE", "LINES",
+                                        "RECEIVED" };
+    struct table t = { 6, head, NULL, 0, 0, false };
+    size_t i;
+    json_t *v;
+    char a[24], units[64];
+
+    if (json_array_size(list) == 0) {
+        printf("no RMAs\n");
+        return;
+    }
+    json_array_foreach(list, i, v) {
+        snprintf(units, sizeof(units), "%" JSON_INTEGER_FORMAT " of %" JSON_INTEGER_FORMAT,
+                 json_integer_value(json_object_get(v, "received")),
+                 json_integer_value(json_object_get(v, "authorised")));
+        const char *cells[] = { str_or(v, "number", "-"), str_or(v, "vendor", "-"),
+                                str_or(v, "issued", "-"), str_or(v, "state", "-"),
+                                int_text(v, "lines", a), units };
+        table_row(&t, cells);
+    }
+    table_print(&t);
+}
+
+static int rma_query(int argc, char **argv, const char *sub)
+{
+    static const char show_use[] = "[--config FILE] rma show NUMBER [--json]";
+    static const char list_use[] = "[--config FILE] rma list [--state S] [--vendor V] [--json]";
+    static const char close_use[] = "[--config FILE] rma close NUMBER --reason TEXT";
+    bool show = strcmp(sub, "show") == 0, list = strcmp(sub, "list") == 0;
+    const char *use = show ? show_use : list ? list_use : close_use;
+    unsigned allowed = show ? OPT_JSON : list ? OPT_JSON | OPT_STATE | OPT_VENDOR | OPT_LIMIT
+                                              : OPT_REASON;
     struct opts o;
     struct session s;
+    json_t *reply = NULL, *req;
+    char what[16];
+
+    snprintf(what, sizeof(what), "rma %s", sub);
+    if (parse_opts(argc, argv, allowed, list ? 0 : 1, use, &o) < 0)
+        return EXIT_BADINPUT;
+    if ((!list && o.nargs != 1) || (!show && !list && (!o.reason || !*o.reason))) {
+        cli_error("usage: rmactl %s", use);
+        return EXIT_BADINPUT;
+    }
+    int rc = session_open(&o, &s);
+    if (rc)
+        return rc;
+    if (show)
+        req = json_pack("{s:s,s:s}", "cmd", "rma.show", "number", o.args[0]);
+    else if (!list)
+        req = json_pack("{s:s,s:s,s:s}", "cmd", "rma.close", "number", o.args[0], "reason",
+                        o.reason);
+    else {
+        req = control_request_new("rma.list");
+        if (req && ((o.state && json_object_set_new(req, "state", json_string(o.state)) < 0)
+                    || (o.vendor && json_object_set_new(req, "vendor", json_string(o.vendor)) < 0)
+                    || (o.has_limit && json_object_set_new(req, "limit",
+                                                           json_integer((json_int_t)o.limit)) < 0))) {
+            json_decref(req);
+            req = NULL;
+        }
+    }
+    rc = call(&s, what, req, &reply);
+    if (rc == 0) {
+        if (o.json)
+            rc = print_json(reply);
+        else if (show)
+            print_rma(json_object_get(reply, "rma"));
+        else if (list)
+            print_rmas(json_object_get(reply, "rmas"));
+        else
+            printf("closed: %s\n", o.args[0]);
+        rc = rc ? rc : finish_output();
+    }
+    json_decref(reply);
+    session_close(&s);
+    return rc;
+}
+
+int cmd_rma(int argc, char **argv)
+{
+    static const char usage[] = "[--config FILE] rma import FILE.csv | show NUMBER | "
+                                "list [--state S] [--vendor V] | close NUMBER --reason TEXT";
+    struct opts o;
+    struct session s;
+    if (argc >= 2 && (strcmp(argv[1], "show") == 0 || strcmp(argv[1], "list") == 0
+                      || strcmp(argv[1], "close") == 0))
+        return rma_query(argc - 1, argv + 1, argv[1]);
     if (argc < 2 || strcmp(argv[1], "import") != 0) {
         cli_error("usage: rmactl %s", usage);
         return EXIT_BADINPUT;
@@ -819,12 +1046,20 @@ static int watch_live(struct watch *w, void *sub)
         }
         json_t *j = json_loadb(body, len, 0, NULL);
         json_int_t seq = json_integer_value(json_object_get(j, "seq"));
+        /* The bus's heartbeat: not an event, but it shows a lost tail (seq up to N). */
+        bool beat = strcmp(topic, BUS_HEARTBEAT_TOPIC) == 0;
+        json_int_t beat_last = beat ? json_integer_value(json_object_get(j, "last_seq")) : 0;
         json_decref(j);
         int r = 0;
-        if (w->have_last && seq > 0 && (uint64_t)seq > w->last + 1)
-            r = watch_replay(w, w->last + 1);
-        if (r == 0)
-            r = watch_print(topic, body, len, w);
+        if (beat) {
+            if (w->have_last && beat_last > 0 && (uint64_t)beat_last > w->last)
+                r = watch_replay(w, w->last + 1);
+        } else {
+            if (w->have_last && seq > 0 && (uint64_t)seq > w->last + 1)
+                r = watch_replay(w, w->last + 1);
+            if (r == 0)
+                r = watch_print(topic, body, len, w);
+        }
         free(topic);
         free(body);
         if (r >= 10)

@@ -14,6 +14,7 @@
 
 #include "cli/client.h"
 #include "cli/rmactl.h"
+#include "cli/sheet_acc.h"
 #include "db/db.h"
 #include "labels/label.h"
 #include "labels/receipt.h"
@@ -409,16 +410,59 @@ int cmd_label(int argc, char **argv)
     return rc;
 }
 
-#define SHEET_USAGE "usage: rmactl sheet [--paper a4|letter] [--format pdf] -o FILE.pdf"
+#define SHEET_USAGE                                                                        \
+    "usage: rmactl sheet [--paper a4|letter] [--format pdf] [--vendor V] [--model M] "       \
+    "[--policies DIR] -o FILE.pdf"
+
+/*
+ * --vendor / --model: the accessory sheet (cli/sheet_acc.h), from --policies or the
+ * config's policies. EXIT_OK with *pdf, or the error printed.
+ */
+static int render_accessories(sheet_paper_t paper, const char *vendor, const char *model,
+                              const char *policies, uint8_t **pdf, size_t *len)
+{
+    config_t *cfg = NULL;
+    char *err = NULL, *title = NULL;
+    sheet_acc_t acc = { 0 };
+    if (!policies && client_load_config(NULL, &cfg, &err) < 0) {
+        cli_error("sheet: %s", err ? err : "cannot read the config");
+        free(err);
+        return EXIT_BADINPUT;
+    }
+    int rc = sheet_acc_groups(policies ? policies : cfg->policies, vendor, model, &acc, &err);
+    config_destroy(&cfg);
+    if (rc < 0) {
+        cli_error("sheet: %s", err ? err : strerror(-rc));
+        free(err);
+        return rc == -ENOMEM ? EXIT_FAIL : EXIT_BADINPUT;
+    }
+    if (asprintf(&title, "rmad accessory sheet: %s%s%s", vendor ? vendor : "",
+                 vendor && model ? ", " : "", model ? model : "") < 0)
+        title = NULL;
+    rc = title ? sheet_render_groups(paper, title, acc.groups, acc.n, pdf, len) : -ENOMEM;
+    free(title);
+    sheet_acc_free(&acc);
+    if (rc < 0) {
+        cli_error("sheet: cannot render: %s", strerror(-rc));
+        return EXIT_FAIL;
+    }
+    return EXIT_OK;
+}
 
 int cmd_sheet(int argc, char **argv)
 {
-    const char *out_path = NULL, *v;
+    const char *out_path = NULL, *v, *vendor = NULL, *model = NULL, *policies = NULL;
     sheet_paper_t paper = SHEET_A4;
     int have_fmt = 0;
     for (int i = 1; i < argc; i++) {
         if ((v = option(argc, argv, &i, "-o")) || (v = option(argc, argv, &i, "--output"))) {
             out_path = v;
+        } else if ((v = option(argc, argv, &i, "--vendor"))) {
+            vendor = v;
+        } else if ((v = option(argc, argv, &i, "--model"))) {
+            model = v;
+        } else if ((v = option(argc, argv, &i, "--policies"))) {
+            policies = v;
         } else if ((v = option(argc, argv, &i, "--paper"))) {
             if (sheet_paper_parse(v, &paper) < 0) {
                 cli_error("sheet: --paper must be a4 or letter, not '%s'", v);
@@ -450,7 +494,15 @@ int cmd_sheet(int argc, char **argv)
         return rc;
     uint8_t *pdf = NULL;
     size_t len = 0;
-    rc = sheet_render(paper, &pdf, &len);
+    if (vendor || model) {
+        /* A sheet of its own, to lay beside the command sheet. */
+        if ((rc = render_accessories(paper, vendor, model, policies, &pdf, &len)) != EXIT_OK) {
+            label_release_fonts();
+            return rc;
+        }
+    } else {
+        rc = sheet_render(paper, &pdf, &len);
+    }
     label_release_fonts();
     if (rc < 0) {
         cli_error("sheet: cannot render: %s", strerror(-rc));

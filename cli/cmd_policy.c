@@ -83,23 +83,49 @@ static int policy_eval(int argc, char **argv)
     return EXIT_OK;
 }
 
+/* rmactl policy check [--strict] FILE...: errors exit 2; warnings exit 0 unless --strict. */
 static int policy_check(int argc, char **argv)
 {
-    if (argc < 2) {
-        cli_error("usage: rmactl policy check FILE...");
+    int rc = EXIT_OK, strict = 0, first = 1;
+    if (argc > 1 && strcmp(argv[1], "--strict") == 0) {
+        strict = 1;
+        first = 2;
+    }
+    if (argc <= first) {
+        cli_error("usage: rmactl policy check [--strict] FILE...");
         return EXIT_BADINPUT;
     }
-    int rc = EXIT_OK;
-    for (int i = 1; i < argc; i++) {
+    policy_t **ps = calloc((size_t)(argc - first), sizeof(*ps));
+    size_t n = 0;
+    if (!ps) {
+        cli_error("out of memory");
+        return EXIT_FAIL;
+    }
+    for (int i = first; i < argc; i++) {
         policy_t *p = NULL;
         char *err = NULL;
         if (policy_load(argv[i], &p, &err) < 0) {
             cli_error("%s", err ? err : "out of memory");
             rc = EXIT_BADINPUT;
+        } else {
+            ps[n++] = p;
         }
         free(err);
-        policy_destroy(&p);
     }
+    char **warnings = NULL;
+    size_t n_warnings = 0;
+    if (policy_lint((const policy_t *const *)ps, n, &warnings, &n_warnings) < 0) {
+        cli_error("out of memory");
+        rc = EXIT_FAIL;
+    }
+    for (size_t i = 0; i < n_warnings; i++)
+        fprintf(stderr, "%s\n", warnings[i]);
+    if (strict && n_warnings && rc == EXIT_OK)
+        rc = EXIT_BADINPUT;
+    policy_warnings_free(warnings, n_warnings);
+    for (size_t i = 0; i < n; i++)
+        policy_destroy(&ps[i]);
+    free(ps);
     return rc;
 }
 
@@ -231,7 +257,7 @@ int cmd_policy(int argc, char **argv)
         return policy_eval(argc - 1, argv + 1);
     if (argc >= 2 && strcmp(argv[1], "check") == 0)
         return policy_check(argc - 1, argv + 1);
-    cli_error("usage: rmactl policy eval --policy FILE [CASE.json | -] | policy check FILE... | "
+    cli_error("usage: rmactl policy eval --policy FILE [CASE.json | -] | policy check [--strict] FILE... | "
               "policy test [--policies DIR] CASEFILE...");
     return EXIT_BADINPUT;
 }

@@ -48,34 +48,65 @@ char *cli_read_input(const char *path, size_t max, size_t *len)
     return buf;
 }
 
+/* Every command's usage, as `rmactl --help` lists it and `rmactl CMD --help` shows it. */
+static const struct {
+    const char *cmd;
+    const char *text;
+} COMMANDS[] = {
+    { "policy", "  policy eval --policy FILE [CASE.json | -]   evaluate one return (JSON result)\n"
+                "  policy check [--strict] FILE...              validate policy files (warnings:\n"
+                "                                               exit 0, with --strict exit 2)\n"
+                "  policy test [--policies DIR] CASEFILE...     run policy regression cases\n" },
+    { "status", "  status [--json]                              stations, scanners, printers, open receipts\n" },
+    { "receipts", "  receipts [--limit N] [--json]                recent receipts with dispositions\n" },
+    { "rma", "  rma import FILE.csv                          import RMAs (all rows or none)\n"
+             "  rma show NUMBER [--json]                     lines, serials, every unit's receipt\n"
+             "  rma list [--state S] [--vendor V] [--json]   RMAs with their progress\n"
+             "  rma close NUMBER --reason TEXT               close an RMA that will not be completed\n" },
+    { "reprint", "  reprint RECEIPT                              print a receipt's label again\n" },
+    { "labels", "  labels [--state queued|failed|printed|cancelled|all] [--station S] [--limit N] [--json]\n"
+                "                                               labels with printer, attempts, last error\n"
+                "  labels cancel LABEL                          give up a waiting label\n" },
+    { "scanners", "  scanners [--json]                            configured scanners, USB HID devices and\n"
+                  "                                               serial ports here, with config lines\n" },
+    { "watch", "  watch [--from N] [--count N]                 print events as SEQ TOPIC JSON\n" },
+    { "label", "  label RECEIPT|--json FILE [--format zpl|pdf|png] [--size 4x6|2x1] [--dpi 203|300] -o FILE\n"
+               "                                               render a disposition label; the format\n"
+               "                                               is FILE's extension (-o - needs --format)\n" },
+    { "sheet", "  sheet [--paper a4|letter] [--vendor V] [--model M] [--policies DIR] -o FILE.pdf\n"
+               "                                               the command-barcode sheet (with the\n"
+               "                                               accessory barcodes of V's products)\n" },
+};
+
 static void usage(FILE *out)
 {
-    fputs("usage: rmactl [--config FILE] COMMAND ...\n"
-          "\n"
-          "  policy eval --policy FILE [CASE.json | -]   evaluate one return (JSON result)\n"
-          "  policy check FILE...                         validate policy files\n"
-          "  policy test [--policies DIR] CASEFILE...     run policy regression cases\n"
-          "\n"
-          "  status [--json]                              stations, scanners, printers, open receipts\n"
-          "  receipts [--limit N] [--json]                recent receipts with dispositions\n"
-          "  rma import FILE.csv                          import RMAs (all rows or none)\n"
-          "  reprint RECEIPT                              print a receipt's label again\n"
-          "  labels [--state queued|failed|printed|cancelled|all] [--station S] [--limit N] [--json]\n"
-          "                                               labels with printer, attempts, last error\n"
-          "  labels cancel LABEL                          give up a waiting label\n"
-          "  scanners [--json]                            configured scanners, USB HID devices and\n"
-          "                                               serial ports here, with config lines\n"
-          "  watch [--from N] [--count N]                 print events as SEQ TOPIC JSON\n"
-          "\n"
-          "  label RECEIPT|--json FILE [--format zpl|pdf|png] [--size 4x6|2x1] [--dpi 203|300] -o FILE\n"
-          "                                               render a disposition label; the format\n"
-          "                                               is FILE's extension (-o - needs --format)\n"
-          "  sheet [--paper a4|letter] -o FILE.pdf        the command-barcode sheet\n"
-          "\n"
+    fputs("usage: rmactl [--config FILE] COMMAND ...\n\n", out);
+    for (size_t i = 0; i < sizeof(COMMANDS) / sizeof(COMMANDS[0]); i++)
+        fprintf(out, "%s%s", COMMANDS[i].text,
+                i == 0 || i == 7 ? "\n" : "");
+    fputs("\n"
           "The daemon's sockets come from --config FILE, else $RMAD_CONFIG, else\n"
           "/etc/rmad/rmad.conf, else the built-in default config (rmad --default-config).\n"
           "Exit status: 0 done, 1 failed, 2 bad input or usage.\n",
           out);
+}
+
+/*
+ * `rmactl CMD ... --help`: that command's usage on stdout, exit 0, whatever else is on
+ * the line (so `rmactl policy eval --help` is help, not an unknown option). Returns 1
+ * when it printed, 0 when there is no --help or no such command.
+ */
+static int command_help(int argc, char **argv)
+{
+    int asked = 0;
+    for (int i = 2; i < argc; i++)
+        asked |= strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0;
+    for (size_t i = 0; asked && i < sizeof(COMMANDS) / sizeof(COMMANDS[0]); i++)
+        if (strcmp(COMMANDS[i].cmd, argv[1]) == 0) {
+            printf("usage: rmactl [--config FILE] COMMAND ...\n%s", COMMANDS[i].text);
+            return 1;
+        }
+    return 0;
 }
 
 int main(int argc, char **argv)
@@ -99,6 +130,8 @@ int main(int argc, char **argv)
         argc -= used;
         argv += used;
     }
+    if (command_help(argc, argv))
+        return EXIT_OK;
     if (strcmp(argv[1], "policy") == 0)
         return cmd_policy(argc - 1, argv + 1);
     if (strcmp(argv[1], "status") == 0)

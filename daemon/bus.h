@@ -76,6 +76,15 @@ void bus_destroy(bus_t **bus_p);
 int bus_publish(bus_t *bus, const char *topic, const char *body);
 
 /*
+ * Every interval_ms (0: never; the default), publish on PUB
+ * [BUS_HEARTBEAT_TOPIC][{"type": "bus.heartbeat", "last_seq": N}], N the last stored
+ * event's seq, so a subscriber detects a lost tail within one interval and replays it.
+ * Not an event: no seq, never stored, not replayed. Returns 0, -EINVAL, -ENOMEM.
+ */
+#define BUS_HEARTBEAT_TOPIC "bus.heartbeat"
+int bus_set_heartbeat(bus_t *bus, int64_t interval_ms);
+
+/*
  * The endpoints actually bound, e.g. "tcp://127.0.0.1:40123" for "tcp://127.0.0.1:*".
  * Owned by the bus. Either pointer may be NULL.
  */

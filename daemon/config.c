@@ -46,6 +46,7 @@ static const char default_text[] =
     "; double_read_ms = 1500\n"
     "; max_scan_len   = 512\n"
     "; rma_pattern    = " CONFIG_DEFAULT_RMA_PATTERN "\n"
+    "; heartbeat_ms   = 5000   ; bus.heartbeat on PUB with the last seq; 0: off\n"
     "; print_retry_ms     = 2000\n"
     "; print_retry_max_ms = 60000\n"
     "; timezone       = Europe/Berlin  ; labels show local time; default: the system's\n"
@@ -141,6 +142,7 @@ enum daemon_key {
     K_LOG_LEVEL, K_DOUBLE_READ_MS, K_MAX_SCAN_LEN, K_RMA_PATTERN,
     K_PRINT_RETRY_MS, K_PRINT_RETRY_MAX_MS, K_TIMEZONE,
     K_HTTP, K_HTTP_PASSWORD_FILE, K_WEB_ROOT,
+    K_HEARTBEAT_MS,
     K_COUNT
 };
 
@@ -163,6 +165,7 @@ static const struct {
     [K_HTTP] = { "http", false },
     [K_HTTP_PASSWORD_FILE] = { "http_password_file", false },
     [K_WEB_ROOT] = { "web_root", false },
+    [K_HEARTBEAT_MS] = { "heartbeat_ms", false },
 };
 
 enum station_key { SK_SCANNER, SK_PRINTER, SK_LABEL_FORMAT, SK_LABEL_SIZE, SK_LABEL_DPI, SK_COUNT };
@@ -697,6 +700,12 @@ static int set_daemon_key(struct parser *p, enum daemon_key k, const char *value
                         quote(q, value));
         *(k == K_PRINT_RETRY_MS ? &cfg->print_retry_ms : &cfg->print_retry_max_ms) = (int64_t)n;
         return 0;
+    case K_HEARTBEAT_MS:
+        if (parse_uint(value, 0, 600000, &n) < 0 || (n > 0 && n < 100))
+            return fail(p, p->line, "%s '%s': expected 0 (off) or an integer from 100 to 600000",
+                        key, quote(q, value));
+        cfg->heartbeat_ms = (int64_t)n;
+        return 0;
     case K_TIMEZONE: {
         const char *why;
         if (timezone_check(value, &why) < 0)
@@ -767,8 +776,59 @@ static int set_station_key(struct parser *p, config_station_t *st, enum station_
  * range, or one of a list of words. The drivers read them back with
  * config_scanner_option() and apply their defaults (drivers/scanner.h).
  */
+/* The `words` of an option whose value is bytes in config_unescape()'s notation. */
+static const char BYTES[] = "bytes";
+
+int config_unescape(const char *text, uint8_t *out, size_t *len, const char **why)
+{
+    size_t n = 0;
+    for (const char *p = text; *p; p++) {
+        uint8_t b = (uint8_t)*p;
+        if (*p == '\\') {
+            p++;
+            switch (*p) {
+            case '\\': b = '\\'; break;
+            case 'r': b = '\r'; break;
+            case 'n': b = '\n'; break;
+            case 't': b = '\t'; break;
+            case 'e': b = 0x1b; break;
+            case 'x': {
+                unsigned v = 0;
+                for (int i = 1; i <= 2; i++) {
+                    char c = p[i];
+                    int d = c >= '0' && c <= '9' ? c - '0'
+                          : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                          : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+                    if (d < 0) {
+                        *why = "\\x takes two hex digits";
+                        return -EINVAL;
+                    }
+                    v = v * 16 + (unsigned)d;
+                }
+                b = (uint8_t)v;
+                p += 2;
+                break;
+            }
+            default:
+                *why = "unknown escape (expected \\xHH, \\r, \\n, \\t, \\e or \\\\)";
+                return -EINVAL;
+            }
+        }
+        if (n == CONFIG_FEEDBACK_MAX) {
+            *why = "longer than 32 bytes";
+            return -EINVAL;
+        }
+        if (out)
+            out[n] = b;
+        n++;
+    }
+    *len = n;
+    return 0;
+}
+
 #define OPT_USB    (1u << CONFIG_SCANNER_USB)
 #define OPT_SERIAL (1u << CONFIG_SCANNER_SERIAL)
+#define OPT_TCP    (1u << CONFIG_SCANNER_TCP)
 static const struct {
     const char *key;
     unsigned kinds;         /* OPT_USB | OPT_SERIAL: which scanners take it */
@@ -784,6 +844,12 @@ static const struct {
     { "detach", OPT_USB, "yes|no", 0, 0 },
     { "eol", OPT_USB | OPT_SERIAL, "required|none", 0, 0 },
     { "eol_ms", OPT_USB | OPT_SERIAL, NULL, 10, 60000 },
+    /* Bytes written back to the scanner (config_unescape): words BYTES. */
+    { "feedback_ok", OPT_SERIAL, BYTES, 0, 0 },
+    { "feedback_reject", OPT_SERIAL, BYTES, 0, 0 },
+    { "feedback_double", OPT_SERIAL, BYTES, 0, 0 },
+    /* Seconds without a byte after which a TCP client is closed; 0: never. */
+    { "idle_timeout", OPT_TCP, NULL, 0, 86400 },
 };
 
 static bool word_in(const char *word, const char *words)
@@ -832,8 +898,10 @@ static int parse_scanner_options(config_scanner_t *s, const char *opts, char **w
             k++;
         if (k == nk) {
             rc = asprintf(why, "unknown option '%s' (expected %s)", quote(q, key),
-                          kind == OPT_USB ? "layout, detach, eol or eol_ms"
-                                          : "baud, parity, bits, stop, flow, eol or eol_ms");
+                          kind == OPT_USB   ? "layout, detach, eol or eol_ms"
+                          : kind == OPT_TCP ? "idle_timeout"
+                                            : "baud, parity, bits, stop, flow, eol, eol_ms, "
+                                              "feedback_ok, feedback_reject or feedback_double");
             goto out;
         }
         if (config_scanner_option(s, key)) {
@@ -841,7 +909,14 @@ static int parse_scanner_options(config_scanner_t *s, const char *opts, char **w
             goto out;
         }
         uint64_t n;
-        if (scanner_opts[k].words && !word_in(value, scanner_opts[k].words)) {
+        size_t blen;
+        const char *bwhy = NULL;
+        if (scanner_opts[k].words == BYTES) {
+            if (config_unescape(value, NULL, &blen, &bwhy) < 0) {
+                rc = asprintf(why, "option %s=%s: %s", key, quote(q, value), bwhy);
+                goto out;
+            }
+        } else if (scanner_opts[k].words && !word_in(value, scanner_opts[k].words)) {
             rc = asprintf(why, "option %s=%s: expected one of %s", key, quote(q, value),
                           scanner_opts[k].words);
             goto out;
@@ -888,11 +963,25 @@ static int parse_scanner(config_scanner_t *s, struct bind *b, const char **why,
     if (strncmp(spec, "tcp:", 4) == 0) {
         s->kind = CONFIG_SCANNER_TCP;
         s->arg = spec + 4;
+        /* HOST:PORT ends at the first ',', where the options begin. */
+        const char *comma = strchr(s->arg, ',');
+        char *hostport = comma ? strndup(s->arg, (size_t)(comma - s->arg)) : NULL;
+        if (comma && !hostport)
+            return -ENOMEM;
         char *norm;
-        int rc = parse_hostport(s->arg, false, &s->host, &norm, &s->port, why);
+        int rc = parse_hostport(hostport ? hostport : s->arg, false, &s->host, &norm, &s->port,
+                                why);
+        free(hostport);
         if (rc < 0)
             return rc;
         *b = (struct bind){ .kind = BIND_TCP, .str = norm, .port = s->port };
+        if (comma) {
+            rc = -ENOMEM;
+            if ((s->options = strdup(comma + 1)))
+                rc = parse_scanner_options(s, s->options, why_owned);
+            if (rc < 0)
+                return rc;
+        }
         return 0;
     }
     if (strncmp(spec, "usb:", 4) == 0) {
@@ -1215,6 +1304,7 @@ int config_parse(const char *text, size_t len, const char *name, const char *bas
     p.cfg->double_read_ms = 1500;
     p.cfg->max_scan_len = 512;
     p.cfg->print_retry_ms = 2000;
+    p.cfg->heartbeat_ms = 5000;
     p.cfg->print_retry_max_ms = 60000;
     if (!(p.cfg->rma_pattern = strdup(CONFIG_DEFAULT_RMA_PATTERN)) ||
         !(p.cfg->source = strdup(name)) || !(p.base = absolute_base(base_dir)))

@@ -11,6 +11,7 @@
  *     double_read_ms = 1500           ; same barcode, same scanner: one read
  *     max_scan_len   = 512            ; longer scans are rejected
  *     rma_pattern    = ^RMA-?[0-9A-Z]{4,20}$   ; POSIX extended regex
+ *     heartbeat_ms   = 5000           ; bus.heartbeat on PUB (last seq); 0: off
  *
  *     print_retry_ms     = 2000       ; first delay after a failed print, doubling
  *     print_retry_max_ms = 60000      ; longest delay between print attempts
@@ -53,7 +54,7 @@ typedef enum {
     CONFIG_SCANNER_SERIAL,  /* serial:PATH or serial:usb=VID:PID, then ,key=value... */
 } config_scanner_kind_t;
 
-/* One `key=value` of a usb or serial scanner's options, validated (config_scanner_option). */
+/* One `key=value` of a scanner's options, validated (config_scanner_option). */
 typedef struct {
     char *key;
     char *value;
@@ -113,6 +114,7 @@ typedef struct {
     int64_t double_read_ms; /* default 1500 */
     size_t max_scan_len;    /* default 512 */
     char *rma_pattern;      /* POSIX ERE, known to compile; default below */
+    int64_t heartbeat_ms;       /* bus.heartbeat interval on PUB, 0 off; 5000 */
     int64_t print_retry_ms;     /* first delay after a failed print, doubling; 2000 */
     int64_t print_retry_max_ms; /* longest delay between attempts; 60000 */
     char *timezone;         /* IANA name with a zone file, e.g. "Europe/Berlin"; NULL:
@@ -182,8 +184,23 @@ const char *config_default_text(void);
  *   both:   eol=required|none (whether the scanner ends each scan with CR/LF/Enter),
  *           eol_ms=10..60000 (silence that ends a scan when eol=none, and after which a
  *           pending unterminated scan is rejected when eol=required)
+ *   serial: feedback_ok=, feedback_reject=, feedback_double= (bytes written back to
+ *           the scanner for each answer, in config_unescape()'s notation)
+ *   tcp:    idle_timeout=0..86400 (seconds without a byte after which a client is
+ *           closed; 0: never; default SCANNER_TCP_IDLE_TIMEOUT_S)
  * Defaults are the drivers' (drivers/scanner.h).
  */
 const char *config_scanner_option(const config_scanner_t *s, const char *key);
+
+/* Longest feedback_* value, in bytes. */
+#define CONFIG_FEEDBACK_MAX 32
+
+/*
+ * Bytes from a config value: printable characters as they are, and \xHH, \r, \n, \t,
+ * \e (ESC) and \\ (a ',' of an option value is \x2c, a ';' \x3b). At most
+ * CONFIG_FEEDBACK_MAX bytes. Writes them to out (that many bytes; NULL: only count)
+ * and sets *len. Returns 0, or -EINVAL with *why a static reason.
+ */
+int config_unescape(const char *text, uint8_t *out, size_t *len, const char **why);
 
 #endif

@@ -8,6 +8,7 @@
  * CONTROL_FRAME_MAX.
  */
 #include "daemon/control.h"
+#include "daemon/control_rma.h"
 #include "daemon/msgf.h"
 
 #include <errno.h>
@@ -41,6 +42,7 @@ struct control {
     void *zsock;
     char *endpoint;
     regex_t rma_re;
+    control_rma_t *rma_cmds;
     struct handler handlers[CONTROL_HANDLERS_MAX];
     size_t nhandlers;
     control_stats_t stats;
@@ -189,83 +191,246 @@ static const char *upsert_name(db_upsert_t what)
          : what == DB_UPSERT_UPDATED  ? "updated" : "unchanged";
 }
 
+/* Append a malloc'd message to the errors array (consumed). Returns 0 or -ENOMEM. */
+static int add_msg(json_t *errors, char *line)
+{
+    int rc = line && json_array_append_new(errors, json_string(line)) == 0 ? 0 : -ENOMEM;
+    free(line);
+    return rc;
+}
+
+/* The RMA's own fields; everything else of a row belongs to a line. */
+static bool rma_level_field(const char *key)
+{
+    static const char *const rma_keys[] = { "number", "issued", "kind", "vendor", "order_value",
+                                            "proof_of_purchase", NULL };
+    for (size_t i = 0; rma_keys[i]; i++)
+        if (strcmp(key, rma_keys[i]) == 0)
+            return true;
+    return false;
+}
+
+/* A JSON array of serials as the '|'-list db_rma_set_field takes; NULL if not strings. */
+static char *serials_text(const json_t *arr)
+{
+    size_t i, len = 0;
+    json_t *v;
+    json_array_foreach(arr, i, v) {
+        if (!json_is_string(v) || strchr(json_string_value(v), '|'))
+            return NULL;
+        len += json_string_length(v) + 1;
+    }
+    char *out = malloc(len + 1), *p = out;
+    if (!out)
+        return NULL;
+    *out = '\0';
+    json_array_foreach(arr, i, v) {
+        p += sprintf(p, "%s%s", i ? "|" : "", json_string_value(v));
+    }
+    return out;
+}
+
+/*
+ * Set the fields of obj on rma (skipping "lines"); `where` prefixes messages ("rma",
+ * "rma.lines[2]"); `line_only`: the RMA's own fields are errors here. Problems go
+ * to errors. Returns 0 or -ENOMEM.
+ */
+static int set_fields(db_rma_t *rma, const json_t *obj, const char *where, bool line_only,
+                      bool no_line_fields, json_t *errors)
+{
+    const char *key;
+    json_t *v;
+
+    json_object_foreach((json_t *)obj, key, v) {
+        if (strcmp(key, "lines") == 0 && !line_only)
+            continue;
+        if (line_only && rma_level_field(key)) {
+            if (add_msg(errors, msgf("%s.%s: a field of the RMA, not of a line", where, key)) < 0)
+                return -ENOMEM;
+            continue;
+        }
+        if (no_line_fields && !rma_level_field(key) && db_rma_field_known(key)) {
+            if (add_msg(errors, msgf("rma.%s: with \"lines\", give it on each line", key)) < 0)
+                return -ENOMEM;
+            continue;
+        }
+        bool list = strcmp(key, "expected_serials") == 0 && json_is_array(v);
+        char *text = list ? serials_text(v) : field_text(v), *msg = NULL;
+        int rc = text ? db_rma_set_field(rma, key, text, &msg) : -EINVAL;
+        free(text);
+        if (rc == 0)
+            continue;
+        char *line;
+        if (!text && list)
+            line = msgf("%s.expected_serials: expected serials as strings without '|'", where);
+        else if (!text)
+            line = msgf("%s.%.40s: expected a string, number, boolean or null", where, key);
+        else if (rc == -ENOENT)
+            line = msgf("%s: unknown field \"%.40s\"", where, key);
+        else
+            line = msgf("%s.%s", where, msg ? msg : "out of memory");
+        free(msg);
+        if (add_msg(errors, line) < 0)
+            return -ENOMEM;
+    }
+    return 0;
+}
+
+/* One expected serial of a put, for serials listed on two lines. */
+struct listed {
+    char key[DB_RMA_TEXT_MAX + 1];
+    size_t line;                 /* index in "lines" */
+};
+
+static int listed_cmp(const void *a, const void *b)
+{
+    const struct listed *x = a, *y = b;
+    int c = strcmp(x->key, y->key);
+    return c ? c : (x->line > y->line) - (x->line < y->line);
+}
+
+/*
+ * Problems across the lines: distinct line numbers, a serial listed once in the RMA.
+ * Sorted, not compared pairwise: a put may hold 1000 lines of hundreds of serials.
+ */
+static int check_lines(db_rma_t *lines, size_t n, json_t *errors)
+{
+    struct listed *all = NULL;
+    size_t nall = 0, cap = 0;
+    int rc = 0;
+
+    for (size_t i = 0; i < n; i++)
+        if (lines[i].line == 0)
+            lines[i].line = (int)i + 1;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        for (size_t k = 0; k < i && rc == 0; k++)
+            if (lines[k].line == lines[i].line)
+                rc = add_msg(errors, msgf("rma.lines[%zu].line: %d is also lines[%zu]", i,
+                                          lines[i].line, k));
+        const char *list = lines[i].expected_serials[0] ? lines[i].expected_serials
+                                                        : lines[i].expected_serial;
+        for (const char *p = list; *p && rc == 0; ) {
+            size_t len = strcspn(p, "|");
+            if (nall == cap) {
+                size_t ncap = cap ? cap * 2 : 64;
+                struct listed *na = realloc(all, ncap * sizeof(*na));
+                if (!na) {
+                    rc = -ENOMEM;
+                    break;
+                }
+                all = na;
+                cap = ncap;
+            }
+            db_serial_key(p, len, all[nall].key, sizeof(all[nall].key));
+            all[nall].line = i;
+            nall += all[nall].key[0] != '\0';
+            p += len + (p[len] == '|');
+        }
+    }
+    if (rc == 0 && nall > 1)
+        qsort(all, nall, sizeof(*all), listed_cmp);
+    for (size_t i = 1; rc == 0 && i < nall; i++)
+        if (strcmp(all[i].key, all[i - 1].key) == 0 && all[i].line != all[i - 1].line)
+            rc = add_msg(errors, msgf("rma.lines[%zu].expected_serials: serial \"%s\" is already "
+                                      "listed on lines[%zu]", all[i].line, all[i].key,
+                                      all[i - 1].line));
+    free(all);
+    return rc;
+}
+
 /*
  * {"cmd": "rma.put", "rma": {"number": "RMA-1001", "issued": "2026-11-02", ...}}:
  * the fields of one CSV row, as strings (numbers and booleans are accepted too),
- * checked like an imported row, then upserted -> {"number", "result"}.
+ * checked like an imported row; or the RMA's fields and "lines": [{line fields},
+ * ...], every line checked like a row of the RMA. The RMA is then exactly what was
+ * put (lines not given go, unless units came in on them) -> {"number", "result"}.
  */
 static int cmd_rma_put(const json_t *req, json_t **reply, void *data)
 {
     static const char *const keys[] = { "rma", NULL };
     control_t *ctl = data;
     char *err = NULL;
-    const char *key;
-    json_t *v;
-    db_rma_t rma;
+    db_rma_t *lines = NULL;
+    size_t n = 1;
+    int rc;
 
     if (control_check_keys(req, keys, &err) < 0)
         return refuse(reply, -EINVAL, err, NULL);
     json_t *obj = json_object_get(req, "rma");
     if (!json_is_object(obj))
         return refuse(reply, -EINVAL, msgf("rma: expected an object of RMA fields"), NULL);
+    json_t *jlines = json_object_get(obj, "lines");
+    if (jlines) {
+        if (!json_is_array(jlines) || json_array_size(jlines) < 1 ||
+            json_array_size(jlines) > CONTROL_RMA_LINES_MAX)
+            return refuse(reply, -EINVAL, msgf("rma.lines: expected an array of 1 to %d line "
+                                               "objects", CONTROL_RMA_LINES_MAX), NULL);
+        n = json_array_size(jlines);
+    }
 
     json_t *errors = json_array();
-    if (!errors)
+    if (!errors || !(lines = calloc(n, sizeof(*lines)))) {
+        json_decref(errors);
         return -ENOMEM;
-    db_rma_init(&rma);
-    json_object_foreach(obj, key, v) {
-        char *text = field_text(v), *msg = NULL, *line;
-        int rc = text ? db_rma_set_field(&rma, key, text, &msg) : -EINVAL;
-        free(text);
-        if (rc == 0)
-            continue;
-        if (!text)
-            line = msgf("rma.%.40s: expected a string, number, boolean or null", key);
-        else if (rc == -ENOENT)
-            line = msgf("rma: unknown field \"%.40s\"", key);
+    }
+    db_rma_init(&lines[0]);
+    rc = set_fields(&lines[0], obj, "rma", false, jlines != NULL, errors);
+    /* Every line starts from the RMA's own fields, before any line's are set. */
+    for (size_t i = 1; i < n; i++)
+        lines[i] = lines[0];
+    for (size_t i = 0; rc == 0 && jlines && i < n; i++) {
+        json_t *jl = json_array_get(jlines, i);
+        char where[48];
+        snprintf(where, sizeof(where), "rma.lines[%zu]", i);
+        if (!json_is_object(jl))
+            rc = add_msg(errors, msgf("%s: expected an object of line fields", where));
         else
-            line = msgf("rma.%s", msg ? msg : "out of memory");
-        free(msg);
-        if (!line || json_array_append_new(errors, json_string(line)) < 0) {
-            free(line);
-            json_decref(errors);
-            return -ENOMEM;
-        }
-        free(line);
+            rc = set_fields(&lines[i], jl, where, true, false, errors);
     }
-    if (json_array_size(errors) == 0 && db_rma_validate(&rma, &ctl->rma_re, &err) < 0) {
-        char *line = msgf("rma.%s", err ? err : "invalid");
-        free(err);
-        if (!line || json_array_append_new(errors, json_string(line)) < 0) {
-            free(line);
-            json_decref(errors);
-            return -ENOMEM;
+    for (size_t i = 0; rc == 0 && json_array_size(errors) == 0 && i < n; i++) {
+        if (db_rma_validate(&lines[i], &ctl->rma_re, &err) < 0) {
+            rc = jlines ? add_msg(errors, msgf("rma.lines[%zu].%s", i, err ? err : "invalid"))
+                        : add_msg(errors, msgf("rma.%s", err ? err : "invalid"));
+            free(err);
+            err = NULL;
         }
-        free(line);
     }
-    size_t n = json_array_size(errors);
-    if (n > 0) {
+    if (rc == 0 && json_array_size(errors) == 0)
+        rc = check_lines(lines, n, errors);
+    if (rc < 0) {
+        free(lines);
+        json_decref(errors);
+        return rc;
+    }
+    size_t nerr = json_array_size(errors);
+    if (nerr > 0) {
         const char *first = json_string_value(json_array_get(errors, 0));
-        char *msg = n > 1 ? msgf("%s (and %zu more error%s)", first, n - 1, n > 2 ? "s" : "")
-                          : msgf("%s", first);
+        char *msg = nerr > 1 ? msgf("%s (and %zu more error%s)", first, nerr - 1,
+                                    nerr > 2 ? "s" : "")
+                             : msgf("%s", first);
+        free(lines);
         return refuse(reply, -EINVAL, msg, json_pack("{s:o}", "errors", errors));
     }
     json_decref(errors);
 
-    if (db_in_transaction(ctl->db))
+    if (db_in_transaction(ctl->db)) {
+        free(lines);
         return refuse(reply, -EBUSY, msgf("database busy, retry"), NULL);
+    }
     db_upsert_t what = DB_UPSERT_UNCHANGED;
-    int rc = db_begin(ctl->db);
+    rc = db_begin(ctl->db);
     if (rc == 0)
-        rc = db_rma_upsert(ctl->db, &rma, &what);
+        rc = db_rma_replace(ctl->db, lines, n, &what);
     if (rc == 0)
         rc = db_commit(ctl->db);
     if (rc < 0) {
         char *msg = msgf("%s", db_errmsg(ctl->db));
         (void)db_rollback(ctl->db);
+        free(lines);
         return refuse(reply, rc, msg, NULL);
     }
-    *reply = json_pack("{s:s,s:s}", "number", rma.number, "result", upsert_name(what));
+    *reply = json_pack("{s:s,s:s}", "number", lines[0].number, "result", upsert_name(what));
+    free(lines);
     return *reply ? 0 : -ENOMEM;
 }
 
@@ -475,7 +640,8 @@ control_t *control_new(void *zctx, loop_t *loop, db_t *db, const char *endpoint,
     }
     if (control_register(ctl, "receipts", cmd_receipts, ctl) < 0 ||
         control_register(ctl, "rma.import", cmd_rma_import, ctl) < 0 ||
-        control_register(ctl, "rma.put", cmd_rma_put, ctl) < 0)
+        control_register(ctl, "rma.put", cmd_rma_put, ctl) < 0 ||
+        !(ctl->rma_cmds = control_rma_new(ctl, db)))
         goto free_re;
     ctl->zsock = bind_control(zctx, endpoint, errmsg);
     if (!ctl->zsock)
@@ -490,6 +656,7 @@ control_t *control_new(void *zctx, loop_t *loop, db_t *db, const char *endpoint,
 close_sock:
     zmq_close(ctl->zsock);
 free_re:
+    control_rma_destroy(&ctl->rma_cmds);
     regfree(&ctl->rma_re);
 free_ctl:
     free(ctl->endpoint);
@@ -510,6 +677,7 @@ void control_destroy(control_t **ctl_p)
     control_t *ctl = *ctl_p;
     (void)loop_del_zsock(ctl->loop, ctl->zsock);
     zmq_close(ctl->zsock);
+    control_rma_destroy(&ctl->rma_cmds);
     regfree(&ctl->rma_re);
     free(ctl->endpoint);
     free(ctl);
@@ -532,6 +700,12 @@ int control_register(control_t *ctl, const char *cmd, control_fn fn, void *data)
     h->fn = fn;
     h->data = data;
     return 0;
+}
+
+void control_set_rma_expiry(control_t *ctl, control_rma_expiry_fn fn, void *data)
+{
+    if (ctl)
+        control_rma_set_expiry(ctl->rma_cmds, fn, data);
 }
 
 const char *control_endpoint(const control_t *ctl)

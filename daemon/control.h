@@ -14,7 +14,8 @@
  * read its replies loses them once CONTROL_SNDHWM are queued.
  *
  * Commands are a table of handlers. control_new registers the ones that need only
- * the database (receipts, rma.import, rma.put); the daemon registers the rest
+ * the database (receipts, rma.import, rma.put, and rma.show, rma.list, rma.close of
+ * daemon/control_rma.c); the daemon registers the rest
  * (status), so this module knows nothing about stations. Handlers run on the loop
  * thread, one request at a time.
  *
@@ -73,6 +74,14 @@ void control_destroy(control_t **ctl_p);
  * a bad name, -ENOSPC beyond CONTROL_HANDLERS_MAX.
  */
 int control_register(control_t *ctl, const char *cmd, control_fn fn, void *data);
+
+/*
+ * Whether an RMA is expired is its vendor's policy (EverFocus: valid 30 days), which
+ * this module does not know: fn(rma, data) returns 1 when the RMA (its first line) is
+ * expired today, 0 when not. Without it rma.show and rma.list show no RMA as expired.
+ */
+typedef int (*control_rma_expiry_fn)(const db_rma_t *rma, void *data);
+void control_set_rma_expiry(control_t *ctl, control_rma_expiry_fn fn, void *data);
 
 /* The endpoint bound (owned by ctl). */
 const char *control_endpoint(const control_t *ctl);

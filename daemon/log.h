@@ -14,7 +14,18 @@ void log_set_level(int prio);
 /* Prefix every line with "<prio>" (default on; off makes terminal output plainer). */
 void log_set_prefix(int on);
 
+/*
+ * Write one line. A line identical to the one before (same priority, same text) within
+ * LOG_REPEAT_WINDOW_MS of it being written is counted, not written; the count comes
+ * out as "last message repeated N times: LINE" before the next different line, when
+ * the window has passed and the line comes again, or at log_flush().
+ */
 void log_msg(int prio, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#define LOG_REPEAT_WINDOW_MS 60000
+
+/* Write the pending repeat count, if any (at exit, so no count is lost). */
+void log_flush(void);
 
 #define log_err(...)     log_msg(LOG_ERR, __VA_ARGS__)
 #define log_warning(...) log_msg(LOG_WARNING, __VA_ARGS__)

@@ -114,6 +114,7 @@ typedef struct {
 typedef struct {
     disposition_t disposition;
     double restocking_fee_pct;
+    double restocking_fee_amount;    /* a fixed fee in the policy's currency; 0: none */
     struct {
         wstatus_t status;
         bool has_basis;              /* basis/starts/ends known */
@@ -155,6 +156,20 @@ bool policy_matches_vendor(const policy_t *p, const char *vendor);
  */
 const char *const *policy_accessories(const policy_t *p, const char *model, const char *family);
 
+/*
+ * A policy's accessory lists as written (for the command sheet): how many, and list
+ * i's models and families (NULL-terminated, either may be NULL), item names and part
+ * numbers (same length as names; NULL entries where an item has none). All owned by
+ * the policy.
+ */
+size_t policy_accessory_set_count(const policy_t *p);
+void policy_accessory_set(const policy_t *p, size_t i, const char *const **models,
+                          const char *const **families, const char *const **names,
+                          const char *const **parts);
+
+/* Index of the list policy_accessories() would use for this product, or -1. */
+int policy_accessory_set_for(const policy_t *p, const char *model, const char *family);
+
 /* If `part` is the part number of an expected accessory, its name; else NULL. */
 const char *policy_accessory_by_part(const policy_t *p, const char *model, const char *family,
                                      const char *part);
@@ -176,6 +191,33 @@ int policy_evaluate(const policy_t *p, const policy_case_t *c, policy_result_t *
 int policy_rma_refusal(const policy_t *p, const policy_case_t *c, char **rule, char **text);
 
 /*
+ * The checklist items a dock worker answers at the station (docs/station.md, "The
+ * checklist"). Each has a contract default (packaging original, seal intact, fault
+ * not tested, every accessory not scanned missing) that must never decide a receipt
+ * unless the worker confirmed it.
+ */
+enum {
+    POLICY_ITEM_PACKAGING = 1u << 0,
+    POLICY_ITEM_SEAL = 1u << 1,
+    POLICY_ITEM_ACCESSORIES = 1u << 2,
+    POLICY_ITEM_FAULT = 1u << 3,
+};
+#define POLICY_ITEM_ALL 0xfu
+
+/*
+ * Of the items in `unanswered`, which would change this case's decision if the worker
+ * answered otherwise than what the case holds now: for each item, every other value
+ * (accessories: none missing instead of the case's accessories_missing) is evaluated
+ * with the rest of the case unchanged, and the item counts when the disposition, the
+ * restocking fee, the warranty status or the flags differ. So a vendor that never
+ * charges for accessories never asks for them. Pure, like policy_evaluate; the case
+ * is modified during the call and restored. Cost: at most 8 evaluations.
+ * Returns 0 and sets *deciding (POLICY_ITEM_* bits), or -ENOMEM.
+ */
+int policy_items_deciding(const policy_t *p, policy_case_t *c, unsigned unanswered,
+                          unsigned *deciding);
+
+/*
  * A policy's clauses, for tests that prove each one is exercised by some case: its
  * rules in file order, then its warranty table entries, then its default entry.
  * policy_evaluate_without() evaluates as if clause `skip` did not exist (-1: none).
@@ -187,5 +229,16 @@ const char *policy_clause_name(const policy_t *p, size_t i);
 
 int policy_evaluate_without(const policy_t *p, const policy_case_t *c, int skip,
                             policy_result_t *out);
+
+/*
+ * Warnings about policies that load but cannot mean what they say (docs/policy.md,
+ * "Checking a policy"): a deciding rule that can never fire because an earlier rule
+ * always decides first, a window no date satisfies (`after: 30d, within: 10d`), a
+ * deciding rule with no `when`, and a vendor name claimed by two of the n files.
+ * Returns 0 and sets *out to *n_out malloc'd "FILE:LINE: warning: ..." lines (free
+ * with policy_warnings_free; NULL when none), or -ENOMEM.
+ */
+int policy_lint(const policy_t *const *ps, size_t n, char ***out, size_t *n_out);
+void policy_warnings_free(char **w, size_t n);
 
 #endif

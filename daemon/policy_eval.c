@@ -29,7 +29,11 @@ enum { W_INFO = 0, W_WARRANTY = 1, W_STATUS = 2, W_DECIDES = 3 };
 typedef struct {
     char *rule, *text;
     int weight;
-    bool fee_only;  /* dropped when the disposition charges no fee */
+    unsigned on;       /* the rule's `on`: dropped, with its fee and flags, on other outcomes */
+    unsigned flags;    /* the rule's flags */
+    bool has_fee;
+    fee_t fee;         /* kind and combination of the rule's fee ... */
+    double fee_value;  /* ... and its value for this case */
 } ev_reason_t;
 
 typedef struct {
@@ -49,8 +53,7 @@ typedef struct {
     /* outcome */
     bool decided;
     disposition_t disposition;
-    double fee;
-    unsigned flags;
+    unsigned flags;    /* built-in checks' and the fallback's; rules' are in their reasons */
     ev_reason_t *reasons;
     size_t n_reasons;
     int oom;
@@ -69,18 +72,20 @@ typedef struct {
     duration_t dur;
 } fval_t;
 
-static void add_reason(ev_t *ev, const char *rule, int weight, bool fee_only, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
+static ev_reason_t *add_reason(ev_t *ev, const char *rule, int weight, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
-static void add_reason(ev_t *ev, const char *rule, int weight, bool fee_only, const char *fmt, ...)
+/* Append a reason (all else zero); NULL, with ev->oom set, when out of memory. */
+static ev_reason_t *add_reason(ev_t *ev, const char *rule, int weight, const char *fmt, ...)
 {
     ev_reason_t *r = realloc(ev->reasons, (ev->n_reasons + 1) * sizeof(*r));
     if (!r) {
         ev->oom = 1;
-        return;
+        return NULL;
     }
     ev->reasons = r;
     r = &ev->reasons[ev->n_reasons];
+    memset(r, 0, sizeof(*r));
     va_list ap;
     va_start(ap, fmt);
     int n = vasprintf(&r->text, fmt, ap);
@@ -89,11 +94,11 @@ static void add_reason(ev_t *ev, const char *rule, int weight, bool fee_only, co
         if (n >= 0)
             free(r->text);
         ev->oom = 1;
-        return;
+        return NULL;
     }
     r->weight = weight;
-    r->fee_only = fee_only;
     ev->n_reasons++;
+    return r;
 }
 
 /* ---- facts --------------------------------------------------------------------- */
@@ -210,6 +215,10 @@ static bool cond_holds(const ev_t *ev, const cond_t *c)
         }
         return c->op == OP_WITHIN ? at <= caldate_add(v.d, c->dur) : at > caldate_add(v.d, c->dur);
     }
+    case OP_BEFORE:
+        return v.d < c->date;
+    case OP_ON_OR_AFTER:
+        return v.d >= c->date;
     case OP_LT:
     case OP_LE:
     case OP_GT:
@@ -294,7 +303,7 @@ static void compute_warranty(ev_t *ev)
     ev->service = e ? e->service : SERVICE_REPAIR;
     const char *label = e && e->label ? e->label : "";
     if (e && e->ask_vendor) {
-        add_reason(ev, "warranty-table", W_WARRANTY, false, "%s", e->ask_vendor);
+        add_reason(ev, "warranty-table", W_WARRANTY, "%s", e->ask_vendor);
         return;
     }
 
@@ -307,7 +316,7 @@ static void compute_warranty(ev_t *ev)
             k = &e->components[i];
     if (k && k->excluded) {
         ev->status = WS_EXCLUDED;
-        add_reason(ev, "warranty-component", W_STATUS, false,
+        add_reason(ev, "warranty-component", W_STATUS,
                    "the %s is not covered by the warranty (%s)", k->name, label);
         return;
     }
@@ -326,7 +335,7 @@ static void compute_warranty(ev_t *ev)
         ev->has_period = true;
     }
     if (!ev->has_period) {
-        add_reason(ev, "warranty-table", W_WARRANTY, false,
+        add_reason(ev, "warranty-table", W_WARRANTY,
                    "no warranty period for model '%s' / family '%s' in the %s policy and none "
                    "stated for the unit: a person must decide",
                    c->product.model ? c->product.model : "?",
@@ -345,7 +354,7 @@ static void compute_warranty(ev_t *ev)
         }
     }
     if (!ev->has_basis) {
-        add_reason(ev, "warranty-basis", W_WARRANTY, false,
+        add_reason(ev, "warranty-basis", W_WARRANTY,
                    "no %s on record: the warranty cannot be dated, a person must decide",
                    basis_words(ev->p->basis[0]));
         return;
@@ -356,10 +365,10 @@ static void compute_warranty(ev_t *ev)
     caldate_format(ev->ends, ebuf);
     const char *svc = ev->service == SERVICE_EXCHANGE ? "exchange" : "repair";
     if (ev->status == WS_IN)
-        add_reason(ev, "warranty-period", W_WARRANTY, false, "in warranty until %s (%s from %s; %s%s%s)",
+        add_reason(ev, "warranty-period", W_WARRANTY, "in warranty until %s (%s from %s; %s%s%s)",
                    ebuf, pbuf, basis_words(ev->basis), source, *source ? ": " : "", svc);
     else
-        add_reason(ev, "warranty-period", W_WARRANTY, false, "out of warranty since %s (%s from %s%s%s)",
+        add_reason(ev, "warranty-period", W_WARRANTY, "out of warranty since %s (%s from %s%s%s)",
                    ebuf, pbuf, basis_words(ev->basis), *source ? "; " : "", source);
 }
 
@@ -394,7 +403,7 @@ static double fee_value(const ev_t *ev, const fee_t *fee, char *how, size_t cap)
 {
     how[0] = '\0';
     if (!fee->is_range)
-        return fee->pct;
+        return fee->pct;  /* a fixed percentage or amount */
     char list[512];
     size_t n = shortfalls(ev->c, fee->counts, list, sizeof(list));
     double v = fee->pct + fee->step * (double)(n > 1 ? n - 1 : 0);
@@ -502,26 +511,35 @@ oom:
     return NULL;
 }
 
+/*
+ * A matching rule: its warranty change is seen by later rules at once; its fee and
+ * flags are kept with its reason and counted in finish() only if the outcome is one
+ * of the rule's `on` dispositions.
+ */
 static void apply_rule(ev_t *ev, const rule_t *r)
 {
     double fee = 0;
     char how[700] = "";
-    if (r->has_fee) {
+    if (r->has_fee)
         fee = fee_value(ev, &r->fee, how, sizeof(how));
-        if (fee > ev->fee)
-            ev->fee = fee;
-    }
     if (r->has_warranty)
         ev->status = r->warranty;
-    ev->flags |= r->flags;
     char *text = render(ev, r->reason, fee);
     if (!text) {
         ev->oom = 1;
         return;
     }
-    int weight = r->has_disposition ? W_DECIDES : r->has_warranty ? W_STATUS : W_INFO;
-    add_reason(ev, r->id, weight, r->has_fee && !r->has_disposition, "%s%s", text, how);
+    /* A charged fee names its rule before the warranty period (contract: a fee names why). */
+    int weight = r->has_disposition ? W_DECIDES : r->has_warranty || r->has_fee ? W_STATUS : W_INFO;
+    ev_reason_t *rs = add_reason(ev, r->id, weight, "%s%s", text, how);
     free(text);
+    if (rs) {
+        rs->on = r->on;
+        rs->flags = r->flags;
+        rs->has_fee = r->has_fee;
+        rs->fee = r->fee;
+        rs->fee_value = fee;
+    }
     if (r->has_disposition) {
         ev->decided = true;
         ev->disposition = r->disposition;
@@ -540,14 +558,14 @@ static void builtin_checks(ev_t *ev)
     const policy_case_t *c = ev->c;
     if (c->product.vendor && !policy_matches_vendor(ev->p, c->product.vendor)) {
         decide(ev, DISP_QUARANTINE, FLAG_MANUAL_REVIEW);
-        add_reason(ev, "rmad-vendor", W_DECIDES, false,
+        add_reason(ev, "rmad-vendor", W_DECIDES,
                    "the product's vendor '%s' is not the vendor of this policy (%s)",
                    c->product.vendor, ev->p->vendor);
         return;
     }
     if (serial_match(c) == 1) {
         decide(ev, DISP_QUARANTINE, FLAG_MANUAL_REVIEW);
-        add_reason(ev, "rmad-serial-mismatch", W_DECIDES, false,
+        add_reason(ev, "rmad-serial-mismatch", W_DECIDES,
                    "serial read at the dock (%s) is not the serial the RMA expects (%s)",
                    c->inspection.serial, c->rma.expected_serial);
     }
@@ -582,7 +600,7 @@ static void fallback(ev_t *ev)
         break;
     }
     if (why)
-        add_reason(ev, "rmad-default", W_INFO, false, "%s", why);
+        add_reason(ev, "rmad-default", W_INFO, "%s", why);
 }
 
 static int cmp_weight(const void *a, const void *b)
@@ -593,13 +611,44 @@ static int cmp_weight(const void *a, const void *b)
     return x < y ? -1 : x > y; /* stable: keep evaluation order */
 }
 
+/* Does a rule with this `on` count on outcome d? restock and restock_fee are one outcome
+ * here: a fee is what turns the one into the other. */
+static bool applies_on(unsigned on, disposition_t d)
+{
+    const unsigned stock = 1u << DISP_RESTOCK | 1u << DISP_RESTOCK_FEE;
+    if (!on)
+        return true;
+    if ((1u << d) & stock)
+        return (on & stock) != 0;
+    return (on >> d) & 1u;
+}
+
+/*
+ * Fees of the rules that count on the outcome: of each kind (percentage, amount) the
+ * highest non-adding fee plus every adding one; a percentage is capped at 100.
+ */
+static void total_fees(const ev_t *ev, double *pct, double *amount)
+{
+    double top[2] = { 0, 0 }, sum[2] = { 0, 0 };
+    for (size_t i = 0; i < ev->n_reasons; i++) {
+        const ev_reason_t *r = &ev->reasons[i];
+        if (!r->has_fee || !applies_on(r->on, ev->disposition))
+            continue;
+        int k = r->fee.is_amount;
+        if (r->fee.adds)
+            sum[k] += r->fee_value;
+        else if (r->fee_value > top[k])
+            top[k] = r->fee_value;
+    }
+    *pct = top[0] + sum[0] > 100 ? 100 : top[0] + sum[0];
+    *amount = top[1] + sum[1];
+}
+
 static int finish(ev_t *ev, policy_result_t *out)
 {
-    bool takes_fee = ev->disposition == DISP_RESTOCK || ev->disposition == DISP_RESTOCK_FEE ||
-                     ev->disposition == DISP_WARRANTY_REPAIR || ev->disposition == DISP_WARRANTY_EXCHANGE;
-    if (!takes_fee)
-        ev->fee = 0;
-    if (ev->disposition == DISP_RESTOCK && ev->fee > 0)
+    double fee_pct, fee_amount;
+    total_fees(ev, &fee_pct, &fee_amount);
+    if (ev->disposition == DISP_RESTOCK && (fee_pct > 0 || fee_amount > 0))
         ev->disposition = DISP_RESTOCK_FEE;
     bool keep_warranty_reason = ev->status == WS_IN || ev->status == WS_OUT || ev->status == WS_UNKNOWN;
 
@@ -607,8 +656,10 @@ static int finish(ev_t *ev, policy_result_t *out)
     size_t n = 0;
     for (size_t i = 0; i < ev->n_reasons; i++) {
         ev_reason_t *r = &ev->reasons[i];
-        bool drop = (r->fee_only && !takes_fee) ||
-                    (r->weight == W_WARRANTY && !keep_warranty_reason);
+        bool counts = applies_on(r->on, ev->disposition);
+        if (counts)
+            ev->flags |= r->flags;
+        bool drop = !counts || (r->weight == W_WARRANTY && !keep_warranty_reason);
         if (drop) {
             free(r->rule);
             free(r->text);
@@ -632,7 +683,8 @@ static int finish(ev_t *ev, policy_result_t *out)
     ev->reasons = NULL;
     ev->n_reasons = 0;
     out->disposition = ev->disposition;
-    out->restocking_fee_pct = ev->fee;
+    out->restocking_fee_pct = fee_pct;
+    out->restocking_fee_amount = fee_amount;
     out->flags = ev->flags;
     out->warranty.status = ev->status;
     out->warranty.has_basis = ev->has_basis;
@@ -752,6 +804,28 @@ static const accset_t *find_accset(const policy_t *p, const char *model, const c
             if (policy_name_match(*f, family))
                 return &p->acc[i];
     return NULL;
+}
+
+size_t policy_accessory_set_count(const policy_t *p)
+{
+    return p->n_acc;
+}
+
+void policy_accessory_set(const policy_t *p, size_t i, const char *const **models,
+                          const char *const **families, const char *const **names,
+                          const char *const **parts)
+{
+    const accset_t *a = &p->acc[i];
+    *models = (const char *const *)a->models;
+    *families = (const char *const *)a->families;
+    *names = (const char *const *)a->names;
+    *parts = (const char *const *)a->parts;
+}
+
+int policy_accessory_set_for(const policy_t *p, const char *model, const char *family)
+{
+    const accset_t *a = find_accset(p, model, family);
+    return a ? (int)(a - p->acc) : -1;
 }
 
 const char *const *policy_accessories(const policy_t *p, const char *model, const char *family)

@@ -56,6 +56,8 @@ typedef enum {
     OP_KNOWN,     /* the fact has a value (b) */
     OP_WITHIN,    /* date known and today <= date + dur */
     OP_AFTER,     /* date known and today >  date + dur */
+    OP_BEFORE,    /* date known and date <  a fixed calendar date */
+    OP_ON_OR_AFTER, /* date known and date >= a fixed calendar date */
     OP_LT, OP_LE, OP_GT, OP_GE,  /* number or period */
     OP_ANY,       /* set contains any of */
     OP_ALL,       /* set contains all of */
@@ -70,6 +72,8 @@ typedef struct {
     bool b;
     double num;
     duration_t dur;
+    caldate_t date;       /* OP_BEFORE / OP_ON_OR_AFTER */
+    int line;             /* where the test is written (linter messages) */
     uint32_t bits;        /* enum values (OP_EQ/OP_IN) or set members, as bits */
     char **strs;          /* string / strset operands */
     size_t n_strs;
@@ -93,7 +97,9 @@ extern const enumdef_t ENUM_SHORTFALL;
 
 typedef struct {
     bool is_range;
-    double pct;           /* fixed fee, or the low end of a range */
+    bool is_amount;       /* a fixed amount in the policy's currency, not a percentage */
+    bool adds;            /* adds to the other fees instead of replacing a lower one */
+    double pct;           /* fixed percentage or amount, or the low end of a range */
     double max, step;     /* range: pct + step per further shortfall, capped at max */
     unsigned counts;      /* range: SHORT_* bits counted */
 } fee_t;
@@ -111,6 +117,8 @@ typedef struct {
     bool has_fee;
     fee_t fee;
     unsigned flags;
+    unsigned on;          /* bit per disposition_t: the outcomes this rule's fee, flags and
+                             reason count on; 0 = every outcome (rules without a fee) */
     char *reason;         /* template: {fact.name} and {fee} are substituted */
 } rule_t;
 
@@ -146,6 +154,7 @@ struct policy {
     char *file;
     char *vendor;
     char **aliases;       /* NULL-terminated or NULL */
+    int aliases_line;     /* where `aliases:` is written (linter messages) */
     basis_t basis[3];
     size_t n_basis;
     wentry_t *table;

@@ -18,10 +18,27 @@
 /* Policy files are small hand-edited texts; anything larger is a mistake. */
 #define POLICY_MAX_BYTES (1u << 20)
 
+/*
+ * The deepest nesting a policy may have. The shipped ones nest about 8 deep; libyaml's
+ * scanner is quadratic in the nesting depth (a 100k-deep `[[[...` took 30+ s), so
+ * the depth is checked on the event stream before a document is built, and that
+ * check stops at the limit.
+ */
+#define POLICY_MAX_DEPTH 64
+
+/*
+ * Conditions and groups one policy may hold once aliases are followed: an alias is
+ * not copied by libyaml but each use is parsed again, so nested aliases could
+ * multiply (the "billion laughs") or refer to themselves.
+ */
+#define POLICY_MAX_NODES 100000
+
 typedef struct {
     yaml_document_t doc;
     const char *file;
     char *err;
+    int depth;     /* condition groups open now, aliases followed */
+    long budget;   /* conditions and groups still allowed */
 } ld_t;
 
 static int fail(ld_t *ld, const yaml_node_t *n, const char *fmt, ...)
@@ -334,6 +351,8 @@ static int parse_fact_test(ld_t *ld, group_t *g, yaml_node_t *key, yaml_node_t *
             { "known", OP_KNOWN, 0xFF },
             { "within", OP_WITHIN, 1u << FT_DATE },
             { "after", OP_AFTER, 1u << FT_DATE },
+            { "before", OP_BEFORE, 1u << FT_DATE },
+            { "on_or_after", OP_ON_OR_AFTER, 1u << FT_DATE },
             { "lt", OP_LT, 1u << FT_NUMBER | 1u << FT_PERIOD },
             { "le", OP_LE, 1u << FT_NUMBER | 1u << FT_PERIOD },
             { "gt", OP_GT, 1u << FT_NUMBER | 1u << FT_PERIOD },
@@ -353,6 +372,7 @@ static int parse_fact_test(ld_t *ld, group_t *g, yaml_node_t *key, yaml_node_t *
         if (!(c = add_cond(g, f, ops[i].op)))
             return -ENOMEM;
         c->at = at;
+        c->line = (int)ok->start_mark.line + 1;
         int r = 0;
         switch (c->op) {
         case OP_KNOWN:
@@ -363,6 +383,19 @@ static int parse_fact_test(ld_t *ld, group_t *g, yaml_node_t *key, yaml_node_t *
         case OP_AFTER:
             r = parse_duration(ld, ov, name, &c->dur);
             break;
+        case OP_BEFORE:
+        case OP_ON_OR_AFTER: {
+            /* A fixed calendar date ("shipped on or after August 1, 2015"). */
+            const char *ds = need_scalar(ld, ov, name);
+            if (!ds)
+                return -EINVAL;
+            if (at >= 0)
+                return fail(ld, atn, "%s: 'at' measures windows; '%s' compares with a fixed date",
+                            name, op);
+            if (caldate_parse(ds, &c->date) < 0)
+                return fail(ld, ov, "%s: %s: expected a date YYYY-MM-DD, got '%s'", name, op, ds);
+            break;
+        }
         case OP_LT:
         case OP_LE:
         case OP_GT:
@@ -428,18 +461,32 @@ static int parse_group(ld_t *ld, yaml_node_t *n, group_kind_t kind, group_t *g)
         return fail(ld, n, "condition: expected 'field: test' lines");
     if (n->data.mapping.pairs.start == n->data.mapping.pairs.top)
         return fail(ld, n, "condition: empty");
-    for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
+    /* Aliases are followed here, so a self-referring one would recurse forever. */
+    if (ld->depth >= POLICY_MAX_DEPTH)
+        return fail(ld, n, "condition: nested more than %d deep (an alias that refers to "
+                           "itself?)", POLICY_MAX_DEPTH);
+    if ((ld->budget -= (long)(n->data.mapping.pairs.top - n->data.mapping.pairs.start) + 1) < 0)
+        return fail(ld, n, "conditions: more than %d once aliases are followed",
+                    POLICY_MAX_NODES);
+    ld->depth++;
+    int r = 0;
+    for (yaml_node_pair_t *p = n->data.mapping.pairs.start; r == 0 && p < n->data.mapping.pairs.top; p++) {
         yaml_node_t *k = node(ld, p->key), *v = node(ld, p->value);
-        if (k->type != YAML_SCALAR_NODE)
-            return fail(ld, k, "condition: keys must be field names");
+        if (k->type != YAML_SCALAR_NODE) {
+            r = fail(ld, k, "condition: keys must be field names");
+            break;
+        }
         const char *w = scalar_text(k);
-        int r = strcmp(w, "any") == 0 || strcmp(w, "all") == 0 || strcmp(w, "not") == 0
-                    ? parse_subgroups(ld, g, w, v)
-                    : parse_fact_test(ld, g, k, v);
-        if (r < 0)
-            return r;
+        size_t first = g->n_conds;
+        r = strcmp(w, "any") == 0 || strcmp(w, "all") == 0 || strcmp(w, "not") == 0
+                ? parse_subgroups(ld, g, w, v)
+                : parse_fact_test(ld, g, k, v);
+        for (size_t i = first; i < g->n_conds; i++)
+            if (!g->conds[i].line)
+                g->conds[i].line = (int)k->start_mark.line + 1;
     }
-    return 0;
+    ld->depth--;
+    return r;
 }
 
 static int parse_cond_root(ld_t *ld, yaml_node_t *n, group_t **out)
@@ -486,9 +533,15 @@ static int check_template(ld_t *ld, yaml_node_t *n, const char *t)
     return 0;
 }
 
+/*
+ * `fee: 15` (percent), `fee: {pct: 15}`, `fee: {amount: 25}` (in the policy's
+ * currency) or a range `fee: {min, max, step, counts}`; any mapping form may add
+ * `adds: true` (the fee adds to the others instead of replacing a lower one).
+ */
 static int parse_fee(ld_t *ld, yaml_node_t *n, fee_t *fee)
 {
-    static const char *const keys[] = { "min", "max", "step", "counts", NULL };
+    static const char *const keys[] = { "min", "max", "step", "counts", "pct", "amount", "adds",
+                                        NULL };
     if (n->type == YAML_SCALAR_NODE) {
         if (parse_number(ld, n, "fee", &fee->pct) < 0)
             return -EINVAL;
@@ -498,7 +551,24 @@ static int parse_fee(ld_t *ld, yaml_node_t *n, fee_t *fee)
     }
     if (check_keys(ld, n, "fee", keys) < 0)
         return -EINVAL;
+    yaml_node_t *ad = map_get(ld, n, "adds");
+    if (ad && parse_bool(ld, ad, "fee.adds", &fee->adds) < 0)
+        return -EINVAL;
     yaml_node_t *mn = map_get(ld, n, "min"), *mx = map_get(ld, n, "max"), *st = map_get(ld, n, "step");
+    yaml_node_t *pc = map_get(ld, n, "pct"), *am = map_get(ld, n, "amount");
+    if ((pc != NULL) + (am != NULL) + (mn || mx || st) != 1)
+        return fail(ld, n, "fee: give one of pct, amount, or a range (min, max, step)");
+    if (pc || am) {
+        if (map_get(ld, n, "counts"))
+            return fail(ld, n, "fee: counts applies to a range only");
+        if (parse_number(ld, pc ? pc : am, pc ? "fee.pct" : "fee.amount", &fee->pct) < 0)
+            return -EINVAL;
+        fee->is_amount = am != NULL;
+        if (fee->pct <= 0 || (pc && fee->pct > 100))
+            return fail(ld, n, pc ? "fee.pct: expected a percentage above 0 and at most 100"
+                                  : "fee.amount: expected an amount above 0");
+        return 0;
+    }
     if (!mn || !mx || !st)
         return fail(ld, n, "fee: a range needs min, max and step");
     fee->is_range = true;
@@ -521,7 +591,7 @@ static int parse_fee(ld_t *ld, yaml_node_t *n, fee_t *fee)
 static int parse_rule(ld_t *ld, yaml_node_t *n, rule_t *r)
 {
     static const char *const keys[] = { "id", "clause", "when", "unless", "disposition",
-                                        "warranty", "fee", "flags", "reason", NULL };
+                                        "warranty", "fee", "flags", "on", "reason", NULL };
     if (check_keys(ld, n, "rule", keys) < 0)
         return -EINVAL;
     r->line = (int)n->start_mark.line + 1;
@@ -570,6 +640,19 @@ static int parse_rule(ld_t *ld, yaml_node_t *n, rule_t *r)
             return -EINVAL;
         r->flags = bits;
     }
+    /* Which outcomes this rule's fee, flags and reason count on: the rule says, C does not. */
+    if ((v = map_get(ld, n, "on"))) {
+        uint32_t bits;
+        if (parse_enum_bits(ld, v, "on", &ENUM_DISPOSITION, &bits) < 0)
+            return -EINVAL;
+        if (r->has_disposition)
+            return fail(ld, v, "rule %s: 'on' is for rules that do not decide; this one's "
+                               "outcome is its own disposition", r->id);
+        if (r->has_warranty)
+            return fail(ld, v, "rule %s: 'on' cannot hold back a warranty change: later "
+                               "rules already see it", r->id);
+        r->on = bits;
+    }
     if (!(v = map_get(ld, n, "reason")))
         return fail(ld, n, "rule %s: missing 'reason' (the words a dock supervisor reads)", r->id);
     if (!(s = need_scalar(ld, v, "reason")))
@@ -584,6 +667,11 @@ static int parse_rule(ld_t *ld, yaml_node_t *n, rule_t *r)
         return fail(ld, n, "rule %s: does nothing (no disposition, warranty, fee or flags)", r->id);
     if (r->has_disposition && r->disposition == DISP_RESTOCK_FEE && !r->has_fee)
         return fail(ld, n, "rule %s: restock_fee needs a fee", r->id);
+    if (r->has_fee && !r->has_disposition && !r->on)
+        return fail(ld, n, "rule %s: a fee on a rule that does not decide needs 'on: "
+                           "[dispositions]' (the outcomes it is charged on)", r->id);
+    if (r->has_disposition)
+        r->on = 1u << r->disposition;
     return 0;
 }
 
@@ -787,6 +875,7 @@ static int parse_root(ld_t *ld, policy_t *p)
         return -ENOMEM;
     if ((v = map_get(ld, root, "aliases")) && parse_strv(ld, v, "aliases", &p->aliases) < 0)
         return -EINVAL;
+    p->aliases_line = v ? (int)v->start_mark.line + 1 : 0;
     if ((v = map_get(ld, root, "source")) && !need_scalar(ld, v, "source"))
         return -EINVAL;
     if ((v = map_get(ld, root, "currency")) && !need_scalar(ld, v, "currency"))
@@ -838,8 +927,8 @@ void policy_destroy(policy_t **pp)
     for (size_t i = 0; i < p->n_table; i++)
         wentry_clear(&p->table[i]);
     free(p->table);
-    if (p->has_default)
-        wentry_clear(&p->deflt);
+    /* Cleared even when the default failed to parse half-way (has_default unset). */
+    wentry_clear(&p->deflt);
     for (size_t i = 0; i < p->n_acc; i++)
         accset_clear(&p->acc[i]);
     free(p->acc);
@@ -850,10 +939,49 @@ void policy_destroy(policy_t **pp)
     *pp = NULL;
 }
 
+/*
+ * Reject nesting deeper than POLICY_MAX_DEPTH before libyaml builds a document: one
+ * pass over the events, stopped at the limit, so a hostile `[[[[...` costs
+ * O(limit x length), not the scanner's O(depth^2). Syntax errors are left to the
+ * document load, which reports them with their context. Returns 0, -EINVAL with
+ * *errmsg set, or -ENOMEM.
+ */
+static int check_depth(const char *text, size_t len, const char *name, char **errmsg)
+{
+    yaml_parser_t parser;
+    yaml_event_t ev;
+    int depth = 0, r = 0;
+    if (!yaml_parser_initialize(&parser))
+        return -ENOMEM;
+    yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+    for (;;) {
+        if (!yaml_parser_parse(&parser, &ev))
+            break;
+        yaml_event_type_t t = ev.type;
+        unsigned long line = (unsigned long)ev.start_mark.line + 1;
+        yaml_event_delete(&ev);
+        if (t == YAML_SEQUENCE_START_EVENT || t == YAML_MAPPING_START_EVENT) {
+            if (++depth > POLICY_MAX_DEPTH) {
+                if (asprintf(errmsg, "%s:%lu: nested more than %d deep (the policy nesting "
+                                     "depth limit)", name, line, POLICY_MAX_DEPTH) < 0)
+                    *errmsg = NULL;
+                r = -EINVAL;
+                break;
+            }
+        } else if (t == YAML_SEQUENCE_END_EVENT || t == YAML_MAPPING_END_EVENT) {
+            depth--;
+        } else if (t == YAML_STREAM_END_EVENT) {
+            break;
+        }
+    }
+    yaml_parser_delete(&parser);
+    return r;
+}
+
 int policy_load_text(const char *text, size_t len, const char *name, policy_t **out,
                      char **errmsg)
 {
-    ld_t ld = { .file = name };
+    ld_t ld = { .file = name, .budget = POLICY_MAX_NODES };
     yaml_parser_t parser;
     *errmsg = NULL;
     if (len > POLICY_MAX_BYTES) {
@@ -866,6 +994,9 @@ int policy_load_text(const char *text, size_t len, const char *name, policy_t **
             *errmsg = NULL;
         return -EINVAL;
     }
+    int dr = check_depth(text, len, name, errmsg);
+    if (dr < 0)
+        return dr;
     if (!yaml_parser_initialize(&parser))
         return -ENOMEM;
     yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);

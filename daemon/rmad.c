@@ -27,6 +27,7 @@
 #include "daemon/loop.h"
 #include "daemon/outbox.h"
 #include "daemon/policyset.h"
+#include "daemon/scanq.h"
 #include "daemon/spool.h"
 #include "daemon/station.h"
 #include "daemon/web_api.h"
@@ -34,6 +35,7 @@
 #include "drivers/scanner.h"
 #include "labels/label.h"
 #include "proto/control.h"
+#include "proto/event.h"
 
 #define RMAD_VERSION "0.1"
 
@@ -53,6 +55,8 @@ typedef struct {
     const config_station_t *cfg;
     rmad_scanner_t *scanners;
     size_t n_scanners;
+    scanq_t *wait;                 /* scans waiting for a busy database, in order */
+    rmad_t *d;
 } rmad_station_t;
 
 struct rmad {
@@ -121,41 +125,161 @@ static int emit_event(rmad_t *d, const char *topic, json_t *fields, const char *
     return 0;
 }
 
+/* A receipt's id and RMA for the logs. */
+#define RCPT_FMT "receipt %lld (%s)"
+#define RCPT_ARGS(id, rma) (long long)(id), (rma) ? (rma) : "no RMA"
+
+/*
+ * Issue 10: one log line for every receipt opened, refused, cancelled (also by a
+ * switch to another RMA) and completed, naming station, receipt and RMA.
+ */
+static void log_outcome(const char *name, const char *scanner, const station_outcome_t *o)
+{
+    if (o->switched_from)
+        log_info("station %s: " RCPT_FMT " cancelled: switched to %s", name,
+                 RCPT_ARGS(o->switched_from, o->switched_from_rma), o->rma ? o->rma : "?");
+    switch (o->receipt) {
+    case STATION_RECEIPT_OPENED:
+        log_info("station %s: " RCPT_FMT " opened", name, RCPT_ARGS(o->receipt_id, o->rma));
+        break;
+    case STATION_RECEIPT_REFUSED:
+        log_info("station %s: " RCPT_FMT " refused: %s", name, RCPT_ARGS(o->receipt_id, o->rma),
+                 o->reason ? o->reason : "?");
+        break;
+    case STATION_RECEIPT_CANCELLED:
+        log_info("station %s: " RCPT_FMT " cancelled", name, RCPT_ARGS(o->receipt_id, o->rma));
+        break;
+    case STATION_RECEIPT_COMPLETED:
+        log_info("station %s: " RCPT_FMT " completed: %s", name, RCPT_ARGS(o->receipt_id, o->rma),
+                 o->disposition ? o->disposition : "?");
+        break;
+    case STATION_RECEIPT_NONE:
+        break;
+    }
+    if (o->scan == STATION_SCAN_REJECTED)
+        log_info("station %s: %s: scan rejected: %s", name, scanner, o->reason ? o->reason : "?");
+}
+
+/* The answer at the scanner that read it; a scanner without a way back has none. */
+static void answer(rmad_scanner_t *rs, const char *scanner_id, scanner_reply_t word,
+                   const char *reply)
+{
+    int rc = scanner_feedback(rs->scanner, scanner_id, word, reply);
+    /*
+     * No way back, gone (the disconnect says so), or a client that does not read its
+     * answers (it would log one line per scan): nothing to log.
+     */
+    if (rc < 0 && rc != -ENOTSUP && rc != -ENOENT && rc != -EPIPE && rc != -ENOBUFS)
+        log_warning("%s: no answer sent: %s", scanner_id, strerror(-rc));
+}
+
+static scanner_reply_t reply_word(const station_outcome_t *o)
+{
+    return o->scan == STATION_SCAN_ACCEPTED   ? SCANNER_REPLY_OK
+           : o->scan == STATION_SCAN_REJECTED ? SCANNER_REPLY_REJECT
+                                              : SCANNER_REPLY_DOUBLE;
+}
+
+/*
+ * Apply one read (a scan, or a read the driver rejected) in its transaction, then
+ * publish, answer and log. Returns 0, or the transaction's negative errno (nothing
+ * changed, nothing answered: the caller decides between waiting and refusing).
+ */
+static int apply_read(rmad_station_t *s, rmad_scanner_t *rs, const char *scanner_id,
+                      const scan_t *scan, const uint8_t *raw, size_t raw_len,
+                      const char *reason)
+{
+    rmad_t *d = s->d;
+    const char *name = station_name(s->st);
+    station_outcome_t out;
+    int rc = scan ? station_apply_scan(s->st, scan, loop_wall_ms(), d->ob, &out)
+                  : station_record_rejected(s->st, scanner_id, raw, raw_len, reason,
+                                            loop_wall_ms(), d->ob, &out);
+    if (rc < 0)
+        return rc;
+    publish_pending(d);
+    if (rs)
+        answer(rs, scanner_id, scan ? reply_word(&out) : SCANNER_REPLY_REJECT, out.reply);
+    if (!scan) {
+        log_info("station %s: %s: input rejected: %s", name, scanner_id, reason);
+        return 0;
+    }
+    log_outcome(name, scanner_id, &out);
+    if (out.reprint_requested)
+        log_info("station %s: reprint of receipt %lld's label", name, (long long)out.receipt_id);
+    if (out.label_queued)
+        spool_kick(d->spool);
+    return 0;
+}
+
+/* A read that could not be stored, for good: logged, and answered REJECT with why. */
+static void refuse_read(rmad_station_t *s, rmad_scanner_t *rs, const char *scanner_id, int rc)
+{
+    rmad_t *d = s->d;
+    log_err("station %s: storing a scan from %s failed: %s", station_name(s->st), scanner_id,
+            rc == -ENOBUFS ? "too many scans waiting for the database"
+            : *db_errmsg(d->db) ? db_errmsg(d->db) : strerror(-rc));
+    /* An answer for every scan: this one changed nothing and must be scanned again. */
+    if (rs)
+        answer(rs, scanner_id, SCANNER_REPLY_REJECT, station_unstored_reply(s->st, rc));
+}
+
+/* A scan waiting for the database, tried again (daemon/scanq.h). */
+static int retry_read(const scanq_item_t *it, void *data)
+{
+    rmad_station_t *s = data;
+    int rc = apply_read(s, it->owner, it->scanner_id, it->rejected ? NULL : &it->scan,
+                        it->raw, it->raw_len, it->reason);
+    if (rc == -EBUSY)
+        return -EBUSY;
+    if (rc < 0)
+        refuse_read(s, it->owner, it->scanner_id, rc);
+    else if (scanq_len(s->wait) == 1)
+        log_notice("station %s: database free again: the waiting scans are stored (%lld ms)",
+                   station_name(s->st), (long long)(loop_now_ms() - it->queued_ms));
+    return 0;
+}
+
+/*
+ * A read arrived: applied now, or queued behind others (and while the database is
+ * busy) so that a station's scans are stored in the order they were read and none is
+ * dropped because another process holds the database for a moment.
+ */
+static void take_read(rmad_station_t *s, rmad_scanner_t *rs, const char *scanner_id,
+                      const scan_t *scan, const uint8_t *raw, size_t raw_len,
+                      const char *reason)
+{
+    int rc = -EBUSY;
+    if (scanq_len(s->wait) == 0 && (rc = apply_read(s, rs, scanner_id, scan, raw, raw_len,
+                                                    reason)) == 0)
+        return;
+    if (rc == -EBUSY) {
+        bool first = scanq_len(s->wait) == 0;
+        rc = scanq_push(s->wait, scan, scanner_id, raw, raw_len, reason, rs);
+        if (rc == 0) {
+            if (first)
+                log_warning("station %s: the database is busy (another process holds it): "
+                            "scans wait and are stored in order", station_name(s->st));
+            return;
+        }
+    }
+    refuse_read(s, rs, scanner_id, rc);
+}
+
 static void scanner_cb(const scanner_event_t *ev, void *data)
 {
     rmad_scanner_t *rs = data;
     rmad_t *d = rs->d;
     rmad_station_t *s = &d->stations[rs->station];
     const char *name = station_name(s->st);
-    station_outcome_t out;
-    int rc = 0;
 
     switch (ev->kind) {
     case SCANNER_EV_SCAN:
-        rc = station_apply_scan(s->st, ev->scan, loop_wall_ms(), d->ob, &out);
-        if (rc == 0) {
-            publish_pending(d);
-            if (out.scan == STATION_SCAN_REJECTED)
-                log_info("station %s: %s: scan rejected: %s", name, ev->scanner_id,
-                         out.reason ? out.reason : "?");
-            if (out.receipt == STATION_RECEIPT_COMPLETED)
-                log_info("station %s: receipt %lld: %s", name, (long long)out.receipt_id,
-                         out.disposition ? out.disposition : "?");
-            if (out.reprint_requested)
-                log_info("station %s: reprint of receipt %lld's label", name,
-                         (long long)out.receipt_id);
-            if (out.label_queued)
-                spool_kick(d->spool);
-        }
-        break;
+        take_read(s, rs, ev->scanner_id, ev->scan, NULL, 0, NULL);
+        return;
     case SCANNER_EV_REJECTED:
-        rc = station_record_rejected(s->st, ev->scanner_id, ev->raw, ev->raw_len, ev->reason,
-                                     loop_wall_ms(), d->ob);
-        if (rc == 0) {
-            publish_pending(d);
-            log_info("station %s: %s: input rejected: %s", name, ev->scanner_id, ev->reason);
-        }
-        break;
+        take_read(s, rs, ev->scanner_id, NULL, ev->raw, ev->raw_len, ev->reason);
+        return;
     case SCANNER_EV_CONNECTED:
     case SCANNER_EV_DISCONNECTED: {
         int up = ev->kind == SCANNER_EV_CONNECTED;
@@ -172,9 +296,6 @@ static void scanner_cb(const scanner_event_t *ev, void *data)
         return;
     }
     }
-    if (rc < 0)
-        log_err("station %s: storing a scan from %s failed: %s", name, ev->scanner_id,
-                *db_errmsg(d->db) ? db_errmsg(d->db) : strerror(-rc));
 }
 
 /* ---- labels --------------------------------------------------------------------- */
@@ -214,10 +335,28 @@ static void spool_cb(const spool_note_t *n, void *data)
     }
 }
 
+/*
+ * The control contract: an argument a command does not take is an error, not
+ * ignored (a typo such as "reciept" must not silently do something else). Returns 0,
+ * or -EINVAL with *reply set.
+ */
+static int known_args(const json_t *req, const char *const *keys, json_t **reply)
+{
+    char *err = NULL;
+    if (control_check_keys(req, keys, &err) == 0)
+        return 0;
+    *reply = json_pack("{s:s}", "error", err ? err : "unknown argument");
+    free(err);
+    return -EINVAL;
+}
+
 /* {"cmd": "reprint", "receipt": N}: queue receipt N's label again at its station. */
 static int reprint_cmd(const json_t *req, json_t **reply, void *data)
 {
+    static const char *const keys[] = { "receipt", NULL };
     rmad_t *d = data;
+    if (known_args(req, keys, reply) < 0)
+        return -EINVAL;
     json_t *r = json_object_get(req, "receipt");
     if (!json_is_integer(r) || json_integer_value(r) <= 0) {
         *reply = json_pack("{s:s}", "error", "reprint: \"receipt\" must be a receipt id (> 0)");
@@ -252,12 +391,8 @@ static int labels_cmd(const json_t *req, json_t **reply, void *data)
         { "printed", DB_PRINT_LIST_PRINTED },  { "cancelled", DB_PRINT_LIST_CANCELLED },
     };
     rmad_t *d = data;
-    char *kerr = NULL;
-    if (control_check_keys(req, keys, &kerr) < 0) {
-        *reply = json_pack("{s:s}", "error", kerr ? kerr : "labels: bad request");
-        free(kerr);
+    if (known_args(req, keys, reply) < 0)
         return -EINVAL;
-    }
     db_print_list_t which = DB_PRINT_LIST_ALL;
     json_t *st = json_object_get(req, "state");
     if (st) {
@@ -297,7 +432,10 @@ static int labels_cmd(const json_t *req, json_t **reply, void *data)
 /* {"cmd": "labels_cancel", "label": N}: give up a waiting label. */
 static int labels_cancel_cmd(const json_t *req, json_t **reply, void *data)
 {
+    static const char *const keys[] = { "label", NULL };
     rmad_t *d = data;
+    if (known_args(req, keys, reply) < 0)
+        return -EINVAL;
     json_t *l = json_object_get(req, "label");
     if (!json_is_integer(l) || json_integer_value(l) <= 0) {
         *reply = json_pack("{s:s}", "error", "labels cancel: \"label\" must be a label id (> 0)");
@@ -318,8 +456,10 @@ static int labels_cancel_cmd(const json_t *req, json_t **reply, void *data)
 
 static int status_cmd(const json_t *req, json_t **reply, void *data)
 {
-    (void)req;
+    static const char *const keys[] = { NULL };
     rmad_t *d = data;
+    if (known_args(req, keys, reply) < 0)
+        return -EINVAL;
     uint64_t last = 0;
     int rc = db_outbox_last_seq(d->db, &last);
     if (rc < 0)
@@ -365,6 +505,14 @@ static int status_cmd(const json_t *req, json_t **reply, void *data)
                 json_object_set_new(r, "rma", json_string(st.rma));
             if (st.serial)
                 json_object_set_new(r, "serial", json_string(st.serial));
+            /* When it was opened: rmactl status shows "since ..." (the database knows). */
+            db_receipt_t rec;
+            char opened[EVENT_TIME_STRLEN];
+            if (db_receipt_get(d->db, st.receipt_id, &rec) == 0) {
+                if (event_time_format(rec.opened_at, opened) == 0)
+                    json_object_set_new(r, "opened_at", json_string(opened));
+                db_receipt_clear(&rec);
+            }
             json_object_set_new(o, "receipt", r);
         }
         json_array_append_new(stations, o);
@@ -374,14 +522,28 @@ static int status_cmd(const json_t *req, json_t **reply, void *data)
         json_decref(stations);
         return rc;
     }
-    *reply = json_pack("{s:I, s:I, s:I, s:o, s:{s:i, s:i}}", "pid", (json_int_t)getpid(),
+    /* started_at is the documented field (docs/control.md) that rmactl shows. */
+    char started[EVENT_TIME_STRLEN];
+    if (event_time_format(d->started_ms, started) < 0)
+        started[0] = '\0';
+    *reply = json_pack("{s:I, s:I, s:I, s:s, s:o, s:{s:i, s:i}}", "pid", (json_int_t)getpid(),
                        "last_seq", (json_int_t)last, "started_ms", (json_int_t)d->started_ms,
-                       "stations", stations, "labels", "queued", (int)ps.queued,
-                       "submitted", (int)ps.submitted);
+                       "started_at", started, "stations", stations, "labels", "queued",
+                       (int)ps.queued, "submitted", (int)ps.submitted);
     return *reply ? 0 : -ENOMEM;
 }
 
 /* ---- signals -------------------------------------------------------------------- */
+
+/* rmactl rma show / list: an RMA the vendor's policy refuses today is expired. */
+static int rma_expired(const db_rma_t *rma, void *data)
+{
+    rmad_t *d = data;
+    char *why = NULL;
+    int r = station_rma_refusal(d->policies, rma, &why);
+    free(why);
+    return r > 0;
+}
 
 /*
  * SIGHUP: reload the policies. All or nothing: a broken file keeps the old set (the
@@ -421,6 +583,7 @@ static void rmad_free(rmad_t *d)
 {
     for (size_t i = 0; i < d->n_stations; i++) {
         rmad_station_t *s = &d->stations[i];
+        scanq_destroy(&s->wait); /* before the scanners its items name */
         for (size_t k = 0; k < s->n_scanners; k++) {
             scanner_destroy(&s->scanners[k].scanner);
             free(s->scanners[k].error);
@@ -442,6 +605,7 @@ static void rmad_free(rmad_t *d)
         zmq_ctx_term(d->zctx);
     config_destroy(&d->cfg);
     label_release_fonts();   /* the font caches labels filled: a clean exit under ASan */
+    log_flush();             /* a count of repeated lines is never lost */
 }
 
 /*
@@ -513,18 +677,29 @@ static int rmad_start(rmad_t *d)
         log_err("signals: %s", strerror(-rc));
         return rc;
     }
-    if ((rc = db_open(d->cfg->database, &d->db, &err)) < 0)
+    if ((rc = db_check_location(d->cfg->database, &err)) < 0 ||
+        (rc = db_open(d->cfg->database, &d->db, &err)) < 0)
         goto fail;
+    /* The loop never waits long for another process's lock: scans wait in scanq. */
+    if ((rc = db_set_busy_timeout(d->db, DB_DAEMON_BUSY_MS)) < 0) {
+        log_err("database: %s", db_errmsg(d->db));
+        return rc;
+    }
     if ((rc = policyset_load(d->cfg->policies, &d->policies, &err)) < 0)
         goto fail;
     if (!(d->bus = bus_new(d->zctx, d->loop, d->db, d->cfg->pub, d->cfg->replay, &err))) {
         rc = -EIO;
         goto fail;
     }
+    if ((rc = bus_set_heartbeat(d->bus, d->cfg->heartbeat_ms)) < 0) {
+        log_err("bus heartbeat: %s", strerror(-rc));
+        return rc;
+    }
     if (!(d->ctl = control_new(d->zctx, d->loop, d->db, d->cfg->control, d->cfg->rma_pattern, &err))) {
         rc = -EIO;
         goto fail;
     }
+    control_set_rma_expiry(d->ctl, rma_expired, d);
     if ((rc = control_register(d->ctl, "status", status_cmd, d)) < 0 ||
         (rc = control_register(d->ctl, "reprint", reprint_cmd, d)) < 0 ||
         (rc = control_register(d->ctl, "labels", labels_cmd, d)) < 0 ||
@@ -538,10 +713,15 @@ static int rmad_start(rmad_t *d)
     d->n_stations = d->cfg->nstations;
     for (size_t i = 0; i < d->n_stations; i++) {
         d->stations[i].cfg = &d->cfg->stations[i];
+        d->stations[i].d = d;
         d->stations[i].st = station_new(&d->cfg->stations[i], d->cfg, d->db, &d->policies, &err);
         if (!d->stations[i].st) {
             rc = -EINVAL;
             goto fail;
+        }
+        if (!(d->stations[i].wait = scanq_new(d->loop, retry_read, &d->stations[i]))) {
+            log_err("out of memory");
+            return -ENOMEM;
         }
     }
     d->started_ms = loop_wall_ms();
@@ -640,6 +820,13 @@ int main(int argc, char **argv)
         rc = policyset_load(d.cfg->policies, &ps, &err);
         if (rc < 0)
             fprintf(stderr, "rmad: %s\n", err ? err : strerror(-rc));
+        free(err);
+        err = NULL;
+        int dbrc = db_check_location(d.cfg->database, &err);
+        if (dbrc < 0) {
+            fprintf(stderr, "rmad: database %s\n", err ? err : strerror(-dbrc));
+            rc = dbrc;
+        }
         free(err);
         policyset_destroy(&ps);
         config_destroy(&d.cfg);

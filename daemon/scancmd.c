@@ -18,21 +18,28 @@ static const scancmd_info_t commands[] = {
     { "PKG-NONE", "Packaging", "packaging: none", SCANCMD_PKG_NONE },
     { "FOAM-MISSING", "Packaging", "original foam/inserts not in place",
       SCANCMD_FOAM_MISSING },
-    { "SEAL-BROKEN", "Packaging", "factory seal broken (default: intact)",
-      SCANCMD_SEAL_BROKEN },
+    { "SEAL-INTACT", "Packaging", "factory seal intact", SCANCMD_SEAL_INTACT },
+    { "SEAL-BROKEN", "Packaging", "factory seal broken", SCANCMD_SEAL_BROKEN },
     { "PKG-UNMARKED", "Packaging", "RMA number not marked on the outer packaging",
       SCANCMD_PKG_UNMARKED },
     { "SERIAL-DAMAGED", "Serial label", "serial label damaged", SCANCMD_SERIAL_DAMAGED },
     { "SERIAL-REMOVED", "Serial label", "serial label removed", SCANCMD_SERIAL_REMOVED },
-    { "ACC-REMOTE", "Accessories",
-      "accessory present: remote (ACC-<name> for any accessory, or scan the "
-      "accessory's own barcode)",
-      SCANCMD_ACC },
+    /* Single accessories (ACC-<name>) are on each vendor's accessory sheet
+     * (rmactl sheet --vendor), from its policy's lists. */
+    { "ACC-ALL", "Accessories",
+      "every accessory expected for this product is present (single ones: ACC-<name> "
+      "from the vendor's accessory sheet, or the part's own barcode)",
+      SCANCMD_ACC_ALL },
+    { "ACC-NONE", "Accessories",
+      "no accessory present (after single ACC- scans: the others are missing)",
+      SCANCMD_ACC_NONE },
     RMAD_FINDINGS(FIND_ROW)
     { "FAULT-CONFIRMED", "Test result", "test result: fault confirmed",
       SCANCMD_FAULT_CONFIRMED },
     { "FAULT-NFF", "Test result", "test result: no fault found", SCANCMD_FAULT_NFF },
     { "FAULT-DOA", "Test result", "test result: dead on arrival", SCANCMD_FAULT_DOA },
+    { "FAULT-UNTESTED", "Test result", "test result: not tested at the dock",
+      SCANCMD_FAULT_UNTESTED },
     { "CMP-BATTERY", "Component", "the claim is about the battery", SCANCMD_CMP },
     { "CMP-ELECTRICAL", "Component", "the claim is about the electrical parts",
       SCANCMD_CMP },
@@ -156,6 +163,11 @@ int scancmd_parse(const char *text, scancmd_t *out, const char **reason)
         cmd.kind = SCANCMD_ACC;
         if ((r = parse_name("ACC-", arg, cmd.name, reason)) < 0)
             return r;
+        /* The checklist answers, not accessories: no product ships an "all". */
+        if (strcmp(cmd.name, "all") == 0 || strcmp(cmd.name, "none") == 0) {
+            cmd.kind = cmd.name[0] == 'a' ? SCANCMD_ACC_ALL : SCANCMD_ACC_NONE;
+            cmd.name[0] = '\0';
+        }
         break;
     case SCANCMD_CMP:
         cmd.kind = SCANCMD_CMP;

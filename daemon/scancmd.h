@@ -19,14 +19,18 @@ typedef enum {
     SCANCMD_PKG_NONE,         /* PKG-NONE */
     SCANCMD_FOAM_MISSING,     /* FOAM-MISSING */
     SCANCMD_SEAL_BROKEN,      /* SEAL-BROKEN */
+    SCANCMD_SEAL_INTACT,      /* SEAL-INTACT */
     SCANCMD_PKG_UNMARKED,     /* PKG-UNMARKED */
     SCANCMD_SERIAL_DAMAGED,   /* SERIAL-DAMAGED */
     SCANCMD_SERIAL_REMOVED,   /* SERIAL-REMOVED */
     SCANCMD_ACC,              /* ACC-<name>: scancmd_t.name */
+    SCANCMD_ACC_ALL,          /* ACC-ALL: every accessory expected is present */
+    SCANCMD_ACC_NONE,         /* ACC-NONE: no (further) accessory is present */
     SCANCMD_FIND,             /* FIND-<finding>: scancmd_t.finding */
     SCANCMD_FAULT_CONFIRMED,  /* FAULT-CONFIRMED */
     SCANCMD_FAULT_NFF,        /* FAULT-NFF: no fault found */
     SCANCMD_FAULT_DOA,        /* FAULT-DOA: dead on arrival */
+    SCANCMD_FAULT_UNTESTED,   /* FAULT-UNTESTED: not tested at the dock */
     SCANCMD_CMP,              /* CMP-<component>: scancmd_t.name */
     SCANCMD_DONE,             /* CMD-DONE */
     SCANCMD_CANCEL,           /* CMD-CANCEL */
@@ -52,6 +56,7 @@ typedef struct {
  * but is not a valid command: "unknown finding \"BANANA\"", "ACC- without a name",
  * "unknown command \"PKG-FOO\" (PKG-ORIGINAL, PKG-REPLACEMENT, ...)".
  *
+ * ACC-ALL and ACC-NONE are their own commands, not accessories named "all", "none".
  * ACC-<name> and CMP-<component>: the name is lowercased and must be 1..32 characters
  * of [a-z0-9_-]. FIND-<finding>: a finding of daemon/findings.h, contract spelling.
  * Nothing is trimmed: "CMD-DONE " is an unknown command.
@@ -72,7 +77,8 @@ typedef struct {
 /*
  * Every concrete command barcode, in command-sheet order: each fixed command, every
  * FIND-<finding>, the common components (CMP-BATTERY, CMP-ELECTRICAL, CMP-MECHANICAL,
- * CMP-LAMP) and one example ACC-<name> (ACC-REMOTE). Sets *n to the number of rows.
+ * CMP-LAMP), ACC-ALL and ACC-NONE; accessories by name are on each vendor's
+ * accessory sheet (cli/sheet_acc.h). Sets *n to the number of rows.
  * Static storage. Every row's barcode parses to its kind.
  */
 const scancmd_info_t *scancmd_table(size_t *n);

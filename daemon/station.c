@@ -22,280 +22,25 @@
 #include <strings.h>
 
 #include "daemon/caldate.h"
+#include "daemon/checklist.h"
 #include "daemon/findings.h"
 #include "daemon/msgf.h"
 #include "daemon/policy.h"
 #include "daemon/scancmd.h"
+#include "daemon/station_events.h"
+#include "daemon/units.h"
 #include "proto/event.h"
+#include "proto/labelcode.h"
 #include "proto/policy_json.h"
 
-/* Distinct accessories one receipt records: ACC-<name> takes any name, so bound it. */
-#define CHECKLIST_MAX_ACC 64
 
 /* Reasons the dock worker reads on the station's screen. */
 #define WHY_NO_RECEIPT "not expected now: no open receipt; scan the RMA (or CMD-NORMA) first"
-#define WHY_OPEN "a receipt is open: finish (CMD-DONE) or cancel (CMD-CANCEL) first"
+#define WHY_OPEN "a receipt is open"
 #define WHY_SERIAL_FIRST \
     "scan the serial first (or SERIAL-DAMAGED / SERIAL-REMOVED when it cannot be read)"
-
-/* ------------------------------------------------------------------ checklist ---- */
-
-/*
- * What the dock recorded about the open receipt's unit (spec station, "Receipt
- * workflow" steps 2-3). Defaults are the contract's unremarkable state.
- */
-typedef struct {
-    char *serial;                 /* NULL until read */
-    int serial_match;             /* 1 match, 0 mismatch, -1 unknown */
-    serial_label_t serial_label;
-    bool rma_marked;
-    packaging_t packaging;
-    bool foam;
-    seal_t seal;
-    char *acc[CHECKLIST_MAX_ACC]; /* accessories present, in scan order, distinct */
-    size_t n_acc;
-    uint32_t findings;            /* bit (1u << finding_t) */
-    fault_t fault;
-    char *component;              /* NULL: the whole unit */
-    char *gtin;                   /* (01) of a GS1 scan, NULL when none */
-} checklist_t;
-
-static void checklist_init(checklist_t *c)
-{
-    memset(c, 0, sizeof(*c));
-    c->serial_match = -1;
-    c->serial_label = LABEL_INTACT;
-    c->rma_marked = true;
-    c->packaging = PKG_ORIGINAL;
-    c->foam = true;
-    c->seal = SEAL_INTACT;
-    c->fault = FAULT_NOT_TESTED;
-}
-
-static void checklist_free(checklist_t *c)
-{
-    free(c->serial);
-    for (size_t i = 0; i < c->n_acc; i++)
-        free(c->acc[i]);
-    free(c->component);
-    free(c->gtin);
-    checklist_init(c);
-}
-
-static json_t *str_or_null(const char *s)
-{
-    return s ? json_string(s) : json_null();
-}
-
-static json_t *tristate(int v)
-{
-    return v < 0 ? json_null() : json_boolean(v);
-}
-
-static json_t *findings_json(uint32_t bits)
-{
-    json_t *a = json_array();
-    for (int i = 0; a && i < FINDING__COUNT; i++)
-        if ((bits & (1u << i)) && json_array_append_new(a, json_string(finding_names[i])) < 0) {
-            json_decref(a);
-            return NULL;
-        }
-    return a;
-}
-
-static json_t *names_json(const char *const *names, size_t n)
-{
-    json_t *a = json_array();
-    for (size_t i = 0; a && i < n; i++)
-        if (json_array_append_new(a, json_string(names[i])) < 0) {
-            json_decref(a);
-            return NULL;
-        }
-    return a;
-}
-
-static json_t *ename(const enumdef_t *def, int v)
-{
-    return json_string(def->names[v]);
-}
-
-static json_t *acc_json(const checklist_t *c)
-{
-    return names_json((const char *const *)c->acc, c->n_acc);
-}
-
-/* The stored form. NULL when out of memory. */
-static json_t *checklist_json(const checklist_t *c)
-{
-    json_t *o = json_object();
-    if (!o)
-        return NULL;
-    int bad = json_object_set_new(o, "serial", str_or_null(c->serial)) |
-              json_object_set_new(o, "serial_match", tristate(c->serial_match)) |
-              json_object_set_new(o, "serial_label", ename(&ENUM_SERIAL_LABEL, c->serial_label)) |
-              json_object_set_new(o, "rma_marked_on_package", json_boolean(c->rma_marked)) |
-              json_object_set_new(o, "packaging", ename(&ENUM_PACKAGING, c->packaging)) |
-              json_object_set_new(o, "foam", json_boolean(c->foam)) |
-              json_object_set_new(o, "seal", ename(&ENUM_SEAL, c->seal)) |
-              json_object_set_new(o, "accessories_present", acc_json(c)) |
-              json_object_set_new(o, "findings", findings_json(c->findings)) |
-              json_object_set_new(o, "fault", ename(&ENUM_FAULT, c->fault)) |
-              json_object_set_new(o, "component", str_or_null(c->component)) |
-              json_object_set_new(o, "gtin", str_or_null(c->gtin));
-    if (bad) {
-        json_decref(o);
-        return NULL;
-    }
-    return o;
-}
-
-static char *dump_compact(json_t *j)
-{
-    return j ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-}
-
-static char *checklist_text(const checklist_t *c)
-{
-    json_t *j = checklist_json(c);
-    char *s = dump_compact(j);
-    json_decref(j);
-    return s;
-}
-
-static int opt_string(json_t *o, const char *key, char **out)
-{
-    json_t *v = json_object_get(o, key);
-    if (!v || json_is_null(v))
-        return 0;
-    if (!json_is_string(v))
-        return -EBADMSG;
-    return (*out = strdup(json_string_value(v))) ? 0 : -ENOMEM;
-}
-
-static int opt_bool(json_t *o, const char *key, bool *out)
-{
-    json_t *v = json_object_get(o, key);
-    if (!v)
-        return 0;
-    if (!json_is_boolean(v))
-        return -EBADMSG;
-    *out = json_is_true(v);
-    return 0;
-}
-
-static int opt_enum(json_t *o, const char *key, const enumdef_t *def, int *out)
-{
-    json_t *v = json_object_get(o, key);
-    if (!v)
-        return 0;
-    int e = json_is_string(v) ? enumdef_find(def, json_string_value(v)) : -1;
-    if (e < 0)
-        return -EBADMSG;
-    *out = e;
-    return 0;
-}
-
-/*
- * Parse a stored checklist (written by checklist_json; a closed receipt's also has
- * accessories_missing). Anything else is -EBADMSG: a receipt resumed from a checklist
- * we do not understand would be decided on a guess.
- */
-static int checklist_parse(const char *text, checklist_t *out)
-{
-    static const char *const keys[] = { "serial", "serial_match", "serial_label",
-                                        "rma_marked_on_package", "packaging", "foam", "seal",
-                                        "accessories_present", "accessories_missing",
-                                        "findings", "fault", "component", "gtin", NULL };
-    checklist_t c;
-    checklist_init(&c);
-    json_t *o = json_loads(text, JSON_REJECT_DUPLICATES, NULL), *v;
-    const char *k;
-    int r = json_is_object(o) ? 0 : -EBADMSG;
-
-    if (r == 0)
-        json_object_foreach(o, k, v) {
-            const char *const *a = keys;
-            while (*a && strcmp(*a, k) != 0)
-                a++;
-            if (!*a)
-                r = -EBADMSG;
-        }
-    int label = c.serial_label, pkg = c.packaging, seal = c.seal, fault = c.fault;
-    if (r == 0)
-        r = opt_string(o, "serial", &c.serial);
-    if (r == 0)
-        r = opt_bool(o, "rma_marked_on_package", &c.rma_marked);
-    if (r == 0)
-        r = opt_bool(o, "foam", &c.foam);
-    if (r == 0)
-        r = opt_enum(o, "serial_label", &ENUM_SERIAL_LABEL, &label);
-    if (r == 0)
-        r = opt_enum(o, "packaging", &ENUM_PACKAGING, &pkg);
-    if (r == 0)
-        r = opt_enum(o, "seal", &ENUM_SEAL, &seal);
-    if (r == 0)
-        r = opt_enum(o, "fault", &ENUM_FAULT, &fault);
-    if (r == 0)
-        r = opt_string(o, "component", &c.component);
-    if (r == 0)
-        r = opt_string(o, "gtin", &c.gtin);
-    c.serial_label = (serial_label_t)label;
-    c.packaging = (packaging_t)pkg;
-    c.seal = (seal_t)seal;
-    c.fault = (fault_t)fault;
-    if (r == 0 && (v = json_object_get(o, "serial_match")) && !json_is_null(v)) {
-        if (json_is_boolean(v))
-            c.serial_match = json_is_true(v);
-        else
-            r = -EBADMSG;
-    }
-    if (r == 0 && (v = json_object_get(o, "accessories_present"))) {
-        size_t i;
-        json_t *e;
-        if (!json_is_array(v) || json_array_size(v) > CHECKLIST_MAX_ACC)
-            r = -EBADMSG;
-        else
-            json_array_foreach(v, i, e) {
-                if (r < 0)
-                    break;
-                if (!json_is_string(e))
-                    r = -EBADMSG;
-                else if (!(c.acc[c.n_acc] = strdup(json_string_value(e))))
-                    r = -ENOMEM;
-                else
-                    c.n_acc++;
-            }
-    }
-    if (r == 0 && (v = json_object_get(o, "findings"))) {
-        size_t i;
-        json_t *e;
-        if (!json_is_array(v))
-            r = -EBADMSG;
-        else
-            json_array_foreach(v, i, e) {
-                int f = json_is_string(e) ? enumdef_find(&ENUM_FINDING, json_string_value(e)) : -1;
-                if (f < 0)
-                    r = -EBADMSG;
-                else
-                    c.findings |= 1u << f;
-            }
-    }
-    json_decref(o);
-    if (r < 0) {
-        checklist_free(&c);
-        return r;
-    }
-    *out = c;
-    return 0;
-}
-
-static bool checklist_has_acc(const checklist_t *c, const char *name)
-{
-    for (size_t i = 0; i < c->n_acc; i++)
-        if (strcasecmp(c->acc[i], name) == 0)
-            return true;
-    return false;
-}
+/* What to scan next (docs/station.md, "Replies"). */
+#define NEXT_RMA "scan an RMA (or CMD-NORMA for a unit without one)"
 
 /* ------------------------------------------------------------------- station ----- */
 
@@ -320,6 +65,7 @@ struct station {
     char *open_rma;         /* NULL for CMD-NORMA */
     char *open_checklist;   /* JSON text, as stored in the row */
     char *open_serial;      /* from the checklist, for station_status */
+    int open_line;          /* the unit's line of its RMA; 0 while not known */
 
     char *printer;          /* CUPS queue, NULL when the station has none */
     int64_t last_label;     /* last receipt labelled here: what CMD-REPRINT prints again */
@@ -327,12 +73,14 @@ struct station {
     uint64_t tick;
 
     uint64_t n_scans, n_rejected, n_double;
-    char *reason;           /* station_outcome_t.reason of the last call */
+    /* station_outcome_t's strings of the last call */
+    char *reason, *reply, *next, *out_rma, *switched_rma;
 };
 
 static void clear_open(station_t *st)
 {
     st->open_id = 0;
+    st->open_line = 0;
     free(st->open_rma);
     free(st->open_checklist);
     free(st->open_serial);
@@ -353,6 +101,10 @@ void station_destroy(station_t **stp)
     free(st->name);
     free(st->printer);
     free(st->reason);
+    free(st->reply);
+    free(st->next);
+    free(st->out_rma);
+    free(st->switched_rma);
     free(st);
     *stp = NULL;
 }
@@ -392,6 +144,7 @@ static int resume(station_t *st, char **errmsg)
     }
     checklist_free(&c);
     st->open_id = r.id;
+    st->open_line = r.line;
     st->open_rma = r.rma;
     st->open_checklist = r.checklist;
     r.rma = r.checklist = NULL;
@@ -451,6 +204,28 @@ station_t *station_new(const config_station_t *cfg, const config_t *daemon_cfg, 
 const char *station_name(const station_t *st)
 {
     return st->name;
+}
+
+static int compose_reply(const char *message, int64_t id, const char *rma, const char *next,
+                         char **out);
+
+const char *station_unstored_reply(station_t *st, int err)
+{
+    /* What a worker can do about it differs: wait (busy, full queue) or call someone. */
+    const char *cause = err == -ENOSPC  ? "the disk is full"
+                        : err == -EROFS  ? "the database is read-only"
+                        : err == -EBUSY  ? "the database is busy"
+                        : err == -ENOBUFS ? "too many scans are waiting for the database"
+                                         : "rmad could not write it (its log says why)";
+    char what[160];
+    snprintf(what, sizeof(what), "not stored: %s; nothing changed", cause);
+    char *reply = NULL;
+    /* The station is as it was: the same receipt, the same next step, read afresh. */
+    if (compose_reply(what, st->open_id, st->open_rma, "scan it again", &reply) < 0)
+        return "not stored [unknown]: scan it again";
+    free(st->reply);
+    st->reply = reply;
+    return reply;
 }
 
 void station_status(const station_t *st, station_status_t *out)
@@ -558,16 +333,31 @@ typedef struct {
     const char *disposition;     /* completed: static name */
     const char *row_reason;      /* row's reason (refused, cancelled) */
     char *mark_received;         /* RMA number to mark received */
+    int line;                    /* the unit's line for the row; 0: as it is */
 
     const char *topic;           /* the transition's event, or NULL */
     json_t *fields;              /* its fields */
+    json_t *received_fields;     /* rma.received: the last unit of the RMA is in */
     bool serial_mismatch;
     bool reprint;
     bool label_queued;           /* a print_jobs row was written */
+
+    char *message;               /* accepted: what happened, for the worker */
+    char *next_fixed;            /* what to scan next, when the plan knows better */
+    char *next;                  /* what to scan next, after this scan (write_plan) */
+    char *reply;                 /* "message [state]: next" (write_plan) */
+    int64_t cancel_id;           /* a second RMA switched: the receipt it cancels */
+    char *cancel_rma;            /* that receipt's RMA, NULL for CMD-NORMA */
+    int64_t label_receipt;       /* an rmad label was looked up: CMD-REPRINT's receipt */
 } plan_t;
 
 static void plan_free(plan_t *pl)
 {
+    free(pl->message);
+    free(pl->next_fixed);
+    free(pl->next);
+    free(pl->reply);
+    free(pl->cancel_rma);
     free(pl->reason);
     free(pl->rma);
     free(pl->checklist);
@@ -575,6 +365,7 @@ static void plan_free(plan_t *pl)
     free(pl->result);
     free(pl->mark_received);
     json_decref(pl->fields);
+    json_decref(pl->received_fields);
     memset(pl, 0, sizeof(*pl));
 }
 
@@ -592,6 +383,23 @@ static int reject(plan_t *pl, const char *kind, const char *fmt, ...)
     va_end(ap);
     if (n < 0) {
         pl->reason = NULL;
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+static int say(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Set *out (freed first) to a malloc'd message. 0 or -ENOMEM. */
+static int say(char **out, const char *fmt, ...)
+{
+    va_list ap;
+    free(*out);
+    va_start(ap, fmt);
+    int n = vasprintf(out, fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+        *out = NULL;
         return -ENOMEM;
     }
     return 0;
@@ -632,7 +440,11 @@ static int open_rma_row(station_t *st, db_rma_t *rma)
 {
     if (!st->open_rma)
         return 0;
-    int r = db_rma_get(st->db, st->open_rma, rma);
+    /* The unit's own line: the policy sees it as a one-line RMA (issue 11). Before
+     * the line is known, the first line stands in (accessory prompts and the like). */
+    int r = db_rma_get_line(st->db, st->open_rma, st->open_line, rma);
+    if (r == -ENOENT && st->open_line)
+        r = db_rma_get(st->db, st->open_rma, rma);
     return r < 0 ? r : 1;
 }
 
@@ -649,29 +461,34 @@ static const char *nonempty(const char *s)
 }
 
 
-/* 1 match, 0 mismatch, -1 unknown (no serial read, or the RMA expects none). */
-static int serial_match(const char *serial, const db_rma_t *rma)
-{
-    if (!serial || !rma || !*rma->expected_serial)
-        return -1;
-    return policy_serial_equal(serial, rma->expected_serial) ? 1 : 0;
-}
 
 /*
  * Record the serial. A mismatch is recorded and does not block scanning (spec
  * station, step 2): the policy engine's built-in check quarantines it at CMD-DONE.
+ * With RMA lines (issue 11) the serial also picks the unit's line when it is not
+ * known yet, and a serial already received on the RMA is a double receipt: the scan
+ * is rejected (returns 1) and the receipt waits for the right unit.
  */
 static int set_serial(station_t *st, checklist_t *c, const char *serial, plan_t *pl)
 {
-    db_rma_t rma;
-    int has = open_rma_row(st, &rma);
-    if (has < 0)
-        return has;
+    units_serial_t u = { .line = st->open_line, .match = -1 };
+    int r;
+
+    if (st->open_rma && (r = units_for_serial(st->db, st->open_rma, st->open_line, serial, &u)) < 0)
+        return r;
+    if (u.received_in) {
+        r = reject(pl, "serial", "double receipt: serial %s of %s is already received "
+                   "(receipt %lld): scan this unit's own serial, or CMD-CANCEL",
+                   serial, st->open_rma, (long long)u.received_in);
+        return r < 0 ? r : 1;
+    }
     free(c->serial);
     if (!(c->serial = strdup(serial)))
         return -ENOMEM;
-    c->serial_match = serial_match(serial, has ? &rma : NULL);
+    c->serial_match = u.match;
     pl->serial_mismatch = c->serial_match == 0;
+    if (u.line != st->open_line)
+        pl->line = u.line;
     return 0;
 }
 
@@ -686,16 +503,25 @@ static int plan_open(const char *number, const db_rma_t *rma, const char *kind, 
     pl->state = DB_RECEIPT_OPEN;
     if (dup_or_null(number, &pl->rma) < 0 || !(pl->checklist = checklist_text(&c)))
         return -ENOMEM;
+    /* With several lines and none chosen yet, no model is the unit's. */
+    bool known = rma && (pl->line || rma->lines <= 1);
+    const char *vendor = rma ? nonempty(rma->vendor) : NULL;
+    const char *model = known ? nonempty(rma->model) : NULL;
+    int r = number ? say(&pl->message, "for %s%s%s%s%s%s", number, vendor || model ? " (" : "",
+                         vendor ? vendor : "", vendor && model ? " " : "", model ? model : "",
+                         vendor || model ? ")" : "")
+                   : say(&pl->message, "without RMA (CMD-NORMA)");
+    if (r < 0)
+        return r;
     pl->topic = "receipt.opened";
-    pl->fields = json_pack("{s:o, s:o, s:o}", "rma", str_or_null(number),
-                           "vendor", str_or_null(rma ? nonempty(rma->vendor) : NULL),
-                           "model", str_or_null(rma ? nonempty(rma->model) : NULL));
+    pl->fields = station_ev_opened(number, vendor, model, known ? rma->line : 0);
     return pl->fields ? 0 : -ENOMEM;
 }
 
 /* Spec station, step 1: an unknown or already-received RMA is refused, and the
  * refusal is itself a (closed) receipt, so the audit trail shows the unit came. */
-static int plan_refuse(const char *number, const char *why, plan_t *pl)
+
+static int plan_refuse(const char *number, const db_rma_t *rma, const char *why, plan_t *pl)
 {
     pl->kind = "rma";
     pl->accepted = true;
@@ -705,24 +531,25 @@ static int plan_refuse(const char *number, const char *why, plan_t *pl)
     if (!(pl->rma = strdup(number)) || !(pl->reason = strdup(why)))
         return -ENOMEM;
     pl->row_reason = pl->reason;
+    /* The worker must not go on inspecting a unit that is going back as it came. */
+    if (!(pl->next_fixed = strdup("set the unit aside as refused (it goes back as received), "
+                                  "then scan the next RMA (or CMD-NORMA)")))
+        return -ENOMEM;
     pl->topic = "receipt.refused";
-    pl->fields = json_pack("{s:s, s:s}", "rma", number, "reason", why);
+    pl->fields = station_ev_refused(number, why, rma);
     return pl->fields ? 0 : -ENOMEM;
 }
 
-static json_t *build_case(const db_rma_t *rma, const checklist_t *c, const char *const *missing,
-                          size_t n_missing, caldate_t today);
-
 /* 1 with *why (malloc'd "rule: text") when the vendor's policy refuses this RMA as
  * scanned, before any inspection; 0 when not (or no policy); negative errno. */
-static int rma_refused_by_policy(station_t *st, const db_rma_t *rma, char **why)
+int station_rma_refusal(policyset_t *policies, const db_rma_t *rma, char **why)
 {
-    const policy_t *p = policy_of(st, rma->vendor);
+    const policy_t *p = policies ? policyset_for_vendor(policies, rma->vendor) : NULL;
     if (!p)
         return 0;
     checklist_t c;
     checklist_init(&c);
-    json_t *cs = build_case(rma, &c, NULL, 0, caldate_today());
+    json_t *cs = checklist_case(rma, &c, NULL, 0, caldate_today());
     checklist_free(&c);
     if (!cs)
         return -ENOMEM;
@@ -743,19 +570,89 @@ static int rma_refused_by_policy(station_t *st, const db_rma_t *rma, char **why)
     return r;
 }
 
+static int rma_refused_by_policy(station_t *st, const db_rma_t *rma, char **why)
+{
+    return station_rma_refusal(*st->policies, rma, why);
+}
+
+/* Nothing accepted on the open receipt but its RMA: its checklist is a fresh one. */
+static bool open_is_fresh(const station_t *st)
+{
+    checklist_t fresh, c;
+    checklist_init(&fresh);
+    if (open_checklist(st, &c) < 0)
+        return false;
+    char *a = checklist_text(&fresh), *b = checklist_text(&c);
+    bool same = a && b && strcmp(a, b) == 0;
+    free(a);
+    free(b);
+    checklist_free(&c);
+    return same;
+}
+
+/* A second RMA or CMD-NORMA while a receipt is open: rejected, with the way out. */
+static int reject_open(station_t *st, const char *what, plan_t *pl)
+{
+    int r = reject(pl, strcmp(what, "CMD-NORMA") ? "rma" : "command", WHY_OPEN " (%s)",
+                   st->open_rma ? st->open_rma : "no RMA");
+    if (r == 0)
+        r = say(&pl->next_fixed, "finish it (CMD-DONE) or cancel it (CMD-CANCEL), then scan %s again",
+                what);
+    return r;
+}
+
 static int plan_rma(station_t *st, const char *number, plan_t *pl)
 {
     db_rma_t rma;
 
-    if (st->open_id)
-        return reject(pl, "rma", WHY_OPEN);
+    if (st->open_id && st->open_rma && strcasecmp(st->open_rma, number) == 0)
+        return reject(pl, "rma", "%s is already open here", st->open_rma);
+    /*
+     * Issue 10: the common mis-scan is the RMA of the wrong box, noticed at once. A
+     * second RMA on a receipt with nothing but its RMA scanned switches: the first
+     * receipt is cancelled (recorded, its RMA stays open) and this RMA is taken as if
+     * nothing was open. Once anything else was scanned the worker must decide.
+     */
+    if (st->open_id && !open_is_fresh(st))
+        return reject_open(st, number, pl);
+    if (st->open_id) {
+        pl->cancel_id = st->open_id;
+        if (dup_or_null(st->open_rma, &pl->cancel_rma) < 0)
+            return -ENOMEM;
+    }
     int r = db_rma_get(st->db, number, &rma);
     if (r == -ENOENT)
-        return plan_refuse(number, "unknown RMA", pl);
+        return plan_refuse(number, NULL, "unknown RMA", pl);
     if (r < 0)
         return r;
-    if (rma.status == DB_RMA_RECEIVED)
-        return plan_refuse(number, "RMA already received", pl);
+    if (rma.status == DB_RMA_CLOSED) {
+        char *closed = NULL, *why = NULL;
+        int64_t at;
+        if ((r = db_rma_closed(st->db, number, &closed, &at)) < 0)
+            return r;
+        r = say(&why, "RMA closed: %s", closed ? closed : "no reason given");
+        free(closed);
+        if (r == 0)
+            r = plan_refuse(number, &rma, why, pl);
+        free(why);
+        return r;
+    }
+    /* Issue 11: an RMA authorises its units; one more is refused. */
+    int line = 0;
+    r = rma.status == DB_RMA_RECEIVED ? -ENOSPC : units_line_at_open(st->db, number, &line);
+    if (r == -ENOSPC && rma.authorised <= 1)
+        return plan_refuse(number, &rma, "RMA already received", pl);
+    if (r == -ENOSPC) {
+        char *why = NULL;
+        if ((r = say(&why, "all %d units of %s received", rma.authorised, number)) == 0)
+            r = plan_refuse(number, &rma, why, pl);
+        free(why);
+        return r;
+    }
+    if (r < 0)
+        return r;
+    if (line && (r = db_rma_get_line(st->db, number, line, &rma)) < 0)
+        return r;
     /*
      * Spec station, step 1: an expired RMA is refused at the dock. Whether it is
      * expired is the vendor's clause (EverFocus: valid 30 days), so the policy says,
@@ -766,10 +663,11 @@ static int plan_rma(station_t *st, const char *number, plan_t *pl)
     if (r < 0)
         return r;
     if (r > 0) {
-        r = plan_refuse(number, why, pl);
+        r = plan_refuse(number, &rma, why, pl);
         free(why);
         return r;
     }
+    pl->line = line;
     return plan_open(number, &rma, "rma", pl);
 }
 
@@ -792,8 +690,11 @@ static int plan_cancel(station_t *st, plan_t *pl)
     checklist_free(&c);
     if (r < 0)
         return r;
+    if (say(&pl->message, "receipt %lld (%s) cancelled, its RMA stays open", (long long)st->open_id,
+            st->open_rma ? st->open_rma : "no RMA") < 0)
+        return -ENOMEM;
     pl->topic = "receipt.cancelled";
-    pl->fields = json_pack("{s:o}", "rma", str_or_null(st->open_rma));
+    pl->fields = station_ev_cancelled(st->open_rma, NULL);
     return pl->fields ? 0 : -ENOMEM;
 }
 
@@ -806,84 +707,6 @@ static json_t *held_result(const char *rule, const char *text)
                      "flags", "manual_review",
                      "reasons", "rule", rule, "text", text,
                      "policy");
-}
-
-static json_t *date_json(caldate_t d)
-{
-    char b[CALDATE_STRLEN];
-    caldate_format(d, b);
-    return json_string(b);
-}
-
-static int set_opt_date(json_t *o, const char *key, caldate_t d)
-{
-    return d == CALDATE_NONE ? 0 : json_object_set_new(o, key, date_json(d));
-}
-
-/*
- * The policy case (spec policy-eval) from the RMA row, the checklist and the
- * receiving date: the same JSON `rmactl policy eval` reads, parsed by the same
- * case_from_json(), so the dock decides exactly what the command would print.
- */
-static json_t *build_case(const db_rma_t *rma, const checklist_t *c, const char *const *missing,
-                          size_t n_missing, caldate_t today)
-{
-    json_t *cs = json_object(), *r = json_object(), *p = json_object(), *in = json_object();
-    int bad = !cs || !r || !p || !in;
-
-    if (!bad) {
-        bad |= json_object_set_new(r, "number", json_string(rma->number));
-        bad |= set_opt_date(r, "issued", rma->issued);
-        if (rma->kind != DB_RMA_KIND_UNSET)
-            bad |= json_object_set_new(r, "kind", json_string(db_rma_kind_name(rma->kind)));
-        if (*rma->expected_serial)
-            bad |= json_object_set_new(r, "expected_serial", json_string(rma->expected_serial));
-        if (rma->has_order_value)
-            bad |= json_object_set_new(r, "order_value", json_real(rma->order_value));
-        if (rma->proof_of_purchase != DB_UNSET)
-            bad |= json_object_set_new(r, "proof_of_purchase",
-                                       json_boolean(rma->proof_of_purchase));
-
-        bad |= json_object_set_new(p, "vendor", json_string(rma->vendor));
-        if (*rma->model)
-            bad |= json_object_set_new(p, "model", json_string(rma->model));
-        if (*rma->family)
-            bad |= json_object_set_new(p, "family", json_string(rma->family));
-        bad |= set_opt_date(p, "purchased", rma->purchased);
-        bad |= set_opt_date(p, "shipped", rma->shipped);
-        bad |= set_opt_date(p, "invoiced", rma->invoiced);
-        if (rma->warranty_months != DB_UNSET)
-            bad |= json_object_set_new(p, "warranty_months", json_integer(rma->warranty_months));
-        if (rma->has_storage_media != DB_UNSET)
-            bad |= json_object_set_new(p, "has_storage_media",
-                                       json_boolean(rma->has_storage_media));
-
-        /* No serial read (label damaged or removed): null, "unreadable" in the contract. */
-        bad |= json_object_set_new(in, "serial", str_or_null(c->serial));
-        bad |= json_object_set_new(in, "serial_label", ename(&ENUM_SERIAL_LABEL, c->serial_label));
-        bad |= json_object_set_new(in, "rma_marked_on_package", json_boolean(c->rma_marked));
-        bad |= json_object_set_new(in, "packaging", ename(&ENUM_PACKAGING, c->packaging));
-        bad |= json_object_set_new(in, "foam", json_boolean(c->foam));
-        bad |= json_object_set_new(in, "seal", ename(&ENUM_SEAL, c->seal));
-        bad |= json_object_set_new(in, "accessories_missing", names_json(missing, n_missing));
-        bad |= json_object_set_new(in, "findings", findings_json(c->findings));
-        bad |= json_object_set_new(in, "fault", ename(&ENUM_FAULT, c->fault));
-        if (c->component)
-            bad |= json_object_set_new(in, "component", json_string(c->component));
-
-        bad |= json_object_set_new(cs, "today", date_json(today));
-        bad |= json_object_set(cs, "rma", r);
-        bad |= json_object_set(cs, "product", p);
-        bad |= json_object_set(cs, "inspection", in);
-    }
-    json_decref(r);
-    json_decref(p);
-    json_decref(in);
-    if (bad) {
-        json_decref(cs);
-        return NULL;
-    }
-    return cs;
 }
 
 /* Evaluate the case with the policy; the result JSON, or NULL with *r set. On a
@@ -907,21 +730,54 @@ static json_t *evaluate(const policy_t *pol, json_t *cs, char **why, int *r)
     return j;
 }
 
-/* The inspection.completed event's checklist (spec events). */
-static json_t *event_checklist(const checklist_t *c, const char *const *missing, size_t n_missing)
+/*
+ * What to scan next at the station once receipt `id` (0: none open) has RMA `number`
+ * (NULL: CMD-NORMA) and the stored checklist `cl` (NULL: fresh). Reads only.
+ */
+static int next_for_state(station_t *st, int64_t id, const char *number, int line,
+                          const char *cl, char **out)
 {
-    return json_pack("{s:s, s:b, s:s, s:o, s:o, s:o, s:s, s:o, s:s, s:b}",
-                     "packaging", ENUM_PACKAGING.names[c->packaging],
-                     "foam", c->foam,
-                     "seal", ENUM_SEAL.names[c->seal],
-                     "accessories_present", names_json((const char *const *)c->acc, c->n_acc),
-                     "accessories_missing", names_json(missing, n_missing),
-                     "findings", findings_json(c->findings),
-                     "fault", ENUM_FAULT.names[c->fault],
-                     "component", str_or_null(c->component),
-                     "serial_label", ENUM_SERIAL_LABEL.names[c->serial_label],
-                     "rma_marked_on_package", c->rma_marked);
+    checklist_t c;
+    db_rma_t rma;
+    checklist_needs_t n = { 0 };
+    int has = 0, r;
+
+    if (!id)
+        return say(out, "%s", NEXT_RMA);
+    if (cl) {
+        if ((r = checklist_parse(cl, &c)) < 0)
+            return r;
+    } else {
+        checklist_init(&c);
+    }
+    if (number) {
+        /* The unit's line: its accessories are what is asked for (issue 11). */
+        r = db_rma_get_line(st->db, number, line, &rma);
+        if (r == -ENOENT && line)
+            r = db_rma_get(st->db, number, &rma);
+        if (r == 0)
+            has = 1;
+        else if (r != -ENOENT)
+            goto out;
+    }
+    if ((r = checklist_needs(has ? policy_of(st, rma.vendor) : NULL, &c, has ? &rma : NULL, &n)) == 0)
+        r = checklist_next(&n, out);
+out:
+    checklist_needs_free(&n);
+    checklist_free(&c);
+    return r;
 }
+
+/* "message [receipt 3 RMA-5001]: next" or "message [no receipt open]: next". */
+static int compose_reply(const char *message, int64_t id, const char *rma, const char *next,
+                         char **out)
+{
+    if (id)
+        return say(out, "%s [receipt %lld %s]: %s", message, (long long)id,
+                   rma ? rma : "no RMA", next);
+    return say(out, "%s [no receipt open]: %s", message, next);
+}
+
 
 /*
  * CMD-DONE (spec station, step 4): evaluate, complete the receipt, mark the RMA
@@ -932,8 +788,7 @@ static int plan_done(station_t *st, plan_t *pl)
     checklist_t c;
     db_rma_t rma;
     const policy_t *pol = NULL;
-    const char **missing = NULL;
-    size_t n_missing = 0;
+    checklist_needs_t needs = { 0 };
     json_t *result = NULL, *cs = NULL;
     char *why = NULL;
     int has_rma, r = open_checklist(st, &c);
@@ -959,23 +814,59 @@ static int plan_done(station_t *st, plan_t *pl)
                    st->open_rma);
         goto out;
     }
+    if (has_rma && rma.status == DB_RMA_CLOSED) {
+        r = reject(pl, "command", "RMA %s was closed meanwhile (rmactl rma close): cancel "
+                   "(CMD-CANCEL)", st->open_rma);
+        goto out;
+    }
+    /* Issue 11: the unit's line decides what the policy sees; the serial or the
+     * model tells it when the RMA has several lines. */
+    units_serial_t unit = { .line = st->open_line, .match = -1 };
+    if (has_rma && !st->open_line) {
+        char *lines = units_lines_with_room(st->db, st->open_rma);
+        r = lines ? reject(pl, "command", "which line is this unit? scan its model: %s", lines)
+                  : -ENOMEM;
+        free(lines);
+        goto out;
+    }
+    if (has_rma && c.serial) {
+        if ((r = units_for_serial(st->db, st->open_rma, st->open_line, c.serial, &unit)) < 0)
+            goto out;
+        if (unit.received_in) {
+            r = reject(pl, "command", "double receipt: serial %s of %s was received meanwhile "
+                       "(receipt %lld): cancel (CMD-CANCEL)", c.serial, st->open_rma,
+                       (long long)unit.received_in);
+            goto out;
+        }
+    }
+    /* A unit counts on its line unless its serial did not match (db.h). */
+    bool counts = c.serial_match != 0;
+    if (has_rma && counts && rma.line_received >= rma.quantity) {
+        r = reject(pl, "command", "all %d units of line %d of %s were received meanwhile: "
+                   "cancel (CMD-CANCEL)", rma.quantity, rma.line, st->open_rma);
+        goto out;
+    }
     if (has_rma)
         pol = policy_of(st, rma.vendor);
 
-    /* Spec station, step 3: what the policy expects for this product and was not scanned. */
-    if (pol) {
-        const char *const *exp = policy_accessories(pol, nonempty(rma.model), nonempty(rma.family));
-        size_t n_exp = 0;
-        while (exp && exp[n_exp])
-            n_exp++;
-        if (n_exp && !(missing = calloc(n_exp, sizeof(*missing)))) {
-            r = -ENOMEM;
-            goto out;
-        }
-        for (size_t i = 0; i < n_exp; i++)
-            if (!checklist_has_acc(&c, exp[i]))
-                missing[n_missing++] = exp[i];
+    /*
+     * Issue 10: a default the worker did not confirm never decides the receipt. Each
+     * unanswered item that would change the outcome is asked for, first one named.
+     * Spec station, step 3: what the policy expects and was not scanned is missing.
+     */
+    if ((r = checklist_needs(pol, &c, has_rma ? &rma : NULL, &needs)) < 0)
+        goto out;
+    if (needs.items) {
+        char *item = NULL;
+        if ((r = checklist_item_text(&needs, false, &item)) == 0 &&
+            (r = reject(pl, "command", "not finished: %s not answered", item)) == 0 &&
+            (r = checklist_item_text(&needs, true, &pl->next_fixed)) == 0)
+            r = 0;
+        free(item);
+        goto out;
     }
+    const char **missing = needs.missing;
+    size_t n_missing = needs.n_missing;
 
     if (!has_rma) {
         /*
@@ -993,7 +884,16 @@ static int plan_done(station_t *st, plan_t *pl)
         result = held_result("rmad-no-policy", text);
         free(text);
     } else {
-        if (!(cs = build_case(&rma, &c, missing, n_missing, caldate_today()))) {
+        /* The policy's own serial check decides as for a one-line RMA. */
+        db_rma_t *unit_rma = malloc(sizeof(*unit_rma));
+        if (unit_rma) {
+            *unit_rma = rma;
+            units_case_expected(&rma, &unit, c.serial ? c.serial : "", unit_rma->expected_serial,
+                                sizeof(unit_rma->expected_serial));
+            cs = checklist_case(unit_rma, &c, missing, n_missing, caldate_today());
+            free(unit_rma);
+        }
+        if (!cs) {
             r = -ENOMEM;
             goto out;
         }
@@ -1022,16 +922,24 @@ static int plan_done(station_t *st, plan_t *pl)
     /* The row keeps the final checklist with what was missing, for the audit trail. */
     json_t *final = checklist_json(&c);
     if (!final || json_object_set_new(final, "accessories_missing",
-                                      names_json(missing, n_missing)) < 0) {
+                                      checklist_jnames(missing, n_missing)) < 0) {
         json_decref(final);
         r = -ENOMEM;
         goto out;
     }
-    pl->checklist = dump_compact(final);
+    pl->checklist = checklist_dump(final);
     json_decref(final);
-    pl->result = dump_compact(result);
+    pl->result = checklist_dump(result);
+    /* The last authorised unit makes the RMA received (issue 11). */
+    int received = has_rma ? rma.received + (counts ? 1 : 0) : 0;
+    bool last = has_rma && counts && received >= rma.authorised;
+    pl->line = st->open_line;
     if (!pl->checklist || !pl->result || dup_or_null(c.serial, &pl->serial) < 0 ||
-        (has_rma && !(pl->mark_received = strdup(st->open_rma)))) {
+        (last && !(pl->mark_received = strdup(st->open_rma)))) {
+        r = -ENOMEM;
+        goto out;
+    }
+    if (last && !(pl->received_fields = station_ev_rma_received(&rma))) {
         r = -ENOMEM;
         goto out;
     }
@@ -1039,20 +947,21 @@ static int plan_done(station_t *st, plan_t *pl)
     /* Spec events: inspection.completed carries the whole decision, the result fields
      * exactly as `rmactl policy eval` prints them. */
     pl->topic = "inspection.completed";
-    pl->fields = json_pack("{s:o, s:o, s:o, s:o, s:o, s:o}",
-                           "rma", str_or_null(st->open_rma),
-                           "vendor", str_or_null(has_rma ? nonempty(rma.vendor) : NULL),
-                           "model", str_or_null(has_rma ? nonempty(rma.model) : NULL),
-                           "serial", str_or_null(c.serial),
-                           "serial_match", tristate(serial_match(c.serial, has_rma ? &rma : NULL)),
-                           "checklist", event_checklist(&c, missing, n_missing));
+    pl->fields = station_ev_completed(st->open_rma, has_rma ? &rma : NULL, received, c.serial,
+                                      c.serial_match, &c, missing, n_missing);
     if (!pl->fields || json_object_update(pl->fields, result) < 0) {
         r = -ENOMEM;
         goto out;
     }
-    r = 0;
+    double fee = json_number_value(json_object_get(result, "restocking_fee_pct"));
+    if (fee > 0)
+        r = say(&pl->message, "receipt %lld completed: %s, restocking fee %g%%",
+                (long long)st->open_id, pl->disposition, fee);
+    else
+        r = say(&pl->message, "receipt %lld completed: %s", (long long)st->open_id,
+                pl->disposition);
 out:
-    free(missing);
+    checklist_needs_free(&needs);
     free(why);
     json_decref(cs);
     json_decref(result);
@@ -1060,8 +969,53 @@ out:
     return r;
 }
 
-/* Checklist commands (spec station, "Command barcodes"). */
-static int plan_checklist_cmd(station_t *st, const scancmd_t *cmd, plan_t *pl)
+/*
+ * ACC-ALL / ACC-NONE: the accessories answered at once. ACC-ALL adds every accessory
+ * the policy expects for the product; ACC-NONE says the ones not scanned are missing.
+ * Sets the message naming them.
+ */
+static int answer_accessories(station_t *st, checklist_t *c, bool all, plan_t *pl)
+{
+    db_rma_t rma;
+    checklist_needs_t n = { 0 };
+    const policy_t *pol = NULL;
+    int has = open_rma_row(st, &rma), r = 0;
+
+    if (has < 0)
+        return has;
+    if (has && (pol = policy_of(st, rma.vendor)) && (r = checklist_missing(pol, &rma, c, &n)) < 0)
+        goto out;
+    c->answered |= POLICY_ITEM_ACCESSORIES;
+    size_t len = 0;
+    char *msg = NULL;
+    FILE *f = open_memstream(&msg, &len);
+    if (!f) {
+        r = -ENOMEM;
+        goto out;
+    }
+    if (!n.n_missing)
+        fputs(c->n_acc ? "accessories complete" : "no accessories expected for this product", f);
+    else
+        fputs(all ? "accessories present: " : "accessories missing: ", f);
+    if (n.n_missing)
+        checklist_put_names(f, n.missing, n.n_missing);
+    if (fclose(f) != 0 || !msg) {
+        free(msg);
+        r = -ENOMEM;
+        goto out;
+    }
+    free(pl->message);
+    pl->message = msg;
+    for (size_t i = 0; all && i < n.n_missing && r == 0; i++)
+        if ((r = checklist_add_acc(c, n.missing[i])) == 1)
+            r = reject(pl, "command", "more than %d accessories on one receipt", CHECKLIST_MAX_ACC);
+out:
+    checklist_needs_free(&n);
+    return r;
+}
+
+/* Checklist commands (spec station, "Command barcodes"). Each answers its item. */
+static int plan_checklist_cmd(station_t *st, const scancmd_t *cmd, const char *text, plan_t *pl)
 {
     checklist_t c;
     int r = open_checklist(st, &c);
@@ -1073,12 +1027,14 @@ static int plan_checklist_cmd(station_t *st, const scancmd_t *cmd, plan_t *pl)
     case SCANCMD_PKG_NONE: c.packaging = PKG_NONE; break;
     case SCANCMD_FOAM_MISSING: c.foam = false; break;
     case SCANCMD_SEAL_BROKEN: c.seal = SEAL_BROKEN; break;
+    case SCANCMD_SEAL_INTACT: c.seal = SEAL_INTACT; break;
     case SCANCMD_PKG_UNMARKED: c.rma_marked = false; break;
     case SCANCMD_SERIAL_DAMAGED: c.serial_label = LABEL_DAMAGED; break;
     case SCANCMD_SERIAL_REMOVED: c.serial_label = LABEL_REMOVED; break;
     case SCANCMD_FAULT_CONFIRMED: c.fault = FAULT_CONFIRMED; break;
     case SCANCMD_FAULT_NFF: c.fault = FAULT_NO_FAULT_FOUND; break;
     case SCANCMD_FAULT_DOA: c.fault = FAULT_DOA; break;
+    case SCANCMD_FAULT_UNTESTED: c.fault = FAULT_NOT_TESTED; break;
     case SCANCMD_FIND: c.findings |= 1u << cmd->finding; break;
     case SCANCMD_CMP:
         free(c.component);
@@ -1086,21 +1042,37 @@ static int plan_checklist_cmd(station_t *st, const scancmd_t *cmd, plan_t *pl)
             r = -ENOMEM;
         break;
     case SCANCMD_ACC:
-        if (checklist_has_acc(&c, cmd->name))
-            break;
-        if (c.n_acc == CHECKLIST_MAX_ACC) {
+        if ((r = checklist_add_acc(&c, cmd->name)) == 1) {
             r = reject(pl, "command", "more than %d accessories on one receipt", CHECKLIST_MAX_ACC);
             goto out;
         }
-        if (!(c.acc[c.n_acc] = strdup(cmd->name)))
-            r = -ENOMEM;
-        else
-            c.n_acc++;
+        break;
+    case SCANCMD_ACC_ALL:
+    case SCANCMD_ACC_NONE:
+        r = answer_accessories(st, &c, cmd->kind == SCANCMD_ACC_ALL, pl);
+        if (r < 0 || pl->reason)   /* failed, or rejected: the list is full */
+            goto out;
         break;
     default:
         r = -EINVAL;   /* not a checklist command: a bug in the caller */
         break;
     }
+    switch (cmd->kind) {
+    case SCANCMD_PKG_ORIGINAL: case SCANCMD_PKG_REPLACEMENT: case SCANCMD_PKG_NONE:
+        c.answered |= POLICY_ITEM_PACKAGING;
+        break;
+    case SCANCMD_SEAL_BROKEN: case SCANCMD_SEAL_INTACT:
+        c.answered |= POLICY_ITEM_SEAL;
+        break;
+    case SCANCMD_FAULT_CONFIRMED: case SCANCMD_FAULT_NFF: case SCANCMD_FAULT_DOA:
+    case SCANCMD_FAULT_UNTESTED:
+        c.answered |= POLICY_ITEM_FAULT;
+        break;
+    default:
+        break;
+    }
+    if (r == 0 && !pl->message)
+        r = say(&pl->message, "%s recorded", text);
     if (r == 0)
         r = plan_update(st, &c, "command", pl);
 out:
@@ -1108,13 +1080,13 @@ out:
     return r;
 }
 
-static int plan_command(station_t *st, const scancmd_t *cmd, plan_t *pl)
+static int plan_command(station_t *st, const scancmd_t *cmd, const char *text, plan_t *pl)
 {
     switch (cmd->kind) {
     case SCANCMD_NORMA:
         /* Spec station, step 1: a unit with no RMA; the serial comes next. */
         if (st->open_id)
-            return reject(pl, "command", WHY_OPEN);
+            return reject_open(st, "CMD-NORMA", pl);
         return plan_open(NULL, NULL, "command", pl);
     case SCANCMD_REPRINT:
         /* The label is queued with the scan (write_plan); the spooler prints it. */
@@ -1126,7 +1098,7 @@ static int plan_command(station_t *st, const scancmd_t *cmd, plan_t *pl)
         pl->accepted = true;
         pl->reprint = true;
         pl->receipt_id = st->open_id;
-        return 0;
+        return say(&pl->message, "label of receipt %lld queued again", (long long)st->last_label);
     default:
         break;
     }
@@ -1135,8 +1107,56 @@ static int plan_command(station_t *st, const scancmd_t *cmd, plan_t *pl)
     switch (cmd->kind) {
     case SCANCMD_DONE: return plan_done(st, pl);
     case SCANCMD_CANCEL: return plan_cancel(st, pl);
-    default: return plan_checklist_cmd(st, cmd, pl);
+    default: return plan_checklist_cmd(st, cmd, text, pl);
     }
+}
+
+/*
+ * The serial just recorded. A mismatch is accepted (spec station, step 2) but the
+ * worker is told at once: it is what a box mix-up looks like.
+ */
+static int serial_message(const checklist_t *c, plan_t *pl)
+{
+    if (c->serial_match == 0)
+        return say(&pl->message, "serial %s recorded, but it is NOT the RMA's serial: the unit "
+                   "will be quarantined (wrong box? CMD-CANCEL)", c->serial);
+    return say(&pl->message, "serial %s recorded%s", c->serial,
+               c->serial_match == 1 ? ", matches the RMA" : "");
+}
+
+/*
+ * One of rmad's own label barcodes (proto/labelcode.h). Never a serial or accessory:
+ * with a receipt open it is rejected; with none it looks the receipt up and makes
+ * it the one CMD-REPRINT prints again (when it has a label).
+ */
+static int plan_label(station_t *st, int64_t id, plan_t *pl)
+{
+    db_receipt_t r;
+
+    if (st->open_id)
+        return reject(pl, "label", "rmad label%s, not the unit's: scan the unit's own serial "
+                      "or accessory barcodes", id ? "" : " (older form)");
+    if (!id)
+        return reject(pl, "label", "rmad label of an older form, without receipt number: "
+                      "look the receipt up with rmactl receipts");
+    int rc = db_receipt_get(st->db, id, &r);
+    if (rc == -ENOENT)
+        return reject(pl, "label", "rmad label of receipt %lld, which is not on record",
+                      (long long)id);
+    if (rc < 0)
+        return rc;
+    pl->kind = "label";
+    pl->accepted = true;
+    pl->receipt_id = id;
+    bool labelled = r.state == DB_RECEIPT_COMPLETED || r.state == DB_RECEIPT_REFUSED;
+    if (labelled)
+        pl->label_receipt = id;
+    rc = say(&pl->message, "rmad label of receipt %lld: %s, %s%s%s (station %s)%s",
+             (long long)id, r.rma ? r.rma : "no RMA", db_receipt_state_name(r.state),
+             r.disposition ? " " : "", r.disposition ? r.disposition : "", r.station,
+             labelled && st->printer ? "; CMD-REPRINT prints it again" : "");
+    db_receipt_clear(&r);
+    return rc;
 }
 
 /*
@@ -1164,8 +1184,11 @@ static int plan_gs1(station_t *st, const scan_t *scan, plan_t *pl)
         r = reject(pl, "gs1", "not expected now: the serial is already recorded (%s)", c.serial);
         goto out;
     }
-    if ((g.present & GS1_SERIAL) && (r = set_serial(st, &c, g.serial, pl)) < 0)
+    if ((g.present & GS1_SERIAL) && (r = set_serial(st, &c, g.serial, pl)) != 0) {
+        if (r == 1)   /* rejected: a double receipt */
+            r = 0;
         goto out;
+    }
     if (g.present & GS1_GTIN) {
         free(c.gtin);
         if (!(c.gtin = strdup(g.gtin))) {
@@ -1173,7 +1196,12 @@ static int plan_gs1(station_t *st, const scan_t *scan, plan_t *pl)
             goto out;
         }
     }
-    r = plan_update(st, &c, "gs1", pl);
+    if (g.present & GS1_SERIAL)
+        r = serial_message(&c, pl);
+    else
+        r = say(&pl->message, "GTIN %s recorded", g.gtin);
+    if (r == 0)
+        r = plan_update(st, &c, "gs1", pl);
 out:
     checklist_free(&c);
     return r;
@@ -1200,21 +1228,27 @@ static int plan_text(station_t *st, const char *text, plan_t *pl)
     const char *acc =
         pol ? policy_accessory_by_part(pol, nonempty(rma.model), nonempty(rma.family), text) : NULL;
     if (acc) {
-        if (!checklist_has_acc(&c, acc)) {
-            if (c.n_acc == CHECKLIST_MAX_ACC) {
-                r = reject(pl, "accessory", "more than %d accessories on one receipt",
-                           CHECKLIST_MAX_ACC);
-                goto out;
-            }
-            if (!(c.acc[c.n_acc] = strdup(acc))) {
-                r = -ENOMEM;
-                goto out;
-            }
-            c.n_acc++;
+        if ((r = checklist_add_acc(&c, acc)) == 1) {
+            r = reject(pl, "accessory", "more than %d accessories on one receipt",
+                       CHECKLIST_MAX_ACC);
+            goto out;
         }
-        r = plan_update(st, &c, "accessory", pl);
+        if (r == 0)
+            r = say(&pl->message, "accessory %s recorded (part number %s)", acc, text);
+        if (r == 0)
+            r = plan_update(st, &c, "accessory", pl);
         goto out;
     }
+    /* Issue 11: several lines and nothing listed tells them apart: the model does. */
+    int line = 0;
+    if (has_rma && !st->open_line
+        && (r = units_line_by_model(st->db, st->open_rma, text, &line)) != -ENOENT) {
+        if (r == 0 && (r = say(&pl->message, "line %d (%s) of %s", line, text, st->open_rma)) == 0
+            && (r = plan_update(st, &c, "text", pl)) == 0)
+            pl->line = line;
+        goto out;
+    }
+    r = 0;
     if (c.serial) {
         r = reject(pl, "text",
                    "not expected now: the serial is already recorded (%s) and this is not an "
@@ -1226,7 +1260,11 @@ static int plan_text(station_t *st, const char *text, plan_t *pl)
                    strlen(text), STATION_SERIAL_MAX);
         goto out;
     }
-    if ((r = set_serial(st, &c, text, pl)) == 0)
+    if ((r = set_serial(st, &c, text, pl)) == 1) {
+        r = 0;   /* rejected: a double receipt */
+        goto out;
+    }
+    if (r == 0 && (r = serial_message(&c, pl)) == 0)
         r = plan_update(st, &c, "serial", pl);
 out:
     checklist_free(&c);
@@ -1245,7 +1283,11 @@ static int plan_scan(station_t *st, const scan_t *scan, plan_t *pl)
     if (r < 0)   /* a command prefix with a bad word, e.g. FIND-BANANA */
         return reject(pl, "command", "%s", why ? why : "invalid command barcode");
     if (r == 1)
-        return plan_command(st, &cmd, pl);
+        return plan_command(st, &cmd, scan->text, pl);
+    /* rmad's own label barcodes, before RMA numbers: a label is never anything else. */
+    int64_t label;
+    if (labelcode_parse(scan->text, &label) == 1)
+        return plan_label(st, label, pl);
     if (regexec(&st->rma_re, scan->text, 0, NULL, 0) == 0)
         return plan_rma(st, scan->text, pl);
     if (scan->gs1)
@@ -1255,26 +1297,6 @@ static int plan_scan(station_t *st, const scan_t *scan, plan_t *pl)
 
 /* ------------------------------------------------------------ transactions ------ */
 
-/* The scan event's fields (spec events: scan.accepted, scan.rejected + reason). */
-static json_t *scan_fields(const char *scanner, const char *kind, const char *aim,
-                           const char *text, const char *reason)
-{
-    json_t *o = json_pack("{s:s, s:s}", "scanner", scanner, "kind", kind);
-    if (!o)
-        return NULL;
-    int bad = 0;
-    if (aim && *aim)
-        bad |= json_object_set_new(o, "symbology", json_string(aim));
-    if (text)
-        bad |= json_object_set_new(o, "text", json_string(text));
-    if (reason)
-        bad |= json_object_set_new(o, "reason", json_string(reason));
-    if (bad) {
-        json_decref(o);
-        return NULL;
-    }
-    return o;
-}
 
 /*
  * Spec station, "a disposition label prints at the station's printer" (and "a refusal
@@ -1302,6 +1324,79 @@ static int queue_label(station_t *st, plan_t *pl, int64_t now_ms)
     return r;
 }
 
+/*
+ * What the worker is told (docs/station.md, "Replies"): what the scan did, the
+ * receipt open after it, and what to scan next. Needs the inserted receipt's id.
+ */
+static int plan_words(station_t *st, plan_t *pl)
+{
+    int64_t id = 0;
+    const char *rma = NULL, *cl = NULL;
+    char *msg = NULL, *sw = NULL;
+    int r = 0, line = 0;
+
+    if (pl->transition == STATION_RECEIPT_OPENED) {
+        id = pl->receipt_id;
+        rma = pl->rma;
+        cl = pl->checklist;
+        line = pl->line;
+    } else if (pl->transition == STATION_RECEIPT_NONE) {
+        id = st->open_id;
+        rma = st->open_rma;
+        cl = pl->update ? pl->checklist : st->open_checklist;
+        line = pl->line ? pl->line : st->open_line;
+    }
+    r = pl->next_fixed ? say(&pl->next, "%s", pl->next_fixed)
+                       : next_for_state(st, id, rma, line, cl, &pl->next);
+    if (r < 0)
+        return r;
+    if (pl->cancel_id && say(&sw, "receipt %lld (%s) cancelled, switched to %s: ",
+                             (long long)pl->cancel_id, pl->cancel_rma ? pl->cancel_rma : "no RMA",
+                             pl->rma) < 0)
+        return -ENOMEM;
+    if (!pl->accepted)
+        r = say(&msg, "%s", pl->reason);
+    else if (pl->transition == STATION_RECEIPT_OPENED)
+        r = say(&msg, "%sreceipt %lld opened %s", sw ? sw : "", (long long)pl->receipt_id,
+                pl->message ? pl->message : "");
+    else if (pl->transition == STATION_RECEIPT_REFUSED)
+        r = say(&msg, "%s%s refused: %s", sw ? sw : "", pl->rma, pl->reason);
+    else
+        r = say(&msg, "%s", pl->message ? pl->message : "recorded");
+    free(sw);
+    if (r == 0) {
+        free(pl->message);
+        pl->message = msg;
+        r = compose_reply(msg, id, rma, pl->next, &pl->reply);
+    } else {
+        free(msg);
+    }
+    return r;
+}
+
+/* A switch (second RMA): the receipt it leaves is cancelled, before the new one opens. */
+static int write_switch(station_t *st, plan_t *pl, int64_t now_ms)
+{
+    char *why = NULL;
+    if (say(&why, "cancelled at the station: switched to %s by scanning it", pl->rma) < 0)
+        return -ENOMEM;
+    db_receipt_t row = { .id = pl->cancel_id, .state = DB_RECEIPT_CANCELLED, .closed_at = now_ms,
+                         .line = st->open_line, .checklist = st->open_checklist, .reason = why };
+    int r = db_receipt_update(st->db, &row);
+    free(why);
+    return r;
+}
+
+static int append_switch_event(station_t *st, plan_t *pl, int64_t now_ms, outbox_t *ob)
+{
+    json_t *f = station_ev_cancelled(pl->cancel_rma, pl->rma);
+    if (!f)
+        return -ENOMEM;
+    int r = outbox_append(ob, st->db, "receipt.cancelled", f, st->name, pl->cancel_id, now_ms);
+    json_decref(f);
+    return r;
+}
+
 /* Write the plan: receipt row, scan row, RMA status, label, events. Inside the transaction. */
 static int write_plan(station_t *st, plan_t *pl, const db_scan_t *scan_row, int64_t now_ms,
                       outbox_t *ob)
@@ -1309,10 +1404,13 @@ static int write_plan(station_t *st, plan_t *pl, const db_scan_t *scan_row, int6
     db_t *db = st->db;
     int r;
 
+    if (pl->cancel_id && (r = write_switch(st, pl, now_ms)) < 0)
+        return r;
     if (pl->insert) {
         db_receipt_t row = {
-            .station = st->name, .rma = pl->rma, .state = pl->state, .opened_at = now_ms,
-            .closed_at = now_ms, .checklist = pl->checklist, .reason = (char *)pl->row_reason,
+            .station = st->name, .rma = pl->rma, .line = pl->line, .state = pl->state,
+            .opened_at = now_ms, .closed_at = now_ms, .checklist = pl->checklist,
+            .reason = (char *)pl->row_reason,
         };
         if ((r = db_receipt_insert(db, &row, &pl->receipt_id)) < 0)
             return r;
@@ -1327,6 +1425,7 @@ static int write_plan(station_t *st, plan_t *pl, const db_scan_t *scan_row, int6
     if (pl->update) {
         db_receipt_t row = {
             .id = pl->receipt_id, .state = pl->state, .closed_at = now_ms, .serial = pl->serial,
+            .line = pl->line ? pl->line : st->open_line,
             .checklist = pl->checklist, .result = pl->result,
             .disposition = (char *)pl->disposition,
             .reason = (char *)pl->row_reason,
@@ -1338,8 +1437,11 @@ static int write_plan(station_t *st, plan_t *pl, const db_scan_t *scan_row, int6
         return r;
     if ((r = queue_label(st, pl, now_ms)) < 0)
         return r;
+    if ((r = plan_words(st, pl)) < 0)
+        return r;
 
-    json_t *f = scan_fields(s.scanner, s.kind, s.symbology, s.text, s.reason);
+    json_t *f = station_ev_scan(s.scanner, s.kind, s.symbology, s.text, s.reason,
+                            pl->accepted ? pl->message : NULL, pl->next);
     if (!f)
         return -ENOMEM;
     r = outbox_append(ob, db, pl->accepted ? "scan.accepted" : "scan.rejected", f, st->name,
@@ -1347,18 +1449,40 @@ static int write_plan(station_t *st, plan_t *pl, const db_scan_t *scan_row, int6
     json_decref(f);
     if (r < 0)
         return r;
+    if (pl->cancel_id && (r = append_switch_event(st, pl, now_ms, ob)) < 0)
+        return r;
     if (pl->topic)
         r = outbox_append(ob, db, pl->topic, pl->fields, st->name, pl->receipt_id, now_ms);
+    if (r == 0 && pl->received_fields)
+        r = outbox_append(ob, db, "rma.received", pl->received_fields, st->name, pl->receipt_id,
+                          now_ms);
     return r;
 }
 
 /* After the commit: the station takes the state the database now has. */
 static void adopt(station_t *st, plan_t *pl)
 {
+    free(st->switched_rma);
+    st->switched_rma = NULL;
+    free(st->out_rma);
+    st->out_rma = NULL;
+    /* The RMA the outcome names: the receipt's before it closes (the logs say it). */
+    if (pl->transition == STATION_RECEIPT_OPENED || pl->transition == STATION_RECEIPT_REFUSED)
+        (void)dup_or_null(pl->rma, &st->out_rma);
+    else
+        (void)dup_or_null(st->open_rma, &st->out_rma);
+    if (pl->cancel_id) {
+        st->switched_rma = pl->cancel_rma;
+        pl->cancel_rma = NULL;
+        clear_open(st);
+    }
+    if (pl->label_receipt)
+        st->last_label = pl->label_receipt;
     switch (pl->transition) {
     case STATION_RECEIPT_OPENED:
         clear_open(st);
         st->open_id = pl->receipt_id;
+        st->open_line = pl->line;
         st->open_rma = pl->rma;
         st->open_checklist = pl->checklist;
         pl->rma = pl->checklist = NULL;
@@ -1374,6 +1498,8 @@ static void adopt(station_t *st, plan_t *pl)
         st->last_label = pl->receipt_id;
         break;
     case STATION_RECEIPT_NONE:
+        if (pl->update && pl->line)
+            st->open_line = pl->line;
         if (pl->update) {
             free(st->open_checklist);
             free(st->open_serial);
@@ -1389,6 +1515,45 @@ static void adopt(station_t *st, plan_t *pl)
     free(st->reason);
     st->reason = pl->reason;
     pl->reason = NULL;
+    free(st->reply);
+    st->reply = pl->reply;
+    pl->reply = NULL;
+    free(st->next);
+    st->next = pl->next;
+    pl->next = NULL;
+}
+
+static bool same_text(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+/*
+ * The database is the one truth of the station's open receipt (issue 11): read it in
+ * the scan's transaction and, should it differ from what the station holds (nothing
+ * else writes a station's receipts, so it never should), take the database's. The
+ * memory is a cache the plan reads; a failure fails the scan, and the next scan reads
+ * again.
+ */
+static int reload_open(station_t *st)
+{
+    db_receipt_t r;
+    int rc = db_receipt_get_open(st->db, st->name, &r);
+
+    if (rc == -ENOENT) {
+        if (st->open_id)
+            clear_open(st);
+        return 0;
+    }
+    if (rc < 0)
+        return rc;
+    bool same = r.id == st->open_id && r.line == st->open_line && same_text(r.rma, st->open_rma)
+                && (same_text(r.checklist, st->open_checklist) || !r.checklist);
+    db_receipt_clear(&r);
+    if (same)
+        return 0;
+    clear_open(st);
+    return resume(st, NULL);
 }
 
 /* Run one transaction: plan (from `scan` or already made), write, commit. */
@@ -1398,7 +1563,7 @@ static int run(station_t *st, const scan_t *scan, db_scan_t *row, plan_t *pl, in
     int r = db_begin(st->db);
     if (r < 0)
         return r;
-    if (scan)
+    if (scan && (r = reload_open(st)) == 0)
         r = plan_scan(st, scan, pl);
     if (r == 0)
         r = write_plan(st, pl, row, now_ms, ob);
@@ -1422,8 +1587,27 @@ int station_apply_scan(station_t *st, const scan_t *scan, int64_t now_ms, outbox
     if (!scan || !scan->text || !time_ok(now_ms) || outbox_pending(ob) != 0)
         return -EINVAL;
     if (is_double_read(st, scan)) {
+        /* Stored nothing, but the worker still hears that the scan was heard. */
+        char *next = NULL, *reply = NULL;
+        int r = next_for_state(st, st->open_id, st->open_rma, st->open_line, st->open_checklist,
+                               &next);
+        if (r == 0)
+            r = compose_reply("double read ignored (the same barcode again at once)", st->open_id,
+                              st->open_rma, next, &reply);
+        if (r < 0) {
+            free(next);
+            return r;
+        }
+        free(st->next);
+        free(st->reply);
+        free(st->out_rma);
+        st->next = next;
+        st->reply = reply;
+        st->out_rma = NULL;
+        (void)dup_or_null(st->open_rma, &st->out_rma);
         st->n_double++;
-        *out = (station_outcome_t){ .scan = STATION_SCAN_DOUBLE_READ, .receipt_id = st->open_id };
+        *out = (station_outcome_t){ .scan = STATION_SCAN_DOUBLE_READ, .receipt_id = st->open_id,
+                                    .reply = st->reply, .next = st->next, .rma = st->out_rma };
         return 0;
     }
     db_scan_t row = {
@@ -1449,13 +1633,19 @@ int station_apply_scan(station_t *st, const scan_t *scan, int64_t now_ms, outbox
         .serial_mismatch = pl.serial_mismatch,
         .reprint_requested = pl.reprint,
         .label_queued = pl.label_queued,
+        .reply = st->reply,
+        .next = st->next,
+        .rma = st->out_rma,
+        .switched_from = pl.cancel_id,
+        .switched_from_rma = st->switched_rma,
     };
     plan_free(&pl);
     return 0;
 }
 
 int station_record_rejected(station_t *st, const char *scanner_id, const void *raw,
-                            size_t raw_len, const char *reason, int64_t now_ms, outbox_t *ob)
+                            size_t raw_len, const char *reason, int64_t now_ms, outbox_t *ob,
+                            station_outcome_t *out)
 {
     if ((!raw && raw_len) || !time_ok(now_ms) || outbox_pending(ob) != 0)
         return -EINVAL;
@@ -1468,8 +1658,13 @@ int station_record_rejected(station_t *st, const char *scanner_id, const void *r
     if (!(pl.reason = strdup(reason && *reason ? reason : "rejected by the scanner driver")))
         return -ENOMEM;
     int r = run(st, NULL, &row, &pl, now_ms, ob);
-    if (r == 0)
+    if (r == 0) {
         adopt(st, &pl);
+        if (out)
+            *out = (station_outcome_t){ .scan = STATION_SCAN_REJECTED, .receipt_id = pl.receipt_id,
+                                        .kind = "invalid", .reason = st->reason,
+                                        .reply = st->reply, .next = st->next, .rma = st->out_rma };
+    }
     plan_free(&pl);
     return r;
 }

@@ -60,6 +60,15 @@ void station_destroy(station_t **st);
 
 const char *station_name(const station_t *st);
 
+/*
+ * Whether the vendor's policy refuses this RMA as it stands, before any inspection
+ * (an expired RMA: EverFocus, valid 30 days), on today's date: 1 with *why malloc'd
+ * ("text (rule)"), 0 when not or when the vendor has no policy, or a negative errno.
+ * What the station asks when an RMA is scanned; rmactl rma show/list call it
+ * "expired".
+ */
+int station_rma_refusal(policyset_t *policies, const db_rma_t *rma, char **why);
+
 /* What one scan did. */
 typedef enum {
     STATION_SCAN_ACCEPTED,     /* stored, accepted; state may have changed */
@@ -90,6 +99,17 @@ typedef struct {
     bool label_queued;        /* a label was queued (print_jobs) in this transaction: a
                                  refusal, a completion or a reprint at a station with a
                                  printer; the daemon's spooler takes it from there */
+    /*
+     * The answer for the worker at the scanner (docs/station.md, "Replies"): what the
+     * scan did, the receipt open after it and what to scan next, as one line without
+     * the status word: "a receipt is open (RMA-5001) [receipt 1 RMA-5001]: finish it
+     * (CMD-DONE) or cancel it (CMD-CANCEL), then scan RMA-5002 again". Always set.
+     */
+    const char *reply;
+    const char *next;         /* the part after "]: ", also in the scan event */
+    const char *rma;          /* RMA of receipt_id's receipt; NULL for none or CMD-NORMA */
+    int64_t switched_from;    /* a second RMA switched receipts: the one it cancelled */
+    const char *switched_from_rma;  /* and its RMA (NULL for CMD-NORMA) */
 } station_outcome_t;
 
 /*
@@ -109,9 +129,9 @@ typedef struct {
  *
  * A double read (same scanner, same symbology and text, scan->t_ms within
  * double_read_ms of the read that was stored) stores and publishes nothing and
- * returns 0 with STATION_SCAN_DOUBLE_READ.
+ * returns 0 with STATION_SCAN_DOUBLE_READ (and a reply saying so).
  *
- * out->reason and out->kind stay valid until the next call on this station.
+ * out's strings stay valid until the next call on this station.
  */
 int station_apply_scan(station_t *st, const scan_t *scan, int64_t now_ms, outbox_t *ob,
                        station_outcome_t *out);
@@ -120,10 +140,21 @@ int station_apply_scan(station_t *st, const scan_t *scan, int64_t now_ms, outbox
  * Store a read the driver rejected (scan_decode failed: too long, control bytes,
  * invalid UTF-8...): a scan row with accepted = 0, kind "invalid", the raw bytes and
  * the driver's reason, and a scan.rejected event, in one transaction. The open
- * receipt, if any, is named but not changed. Same returns as station_apply_scan.
+ * receipt, if any, is named but not changed. Same returns as station_apply_scan; *out
+ * (may be NULL) is filled like station_apply_scan's, REJECTED with the reply.
  */
 int station_record_rejected(station_t *st, const char *scanner_id, const void *raw,
-                            size_t raw_len, const char *reason, int64_t now_ms, outbox_t *ob);
+                            size_t raw_len, const char *reason, int64_t now_ms, outbox_t *ob,
+                            station_outcome_t *out);
+
+/*
+ * The reply for a scan whose transaction failed (station_apply_scan or
+ * station_record_rejected returned err, a negative errno; -ENOBUFS for a scan turned
+ * away because too many wait): REJECT it, as nothing changed, "not stored: CAUSE"
+ * (the disk is full, the database is read-only, busy...), naming the open receipt,
+ * "scan it again". Valid until the next call on the station.
+ */
+const char *station_unstored_reply(station_t *st, int err);
 
 /* For `rmactl status`. Strings are the station's, valid until its next call. */
 typedef struct {

@@ -5,10 +5,14 @@
 #include "db/db_internal.h"
 
 #include <errno.h>
+#include <libgen.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
 
 #define BUSY_TIMEOUT_MS 5000
 
@@ -530,4 +534,64 @@ int db_utf8_valid(const char *str, size_t len)
         i += n + 1;
     }
     return 1;
+}
+
+/* A malloc'd message, NULL when out of memory. */
+__attribute__((format(printf, 1, 2))) static char *msgf_db(const char *fmt, ...)
+{
+    va_list ap;
+    char *s = NULL;
+    va_start(ap, fmt);
+    int n = vasprintf(&s, fmt, ap);
+    va_end(ap);
+    return n < 0 ? NULL : s;
+}
+
+int db_check_location(const char *path, char **errmsg)
+{
+    *errmsg = NULL;
+    if (!path || !*path) {
+        *errmsg = strdup("no database path");
+        return -EINVAL;
+    }
+    char *copy = strdup(path);
+    if (!copy)
+        return -ENOMEM;
+    const char *dir = dirname(copy);
+    struct stat st;
+    struct statvfs vfs;
+    int rc = 0;
+    if (stat(dir, &st) < 0) {
+        rc = -errno;
+        *errmsg = msgf_db("%s: %s", dir, errno == ENOENT ? "no such directory" : strerror(errno));
+    } else if (!S_ISDIR(st.st_mode)) {
+        rc = -ENOTDIR;
+        *errmsg = msgf_db("%s: not a directory", dir);
+    } else if (statvfs(dir, &vfs) == 0 && (vfs.f_flag & ST_RDONLY)) {
+        rc = -EROFS;
+        *errmsg = msgf_db("%s: read-only filesystem", dir);
+    } else if (access(dir, W_OK | X_OK) < 0) {
+        rc = -errno;
+        *errmsg = msgf_db("%s: %s (the database and its -wal/-shm files are created there)",
+                          dir, errno == EACCES ? "permission denied" : strerror(errno));
+    } else if (stat(path, &st) == 0) {
+        if (!S_ISREG(st.st_mode)) {
+            rc = -EINVAL;
+            *errmsg = msgf_db("%s: not a regular file", path);
+        } else if (access(path, R_OK | W_OK) < 0) {
+            rc = -errno;
+            *errmsg = msgf_db("%s: %s", path,
+                              errno == EACCES ? "permission denied" : strerror(errno));
+        }
+    }
+    free(copy);
+    if (rc < 0 && !*errmsg)
+        return -ENOMEM;
+    return rc;
+}
+
+int db_set_busy_timeout(db_t *db, int ms)
+{
+    int rc = sqlite3_busy_timeout(db->sql, ms);
+    return rc == SQLITE_OK ? 0 : db_fail(db, rc, "busy_timeout");
 }

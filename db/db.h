@@ -49,6 +49,26 @@ int db_schema_version(void);
  */
 int db_open(const char *path, db_t **out, char **errmsg);
 
+/*
+ * Whether a database can live at `path`, without opening it: its directory exists and
+ * this process may create files there (SQLite also creates PATH-wal and PATH-shm), the
+ * filesystem is not mounted read-only, and an existing file is a regular file this
+ * process can read and write. Returns 0, or a negative errno with *errmsg (malloc'd)
+ * naming the cause in words, e.g. "/var/lib/rmad: no such directory",
+ * "/var/lib/rmad: read-only filesystem", "/var/lib/rmad/rmad.db: permission denied".
+ * For `rmad --check-config` and for a clear error at start (SQLite says only "unable
+ * to open database file").
+ */
+int db_check_location(const char *path, char **errmsg);
+
+/*
+ * How long one statement waits for a lock another process holds before it fails with
+ * -EBUSY (db_open sets 5 s, fine for rmactl). The daemon sets DB_DAEMON_BUSY_MS: its
+ * loop must not stall, and it queues what failed (daemon/scanq.h). Returns 0 or an error.
+ */
+#define DB_DAEMON_BUSY_MS 50
+int db_set_busy_timeout(db_t *db, int ms);
+
 /* Close (rolling back an unfinished transaction) and set *db to NULL. NULL is fine. */
 void db_close(db_t **db);
 
@@ -85,34 +105,68 @@ typedef enum {
     DB_RMA_KIND_OTC_EXCHANGE,
 } db_rma_kind_t;
 
+#define DB_RMA_LINE_MAX     9999   /* line numbers 1..9999 */
+#define DB_RMA_QUANTITY_MAX 10000  /* units authorised on one line */
+#define DB_RMA_SERIALS_MAX  4096   /* bytes of a line's '|'-separated serial list */
+
+/*
+ * An RMA's state. Stored: open / received (every authorised unit is in) and closed
+ * (rmactl rma close). Derived when read: partially received (some units in).
+ * "Expired" is the vendor policy's rule, so only the daemon can tell it
+ * (control_set_rma_expiry).
+ */
 typedef enum {
     DB_RMA_OPEN = 0,
     DB_RMA_RECEIVED,
+    DB_RMA_PARTIAL,
+    DB_RMA_CLOSED,
+    DB_RMA_EXPIRED,     /* never returned by db/: the daemon's verdict */
 } db_rma_status_t;
+
+/* "open", "received", "partially received", "closed", "expired". */
+const char *db_rma_status_name(db_rma_status_t s);
+/* Parse "open", "partial" (or "partially received"), "received", "closed", "expired". */
+int db_rma_status_parse(const char *s, db_rma_status_t *out);
 
 /* Tri-state for optional booleans. */
 #define DB_UNSET (-1)
 
 /*
- * One RMA as the upstream system issued it. Text fields are NUL-terminated; ""
- * means absent (NULL in the database). Dates are CALDATE_NONE when absent.
+ * One line of an RMA as the upstream system issued it, together with the RMA's own
+ * fields: what a CSV row holds, and what the policy sees of one unit (a one-line RMA
+ * is exactly the RMA of before lines). Text fields are NUL-terminated; "" means
+ * absent (NULL in the database). Dates are CALDATE_NONE when absent.
+ *
+ * The RMA's fields: number, issued, kind, vendor, order_value, proof_of_purchase
+ * (the same on every line). The line's: line, model, family, purchased, shipped,
+ * invoiced, warranty_months, has_storage_media, quantity and its expected serials.
  */
 typedef struct {
     char number[DB_RMA_NUMBER_MAX + 1];              /* required */
     caldate_t issued;                                /* required */
     db_rma_kind_t kind;
     char vendor[DB_RMA_TEXT_MAX + 1];                /* required */
+    int line;                                        /* 1..9999; 0: not stated */
     char model[DB_RMA_TEXT_MAX + 1];
     char family[DB_RMA_TEXT_MAX + 1];
+    /* One expected serial (the CSV's expected_serial column; db_rma_get*: the line's
+     * serial when it lists exactly one) */
     char expected_serial[DB_RMA_TEXT_MAX + 1];
+    /* The line's expected serials, '|'-separated (the expected_serials column). On
+     * write, either this or expected_serial; on read, always the whole list. */
+    char expected_serials[DB_RMA_SERIALS_MAX + 1];
+    int quantity;                                    /* 1..10000 (default 1) */
     caldate_t purchased, shipped, invoiced;
     bool has_order_value;
     double order_value;                              /* >= 0 */
     int warranty_months;                             /* 0..1200, DB_UNSET */
     int has_storage_media;                           /* 0, 1, DB_UNSET */
     int proof_of_purchase;                           /* 0, 1, DB_UNSET */
-    /* Set by db_rma_get; ignored by db_rma_upsert. */
-    db_rma_status_t status;
+    /* Set by db_rma_get*; ignored by db_rma_upsert. */
+    db_rma_status_t status;                          /* open, partial, received, closed */
+    int lines;                                       /* lines of the RMA */
+    int authorised, received;                        /* units: of the whole RMA */
+    int line_received;                               /* units received on this line */
     int64_t imported_at, updated_at;                 /* ms */
 } db_rma_t;
 
@@ -136,6 +190,15 @@ int db_rma_kind_parse(const char *s, db_rma_kind_t *out);
  */
 int db_rma_set_field(db_rma_t *rma, const char *column, const char *value, char **errmsg);
 
+/* True when name is a field of db_rma_set_field. */
+bool db_rma_field_known(const char *name);
+
+/*
+ * The comparison key of a serial: trimmed of white space, ASCII upper case (as
+ * policy_serial_equal compares). Writes at most cap bytes with the NUL.
+ */
+void db_serial_key(const char *s, size_t len, char *key, size_t cap);
+
 /*
  * Check a whole RMA (also one filled field by field from JSON): number, issued and
  * vendor present, number matching `number_re` (NULL: DB_RMA_NUMBER_PATTERN), every
@@ -150,17 +213,76 @@ typedef enum {
 } db_upsert_t;
 
 /*
- * Insert the RMA, or update the stored one with the same number (all fields but
- * status: a received RMA stays received). Does not validate: call db_rma_validate
- * first. Returns 0 and sets *what (may be NULL), or a negative errno.
+ * Insert the RMA with this one line (rma->line, 1 when 0), or update the stored RMA's
+ * fields and that line (its serials replaced when they differ); other lines are
+ * kept. The status is kept (a received RMA stays received) unless the line now
+ * authorises more units than are in. A line's quantity below the units already
+ * received on it is refused (-EPERM, with the reason in db_errmsg). Does not
+ * validate: call db_rma_validate first. Returns 0 and sets *what (may be NULL), or a
+ * negative errno.
  */
 int db_rma_upsert(db_t *db, const db_rma_t *rma, db_upsert_t *what);
 
-/* Fill *out with the stored RMA. Returns 0, -ENOENT when there is none, or an error. */
-int db_rma_get(db_t *db, const char *number, db_rma_t *out);
+/*
+ * Replace a whole RMA: the RMA's fields from lines[0], exactly these n lines (their
+ * line numbers set, distinct), others deleted. Refused with -EPERM when a line that
+ * goes, or shrinks, has more units received than it would authorise; the message
+ * says which. Validated rows only (db_rma_validate, serials unique in the RMA).
+ */
+int db_rma_replace(db_t *db, const db_rma_t *lines, size_t n, db_upsert_t *what);
 
-/* Mark an open RMA received. Returns 0, -ENOENT (unknown), -EALREADY (already received). */
+/*
+ * Fill *out with the stored RMA and its first line (what a one-line RMA is), or with
+ * line `line`. Return 0, -ENOENT when there is no such RMA or line, or an error.
+ */
+int db_rma_get(db_t *db, const char *number, db_rma_t *out);
+int db_rma_get_line(db_t *db, const char *number, int line, db_rma_t *out);
+
+/*
+ * Which unit of its RMA completed receipt `receipt_id` is: *k = 1 for the first unit
+ * received, ...; 0 when the receipt is not one of the RMA's units (not completed, or
+ * a mismatched serial). For the label's "unit k of n".
+ */
+int db_rma_unit_number(db_t *db, const char *number, int64_t receipt_id, int *k);
+
+/* Call fn for each line of the RMA, in line order (*r borrowed for the call). */
+typedef int (*db_rma_fn)(const db_rma_t *r, void *data);
+int db_rma_foreach_line(db_t *db, const char *number, db_rma_fn fn, void *data);
+
+/*
+ * The line that lists `serial` (compared trimmed and ASCII case-folded, as the
+ * station compares serials): 0 and *line, or -ENOENT when no line lists it.
+ */
+int db_rma_serial_line(db_t *db, const char *number, const char *serial, int *line);
+
+/*
+ * The completed receipt of this RMA whose serial is `serial` (compared as above): 0
+ * and *receipt_id, or -ENOENT when that serial has not been received on the RMA.
+ */
+int db_rma_serial_received(db_t *db, const char *number, const char *serial,
+                           int64_t *receipt_id);
+
+/*
+ * Mark an open RMA received (every unit in). Returns 0, -ENOENT (unknown), -EALREADY
+ * (already received).
+ */
 int db_rma_mark_received(db_t *db, const char *number);
+
+/*
+ * Close an RMA the customer will not complete: refused from now on with `reason`.
+ * Returns 0, -ENOENT (unknown), -EALREADY (already closed, or every unit received).
+ */
+int db_rma_close(db_t *db, const char *number, const char *reason, int64_t now_ms);
+
+/* Why and when an RMA was closed; *reason malloc'd (caller frees). -ENOENT if open. */
+int db_rma_closed(db_t *db, const char *number, char **reason, int64_t *at_ms);
+
+/*
+ * Call fn for every RMA (its first line's fields, status and counts set), by number;
+ * of `vendor` (case-insensitive) when not NULL, in state `state` when >= 0
+ * (DB_RMA_EXPIRED: not filtered here, the caller decides).
+ */
+int db_rma_list(db_t *db, int state, const char *vendor, db_rma_fn fn, void *data);
 
 /* ------------------------------------------------------------ RMA import ------ */
 
@@ -216,10 +338,11 @@ const char *db_receipt_state_name(db_receipt_state_t s);
  * (release with db_receipt_clear). Passed to db_receipt_list_recent's callback:
  * borrowed, valid only during the call.
  */
-typedef struct {
+typedef struct db_receipt {
     int64_t id;
     char *station;               /* required */
     char *rma;                   /* as scanned; NULL for CMD-NORMA receipts */
+    int line;                    /* the unit's line of the RMA; 0 while not known */
     db_receipt_state_t state;
     int64_t opened_at;           /* ms, required (> 0) */
     int64_t closed_at;           /* ms, required once closed; ignored (and read back
@@ -241,7 +364,7 @@ void db_receipt_clear(db_receipt_t *r);
 int db_receipt_insert(db_t *db, const db_receipt_t *r, int64_t *id);
 
 /*
- * Update receipt r->id: state, closed_at, serial, checklist, result, disposition,
+ * Update receipt r->id: state, closed_at, line, serial, checklist, result, disposition,
  * reason (station, rma and opened_at never change). Only an open receipt can be
  * updated (-EPERM once closed). Returns 0, -ENOENT, or an error.
  */
@@ -282,6 +405,8 @@ typedef struct {
  */
 int db_receipt_search(db_t *db, const db_receipt_filter_t *f, unsigned limit,
                       unsigned offset, db_receipt_fn fn, void *data, uint64_t *total);
+/* Call fn for every receipt of an RMA (refused ones too), oldest first. As above. */
+int db_receipt_foreach_rma(db_t *db, const char *number, db_receipt_fn fn, void *data);
 
 /* ------------------------------------------------------------ scans ----------- */
 

@@ -19,12 +19,31 @@ typedef enum {
     ST_RMA_GET,
     ST_RMA_STATUS,
     ST_RMA_MARK_RECEIVED,
+    ST_RMA_HEADER_UPSERT,
+    ST_RMA_LINE_UPSERT,
+    ST_RMA_LINE_SERIALS,
+    ST_RMA_SERIALS_DELETE,
+    ST_RMA_SERIAL_INSERT,
+    ST_RMA_LINE_GET,
+    ST_RMA_LINES,
+    ST_RMA_LINE_NUMBERS,
+    ST_RMA_LINE_DELETE,
+    ST_RMA_RECEIVED_ON_LINE,
+    ST_RMA_COUNTS,
+    ST_RMA_REOPEN,
+    ST_RMA_SERIAL_LINE,
+    ST_RMA_SERIAL_RECEIVED,
+    ST_RMA_CLOSE,
+    ST_RMA_CLOSED,
+    ST_RMA_LIST,
+    ST_RMA_UNIT_NUMBER,
     ST_RECEIPT_INSERT,
     ST_RECEIPT_UPDATE,
     ST_RECEIPT_GET,
     ST_RECEIPT_GET_OPEN,
     ST_RECEIPT_RECENT,
     ST_RECEIPT_SEARCH,
+    ST_RECEIPTS_OF_RMA,
     ST_SCAN_INSERT,
     ST_SCANS_OF_RECEIPT,
     ST_OUTBOX_LAST_SEQ,
@@ -111,6 +130,9 @@ enum {
     RMA_COL_WARRANTY_MONTHS,
     RMA_COL_HAS_STORAGE_MEDIA,
     RMA_COL_PROOF_OF_PURCHASE,
+    RMA_COL_LINE,
+    RMA_COL_QUANTITY,
+    RMA_COL_EXPECTED_SERIALS,
     RMA_COL_COUNT
 };
 extern const char *const db_rma_columns[RMA_COL_COUNT];
@@ -131,6 +153,19 @@ int db_rma_set_column(db_rma_t *rma, int col, const char *value, size_t len, cha
 typedef int (*db_rma_problem_fn)(void *data, int col, const char *msg);
 int db_rma_check(const db_rma_t *rma, const regex_t *number_re, const char *pattern,
                  unsigned skip, db_rma_problem_fn report, void *data);
+
+/*
+ * Split a '|'-separated serial list: fn(data, serial, len) per item, trimmed (empty
+ * items included, len 0). Returns the number of items, or fn's negative return.
+ */
+int db_serials_split(const char *list, int (*fn)(void *data, const char *s, size_t len),
+                     void *data);
+
+/*
+ * Delete the RMA's lines whose number is not in keep[] (-EPERM when units were
+ * received on one), then settle its status. Inside a transaction.
+ */
+int db_rma_keep_lines(db_t *db, const char *number, const int *keep, size_t nkeep);
 
 /* Compile DB_RMA_NUMBER_PATTERN. Returns 0 or -ENOMEM. */
 int db_rma_default_re(regex_t *re);

@@ -220,10 +220,86 @@ static const char migration_3[] =
     "CREATE TRIGGER print_jobs_never_deleted BEFORE DELETE ON print_jobs\n"
     "BEGIN SELECT RAISE(ABORT, 'print jobs are never deleted'); END;\n";
 
+/*
+ * RMAs get lines (issue 11): one RMA authorises several units, each line a product
+ * (model, family, its dates and facts) with a quantity and, optionally, the serials
+ * expected for it. The product facts move from rmas to rma_lines, so that there is one
+ * place they live; every existing RMA becomes one line of quantity 1 with its
+ * expected serial, and its receipts are units of that line.
+ * - rma_serials holds one row per expected serial with its comparison key (trimmed,
+ *   ASCII upper case: how the station compares serials), so the line listing a scanned
+ *   serial is one indexed lookup. Uniqueness within an RMA is checked by the import;
+ *   the key is unique per line only, so that a re-import can move a serial from one
+ *   line to another row by row.
+ * - receipts.line: the unit's line, set while the receipt is open (the serial may be
+ *   what picks it), final once closed like the rest of the row.
+ * - rmas.status stays open/received ("every authorised unit is in"); closed_at and
+ *   closed_reason record rmactl rma close. "partially received" and "expired" are
+ *   derived where shown.
+ */
+static const char migration_4[] =
+    "-- rmad schema 4: RMA lines, quantities and expected serials.\n"
+    "CREATE TABLE rma_lines (\n"
+    "    rma               TEXT NOT NULL REFERENCES rmas (number) ON DELETE CASCADE,\n"
+    "    line              INTEGER NOT NULL CHECK (line BETWEEN 1 AND 9999),\n"
+    "    model             TEXT,\n"
+    "    family            TEXT,\n"
+    "    purchased         TEXT CHECK (date(purchased) IS purchased),\n"
+    "    shipped           TEXT CHECK (date(shipped) IS shipped),\n"
+    "    invoiced          TEXT CHECK (date(invoiced) IS invoiced),\n"
+    "    warranty_months   INTEGER CHECK (warranty_months BETWEEN 0 AND 1200),\n"
+    "    has_storage_media INTEGER CHECK (has_storage_media IN (0, 1)),\n"
+    "    quantity          INTEGER NOT NULL DEFAULT 1 CHECK (quantity BETWEEN 1 AND 10000),\n"
+    "    -- the expected serials as imported, '|'-separated; NULL when none are listed\n"
+    "    serials           TEXT,\n"
+    "    PRIMARY KEY (rma, line)\n"
+    ") STRICT;\n"
+    "\n"
+    "CREATE TABLE rma_serials (\n"
+    "    rma     TEXT NOT NULL,\n"
+    "    line    INTEGER NOT NULL,\n"
+    "    serial  TEXT NOT NULL,\n"
+    "    key     TEXT NOT NULL,\n"
+    "    PRIMARY KEY (rma, line, key),\n"
+    "    FOREIGN KEY (rma, line) REFERENCES rma_lines (rma, line) ON DELETE CASCADE\n"
+    ") STRICT;\n"
+    "CREATE INDEX rma_serials_by_key ON rma_serials (rma, key);\n"
+    "\n"
+    "INSERT INTO rma_lines (rma, line, model, family, purchased, shipped, invoiced,\n"
+    "                       warranty_months, has_storage_media, quantity, serials)\n"
+    "SELECT number, 1, model, family, purchased, shipped, invoiced, warranty_months,\n"
+    "       has_storage_media, 1, expected_serial\n"
+    "FROM rmas;\n"
+    "INSERT INTO rma_serials (rma, line, serial, key)\n"
+    "SELECT number, 1, expected_serial, upper(trim(expected_serial, ' ' || char(9, 10, 11, 12, 13)))\n"
+    "FROM rmas WHERE expected_serial IS NOT NULL;\n"
+    "\n"
+    "ALTER TABLE rmas DROP COLUMN model;\n"
+    "ALTER TABLE rmas DROP COLUMN family;\n"
+    "ALTER TABLE rmas DROP COLUMN expected_serial;\n"
+    "ALTER TABLE rmas DROP COLUMN purchased;\n"
+    "ALTER TABLE rmas DROP COLUMN shipped;\n"
+    "ALTER TABLE rmas DROP COLUMN invoiced;\n"
+    "ALTER TABLE rmas DROP COLUMN warranty_months;\n"
+    "ALTER TABLE rmas DROP COLUMN has_storage_media;\n"
+    "ALTER TABLE rmas ADD COLUMN closed_at TEXT;\n"
+    "ALTER TABLE rmas ADD COLUMN closed_reason TEXT;\n"
+    "\n"
+    "ALTER TABLE receipts ADD COLUMN line INTEGER CHECK (line BETWEEN 1 AND 9999);\n"
+    "-- Closed receipts are final: lift the rule for this one backfill only.\n"
+    "DROP TRIGGER receipts_closed_are_final;\n"
+    "UPDATE receipts SET line = 1\n"
+    "WHERE state <> 'refused' AND rma IN (SELECT number FROM rmas);\n"
+    "CREATE TRIGGER receipts_closed_are_final BEFORE UPDATE ON receipts\n"
+    "    WHEN OLD.state <> 'open'\n"
+    "BEGIN SELECT RAISE(ABORT, 'receipt is closed and final'); END;\n"
+    "CREATE INDEX receipts_by_rma_line ON receipts (rma, line) WHERE state = 'completed';\n";
+
 const char *const db_migrations[] = {
     migration_1,
     migration_2,
     migration_3,
+    migration_4,
 };
 
 const int db_migrations_count = (int)(sizeof(db_migrations) / sizeof(db_migrations[0]));

@@ -44,7 +44,7 @@ void db_receipt_clear(db_receipt_t *r)
 }
 
 /* Bind the fields every write sets, from parameter `first` on:
- * state, closed_at, serial, checklist, result, disposition, reason. */
+ * state, closed_at, serial, checklist, result, disposition, reason, line. */
 static int bind_mutable(sqlite3_stmt *st, int first, const db_receipt_t *r)
 {
     int rc = sqlite3_bind_text(st, first, db_receipt_state_name(r->state), -1, SQLITE_STATIC);
@@ -57,6 +57,8 @@ static int bind_mutable(sqlite3_stmt *st, int first, const db_receipt_t *r)
     if (rc == SQLITE_OK) rc = db_bind_text(st, first + 4, r->result);
     if (rc == SQLITE_OK) rc = db_bind_text(st, first + 5, r->disposition);
     if (rc == SQLITE_OK) rc = db_bind_text(st, first + 6, r->reason);
+    if (rc == SQLITE_OK)
+        rc = r->line > 0 ? sqlite3_bind_int(st, first + 7, r->line) : sqlite3_bind_null(st, first + 7);
     return rc;
 }
 
@@ -64,8 +66,8 @@ int db_receipt_insert(db_t *db, const db_receipt_t *r, int64_t *id)
 {
     static const char sql[] =
         "INSERT INTO receipts (station, rma, opened_at, state, closed_at, serial,\n"
-        "                      checklist, result, disposition, reason)\n"
-        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
+        "                      checklist, result, disposition, reason, line)\n"
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
     sqlite3_stmt *st;
     int rc;
 
@@ -92,7 +94,7 @@ int db_receipt_update(db_t *db, const db_receipt_t *r)
 {
     static const char sql[] =
         "UPDATE receipts SET state = ?2, closed_at = ?3, serial = ?4, checklist = ?5,\n"
-        "                    result = ?6, disposition = ?7, reason = ?8\n"
+        "                    result = ?6, disposition = ?7, reason = ?8, line = ?9\n"
         "WHERE id = ?1";
     sqlite3_stmt *st = db_stmt(db, ST_RECEIPT_UPDATE, sql);
     int rc;
@@ -112,7 +114,8 @@ int db_receipt_update(db_t *db, const db_receipt_t *r)
 }
 
 #define RECEIPT_COLS \
-    "id, station, rma, state, opened_at, closed_at, serial, checklist, result, disposition, reason"
+    "id, station, rma, state, opened_at, closed_at, serial, checklist, result, disposition, " \
+    "reason, line"
 
 /* The current row as a receipt whose strings are borrowed from the statement. */
 static void row_borrowed(sqlite3_stmt *st, db_receipt_t *r)
@@ -128,6 +131,7 @@ static void row_borrowed(sqlite3_stmt *st, db_receipt_t *r)
     r->result = (char *)sqlite3_column_text(st, 8);
     r->disposition = (char *)sqlite3_column_text(st, 9);
     r->reason = (char *)sqlite3_column_text(st, 10);
+    r->line = sqlite3_column_int(st, 11);   /* NULL reads as 0: not known */
 }
 
 /* The current row as a receipt that owns copies of its strings. */
@@ -147,6 +151,7 @@ static int row_owned(sqlite3_stmt *st, db_receipt_t *out)
     r.result = db_column_strdup(st, 8, &oom);
     r.disposition = db_column_strdup(st, 9, &oom);
     r.reason = db_column_strdup(st, 10, &oom);
+    r.line = sqlite3_column_int(st, 11);
     if (oom) {
         db_receipt_clear(&r);
         return -ENOMEM;
@@ -221,6 +226,28 @@ int db_receipt_list_recent(db_t *db, unsigned limit, db_receipt_fn fn, void *dat
     return r;
 }
 
+int db_receipt_foreach_rma(db_t *db, const char *number, db_receipt_fn fn, void *data)
+{
+    static const char sql[] = "SELECT " RECEIPT_COLS " FROM receipts WHERE rma = ?1 ORDER BY id";
+    sqlite3_stmt *st = db_stmt(db, ST_RECEIPTS_OF_RMA, sql);
+    int rc, r = 0;
+
+    if (!st)
+        return -EIO;
+    rc = sqlite3_bind_text(st, 1, number, -1, SQLITE_STATIC);
+    while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        db_receipt_t rec;
+        row_borrowed(st, &rec);
+        if ((r = fn(&rec, data)) != 0)
+            break;
+        rc = SQLITE_OK;
+    }
+    if (r == 0 && rc != SQLITE_DONE)
+        r = db_fail(db, rc, "receipts of rma");
+    db_stmt_done(st);
+    return r;
+}
+
 /* A LIKE pattern matching text that starts with s: s with %, _ and \\ escaped, then %. */
 static char *like_prefix(const char *s)
 {
@@ -291,7 +318,7 @@ int db_receipt_search(db_t *db, const db_receipt_filter_t *f, unsigned limit,
     while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         db_receipt_t rec;
         row_borrowed(st, &rec);
-        n = (uint64_t)sqlite3_column_int64(st, 11);
+        n = (uint64_t)sqlite3_column_int64(st, sqlite3_column_count(st) - 1);  /* the window count */
         if ((r = fn(&rec, data)) != 0)
             break;
         rc = SQLITE_OK;

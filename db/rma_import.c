@@ -56,6 +56,15 @@ static int put(record_t *rec, char c)
     return 0;
 }
 
+/*
+ * Field i's bytes (flen[i] of them). A record of empty fields (",,") never allocated
+ * buf: its fields are "" then, never an offset from NULL.
+ */
+static const char *field(const record_t *rec, size_t i)
+{
+    return rec->buf ? rec->buf + rec->off[i] : "";
+}
+
 static void field_begin(record_t *rec)
 {
     if (rec->nf < MAX_FIELDS) {
@@ -255,7 +264,7 @@ static int row_to_rma(const header_t *h, const record_t *rec, const regex_t *re,
     db_rma_init(rma);
     for (size_t i = 0; i < h->ncols; i++) {
         char *msg = NULL;
-        r = db_rma_set_column(rma, h->col[i], rec->buf + rec->off[i], rec->flen[i], &msg);
+        r = db_rma_set_column(rma, h->col[i], field(rec, i), rec->flen[i], &msg);
         if (r == -EINVAL) {
             failed |= 1u << h->col[i];
             n++;
@@ -290,7 +299,7 @@ static int read_header(csv_t *c, record_t *rec, header_t *h, errors_t *errors)
 
     h->ncols = rec->nf;
     for (size_t i = 0; i < rec->nf; i++) {
-        char *name = strndup(rec->buf + rec->off[i], rec->flen[i]), *s = name, *q;
+        char *name = strndup(field(rec, i), rec->flen[i]), *s = name, *q;
         size_t len;
         int col;
 
@@ -307,8 +316,9 @@ static int read_header(csv_t *c, record_t *rec, header_t *h, errors_t *errors)
             r = -ENOMEM;
         else if (col < 0)
             r = add_error(errors, rec->line, "unknown column %s (known: number, issued, kind, "
-                          "vendor, model, family, expected_serial, purchased, shipped, invoiced, "
-                          "order_value, warranty_months, has_storage_media, proof_of_purchase)", q), n++;
+                          "vendor, line, model, family, quantity, expected_serial, "
+                          "expected_serials, purchased, shipped, invoiced, order_value, "
+                          "warranty_months, has_storage_media, proof_of_purchase)", q), n++;
         else if (seen[col])
             r = add_error(errors, rec->line, "column %s appears twice", q), n++;
         else
@@ -329,12 +339,48 @@ static int read_header(csv_t *c, record_t *rec, header_t *h, errors_t *errors)
     return n;
 }
 
-/* ------------------------------------------------------------ duplicates ------ */
+/* ------------------------------------------------------------ RMAs and lines -- */
 
+/*
+ * What pass 1 keeps of each row (not the row: a file's rows would not fit): its RMA,
+ * where it is, the line it is, and the RMA's own fields, which every line of an RMA
+ * must repeat.
+ */
 typedef struct {
     char number[DB_RMA_NUMBER_MAX + 1];
-    unsigned line;
+    unsigned line;            /* of the file */
+    size_t row;               /* data row, from 0 */
+    int rma_line;             /* as given (0: not stated), then as assigned */
+    int quantity;
+    caldate_t issued;
+    db_rma_kind_t kind;
+    char vendor[DB_RMA_TEXT_MAX + 1];
+    bool has_order_value;
+    double order_value;
+    int proof_of_purchase;
 } seen_t;
+
+/* One expected serial of a row, for serials listed twice in an RMA. */
+typedef struct {
+    char number[DB_RMA_NUMBER_MAX + 1];
+    char key[DB_RMA_TEXT_MAX + 1];
+    unsigned line;
+} listed_t;
+
+/* Everything pass 1 collects beyond the errors. */
+typedef struct {
+    seen_t *seen;
+    size_t nseen, capseen;
+    listed_t *listed;
+    size_t nlisted, caplisted;
+} rows_t;
+
+static void rows_free(rows_t *rows)
+{
+    free(rows->seen);
+    free(rows->listed);
+    memset(rows, 0, sizeof(*rows));
+}
 
 static int seen_cmp(const void *a, const void *b)
 {
@@ -346,25 +392,216 @@ static int seen_cmp(const void *a, const void *b)
     return x->line < y->line ? -1 : x->line > y->line;
 }
 
-/* Report every number that occurs on more than one line. */
-static int report_duplicates(seen_t *seen, size_t n, errors_t *errors)
+static int listed_cmp(const void *a, const void *b)
 {
-    if (n < 2)
+    const listed_t *x = a, *y = b;
+    int c = strcmp(x->number, y->number);
+
+    if (!c)
+        c = strcmp(x->key, y->key);
+    if (c)
+        return c;
+    return x->line < y->line ? -1 : x->line > y->line;
+}
+
+typedef struct {
+    rows_t *rows;
+    const char *number;
+    unsigned line;
+} listing_t;
+
+static int add_listed(void *data, const char *s, size_t len)
+{
+    listing_t *l = data;
+    rows_t *rows = l->rows;
+
+    if (len == 0 || len > DB_RMA_TEXT_MAX)
+        return 0;   /* the row's own check reported it */
+    if (rows->nlisted == rows->caplisted) {
+        size_t ncap = rows->caplisted ? rows->caplisted * 2 : 256;
+        listed_t *nl = realloc(rows->listed, ncap * sizeof(*nl));
+        if (!nl)
+            return -ENOMEM;
+        rows->listed = nl;
+        rows->caplisted = ncap;
+    }
+    listed_t *e = &rows->listed[rows->nlisted++];
+    memcpy(e->number, l->number, sizeof(e->number));
+    db_serial_key(s, len, e->key, sizeof(e->key));
+    e->line = l->line;
+    return 0;
+}
+
+/* Remember a row that parsed (even with errors in other fields). */
+static int remember_row(rows_t *rows, const db_rma_t *rma, unsigned line, size_t row)
+{
+    if (rows->nseen == rows->capseen) {
+        size_t ncap = rows->capseen ? rows->capseen * 2 : 256;
+        seen_t *ns = realloc(rows->seen, ncap * sizeof(*ns));
+        if (!ns)
+            return -ENOMEM;
+        rows->seen = ns;
+        rows->capseen = ncap;
+    }
+    seen_t *e = &rows->seen[rows->nseen++];
+    memcpy(e->number, rma->number, sizeof(e->number));
+    e->line = line;
+    e->row = row;
+    e->rma_line = rma->line;
+    e->quantity = rma->quantity;
+    e->issued = rma->issued;
+    e->kind = rma->kind;
+    memcpy(e->vendor, rma->vendor, sizeof(e->vendor));
+    e->has_order_value = rma->has_order_value;
+    e->order_value = rma->order_value;
+    e->proof_of_purchase = rma->proof_of_purchase;
+
+    listing_t l = { rows, e->number, line };
+    int r;
+    if (rma->expected_serials[0])
+        r = db_serials_split(rma->expected_serials, add_listed, &l);
+    else
+        r = rma->expected_serial[0] ? add_listed(&l, rma->expected_serial,
+                                                 strlen(rma->expected_serial)) : 0;
+    return r < 0 ? r : 0;
+}
+
+/* The RMA's own field in which two rows of one RMA differ, or NULL. */
+static const char *header_differs(const seen_t *a, const seen_t *b)
+{
+    if (a->issued != b->issued)
+        return "issued";
+    if (a->kind != b->kind)
+        return "kind";
+    if (strcmp(a->vendor, b->vendor) != 0)
+        return "vendor";
+    if (a->has_order_value != b->has_order_value
+        || (a->has_order_value && a->order_value != b->order_value))
+        return "order_value";
+    if (a->proof_of_purchase != b->proof_of_purchase)
+        return "proof_of_purchase";
+    return NULL;
+}
+
+/* Units already received on each line of a stored RMA, for the re-import check. */
+typedef struct {
+    int line[256];
+    int received[256];
+    size_t n;
+    bool more;
+} received_t;
+
+static int note_received(const db_rma_t *r, void *data)
+{
+    received_t *rc = data;
+
+    if (r->line_received == 0)
         return 0;
-    qsort(seen, n, sizeof(*seen), seen_cmp);
-    for (size_t i = 1; i < n; i++) {
-        size_t first = i - 1;
-        while (first > 0 && strcmp(seen[first - 1].number, seen[i].number) == 0)
-            first--;
-        if (strcmp(seen[first].number, seen[i].number) == 0) {
-            char *q = db_quote(seen[i].number);
-            int r = q ? add_error(errors, seen[i].line, "number: %s already on line %u", q,
-                                  seen[first].line)
-                      : -ENOMEM;
-            free(q);
-            if (r < 0)
-                return r;
+    if (rc->n == sizeof(rc->line) / sizeof(rc->line[0])) {
+        rc->more = true;
+        return 0;
+    }
+    rc->line[rc->n] = r->line;
+    rc->received[rc->n++] = r->line_received;
+    return 0;
+}
+
+/*
+ * Check one RMA's rows (seen[0..n), sorted by file line): the RMA's fields equal on
+ * every row, line numbers assigned (the row's position when not stated) and
+ * distinct, and, for a stored RMA, no line with units received dropped or cut below
+ * them.
+ */
+static int check_rma(db_t *db, seen_t *seen, size_t n, errors_t *errors)
+{
+    const char *f;
+    int r;
+
+    for (size_t i = 0; i < n; i++) {
+        if (i > 0 && (f = header_differs(&seen[0], &seen[i]))) {
+            if (add_error(errors, seen[i].line, "%s: differs from line %u, the first row of "
+                          "%s (an RMA's %s is the same on all its lines)", f, seen[0].line,
+                          seen[0].number, f) < 0)
+                return -ENOMEM;
         }
+        if (seen[i].rma_line == 0) {
+            if (i + 1 > DB_RMA_LINE_MAX) {
+                if (add_error(errors, seen[i].line, "line: more than %d lines in %s",
+                              DB_RMA_LINE_MAX, seen[i].number) < 0)
+                    return -ENOMEM;
+                continue;
+            }
+            seen[i].rma_line = (int)i + 1;
+        }
+    }
+    for (size_t i = 1; i < n; i++) {
+        for (size_t k = 0; k < i; k++) {
+            if (seen[k].rma_line == seen[i].rma_line && seen[i].rma_line > 0) {
+                if (add_error(errors, seen[i].line, "line: %s line %d is already on line %u",
+                              seen[i].number, seen[i].rma_line, seen[k].line) < 0)
+                    return -ENOMEM;
+                break;
+            }
+        }
+        if (i >= DB_RMA_LINE_MAX)   /* quadratic; past the cap the rows already failed */
+            break;
+    }
+
+    received_t in = { .n = 0 };
+    r = db_rma_foreach_line(db, seen[0].number, note_received, &in);
+    if (r < 0 && r != -ENOENT)
+        return r;
+    for (size_t k = 0; k < in.n; k++) {
+        size_t i;
+        for (i = 0; i < n && seen[i].rma_line != in.line[k]; i++)
+            ;
+        if (i == n)
+            r = add_error(errors, seen[0].line, "%s: line %d has %d unit%s received and is not "
+                          "in the file (an RMA cannot lose lines that units came in on)",
+                          seen[0].number, in.line[k], in.received[k],
+                          in.received[k] == 1 ? "" : "s");
+        else if (seen[i].quantity < in.received[k])
+            r = add_error(errors, seen[i].line, "quantity: %d is fewer than the %d units of %s "
+                          "line %d already received", seen[i].quantity, in.received[k],
+                          seen[i].number, in.line[k]);
+        else
+            r = 0;
+        if (r < 0)
+            return -ENOMEM;
+    }
+    return 0;
+}
+
+/* Every check across rows: per RMA (check_rma), serials listed twice in an RMA. */
+static int check_across_rows(db_t *db, rows_t *rows, errors_t *errors)
+{
+    int r;
+
+    if (rows->nseen > 1)   /* qsort wants a non-NULL array even for none */
+        qsort(rows->seen, rows->nseen, sizeof(*rows->seen), seen_cmp);
+    for (size_t i = 0; i < rows->nseen; ) {
+        size_t k = i + 1;
+        while (k < rows->nseen && strcmp(rows->seen[k].number, rows->seen[i].number) == 0)
+            k++;
+        if ((r = check_rma(db, rows->seen + i, k - i, errors)) < 0)
+            return r;
+        i = k;
+    }
+
+    if (rows->nlisted > 1)
+        qsort(rows->listed, rows->nlisted, sizeof(*rows->listed), listed_cmp);
+    for (size_t i = 1; i < rows->nlisted; i++) {
+        const listed_t *a = &rows->listed[i - 1], *b = &rows->listed[i];
+        /* Twice in one row is that row's own error (db_rma_check). */
+        if (strcmp(a->number, b->number) != 0 || strcmp(a->key, b->key) != 0 || a->line == b->line)
+            continue;
+        char *q = db_quote(b->key);
+        r = q ? add_error(errors, b->line, "expected_serials: serial %s of %s is already listed "
+                          "on line %u", q, b->number, a->line)
+              : -ENOMEM;
+        free(q);
+        if (r < 0)
+            return r;
     }
     return 0;
 }
@@ -407,35 +644,108 @@ static int errors_to_report(errors_t *e, db_import_report_t *rep, char **errmsg)
     return 0;
 }
 
-/* Pass 2: upsert every row of a file pass 1 found clean, in one transaction. */
-static int apply(db_t *db, csv_t c, const header_t *h, const regex_t *re,
-                 db_import_report_t *rep, char **errmsg)
+/* One RMA of the file, for pass 2: its rows are seen[first .. first + n). */
+typedef struct {
+    size_t first, n;
+    bool touched, inserted, changed;
+} group_t;
+
+/* Where pass 2 finds each row's RMA and line: by data row. */
+typedef struct {
+    group_t *groups;
+    size_t ngroups;
+    size_t *group_of_row;
+    int *line_of_row;
+} plan_t;
+
+static void plan_free(plan_t *p)
+{
+    free(p->groups);
+    free(p->group_of_row);
+    free(p->line_of_row);
+    memset(p, 0, sizeof(*p));
+}
+
+static int plan_make(const rows_t *rows, size_t nrows, plan_t *p)
+{
+    memset(p, 0, sizeof(*p));
+    p->groups = calloc(rows->nseen ? rows->nseen : 1, sizeof(*p->groups));
+    p->group_of_row = calloc(nrows ? nrows : 1, sizeof(*p->group_of_row));
+    p->line_of_row = calloc(nrows ? nrows : 1, sizeof(*p->line_of_row));
+    if (!p->groups || !p->group_of_row || !p->line_of_row) {
+        plan_free(p);
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < rows->nseen; i++) {
+        const seen_t *e = &rows->seen[i];
+        if (i == 0 || strcmp(e->number, rows->seen[i - 1].number) != 0)
+            p->groups[p->ngroups++].first = i;
+        p->groups[p->ngroups - 1].n++;
+        if (e->row < nrows) {
+            p->group_of_row[e->row] = p->ngroups - 1;
+            p->line_of_row[e->row] = e->rma_line;
+        }
+    }
+    return 0;
+}
+
+/*
+ * Pass 2: upsert every row of a file pass 1 found clean (as line line_of_row), then
+ * drop the lines each RMA no longer has, all in one transaction. Counts are per RMA.
+ */
+static int apply(db_t *db, csv_t c, const header_t *h, const regex_t *re, const rows_t *rows,
+                 plan_t *plan, db_import_report_t *rep, char **errmsg)
 {
     record_t rec = { 0 };
     errors_t none = { .limit = 1 };
-    db_rma_t rma;
+    db_rma_t *rma = malloc(sizeof(*rma));
+    size_t row = 0;
     int r;
 
+    if (!rma)
+        return -ENOMEM;
     r = db_begin(db);
     while (r == 0 && (r = next_record(&c, &rec)) == 1) {
         db_upsert_t what;
-        r = row_to_rma(h, &rec, re, NULL, &rma, &none);
-        if (r > 0) {   /* cannot happen: pass 1 read the same text */
-            r = db_fail_msg(db, -EIO, "%s", none.v[0].msg);
+        group_t *g;
+        r = row_to_rma(h, &rec, re, NULL, rma, &none);
+        if (r > 0 || row >= rep->rows) {   /* cannot happen: pass 1 read the same text */
+            r = db_fail_msg(db, -EIO, "%s", none.n ? none.v[0].msg : "import: rows changed");
             break;
         }
-        if (r == 0)
-            r = db_rma_upsert(db, &rma, &what);
+        if (r < 0)
+            break;
+        g = &plan->groups[plan->group_of_row[row]];
+        rma->line = plan->line_of_row[row];
+        row++;
+        r = db_rma_upsert(db, rma, &what);
         if (r == 0) {
-            if (what == DB_UPSERT_INSERTED)
+            if (!g->touched)
+                g->inserted = what == DB_UPSERT_INSERTED;
+            g->touched = true;
+            g->changed |= what != DB_UPSERT_UNCHANGED;
+        }
+    }
+    for (size_t i = 0; r == 0 && i < plan->ngroups; i++) {
+        group_t *g = &plan->groups[i];
+        int keep[DB_RMA_LINE_MAX];
+        size_t n = 0;
+        int64_t before = sqlite3_total_changes64(db->sql);
+        for (size_t k = 0; k < g->n && n < DB_RMA_LINE_MAX; k++)
+            keep[n++] = rows->seen[g->first + k].rma_line;
+        r = db_rma_keep_lines(db, rows->seen[g->first].number, keep, n);
+        if (r == 0) {
+            g->changed |= sqlite3_total_changes64(db->sql) > before;
+            if (g->inserted)
                 rep->inserted++;
-            else if (what == DB_UPSERT_UPDATED)
+            else if (g->changed)
                 rep->updated++;
             else
                 rep->unchanged++;
         }
     }
     free(rec.buf);
+    free(rma);
     errors_free(&none);
     if (r == -ENOMEM)
         (void)db_fail_msg(db, r, "import: out of memory");
@@ -456,8 +766,9 @@ int db_rma_import_csv(db_t *db, const char *text, size_t len, const regex_t *num
     record_t rec = { 0 };
     header_t h = { .ncols = 0 };
     errors_t errors = { .limit = 2 * DB_IMPORT_MAX_ERRORS };
-    seen_t *seen = NULL;
-    size_t nseen = 0, capseen = 0;
+    rows_t rows = { 0 };
+    plan_t plan = { 0 };
+    db_rma_t *rma = NULL;
     regex_t own;
     const regex_t *re = number_re;
     int r;
@@ -473,9 +784,13 @@ int db_rma_import_csv(db_t *db, const char *text, size_t len, const regex_t *num
         *errmsg = strdup("import: a transaction is already open");
         return -EINVAL;
     }
+    if (!(rma = malloc(sizeof(*rma))))
+        return -ENOMEM;
     if (!re) {
-        if (db_rma_default_re(&own) < 0)
+        if (db_rma_default_re(&own) < 0) {
+            free(rma);
             return -ENOMEM;
+        }
         re = &own;
     }
     if (len >= 3 && memcmp(text, "\xef\xbb\xbf", 3) == 0)
@@ -488,7 +803,6 @@ int db_rma_import_csv(db_t *db, const char *text, size_t len, const regex_t *num
         goto checked;   /* rows cannot be read without a header */
     data = c;
     while ((r = next_record(&c, &rec)) == 1) {
-        db_rma_t rma;
         int n;
 
         if (++rep->rows > DB_IMPORT_MAX_ROWS) {
@@ -497,39 +811,33 @@ int db_rma_import_csv(db_t *db, const char *text, size_t len, const regex_t *num
                           DB_IMPORT_MAX_ROWS);
             break;
         }
-        n = row_to_rma(&h, &rec, re, number_re ? NULL : DB_RMA_NUMBER_PATTERN, &rma, &errors);
+        n = row_to_rma(&h, &rec, re, number_re ? NULL : DB_RMA_NUMBER_PATTERN, rma, &errors);
         if (n < 0) {
             r = n;
             break;
         }
-        /* Remember every number that parsed, even on a bad row, for duplicates. */
-        if (rec.nf == h.ncols && !rec.error && rma.number[0]) {
-            if (nseen == capseen) {
-                size_t ncap = capseen ? capseen * 2 : 256;
-                seen_t *ns = realloc(seen, ncap * sizeof(*ns));
-                if (!ns) {
-                    r = -ENOMEM;
-                    break;
-                }
-                seen = ns;
-                capseen = ncap;
-            }
-            memcpy(seen[nseen].number, rma.number, sizeof(rma.number));
-            seen[nseen++].line = rec.line;
-        }
+        /* Remember every number that parsed, even on a bad row, for the checks
+         * across the rows of an RMA. */
+        if (rec.nf == h.ncols && !rec.error && rma->number[0]
+            && (r = remember_row(&rows, rma, rec.line, rep->rows - 1)) < 0)
+            break;
     }
     if (r == 0)
-        r = report_duplicates(seen, nseen, &errors);
+        r = check_across_rows(db, &rows, &errors);
 
 checked:
     free(rec.buf);
-    free(seen);
+    free(rma);
     if (r >= 0 && errors.total > 0)
         r = errors_to_report(&errors, rep, errmsg) < 0 ? -ENOMEM : -EINVAL;
-    else if (r >= 0)
-        r = apply(db, data, &h, re, rep, errmsg);
+    else if (r >= 0 && (r = plan_make(&rows, rep->rows, &plan)) == 0)
+        r = apply(db, data, &h, re, &rows, &plan, rep, errmsg);
     if (r == -ENOMEM && !*errmsg)
         *errmsg = strdup("import: out of memory");
+    else if (r < 0 && !*errmsg)
+        *errmsg = strdup(db_errmsg(db));
+    plan_free(&plan);
+    rows_free(&rows);
     errors_free(&errors);
     if (re == &own)
         regfree(&own);

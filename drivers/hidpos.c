@@ -63,6 +63,11 @@ __attribute__((format(printf, 1, 2))) static const char *reasonf(const char *fmt
 #define USAGE_DATA      0x008C00FEu
 #define USAGE_CONTINUED 0x008C00FFu
 #define USAGE_BYTECOUNT 0x0001003Bu
+/* Output usages the host sets to signal (POS 1.02, 0x8C). */
+#define USAGE_GOOD_LED    0x008C007Du
+#define USAGE_ERROR_BEEP  0x008C0085u
+#define USAGE_GOOD_BEEP   0x008C0086u
+#define USAGE_NOFILE_BEEP 0x008C0087u
 
 /* Caps on what a sane descriptor needs; beyond them it is refused. */
 #define MAX_DEPTH    16     /* collection nesting and push/pop stack */
@@ -96,6 +101,8 @@ typedef struct {
     size_t in_bits[256];    /* input bits so far, per Report ID */
     bool ids_used;          /* some item had a Report ID */
     field_t data, count, cont, sym[3];
+    size_t out_bits[256];   /* output bits so far, per Report ID */
+    field_t good, error, nofile, led;
     hidpos_layout_t *lay;
 } parser_t;
 
@@ -192,6 +199,44 @@ static void note_fields(parser_t *ps, uint8_t id, size_t bit, uint32_t size, uin
     }
 }
 
+/*
+ * Note the feedback fields of a variable Output item: like note_fields, field i has
+ * the i-th declared usage, counted over the ranges.
+ */
+static void note_out_fields(parser_t *ps, uint8_t id, size_t bit, uint32_t size, uint32_t count)
+{
+    static const uint32_t outs[] = { USAGE_GOOD_BEEP, USAGE_ERROR_BEEP, USAGE_NOFILE_BEEP,
+                                     USAGE_GOOD_LED };
+    field_t *f[] = { &ps->good, &ps->error, &ps->nofile, &ps->led };
+    uint64_t start = 0;
+    for (size_t r = 0; r < ps->nusages && start < count; r++) {
+        uint32_t lo = ps->usages[r].lo, hi = ps->usages[r].hi;
+        for (size_t k = 0; k < sizeof(outs) / sizeof(outs[0]); k++)
+            if (outs[k] >= lo && outs[k] <= hi && start + (outs[k] - lo) < count)
+                note_field(f[k], id, bit + (size_t)(start + (outs[k] - lo)) * size, size, 1);
+        start += (uint64_t)hi - lo + 1;
+    }
+}
+
+/* An Output item: note the feedback fields, advance the output report's bit counter. */
+static int main_output(parser_t *ps, uint32_t flags, const char **reason)
+{
+    uint8_t id = ps->g.report_id;
+    uint32_t size = ps->g.report_size, count = ps->g.report_count;
+    size_t bit = ps->out_bits[id];
+    if (size > MAX_FIELD_BITS || count > MAX_REPORT_BYTES * 8 ||
+        bit + (size_t)size * count > (size_t)MAX_REPORT_BYTES * 8) {
+        *reason = reasonf("report descriptor: output report %u is longer than %d bytes", id,
+                          MAX_REPORT_BYTES);
+        return -EINVAL;
+    }
+    if (ps->pos_app_depth >= 0 && (flags & (INPUT_CONSTANT | INPUT_VARIABLE)) == INPUT_VARIABLE &&
+        ps->nusages > 0 && size >= 1)
+        note_out_fields(ps, id, bit, size, count);
+    ps->out_bits[id] = bit + (size_t)size * count;
+    return 0;
+}
+
 /* An Input item: note its fields of interest, advance the report's bit counter. */
 static int main_input(parser_t *ps, uint32_t flags, const char **reason)
 {
@@ -226,8 +271,10 @@ static int main_item(parser_t *ps, uint8_t tag, uint32_t v, const char **reason)
         rc = main_input(ps, v, reason);
         break;
     case MAIN_OUTPUT:
+        rc = main_output(ps, v, reason);
+        break;
     case MAIN_FEATURE:
-        break;  /* not reports the scanner sends us */
+        break;  /* settings: rmad changes none */
     case MAIN_COLLECTION:
         if (ps->depth == MAX_DEPTH) {
             *reason = "report descriptor: collections nested too deep";
@@ -331,6 +378,58 @@ static int byte_field(const parser_t *ps, const field_t *f, const char *name, si
     return 0;
 }
 
+/*
+ * The output report for the station's answers: the one holding the first feedback
+ * field declared. A device that numbers its reports but puts them in report 0 gets
+ * none (it could not be addressed).
+ */
+static void make_feedback(const parser_t *ps, hidpos_feedback_t *fb)
+{
+    const field_t *f[] = { &ps->good, &ps->error, &ps->nofile, &ps->led };
+    long *bits[] = { &fb->good_bit, &fb->error_bit, &fb->not_on_file_bit, &fb->led_bit };
+    const field_t *first = NULL;
+    *fb = (hidpos_feedback_t){ .good_bit = -1, .error_bit = -1, .not_on_file_bit = -1,
+                               .led_bit = -1 };
+    for (size_t k = 0; k < 4; k++)
+        if (f[k]->found && (!first || f[k]->report_id == first->report_id))
+            first = first ? first : f[k];
+    if (!first || (ps->ids_used && first->report_id == 0))
+        return;
+    for (size_t k = 0; k < 4; k++)
+        if (f[k]->found && f[k]->report_id == first->report_id)
+            *bits[k] = (long)(f[k]->bit + (ps->ids_used ? 8 : 0));
+    fb->found = true;
+    fb->report_id = ps->ids_used ? first->report_id : 0;
+    fb->report_len = (ps->out_bits[first->report_id] + 7) / 8 + (ps->ids_used ? 1 : 0);
+}
+
+int hidpos_feedback_report(const hidpos_layout_t *lay, hidpos_signal_t sig, uint8_t *buf,
+                           size_t size, size_t *len)
+{
+    const hidpos_feedback_t *fb = &lay->fb;
+    long on[2] = { -1, -1 };
+    if (!fb->found)
+        return -ENOTSUP;
+    if (sig == HIDPOS_SIGNAL_GOOD) {
+        on[0] = fb->good_bit;
+        on[1] = fb->led_bit;
+    } else {
+        on[0] = fb->error_bit >= 0 ? fb->error_bit : fb->not_on_file_bit;
+    }
+    if (on[0] < 0 && on[1] < 0)
+        return -ENOTSUP;
+    if (fb->report_len > size)
+        return -ENOBUFS;
+    memset(buf, 0, fb->report_len);
+    if (fb->report_id)
+        buf[0] = fb->report_id;
+    for (int i = 0; i < 2; i++)
+        if (on[i] >= 0)
+            buf[on[i] / 8] |= (uint8_t)(1u << (on[i] % 8));
+    *len = fb->report_len;
+    return 0;
+}
+
 /* Turn the fields found into a layout, or say why it cannot be decoded. */
 static int make_layout(parser_t *ps, hidpos_layout_t *lay, const char **reason)
 {
@@ -377,6 +476,7 @@ static int make_layout(parser_t *ps, hidpos_layout_t *lay, const char **reason)
         lay->has_cont = true;
         lay->cont_bit = ps->cont.bit + (ps->ids_used ? 8 : 0);
     }
+    make_feedback(ps, &lay->fb);
     return 0;
 }
 

@@ -25,7 +25,9 @@
  *   - Byte Count (optional): 8-bit, byte aligned; without it, the data ends at the
  *     first NUL (the padding; a NUL can never be part of a valid scan);
  *   - Decode Data Continued (optional): one bit; without it every report is a scan.
- * All of them in the same input report (same Report ID) as the Decoded Data. A scan
+ * All of them in the same input report (same Report ID) as the Decoded Data. Output
+ * fields for the beeper and LED are found too (hidpos_feedback_t), so the station's
+ * answer can be signalled on scanners that declare them. A scan
  * spread over several reports takes its AIM id from the first; the later ones must
  * repeat it or send zeros.
  */
@@ -38,6 +40,21 @@
 
 /* Longest report descriptor accepted (real scanners' are a few hundred bytes). */
 #define HIDPOS_DESC_MAX 4096
+
+/*
+ * The beeper and LED a HID POS scanner may let the host drive (POS 1.02, page 0x8C:
+ * Sound Good Read Beep 0x86, Sound Error Beep 0x85, Sound Not On File Beep 0x87, Good
+ * Read LED 0x7D), as Output fields of one output report inside the scanner collection.
+ * Setting a field to 1 asks for that signal. Bit offsets count the report as sent,
+ * Report ID byte included; -1 = not declared. The first output report declaring any
+ * of them is the one used; the same usages in other reports are ignored.
+ */
+typedef struct {
+    bool found;
+    uint8_t report_id;      /* 0: no Report ID byte */
+    size_t report_len;      /* bytes, Report ID included */
+    long good_bit, error_bit, not_on_file_bit, led_bit;
+} hidpos_feedback_t;
 
 /* Where the fields of the Scanned Data Report are. Offsets count bytes of the report
  * as it arrives, Report ID byte included. */
@@ -53,6 +70,7 @@ typedef struct {
     bool has_cont;          /* Decode Data Continued */
     size_t cont_bit;        /* bit offset in the report, Report ID included */
     uint8_t input_ids[32];  /* bitmap of every input Report ID the descriptor declares */
+    hidpos_feedback_t fb;   /* output signals, when declared */
 } hidpos_layout_t;
 
 /*
@@ -65,6 +83,21 @@ typedef struct {
  * the next call into this module (the scan.h convention). O(len).
  */
 int hidpos_parse(const uint8_t *desc, size_t len, hidpos_layout_t *out, const char **reason);
+
+/* What the station's answer asks the scanner to signal. */
+typedef enum {
+    HIDPOS_SIGNAL_GOOD,     /* good-read beep, and the good-read LED when declared */
+    HIDPOS_SIGNAL_ERROR,    /* error beep, or else the not-on-file beep */
+} hidpos_signal_t;
+
+/*
+ * The output report that signals sig (layout from hidpos_parse), into buf of size
+ * bytes: Report ID (when the layout has one), then the fields, all 0 but the ones
+ * asked for, which are 1. Returns 0 and sets *len; -ENOTSUP when the descriptor
+ * declares no field for sig; -ENOBUFS when size is too small.
+ */
+int hidpos_feedback_report(const hidpos_layout_t *lay, hidpos_signal_t sig, uint8_t *buf,
+                           size_t size, size_t *len);
 
 /* Reassembles scans from Scanned Data Reports. */
 typedef struct hidpos hidpos_t;

@@ -67,6 +67,26 @@ size_t scanner_clients(const scanner_t *s)
     return s ? s->ops->clients(s->impl) : 0;
 }
 
+const char *scanner_reply_word(scanner_reply_t reply)
+{
+    switch (reply) {
+    case SCANNER_REPLY_OK: return "OK";
+    case SCANNER_REPLY_REJECT: return "REJECT";
+    case SCANNER_REPLY_DOUBLE: return "DOUBLE";
+    }
+    return "REJECT";
+}
+
+int scanner_feedback(scanner_t *s, const char *scanner_id, scanner_reply_t reply,
+                     const char *text)
+{
+    if (!s || !scanner_id)
+        return -EINVAL;
+    if (!s->ops->feedback)
+        return -ENOTSUP;
+    return s->ops->feedback(s->impl, scanner_id, reply, text ? text : "");
+}
+
 size_t scanner_max_len(const scanner_t *s)
 {
     return s->lim.max_len;

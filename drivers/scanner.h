@@ -72,6 +72,15 @@ typedef void (*scanner_event_fn)(const scanner_event_t *ev, void *data);
 
 /* Connections a TCP scanner serves at once; more are accepted and closed at once. */
 #define SCANNER_TCP_MAX_CLIENTS 16
+/*
+ * A TCP client that sends nothing for this long is closed (option idle_timeout=S, 0:
+ * never): a forgotten `nc` or a phone app in the background gives its slot back. A
+ * full scanner also closes its longest-idle client (idle 5 s or more) for a new one.
+ */
+#define SCANNER_TCP_IDLE_TIMEOUT_S 300
+
+/* Reply bytes a TCP connection may leave unread before it is disconnected. */
+#define SCANNER_TCP_REPLY_MAX 16384
 
 /*
  * TCP scanner input: listen on cfg->host:cfg->port (kind CONFIG_SCANNER_TCP) and take
@@ -83,7 +92,7 @@ typedef void (*scanner_event_fn)(const scanner_event_t *ev, void *data);
  * A line longer than the limit is rejected once, with its first max_len bytes, and
  * the rest of it is dropped; a line cut short by the client closing is rejected with
  * its bytes; the client stays connected through bad lines. Each client holds at most
- * max_len bytes of a pending line. Nothing is ever written back to clients. A client
+ * max_len bytes of a pending line. Replies go back through scanner_feedback(). A client
  * that vanishes without closing (a phone leaving the Wi-Fi) is found by TCP keepalive
  * within about 90 s, so it cannot hold a client slot forever.
  *
@@ -147,6 +156,42 @@ size_t scanner_clients(const scanner_t *s);
 /* The port a TCP scanner listens on; 0 for other kinds. */
 uint16_t scanner_tcp_port(const scanner_t *s);
 
+/*
+ * The answer to one scan (docs/station.md, "Replies"): taken, refused, or a double
+ * read that was ignored.
+ */
+typedef enum {
+    SCANNER_REPLY_OK,
+    SCANNER_REPLY_REJECT,
+    SCANNER_REPLY_DOUBLE,
+} scanner_reply_t;
+
+/* "OK", "REJECT", "DOUBLE": the first word of a TCP reply line. Static. */
+const char *scanner_reply_word(scanner_reply_t reply);
+
+/*
+ * Answer the read that scanner_id (a client or device id from this scanner's events)
+ * just reported, so a worker holding only the scanner knows whether it was taken.
+ * text is one line for people (control bytes are sent as spaces). Each driver answers
+ * in the way its devices can:
+ *   tcp     "WORD text\n" to that connection, never blocking: what the socket does
+ *           not take is queued, at most SCANNER_TCP_REPLY_MAX bytes per connection;
+ *           beyond that replies are dropped (-ENOBUFS) until the queue drains, and
+ *           the client keeps its connection: a scanner that only sends must never be
+ *           cut off for ignoring answers.
+ *   serial  the option bytes feedback_ok / feedback_reject / feedback_double, written
+ *           without blocking (a beep that does not fit the port's buffer is dropped).
+ *   usb     HID POS scanners whose report descriptor declares an output report with a
+ *           good-read / error indicator (drivers/hidpos.h) get it set; keyboard-wedge
+ *           scanners have no way back.
+ * Returns 0 when sent or queued, -ENOTSUP when this scanner (or that device) has no
+ * feedback for `reply`, -ENOENT when scanner_id is not connected now, -EPIPE when the
+ * connection can no longer be written (its end is reported as a disconnect), -ENOBUFS
+ * when a TCP client's reply queue is full (the reply is dropped), -ENOMEM.
+ */
+int scanner_feedback(scanner_t *s, const char *scanner_id, scanner_reply_t reply,
+                     const char *text);
+
 /* ==== Driver side: for drivers/<kind>.c only ======================================
  *
  * What every driver shares, so that no driver repeats it: the scanner_t around the
@@ -159,6 +204,10 @@ typedef struct {
     const char *kind;                    /* "tcp", "usb", "serial" */
     size_t (*clients)(const void *impl); /* what scanner_clients() returns */
     void (*destroy)(void *impl);         /* close, unregister and free; report nothing */
+    /* scanner_feedback(); NULL when the kind never answers (-ENOTSUP). Must not report
+     * events or free anything the caller's callback chain is using. */
+    int (*feedback)(void *impl, const char *scanner_id, scanner_reply_t reply,
+                    const char *text);
 } scanner_ops_t;
 
 /*

@@ -37,6 +37,9 @@ struct serial_opts {
     enum sp_flowcontrol flow;
     bool eol_required;
     int64_t eol_ms;
+    /* Bytes written back for each answer (scanner_feedback); len 0 = none. */
+    uint8_t feedback[3][CONFIG_FEEDBACK_MAX];
+    size_t feedback_len[3];
 };
 
 struct serial {
@@ -49,6 +52,8 @@ struct serial {
     bool eol_required;
     int64_t eol_ms;
     char *eol_reason;           /* "no end of line within 300 ms" */
+    uint8_t feedback[3][CONFIG_FEEDBACK_MAX];   /* by scanner_reply_t */
+    size_t feedback_len[3];
 
     /* While connected: all set, or all NULL / -1 / 0. */
     struct sp_port *port;
@@ -157,6 +162,17 @@ static int read_options(const config_scanner_t *cfg, struct serial_opts *o, cons
             goto bad_eol_ms;
         o->eol_ms = n;
     }
+    static const char *const fb[3] = { "feedback_ok", "feedback_reject", "feedback_double" };
+    for (int i = 0; i < 3; i++)
+        if ((v = config_scanner_option(cfg, fb[i])) &&
+            config_unescape(v, o->feedback[i], &o->feedback_len[i], why) < 0)
+            return -EINVAL;
+    /* A double read was taken already: it sounds like a taken scan unless told otherwise. */
+    if (!config_scanner_option(cfg, fb[SCANNER_REPLY_DOUBLE])) {
+        memcpy(o->feedback[SCANNER_REPLY_DOUBLE], o->feedback[SCANNER_REPLY_OK],
+               o->feedback_len[SCANNER_REPLY_OK]);
+        o->feedback_len[SCANNER_REPLY_DOUBLE] = o->feedback_len[SCANNER_REPLY_OK];
+    }
     return 0;
 
 bad_baud:
@@ -218,10 +234,29 @@ static size_t serial_clients(const void *impl)
 
 static void serial_free(void *impl);
 
+/*
+ * The configured bytes for this answer (many serial scanners beep or flash on BEL or a
+ * vendor string: docs/scanners.md). Written without blocking; what the port's buffer
+ * does not take at once is dropped, as a beep that comes late is worse than none.
+ */
+static int serial_feedback(void *impl, const char *scanner_id, scanner_reply_t reply,
+                           const char *text)
+{
+    (void)text;   /* a serial scanner has no screen */
+    struct serial *sr = impl;
+    if (!sr->port || !sr->id || strcmp(sr->id, scanner_id) != 0)
+        return -ENOENT;
+    if ((unsigned)reply > SCANNER_REPLY_DOUBLE || !sr->feedback_len[reply])
+        return -ENOTSUP;
+    int n = sp_nonblocking_write(sr->port, sr->feedback[reply], sr->feedback_len[reply]);
+    return n < 0 ? -sp_errno((enum sp_return)n) : 0;
+}
+
 static const scanner_ops_t serial_ops = {
     .kind = "serial",
     .clients = serial_clients,
     .destroy = serial_free,
+    .feedback = serial_feedback,
 };
 
 const char *serial_scanner_port(const scanner_t *s)
@@ -462,7 +497,9 @@ static int port_connect(struct serial *sr, open_fail_t *f)
     char *id = NULL;
     scanner_lines_t *lines = NULL;
     int fd = -1, lrc;
-    enum sp_return rc = sp_open(port, SP_MODE_READ);
+    /* Write access only when there is something to write back. */
+    bool writes = sr->feedback_len[0] || sr->feedback_len[1] || sr->feedback_len[2];
+    enum sp_return rc = sp_open(port, writes ? SP_MODE_READ_WRITE : SP_MODE_READ);
     if (rc != SP_OK) {
         int err = sp_errno(rc);
         /* Unplugged between the lookup and the open. */
@@ -614,6 +651,8 @@ scanner_t *scanner_new_serial(loop_t *loop, const config_scanner_t *cfg,
     sr->pid = cfg->pid;
     sr->eol_required = o.eol_required;
     sr->eol_ms = o.eol_ms;
+    memcpy(sr->feedback, o.feedback, sizeof(sr->feedback));
+    memcpy(sr->feedback_len, o.feedback_len, sizeof(sr->feedback_len));
     sr->retry_ms = SERIAL_RETRY_MIN_MS;
     if (cfg->path && !(sr->path = strdup(cfg->path)))
         goto fail;

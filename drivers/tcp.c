@@ -1,7 +1,8 @@
 /*
  * TCP scanner input (drivers/scanner.h): network scanners, mobile scanner apps, and
  * every test and benchmark that injects scans. One scan per line, from up to
- * SCANNER_TCP_MAX_CLIENTS clients per scanner.
+ * SCANNER_TCP_MAX_CLIENTS clients per scanner; idle ones are closed after idle_timeout
+ * and give way to new ones when the scanner is full.
  *
  * Everything runs on the loop's thread from two callbacks: a listening socket that
  * accepts (nonblocking) and a client socket that reads (nonblocking). Both do a
@@ -45,6 +46,13 @@
 #define TCP_KEEPALIVE_IDLE_S 60
 #define TCP_KEEPALIVE_INTVL_S 10
 #define TCP_KEEPALIVE_COUNT 3
+/*
+ * A full scanner evicts its longest-idle client for a new one, when that client has
+ * sent nothing for this long: sixteen idle connections (`nc` left open, a phone app
+ * in the background) must not lock the real scanner out, and an active client is never
+ * pushed out by a connection storm (the idle ones go first).
+ */
+#define TCP_EVICT_MIN_IDLE_MS 5000
 
 struct tcp;
 
@@ -60,6 +68,12 @@ struct tcp_client {
     char *id;               /* "tcp:HOST:PORT#N" */
     char peer[INET6_ADDRSTRLEN + 8];
     scanner_lines_t *lines;
+    /* Replies the socket did not take yet: at most SCANNER_TCP_REPLY_MAX bytes. */
+    char *out;
+    size_t out_len;
+    bool dropping;          /* replies are being dropped: the client does not read them */
+    int64_t active_ms;      /* monotonic: when it connected or last sent a byte */
+    bool write_failed;      /* the peer is gone for writing: replies are dropped */
 };
 
 struct tcp {
@@ -71,6 +85,8 @@ struct tcp {
     struct tcp_client *clients[SCANNER_TCP_MAX_CLIENTS];
     size_t nclients;
     unsigned long connections; /* ever accepted: the #N of client ids */
+    int64_t idle_timeout_ms;   /* 0: clients may stay idle forever */
+    uint64_t idle_timer;       /* the next idle check while clients are connected; 0 none */
 };
 
 static size_t tcp_clients(const void *impl)
@@ -80,11 +96,14 @@ static size_t tcp_clients(const void *impl)
 }
 
 static void tcp_free(void *impl);
+static int tcp_feedback(void *impl, const char *scanner_id, scanner_reply_t reply,
+                        const char *text);
 
 static const scanner_ops_t tcp_ops = {
     .kind = "tcp",
     .clients = tcp_clients,
     .destroy = tcp_free,
+    .feedback = tcp_feedback,
 };
 
 uint16_t scanner_tcp_port(const scanner_t *s)
@@ -103,6 +122,7 @@ static void client_free(struct tcp_client *c)
         (void)close(c->fd);
     }
     scanner_lines_destroy(&c->lines);
+    free(c->out);
     free(c->id);
     free(c);
 }
@@ -135,6 +155,81 @@ static void client_close(struct tcp_client *c, const char *reason)
 }
 
 /*
+ * Write what is queued: all of it, or what the socket takes (LOOP_OUT stays on until
+ * it drains). A dead connection (EPIPE, ECONNRESET) drops the replies but not the
+ * client: what it sent before it went is still read and stored, and the read side
+ * reports the end with its real reason.
+ */
+static void client_flush(struct tcp_client *c)
+{
+    size_t done = 0;
+    while (done < c->out_len) {
+        ssize_t n = send(c->fd, c->out + done, c->out_len - done, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n > 0) {
+            done += (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            break;
+        c->write_failed = true;
+        done = c->out_len;
+        break;
+    }
+    memmove(c->out, c->out + done, c->out_len - done);
+    c->out_len -= done;
+    (void)loop_mod_fd(c->tcp->loop, c->fd, c->out_len ? LOOP_IN | LOOP_OUT : LOOP_IN);
+}
+
+/*
+ * One reply line to the connection that sent the scan (scanner.h, scanner_feedback).
+ * Queued and flushed at once; the socket's own buffer takes it in the common case,
+ * so the queue only fills for a client that does not read. Control bytes become
+ * spaces: the reply is exactly one line whatever a reason quotes.
+ */
+static int tcp_feedback(void *impl, const char *scanner_id, scanner_reply_t reply,
+                        const char *text)
+{
+    struct tcp *t = impl;
+    struct tcp_client *c = NULL;
+    for (size_t i = 0; i < t->nclients && !c; i++)
+        if (strcmp(t->clients[i]->id, scanner_id) == 0)
+            c = t->clients[i];
+    if (!c || c->fd < 0)
+        return -ENOENT;
+    if (c->write_failed)
+        return -EPIPE;
+    const char *word = scanner_reply_word(reply);
+    size_t wl = strlen(word), tl = strlen(text), n = wl + 1 + tl + 1;
+    /*
+     * A client that does not read its replies (a fixed-mount scanner that only
+     * sends) keeps its connection: its scans matter, the answers it ignores do not.
+     * Replies that do not fit are dropped whole, never cut; once the queue has
+     * drained, replies flow again.
+     */
+    if (c->dropping && c->out_len == 0)
+        c->dropping = false;
+    if (c->dropping || c->out_len + n > SCANNER_TCP_REPLY_MAX) {
+        c->dropping = true;
+        return -ENOBUFS;
+    }
+    if (!c->out && !(c->out = malloc(SCANNER_TCP_REPLY_MAX)))
+        return -ENOMEM;
+    char *p = c->out + c->out_len;
+    memcpy(p, word, wl);
+    p[wl] = ' ';
+    for (size_t i = 0; i < tl; i++) {
+        unsigned char b = (unsigned char)text[i];
+        p[wl + 1 + i] = b < 0x20 || b == 0x7f ? ' ' : (char)b;
+    }
+    p[n - 1] = '\n';
+    c->out_len += n;
+    client_flush(c);
+    return 0;
+}
+
+/*
  * Readable (or hung up): read up to TCP_READS_PER_WAKE chunks and frame them. The
  * chunk is only a read size; what a client may hold between reads is its framer's
  * max_len bytes. EOF and read errors end the client only.
@@ -144,9 +239,12 @@ static void client_ready(loop_t *loop, int fd, unsigned events, void *data)
     (void)loop;
     struct tcp_client *c = data;
     uint8_t chunk[TCP_READ_CHUNK];
+    if (events & LOOP_OUT)
+        client_flush(c);
     for (int i = 0; i < TCP_READS_PER_WAKE; i++) {
         ssize_t n = read(fd, chunk, sizeof(chunk));
         if (n > 0) {
+            c->active_ms = loop_now_ms();
             scanner_lines_feed(c->lines, chunk, (size_t)n);
             continue;
         }
@@ -216,6 +314,59 @@ static void keepalive_on(int fd)
     (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
 }
 
+/* Make room for a new client: close the one idle longest, if idle long enough. */
+static void evict_idlest(struct tcp *t)
+{
+    struct tcp_client *idlest = NULL;
+    for (size_t i = 0; i < t->nclients; i++)
+        if (!idlest || t->clients[i]->active_ms < idlest->active_ms)
+            idlest = t->clients[i];
+    int64_t idle = idlest ? loop_now_ms() - idlest->active_ms : 0;
+    if (!idlest || idle < TCP_EVICT_MIN_IDLE_MS)
+        return;
+    char reason[96];
+    (void)snprintf(reason, sizeof(reason), "idle for %lld s, replaced by a new connection",
+                   (long long)(idle / 1000));
+    client_close(idlest, reason);
+}
+
+static void idle_schedule(struct tcp *t);
+
+/* Close the clients that sent nothing for idle_timeout; look again later. */
+static int64_t idle_check(loop_t *loop, uint64_t id, void *data)
+{
+    struct tcp *t = data;
+    (void)loop;
+    (void)id;
+    t->idle_timer = 0;
+    int64_t now = loop_now_ms();
+    for (size_t i = 0; i < t->nclients;) {
+        struct tcp_client *c = t->clients[i];
+        if (now - c->active_ms < t->idle_timeout_ms) {
+            i++;
+            continue;
+        }
+        char reason[96];
+        (void)snprintf(reason, sizeof(reason), "idle for %lld s (idle_timeout)",
+                       (long long)((now - c->active_ms) / 1000));
+        client_close(c, reason); /* removes it from clients[] */
+    }
+    idle_schedule(t);
+    return -1;
+}
+
+/*
+ * While clients are connected and a timeout is set, check a few times per timeout
+ * (a client is closed at most a quarter of the timeout late).
+ */
+static void idle_schedule(struct tcp *t)
+{
+    if (t->idle_timer || !t->idle_timeout_ms || !t->nclients)
+        return;
+    int64_t every = t->idle_timeout_ms / 4;
+    t->idle_timer = loop_add_timer(t->loop, every > 0 ? every : 1, idle_check, t);
+}
+
 /* Take a freshly accepted connection: serve it, or refuse it when full. */
 static void client_add(struct tcp *t, int fd, const struct sockaddr_storage *ss)
 {
@@ -227,6 +378,8 @@ static void client_add(struct tcp *t, int fd, const struct sockaddr_storage *ss)
         refuse(t, fd, NULL, peer_or_null, "out of memory");
         return;
     }
+    if (t->nclients == SCANNER_TCP_MAX_CLIENTS)
+        evict_idlest(t);
     if (t->nclients == SCANNER_TCP_MAX_CLIENTS) {
         char reason[64];
         (void)snprintf(reason, sizeof(reason), "too many clients (%d connected)",
@@ -246,9 +399,17 @@ static void client_add(struct tcp *t, int fd, const struct sockaddr_storage *ss)
         return;
     }
     keepalive_on(fd);
-    *c = (struct tcp_client){ .tcp = t, .fd = fd, .id = id, .lines = lines };
+    /*
+     * Replies are a line per scan: a small kernel buffer is plenty, and it keeps what
+     * a client that never reads can make the kernel hold for it small too (best effort).
+     */
+    int sndbuf = SCANNER_TCP_REPLY_MAX;
+    (void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+    *c = (struct tcp_client){ .tcp = t, .fd = fd, .id = id, .lines = lines,
+                              .active_ms = loop_now_ms() };
     memcpy(c->peer, peer, sizeof(c->peer));
     t->clients[t->nclients++] = c;
+    idle_schedule(t);
     scanner_event_t ev = { .kind = SCANNER_EV_CONNECTED, .scanner_id = id,
                            .peer = peer_or_null };
     scanner_emit(t->s, &ev);
@@ -422,6 +583,8 @@ static void tcp_free(void *impl)
         return;
     for (size_t i = 0; i < t->nclients; i++)
         client_free(t->clients[i]);
+    if (t->idle_timer)
+        (void)loop_del_timer(t->loop, t->idle_timer);
     for (size_t i = 0; i < t->nlis; i++) {
         if (t->lis[i].pause_timer)
             (void)loop_del_timer(t->loop, t->lis[i].pause_timer);
@@ -465,11 +628,13 @@ scanner_t *scanner_new_tcp(loop_t *loop, const config_scanner_t *cfg,
         goto fail;
     }
     t->loop = loop;
+    const char *idle = config_scanner_option(cfg, "idle_timeout");
+    t->idle_timeout_ms = (idle ? strtoll(idle, NULL, 10) : SCANNER_TCP_IDLE_TIMEOUT_S) * 1000;
     rc = tcp_bind(t, cfg->host, cfg->port);
     if (rc < 0)
         goto fail;
     /* A kernel-picked port belongs in the spec: client ids must name a real address. */
-    spec = cfg->port ? strdup(cfg_spec) : make_spec(cfg->host, t->port);
+    spec = cfg->port && !cfg->options ? strdup(cfg_spec) : make_spec(cfg->host, t->port);
     if (!spec) {
         rc = -ENOMEM;
         goto fail;

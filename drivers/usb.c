@@ -60,6 +60,8 @@
 
 /* HID class requests (HID 1.11, 7.2). */
 #define HID_SET_PROTOCOL 0x0B
+#define HID_SET_REPORT 0x09
+#define HID_REPORT_OUTPUT 0x02
 #define HID_BOOT_PROTOCOL 0
 
 /* ==== the shared libusb context ==================================================== */
@@ -331,6 +333,12 @@ struct usb_dev {
     uint64_t eol_timer;
     int64_t last_input_ms;
     const char *cut_reason; /* set while a pending line is being ended as rejected */
+
+    /* HID POS answers (scanner_feedback): the layout's output report, one at a time. */
+    hidpos_layout_t lay;
+    struct libusb_transfer *out;
+    uint8_t *out_buf;
+    bool out_busy;
 };
 
 struct usb {
@@ -412,6 +420,11 @@ static void dev_close(struct usb_dev *d)
     d->ctl = NULL;
     free(d->ctl_buf);
     d->ctl_buf = NULL;
+    libusb_free_transfer(d->out);
+    d->out = NULL;
+    free(d->out_buf);
+    d->out_buf = NULL;
+    memset(&d->lay, 0, sizeof(d->lay));
     kbd_decoder_destroy(&d->kbd);
     hidpos_destroy(&d->pos);
     d->ncand = d->probe = 0;
@@ -442,7 +455,7 @@ static void dev_unlink_free(struct usb_dev *d)
 
 static bool dev_busy(const struct usb_dev *d)
 {
-    return d->in_busy || d->ctl_busy;
+    return d->in_busy || d->ctl_busy || d->out_busy;
 }
 
 /* A transfer came back: once none is out, a stopping device can be closed. */
@@ -824,6 +837,7 @@ static void rdesc_done(struct usb_dev *d, struct libusb_transfer *t)
                               &lay, &reason);
         if (rc == 0) {
             d->pos = hidpos_new(&lay, scanner_max_len(d->u->s));
+            d->lay = lay;
             d->mode = MODE_POS;
             if (!d->pos) {
                 dev_retry(d, "cannot start reading", LIBUSB_ERROR_NO_MEM, NULL);
@@ -995,6 +1009,8 @@ static void dev_stop(struct usb_dev *d, enum dev_after after)
         (void)libusb_cancel_transfer(d->in);
     if (d->ctl_busy)
         (void)libusb_cancel_transfer(d->ctl);
+    if (d->out_busy)
+        (void)libusb_cancel_transfer(d->out);
     dev_check_stopped(d);
 }
 
@@ -1228,6 +1244,8 @@ static void usb_free(void *impl)
                 (void)libusb_cancel_transfer(d->in);
             if (d->ctl_busy)
                 (void)libusb_cancel_transfer(d->ctl);
+            if (d->out_busy)
+                (void)libusb_cancel_transfer(d->out);
             d->u = NULL;
             d->next = c->orphans;
             c->orphans = d;
@@ -1239,10 +1257,64 @@ static void usb_free(void *impl)
     free(u);
 }
 
+static void out_done(struct libusb_transfer *t)
+{
+    struct usb_dev *d = t->user_data;
+    d->out_busy = false;
+    /* A scanner that refuses the report just does not beep: nothing to report. */
+    dev_check_stopped(d);
+}
+
+/*
+ * The answer as a HID POS output report (drivers/hidpos.h: good-read beep and LED,
+ * error beep), sent with SET_REPORT on the control endpoint, which every HID device
+ * has. One in flight per device: an answer while the previous one is still being
+ * sent is dropped, as a beep that comes late is worse than none. Keyboard-wedge
+ * scanners have no way back (-ENOTSUP).
+ */
+static int usb_feedback(void *impl, const char *scanner_id, scanner_reply_t reply,
+                        const char *text)
+{
+    (void)text;
+    struct usb *u = impl;
+    struct usb_dev *d = u->devs;
+    while (d && strcmp(d->id, scanner_id) != 0)
+        d = d->next;
+    if (!d || d->state != DEV_READING)
+        return -ENOENT;
+    if (d->mode != MODE_POS || !d->lay.fb.found)
+        return -ENOTSUP;
+    size_t len = 0;
+    uint8_t report[64];
+    int rc = hidpos_feedback_report(&d->lay, reply == SCANNER_REPLY_REJECT ? HIDPOS_SIGNAL_ERROR
+                                                                           : HIDPOS_SIGNAL_GOOD,
+                                    report, sizeof(report), &len);
+    if (rc < 0)
+        return rc == -ENOBUFS ? -ENOTSUP : rc;
+    if (d->out_busy)
+        return 0;
+    if (!d->out && !(d->out = libusb_alloc_transfer(0)))
+        return -ENOMEM;
+    if (!d->out_buf && !(d->out_buf = calloc(1, LIBUSB_CONTROL_SETUP_SIZE + sizeof(report))))
+        return -ENOMEM;
+    libusb_fill_control_setup(d->out_buf, LIBUSB_ENDPOINT_OUT | LIBUSB_REQUEST_TYPE_CLASS |
+                              LIBUSB_RECIPIENT_INTERFACE, HID_SET_REPORT,
+                              (uint16_t)(HID_REPORT_OUTPUT << 8 | d->lay.fb.report_id),
+                              (uint16_t)d->claimed, (uint16_t)len);
+    memcpy(d->out_buf + LIBUSB_CONTROL_SETUP_SIZE, report, len);
+    libusb_fill_control_transfer(d->out, d->h, d->out_buf, out_done, d, USB_CONTROL_TIMEOUT_MS);
+    if ((rc = libusb_submit_transfer(d->out)) < 0)
+        return rc == LIBUSB_ERROR_NO_DEVICE ? -ENOENT : -EIO;
+    d->out_busy = true;
+    ctx_arm_timeout(d->c);
+    return 0;
+}
+
 static const scanner_ops_t usb_ops = {
     .kind = "usb",
     .clients = usb_clients,
     .destroy = usb_free,
+    .feedback = usb_feedback,
 };
 
 /* Set *errmsg (when wanted) to "SPEC: what" and errno to err; returns NULL. */

@@ -16,6 +16,7 @@
 
 #include "labels/label.h"
 #include "labels/layout.h"
+#include "proto/labelcode.h"
 
 /* Contract dispositions (spec policy-eval, "Result") in words for packing staff. */
 static const struct {
@@ -507,8 +508,9 @@ static int pct_encode(FILE *f, const char *s)
 }
 
 /*
- * The DataMatrix content: "RMA:<rma> SN:<serial>", a part left out when unknown.
- * 0 with *out malloc'd or NULL (neither known), -ENOMEM.
+ * The DataMatrix content: "RMAD RCPT-<id> RMA:<rma> SN:<serial>" (proto/labelcode.h:
+ * stations recognise it and never take it for a serial), a part left out when
+ * unknown. 0 with *out malloc'd or NULL (neither RMA nor serial known), -ENOMEM.
  */
 static int matrix_data(const label_t *l, char **out)
 {
@@ -521,6 +523,9 @@ static int matrix_data(const label_t *l, char **out)
     if (!f)
         return -ENOMEM;
     int bad = 0;
+    char rcpt[LABELCODE_RECEIPT_MAX];
+    if (labelcode_receipt(l->receipt_id, rcpt) == 0)
+        bad |= fprintf(f, LABELCODE_DATAMATRIX_PREFIX "%s ", rcpt) < 0;
     if (rma)
         bad |= fputs("RMA:", f) < 0 || pct_encode(f, l->rma) < 0;
     if (serial)
@@ -584,10 +589,13 @@ static layout_el_t *add_barcode(builder_t *b, barcode_kind_t kind, const char *d
 static int add_receipt(builder_t *b, const label_t *l, int x, int y, int w, int h, int hr_h,
                        int want, int least)
 {
-    char digits[24], words[40];
+    char digits[24], words[40], code[LABELCODE_RECEIPT_MAX];
     snprintf(digits, sizeof(digits), "%" PRId64, l->receipt_id);
     snprintf(words, sizeof(words), "RECEIPT %s", digits);
-    layout_el_t *e = add_barcode(b, BARCODE_KIND_CODE128, digits, w, h, want, least, 10);
+    /* RCPT-000012, not the bare id: a station must tell it from a numeric serial. */
+    if (labelcode_receipt(l->receipt_id, code) < 0)
+        snprintf(code, sizeof(code), "%s", digits);
+    layout_el_t *e = add_barcode(b, BARCODE_KIND_CODE128, code, w, h, want, least, 10);
     if (!e) {
         /* A receipt barcode is the label's purpose: not fitting is a layout bug. */
         fail(b, -EIO);
@@ -620,7 +628,7 @@ static void shift_from(builder_t *b, size_t from, int dy)
 typedef struct {
     double disp_h;      /* disposition line height, at most */
     int disp_lines;     /* 1, or 2 when that makes it larger */
-    double row_h;       /* RMA, serial, vendor, model */
+    double row_h;       /* RMA, unit, serial, vendor, model */
     double reason_h;
     int reason_lines;
 } sizes_4x6_t;
@@ -667,8 +675,8 @@ static int top_4x6(builder_t *b, const label_t *l, const sizes_4x6_t *sz, int x,
     y += gap;
     add(b, LAYOUT_RULE, x, y, w, D(b, 0.03));
     y += D(b, 0.03) + gap;
-    static const char *const keys[] = { "RMA", "Serial", "Vendor", "Model" };
-    const char *vals[] = { l->rma, l->serial, l->vendor, l->model };
+    static const char *const keys[] = { "RMA", "Unit", "Serial", "Vendor", "Model" };
+    const char *vals[] = { l->rma, l->unit, l->serial, l->vendor, l->model };
     int key_w = D(b, sz->row_h * 3.9), row_h = D(b, sz->row_h); /* "Vendor" and a space */
     for (size_t i = 0; i < N_ELEMS(keys); i++) {
         if (!vals[i] || !*vals[i])
@@ -769,6 +777,20 @@ static void layout_2x1(builder_t *b, const label_t *l)
     bool rma = l->rma && *l->rma;
     char *line = NULL;
     fail(b, id_line(rma ? "RMA" : "SN", rma ? l->rma : l->serial, &line));
+    /* The unit of an RMA of several goes with its number: "RMA-4001 2/4". */
+    if (line && rma && l->unit) {
+        char *with = NULL, frac[24];
+        int k = 0, n = 0;
+        if (sscanf(l->unit, "%d of %d", &k, &n) == 2)
+            snprintf(frac, sizeof(frac), "%d/%d", k, n);
+        else
+            snprintf(frac, sizeof(frac), "%s", l->unit);
+        fail(b, asprintf(&with, "%s  %s", line, frac) < 0 ? -ENOMEM : 0);
+        if (with) {
+            free(line);
+            line = with;
+        }
+    }
     y += add_text(b, line, x, y, w, D(b, 0.15), 1, true, true) + D(b, 0.03);
     free(line);
     int hr_h = D(b, 0.12), bottom = lay->height - m;

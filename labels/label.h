@@ -32,6 +32,7 @@ typedef struct {
     const char *serial;
     const char *vendor;
     const char *model;
+    const char *unit;         /* "2 of 4": the unit of an RMA of several; NULL otherwise */
     double restocking_fee_pct; /* shown only when non-zero */
     const char *const *flags; /* contract words: wipe_media, bill_customer, ... */
     size_t n_flags;

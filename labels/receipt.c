@@ -85,7 +85,16 @@ int label_receipt_load(db_t *db, int64_t id, label_receipt_t *out, char **errmsg
     }
     /* An unknown RMA (a refusal) or none (CMD-NORMA) has no vendor or model to show. */
     if (rc->rma) {
-        r = db_rma_get(db, rc->rma, &lr.rma);
+        /* The unit's own line: its model (issue 11). */
+        r = db_rma_get_line(db, rc->rma, rc->line, &lr.rma);
+        if (r == -ENOENT && rc->line)
+            r = db_rma_get(db, rc->rma, &lr.rma);
+        int k = 0;
+        if (r == 0 && lr.rma.authorised > 1 && rc->state == DB_RECEIPT_COMPLETED
+            && (r = db_rma_unit_number(db, rc->rma, rc->id, &k)) == 0 && k > 0) {
+            snprintf(lr.unit, sizeof(lr.unit), "%d of %d", k, lr.rma.authorised);
+            lr.label.unit = lr.unit;
+        }
         if (r == 0) {
             lr.label.vendor = lr.rma.vendor[0] ? lr.rma.vendor : NULL;
             lr.label.model = lr.rma.model[0] ? lr.rma.model : NULL;
@@ -104,5 +113,7 @@ int label_receipt_load(db_t *db, int64_t id, label_receipt_t *out, char **errmsg
         out->label.vendor = out->rma.vendor;
     if (out->label.model)
         out->label.model = out->rma.model;
+    if (out->label.unit)
+        out->label.unit = out->unit;
     return 0;
 }

@@ -23,6 +23,7 @@ typedef struct {
     json_t *result;         /* the policy result, owned; NULL for a refusal */
     const char *flags[LABEL_RECEIPT_FLAGS_MAX];
     char time[EVENT_TIME_STRLEN];   /* when the receipt closed, RFC 3339 */
+    char unit[32];          /* "2 of 4" */
 } label_receipt_t;
 
 /*

@@ -34,6 +34,10 @@
 #define CONTROL_TIMEOUT_MS   5000           /* rmactl's wait for an answer */
 #define CONTROL_RECEIPTS_DEFAULT 20
 #define CONTROL_RECEIPTS_MAX 1000
+#define CONTROL_RMA_LINES_MAX 1000     /* lines in one rma.put */
+#define CONTROL_RMAS_DEFAULT  100      /* rma.list */
+#define CONTROL_RMAS_MAX      10000
+#define CONTROL_REASON_MAX    200      /* rma.close reason, bytes */
 
 #define REPLAY_REQUEST_MAX   4096           /* bytes of a replay request frame */
 #define REPLAY_END_TOPIC     "replay.end"

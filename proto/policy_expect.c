@@ -102,6 +102,7 @@ int expect_check(json_t *expect, json_t *result, char *why, size_t cap)
     json_t *flags = json_object_get(result, "flags");
     json_t *reasons = json_object_get(result, "reasons");
     double fee = json_number_value(json_object_get(result, "restocking_fee_pct"));
+    double amount = json_number_value(json_object_get(result, "restocking_fee_amount"));
     json_t *e;
 
     if (!disp || !status || !json_is_array(flags) || !json_is_array(reasons) ||
@@ -117,6 +118,14 @@ int expect_check(json_t *expect, json_t *result, char *why, size_t cap)
         double lo = json_number_value(json_array_get(e, 0)), hi = json_number_value(json_array_get(e, 1));
         if (fee < lo || fee > hi) {
             snprintf(why, cap, "fee %g outside [%g, %g]", fee, lo, hi);
+            return 0;
+        }
+    }
+    /* "fee_amount": [lo, hi], the fixed-amount fee (absent from the result = 0). */
+    if ((e = json_object_get(expect, "fee_amount"))) {
+        double lo = json_number_value(json_array_get(e, 0)), hi = json_number_value(json_array_get(e, 1));
+        if (amount < lo || amount > hi) {
+            snprintf(why, cap, "fee amount %g outside [%g, %g]", amount, lo, hi);
             return 0;
         }
     }
@@ -150,8 +159,9 @@ int expect_check(json_t *expect, json_t *result, char *why, size_t cap)
         }
     }
     /* Contract: every refusal and every non-zero fee names the rule behind it. */
-    if ((strcmp(disp, "refuse") == 0 || fee > 0) && (!first || strncmp(first, "warranty-", 9) == 0)) {
-        snprintf(why, cap, "%s without a rule naming why", fee > 0 ? "fee" : "refusal");
+    int charged = fee > 0 || amount > 0;
+    if ((strcmp(disp, "refuse") == 0 || charged) && (!first || strncmp(first, "warranty-", 9) == 0)) {
+        snprintf(why, cap, "%s without a rule naming why", charged ? "fee" : "refusal");
         return 0;
     }
     return 1;

@@ -363,8 +363,21 @@ json_t *result_to_json(const policy_result_t *r, const policy_t *p)
                                                           : json_null(),
                           "starts", date_or_null(r->warranty.starts),
                           "ends", date_or_null(r->warranty.ends));
-    return json_pack("{s:s, s:o, s:o, s:o, s:o, s:{s:s, s:s}}",
-                     "disposition", ENUM_DISPOSITION.names[r->disposition],
-                     "restocking_fee_pct", fee, "warranty", w, "flags", flags, "reasons", reasons,
-                     "policy", "vendor", policy_vendor(p), "file", policy_file(p));
+    json_t *j = json_pack("{s:s, s:o, s:o, s:o, s:o, s:{s:s, s:s}}",
+                          "disposition", ENUM_DISPOSITION.names[r->disposition],
+                          "restocking_fee_pct", fee, "warranty", w, "flags", flags,
+                          "reasons", reasons, "policy", "vendor", policy_vendor(p), "file",
+                          policy_file(p));
+    /* Only policies with fixed-amount fees produce it, so other results keep the contract's
+     * exact shape (docs/policy.md, "Fees"). */
+    if (j && r->restocking_fee_amount > 0) {
+        json_t *a = r->restocking_fee_amount == floor(r->restocking_fee_amount)
+                        ? json_integer((json_int_t)r->restocking_fee_amount)
+                        : json_real(r->restocking_fee_amount);
+        if (json_object_set_new(j, "restocking_fee_amount", a) < 0) {
+            json_decref(j);
+            return NULL;
+        }
+    }
+    return j;
 }

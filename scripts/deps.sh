@@ -16,10 +16,15 @@ CHECK_PKGS="libcunit1-dev sqlite3 python3 python3-zmq netcat-openbsd umockdev
 libumockdev-dev cups cups-daemon cups-client cups-bsd libcups2 zbar-tools dmtx-utils
 poppler-utils valgrind chromium chromium-driver python3-selenium"
 
+# make fuzz: clang with its libFuzzer and sanitizer runtimes.
+FUZZ_PKGS="clang libclang-rt-dev"
+
 check=no
-[ "${1:-}" = "--check" ] && check=yes
 want="$BUILD_PKGS"
-[ $check = yes ] && want="$BUILD_PKGS $CHECK_PKGS"
+case "${1:-}" in
+--check) check=yes; want="$BUILD_PKGS $CHECK_PKGS" ;;
+--fuzz) want="$BUILD_PKGS $FUZZ_PKGS" ;;
+esac
 
 installed_version() {
     dpkg-query -W -f='${db:Status-Abbrev} ${Version}' "$1" 2>/dev/null || true

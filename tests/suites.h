@@ -8,6 +8,7 @@
 
 #define RMAD_SUITES(X) \
     X(caldate)         \
+    X(log)             \
     X(scan)            \
     X(keymap)          \
     X(hidpos)          \

@@ -442,9 +442,17 @@ static void test_scanner_values(void)
         { "serial:/dev/ttyS0,baud=9600,,bits=8", "empty option" },
         { "serial:/dev/ttyS0,baud", "option 'baud': expected key=value" },
         { "serial:/dev/ttyS0,speed=9600",
-          "unknown option 'speed' (expected baud, parity, bits, stop, flow, eol or eol_ms)" },
+          "unknown option 'speed' (expected baud, parity, bits, stop, flow, eol, eol_ms, "
+          "feedback_ok, feedback_reject or feedback_double)" },
         { "serial:/dev/ttyS0,layout=us",
-          "unknown option 'layout' (expected baud, parity, bits, stop, flow, eol or eol_ms)" },
+          "unknown option 'layout' (expected baud, parity, bits, stop, flow, eol, eol_ms, "
+          "feedback_ok, feedback_reject or feedback_double)" },
+        { "serial:/dev/ttyS0,feedback_ok=\\q", "option feedback_ok=\\q: unknown escape (expected "
+                                             "\\xHH, \\r, \\n, \\t, \\e or \\\\)" },
+        { "serial:/dev/ttyS0,feedback_reject=\\x7", "option feedback_reject=\\x7: \\x takes two "
+                                                  "hex digits" },
+        { "usb:05e0:1200,feedback_ok=\\x07",
+          "unknown option 'feedback_ok' (expected layout, detach, eol or eol_ms)" },
         { "usb:05e0:1200,baud=9600",
           "unknown option 'baud' (expected layout, detach, eol or eol_ms)" },
         { "usb:05e0:1200:SN1,layout=fr", "option layout=fr: expected one of us|de" },

@@ -395,7 +395,8 @@ static void test_rma_import(void)
     snprintf(want, sizeof(want),
              "%s:3: issued: expected YYYY-MM-DD, got \"2026-02-30\"\n"
              "%s:4: number: \"BAD\" does not match the RMA number pattern\n"
-             "%s:5: number: \"RMA-2001\" already on line 2\n", bad, bad, bad);
+             "%s:5: issued: differs from line 2, the first row of RMA-2001 (an RMA's issued "
+             "is the same on all its lines)\n", bad, bad, bad);
     ASSERT_OUT(p, 2, "", want);
     th_proc_free(&p);
 
@@ -423,6 +424,146 @@ static void test_rma_import(void)
 }
 
 /* ---- not running ---------------------------------------------------------------------- */
+
+/* ---- rma show / list / close, rma.put with lines ------------------------------------ */
+
+/* A string of a reply, compared without crashing when it is missing. */
+#define ASSERT_JSTR(v, want)                                                              \
+    do {                                                                                  \
+        const char *got_ = json_string_value(v);                                          \
+        if (!got_ || strcmp(got_, want) != 0)                                             \
+            fprintf(stderr, "\n  %s:%d: got %s\n  want %s\n", __FILE__, __LINE__,          \
+                    got_ ? got_ : "(none)", want);                                        \
+        CU_ASSERT(got_ && strcmp(got_, want) == 0);                                       \
+    } while (0)
+
+static void add_unit(db_t *db, const char *rma, int line, const char *serial, const char *disp,
+                     int64_t at)
+{
+    db_receipt_t r = { .station = "dock1", .rma = (char *)rma, .line = line,
+                       .state = DB_RECEIPT_COMPLETED, .opened_at = at, .closed_at = at + 60000,
+                       .serial = (char *)serial, .disposition = (char *)disp };
+    CU_ASSERT_EQUAL_FATAL(db_receipt_insert(db, &r, NULL), 0);
+}
+
+static void test_rma_lines_commands(void)
+{
+    struct fx f;
+    fx_open(&f, false);
+    char *csv = path_in(&f, "lines.csv");
+    CU_ASSERT_EQUAL(th_write_file(csv,
+        "number,issued,vendor,kind,line,model,family,quantity,expected_serials\n"
+        "RMA-4001,2026-11-20,EverFocus,warranty,1,EZN268,IP Cameras,3,CAM-1|CAM-2|CAM-3\n"
+        "RMA-4001,2026-11-20,EverFocus,warranty,2,ENVR8304D,NVR,1,\n"
+        "RMA-4002,2026-11-20,QCT,,,QuantaGrid,Servers,,\n"), 0);
+    char *imp[] = { "rma", "import", csv, NULL };
+    th_proc_t p = rmactl(&f, NULL, imp);
+    ASSERT_OUT(p, 0, "imported: 2 new, 0 updated, 0 unchanged\n", "");
+    th_proc_free(&p);
+    add_unit(f.db, "RMA-4001", 1, "CAM-1", "warranty_exchange", 1790000000000);
+    add_unit(f.db, "RMA-4001", 2, "NVR-77", "quarantine", 1790000100000);
+
+    char *show[] = { "rma", "show", "RMA-4001", NULL };
+    p = rmactl(&f, NULL, show);
+    ASSERT_OUT(p, 0,
+        "RMA-4001  EverFocus  issued 2026-11-20  warranty\n"
+        "partially received: 2 of 4 units received\n"
+        "\n"
+        "LINE  MODEL      FAMILY      QUANTITY  RECEIVED  EXPECTED SERIALS     RECEIVED SERIALS\n"
+        "1     EZN268     IP Cameras  3         1         CAM-1, CAM-2, CAM-3  CAM-1\n"
+        "2     ENVR8304D  NVR         1         1         -                    NVR-77\n"
+        "\n"
+        "RECEIPT  LINE  SERIAL  STATE      DISPOSITION        STATION  TIME\n"
+        "1        1     CAM-1   completed  warranty_exchange  dock1    2026-09-21T14:14:20.000Z\n"
+        "2        2     NVR-77  completed  quarantine         dock1    2026-09-21T14:16:00.000Z\n",
+        "");
+    th_proc_free(&p);
+
+    char *list[] = { "rma", "list", "--state", "partial", NULL };
+    p = rmactl(&f, NULL, list);
+    ASSERT_OUT(p, 0,
+        "NUMBER    VENDOR     ISSUED      STATE               LINES  RECEIVED\n"
+        "RMA-4001  EverFocus  2026-11-20  partially received  2      2 of 4\n", "");
+    th_proc_free(&p);
+    char *byvendor[] = { "rma", "list", "--vendor", "qct", NULL };
+    p = rmactl(&f, NULL, byvendor);
+    ASSERT_OUT(p, 0,
+        "NUMBER    VENDOR  ISSUED      STATE  LINES  RECEIVED\n"
+        "RMA-4002  QCT     2026-11-20  open   1      0 of 1\n", "");
+    th_proc_free(&p);
+
+    char *close_[] = { "rma", "close", "RMA-4002", "--reason", "customer keeps the server", NULL };
+    p = rmactl(&f, NULL, close_);
+    ASSERT_OUT(p, 0, "closed: RMA-4002\n", "");
+    th_proc_free(&p);
+    p = rmactl(&f, NULL, close_);
+    ASSERT_OUT(p, 2, "", "rmactl: rma close: rma RMA-4002: closed\n");
+    th_proc_free(&p);
+    char *noreason[] = { "rma", "close", "RMA-4001", NULL };
+    p = rmactl(&f, NULL, noreason);
+    ASSERT_OUT(p, 2, "", "rmactl: usage: rmactl [--config FILE] rma close NUMBER --reason TEXT\n");
+    th_proc_free(&p);
+    char *unknown[] = { "rma", "show", "RMA-9999", NULL };
+    p = rmactl(&f, NULL, unknown);
+    ASSERT_OUT(p, 2, "", "rmactl: rma show: unknown RMA RMA-9999\n");
+    th_proc_free(&p);
+    char *closed[] = { "rma", "show", "RMA-4002", "--json", NULL };
+    p = rmactl(&f, NULL, closed);
+    CU_ASSERT_EQUAL(p.status, 0);
+    json_t *j = json_loads(p.out, 0, NULL);
+    json_t *rma = json_object_get(j, "rma");
+    ASSERT_JSTR((json_object_get(rma, "state")), "closed");
+    ASSERT_JSTR((json_object_get(rma, "closed_reason")),
+                           "customer keeps the server");
+    json_decref(j);
+    th_proc_free(&p);
+
+    /* rma.put with lines: the same checks as the CSV, then the RMA is what was put. */
+    char *args[] = { "raw", f.cfg->control, "dealer", "control",
+        "[\"{\\\"cmd\\\": \\\"rma.put\\\", \\\"rma\\\": {\\\"number\\\": \\\"RMA-6001\\\", "
+        "\\\"issued\\\": \\\"2026-11-01\\\", \\\"vendor\\\": \\\"QCT\\\", \\\"lines\\\": ["
+        "{\\\"model\\\": \\\"Board\\\", \\\"quantity\\\": 2, \\\"expected_serials\\\": [\\\"B-1\\\", \\\"B-2\\\"]},"
+        "{\\\"model\\\": \\\"Cable\\\", \\\"quantity\\\": 5}]}}\"]",
+        "[\"{\\\"cmd\\\": \\\"rma.put\\\", \\\"rma\\\": {\\\"number\\\": \\\"RMA-6002\\\", "
+        "\\\"issued\\\": \\\"2026-11-01\\\", \\\"vendor\\\": \\\"QCT\\\", \\\"model\\\": \\\"X\\\", "
+        "\\\"lines\\\": [{\\\"quantity\\\": 1, \\\"expected_serials\\\": \\\"B-1|B-2\\\"},"
+        "{\\\"vendor\\\": \\\"V7\\\", \\\"expected_serials\\\": [\\\"B-3\\\"]}]}}\"]",
+        "[\"{\\\"cmd\\\": \\\"rma.put\\\", \\\"rma\\\": {\\\"number\\\": \\\"RMA-6003\\\", "
+        "\\\"issued\\\": \\\"2026-11-01\\\", \\\"vendor\\\": \\\"QCT\\\", \\\"lines\\\": ["
+        "{\\\"quantity\\\": 2, \\\"expected_serials\\\": \\\"B-1\\\"},"
+        "{\\\"quantity\\\": 2, \\\"expected_serials\\\": \\\"b-1\\\"}]}}\"]",
+        NULL };
+    p = python(&f, args);
+    CU_ASSERT_EQUAL(p.status, 0);
+    char *save = NULL, *line = strtok_r(p.out, "\n", &save);
+    if (!line || strcmp(line, "{\"ok\":true,\"number\":\"RMA-6001\",\"result\":\"inserted\"}") != 0)
+        fprintf(stderr, "\n  rma.put: %s\n", line ? line : "(no reply)");
+    CU_ASSERT(line && strcmp(line, "{\"ok\":true,\"number\":\"RMA-6001\",\"result\":\"inserted\"}") == 0);
+    line = strtok_r(NULL, "\n", &save);
+    j = json_loads(line ? line : "", 0, NULL);
+    ASSERT_JSTR((json_object_get(j, "error")),
+        "rma.model: with \"lines\", give it on each line (and 1 more error)");
+    json_t *errs = json_object_get(j, "errors");
+    CU_ASSERT_EQUAL(json_array_size(errs), 2);
+    ASSERT_JSTR((json_array_get(errs, 1)),
+                           "rma.lines[1].vendor: a field of the RMA, not of a line");
+    json_decref(j);
+    line = strtok_r(NULL, "\n", &save);
+    j = json_loads(line ? line : "", 0, NULL);
+    ASSERT_JSTR((json_object_get(j, "error")),
+        "rma.lines[1].expected_serials: serial \"B-1\" is already listed on lines[0]");
+    json_decref(j);
+    th_proc_free(&p);
+    db_rma_t r;
+    CU_ASSERT_EQUAL_FATAL(db_rma_get_line(f.db, "RMA-6001", 2, &r), 0);
+    CU_ASSERT_STRING_EQUAL(r.model, "Cable");
+    CU_ASSERT_EQUAL(r.quantity, 5);
+    CU_ASSERT_EQUAL(r.authorised, 7);
+    CU_ASSERT_EQUAL(db_rma_get(f.db, "RMA-6002", &r), -ENOENT);
+
+    free(csv);
+    fx_close(&f);
+}
 
 static void test_not_running(void)
 {
@@ -514,7 +655,7 @@ static const struct bad_case bad_cases[] = {
     { "[\"{}\"]", "cmd: required field missing", "bad_request" },
     { "[\"{\\\"cmd\\\": 5}\"]", "cmd: expected a command name", "bad_request" },
     { "[\"{\\\"cmd\\\": \\\"nope\\\"}\"]",
-      "unknown command \"nope\" (known: receipts, rma.import, rma.put, status)", "bad_request" },
+      "unknown command \"nope\" (known: receipts, rma.import, rma.put, rma.show, rma.list, rma.close, status)", "bad_request" },
     { "[\"{\\\"cmd\\\": \\\"status\\\", \\\"cmd\\\": \\\"receipts\\\"}\"]",
       "not valid JSON (line 1, column 23): duplicate object key near '\"cmd\"'", "bad_request" },
     { "[\"{\\\"cmd\\\": \\\"status\\\"}\", \"x\", \"y\"]", "expected one frame (a JSON object), got 3",
@@ -735,6 +876,7 @@ int suite_control(void)
         !CU_add_test(s, "rmactl: daemon not running or hung", test_not_running) ||
         !CU_add_test(s, "socket file, in use, missing directory", test_socket_setup) ||
         !CU_add_test(s, "malformed messages from python, rma.put", test_malformed) ||
+        !CU_add_test(s, "rmactl rma show, list, close; rma.put lines", test_rma_lines_commands) ||
         !CU_add_test(s, "rmactl watch: replay, live, gaps", test_watch))
         return -1;
     return 0;

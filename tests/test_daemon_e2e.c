@@ -7,6 +7,7 @@
  */
 #include <CUnit/CUnit.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "tests/helpers.h"
@@ -42,6 +43,24 @@ static void test_printing_end_to_end(void)
     run_script("tests/integration/printing_e2e.py", "printing e2e: all checks passed");
 }
 
+static void test_station_end_to_end(void)
+{
+    run_script("tests/integration/station_e2e.py", "station e2e: all checks passed");
+}
+
+static void test_storage_end_to_end(void)
+{
+    run_script("tests/integration/storage_e2e.py", "storage e2e: all checks passed");
+}
+
+/* The short crash harness (make reliability runs 50 kills). */
+static void test_crash_harness(void)
+{
+    CU_ASSERT_EQUAL_FATAL(setenv("RELIABILITY_KILLS", "5", 1), 0);
+    run_script("tests/reliability/crash_harness.py", "crash harness: 0 lost, 0 duplicated, 0 crashes");
+    (void)unsetenv("RELIABILITY_KILLS");
+}
+
 static void test_scanners_end_to_end(void)
 {
     run_script("tests/integration/scanners_e2e.py", "scanners e2e: all checks passed");
@@ -50,6 +69,11 @@ static void test_scanners_end_to_end(void)
 static void test_web_end_to_end(void)
 {
     run_script("tests/integration/web_e2e.py", "web e2e: all checks passed");
+}
+
+static void test_lines_end_to_end(void)
+{
+    run_script("tests/integration/lines_e2e.py", "lines e2e: all checks passed");
 }
 
 int suite_daemon_e2e(void)
@@ -62,8 +86,16 @@ int suite_daemon_e2e(void)
                      test_labels_end_to_end) ||
         !CU_add_test(s, "printing exactly once: stops mid-submit, cupsd crash, media empty",
                      test_printing_end_to_end) ||
+        !CU_add_test(s, "storage faults: locked database, full disk, read-only",
+                     test_storage_end_to_end) ||
+        !CU_add_test(s, "crash harness: 5 SIGKILLs while scanning and printing",
+                     test_crash_harness) ||
         !CU_add_test(s, "a USB and a serial scanner (umockdev) complete receipts",
                      test_scanners_end_to_end) ||
+        !CU_add_test(s, "station replies over TCP: mis-scans, own labels, the checklist",
+                     test_station_end_to_end) ||
+        !CU_add_test(s, "an RMA of 3 cameras and a recorder, unit by unit; rmactl rma show",
+                     test_lines_end_to_end) ||
         !CU_add_test(s, "web pages in headless Chromium: station screen, receipt, SSE cut",
                      test_web_end_to_end))
         return -1;

@@ -76,6 +76,74 @@ static void test_honeywell_layout(void)
     CU_ASSERT_FALSE(lay.input_ids[0] & (1u << 4));
 }
 
+/*
+ * Issue 10: the station's answer as an output report. Honeywell's report 4 declares
+ * 8 one-bit output fields: (none), Prevent Read, Initiate Read, (none), (none), Sound
+ * Error Beep 0x85, Sound Good Read Beep 0x86 (and the last usage repeated).
+ */
+static void test_honeywell_feedback(void)
+{
+    hidpos_layout_t lay;
+    const char *reason = NULL;
+    CU_ASSERT_EQUAL_FATAL(hidpos_parse(honeywell, sizeof(honeywell), &lay, &reason), 0);
+    CU_ASSERT(lay.fb.found);
+    CU_ASSERT_EQUAL(lay.fb.report_id, 4);
+    CU_ASSERT_EQUAL(lay.fb.report_len, 2);
+    CU_ASSERT_EQUAL(lay.fb.error_bit, 8 + 5);
+    CU_ASSERT_EQUAL(lay.fb.good_bit, 8 + 6);
+    CU_ASSERT_EQUAL(lay.fb.led_bit, -1);
+    CU_ASSERT_EQUAL(lay.fb.not_on_file_bit, -1);
+    uint8_t buf[8];
+    size_t len = 0;
+    CU_ASSERT_EQUAL(hidpos_feedback_report(&lay, HIDPOS_SIGNAL_GOOD, buf, sizeof(buf), &len), 0);
+    CU_ASSERT_EQUAL(len, 2);
+    CU_ASSERT_EQUAL(buf[0], 0x04);
+    CU_ASSERT_EQUAL(buf[1], 0x40);
+    CU_ASSERT_EQUAL(hidpos_feedback_report(&lay, HIDPOS_SIGNAL_ERROR, buf, sizeof(buf), &len), 0);
+    CU_ASSERT_EQUAL(buf[0], 0x04);
+    CU_ASSERT_EQUAL(buf[1], 0x20);
+    CU_ASSERT_EQUAL(hidpos_feedback_report(&lay, HIDPOS_SIGNAL_GOOD, buf, 1, &len), -ENOBUFS);
+}
+
+/*
+ * Without Report IDs: a good-read LED and a not-on-file beep (no error beep) after
+ * 3 bits of padding, as 1-bit fields from a usage range; the error signal falls back
+ * to the not-on-file beep. A scanner declaring none gets no report.
+ */
+static void test_feedback_variants(void)
+{
+    static const uint8_t desc[] = {
+        0x05, 0x8C, 0x09, 0x02, 0xA1, 0x01,       /* Bar Code Scanner, Application */
+        0x75, 0x08, 0x95, 0x10, 0x09, 0xFE, 0x81, 0x02,   /* 16 x Decoded Data, input */
+        0x75, 0x01, 0x95, 0x03, 0x91, 0x01,       /* 3 bits output padding (Constant) */
+        0x95, 0x01, 0x09, 0x7D, 0x91, 0x02,       /* Good Read LED */
+        0x95, 0x01, 0x09, 0x87, 0x91, 0x02,       /* Sound Not On File Beep */
+        0x95, 0x03, 0x91, 0x01,                   /* padding to a byte */
+        0xC0,
+    };
+    hidpos_layout_t lay;
+    const char *reason = NULL;
+    CU_ASSERT_EQUAL_FATAL(hidpos_parse(desc, sizeof(desc), &lay, &reason), 0);
+    CU_ASSERT(lay.fb.found);
+    CU_ASSERT_EQUAL(lay.fb.report_id, 0);
+    CU_ASSERT_EQUAL(lay.fb.report_len, 1);
+    CU_ASSERT_EQUAL(lay.fb.led_bit, 3);
+    CU_ASSERT_EQUAL(lay.fb.not_on_file_bit, 4);
+    CU_ASSERT_EQUAL(lay.fb.good_bit, -1);
+    uint8_t buf[4];
+    size_t len = 0;
+    CU_ASSERT_EQUAL(hidpos_feedback_report(&lay, HIDPOS_SIGNAL_GOOD, buf, sizeof(buf), &len), 0);
+    CU_ASSERT_EQUAL(len, 1);
+    CU_ASSERT_EQUAL(buf[0], 0x08);    /* the LED: no good-read beep declared */
+    CU_ASSERT_EQUAL(hidpos_feedback_report(&lay, HIDPOS_SIGNAL_ERROR, buf, sizeof(buf), &len), 0);
+    CU_ASSERT_EQUAL(buf[0], 0x10);
+
+    CU_ASSERT_EQUAL_FATAL(hidpos_parse(plain, sizeof(plain), &lay, &reason), 0);
+    CU_ASSERT_FALSE(lay.fb.found);
+    CU_ASSERT_EQUAL(hidpos_feedback_report(&lay, HIDPOS_SIGNAL_GOOD, buf, sizeof(buf), &len),
+                    -ENOTSUP);
+}
+
 static void test_plain_layout(void)
 {
     hidpos_layout_t lay;
@@ -362,6 +430,10 @@ int suite_hidpos(void)
     CU_pSuite s = CU_add_suite("hidpos", NULL, NULL);
     if (!s || !CU_add_test(s, "Honeywell descriptor: the scanned data report", test_honeywell_layout) ||
         !CU_add_test(s, "descriptor without IDs, count or continuation", test_plain_layout) ||
+        !CU_add_test(s, "Honeywell: good and error beeps as output report 4",
+                     test_honeywell_feedback) ||
+        !CU_add_test(s, "feedback without IDs, LED, not-on-file fallback, none",
+                     test_feedback_variants) ||
         !CU_add_test(s, "a keyboard is not a scanner", test_not_a_scanner) ||
         !CU_add_test(s, "malformed descriptors refused", test_malformed) ||
         !CU_add_test(s, "layouts not decoded are refused", test_unsupported_layouts) ||

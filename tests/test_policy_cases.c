@@ -120,12 +120,42 @@ static void test_every_clause_matters(void)
     }
 }
 
+/* The language features of docs/policy.md that not every shipped policy uses. */
+static void test_language_fixtures(void)
+{
+    case_file_t *lc = NULL;
+    char *err = NULL;
+    int n = case_files_load("tests/fixtures/policy-lang/*.json", &lc, &err);
+    free(err);
+    CU_ASSERT_FATAL(n >= 5);
+    policy_t *p = NULL;
+    CU_ASSERT_FATAL(policy_load(case_policy_path(&lc[0], "tests/fixtures/policy-lang"), &p, &err) == 0);
+    for (int i = 0; i < n; i++) {
+        policy_case_t c;
+        char why[512] = "";
+        CU_ASSERT_FATAL(case_from_json(json_object_get(lc[i].doc, "case"), &c, &err) == 0);
+        policy_result_t r;
+        CU_ASSERT_FATAL(policy_evaluate(p, &c, &r) == 0);
+        json_t *j = result_to_json(&r, p);
+        int ok = j && expect_check(json_object_get(lc[i].doc, "expect"), j, why, sizeof(why));
+        if (!ok)
+            fprintf(stderr, "\n  FAIL %s: %s\n", lc[i].path, why);
+        CU_ASSERT(ok);
+        json_decref(j);
+        policy_result_free(&r);
+        policy_case_free(&c);
+    }
+    policy_destroy(&p);
+    case_files_free(lc, n);
+}
+
 int suite_policy_cases(void)
 {
     CU_pSuite s = CU_add_suite("policy_cases", setup, teardown);
     if (!s || !CU_add_test(s, "every case meets its expectations", test_every_case) ||
         !CU_add_test(s, "at least 8 cases per vendor", test_cases_per_vendor) ||
-        !CU_add_test(s, "every rule and table entry is exercised", test_every_clause_matters))
+        !CU_add_test(s, "every rule and table entry is exercised", test_every_clause_matters) ||
+        !CU_add_test(s, "language: fixed dates, fee amounts, adding fees, on", test_language_fixtures))
         return -1;
     return 0;
 }

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "tests/helpers.h"
@@ -458,6 +459,109 @@ static void test_label_timezone_from_config(void)
     free(dir);
 }
 
+/* policy check warns (exit 0) and --strict makes the warnings errors (exit 2). */
+static void test_policy_check_warnings(void)
+{
+    static const struct {
+        const char *files[2];
+        const char *err;
+    } cases[] = {
+        { { "tests/fixtures/policy-lint/unreachable.yaml" },
+          "tests/fixtures/policy-lint/unreachable.yaml:8: warning: rule no-rma-credit can never "
+          "fire: rule no-rma (line 4) always decides first\n" },
+        { { "tests/fixtures/policy-lint/window.yaml" },
+          "tests/fixtures/policy-lint/window.yaml:6: warning: rule late-and-early: rma.issued: "
+          "after 30d and within 10d cannot both hold: the rule never fires\n" },
+        { { "tests/fixtures/policy-lint/no-when.yaml" },
+          "tests/fixtures/policy-lint/no-when.yaml:4: warning: rule everything: decides "
+          "quarantine with no 'when': every case that reaches it\n"
+          "tests/fixtures/policy-lint/no-when.yaml:7: warning: rule after-everything can never "
+          "fire: rule everything (line 4) always decides first\n" },
+        { { "tests/fixtures/policy-lint/alias-a.yaml", "tests/fixtures/policy-lint/alias-b.yaml" },
+          "tests/fixtures/policy-lint/alias-b.yaml:2: warning: vendor name 'ACME corp' is also "
+          "claimed by tests/fixtures/policy-lint/alias-a.yaml\n" },
+    };
+    char bin[4096];
+    snprintf(bin, sizeof(bin), "%s", th_bin("rmactl"));
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        for (int strict = 0; strict < 2; strict++) {
+            char *argv[7] = { bin, "policy", "check" };
+            int n = 3;
+            if (strict)
+                argv[n++] = "--strict";
+            argv[n++] = (char *)cases[i].files[0];
+            if (cases[i].files[1])
+                argv[n++] = (char *)cases[i].files[1];
+            th_proc_t p;
+            CU_ASSERT_FATAL(th_run(argv, NULL, &p) == 0);
+            CU_ASSERT_EQUAL(p.status, strict ? 2 : 0);
+            if (strcmp(p.err, cases[i].err) != 0)
+                fprintf(stderr, "\n  got      %s  expected %s", p.err, cases[i].err);
+            CU_ASSERT_STRING_EQUAL(p.err, cases[i].err);
+            th_proc_free(&p);
+        }
+    }
+}
+
+/* A generated 100k-deep `[[[...]]]` file is refused by the depth limit, at once. */
+static void test_policy_depth_limit(void)
+{
+    char *dir = th_mkdtemp(), path[4096], bin[4096];
+    snprintf(path, sizeof(path), "%s/deep.yaml", dir);
+    const size_t depth = 100000;
+    char *text = malloc(2 * depth + 2);
+    CU_ASSERT_FATAL(text != NULL);
+    memset(text, '[', depth);
+    memset(text + depth, ']', depth);
+    text[2 * depth] = '\n';
+    text[2 * depth + 1] = '\0';
+    CU_ASSERT_EQUAL_FATAL(th_write_file(path, text), 0);
+    free(text);
+    snprintf(bin, sizeof(bin), "%s", th_bin("rmactl"));
+    char *argv[] = { bin, "policy", "check", path, NULL };
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    th_proc_t p;
+    CU_ASSERT_FATAL(th_run(argv, NULL, &p) == 0);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    CU_ASSERT_EQUAL(p.status, 2);
+    CU_ASSERT_PTR_NOT_NULL(strstr(p.err, ":1: nested more than 64 deep (the policy nesting depth limit)\n"));
+    CU_ASSERT(secs < 2.0);  /* generous: the limit makes it milliseconds; without it 30+ s */
+    th_proc_free(&p);
+    th_rm_rf(dir);
+    free(dir);
+}
+
+/* `rmactl CMD --help` is help on stdout, exit 0, for every command. */
+static void test_help_on_every_command(void)
+{
+    static const char *const cmds[][3] = {
+        { "policy", "eval" }, { "policy", "check" }, { "policy", "test" }, { "status" },
+        { "receipts" }, { "rma", "import" }, { "reprint" }, { "labels" }, { "labels", "cancel" },
+        { "scanners" }, { "watch" }, { "label" }, { "sheet" },
+    };
+    char bin[4096];
+    snprintf(bin, sizeof(bin), "%s", th_bin("rmactl"));
+    for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+        char *argv[5] = { bin, (char *)cmds[i][0] };
+        int n = 2;
+        if (cmds[i][1])
+            argv[n++] = (char *)cmds[i][1];
+        argv[n++] = "--help";
+        th_proc_t p;
+        CU_ASSERT_FATAL(th_run(argv, NULL, &p) == 0);
+        CU_ASSERT_EQUAL(p.status, 0);
+        CU_ASSERT_STRING_EQUAL(p.err, "");
+        char want[64];
+        snprintf(want, sizeof(want), "\n  %s", cmds[i][0]);
+        if (!strstr(p.out, want))
+            fprintf(stderr, "\n  %s --help: %s", cmds[i][0], p.out);
+        CU_ASSERT_PTR_NOT_NULL(strstr(p.out, want));
+        th_proc_free(&p);
+    }
+}
+
 int suite_rmactl_cli(void)
 {
     CU_pSuite s = CU_add_suite("rmactl_cli", NULL, NULL);
@@ -467,6 +571,9 @@ int suite_rmactl_cli(void)
         !CU_add_test(s, "policy check passes the shipped policies", test_check_shipped_policies) ||
         !CU_add_test(s, "usage and missing files", test_usage_and_missing_files) ||
         !CU_add_test(s, "policy test runs regression case files", test_policy_test_command) ||
+        !CU_add_test(s, "policy check warnings, --strict", test_policy_check_warnings) ||
+        !CU_add_test(s, "policy nesting depth limit: rejected fast", test_policy_depth_limit) ||
+        !CU_add_test(s, "--help on every command", test_help_on_every_command) ||
         !CU_add_test(s, "label and sheet: the format is the output name's",
                      test_label_formats_from_names) ||
         !CU_add_test(s, "label: times in the config's timezone", test_label_timezone_from_config) ||

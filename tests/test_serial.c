@@ -85,6 +85,8 @@ struct rec {
     struct ev ev[MAX_EVENTS];
     size_t n;
     size_t stop_at;         /* loop_stop() when n reaches it */
+    bool answer;            /* scanner_feedback() every scan: REJECT for SN-BAD, else OK */
+    int feedback_rc;
 };
 
 static void on_event(const scanner_event_t *e, void *data)
@@ -128,6 +130,12 @@ static void on_event(const scanner_event_t *e, void *data)
         CU_ASSERT_PTR_NOT_NULL(e->reason);
         break;
     }
+    if (r->answer && e->kind == SCANNER_EV_SCAN)
+        r->feedback_rc = scanner_feedback(r->s, e->scanner_id,
+                                          strcmp(e->scan->text, "SN-BAD") == 0
+                                              ? SCANNER_REPLY_REJECT
+                                              : SCANNER_REPLY_OK,
+                                          "text for screens: a serial port gets its bytes");
     if (r->n == r->stop_at)
         loop_stop(r->loop);
 }
@@ -434,6 +442,39 @@ static void test_scripted_scans(void)
     is_scan(r, 1, "RMA-000123");
     is_scan(r, 2, "SN4711");
     settle(r, 3);
+    rec_free(r);
+}
+
+/*
+ * Issue 10: the configured bytes go back to the scanner for each answer. The script's
+ * `w` lines make umockdev wait for exactly those bytes before it types the next scan,
+ * so the third scan arrives only if the first got Honeywell's host-ACK "good" string
+ * (ESC 7 ',', the comma given as \x2c) and the second BEL BEL.
+ */
+static void test_feedback(void)
+{
+    struct rec *r = rec_connected("serial:" TTY ",feedback_ok=\\e7\\x2c,feedback_reject=\\x07\\x07"
+                                  NO_TIMEOUT, 0);
+    r->answer = true;
+    GError *err = NULL;
+    gboolean ok = umockdev_testbed_load_script(r->tb, TTY, "tests/fixtures/serial/feedback.script",
+                                               &err);
+    if (!ok) {
+        fprintf(stderr, "\n  %s\n", err ? err->message : "?");
+        g_clear_error(&err);
+    }
+    CU_ASSERT_FATAL(ok);
+    run_until(r, 4);
+    is_scan(r, 1, "SN-OK");
+    is_scan(r, 2, "SN-BAD");
+    is_scan(r, 3, "CMD-DONE");
+    CU_ASSERT_EQUAL(r->feedback_rc, 0);
+    settle(r, 4);
+    /* No bytes configured for an answer: nothing to send. */
+    rec_free(r);
+    r = rec_connected("serial:" TTY ",feedback_reject=\\x07" NO_TIMEOUT, 0);
+    CU_ASSERT_EQUAL(scanner_feedback(r->s, TTY_ID, SCANNER_REPLY_OK, ""), -ENOTSUP);
+    CU_ASSERT_EQUAL(scanner_feedback(r->s, "serial:/dev/ttyUSB9", SCANNER_REPLY_REJECT, ""), -ENOENT);
     rec_free(r);
 }
 
@@ -744,6 +785,7 @@ static const struct {
     CU_TestFunc fn;
 } umockdev_tests[] = {
     { "scripted scans (fixture script)", test_scripted_scans },
+    { "feedback bytes written for ok and reject (script w lines)", test_feedback },
     { "CR, LF, CRLF (split too) and empty lines", test_terminators },
     { "burst: 120 scans in one write", test_burst },
     { "eol=required: a line without terminator times out", test_eol_required },

@@ -26,6 +26,7 @@
 #include "db/db.h"
 #include "drivers/scan.h"
 #include "proto/event.h"
+#include "proto/labelcode.h"
 #include "proto/policy_json.h"
 #include "tests/helpers.h"
 #include "tests/suites.h"
@@ -109,7 +110,8 @@ static void fx_start_station(fx_t *f)
     "RMA-V7RCV,%s,warranty,V7,,Solid State Drives,SN-V7-009,%s,,\n" \
     "RMA-EF001,%s,credit,EverFocus,EN-220,Monitors,EF-SN-1,%s,%s,\n" \
     "RMA-EFOLD,%s,warranty,EverFocus,EPN4208,Recorders,EF-SN-2,%s,%s,24\n" \
-    "RMA-ACME1,%s,warranty,Acme,AC-1,Remotes,AC-SN-1,%s,,\n"
+    "RMA-ACME1,%s,warranty,Acme,AC-1,Remotes,AC-SN-1,%s,,\n" \
+    "RMA-EFCAM,%s,credit,EverFocus,EZN268,IP Cameras,EF-CAM-1,%s,%s,\n"
 
 /*
  * A fresh database with these RMAs (today-relative), the policies of `policies`
@@ -143,13 +145,13 @@ static void fx_open_with(fx_t *f, const char *policies)
 
     CU_ASSERT_FATAL(asprintf(&csv, RMAS_CSV, day(-5), day(-100), day(-5), day(-100), day(-5),
                              day(-100), day(-2), day(-10), day(-9), day(-60), day(-90),
-                             day(-88), day(-3), day(-30)) > 0);
+                             day(-88), day(-3), day(-30), day(-3), day(-20), day(-20)) > 0);
     db_import_report_t rep = { 0 };
     int r = db_rma_import_csv(f->db, csv, strlen(csv), NULL, &rep, &err);
     if (r < 0)
         fprintf(stderr, "\n  import: %s\n", err ? err : "(null)");
     CU_ASSERT_EQUAL_FATAL(r, 0);
-    CU_ASSERT_EQUAL(rep.inserted, 6);
+    CU_ASSERT_EQUAL(rep.inserted, 7);
     db_import_report_clear(&rep);
     free(csv);
     CU_ASSERT_EQUAL(db_rma_mark_received(f->db, "RMA-V7RCV"), 0);
@@ -411,9 +413,9 @@ static void test_complete_receipt(void)
     /* Events: each scan, then the transition it caused. */
     static const char *const topics[] = { "scan.accepted", "receipt.opened", "scan.accepted",
                                           "scan.accepted", "scan.accepted", "scan.accepted",
-                                          "inspection.completed" };
-    CU_ASSERT_EQUAL_FATAL(n_events(&f), 7);
-    for (size_t i = 0; i < 7; i++) {
+                                          "inspection.completed", "rma.received" };
+    CU_ASSERT_EQUAL_FATAL(n_events(&f), 8);   /* rma.received: its one unit is in */
+    for (size_t i = 0; i < 8; i++) {
         ASSERT_STR(ev_str(event(&f, i), "type"), topics[i]);
         CU_ASSERT_EQUAL(json_integer_value(json_object_get(event(&f, i), "receipt")), id);
     }
@@ -458,7 +460,8 @@ static void test_complete_receipt(void)
     json_t *stored = json_loads(r.result, 0, NULL);
     json_t *from_event = json_deep_copy(ic);
     const char *const not_result[] = { "v", "seq", "type", "time", "station", "receipt", "rma",
-                                       "vendor", "model", "serial", "serial_match", "checklist" };
+                                       "vendor", "model", "line", "progress", "serial",
+                                       "serial_match", "checklist" };
     for (size_t i = 0; i < sizeof(not_result) / sizeof(not_result[0]); i++)
         json_object_del(from_event, not_result[i]);
     CU_ASSERT_TRUE(json_equal(stored, from_event));
@@ -583,6 +586,7 @@ static void test_serial_mismatch_quarantine(void)
     sc(&f, "RMA-V7001");
     o = sc(&f, " sn-v7-001 ");
     CU_ASSERT_FALSE(o.serial_mismatch);
+    sc(&f, "FAULT-CONFIRMED");   /* V7 decides on the test result: it must be answered */
     o = sc(&f, "CMD-DONE");
     ic = last_event(&f, "inspection.completed");
     CU_ASSERT_TRUE(json_is_true(json_object_get(ic, "serial_match")));
@@ -630,32 +634,99 @@ static void test_second_rma_rejected(void)
     fx_t f;
     fx_open(&f);
     int64_t id = sc(&f, "RMA-V7001").receipt_id;
+    sc(&f, "SN-V7-001");   /* the receipt has more than its RMA now: no switch */
     station_outcome_t o = sc(&f, "RMA-V7002");
     CU_ASSERT_EQUAL(o.scan, STATION_SCAN_REJECTED);
     CU_ASSERT_EQUAL(o.receipt, STATION_RECEIPT_NONE);
-    ASSERT_STR(o.reason, "a receipt is open: finish (CMD-DONE) or cancel (CMD-CANCEL) first");
+    ASSERT_STR(o.reason, "a receipt is open (RMA-V7001)");
+    ASSERT_STR(o.next, "finish it (CMD-DONE) or cancel it (CMD-CANCEL), then scan RMA-V7002 again");
+    ASSERT_STR(o.reply, "a receipt is open (RMA-V7001) [receipt 1 RMA-V7001]: finish it (CMD-DONE) "
+                        "or cancel it (CMD-CANCEL), then scan RMA-V7002 again");
     CU_ASSERT_EQUAL(o.receipt_id, id);
+    CU_ASSERT_EQUAL(o.switched_from, 0);
     o = sc(&f, "CMD-NORMA");
     CU_ASSERT_EQUAL(o.scan, STATION_SCAN_REJECTED);
+    o = sc(&f, "RMA-V7001");   /* the open one again */
+    CU_ASSERT_EQUAL(o.scan, STATION_SCAN_REJECTED);
+    ASSERT_STR(o.reason, "RMA-V7001 is already open here");
 
     json_t *ev = last_event(&f, "scan.rejected");
     CU_ASSERT_PTR_NOT_NULL_FATAL(ev);
-    ASSERT_STR(ev_str(ev, "reason"),
-               "a receipt is open: finish (CMD-DONE) or cancel (CMD-CANCEL) first");
-    ASSERT_STR(ev_str(ev, "text"), "CMD-NORMA");
+    ASSERT_STR(ev_str(ev, "reason"), "RMA-V7001 is already open here");
+    ASSERT_STR(ev_str(ev, "text"), "RMA-V7001");
+    ASSERT_CONTAINS(ev_str(ev, "next"), "answer the fault test");
     /* Rejected scans are stored with their reason, on the open receipt. */
     CU_ASSERT_EQUAL(q_int(&f, "SELECT count(*) FROM scans "
-                              "WHERE accepted = 0 AND reason IS NOT NULL"), 2);
+                              "WHERE accepted = 0 AND reason IS NOT NULL AND receipt_id = 1"), 3);
     CU_ASSERT_EQUAL(q_int(&f, "SELECT count(*) FROM receipts"), 1);
     station_status_t s;
     station_status(f.st, &s);
     ASSERT_STR(s.rma, "RMA-V7001");
-    CU_ASSERT_EQUAL(s.scans, 3);
-    CU_ASSERT_EQUAL(s.rejected, 2);
+    CU_ASSERT_EQUAL(s.scans, 5);
+    CU_ASSERT_EQUAL(s.rejected, 3);
     /* The other RMA was not touched. */
     db_rma_t rma;
     CU_ASSERT_EQUAL(db_rma_get(f.db, "RMA-V7002", &rma), 0);
     CU_ASSERT_EQUAL(rma.status, DB_RMA_OPEN);
+    check_envelopes(&f);
+    fx_close(&f);
+}
+
+/*
+ * Issue 10: the wrong box's RMA scanned, noticed before anything else: the second RMA
+ * switches (the first receipt cancelled and recorded), and the serial that follows
+ * goes to the receipt the worker was told about.
+ */
+static void test_second_rma_switches(void)
+{
+    fx_t f;
+    fx_open(&f);
+    int64_t first = sc(&f, "RMA-V7001").receipt_id;
+    station_outcome_t o = sc(&f, "CMD-DONE");   /* rejected: changes nothing */
+    CU_ASSERT_EQUAL(o.scan, STATION_SCAN_REJECTED);
+    o = sc(&f, "RMA-V7002");
+    CU_ASSERT_EQUAL(o.scan, STATION_SCAN_ACCEPTED);
+    CU_ASSERT_EQUAL(o.receipt, STATION_RECEIPT_OPENED);
+    CU_ASSERT_EQUAL(o.switched_from, first);
+    ASSERT_STR(o.switched_from_rma, "RMA-V7001");
+    ASSERT_STR(o.rma, "RMA-V7002");
+    int64_t second = o.receipt_id;
+    CU_ASSERT(second > first);
+    ASSERT_CONTAINS(o.reply, "receipt 1 (RMA-V7001) cancelled, switched to RMA-V7002: receipt 2 "
+                             "opened for RMA-V7002 (V7) [receipt 2 RMA-V7002]: scan the unit's serial");
+    check_receipt_row(&f, first, "cancelled", NULL);
+    char *why = q_text(&f, "SELECT reason FROM receipts WHERE id = 1");
+    ASSERT_CONTAINS(why, "switched to RMA-V7002");
+    free(why);
+    /* Events: the scan, the cancellation of the first, the opening of the second. */
+    size_t n = n_events(&f);
+    ASSERT_STR(ev_str(event(&f, n - 3), "type"), "scan.accepted");
+    ASSERT_STR(ev_str(event(&f, n - 2), "type"), "receipt.cancelled");
+    CU_ASSERT_EQUAL(json_integer_value(json_object_get(event(&f, n - 2), "receipt")), first);
+    ASSERT_STR(ev_str(event(&f, n - 2), "switched_to"), "RMA-V7002");
+    ASSERT_STR(ev_str(event(&f, n - 1), "type"), "receipt.opened");
+
+    o = sc(&f, "SN-V7-002");
+    CU_ASSERT_EQUAL(o.receipt_id, second);
+    CU_ASSERT_FALSE(o.serial_mismatch);
+    sc(&f, "FAULT-CONFIRMED");
+    o = sc(&f, "CMD-DONE");
+    CU_ASSERT_EQUAL(o.receipt, STATION_RECEIPT_COMPLETED);
+    CU_ASSERT_EQUAL(o.receipt_id, second);
+    db_rma_t rma;
+    CU_ASSERT_EQUAL(db_rma_get(f.db, "RMA-V7001", &rma), 0);
+    CU_ASSERT_EQUAL(rma.status, DB_RMA_OPEN);       /* can be received later */
+    CU_ASSERT_EQUAL(db_rma_get(f.db, "RMA-V7002", &rma), 0);
+    CU_ASSERT_EQUAL(rma.status, DB_RMA_RECEIVED);
+    /* A switch also works to an RMA that is refused: the first is still cancelled. */
+    first = sc(&f, "RMA-V7001").receipt_id;
+    o = sc(&f, "RMA-NOSUCH");
+    CU_ASSERT_EQUAL(o.receipt, STATION_RECEIPT_REFUSED);
+    CU_ASSERT_EQUAL(o.switched_from, first);
+    check_receipt_row(&f, first, "cancelled", NULL);
+    station_status_t s;
+    station_status(f.st, &s);
+    CU_ASSERT_EQUAL(s.receipt_id, 0);
     check_envelopes(&f);
     fx_close(&f);
 }
@@ -707,6 +778,7 @@ static void test_invalid_command(void)
     /* The checklist did not change: no finding recorded. */
     sc(&f, "SN-V7-001");
     sc(&f, "FIND-COSMETIC_DAMAGE");
+    sc(&f, "FAULT-NFF");   /* V7 decides cosmetic damage on the test result */
     sc(&f, "CMD-DONE");
     json_t *ic = last_event(&f, "inspection.completed");
     json_t *findings = json_object_get(json_object_get(ic, "checklist"), "findings");
@@ -837,7 +909,12 @@ static void test_restart_resumes(void)
     /* The receipt continues: a second RMA is still rejected, the checklist kept. */
     CU_ASSERT_EQUAL(sc(&f, "RMA-V7001").scan, STATION_SCAN_REJECTED);
     sc(&f, "ACC-STAND");
+    /* The fee depends on the accessories: the ones not scanned are confirmed missing. */
     station_outcome_t o = sc(&f, "CMD-DONE");
+    CU_ASSERT_EQUAL(o.scan, STATION_SCAN_REJECTED);
+    ASSERT_CONTAINS(o.reason, "the accessories (cable-kit) not answered");
+    sc(&f, "ACC-NONE");
+    o = sc(&f, "CMD-DONE");
     CU_ASSERT_EQUAL(o.receipt, STATION_RECEIPT_COMPLETED);
     CU_ASSERT_EQUAL(o.receipt_id, id);
     ASSERT_STR(o.disposition, "restock_fee");
@@ -876,7 +953,7 @@ static void test_restart_resumes(void)
     free(case_text);
     /* Every event of both runs, one gapless sequence. */
     check_envelopes(&f);
-    CU_ASSERT_EQUAL(q_int(&f, "SELECT count(*) FROM scans WHERE receipt_id IS NOT NULL"), 7);
+    CU_ASSERT_EQUAL(q_int(&f, "SELECT count(*) FROM scans WHERE receipt_id IS NOT NULL"), 9);
     fx_close(&f);
 }
 
@@ -950,6 +1027,135 @@ static const char acme_policy[] =
     "    flags: [customer_pays_freight]\n"
     "    reason: \"freight is the customer's\"\n";
 
+/*
+ * Issue 10: rmad's own label barcodes are never a serial or an accessory. During an
+ * open receipt they are rejected; with none open the receipt is looked up and becomes
+ * the label CMD-REPRINT prints again.
+ */
+static void test_own_labels(void)
+{
+    fx_t f;
+    fx_open(&f);
+    int64_t id = sc(&f, "RMA-V7001").receipt_id;
+    char code[LABELCODE_RECEIPT_MAX];
+    CU_ASSERT_EQUAL(labelcode_receipt(id, code), 0);
+    ASSERT_STR(code, "RCPT-000001");
+    station_outcome_t o = sc(&f, code);   /* the Code 128 */
+    CU_ASSERT_EQUAL(o.scan, STATION_SCAN_REJECTED);
+    ASSERT_STR(o.kind, "label");
+    ASSERT_CONTAINS(o.reason, "rmad label");
+    o = sc(&f, "RMAD RCPT-000001 RMA:RMA-V7001 SN:SN-V7-001");   /* the DataMatrix */
+    CU_ASSERT_EQUAL(o.scan, STATION_SCAN_REJECTED);
+    ASSERT_CONTAINS(o.reason, "rmad label");
+    o = sc(&f, "RMA:RMA-V7001 SN:SN-V7-001");   /* an older label's DataMatrix */
+    CU_ASSERT_EQUAL(o.scan, STATION_SCAN_REJECTED);
+    ASSERT_CONTAINS(o.reason, "rmad label");
+    station_status_t s;
+    station_status(f.st, &s);
+    CU_ASSERT_PTR_NULL(s.serial);   /* the serial is still to be scanned */
+    ASSERT_CONTAINS(o.next, "scan the unit's serial");
+    sc(&f, "SN-V7-001");
+    sc(&f, "FAULT-CONFIRMED");
+    CU_ASSERT_EQUAL(sc(&f, "CMD-DONE").receipt, STATION_RECEIPT_COMPLETED);
+    /* A receipt of another station and then this one's: CMD-REPRINT follows the scan. */
+    int64_t other = sc(&f, "RMA-NOSUCH").receipt_id;   /* refused: labelled */
+    o = sc(&f, "rcpt-000001");
+    CU_ASSERT_EQUAL(o.scan, STATION_SCAN_ACCEPTED);
+    ASSERT_STR(o.kind, "label");
+    CU_ASSERT_EQUAL(o.receipt_id, id);
+    ASSERT_CONTAINS(o.reply, "rmad label of receipt 1: RMA-V7001, completed warranty_exchange");
+    ASSERT_CONTAINS(o.reply, "[no receipt open]");
+    o = sc(&f, "CMD-REPRINT");
+    CU_ASSERT_EQUAL(o.receipt_id, id);
+    CU_ASSERT_NOT_EQUAL(o.receipt_id, other);
+    o = sc(&f, "RCPT-000099");
+    CU_ASSERT_EQUAL(o.scan, STATION_SCAN_REJECTED);
+    ASSERT_CONTAINS(o.reason, "not on record");
+    /* Not rmad's: short, unpadded or with more after it. */
+    int64_t rid;
+    CU_ASSERT_EQUAL(labelcode_parse("RCPT-12", &rid), 0);
+    CU_ASSERT_EQUAL(labelcode_parse("RCPT-000012X", &rid), 0);
+    CU_ASSERT_EQUAL(labelcode_parse("SN:12345", &rid), 0);
+    CU_ASSERT_EQUAL(labelcode_parse("RCPT-000012", &rid), 1);
+    CU_ASSERT_EQUAL(rid, 12);
+    check_envelopes(&f);
+    fx_close(&f);
+}
+
+/*
+ * Issue 10: the sealed EverFocus camera. Its credit depends on the accessories, which
+ * nobody scanned: CMD-DONE is refused naming them, and after ACC-ALL there is no fee.
+ * Items the policy does not decide on (the fault test of a credit return) are not asked.
+ */
+static void test_checklist_explicit(void)
+{
+    fx_t f;
+    fx_open(&f);
+    station_outcome_t o = sc(&f, "RMA-EFCAM");
+    ASSERT_CONTAINS(o.next, "scan the unit's serial");
+    o = sc(&f, "EF-CAM-1");
+    ASSERT_STR(o.next, "answer the accessories (power-adapter, mounting-kit, quick-guide): ACC-ALL, "
+                       "ACC-NONE, or ACC-<name> for each one there");
+    sc(&f, "PKG-ORIGINAL");
+    sc(&f, "SEAL-INTACT");
+    o = sc(&f, "CMD-DONE");
+    CU_ASSERT_EQUAL(o.scan, STATION_SCAN_REJECTED);
+    ASSERT_STR(o.reason, "not finished: the accessories (power-adapter, mounting-kit, quick-guide) "
+                         "not answered");
+    ASSERT_CONTAINS(o.reply, "[receipt 1 RMA-EFCAM]: answer the accessories");
+    json_t *ev = last_event(&f, "scan.rejected");
+    ASSERT_CONTAINS(ev_str(ev, "next"), "ACC-ALL");
+    CU_ASSERT_PTR_NULL(last_event(&f, "inspection.completed"));
+    o = sc(&f, "ACC-ALL");
+    ASSERT_STR(o.reply, "accessories present: power-adapter, mounting-kit, quick-guide "
+                        "[receipt 1 RMA-EFCAM]: " "scan further checklist barcodes, or CMD-DONE to finish");
+    o = sc(&f, "CMD-DONE");
+    CU_ASSERT_EQUAL(o.receipt, STATION_RECEIPT_COMPLETED);
+    ASSERT_STR(o.disposition, "restock");
+    json_t *ic = last_event(&f, "inspection.completed");
+    CU_ASSERT_EQUAL(json_number_value(json_object_get(ic, "restocking_fee_pct")), 0);
+    CU_ASSERT_EQUAL(json_array_size(json_object_get(json_object_get(ic, "checklist"),
+                                                    "accessories_missing")), 0);
+
+    /* Another camera, opened: each answer that still changes the credit is asked. */
+    /* The RMA authorises two more cameras (schema 4: a line's quantity and serials). */
+    exec_sql(&f, "UPDATE rmas SET status = 'open' WHERE number = 'RMA-EFCAM';"
+                 "UPDATE rma_lines SET quantity = 3, serials = 'EF-CAM-1|EF-CAM-2|EF-CAM-3' "
+                 "WHERE rma = 'RMA-EFCAM';"
+                 "INSERT INTO rma_serials VALUES ('RMA-EFCAM', 1, 'EF-CAM-2', 'EF-CAM-2'),"
+                 "                               ('RMA-EFCAM', 1, 'EF-CAM-3', 'EF-CAM-3')");
+    sc(&f, "RMA-EFCAM");
+    sc(&f, "EF-CAM-2");
+    o = sc(&f, "ACC-POWER-ADAPTER");
+    ASSERT_STR(o.next, "answer the packaging: PKG-ORIGINAL, PKG-REPLACEMENT or PKG-NONE; "
+                       "then the seal, the accessories");
+    o = sc(&f, "ACC-NONE");   /* the others are missing */
+    ASSERT_CONTAINS(o.reply, "accessories missing: mounting-kit, quick-guide [receipt");
+    o = sc(&f, "PKG-ORIGINAL");
+    ASSERT_STR(o.next, "answer the seal: SEAL-INTACT or SEAL-BROKEN");
+    o = sc(&f, "SEAL-BROKEN");
+    ASSERT_STR(o.next, "scan further checklist barcodes, or CMD-DONE to finish");
+    o = sc(&f, "CMD-DONE");
+    ASSERT_STR(o.disposition, "restock_fee");
+    ASSERT_CONTAINS(o.reply, "restocking fee 25%");
+
+    /* All accessories there: now packaging and seal decide, one after the other. */
+    sc(&f, "RMA-EFCAM");
+    sc(&f, "EF-CAM-3");
+    o = sc(&f, "ACC-ALL");
+    ASSERT_STR(o.next, "answer the packaging: PKG-ORIGINAL, PKG-REPLACEMENT or PKG-NONE; "
+                       "then the seal");
+    o = sc(&f, "CMD-DONE");
+    ASSERT_STR(o.reason, "not finished: the packaging not answered");
+    o = sc(&f, "PKG-NONE");
+    /* No box at all: the fee is decided, the seal no longer changes it. */
+    ASSERT_STR(o.next, "scan further checklist barcodes, or CMD-DONE to finish");
+    o = sc(&f, "CMD-DONE");
+    ASSERT_STR(o.disposition, "restock_fee");
+    check_envelopes(&f);
+    fx_close(&f);
+}
+
 static void test_accessory_part_number(void)
 {
     char *dir, *file;
@@ -974,6 +1180,7 @@ static void test_accessory_part_number(void)
     o = sc(&f, "SOMETHING-ELSE");
     CU_ASSERT_EQUAL(o.scan, STATION_SCAN_REJECTED);
     ASSERT_CONTAINS(o.reason, "not expected now");
+    /* Acme never charges for accessories: the missing batteries are not asked for. */
     o = sc(&f, "CMD-DONE");
     CU_ASSERT_EQUAL(o.receipt, STATION_RECEIPT_COMPLETED);
     json_t *cl = json_object_get(last_event(&f, "inspection.completed"), "checklist");
@@ -996,7 +1203,7 @@ static void test_driver_rejected(void)
     static const unsigned char raw[] = { 'A', 0x07, 'B', 0xff };
     f.now += 1000;
     CU_ASSERT_EQUAL(station_record_rejected(f.st, SCANNER, raw, sizeof(raw),
-                                            "control byte 0x07 at offset 1", f.now, f.ob), 0);
+                                            "control byte 0x07 at offset 1", f.now, f.ob, NULL), 0);
     CU_ASSERT_EQUAL(outbox_flush(f.ob, sink, &f), 0);
     json_t *ev = last_event(&f, "scan.rejected");
     CU_ASSERT_PTR_NOT_NULL_FATAL(ev);
@@ -1011,7 +1218,7 @@ static void test_driver_rejected(void)
     CU_ASSERT_EQUAL(s.receipt_id, id);   /* the receipt is not changed */
     /* An empty read, with no scanner id. */
     f.now += 1000;
-    CU_ASSERT_EQUAL(station_record_rejected(f.st, NULL, NULL, 0, "empty scan", f.now, f.ob), 0);
+    CU_ASSERT_EQUAL(station_record_rejected(f.st, NULL, NULL, 0, "empty scan", f.now, f.ob, NULL), 0);
     CU_ASSERT_EQUAL(outbox_flush(f.ob, sink, &f), 0);
     CU_ASSERT_EQUAL(q_int(&f, "SELECT count(*) FROM scans WHERE scanner = 'unknown'"), 1);
     check_envelopes(&f);
@@ -1030,6 +1237,7 @@ static void test_failure_rolls_back(void)
     fx_open(&f);
     int64_t id = sc(&f, "RMA-V7001").receipt_id;
     sc(&f, "SN-V7-001");
+    sc(&f, "FAULT-CONFIRMED");
     size_t events = n_events(&f);
     long long scans = q_int(&f, "SELECT count(*) FROM scans");
 
@@ -1042,6 +1250,12 @@ static void test_failure_rolls_back(void)
     int r = scan_raw(&f, SCANNER, "CMD-DONE", 8, f.mono, &o);
     CU_ASSERT(r < 0);
     ASSERT_CONTAINS(db_errmsg(f.db), "injected failure");
+    /* The worker still gets an answer: nothing changed, scan it again. */
+    ASSERT_STR(station_unstored_reply(f.st, -EIO),
+               "not stored: rmad could not write it (its log says why); nothing changed "
+               "[receipt 1 RMA-V7001]: scan it again");
+    ASSERT_STR(station_unstored_reply(f.st, -ENOSPC),
+               "not stored: the disk is full; nothing changed [receipt 1 RMA-V7001]: scan it again");
     CU_ASSERT_EQUAL(n_events(&f), events);
     CU_ASSERT_EQUAL(q_int(&f, "SELECT count(*) FROM scans"), scans);
     CU_ASSERT_EQUAL(q_int(&f, "SELECT count(*) FROM outbox"), (long long)events);
@@ -1052,7 +1266,7 @@ static void test_failure_rolls_back(void)
     station_status_t s;
     station_status(f.st, &s);
     CU_ASSERT_EQUAL(s.receipt_id, id);
-    CU_ASSERT_EQUAL(s.scans, 2);
+    CU_ASSERT_EQUAL(s.scans, 3);
     CU_ASSERT_FALSE(db_in_transaction(f.db));
 
     exec_sql(&f, "DROP TRIGGER inject");
@@ -1075,10 +1289,10 @@ static void test_misuse(void)
     CU_ASSERT_EQUAL(db_begin(f.db), 0);
     CU_ASSERT_EQUAL(outbox_append(f.ob, f.db, "daemon.started", NULL, NULL, 0, f.now), 0);
     CU_ASSERT_EQUAL(db_commit(f.db), 0);
-    CU_ASSERT_EQUAL(station_record_rejected(f.st, SCANNER, "x", 1, "r", f.now, f.ob), -EINVAL);
+    CU_ASSERT_EQUAL(station_record_rejected(f.st, SCANNER, "x", 1, "r", f.now, f.ob, NULL), -EINVAL);
     outbox_discard(f.ob);
     /* Time must be a valid event time. */
-    CU_ASSERT_EQUAL(station_record_rejected(f.st, SCANNER, "x", 1, "r", 0, f.ob), -EINVAL);
+    CU_ASSERT_EQUAL(station_record_rejected(f.st, SCANNER, "x", 1, "r", 0, f.ob, NULL), -EINVAL);
 
     /* A bad rma_pattern is reported by station_new. */
     char *err = NULL;
@@ -1159,6 +1373,159 @@ static void test_policyset(void)
     free(dir);
 }
 
+/* ------------------------------------------------------------ RMA lines ------- */
+
+static size_t count_events(fx_t *f, const char *topic)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < n_events(f); i++)
+        n += strcmp(ev_str(event(f, i), "type"), topic) == 0;
+    return n;
+}
+
+/* Scan one unit through: RMA, serial, the answers EverFocus asks for, CMD-DONE. */
+static station_outcome_t receive_unit(fx_t *f, const char *rma, const char *serial)
+{
+    static const char *const answers[] = { "PKG-ORIGINAL", "SEAL-INTACT", "ACC-ALL",
+                                           "FAULT-CONFIRMED" };
+    station_outcome_t o = sc(f, rma);
+    CU_ASSERT_EQUAL(o.receipt, STATION_RECEIPT_OPENED);
+    o = sc(f, serial);
+    CU_ASSERT_EQUAL(o.scan, STATION_SCAN_ACCEPTED);
+    for (size_t i = 0; i < sizeof(answers) / sizeof(answers[0]); i++)
+        sc(f, answers[i]);
+    o = sc(f, "CMD-DONE");
+    if (o.receipt != STATION_RECEIPT_COMPLETED)
+        fprintf(stderr, "\n  %s %s: %s\n", rma, serial, o.reply ? o.reply : "?");
+    CU_ASSERT_EQUAL(o.receipt, STATION_RECEIPT_COMPLETED);
+    return o;
+}
+
+static int unit_text(const db_receipt_t *r, void *data)
+{
+    char *out = data;
+    size_t len = strlen(out);
+    snprintf(out + len, 512 - len, "%d:%s:%s ", r->line, db_receipt_state_name(r->state),
+             r->serial ? r->serial : "-");
+    return 0;
+}
+
+static void check_progress(json_t *ev, int line, int received, int authorised)
+{
+    json_t *l = json_object_get(ev, "line"), *p = json_object_get(ev, "progress");
+    if (line) {
+        CU_ASSERT_EQUAL(json_integer_value(l), line);
+    } else {
+        CU_ASSERT_TRUE(json_is_null(l));
+    }
+    CU_ASSERT_EQUAL(json_integer_value(json_object_get(p, "received")), received);
+    CU_ASSERT_EQUAL(json_integer_value(json_object_get(p, "authorised")), authorised);
+}
+
+/*
+ * Issue 11, done when: an RMA of 3 cameras with listed serials and 1 recorder
+ * without, received unit by unit, with a double scan, a serial of another RMA, and
+ * a unit beyond the authorised quantity.
+ */
+static void test_rma_lines_receiving(void)
+{
+    fx_t f;
+    fx_open(&f);
+    char *csv = NULL, *err = NULL;
+    CU_ASSERT_FATAL(asprintf(&csv,
+        "number,issued,kind,vendor,line,model,family,quantity,expected_serials,shipped,"
+        "warranty_months\n"
+        "RMA-EF100,%s,warranty,EverFocus,1,EZN268,IP Cameras,3,EFC-1|EFC-2|EFC-3,%s,36\n"
+        "RMA-EF100,%s,warranty,EverFocus,2,ENVR8304D,Recorders,1,,%s,24\n"
+        "RMA-EF200,%s,warranty,EverFocus,1,EZN268,IP Cameras,1,EFX-9,%s,36\n",
+        day(-3), day(-60), day(-3), day(-60), day(-3), day(-60)) > 0);
+    db_import_report_t rep = { 0 };
+    CU_ASSERT_EQUAL_FATAL(db_rma_import_csv(f.db, csv, strlen(csv), NULL, &rep, &err), 0);
+    db_import_report_clear(&rep);
+    free(csv);
+
+    /* Two cameras: the serial picks line 1, each unit its own receipt. */
+    receive_unit(&f, "RMA-EF100", "EFC-1");
+    json_t *ic = last_event(&f, "inspection.completed");
+    check_progress(ic, 1, 1, 4);
+    CU_ASSERT_TRUE(json_is_true(json_object_get(ic, "serial_match")));
+    ASSERT_STR(ev_str(ic, "disposition"), "warranty_repair");
+    ASSERT_STR(ev_str(ic, "model"), "EZN268");
+    receive_unit(&f, "RMA-EF100", "efc-2 ");
+    check_progress(last_event(&f, "inspection.completed"), 1, 2, 4);
+
+    /* The recorder: no serial listed for it, the one unlisted line takes it. */
+    receive_unit(&f, "RMA-EF100", "NVR-77");
+    ic = last_event(&f, "inspection.completed");
+    check_progress(ic, 2, 3, 4);
+    ASSERT_STR(ev_str(ic, "model"), "ENVR8304D");
+    CU_ASSERT_TRUE(json_is_null(json_object_get(ic, "serial_match")));
+    if (strcmp(ev_str(ic, "disposition"), "quarantine") == 0) {
+        char *t = json_dumps(json_object_get(ic, "reasons"), 0);
+        fprintf(stderr, "\n  recorder: %s\n", t);
+        free(t);
+    }
+    CU_ASSERT_STRING_NOT_EQUAL(ev_str(ic, "disposition"), "quarantine");
+
+    /* A camera serial scanned twice: a double receipt, rejected. */
+    station_outcome_t o = sc(&f, "RMA-EF100");
+    CU_ASSERT_EQUAL(o.receipt, STATION_RECEIPT_OPENED);
+    o = sc(&f, "EFC-1");
+    CU_ASSERT_EQUAL(o.scan, STATION_SCAN_REJECTED);
+    ASSERT_CONTAINS(o.reason, "double receipt: serial EFC-1 of RMA-EF100 is already received");
+    CU_ASSERT_EQUAL(sc(&f, "CMD-CANCEL").receipt, STATION_RECEIPT_CANCELLED);
+
+    /* A serial of another RMA: a mismatch, quarantined; it is not the unit the RMA
+     * waits for, so the progress stays. */
+    o = receive_unit(&f, "RMA-EF100", "EFX-9");
+    ASSERT_STR(o.disposition, "quarantine");
+    ic = last_event(&f, "inspection.completed");
+    check_progress(ic, 1, 3, 4);
+    CU_ASSERT_TRUE(json_is_false(json_object_get(ic, "serial_match")));
+    ASSERT_STR(first_rule(ic), "rmad-serial-mismatch");
+    CU_ASSERT_EQUAL(count_events(&f, "rma.received"), 0);
+
+    /* The last camera: the RMA is received, once. */
+    receive_unit(&f, "RMA-EF100", "EFC-3");
+    check_progress(last_event(&f, "inspection.completed"), 1, 4, 4);
+    CU_ASSERT_EQUAL(count_events(&f, "rma.received"), 1);
+    json_t *rr = last_event(&f, "rma.received");
+    ASSERT_STR(ev_str(rr, "rma"), "RMA-EF100");
+    CU_ASSERT_EQUAL(json_integer_value(json_object_get(rr, "authorised")), 4);
+
+    /* A 4th camera: refused, all units are in. */
+    o = sc(&f, "RMA-EF100");
+    CU_ASSERT_EQUAL(o.receipt, STATION_RECEIPT_REFUSED);
+    ASSERT_STR(o.reason, "all 4 units of RMA-EF100 received");
+    json_t *rf = last_event(&f, "receipt.refused");
+    check_progress(rf, 0, 4, 4);
+    CU_ASSERT_EQUAL(count_events(&f, "rma.received"), 1);
+
+    db_rma_t r;
+    CU_ASSERT_EQUAL_FATAL(db_rma_get(f.db, "RMA-EF100", &r), 0);
+    CU_ASSERT_EQUAL(r.status, DB_RMA_RECEIVED);
+    CU_ASSERT_EQUAL(r.received, 4);
+    /* Each unit's receipt on its line. */
+    char units[512] = "";
+    CU_ASSERT_EQUAL(db_receipt_foreach_rma(f.db, "RMA-EF100", unit_text, units), 0);
+    ASSERT_STR(units, "1:completed:EFC-1 1:completed:efc-2  2:completed:NVR-77 "
+                      "1:cancelled:- 1:completed:EFX-9 1:completed:EFC-3 0:refused:- ");
+    check_envelopes(&f);
+    fx_close(&f);
+}
+
+/* A closed RMA is refused with the reason it was closed for. */
+static void test_rma_closed_refused(void)
+{
+    fx_t f;
+    fx_open(&f);
+    CU_ASSERT_EQUAL(db_rma_close(f.db, "RMA-V7001", "customer keeps the drive", 1000), 0);
+    station_outcome_t o = sc(&f, "RMA-V7001");
+    CU_ASSERT_EQUAL(o.receipt, STATION_RECEIPT_REFUSED);
+    ASSERT_STR(o.reason, "RMA closed: customer keeps the drive");
+    fx_close(&f);
+}
+
 int suite_station(void)
 {
     CU_pSuite s = CU_add_suite("station", setup, teardown);
@@ -1167,10 +1534,14 @@ int suite_station(void)
     if (!CU_add_test(s, "complete receipt: warranty, events, rows", test_complete_receipt) ||
         !CU_add_test(s, "unknown and received RMAs are refused", test_refusals) ||
         !CU_add_test(s, "no printer: nothing queued, reprint refused", test_no_printer) ||
+        !CU_add_test(s, "RMA lines: units, progress, double receipt, quantity",
+                     test_rma_lines_receiving) ||
+        !CU_add_test(s, "closed RMA refused with its reason", test_rma_closed_refused) ||
         !CU_add_test(s, "serial mismatch is recorded and quarantined",
                      test_serial_mismatch_quarantine) ||
         !CU_add_test(s, "CMD-CANCEL keeps the receipt, cancelled", test_cancel) ||
         !CU_add_test(s, "a second RMA while one is open is rejected", test_second_rma_rejected) ||
+        !CU_add_test(s, "a second RMA on a bare receipt switches", test_second_rma_switches) ||
         !CU_add_test(s, "CMD-DONE before the serial is rejected", test_done_before_serial) ||
         !CU_add_test(s, "an invalid command is a rejected scan", test_invalid_command) ||
         !CU_add_test(s, "GS1 (21) gives the serial; bad check digit rejected", test_gs1) ||
@@ -1180,6 +1551,8 @@ int suite_station(void)
         !CU_add_test(s, "expired RMA and unknown vendor decided at CMD-DONE",
                      test_policy_decides_at_done) ||
         !CU_add_test(s, "accessory part numbers from the policy", test_accessory_part_number) ||
+        !CU_add_test(s, "rmad's own label barcodes", test_own_labels) ||
+        !CU_add_test(s, "the checklist asks what decides the outcome", test_checklist_explicit) ||
         !CU_add_test(s, "reads the driver rejected are stored", test_driver_rejected) ||
         !CU_add_test(s, "a failed transaction changes nothing", test_failure_rolls_back) ||
         !CU_add_test(s, "misuse is refused", test_misuse) ||

@@ -60,6 +60,11 @@ struct rec {
     struct ev ev[MAX_EVENTS];
     size_t n;
     size_t stop_at;         /* loop_stop() when n reaches it */
+    /* Answer every read with scanner_feedback(): OK for scans, REJECT for rejected
+     * reads, this text (NULL: no answers); stop at the first disconnect. */
+    const char *reply;
+    bool stop_on_disconnect;
+    int feedback_rc;        /* the last scanner_feedback() result */
 };
 
 static void on_event(const scanner_event_t *e, void *data)
@@ -108,7 +113,12 @@ static void on_event(const scanner_event_t *e, void *data)
         CU_ASSERT_PTR_NOT_NULL(e->reason);
         break;
     }
-    if (r->n == r->stop_at)
+    if (r->reply && (e->kind == SCANNER_EV_SCAN || e->kind == SCANNER_EV_REJECTED))
+        r->feedback_rc = scanner_feedback(r->s, e->scanner_id,
+                                          e->kind == SCANNER_EV_SCAN ? SCANNER_REPLY_OK
+                                                                     : SCANNER_REPLY_REJECT,
+                                          r->reply);
+    if (r->n == r->stop_at || (r->stop_on_disconnect && e->kind == SCANNER_EV_DISCONNECTED))
         loop_stop(r->loop);
 }
 
@@ -300,6 +310,113 @@ static void is_disconnected(const struct rec *r, size_t i, unsigned client,
 }
 
 /* ---- tests --------------------------------------------------------------------- */
+
+/* Read from fd until `want` bytes came (or the 5 s receive timeout); NUL-terminated. */
+static char *cl_read(struct rec *r, int fd, size_t want)
+{
+    char *buf = calloc(1, want + 1);
+    size_t got = 0;
+    CU_ASSERT_PTR_NOT_NULL_FATAL(buf);
+    for (int i = 0; got < want && i < 200; i++) {
+        pump(r);
+        ssize_t n = recv(fd, buf + got, want - got, MSG_DONTWAIT);
+        if (n > 0)
+            got += (size_t)n;
+    }
+    CU_ASSERT_EQUAL(got, want);
+    return buf;
+}
+
+/* Issue 10: one reply line per scan line, to the connection that sent it. */
+static void test_replies(void)
+{
+    struct rec *r = rec_new(NULL);
+    r->reply = "taken\r\n[receipt 1 RMA-1001]: scan\tthe serial";
+    int a = cl_connect(r), b = cl_connect(r);
+    cl_puts(a, "RMA-1001\n");
+    cl_send(a, "X\x01Y\n", 4);
+    cl_puts(b, "RMA-1002\n");
+    const char ok[] = "OK taken  [receipt 1 RMA-1001]: scan the serial\n";
+    const char bad[] = "REJECT taken  [receipt 1 RMA-1001]: scan the serial\n";
+    char *got = cl_read(r, a, strlen(ok) + strlen(bad));
+    char want[256];
+    (void)snprintf(want, sizeof(want), "%s%s", ok, bad);
+    CU_ASSERT_STRING_EQUAL(got, want);
+    free(got);
+    got = cl_read(r, b, strlen(ok));
+    CU_ASSERT_STRING_EQUAL(got, ok);
+    free(got);
+    CU_ASSERT_EQUAL(r->feedback_rc, 0);
+    /* Nobody by that id: nothing sent. */
+    CU_ASSERT_EQUAL(scanner_feedback(r->s, "tcp:127.0.0.1:1#9", SCANNER_REPLY_OK, "x"), -ENOENT);
+    CU_ASSERT_STRING_EQUAL(scanner_reply_word(SCANNER_REPLY_DOUBLE), "DOUBLE");
+    close(a);
+    close(b);
+    rec_free(r);
+}
+
+/* A client that writes and closes at once: its replies fail, its scans are all read. */
+static void test_reply_to_closed_client(void)
+{
+    struct rec *r = rec_new(NULL);
+    r->reply = "taken [no receipt open]: scan an RMA";
+    r->stop_on_disconnect = true;
+    int fd = cl_connect(r);
+    static char big[10000];
+    memset(big, 'A', sizeof(big));
+    cl_send(fd, "\x01" "bin\n", 5);
+    cl_send(fd, big, sizeof(big));
+    cl_puts(fd, "\nRMA-00");
+    close(fd);
+    CU_ASSERT(th_loop_run_stopped(r->loop, WATCHDOG_MS));
+    CU_ASSERT_EQUAL_FATAL(r->n, 5);
+    is_rejected(r, 1, 1, "\x01" "bin", 4, "control byte");
+    is_rejected(r, 3, 1, "RMA-00", 6, "connection closed before end of line");
+    is_disconnected(r, 4, 1, "connection closed by the client");
+    rec_free(r);
+}
+
+/*
+ * A client that sends scans and never reads its replies: they pile up in the kernel,
+ * then in the driver up to SCANNER_TCP_REPLY_MAX, then further replies are dropped.
+ * The client keeps its connection and every scan it sends is still taken; the daemon
+ * never blocks on it, and memory stays bounded.
+ */
+static void test_reply_not_read(void)
+{
+    static char big[4001];
+    memset(big, 'x', sizeof(big) - 1);
+    struct rec *r = rec_new(NULL);
+    r->reply = big;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int small = 4096;
+    CU_ASSERT_EQUAL(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)), 0);
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(r->port),
+                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    CU_ASSERT_EQUAL_FATAL(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    /* Lines one by one, so each gets its answer before the next is read. */
+    int sent = 0, dropped = 0;
+    for (int i = 0; i < 80; i++) {
+        if (send(fd, "SN-1\n", 5, MSG_NOSIGNAL) != 5)
+            break;
+        sent++;
+        size_t before = r->n;
+        while (r->n == before)
+            pump(r);
+        dropped += r->feedback_rc == -ENOBUFS;
+    }
+    CU_ASSERT_EQUAL(sent, 80);
+    CU_ASSERT(dropped > 0); /* the queue filled: replies were dropped, not queued */
+    size_t scans = 0;
+    for (size_t i = 0; i < r->n; i++) {
+        CU_ASSERT_NOT_EQUAL(r->ev[i].kind, SCANNER_EV_DISCONNECTED);
+        scans += r->ev[i].kind == SCANNER_EV_SCAN;
+    }
+    CU_ASSERT_EQUAL(scans, 80);
+    CU_ASSERT_EQUAL(scanner_clients(r->s), 1);
+    close(fd);
+    rec_free(r);
+}
 
 static void test_lines_in_one_write(void)
 {
@@ -570,6 +687,99 @@ static void test_too_many_clients(void)
     run_until(r, 21 + SCANNER_TCP_MAX_CLIENTS);
     CU_ASSERT_EQUAL(scanner_clients(r->s), 0);
     rec_free(r);
+}
+
+/*
+ * Sixteen idle connections (a forgotten `nc`, a phone app in the background) do not
+ * lock the real scanner out: once they have been idle a while, a new connection
+ * replaces the one idle longest, and scans.
+ */
+static void test_idle_clients_give_way(void)
+{
+    struct rec *r = rec_new(NULL);
+    int fds[SCANNER_TCP_MAX_CLIENTS];
+    for (int i = 0; i < SCANNER_TCP_MAX_CLIENTS; i++)
+        fds[i] = cl_connect(r);
+    run_until(r, SCANNER_TCP_MAX_CLIENTS);
+    /* Client 2..16 show some life; client 1 stays the idlest. */
+    for (int i = 1; i < SCANNER_TCP_MAX_CLIENTS; i++)
+        cl_puts(fds[i], "x");
+    settle(r, SCANNER_TCP_MAX_CLIENTS);
+    th_loop_run_for(r->loop, 5300);
+    for (int i = 1; i < SCANNER_TCP_MAX_CLIENTS; i++)
+        cl_puts(fds[i], "y");
+    settle(r, SCANNER_TCP_MAX_CLIENTS);
+
+    int scanner = cl_connect(r);
+    cl_puts(scanner, "RMA-7017\n");
+    run_until(r, SCANNER_TCP_MAX_CLIENTS + 3);
+    is_disconnected(r, SCANNER_TCP_MAX_CLIENTS, 1, "idle for 5 s, replaced by a new connection");
+    is_connected(r, SCANNER_TCP_MAX_CLIENTS + 1, SCANNER_TCP_MAX_CLIENTS + 1);
+    is_scan(r, SCANNER_TCP_MAX_CLIENTS + 2, SCANNER_TCP_MAX_CLIENTS + 1, "RMA-7017");
+    CU_ASSERT_EQUAL(scanner_clients(r->s), SCANNER_TCP_MAX_CLIENTS);
+    char b;
+    CU_ASSERT_EQUAL(read(fds[0], &b, 1), 0); /* closed by the driver */
+    for (int i = 0; i < SCANNER_TCP_MAX_CLIENTS; i++)
+        close(fds[i]);
+    close(scanner);
+    rec_free(r);
+}
+
+/* idle_timeout=S closes a client that sent nothing for S seconds; activity keeps it. */
+static void test_idle_timeout(void)
+{
+    /* A free port, for a config (which takes no port 0). */
+    int probe = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t sl = sizeof(sa);
+    CU_ASSERT_EQUAL_FATAL(bind(probe, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    CU_ASSERT_EQUAL_FATAL(getsockname(probe, (struct sockaddr *)&sa, &sl), 0);
+    close(probe);
+    char text[512];
+    (void)snprintf(text, sizeof(text),
+                   "[daemon]\ndatabase = /tmp/x.db\npolicies = /tmp\npub = tcp://127.0.0.1:7781\n"
+                   "replay = tcp://127.0.0.1:7782\ncontrol = ipc:///tmp/x.ctl\n"
+                   "[station dock1]\nscanner = tcp:127.0.0.1:%u,idle_timeout=1\n",
+                   ntohs(sa.sin_port));
+    config_t *cfg = NULL;
+    char *err = NULL;
+    CU_ASSERT_EQUAL_FATAL(config_parse(text, strlen(text), "t.conf", "/", &cfg, &err), 0);
+    struct rec *r = calloc(1, sizeof(*r));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+    r->loop = loop_new();
+    r->s = scanner_new_tcp(r->loop, &cfg->stations[0].scanners[0], NULL, on_event, r, &err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r->s);
+    r->port = scanner_tcp_port(r->s);
+    (void)snprintf(r->spec, sizeof(r->spec), "tcp:127.0.0.1:%u", r->port);
+    CU_ASSERT_STRING_EQUAL(scanner_spec(r->s), r->spec); /* options are not in ids */
+
+    int quiet_fd = cl_connect(r), busy_fd = cl_connect(r);
+    run_until(r, 2);
+    /* The busy one sends a byte every 300 ms; the quiet one nothing. */
+    for (int i = 0; i < 6; i++) {
+        cl_puts(busy_fd, "z");
+        th_loop_run_for(r->loop, 300);
+    }
+    CU_ASSERT_FATAL(r->n >= 3);
+    CU_ASSERT_EQUAL(r->ev[2].kind, SCANNER_EV_DISCONNECTED);
+    CU_ASSERT_STRING_EQUAL(r->ev[2].id, client_id(r, 1));
+    CU_ASSERT_NSTRING_EQUAL(r->ev[2].reason, "idle for 1 s (idle_timeout)", 27);
+    CU_ASSERT_EQUAL(scanner_clients(r->s), 1);
+    close(quiet_fd);
+    close(busy_fd);
+    rec_free(r);
+    config_destroy(&cfg);
+
+    /* A bad value is a config error that names the option. */
+    static const char bad[] =
+        "[daemon]\ndatabase = /tmp/x.db\npolicies = /tmp\npub = tcp://127.0.0.1:7781\n"
+        "replay = tcp://127.0.0.1:7782\ncontrol = ipc:///tmp/x.ctl\n"
+        "[station dock1]\nscanner = tcp:127.0.0.1:7790,idle_timeout=-3\n";
+    CU_ASSERT_EQUAL(config_parse(bad, strlen(bad), "t.conf", "/", &cfg, &err), -EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(err);
+    if (err)
+        CU_ASSERT_PTR_NOT_NULL(strstr(err, "idle_timeout"));
+    free(err);
 }
 
 static void test_two_clients_interleaved(void)
@@ -890,7 +1100,13 @@ int suite_tcp(void)
         !CU_add_test(s, "destroy with clients connected", test_destroy_with_clients) ||
         !CU_add_test(s, "bind errors and bad configs", test_bind_errors) ||
         !CU_add_test(s, "IPv6 and localhost", test_ipv6_and_localhost) ||
-        !CU_add_test(s, "accept out of fds pauses, then resumes", test_accept_out_of_fds))
+        !CU_add_test(s, "accept out of fds pauses, then resumes", test_accept_out_of_fds) ||
+        !CU_add_test(s, "a reply line per scan, to its connection", test_replies) ||
+        !CU_add_test(s, "a client not reading its replies keeps its connection", test_reply_not_read) ||
+        !CU_add_test(s, "idle clients give way to a new scanner", test_idle_clients_give_way) ||
+        !CU_add_test(s, "idle_timeout closes a silent client", test_idle_timeout) ||
+        !CU_add_test(s, "replies to a client that closed: its scans still read",
+                     test_reply_to_closed_client))
         return -1;
     return 0;
 }

@@ -75,6 +75,9 @@ struct emu {
     bool driver;                /* the kernel's HID driver holds the interface */
     unsigned claim_busy;        /* CLAIMINTERFACE fails with EBUSY this many more times */
     unsigned delivered, claims, protocol_sets, rdesc_reads, serial_reads, detaches, attaches;
+    /* Output reports the host set (SET_REPORT): wValue, wIndex and the data. */
+    struct { unsigned value, index; uint8_t b[16]; size_t n; } out[8];
+    unsigned n_out;
 };
 
 /*
@@ -169,6 +172,14 @@ static void emu_control(struct emu *e, struct usbdevfs_urb *urb)
         e->protocol_sets += value == 0;
         urb->status = 0;
     } else if (b[0] == 0x21 && b[1] == 0x0A) {  /* SET_IDLE */
+        urb->status = 0;
+    } else if (b[0] == 0x21 && b[1] == 0x09 && e->n_out < 8 && room <= sizeof(e->out[0].b)) {
+        /* SET_REPORT: the station's answer as an output report (drivers/hidpos.h). */
+        e->out[e->n_out].value = value;
+        e->out[e->n_out].index = index;
+        memcpy(e->out[e->n_out].b, data, room);
+        e->out[e->n_out].n = room;
+        e->n_out++;
         urb->status = 0;
     }
     (void)index;
@@ -566,6 +577,9 @@ struct rec {
     size_t n;
     /* Destroy this other scanner from inside our first SCAN event (orphan test). */
     scanner_t **destroy_on_scan;
+    /* Answer each scan with scanner_feedback(): REJECT for "0000000000000", else OK. */
+    bool answer;
+    int feedback_rc;
 };
 
 static void on_event(const scanner_event_t *e, void *data)
@@ -595,6 +609,12 @@ static void on_event(const scanner_event_t *e, void *data)
     CU_ASSERT_EQUAL(e->kind == SCANNER_EV_SCAN, e->scan != NULL);
     CU_ASSERT_EQUAL(e->kind == SCANNER_EV_REJECTED || e->kind == SCANNER_EV_DISCONNECTED,
                     e->reason != NULL);
+    if (e->kind == SCANNER_EV_SCAN && r->answer)
+        r->feedback_rc = scanner_feedback(r->s, e->scanner_id,
+                                          strcmp(e->scan->text, "0000000000000") == 0
+                                              ? SCANNER_REPLY_REJECT
+                                              : SCANNER_REPLY_OK,
+                                          "a HID POS scanner beeps, it shows no text");
     if (e->kind == SCANNER_EV_SCAN && r->destroy_on_scan && *r->destroy_on_scan) {
         scanner_destroy(r->destroy_on_scan);
         CU_ASSERT_PTR_NULL(*r->destroy_on_scan);
@@ -1010,6 +1030,72 @@ static void test_hidpos_gs1(void)
     bed_free(b);
 }
 
+struct out_arg {
+    struct emu *e;
+    unsigned n;
+};
+
+static bool emu_has_out(const void *arg)
+{
+    const struct out_arg *a = arg;
+    pthread_mutex_lock(&a->e->mu);
+    bool done = a->e->n_out >= a->n;
+    pthread_mutex_unlock(&a->e->mu);
+    return done;
+}
+
+/*
+ * Issue 10: the station's answer reaches a HID POS scanner as the output report its
+ * descriptor declares (the Honeywell one: report 4, Sound Error Beep bit 5, Sound
+ * Good Read Beep bit 6), by SET_REPORT to its interface.
+ */
+static void test_hidpos_feedback(void)
+{
+    struct bed *b = bed_new();
+    struct emu *e = bed_emu(b, FIXTURES "hidpos-scanner.umockdev", true);
+    struct rec r = { .answer = true };
+    open_scanner(b, &r, "usb:" POS_VIDPID OPTS);
+    wait_events(b, &r, 1);
+    pos_report(e, "]E0", "4006381333931", 13, false);
+    wait_events(b, &r, 2);
+    expect_scan(&r, 1, POS_ID, "4006381333931", "]E0");
+    CU_ASSERT_EQUAL(r.feedback_rc, 0);
+    struct out_arg a = { e, 1 };
+    CU_ASSERT(run_until(b, emu_has_out, &a));
+    pos_report(e, "]E0", "0000000000000", 13, false);
+    wait_events(b, &r, 3);
+    CU_ASSERT_EQUAL(r.feedback_rc, 0);
+    a.n = 2;
+    CU_ASSERT(run_until(b, emu_has_out, &a));
+    settle(b);
+    emu_lock(e);
+    CU_ASSERT_EQUAL(e->n_out, 2);
+    CU_ASSERT_EQUAL(e->out[0].value, 0x0204);   /* output report, ID 4 */
+    CU_ASSERT_EQUAL(e->out[0].n, 2);
+    CU_ASSERT_EQUAL(e->out[0].b[0], 0x04);
+    CU_ASSERT_EQUAL(e->out[0].b[1], 0x40);      /* good read beep */
+    CU_ASSERT_EQUAL(e->out[1].b[0], 0x04);
+    CU_ASSERT_EQUAL(e->out[1].b[1], 0x20);      /* error beep */
+    CU_ASSERT_EQUAL(e->out[0].index, e->out[1].index);
+    emu_unlock(e);
+    CU_ASSERT_EQUAL(scanner_feedback(r.s, "usb:0c2e:0b6a@9-9", SCANNER_REPLY_OK, ""), -ENOENT);
+    close_scanner(&r);
+    bed_free(b);
+}
+
+/* A keyboard-wedge scanner has no way back. */
+static void test_kbd_no_feedback(void)
+{
+    struct bed *b = bed_new();
+    (void)bed_emu(b, FIXTURES "kbd-scanner.umockdev", true);
+    struct rec r = { 0 };
+    open_scanner(b, &r, "usb:" KBD_VIDPID OPTS);
+    wait_events(b, &r, 1);
+    CU_ASSERT_EQUAL(scanner_feedback(r.s, KBD_ID, SCANNER_REPLY_OK, ""), -ENOTSUP);
+    close_scanner(&r);
+    bed_free(b);
+}
+
 /* HID POS scans end with their final report: one that never comes times out. */
 static void test_hidpos_timeout(void)
 {
@@ -1395,6 +1481,8 @@ static const struct {
     { "garbage reports rejected, device still read", test_garbage },
     { "HID POS: GS1 DataMatrix with its AIM id", test_hidpos_gs1 },
     { "HID POS: no final report in time", test_hidpos_timeout },
+    { "HID POS: answers as the declared output report", test_hidpos_feedback },
+    { "keyboard wedge: no answers", test_kbd_no_feedback },
     { "unplug mid-line, replug", test_unplug_replug },
     { "two identical scanners told apart", test_two_devices },
     { "serial number selects the device", test_serial_number },

@@ -44,6 +44,7 @@ policies = {tmp}/policies
 pub = {pub}
 replay = {rep}
 control = ipc://{tmp}/rmad.ctl
+heartbeat_ms = 300
 
 [station dock1]
 scanner = tcp:127.0.0.1:{s1}
@@ -146,6 +147,26 @@ scanner = tcp:127.0.0.1:{s2}
     check(all_ev[0]["type"] == "daemon.started", "first event is daemon.started")
     tail, last2 = replay(ctx, rep, last - 2)
     check([e["seq"] for e in tail] == [last - 2, last - 1, last], "replay from N starts at N")
+    # Control requests with an argument the command does not take are errors.
+    c = ctx.socket(zmq.DEALER)
+    c.setsockopt(zmq.LINGER, 0)
+    c.connect("ipc://%s/rmad.ctl" % tmp)
+    for req, bad in (({"cmd": "status", "x": 1}, "x"),
+                     ({"cmd": "reprint", "receipt": 1, "reciept": 2}, "reciept"),
+                     ({"cmd": "labels", "limit": 5, "color": "red"}, "color")):
+        c.send(json.dumps(req).encode())
+        ans = json.loads(c.recv()) if c.poll(5000) else {}
+        check(ans.get("ok") is False and ("'%s'" % bad in ans.get("error", "") or
+                                          '"%s"' % bad in ans.get("error", "")),
+              "unknown argument refused: %s -> %s" % (req, ans))
+    c.close()
+    # A quiet dock still says how far it is: bus.heartbeat carries the last seq, so a
+    # subscriber that lost the tail notices within one interval.
+    n_beats = len(sub.heartbeats)
+    sub.pump(lambda ev: len(sub.heartbeats) > n_beats)
+    beat = sub.heartbeats[-1] if len(sub.heartbeats) > n_beats else {}
+    check(beat.get("last_seq") == last and "seq" not in beat,
+          "bus.heartbeat says the last seq (%s, want %d)" % (beat.get("last_seq"), last))
 
     # The SQLite file holds every scan, raw bytes included.
     db = sqlite3.connect("file:%s/rmad.db?mode=ro" % tmp, uri=True)

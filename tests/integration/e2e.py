@@ -88,6 +88,23 @@ class Scanner:
     def send(self, data):
         self.sock.sendall(data if isinstance(data, bytes) else data.encode() + b"\r\n")
 
+    def reply(self):
+        """The next reply line rmad sent (docs/station.md, "Replies"), without its LF."""
+        if not hasattr(self, "buf"):
+            self.buf = b""
+        while b"\n" not in self.buf:
+            chunk = self.sock.recv(4096)
+            if not chunk:
+                raise RuntimeError("connection closed before a reply")
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        return line.decode()
+
+    def ask(self, line):
+        """Scan one line and return rmad's answer to it."""
+        self.send(line)
+        return self.reply()
+
     def close(self):
         self.sock.close()
 
@@ -98,6 +115,7 @@ class Subscriber:
         self.sock.setsockopt(zmq.SUBSCRIBE, b"")
         self.sock.connect(pub)
         self.events = []
+        self.heartbeats = []
 
     def pump(self, until, timeout=WAIT):
         """Receive until until(events) holds or the timeout passes."""
@@ -107,7 +125,10 @@ class Subscriber:
                 topic, body = self.sock.recv_multipart()
                 ev = json.loads(body)
                 check(ev["type"] == topic.decode(), "topic frame equals type field")
-                self.events.append(ev)
+                if topic == b"bus.heartbeat":  # not an event: {"last_seq": N}
+                    self.heartbeats.append(ev)
+                else:
+                    self.events.append(ev)
         return until(self.events)
 
 

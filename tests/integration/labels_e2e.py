@@ -197,7 +197,7 @@ label_format = pdf
         pngs = sorted(glob.glob(os.path.join(tmp, "office*.png")))
         z = subprocess.run(["zbarimg", "--raw", "-q", "-Scode128.enable"] + pngs,
                            capture_output=True, text=True, timeout=WAIT)
-        check(str(ev[0]["receipt"]) in z.stdout.split(), "PDF Code 128 scans to the receipt id: "
+        check("RCPT-%06d" % ev[0]["receipt"] in z.stdout.split(), "PDF Code 128 scans to the receipt id: "
               + z.stdout.strip())
 
     # A serial carrying ZPL commands: printed literally, nothing injected.
@@ -217,7 +217,8 @@ label_format = pdf
     # changes nothing, re-enabling prints each exactly once.
     check(cups(root, "cupsdisable", "zebra").returncode == 0, "cupsdisable zebra")
     before = set(jobs_in(zebra))
-    flow(s1, "RMA-0004", "SN-0004", "CMD-DONE", "RMA-0005", "SN-0005", "CMD-DONE")
+    flow(s1, "RMA-0004", "SN-0004", "FAULT-CONFIRMED", "CMD-DONE", "RMA-0005", "SN-0005",
+         "FAULT-CONFIRMED", "CMD-DONE")
     # One label.failed for the printer's fault, not one per label or per attempt.
     sub.pump(lambda ev: count(ev, "label.failed", printer="zebra") >= 1)
     sub.pump(lambda ev: False, timeout=3)
@@ -255,7 +256,7 @@ label_format = pdf
     # A job CUPS has when rmad dies is followed after the restart, not submitted again.
     open(os.path.join(zebra, "hold"), "w").close()
     before = set(jobs_in(zebra))
-    flow(s1, "RMA-0006", "SN-0006", "CMD-DONE")
+    flow(s1, "RMA-0006", "SN-0006", "FAULT-CONFIRMED", "CMD-DONE")
     started = lambda: glob.glob(os.path.join(zebra, "job-*.started"))
     n_started = len(started())
     sub.pump(lambda ev: any(e.get("rma") == "RMA-0006" for e in ev
@@ -279,7 +280,7 @@ label_format = pdf
     # An operator cancels a job in CUPS: label.failed, final, not retried.
     open(os.path.join(zebra, "hold"), "w").close()
     n_started = len(started())
-    flow(s1, "RMA-0007", "SN-0007", "CMD-DONE")
+    flow(s1, "RMA-0007", "SN-0007", "FAULT-CONFIRMED", "CMD-DONE")
     wait_for(lambda: len(started()) > n_started, "the job to cancel reached the backend")
     held = [int(re.search(r"job-(\d+)\.started$", p).group(1)) for p in started()]
     check(cups(root, "cancel", str(max(held))).returncode == 0, "cancel the CUPS job")

@@ -1,0 +1,33 @@
+/*
+ * libFuzzer target: keyboard-wedge decoding. The first byte picks the layout; the
+ * rest are 8-byte boot-keyboard reports, as a USB scanner sends them.
+ */
+#include <stddef.h>
+#include <stdint.h>
+
+#include "drivers/keymap.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static void on_line(const char *line, size_t len, const char *reason, void *data)
+{
+    (void)line;
+    (void)len;
+    (void)reason;
+    (void)data;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (size < 1)
+        return 0;
+    const keymap_t *map = keymap_find(data[0] & 1 ? "de" : "us");
+    kbd_decoder_t *dec = kbd_decoder_new(map, 0, on_line, NULL);
+    if (!dec)
+        return 0;
+    for (size_t off = 1; off + KBD_REPORT_LEN <= size; off += KBD_REPORT_LEN)
+        (void)kbd_decoder_feed(dec, data + off, KBD_REPORT_LEN);
+    kbd_decoder_flush(dec);
+    kbd_decoder_destroy(&dec);
+    return 0;
+}
