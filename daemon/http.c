@@ -294,7 +294,9 @@ static bool event_for(const sse_t *s, const char *body, size_t len)
 /*
  * One event in SSE framing. The body is compact JSON (control characters escaped),
  * so it is one data: line; id: is its seq, which the browser sends back as
- * Last-Event-ID when it reconnects.
+ * Last-Event-ID when it reconnects. No event: line: a browser delivers named events
+ * only to listeners of that name, so a page would silently miss every type added
+ * after it was written; the type is in the body.
  */
 static int sse_event(sse_t *s, uint64_t seq, const char *topic, const char *body, size_t len)
 {
@@ -303,8 +305,8 @@ static int sse_event(sse_t *s, uint64_t seq, const char *topic, const char *body
         return 0;
     }
     char head[160];
-    int n = snprintf(head, sizeof(head), "id: %llu\nevent: %s\ndata: ", (unsigned long long)seq,
-                     topic);
+    (void)topic;
+    int n = snprintf(head, sizeof(head), "id: %llu\ndata: ", (unsigned long long)seq);
     if (n < 0 || (size_t)n >= sizeof(head))
         return -EINVAL;
     int rc = sse_reserve(s, (size_t)n + len + 2);

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "daemon/checklist.h"
 #include "daemon/policy.h"
 #include "daemon/web_api.h"
 #include "labels/label.h"
@@ -415,6 +416,58 @@ static json_t *expected_accessories(web_api_t *a, const db_rma_t *rma, const jso
     return out;
 }
 
+/*
+ * What the unit still needs before CMD-DONE, from the stations' own checklist module
+ * (daemon/checklist.h, issue 10): "next" (what to scan next, the words the scanner's
+ * answer uses) and, on each item and accessory, "needed" when the vendor's policy
+ * decides on it and the worker has not answered it yet.
+ */
+static void add_needs(web_api_t *a, const db_receipt_t *r, const db_rma_t *rma, json_t *rj,
+                      json_t *items)
+{
+    static const struct {
+        const char *item;
+        unsigned bit;
+    } bits[] = { { "packaging", POLICY_ITEM_PACKAGING }, { "seal", POLICY_ITEM_SEAL },
+                 { "fault", POLICY_ITEM_FAULT } };
+    checklist_t c;
+    if (!r->checklist || checklist_parse(r->checklist, &c) < 0)
+        return;
+    const policy_t *p = *a->policies && rma ? policyset_for_vendor(*a->policies, rma->vendor)
+                                            : NULL;
+    checklist_needs_t n;
+    char *next = NULL;
+    if (checklist_needs(p, &c, rma, &n) == 0 && checklist_next(&n, &next) == 0) {
+        json_object_set_new(rj, "next", json_string(next));
+        size_t i;
+        json_t *it;
+        json_array_foreach(items, i, it) {
+            const char *k = json_string_value(json_object_get(it, "item"));
+            bool need = strcmp(k, "serial") == 0 && n.serial;
+            for (size_t b = 0; b < sizeof(bits) / sizeof(bits[0]); b++)
+                if (strcmp(k, bits[b].item) == 0 && (n.items & bits[b].bit))
+                    need = true;
+            json_object_set_new(it, "needed", json_boolean(need));
+            if (need) {   /* the contract's default is shown as what it is: unanswered */
+                json_object_set_new(it, "done", json_false());
+                if (strcmp(k, "serial") != 0)
+                    json_object_set_new(it, "state", json_string("to answer"));
+            }
+        }
+        json_t *acc = json_object_get(rj, "accessories"), *e;
+        json_array_foreach(acc, i, e) {
+            bool need = false;
+            for (size_t m = 0; m < n.n_missing; m++)
+                if (strcasecmp(n.missing[m], json_string_value(json_object_get(e, "name"))) == 0)
+                    need = (n.items & POLICY_ITEM_ACCESSORIES) != 0;
+            json_object_set_new(e, "needed", json_boolean(need));
+        }
+    }
+    free(next);
+    checklist_needs_free(&n);
+    checklist_free(&c);
+}
+
 static void station_screen(web_api_t *a, const char *name, http_reply_t *rep)
 {
     size_t idx;
@@ -454,8 +507,10 @@ static void station_screen(web_api_t *a, const char *name, http_reply_t *rep)
     if (!json_object_get(rj, "serial") || json_is_null(json_object_get(rj, "serial")))
         json_object_set(rj, "serial", json_object_get(checklist, "serial") ?
                                           json_object_get(checklist, "serial") : json_null());
-    json_object_set_new(rj, "items", checklist_items(checklist));
+    json_t *items = checklist_items(checklist);
     json_object_set_new(rj, "accessories", expected_accessories(a, &rma, checklist));
+    add_needs(a, &r, r.rma && rma.number[0] ? &rma : NULL, rj, items);
+    json_object_set_new(rj, "items", items);
     json_object_set_new(rj, "checklist", checklist);
     json_object_set_new(o, "receipt", rj);
     db_receipt_clear(&r);

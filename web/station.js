@@ -31,6 +31,8 @@
 
   // What to do next, when the event does not say it ("next" of issue 10).
   function nextStep() {
+    if (state && state.receipt && state.receipt.next)
+      return state.receipt.next;   // the station's own words (daemon/checklist.c)
     if (!state || !state.receipt)
       return "Scan the RMA number on the package (or CMD-NORMA without one)";
     var r = state.receipt;
@@ -89,13 +91,15 @@
     text("receipt-product", [r.vendor, r.model].filter(Boolean).join(" "));
     text("receipt-serial", r.serial ? "Serial " + r.serial : "Serial not scanned yet");
     (r.items || []).forEach(function (it) {
-      tbody.appendChild(el("tr", { class: it.done ? "done" : "todo", "data-item": it.item },
+      tbody.appendChild(el("tr", { class: (it.done ? "done" : "todo") + (it.needed ? " needed" : ""),
+                                   "data-item": it.item },
                            el("th", null, it.label), el("td", null, rmad.words(it.state))));
     });
     if ((r.accessories || []).length) {
       acc.appendChild(el("h3", null, "Accessories expected"));
       r.accessories.forEach(function (a) {
-        acc.appendChild(el("div", { class: "acc " + (a.present ? "present" : "missing") },
+        acc.appendChild(el("div", { class: "acc " + (a.present ? "present" : "missing") +
+                                           (a.needed ? " needed" : "") },
           el("div", { class: "acc-name" }, (a.present ? "\u2713 " : "") + a.name + "  ",
              el("span", { class: "acc-code" }, a.barcode)),
           el("img", { src: "/api/barcode?text=" + encodeURIComponent(a.barcode),

@@ -168,7 +168,7 @@ def sse_read(sock, want, timeout=WAIT):
                     k, v = line.split(":", 1)
                     ev[k] = v.strip()
             if "id" in ev:
-                out.append((int(ev["id"]), ev.get("event")))
+                out.append((int(ev["id"]), json.loads(ev["data"])["type"]))
     return out
 
 
@@ -281,6 +281,14 @@ printer = dock2-labels
                  "scanned accessory shown present")
         drv.execute_script("window.scrollTo(0, 0)")
         drv.save_screenshot(os.path.join(tmp, "station-screen.png"))
+        # What the vendor decides on must be answered (issue 10's checklist): the
+        # screen says what comes next, in the station's own words.
+        wait_for(lambda: "packaging" in drv.find_element(By.ID, "next").text,
+                 "the next step names the packaging: " + drv.find_element(By.ID, "next").text)
+        check(drv.find_elements(By.CSS_SELECTOR, "#checklist tr.needed[data-item=packaging]"),
+              "the packaging is marked as needed")
+        for line in ("PKG-ORIGINAL", "SEAL-INTACT", "ACC-ALL"):
+            scan_shows(line, "ok", line + " shows green")
         # The completion's outcome is the disposition, shown with the RMA.
         scan_shows("CMD-DONE", "ok", "completion shows", shown="RMA-0002")
         wait_for(lambda: "No receipt open" in drv.find_element(By.ID, "receipt-title").text,
@@ -311,7 +319,8 @@ printer = dock2-labels
         wait_for(lambda: drv.find_element(By.TAG_NAME, "body").get_attribute("data-loaded") == "1",
                  "receipt page loaded")
         texts = [e.text for e in drv.find_elements(By.CSS_SELECTOR, "#scans .scan-text")]
-        check(texts == ["RMA-0002", "EF-2222", "NOT-A-THING", "ACC-POWER-ADAPTER", "CMD-DONE"],
+        check(texts == ["RMA-0002", "EF-2222", "NOT-A-THING", "ACC-POWER-ADAPTER", "PKG-ORIGINAL",
+                         "SEAL-INTACT", "ACC-ALL", "CMD-DONE"],
               "receipt page shows every scan: %r" % texts)
         check(len(drv.find_elements(By.CSS_SELECTOR, "#scans td.rejected")) == 1,
               "the rejected scan is marked rejected")
@@ -322,8 +331,9 @@ printer = dock2-labels
                  "label image loads in the page")
         st, h, png = http(base + img.get_attribute("src").replace(base, ""))
         check(st == 200 and h.get("Content-Type") == "image/png", "label is a PNG")
-        check(zbar(png, tmp, "label.png").split("\n")[0] == str(first),
-              "label image decodes to the receipt id")
+        # The receipt barcode, as proto/labelcode.h writes it: RCPT- and 6 digits.
+        code = zbar(png, tmp, "label.png").split("\n")[0]
+        check(code == "RCPT-%06d" % first, "label image decodes to the receipt: %r" % code)
         drv.set_window_size(1280, 1500)   # the whole page, for the README
         drv.save_screenshot(os.path.join(tmp, "receipt-page.png"))
         drv.set_window_size(1280, 900)
@@ -377,7 +387,7 @@ printer = dock2-labels
                  "first events arrived")
         proxy.cut()
         # Committed while the browser is cut off: only the outbox can give them back.
-        for line in ("PKG-DAMAGED", "FOAM-MISSING", "NOPE-1", "CMD-DONE"):
+        for line in ("PKG-DAMAGED", "FOAM-MISSING", "NOPE-1", "FAULT-CONFIRMED", "CMD-DONE"):
             sc.send(line)
         sc2.send("CMD-CANCEL")
         wait_for(lambda: drv.find_element(By.TAG_NAME, "body").get_attribute("data-live") == "1",
