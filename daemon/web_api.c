@@ -503,6 +503,12 @@ static void station_screen(web_api_t *a, const char *name, http_reply_t *rep)
         json_object_set_new(rj, "model", rma.model[0] ? json_string(rma.model) : json_null());
         json_object_set_new(rj, "expected_serial",
                             rma.expected_serial[0] ? json_string(rma.expected_serial) : json_null());
+        /* Unit k of n of the RMA (issue 11's lines): the open one is the next after those
+         * received. */
+        if (rma.authorised > 1)
+            json_object_set_new(rj, "unit", json_pack("{s:i, s:i, s:i, s:i}", "k",
+                                                      rma.received + 1, "n", rma.authorised,
+                                                      "line", r.line, "lines", rma.lines));
     }
     if (!json_object_get(rj, "serial") || json_is_null(json_object_get(rj, "serial")))
         json_object_set(rj, "serial", json_object_get(checklist, "serial") ?

@@ -87,7 +87,8 @@
       text("receipt-serial", "");
       return;
     }
-    text("receipt-title", (r.rma || "No RMA") + "  ·  receipt " + r.id);
+    text("receipt-title", (r.rma || "No RMA") +
+         (r.unit ? "  ·  unit " + r.unit.k + " of " + r.unit.n : "") + "  ·  receipt " + r.id);
     text("receipt-product", [r.vendor, r.model].filter(Boolean).join(" "));
     text("receipt-serial", r.serial ? "Serial " + r.serial : "Serial not scanned yet");
     (r.items || []).forEach(function (it) {
