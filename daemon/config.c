@@ -974,14 +974,16 @@ static int parse_scanner(config_scanner_t *s, struct bind *b, const char **why,
         free(hostport);
         if (rc < 0)
             return rc;
-        *b = (struct bind){ .kind = BIND_TCP, .str = norm, .port = s->port };
         if (comma) {
             rc = -ENOMEM;
             if ((s->options = strdup(comma + 1)))
                 rc = parse_scanner_options(s, s->options, why_owned);
-            if (rc < 0)
+            if (rc < 0) {
+                free(norm); /* the bind is the caller's only on success */
                 return rc;
+            }
         }
+        *b = (struct bind){ .kind = BIND_TCP, .str = norm, .port = s->port };
         return 0;
     }
     if (strncmp(spec, "usb:", 4) == 0) {
