@@ -12,6 +12,8 @@
 CC      ?= cc
 CFLAGS  ?= -O2 -g
 PREFIX  ?= /usr/local
+# The installed pages; a config without web_root serves them from here.
+WEB_ROOT ?= $(PREFIX)/share/rmad/web
 
 ifeq ($(SANITIZE),1)
 B       ?= build-asan
@@ -28,7 +30,8 @@ SAN      =
 endif
 
 # libzint and libcups ship no pkg-config file: their headers are checked directly.
-PKGS     = yaml-0.1 jansson sqlite3 libzmq libusb-1.0 libserialport cairo fontconfig
+PKGS     = yaml-0.1 jansson sqlite3 libzmq libusb-1.0 libserialport cairo fontconfig \
+           libmicrohttpd
 TEST_PKGS = umockdev-1.0
 PKG_OK  := $(shell pkg-config --exists $(PKGS) && \
                    printf '\043include <zint.h>\n\043include <cups/cups.h>\n' | \
@@ -42,7 +45,7 @@ endif
 
 WARN     = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
            -Wformat=2 -Wvla
-ALL_CFLAGS = -std=gnu11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(SAN) -I. $(PKG_CFLAGS) -MMD -MP
+ALL_CFLAGS = -std=gnu11 -D_GNU_SOURCE -DCONFIG_WEB_ROOT='"$(WEB_ROOT)"' $(WARN) $(CFLAGS) $(SAN) -I. $(PKG_CFLAGS) -MMD -MP
 ALL_LDFLAGS = $(LDFLAGS) $(SAN)
 LIBS     = $(PKG_LIBS) -lm
 
@@ -165,6 +168,8 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/rmad/policies
 	install -m 0755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
 	install -m 0644 policies/*.yaml $(DESTDIR)$(PREFIX)/share/rmad/policies/
+	install -d $(DESTDIR)$(WEB_ROOT)
+	install -m 0644 web/*.html web/*.css web/*.js $(DESTDIR)$(WEB_ROOT)/
 	install -d $(DESTDIR)/lib/systemd/system
 	install -m 0644 systemd/rmad.service $(DESTDIR)/lib/systemd/system/
 

@@ -50,6 +50,9 @@ static const char default_text[] =
     "; print_retry_ms     = 2000\n"
     "; print_retry_max_ms = 60000\n"
     "; timezone       = Europe/Berlin  ; labels show local time; default: the system's\n"
+    "http     = 127.0.0.1:7780        ; station screens and supervisor pages (docs/web.md)\n"
+    "web_root = web                   ; the pages' files: the repository's web/\n"
+    "; http_password_file = /etc/rmad/supervisor.pw  ; required off loopback\n"
     "\n"
     "[station dock1]\n"
     "scanner  = tcp:127.0.0.1:7790   ; type scans with: nc 127.0.0.1 7790\n"
@@ -101,6 +104,9 @@ void config_destroy(config_t **cfg_p)
     free(cfg->control);
     free(cfg->rma_pattern);
     free(cfg->timezone);
+    free(cfg->http_host);
+    free(cfg->http_password_file);
+    free(cfg->web_root);
     free(cfg);
     *cfg_p = NULL;
 }
@@ -135,6 +141,7 @@ enum daemon_key {
     K_DATABASE, K_POLICIES, K_PUB, K_REPLAY, K_CONTROL,
     K_LOG_LEVEL, K_DOUBLE_READ_MS, K_MAX_SCAN_LEN, K_RMA_PATTERN,
     K_PRINT_RETRY_MS, K_PRINT_RETRY_MAX_MS, K_TIMEZONE,
+    K_HTTP, K_HTTP_PASSWORD_FILE, K_WEB_ROOT,
     K_HEARTBEAT_MS,
     K_COUNT
 };
@@ -155,6 +162,9 @@ static const struct {
     [K_PRINT_RETRY_MS] = { "print_retry_ms", false },
     [K_PRINT_RETRY_MAX_MS] = { "print_retry_max_ms", false },
     [K_TIMEZONE] = { "timezone", false },
+    [K_HTTP] = { "http", false },
+    [K_HTTP_PASSWORD_FILE] = { "http_password_file", false },
+    [K_WEB_ROOT] = { "web_root", false },
     [K_HEARTBEAT_MS] = { "heartbeat_ms", false },
 };
 
@@ -582,6 +592,43 @@ int config_timezone_apply(const config_t *cfg)
     return 0;
 }
 
+/*
+ * http = HOST:PORT (or "off"): the web server's listening address. It is a TCP bind
+ * like the others, so a scanner port or the pub endpoint on the same port is caught
+ * here rather than at bind time.
+ */
+static int set_http(struct parser *p, const char *value)
+{
+    char q[QUOTE_BUF];
+    if (strcmp(value, "off") == 0)
+        return 0;
+    struct bind b = { .line = p->line, .kind = BIND_TCP };
+    char *shown = NULL;
+    const char *why;
+    int rc = parse_hostport(value, false, &shown, &b.str, &b.port, &why);
+    if (rc == -EINVAL)
+        return fail(p, p->line, "http '%s': %s (or off)", quote(q, value), why);
+    if (rc < 0)
+        return rc;
+    if (asprintf(&b.what, "http '%s'", quote(q, value)) < 0) {
+        free(shown);
+        free(b.str);
+        return -ENOMEM;
+    }
+    bool loopback = strcmp(b.str, "::1") == 0 || strcmp(b.str, "localhost") == 0 ||
+                    strncmp(b.str, "127.", 4) == 0;
+    char prefix[QUOTE_BUF + 32];
+    snprintf(prefix, sizeof(prefix), "http '%s'", q);
+    if ((rc = bind_add(p, b, prefix)) < 0) {
+        free(shown);
+        return rc;
+    }
+    p->cfg->http_host = shown;
+    p->cfg->http_port = b.port;
+    p->cfg->http_loopback = loopback;
+    return 0;
+}
+
 static int set_daemon_key(struct parser *p, enum daemon_key k, const char *value)
 {
     config_t *cfg = p->cfg;
@@ -664,6 +711,16 @@ static int set_daemon_key(struct parser *p, enum daemon_key k, const char *value
         if (timezone_check(value, &why) < 0)
             return fail(p, p->line, "%s '%s': %s", key, quote(q, value), why);
         return (cfg->timezone = strdup(value)) ? 0 : -ENOMEM;
+    }
+    case K_HTTP:
+        return set_http(p, value);
+    case K_HTTP_PASSWORD_FILE:
+    case K_WEB_ROOT: {
+        char *path = resolve_path(p, value);
+        if (!path)
+            return -ENOMEM;
+        *(k == K_WEB_ROOT ? &cfg->web_root : &cfg->http_password_file) = path;
+        return 0;
     }
     case K_COUNT:
         break;
@@ -1288,6 +1345,13 @@ int config_parse(const char *text, size_t len, const char *name, const char *bas
                                                        : p.key_line[K_PRINT_RETRY_MS],
                   "print_retry_max_ms %lld is less than print_retry_ms %lld",
                   (long long)p.cfg->print_retry_max_ms, (long long)p.cfg->print_retry_ms);
+    /* Off loopback, anyone on the network could reprint or cancel labels. */
+    if (rc == 0 && p.cfg->http_host && !p.cfg->http_loopback && !p.cfg->http_password_file)
+        rc = fail(&p, p.key_line[K_HTTP],
+                  "http '%s' is not a loopback address: set http_password_file too",
+                  p.cfg->http_host);
+    if (rc == 0 && !p.cfg->web_root && !(p.cfg->web_root = strdup(CONFIG_WEB_ROOT)))
+        rc = -ENOMEM;
     int last = p.line > 0 ? p.line : 1;
     if (rc == 0 && !p.daemon_line)
         rc = fail(&p, last, "missing section [daemon]");

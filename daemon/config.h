@@ -16,6 +16,9 @@
  *     print_retry_ms     = 2000       ; first delay after a failed print, doubling
  *     print_retry_max_ms = 60000      ; longest delay between print attempts
  *     timezone = Europe/Berlin        ; the dock's zone for times on labels
+ *     http     = 127.0.0.1:7780       ; the web pages and API (docs/web.md); off when absent
+ *     http_password_file = PATH       ; the supervisor password; required off loopback
+ *     web_root = /usr/share/rmad/web  ; the pages' static files (CONFIG_WEB_ROOT)
  *
  *     [station dock1]
  *     scanner = tcp:127.0.0.1:7790    ; one line per scanner, at least one
@@ -41,6 +44,7 @@
 #ifndef RMAD_CONFIG_H
 #define RMAD_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -115,12 +119,22 @@ typedef struct {
     int64_t print_retry_max_ms; /* longest delay between attempts; 60000 */
     char *timezone;         /* IANA name with a zone file, e.g. "Europe/Berlin"; NULL:
                              * the system's zone (TZ, else /etc/localtime) */
+    char *http_host;        /* web server address as written, without []; NULL: no server */
+    uint16_t http_port;
+    bool http_loopback;     /* http_host is 127.x.x.x, ::1 or localhost */
+    char *http_password_file;  /* absolute; NULL: no supervisor password (loopback only) */
+    char *web_root;         /* absolute directory of the static files, always set */
 
     config_station_t *stations;
     size_t nstations;       /* at least 1 */
 } config_t;
 
 #define CONFIG_DEFAULT_RMA_PATTERN "^RMA-?[0-9A-Z]{4,20}$"
+
+/* Where `make install` puts web/ (the Makefile passes -DCONFIG_WEB_ROOT=...). */
+#ifndef CONFIG_WEB_ROOT
+#define CONFIG_WEB_ROOT "/usr/share/rmad/web"
+#endif
 
 /*
  * Read and parse the file at path. Relative paths in it are resolved against the

@@ -22,6 +22,7 @@
 #include "daemon/bus.h"
 #include "daemon/config.h"
 #include "daemon/control.h"
+#include "daemon/http.h"
 #include "daemon/log.h"
 #include "daemon/loop.h"
 #include "daemon/outbox.h"
@@ -29,6 +30,7 @@
 #include "daemon/scanq.h"
 #include "daemon/spool.h"
 #include "daemon/station.h"
+#include "daemon/web_api.h"
 #include "db/db.h"
 #include "drivers/scanner.h"
 #include "labels/label.h"
@@ -67,22 +69,36 @@ struct rmad {
     control_t *ctl;
     spool_t *spool;
     outbox_t *ob;
+    web_api_t *api;              /* NULL without [daemon] http */
+    http_t *http;
     rmad_station_t *stations;
     size_t n_stations;
     int64_t started_ms;
 };
 
+/*
+ * One committed event to everyone who follows events live: ZeroMQ subscribers and the
+ * web's event streams (the station screens). The web needs the seq for Last-Event-ID.
+ */
 static int publish_one(const char *topic, const char *body, size_t len, void *data)
 {
-    (void)len;
-    return bus_publish(data, topic, body);
+    rmad_t *d = data;
+    if (d->http) {
+        json_t *j = json_loadb(body, len, 0, NULL);
+        json_int_t seq = json_integer_value(json_object_get(j, "seq"));
+        json_decref(j);
+        web_api_note_event(d->api, topic, body, len);
+        if (seq > 0)
+            http_publish(d->http, (uint64_t)seq, topic, body, len);
+    }
+    return bus_publish(d->bus, topic, body);
 }
 
 /* After a commit: hand the committed events to PUB. A failure here loses nothing:
  * the events are in the outbox and subscribers replay them. */
 static void publish_pending(rmad_t *d)
 {
-    int rc = outbox_flush(d->ob, publish_one, d->bus);
+    int rc = outbox_flush(d->ob, publish_one, d);
     if (rc < 0)
         log_warning("publishing events: %s (subscribers can replay them)", strerror(-rc));
 }
@@ -576,6 +592,8 @@ static void rmad_free(rmad_t *d)
         station_destroy(&s->st);
     }
     free(d->stations);
+    http_destroy(&d->http);
+    web_api_destroy(&d->api);
     spool_destroy(&d->spool);
     control_destroy(&d->ctl);
     bus_destroy(&d->bus);
@@ -624,6 +642,24 @@ static int open_scanners(rmad_t *d, size_t idx)
         else
             log_info("station %s: scanner %s ready", s->cfg->name, scanner_spec(rs->scanner));
     }
+    return 0;
+}
+
+/* The web pages: the same status, labels and actions as the control socket. */
+static int start_web(rmad_t *d, char **err)
+{
+    if (!(d->api = web_api_new(d->loop, d->db, d->cfg, &d->policies))) {
+        *err = strdup("web: out of memory");
+        return -ENOMEM;
+    }
+    (void)web_api_register(d->api, "status", status_cmd, d);
+    (void)web_api_register(d->api, "labels", labels_cmd, d);
+    (void)web_api_register(d->api, "reprint", reprint_cmd, d);
+    (void)web_api_register(d->api, "labels_cancel", labels_cancel_cmd, d);
+    if (!(d->http = http_new(d->loop, d->db, d->cfg, web_api_handle, d->api, err)))
+        return -EIO;
+    log_notice("web pages on %s (station screens: %sstation/NAME)", http_url(d->http),
+               http_url(d->http));
     return 0;
 }
 
@@ -699,6 +735,8 @@ static int rmad_start(rmad_t *d)
         rc = -EIO;
         goto fail;
     }
+    if (d->cfg->http_host && (rc = start_web(d, &err)) < 0)
+        goto fail;
     for (size_t i = 0; i < d->n_stations; i++)
         if ((rc = open_scanners(d, i)) < 0)
             return rc;

@@ -382,6 +382,29 @@ int db_receipt_get_open(db_t *db, const char *station, db_receipt_t *out);
 typedef int (*db_receipt_fn)(const db_receipt_t *r, void *data);
 int db_receipt_list_recent(db_t *db, unsigned limit, db_receipt_fn fn, void *data);
 
+/*
+ * A supervisor's search (the web pages): every field NULL / 0 matches all. rma and
+ * serial match as prefixes, case-insensitively for ASCII ("rma-00" finds RMA-0001);
+ * station exactly; state is a receipt state name or, with disposition, the
+ * disposition word; from_ms/to_ms bound opened_at (from inclusive, to exclusive).
+ */
+typedef struct {
+    const char *rma;
+    const char *serial;
+    const char *station;
+    const char *state;
+    const char *disposition;
+    int64_t from_ms, to_ms;      /* 0: unbounded */
+} db_receipt_filter_t;
+
+/*
+ * Call fn for the receipts matching f, newest first, skipping `offset` and at most
+ * `limit` (1..1000) of them; *total (may be NULL) is set to the number that match
+ * in all, for paging (0 on a page past the end: no row carries it). Same callback rules as db_receipt_list_recent. -EINVAL for a
+ * limit out of range.
+ */
+int db_receipt_search(db_t *db, const db_receipt_filter_t *f, unsigned limit,
+                      unsigned offset, db_receipt_fn fn, void *data, uint64_t *total);
 /* Call fn for every receipt of an RMA (refused ones too), oldest first. As above. */
 int db_receipt_foreach_rma(db_t *db, const char *number, db_receipt_fn fn, void *data);
 
@@ -464,6 +487,15 @@ typedef struct {
  */
 typedef int (*db_event_fn)(const db_event_t *ev, void *data);
 int db_outbox_foreach(db_t *db, uint64_t from, unsigned limit, db_event_fn fn, void *data);
+
+/*
+ * The events of one receipt (envelope "receipt" = receipt_id), in seq order, at most
+ * limit (0: all). The outbox has no receipt column, so this reads every event's
+ * envelope: O(events stored), for a supervisor looking at one receipt, never on a
+ * scan's path. As db_outbox_foreach otherwise.
+ */
+int db_outbox_foreach_receipt(db_t *db, int64_t receipt_id, unsigned limit, db_event_fn fn,
+                              void *data);
 
 /* ------------------------------------------------------------ print queue ----- */
 

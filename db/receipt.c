@@ -248,6 +248,91 @@ int db_receipt_foreach_rma(db_t *db, const char *number, db_receipt_fn fn, void 
     return r;
 }
 
+/* A LIKE pattern matching text that starts with s: s with %, _ and \\ escaped, then %. */
+static char *like_prefix(const char *s)
+{
+    size_t n = strlen(s);
+    char *out = malloc(2 * n + 2), *o = out;
+    if (!out)
+        return NULL;
+    for (const char *c = s; *c; c++) {
+        if (*c == '%' || *c == '_' || *c == '\\')
+            *o++ = '\\';
+        *o++ = *c;
+    }
+    *o++ = '%';
+    *o = '\0';
+    return out;
+}
+
+int db_receipt_search(db_t *db, const db_receipt_filter_t *f, unsigned limit,
+                      unsigned offset, db_receipt_fn fn, void *data, uint64_t *total)
+{
+    /* One statement for every combination: a NULL parameter matches all. The count
+     * comes from a window over the same filter, so a page and its total agree. */
+    static const char sql[] =
+        "SELECT " RECEIPT_COLS ", count(*) OVER () FROM receipts WHERE\n"
+        "  (?1 IS NULL OR rma LIKE ?1 ESCAPE '\\') AND\n"
+        "  (?2 IS NULL OR serial LIKE ?2 ESCAPE '\\') AND\n"
+        "  (?3 IS NULL OR station = ?3) AND\n"
+        "  (?4 IS NULL OR state = ?4) AND\n"
+        "  (?5 IS NULL OR disposition = ?5) AND\n"
+        "  (?6 IS NULL OR opened_at >= ?6) AND\n"
+        "  (?7 IS NULL OR opened_at < ?7)\n"
+        "ORDER BY opened_at DESC, id DESC LIMIT ?8 OFFSET ?9";
+    if (!f || limit < 1 || limit > 1000)
+        return -EINVAL;
+    char *rma = f->rma && *f->rma ? like_prefix(f->rma) : NULL;
+    char *serial = f->serial && *f->serial ? like_prefix(f->serial) : NULL;
+    if ((f->rma && *f->rma && !rma) || (f->serial && *f->serial && !serial)) {
+        free(rma);
+        free(serial);
+        return db_fail_msg(db, -ENOMEM, "receipt search: out of memory");
+    }
+    sqlite3_stmt *st = db_stmt(db, ST_RECEIPT_SEARCH, sql);
+    int rc, r = 0;
+    uint64_t n = 0;
+
+    if (!st) {
+        free(rma);
+        free(serial);
+        return -EIO;
+    }
+    rc = db_bind_text(st, 1, rma);
+    if (rc == SQLITE_OK)
+        rc = db_bind_text(st, 2, serial);
+    if (rc == SQLITE_OK)
+        rc = db_bind_text(st, 3, f->station);
+    if (rc == SQLITE_OK)
+        rc = db_bind_text(st, 4, f->state);
+    if (rc == SQLITE_OK)
+        rc = db_bind_text(st, 5, f->disposition);
+    if (rc == SQLITE_OK)
+        rc = db_bind_time(st, 6, f->from_ms > 0 ? f->from_ms : DB_TIME_NONE);
+    if (rc == SQLITE_OK)
+        rc = db_bind_time(st, 7, f->to_ms > 0 ? f->to_ms : DB_TIME_NONE);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(st, 8, limit);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(st, 9, offset);
+    while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        db_receipt_t rec;
+        row_borrowed(st, &rec);
+        n = (uint64_t)sqlite3_column_int64(st, sqlite3_column_count(st) - 1);  /* the window count */
+        if ((r = fn(&rec, data)) != 0)
+            break;
+        rc = SQLITE_OK;
+    }
+    if (r == 0 && rc != SQLITE_DONE)
+        r = db_fail(db, rc, "receipt search");
+    db_stmt_done(st);
+    free(rma);
+    free(serial);
+    if (r == 0 && total)
+        *total = n;
+    return r;
+}
+
 /* ---------------------------------------------------------------- scans ------- */
 
 int db_scan_insert(db_t *db, const db_scan_t *s, int64_t *id)

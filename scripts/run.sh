@@ -9,4 +9,5 @@ mkdir -p state
 "$B/rmactl" policy check policies/*.yaml
 echo "rmad: starting on the default config; scan by typing into: nc 127.0.0.1 7790" >&2
 echo "rmad: watch events with: $B/rmactl watch --from 1" >&2
+echo "rmad: station screen: http://127.0.0.1:7780/station/dock1  supervisor: http://127.0.0.1:7780/" >&2
 exec "$B/rmad" --default-config

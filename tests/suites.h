@@ -25,6 +25,7 @@
     X(station)         \
     X(bus)             \
     X(control)         \
+    X(http)            \
     X(labels)          \
     X(printer)         \
     X(daemon_e2e)

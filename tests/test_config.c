@@ -603,6 +603,42 @@ static void test_load_relative(void)
     free(tmp);
 }
 
+static void test_http_keys(void)
+{
+    config_t *cfg = parse_ok(DAEMON_OK STATION_OK, "/base");
+    CU_ASSERT_PTR_NULL(cfg->http_host);   /* no key: no web server */
+    CU_ASSERT_STRING_EQUAL(cfg->web_root, CONFIG_WEB_ROOT);
+    config_destroy(&cfg);
+    cfg = parse_ok(DAEMON_OK "http = 127.0.0.1:7780\nweb_root = web\n" STATION_OK, "/base");
+    CU_ASSERT_STRING_EQUAL(cfg->http_host, "127.0.0.1");
+    CU_ASSERT_EQUAL(cfg->http_port, 7780);
+    CU_ASSERT(cfg->http_loopback);
+    CU_ASSERT_STRING_EQUAL(cfg->web_root, "/base/web");
+    CU_ASSERT_PTR_NULL(cfg->http_password_file);
+    config_destroy(&cfg);
+    cfg = parse_ok(DAEMON_OK "http = off\n" STATION_OK, "/base");
+    CU_ASSERT_PTR_NULL(cfg->http_host);
+    config_destroy(&cfg);
+    cfg = parse_ok(DAEMON_OK "http = 0.0.0.0:8080\nhttp_password_file = pw\n" STATION_OK, "/b");
+    CU_ASSERT_FALSE(cfg->http_loopback);
+    CU_ASSERT_STRING_EQUAL(cfg->http_password_file, "/b/pw");
+    config_destroy(&cfg);
+    expect_error(DAEMON_OK "http = 0.0.0.0:8080\n" STATION_OK,
+                 "t.conf:7: http '0.0.0.0' is not a loopback address: set http_password_file too");
+    expect_error(DAEMON_OK "http = 127.0.0.1:7790\n" STATION_OK,
+                 "t.conf:9: station 'dock1': scanner 'tcp:127.0.0.1:7790': conflicts with "
+                 "http '127.0.0.1:7790' (line 7)");
+    expect_error(DAEMON_OK "http = 7780\n" STATION_OK,
+                 "t.conf:7: http '7780': expected HOST:PORT (or off)");
+    /* The built-in config serves the pages on loopback. */
+    const char *t = config_default_text();
+    CU_ASSERT_EQUAL(config_parse(t, strlen(t), "d", "/repo", &cfg, NULL), 0);
+    CU_ASSERT_STRING_EQUAL(cfg->http_host, "127.0.0.1");
+    CU_ASSERT_EQUAL(cfg->http_port, 7780);
+    CU_ASSERT_STRING_EQUAL(cfg->web_root, "/repo/web");
+    config_destroy(&cfg);
+}
+
 int suite_config(void)
 {
     CU_pSuite s = CU_add_suite("config", NULL, NULL);
@@ -616,6 +652,7 @@ int suite_config(void)
         !CU_add_test(s, "timezone", test_timezone) ||
         !CU_add_test(s, "bad scanner specs", test_scanner_values) ||
         !CU_add_test(s, "colliding binds", test_conflicts) ||
+        !CU_add_test(s, "http, http_password_file, web_root", test_http_keys) ||
         !CU_add_test(s, "load: relative paths, errors", test_load_relative))
         return -1;
     return 0;

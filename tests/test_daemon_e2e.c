@@ -2,7 +2,8 @@
  * The daemon end to end, driven by independent clients: each tests/integration/
  * *_e2e.py runs build/rmad on a temp config and talks to it with python3-zmq
  * (Debian's, hence /usr/bin/python3), scanner inputs (TCP, and USB and serial devices
- * emulated by umockdev), the SQLite file and, for labels, a private cupsd.
+ * emulated by umockdev), the SQLite file and, for labels, a private cupsd; the web pages
+ * in Debian's headless Chromium (python3-selenium).
  */
 #include <CUnit/CUnit.h>
 #include <stdio.h>
@@ -65,6 +66,11 @@ static void test_scanners_end_to_end(void)
     run_script("tests/integration/scanners_e2e.py", "scanners e2e: all checks passed");
 }
 
+static void test_web_end_to_end(void)
+{
+    run_script("tests/integration/web_e2e.py", "web e2e: all checks passed");
+}
+
 static void test_lines_end_to_end(void)
 {
     run_script("tests/integration/lines_e2e.py", "lines e2e: all checks passed");
@@ -89,7 +95,9 @@ int suite_daemon_e2e(void)
         !CU_add_test(s, "station replies over TCP: mis-scans, own labels, the checklist",
                      test_station_end_to_end) ||
         !CU_add_test(s, "an RMA of 3 cameras and a recorder, unit by unit; rmactl rma show",
-                     test_lines_end_to_end))
+                     test_lines_end_to_end) ||
+        !CU_add_test(s, "web pages in headless Chromium: station screen, receipt, SSE cut",
+                     test_web_end_to_end))
         return -1;
     return 0;
 }

@@ -1174,6 +1174,89 @@ static void test_print_queue_migration(void)
     db_close(&db);
 }
 
+static int search_ids(const db_receipt_t *r, void *data)
+{
+    char *buf = data;
+    size_t n = strlen(buf);
+    snprintf(buf + n, 256 - n, "%s%lld", n ? "," : "", (long long)r->id);
+    return 0;
+}
+
+static int count_event(const db_event_t *ev, void *data)
+{
+    (void)ev;
+    (*(int *)data)++;
+    return 0;
+}
+
+/* The supervisor's search: each filter, prefixes, LIKE metacharacters, paging. */
+static void test_receipt_search(void)
+{
+    db_t *db = fresh();
+    CU_ASSERT_FATAL(db != NULL);
+    static const struct {
+        const char *station, *rma, *serial;
+        db_receipt_state_t state;
+        const char *disposition;
+        int64_t at;
+    } rows[] = {
+        { "dock1", "RMA-0001", "SN-1", DB_RECEIPT_COMPLETED, "restock", 1790000000000 },
+        { "dock1", "RMA-0002", "SN_2", DB_RECEIPT_REFUSED, NULL, 1790086400000 },
+        { "dock2", "RMA-1003", "SN-3", DB_RECEIPT_COMPLETED, "quarantine", 1790172800000 },
+        { "dock2", NULL, "X%4", DB_RECEIPT_OPEN, NULL, 1790259200000 },
+    };
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        db_receipt_t r = { .station = (char *)rows[i].station, .rma = (char *)rows[i].rma,
+                           .serial = (char *)rows[i].serial, .state = rows[i].state,
+                           .opened_at = rows[i].at, .closed_at = rows[i].at + 1000,
+                           .disposition = (char *)rows[i].disposition,
+                           .reason = rows[i].state == DB_RECEIPT_REFUSED ? "unknown RMA" : NULL };
+        CU_ASSERT_EQUAL(db_receipt_insert(db, &r, NULL), 0);
+    }
+    char ids[256];
+    uint64_t total = 99;
+#define SEARCH(want, wtotal, limit, offset, ...)                                            \
+    do {                                                                                   \
+        db_receipt_filter_t f = { __VA_ARGS__ };                                           \
+        ids[0] = '\0';                                                                     \
+        CU_ASSERT_EQUAL(db_receipt_search(db, &f, limit, offset, search_ids, ids, &total), 0); \
+        ASSERT_STR(ids, want);                                                             \
+        CU_ASSERT_EQUAL(total, wtotal);                                                    \
+    } while (0)
+    SEARCH("4,3,2,1", 4, 10, 0, .rma = NULL);
+    SEARCH("2,1", 2, 10, 0, .rma = "rma-000");               /* prefix, any case */
+    SEARCH("2", 1, 10, 0, .serial = "SN_");                  /* _ is a character, not a joker */
+    SEARCH("4", 1, 10, 0, .serial = "X%");
+    SEARCH("", 0, 10, 0, .serial = "%");
+    SEARCH("4,3", 2, 10, 0, .station = "dock2");
+    SEARCH("3,1", 2, 10, 0, .state = "completed");
+    SEARCH("3", 1, 10, 0, .disposition = "quarantine");
+    SEARCH("3,2", 2, 10, 0, .from_ms = 1790086400000, .to_ms = 1790259200000);
+    SEARCH("3,2", 4, 2, 1, .rma = NULL);                     /* page 2 of 2-per-page... */
+    SEARCH("", 0, 2, 10, .rma = NULL);                       /* past the end */
+#undef SEARCH
+    db_receipt_filter_t none = { 0 };
+    CU_ASSERT_EQUAL(db_receipt_search(db, &none, 0, 0, search_ids, ids, NULL), -EINVAL);
+    CU_ASSERT_EQUAL(db_receipt_search(db, &none, 1001, 0, search_ids, ids, NULL), -EINVAL);
+
+    /* Events of one receipt, by the envelope's receipt. */
+    CU_ASSERT_EQUAL(db_begin(db), 0);
+    CU_ASSERT_EQUAL(db_outbox_insert(db, 1, "a.b", "{\"seq\":1,\"type\":\"a.b\",\"receipt\":2}"), 0);
+    CU_ASSERT_EQUAL(db_outbox_insert(db, 2, "a.b", "{\"seq\":2,\"type\":\"a.b\",\"receipt\":3}"), 0);
+    CU_ASSERT_EQUAL(db_outbox_insert(db, 3, "a.b", "{\"seq\":3,\"type\":\"a.b\",\"receipt\":2}"), 0);
+    CU_ASSERT_EQUAL(db_commit(db), 0);
+    int n = 0;
+    CU_ASSERT_EQUAL(db_outbox_foreach_receipt(db, 2, 0, count_event, &n), 0);
+    CU_ASSERT_EQUAL(n, 2);
+    n = 0;
+    CU_ASSERT_EQUAL(db_outbox_foreach_receipt(db, 2, 1, count_event, &n), 0);
+    CU_ASSERT_EQUAL(n, 1);
+    n = 0;
+    CU_ASSERT_EQUAL(db_outbox_foreach_receipt(db, 9, 0, count_event, &n), 0);
+    CU_ASSERT_EQUAL(n, 0);
+    db_close(&db);
+}
+
 /*
  * A database of schema 3 (one unit per RMA) opens as schema 4 with each RMA as one
  * line of quantity 1: its product facts and expected serial on the line, its
@@ -1475,6 +1558,7 @@ int suite_db(void)
         || !CU_add_test(s, "import header errors", test_import_header_errors)
         || !CU_add_test(s, "import caps", test_import_caps)
         || !CU_add_test(s, "receipt lifecycle", test_receipt_lifecycle)
+        || !CU_add_test(s, "receipt search and events of a receipt", test_receipt_search)
         || !CU_add_test(s, "scans keep raw bytes", test_scans_raw_bytes)
         || !CU_add_test(s, "outbox gapless across restarts", test_outbox_gapless_across_restarts)
         || !CU_add_test(s, "outbox replay", test_outbox_replay)

@@ -17,6 +17,7 @@
 #include "daemon/policy.h"
 #include "daemon/scancmd.h"
 #include "labels/label.h"
+#include "labels/symbol.h"
 #include "labels/layout.h"
 #include "labels/sheet.h"
 #include "proto/policy_expect.h"
@@ -1218,11 +1219,41 @@ static int release_fonts(void)
     return 0;
 }
 
+/* A screen barcode decodes to its text; bad sizes and text are refused. */
+static void test_symbol_png(void)
+{
+    char *dir = th_mkdtemp();
+    char path[4200];
+    uint8_t *png = NULL;
+    size_t len = 0;
+    CU_ASSERT_FATAL(dir != NULL);
+    CU_ASSERT_EQUAL_FATAL(symbol_code128_png("ACC-POWER-ADAPTER", 17, 2, 40, &png, &len), 0);
+    CU_ASSERT(len > 8 && memcmp(png, "\x89PNG", 4) == 0);
+    snprintf(path, sizeof(path), "%s/acc.png", dir);
+    CU_ASSERT_EQUAL(write_bytes(path, png, len), 0);
+    free(png);
+    char *got = zbar(path);
+    ASSERT_STR(got, "ACC-POWER-ADAPTER\n");
+    free(got);
+    png = NULL;
+    CU_ASSERT_EQUAL(symbol_code128_png("", 0, 2, 40, &png, &len), -EINVAL);
+    CU_ASSERT_EQUAL(symbol_code128_png("A", 1, 0, 40, &png, &len), -EINVAL);
+    CU_ASSERT_EQUAL(symbol_code128_png("A", 1, 2, 1000, &png, &len), -EINVAL);
+    char big[SYMBOL_TEXT_MAX + 2];
+    memset(big, 'A', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    CU_ASSERT_EQUAL(symbol_code128_png(big, strlen(big), 2, 40, &png, &len), -EINVAL);
+    CU_ASSERT_PTR_NULL(png);
+    th_rm_rf(dir);
+    free(dir);
+}
+
 int suite_labels(void)
 {
     CU_pSuite s = CU_add_suite("labels", set_utc, release_fonts);
     if (!s || !CU_add_test(s, "disposition and flag words, option spellings", test_words) ||
         !CU_add_test(s, "text cleaning and cutting", test_text_clean) ||
+        !CU_add_test(s, "screen barcodes (PNG) decode", test_symbol_png) ||
         !CU_add_test(s, "ZPL at every size and dpi", test_zpl_every_size) ||
         !CU_add_test(s, "ZPL: scanned text cannot inject commands", test_zpl_injection) ||
         !CU_add_test(s, "long and non-ASCII text is cut safely", test_long_and_non_ascii) ||
