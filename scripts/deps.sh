@@ -50,7 +50,13 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -q >&2
 stale=""
 if [ $check = yes ]; then
-    for p in $want; do
+    # The listed packages and the libraries they pull in (cups-daemon's libsystemd0,
+    # say): a library left at an older version changes what the tests run against.
+    # shellcheck disable=SC2086
+    deps=$(apt-cache depends --no-recommends --no-suggests --no-conflicts --no-breaks \
+               --no-replaces --no-enhances $want 2>/dev/null |
+           sed -n 's/^ *\(Pre\)\{0,1\}Depends: \([a-z0-9][a-z0-9.+-]*\).*/\2/p' | sort -u)
+    for p in $want $deps; do
         have=$(installed_version "$p")
         case "$have" in ii*) ;; *) continue ;; esac
         cand=$(apt-cache policy "$p" 2>/dev/null | sed -n 's/^ *Candidate: //p')
