@@ -65,20 +65,14 @@ int db_outbox_insert(db_t *db, uint64_t seq, const char *topic, const char *body
     return 0;
 }
 
-int db_outbox_foreach(db_t *db, uint64_t from, unsigned limit, db_event_fn fn, void *data)
+/*
+ * Step st (columns seq, topic, body, created_at; rc the binding's result) and call fn
+ * for each event until it returns non-zero, which is returned.
+ */
+static int walk_events(db_t *db, sqlite3_stmt *st, int rc, db_event_fn fn, void *data,
+                       const char *what)
 {
-    static const char sql[] =
-        "SELECT seq, topic, body, created_at FROM outbox WHERE seq >= ?1 ORDER BY seq LIMIT ?2";
-    sqlite3_stmt *st = db_stmt(db, ST_OUTBOX_FROM, sql);
-    int rc, r = 0;
-
-    if (!st)
-        return -EIO;
-    if (from > INT64_MAX)
-        from = INT64_MAX;   /* no event has such a seq: an empty replay */
-    rc = sqlite3_bind_int64(st, 1, (sqlite3_int64)from);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_int64(st, 2, limit ? (sqlite3_int64)limit : -1);
+    int r = 0;
     while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         db_event_t ev = {
             .seq = (uint64_t)sqlite3_column_int64(st, 0),
@@ -93,9 +87,26 @@ int db_outbox_foreach(db_t *db, uint64_t from, unsigned limit, db_event_fn fn, v
         rc = SQLITE_OK;
     }
     if (r == 0 && rc != SQLITE_DONE)
-        r = db_fail(db, rc, "outbox replay");
+        r = db_fail(db, rc, what);
     db_stmt_done(st);
     return r;
+}
+
+int db_outbox_foreach(db_t *db, uint64_t from, unsigned limit, db_event_fn fn, void *data)
+{
+    static const char sql[] =
+        "SELECT seq, topic, body, created_at FROM outbox WHERE seq >= ?1 ORDER BY seq LIMIT ?2";
+    sqlite3_stmt *st = db_stmt(db, ST_OUTBOX_FROM, sql);
+    int rc;
+
+    if (!st)
+        return -EIO;
+    if (from > INT64_MAX)
+        from = INT64_MAX;   /* no event has such a seq: an empty replay */
+    rc = sqlite3_bind_int64(st, 1, (sqlite3_int64)from);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(st, 2, limit ? (sqlite3_int64)limit : -1);
+    return walk_events(db, st, rc, fn, data, "outbox replay");
 }
 
 int db_outbox_foreach_receipt(db_t *db, int64_t receipt_id, unsigned limit, db_event_fn fn,
@@ -105,27 +116,12 @@ int db_outbox_foreach_receipt(db_t *db, int64_t receipt_id, unsigned limit, db_e
         "SELECT seq, topic, body, created_at FROM outbox\n"
         "WHERE json_extract(body, '$.receipt') = ?1 ORDER BY seq LIMIT ?2";
     sqlite3_stmt *st = db_stmt(db, ST_OUTBOX_OF_RECEIPT, sql);
-    int rc, r = 0;
+    int rc;
 
     if (!st)
         return -EIO;
     rc = sqlite3_bind_int64(st, 1, receipt_id);
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_int64(st, 2, limit ? (sqlite3_int64)limit : -1);
-    while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        db_event_t ev = {
-            .seq = (uint64_t)sqlite3_column_int64(st, 0),
-            .topic = (const char *)sqlite3_column_text(st, 1),
-            .created_at = (const char *)sqlite3_column_text(st, 3),
-        };
-        ev.body = (const char *)sqlite3_column_text(st, 2);
-        ev.body_len = (size_t)sqlite3_column_bytes(st, 2);
-        if ((r = fn(&ev, data)) != 0)
-            break;
-        rc = SQLITE_OK;
-    }
-    if (r == 0 && rc != SQLITE_DONE)
-        r = db_fail(db, rc, "receipt events");
-    db_stmt_done(st);
-    return r;
+    return walk_events(db, st, rc, fn, data, "receipt events");
 }

@@ -203,16 +203,11 @@ int db_receipt_get_open(db_t *db, const char *station, db_receipt_t *out)
                    "open receipt");
 }
 
-int db_receipt_list_recent(db_t *db, unsigned limit, db_receipt_fn fn, void *data)
+/* Step st (RECEIPT_COLS; rc the binding's result), fn for each row until non-zero. */
+static int walk_receipts(db_t *db, sqlite3_stmt *st, int rc, db_receipt_fn fn, void *data,
+                         const char *what)
 {
-    static const char sql[] =
-        "SELECT " RECEIPT_COLS " FROM receipts ORDER BY opened_at DESC, id DESC LIMIT ?1";
-    sqlite3_stmt *st = db_stmt(db, ST_RECEIPT_RECENT, sql);
-    int rc, r = 0;
-
-    if (!st)
-        return -EIO;
-    rc = sqlite3_bind_int64(st, 1, limit ? (sqlite3_int64)limit : -1);
+    int r = 0;
     while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         db_receipt_t rec;
         row_borrowed(st, &rec);
@@ -221,31 +216,34 @@ int db_receipt_list_recent(db_t *db, unsigned limit, db_receipt_fn fn, void *dat
         rc = SQLITE_OK;
     }
     if (r == 0 && rc != SQLITE_DONE)
-        r = db_fail(db, rc, "receipt list");
+        r = db_fail(db, rc, what);
     db_stmt_done(st);
     return r;
+}
+
+int db_receipt_list_recent(db_t *db, unsigned limit, db_receipt_fn fn, void *data)
+{
+    static const char sql[] =
+        "SELECT " RECEIPT_COLS " FROM receipts ORDER BY opened_at DESC, id DESC LIMIT ?1";
+    sqlite3_stmt *st = db_stmt(db, ST_RECEIPT_RECENT, sql);
+    int rc;
+
+    if (!st)
+        return -EIO;
+    rc = sqlite3_bind_int64(st, 1, limit ? (sqlite3_int64)limit : -1);
+    return walk_receipts(db, st, rc, fn, data, "receipt list");
 }
 
 int db_receipt_foreach_rma(db_t *db, const char *number, db_receipt_fn fn, void *data)
 {
     static const char sql[] = "SELECT " RECEIPT_COLS " FROM receipts WHERE rma = ?1 ORDER BY id";
     sqlite3_stmt *st = db_stmt(db, ST_RECEIPTS_OF_RMA, sql);
-    int rc, r = 0;
+    int rc;
 
     if (!st)
         return -EIO;
     rc = sqlite3_bind_text(st, 1, number, -1, SQLITE_STATIC);
-    while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        db_receipt_t rec;
-        row_borrowed(st, &rec);
-        if ((r = fn(&rec, data)) != 0)
-            break;
-        rc = SQLITE_OK;
-    }
-    if (r == 0 && rc != SQLITE_DONE)
-        r = db_fail(db, rc, "receipts of rma");
-    db_stmt_done(st);
-    return r;
+    return walk_receipts(db, st, rc, fn, data, "receipts of rma");
 }
 
 /* A LIKE pattern matching text that starts with s: s with %, _ and \\ escaped, then %. */

@@ -1261,13 +1261,14 @@ int db_rma_unit_number(db_t *db, const char *number, int64_t receipt_id, int *k)
     return 0;
 }
 
-int db_rma_serial_line(db_t *db, const char *number, const char *serial, int *line)
+/*
+ * Run st, a one-value query over (?1 the RMA number, ?2 the serial's key as
+ * db_serial_key makes it). Returns 0 with *v, -ENOENT when no row, or an error.
+ */
+static int serial_query(db_t *db, sqlite3_stmt *st, const char *number, const char *serial,
+                        int64_t *v, const char *what)
 {
-    static const char sql[] =
-        "SELECT line FROM rma_serials WHERE rma = ?1 AND key = ?2 ORDER BY line LIMIT 1";
-    sqlite3_stmt *st = db_stmt(db, ST_RMA_SERIAL_LINE, sql);
     char key[DB_RMA_TEXT_MAX + 1];
-    int64_t v;
     int rc, r;
 
     if (!st)
@@ -1276,12 +1277,21 @@ int db_rma_serial_line(db_t *db, const char *number, const char *serial, int *li
     rc = sqlite3_bind_text(st, 1, number, -1, SQLITE_STATIC);
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
-    if ((r = one_int(db, st, rc, &v, "rma serial line")) < 0)
+    if ((r = one_int(db, st, rc, v, what)) < 0)
         return r;
-    if (v == 0)
-        return -ENOENT;
-    *line = (int)v;
-    return 0;
+    return *v == 0 ? -ENOENT : 0;
+}
+
+int db_rma_serial_line(db_t *db, const char *number, const char *serial, int *line)
+{
+    static const char sql[] =
+        "SELECT line FROM rma_serials WHERE rma = ?1 AND key = ?2 ORDER BY line LIMIT 1";
+    int64_t v;
+    int r = serial_query(db, db_stmt(db, ST_RMA_SERIAL_LINE, sql), number, serial, &v,
+                         "rma serial line");
+    if (r == 0)
+        *line = (int)v;
+    return r;
 }
 
 int db_rma_serial_received(db_t *db, const char *number, const char *serial,
@@ -1292,23 +1302,12 @@ int db_rma_serial_received(db_t *db, const char *number, const char *serial,
     static const char sql[] =
         "SELECT id FROM receipts WHERE rma = ?1 AND state = 'completed'\n"
         "  AND upper(trim(serial, ' ' || char(9, 10, 11, 12, 13))) = ?2 ORDER BY id LIMIT 1";
-    sqlite3_stmt *st = db_stmt(db, ST_RMA_SERIAL_RECEIVED, sql);
-    char key[DB_RMA_TEXT_MAX + 1];
     int64_t v;
-    int rc, r;
-
-    if (!st)
-        return -EIO;
-    db_serial_key(serial, strlen(serial), key, sizeof(key));
-    rc = sqlite3_bind_text(st, 1, number, -1, SQLITE_STATIC);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
-    if ((r = one_int(db, st, rc, &v, "rma serial received")) < 0)
-        return r;
-    if (v == 0)
-        return -ENOENT;
-    *receipt_id = v;
-    return 0;
+    int r = serial_query(db, db_stmt(db, ST_RMA_SERIAL_RECEIVED, sql), number, serial, &v,
+                         "rma serial received");
+    if (r == 0)
+        *receipt_id = v;
+    return r;
 }
 
 /* Nothing changed: tell unknown, closed and received apart. */

@@ -171,3 +171,20 @@ def receipt_flow(sc, rma, serial, extra=(), done="CMD-DONE"):
     for x in extra:
         sc.send(x)
     sc.send(done)
+
+
+# The private cupsd of the printing tests (tests/cupsd/cupsd-harness).
+HARNESS = os.path.abspath("tests/cupsd/cupsd-harness")
+
+
+def harness(*args):
+    r = subprocess.run([HARNESS] + list(args), capture_output=True, text=True, timeout=60)
+    if r.returncode != 0:
+        raise RuntimeError("cupsd-harness %s: %s" % (args[0], r.stderr))
+
+
+def cups(root, *args):
+    """A CUPS tool (lp, cupsdisable, ...) on the private cupsd at root."""
+    env = dict(os.environ, CUPS_SERVER=os.path.join(root, "sock"))
+    return subprocess.run(list(args), env=env, capture_output=True, text=True, timeout=WAIT)
+

@@ -35,18 +35,9 @@ import e2e
 from e2e import (WAIT, Daemon, Scanner, Subscriber, check, count, dates, failures,
                  free_port, replay, rmactl)
 
-HARNESS = os.path.abspath("tests/cupsd/cupsd-harness")
+from e2e import cups, harness  # noqa: E402
 
 
-def cups(root, *args):
-    env = dict(os.environ, CUPS_SERVER=os.path.join(root, "sock"))
-    return subprocess.run(list(args), env=env, capture_output=True, text=True, timeout=WAIT)
-
-
-def harness(*args):
-    r = subprocess.run([HARNESS] + list(args), capture_output=True, text=True, timeout=60)
-    if r.returncode != 0:
-        raise RuntimeError("cupsd-harness %s: %s" % (args[0], r.stderr))
 
 
 def jobs_in(capdir):

@@ -25,7 +25,6 @@ import re
 import shutil
 import signal
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,20 +32,11 @@ import time
 import zmq
 
 import e2e
-from e2e import WAIT, Daemon, Scanner, check, count, dates, failures, free_port, replay, rmactl
+from e2e import WAIT, Daemon, Scanner, check, failures, free_port, replay, rmactl
 
-HARNESS = os.path.abspath("tests/cupsd/cupsd-harness")
-
-
-def cups(root, *args):
-    env = dict(os.environ, CUPS_SERVER=os.path.join(root, "sock"))
-    return subprocess.run(list(args), env=env, capture_output=True, text=True, timeout=WAIT)
+from e2e import cups, harness  # noqa: E402
 
 
-def harness(*args):
-    r = subprocess.run([HARNESS] + list(args), capture_output=True, text=True, timeout=60)
-    if r.returncode != 0:
-        raise RuntimeError("cupsd-harness %s: %s" % (args[0], r.stderr))
 
 
 def wait_for(cond, what, timeout=WAIT):

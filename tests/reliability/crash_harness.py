@@ -26,7 +26,6 @@ import re
 import signal
 import socket
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import threading
@@ -38,16 +37,11 @@ import zmq  # noqa: E402
 import e2e  # noqa: E402
 from e2e import Daemon, dates, free_port, replay, rmactl  # noqa: E402
 
-HARNESS = os.path.abspath("tests/cupsd/cupsd-harness")
+from e2e import harness  # noqa: E402
 STATIONS = 3
 KILLS = int(os.environ.get("RELIABILITY_KILLS", "50"))
 DONE = re.compile(r"^OK receipt (\d+) completed")
 
-
-def harness(*args):
-    r = subprocess.run([HARNESS] + list(args), capture_output=True, text=True, timeout=60)
-    if r.returncode != 0:
-        raise RuntimeError("cupsd-harness %s: %s" % (args[0], r.stderr))
 
 
 class Worker(threading.Thread):
