@@ -51,7 +51,7 @@ LIBS     = $(PKG_LIBS) -lm
 
 # Everything but the two mains is one static library, so rmad, rmactl and the tests
 # share one copy of each module (in particular one policy-evaluation code path).
-LIB_SRC  = $(wildcard daemon/*.c drivers/*.c labels/*.c proto/*.c db/*.c)
+LIB_SRC  = $(wildcard core/*.c policy/*.c daemon/*.c drivers/*.c labels/*.c proto/*.c db/*.c)
 LIB_SRC := $(filter-out daemon/rmad.c,$(LIB_SRC))
 CLI_SRC  = $(wildcard cli/*.c)
 TEST_SRC = $(wildcard tests/*.c)
@@ -115,6 +115,7 @@ check: deps
 	@$(MAKE) --no-print-directory test
 
 test: all $(B)/test_runner
+	@scripts/check-layers.sh
 	RMAD_BUILD=$(B) $(B)/test_runner
 
 asan:

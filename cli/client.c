@@ -6,7 +6,7 @@
  * whether anybody listens; otherwise the deadline does.
  */
 #include "cli/client.h"
-#include "daemon/msgf.h"
+#include "core/msgf.h"
 
 #include <errno.h>
 #include <stdarg.h>

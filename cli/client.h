@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "daemon/config.h"
+#include "core/config.h"
 
 #ifndef CLIENT_DEFAULT_CONFIG
 #define CLIENT_DEFAULT_CONFIG "/etc/rmad/rmad.conf"   /* the installed config */
@@ -40,7 +40,7 @@ int client_recv_event(void *sub, int timeout_ms, char **topic, char **body, size
 const char *client_config_path(const char *opt);
 
 /*
- * Load that config (daemon/config.h). Returns 0 and sets *cfg, or config_load's
+ * Load that config (core/config.h). Returns 0 and sets *cfg, or config_load's
  * negative errno with *errmsg = "PATH: reason" / "PATH:LINE: message".
  */
 int client_load_config(const char *opt, config_t **cfg, char **errmsg);

@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "cli/rmactl.h"
-#include "daemon/policy.h"
+#include "policy/policy.h"
 #include "proto/policy_expect.h"
 #include "proto/policy_json.h"
 

@@ -7,10 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon/msgf.h"
-#include "daemon/policy.h"
-#include "daemon/policyset.h"
-#include "daemon/scancmd.h"
+#include "core/msgf.h"
+#include "policy/policy.h"
+#include "policy/policyset.h"
+#include "policy/scancmd.h"
 
 /* Entries grow in one array; groups keep indexes until the end, then point into it. */
 typedef struct {

@@ -1,7 +1,7 @@
 /*
  * rmactl sheet --vendor V / --model M: the accessory sheet, to lay beside the command
  * sheet. The accessory barcodes of a vendor's products, from the same policy files
- * the daemon decides with (daemon/policy.h), one group per model or family list, after
+ * the daemon decides with (policy/policy.h), one group per model or family list, after
  * the two answers that cover a whole list (ACC-ALL, ACC-NONE).
  */
 #ifndef RMAD_CLI_SHEET_ACC_H

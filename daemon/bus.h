@@ -29,7 +29,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "daemon/loop.h"
+#include "core/loop.h"
 #include "db/db.h"
 
 #define BUS_PUB_SNDHWM        10000   /* live events queued per subscriber */

@@ -6,7 +6,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "daemon/findings.h"
+#include "policy/findings.h"
 #include "proto/policy_json.h"
 
 /* What to scan next on an open receipt (docs/station.md, "Replies"). */

@@ -17,8 +17,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "daemon/caldate.h"
-#include "daemon/policy.h"
+#include "core/caldate.h"
+#include "policy/policy.h"
 #include "db/db.h"
 
 /* Distinct accessories one receipt records: ACC-<name> takes any name, so bound it. */

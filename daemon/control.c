@@ -9,7 +9,7 @@
  */
 #include "daemon/control.h"
 #include "daemon/control_rma.h"
-#include "daemon/msgf.h"
+#include "core/msgf.h"
 
 #include <errno.h>
 #include <libgen.h>

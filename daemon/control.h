@@ -27,7 +27,7 @@
 #include <jansson.h>
 #include <stdint.h>
 
-#include "daemon/loop.h"
+#include "core/loop.h"
 #include "db/db.h"
 
 #define CONTROL_FRAME_MAX    (32u << 20)  /* ZMQ_MAXMSGSIZE of the control socket */

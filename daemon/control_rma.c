@@ -4,7 +4,7 @@
  * truth for what came in on which line.
  */
 #include "daemon/control_rma.h"
-#include "daemon/msgf.h"
+#include "core/msgf.h"
 
 #include <errno.h>
 #include <stdlib.h>

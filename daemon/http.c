@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 #include "daemon/http.h"
-#include "daemon/msgf.h"
+#include "core/msgf.h"
 
 #define PASSWORD_MAX 1024
 #define SSE_BATCH    200     /* events read from the outbox per refill */

@@ -31,8 +31,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "daemon/config.h"
-#include "daemon/loop.h"
+#include "core/config.h"
+#include "core/loop.h"
 #include "db/db.h"
 
 #define HTTP_CONN_MAX        64          /* connections at once, all clients */

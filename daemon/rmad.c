@@ -20,13 +20,13 @@
 #include <zmq.h>
 
 #include "daemon/bus.h"
-#include "daemon/config.h"
+#include "core/config.h"
 #include "daemon/control.h"
 #include "daemon/http.h"
-#include "daemon/log.h"
-#include "daemon/loop.h"
+#include "core/log.h"
+#include "core/loop.h"
 #include "daemon/outbox.h"
-#include "daemon/policyset.h"
+#include "policy/policyset.h"
 #include "daemon/scanq.h"
 #include "daemon/spool.h"
 #include "daemon/station.h"

@@ -21,7 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "daemon/loop.h"
+#include "core/loop.h"
 #include "drivers/scan.h"
 
 #define SCANQ_MAX 64          /* scans waiting per station */

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon/msgf.h"
+#include "core/msgf.h"
 #include "labels/label.h"
 #include "labels/printer.h"
 #include "labels/receipt.h"

@@ -42,8 +42,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "daemon/config.h"
-#include "daemon/loop.h"
+#include "core/config.h"
+#include "core/loop.h"
 #include "daemon/outbox.h"
 #include "db/db.h"
 

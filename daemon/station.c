@@ -21,12 +21,12 @@
 #include <string.h>
 #include <strings.h>
 
-#include "daemon/caldate.h"
+#include "core/caldate.h"
 #include "daemon/checklist.h"
-#include "daemon/findings.h"
-#include "daemon/msgf.h"
-#include "daemon/policy.h"
-#include "daemon/scancmd.h"
+#include "policy/findings.h"
+#include "core/msgf.h"
+#include "policy/policy.h"
+#include "policy/scancmd.h"
 #include "daemon/station_events.h"
 #include "daemon/units.h"
 #include "proto/event.h"

@@ -25,9 +25,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "daemon/config.h"
+#include "core/config.h"
 #include "daemon/outbox.h"
-#include "daemon/policyset.h"
+#include "policy/policyset.h"
 #include "db/db.h"
 #include "drivers/scan.h"
 

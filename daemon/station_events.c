@@ -5,7 +5,7 @@
 
 #include <string.h>
 
-#include "daemon/policy.h"
+#include "policy/policy.h"
 
 static const char *nonempty(const char *s)
 {

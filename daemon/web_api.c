@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "daemon/checklist.h"
-#include "daemon/policy.h"
+#include "policy/policy.h"
 #include "daemon/web_api.h"
 #include "labels/label.h"
 #include "labels/receipt.h"

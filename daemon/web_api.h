@@ -18,11 +18,11 @@
 
 #include <stddef.h>
 
-#include "daemon/config.h"
+#include "core/config.h"
 #include "daemon/control.h"
 #include "daemon/http.h"
-#include "daemon/loop.h"
-#include "daemon/policyset.h"
+#include "core/loop.h"
+#include "policy/policyset.h"
 #include "db/db.h"
 
 typedef struct web_api web_api_t;

@@ -32,7 +32,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "daemon/caldate.h"
+#include "core/caldate.h"
 
 typedef struct db db_t;
 

@@ -24,7 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "daemon/caldate.h"
+#include "core/caldate.h"
 
 /* The contract's default limit on one scan: its bytes without the CR/LF terminator. */
 #define SCAN_MAX_LEN_DEFAULT 512

@@ -7,7 +7,7 @@
  * never needs to know which kind it holds.
  *
  * A scanner does its I/O on the loop's thread, through fds it registers with the
- * event loop (daemon/loop.h). It cuts its input into reads (a line, a HID report
+ * event loop (core/loop.h). It cuts its input into reads (a line, a HID report
  * sequence), decodes each with scan_decode() and reports the outcome through one
  * callback. Drivers produce scans only: they never touch SQLite or ZeroMQ, never log
  * and never exit. The daemon decides what a scan means, stores it and logs what the
@@ -20,8 +20,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "daemon/config.h"
-#include "daemon/loop.h"
+#include "core/config.h"
+#include "core/loop.h"
 #include "drivers/scan.h"
 
 typedef struct scanner scanner_t;

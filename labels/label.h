@@ -103,7 +103,7 @@ char *label_reason_words(const char *text);
 /*
  * An RFC 3339 time (any offset) in the process's local zone, for people:
  * "2026-11-21 07:15 CET". The zone is TZ, which rmad and rmactl set from the config's
- * `timezone` (daemon/config.h), else the system's. Writes into buf (size bytes, at
+ * `timezone` (core/config.h), else the system's. Writes into buf (size bytes, at
  * least 32) and returns 0, or -EINVAL for text that is not such a time.
  */
 int label_time_words(const char *rfc3339, char *buf, size_t size);

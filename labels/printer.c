@@ -32,7 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "daemon/msgf.h"
+#include "core/msgf.h"
 
 /* Polling of followed jobs: fast while states change, slower while nothing does. */
 #define POLL_MIN_MS 250

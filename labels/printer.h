@@ -57,7 +57,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "daemon/loop.h"
+#include "core/loop.h"
 
 /* Document formats (the values of libcups' CUPS_FORMAT_RAW and of PDF). */
 #define PRINTER_FORMAT_RAW "application/vnd.cups-raw" /* ZPL, sent to the printer as is */

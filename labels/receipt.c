@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon/msgf.h"
+#include "core/msgf.h"
 
 void label_receipt_clear(label_receipt_t *lr)
 {

@@ -11,7 +11,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "daemon/scancmd.h"
+#include "policy/scancmd.h"
 #include "labels/barcode.h"
 #include "labels/draw.h"
 #include "labels/layout.h"

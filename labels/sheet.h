@@ -1,5 +1,5 @@
 /*
- * The station's command sheet: the command barcodes of daemon/scancmd.h (the one list,
+ * The station's command sheet: the command barcodes of policy/scancmd.h (the one list,
  * scancmd_table()) as Code 128 symbols, each with its text under it and its meaning
  * above it, in groups under headings, two columns a page, on at most two pages.
  *

@@ -4,7 +4,7 @@
  * ROUTER envelope.
  */
 #include "proto/control.h"
-#include "daemon/msgf.h"
+#include "core/msgf.h"
 
 #include <errno.h>
 #include <stdarg.h>

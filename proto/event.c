@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "daemon/caldate.h"
+#include "core/caldate.h"
 
 bool event_topic_valid(const char *topic)
 {

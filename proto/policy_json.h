@@ -8,7 +8,7 @@
 
 #include <jansson.h>
 
-#include "daemon/policy.h"
+#include "policy/policy.h"
 
 /*
  * Parse a case from JSON text. Unknown keys, wrong types, unknown enum values,

@@ -12,7 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "daemon/loop.h"
+#include "core/loop.h"
 
 /* CUnit string assertions that print both sides when they fail. */
 #define ASSERT_STR(actual, expected)                                                  \

@@ -3,7 +3,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "daemon/caldate.h"
+#include "core/caldate.h"
 #include "tests/suites.h"
 
 static caldate_t D(const char *s)

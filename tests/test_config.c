@@ -15,7 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "daemon/config.h"
+#include "core/config.h"
 #include "labels/label.h"
 #include "tests/helpers.h"
 #include "tests/suites.h"

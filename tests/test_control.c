@@ -23,7 +23,7 @@
 #include <zmq.h>
 
 #include "daemon/bus.h"
-#include "daemon/config.h"
+#include "core/config.h"
 #include "daemon/control.h"
 #include "proto/control.h"
 #include "tests/helpers.h"

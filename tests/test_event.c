@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon/caldate.h"
+#include "core/caldate.h"
 #include "daemon/outbox.h"
 #include "db/db.h"
 #include "proto/event.h"

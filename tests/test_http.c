@@ -17,9 +17,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "daemon/config.h"
+#include "core/config.h"
 #include "daemon/http.h"
-#include "daemon/loop.h"
+#include "core/loop.h"
 #include "db/db.h"
 #include "tests/helpers.h"
 #include "tests/suites.h"

@@ -14,8 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon/policy.h"
-#include "daemon/scancmd.h"
+#include "policy/policy.h"
+#include "policy/scancmd.h"
 #include "labels/label.h"
 #include "labels/symbol.h"
 #include "labels/layout.h"

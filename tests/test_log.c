@@ -1,5 +1,5 @@
 /*
- * Logging (daemon/log.h): priority prefixes, and repeated lines folded into a count so
+ * Logging (core/log.h): priority prefixes, and repeated lines folded into a count so
  * a flood of identical errors cannot fill the journal. stderr is pointed at a temp
  * file for each test and read back.
  */
@@ -9,7 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "daemon/log.h"
+#include "core/log.h"
 #include "tests/helpers.h"
 #include "tests/suites.h"
 

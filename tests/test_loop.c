@@ -12,7 +12,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
-#include "daemon/loop.h"
+#include "core/loop.h"
 #include "tests/suites.h"
 
 #define WATCHDOG_MS 10000

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon/policy.h"
+#include "policy/policy.h"
 #include "proto/policy_json.h"
 #include "proto/policy_expect.h"
 #include "tests/suites.h"

@@ -1,11 +1,11 @@
-/* Command barcodes (daemon/scancmd.h) and the findings list (daemon/findings.h). */
+/* Command barcodes (policy/scancmd.h) and the findings list (policy/findings.h). */
 #include <CUnit/CUnit.h>
 #include <ctype.h>
 #include <errno.h>
 #include <string.h>
 
-#include "daemon/findings.h"
-#include "daemon/scancmd.h"
+#include "policy/findings.h"
+#include "policy/scancmd.h"
 #include "tests/suites.h"
 
 #define N_ELEMS(a) (sizeof(a) / sizeof((a)[0]))

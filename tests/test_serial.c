@@ -44,7 +44,7 @@
 #include <umockdev.h>
 #include <unistd.h>
 
-#include "daemon/config.h"
+#include "core/config.h"
 #include "drivers/scanner.h"
 #include "drivers/serial.h"
 #include "tests/helpers.h"

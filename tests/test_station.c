@@ -6,7 +6,7 @@
  * independent sqlite3 connection; inspection.completed is checked against
  * result_to_json() of a case this file writes itself.
  *
- * Also the policies directory as a set (daemon/policyset.h).
+ * Also the policies directory as a set (policy/policyset.h).
  */
 #include <CUnit/CUnit.h>
 #include <errno.h>
@@ -18,10 +18,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "daemon/caldate.h"
-#include "daemon/config.h"
+#include "core/caldate.h"
+#include "core/config.h"
 #include "daemon/outbox.h"
-#include "daemon/policyset.h"
+#include "policy/policyset.h"
 #include "daemon/station.h"
 #include "db/db.h"
 #include "drivers/scan.h"

@@ -36,7 +36,7 @@
 #include <linux/usbdevice_fs.h>
 #include <umockdev.h>
 
-#include "daemon/config.h"
+#include "core/config.h"
 #include "drivers/hidpos.h"
 #include "drivers/scanner.h"
 #include "drivers/usb.h"

@@ -21,7 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon/policy_internal.h"
+#include "policy/policy_internal.h"
 
 /* Reason weights: the deciding reason is listed first (labels show the first one). */
 enum { W_INFO = 0, W_WARRANTY = 1, W_STATUS = 2, W_DECIDES = 3 };

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon/policy_internal.h"
+#include "policy/policy_internal.h"
 
 typedef struct {
     char **v;

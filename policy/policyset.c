@@ -1,5 +1,5 @@
 /* The policies directory, loaded as one set (docs/policy.md). */
-#include "daemon/policyset.h"
+#include "policy/policyset.h"
 
 #include <dirent.h>
 #include <errno.h>

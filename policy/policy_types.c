@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon/policy_internal.h"
+#include "policy/policy_internal.h"
 
 #define ENUMDEF(var, what_, ...)                                                         \
     static const char *const var##_names[] = { __VA_ARGS__ };                           \

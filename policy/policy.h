@@ -15,8 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "daemon/caldate.h"
-#include "daemon/findings.h"
+#include "core/caldate.h"
+#include "policy/findings.h"
 
 /* A closed set of names: the enums of the case and result, and their parsing. */
 typedef struct {

@@ -13,7 +13,7 @@
 
 #include <stddef.h>
 
-#include "daemon/policy.h"
+#include "policy/policy.h"
 
 typedef struct policyset policyset_t;
 

@@ -5,7 +5,7 @@
 #ifndef RMAD_POLICY_INTERNAL_H
 #define RMAD_POLICY_INTERNAL_H
 
-#include "daemon/policy.h"
+#include "policy/policy.h"
 
 /* ---- facts: what a rule condition may look at ---------------------------------- */
 

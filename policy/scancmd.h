@@ -11,7 +11,7 @@
 
 #include <stddef.h>
 
-#include "daemon/findings.h"
+#include "policy/findings.h"
 
 typedef enum {
     SCANCMD_PKG_ORIGINAL,     /* PKG-ORIGINAL */
@@ -58,7 +58,7 @@ typedef struct {
  *
  * ACC-ALL and ACC-NONE are their own commands, not accessories named "all", "none".
  * ACC-<name> and CMP-<component>: the name is lowercased and must be 1..32 characters
- * of [a-z0-9_-]. FIND-<finding>: a finding of daemon/findings.h, contract spelling.
+ * of [a-z0-9_-]. FIND-<finding>: a finding of policy/findings.h, contract spelling.
  * Nothing is trimmed: "CMD-DONE " is an unknown command.
  *
  * reason is a literal or a per-thread buffer valid until the next scancmd_parse() on

@@ -2,7 +2,7 @@
  * Findings: what an inspector can state about a returned unit, the closed list of the
  * policy contract (spec policy-eval, "Findings"). This is the one list: the policy
  * engine reads findings from a case, the stations from FIND-<finding> command barcodes
- * (daemon/scancmd.h), and labels and command sheets print them.
+ * (policy/scancmd.h), and labels and command sheets print them.
  */
 #ifndef RMAD_FINDINGS_H
 #define RMAD_FINDINGS_H

@@ -1,4 +1,4 @@
-#include "daemon/msgf.h"
+#include "core/msgf.h"
 
 #include <stdarg.h>
 #include <stdio.h>

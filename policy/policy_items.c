@@ -1,12 +1,12 @@
 /*
- * Which checklist items decide a case (daemon/policy.h, policy_items_deciding): the
+ * Which checklist items decide a case (policy/policy.h, policy_items_deciding): the
  * station asks for exactly those before CMD-DONE, so no default the worker did not
  * confirm changes a receipt's outcome. Counterfactual evaluation with the one policy
  * engine, rather than reading which facts the rules mention: a rule that tests a fact
  * may still never change this case's decision (an earlier rule decides), and the
  * worker should not be asked for what does not matter.
  */
-#include "daemon/policy.h"
+#include "policy/policy.h"
 
 #include <errno.h>
 #include <stdbool.h>

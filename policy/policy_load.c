@@ -13,7 +13,7 @@
 #include <string.h>
 #include <yaml.h>
 
-#include "daemon/policy_internal.h"
+#include "policy/policy_internal.h"
 
 /* Policy files are small hand-edited texts; anything larger is a mistake. */
 #define POLICY_MAX_BYTES (1u << 20)

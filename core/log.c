@@ -1,4 +1,4 @@
-#include "daemon/log.h"
+#include "core/log.h"
 
 #include <errno.h>
 #include <stdarg.h>

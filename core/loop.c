@@ -1,5 +1,5 @@
 /*
- * The event loop (daemon/loop.h), on zmq_poll().
+ * The event loop (core/loop.h), on zmq_poll().
  *
  * One iteration: rebuild the zmq_pollitem_t array if registrations changed, poll
  * until the nearest timer, call the callbacks of the ready fds and sockets, then run
@@ -12,7 +12,7 @@
  * Entries are heap-allocated one by one, so growing the arrays that point at them
  * never moves an entry a running callback may still hold.
  */
-#include "daemon/loop.h"
+#include "core/loop.h"
 
 #include <errno.h>
 #include <limits.h>

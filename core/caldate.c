@@ -1,4 +1,4 @@
-#include "daemon/caldate.h"
+#include "core/caldate.h"
 
 #include <errno.h>
 #include <stdio.h>

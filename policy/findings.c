@@ -1,4 +1,4 @@
-#include "daemon/findings.h"
+#include "policy/findings.h"
 
 #include <errno.h>
 #include <stddef.h>

@@ -1,5 +1,5 @@
 /*
- * The daemon's INI configuration (daemon/config.h).
+ * The daemon's INI configuration (core/config.h).
  *
  * One pass over the lines. Every value is checked where it is read, so the first
  * error in file order is the one reported; what can only be known at the end of a
@@ -8,7 +8,7 @@
  * ports and devices) is remembered, so two of them that would collide at start-up
  * are reported here, with both lines.
  */
-#include "daemon/config.h"
+#include "core/config.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

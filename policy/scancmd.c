@@ -1,4 +1,4 @@
-#include "daemon/scancmd.h"
+#include "policy/scancmd.h"
 
 #include <errno.h>
 #include <stdarg.h>
