@@ -50,9 +50,10 @@ static kbd_decoder_t *decoder(const char *layout, size_t max_len)
 {
     memset(&got, 0, sizeof(got));
     calls = 0;
-    const keymap_t *map = keymap_find(layout);
+    keymap_t *map = keymap_new(layout, NULL);
     CU_ASSERT_PTR_NOT_NULL_FATAL(map);
     kbd_decoder_t *dec = kbd_decoder_new(map, max_len, on_line, &calls);
+    keymap_unref(&map);  /* the decoder holds its own reference */
     CU_ASSERT_PTR_NOT_NULL_FATAL(dec);
     return dec;
 }
@@ -462,21 +463,52 @@ static void test_flush_reset(void)
 
 static void test_keymap_lookup(void)
 {
-    const keymap_t *us = keymap_find("us"), *de = keymap_find("DE");
+    keymap_t *us = keymap_new("us", NULL), *de = keymap_new("DE", NULL);
     CU_ASSERT_PTR_NOT_NULL_FATAL(us);
     CU_ASSERT_PTR_NOT_NULL_FATAL(de);
     CU_ASSERT_STRING_EQUAL(keymap_name(us), "us");
     CU_ASSERT_STRING_EQUAL(keymap_name(de), "de");
-    CU_ASSERT_PTR_NULL(keymap_find("fr"));
-    CU_ASSERT_PTR_NULL(keymap_find(""));
-    CU_ASSERT_PTR_NULL(keymap_find(NULL));
-    CU_ASSERT_STRING_EQUAL(keymap_names(), "us, de");
+    keymap_t *chfr = keymap_new("CH(fr)", NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(chfr);
+    CU_ASSERT_STRING_EQUAL(keymap_name(chfr), "ch(fr)");
+    keymap_unref(&chfr);
+    CU_ASSERT_PTR_NULL(chfr);
+
+    /* Unknown names: a reason that says where the valid ones are listed. */
+    static const char *const bad[] = { "xx", "fr(nosuch)", "", "fr(", "fr()", "fr(a)b",
+                                       "(fr)", "f r", "../fr", "us(A/B)" };
+    for (size_t i = 0; i < N_ELEMS(bad); i++) {
+        char *err = NULL;
+        errno = 0;
+        CU_ASSERT_PTR_NULL(keymap_new(bad[i], &err));
+        CU_ASSERT_EQUAL(errno, EINVAL);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(err);
+        CU_ASSERT_PTR_NOT_NULL(strstr(err, "unknown keyboard layout"));
+        CU_ASSERT_PTR_NOT_NULL(strstr(err, "/usr/share/X11/xkb/rules/evdev.lst"));
+        free(err);
+    }
+    char *err = NULL;
+    CU_ASSERT_PTR_NULL(keymap_new("xx", &err));
+    CU_ASSERT_STRING_EQUAL(err, "unknown keyboard layout 'xx' (XKB has no such layout or "
+                                "variant; " KEYMAP_NAMES_HINT ")");
+    free(err);
+    CU_ASSERT_PTR_NULL(keymap_new(NULL, NULL));
+
+    /* References: the decoder keeps its keymap alive. */
+    CU_ASSERT_PTR_EQUAL(keymap_ref(us), us);
+    keymap_unref(&us);
+    CU_ASSERT_PTR_NULL(us);
+    us = keymap_new("us", NULL);
 
     CU_ASSERT_PTR_NULL(kbd_decoder_new(NULL, 0, on_line, NULL));
     CU_ASSERT_PTR_NULL(kbd_decoder_new(us, 0, NULL, NULL));
     kbd_decoder_t *none = NULL;
     kbd_decoder_destroy(&none);
     kbd_decoder_destroy(NULL);
+    keymap_unref(&us);
+    keymap_unref(&us);  /* the extra reference taken above */
+    keymap_unref(&de);
+    keymap_unref(NULL);
 }
 
 int suite_keymap(void)
