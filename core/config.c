@@ -11,6 +11,7 @@
 #include "core/config.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -789,33 +790,27 @@ static const char *xkb_root(void)
 }
 
 /*
- * Whether section `section` ("layout", "variant") of XKB's rules list holds `name`,
- * for a variant of layout `of`: lines "  fr              French" and
- * "  azerty          fr: French (AZERTY)". Layout names compare case-insensitively,
- * as drivers/keymap.c lower-cases them. -ENOENT when the list cannot be read.
+ * Whether XKB has symbols for `layout` (its file under symbols/) and, when variant is
+ * not empty, a section `xkb_symbols "VARIANT"` in it: where xkbcommon looks them up.
+ * (xkb-data's rules/evdev.lst, the human list, leaves out aliases such as ch(de).)
+ * -ENOENT when the symbols directory itself is missing.
  */
-static int xkb_lst_has(const char *section, const char *name, const char *of)
+static int xkb_symbols_has(const char *layout, const char *variant)
 {
     char path[PATH_MAX], line[512];
-    snprintf(path, sizeof(path), "%s/rules/evdev.lst", xkb_root());
+    snprintf(path, sizeof(path), "%s/symbols", xkb_root());
+    if (access(path, R_OK | X_OK) < 0)
+        return -ENOENT;
+    snprintf(path, sizeof(path), "%s/symbols/%s", xkb_root(), layout);
     FILE *f = fopen(path, "re");
     if (!f)
-        return -ENOENT;
-    bool in = false, found = false;
-    size_t nlen = strlen(name), olen = of ? strlen(of) : 0;
+        return 0;
+    bool found = !*variant;
     while (!found && fgets(line, sizeof(line), f)) {
-        if (line[0] == '!') {
-            char sec[32];
-            in = sscanf(line, "! %31s", sec) == 1 && strcmp(sec, section) == 0;
-            continue;
-        }
-        const char *w = line + strspn(line, " \t");
-        size_t wlen = strcspn(w, " \t\n");
-        if (!in || wlen != nlen ||
-            (of ? strncmp(w, name, nlen) != 0 : strncasecmp(w, name, nlen) != 0))
-            continue;
-        const char *rest = w + wlen + strspn(w + wlen, " \t");
-        found = !of || (strncasecmp(rest, of, olen) == 0 && rest[olen] == ':');
+        const char *q = strstr(line, "xkb_symbols");
+        const char *name = q ? strchr(q, '"') : NULL;
+        found = name && strncmp(name + 1, variant, strlen(variant)) == 0 &&
+                name[1 + strlen(variant)] == '"';
     }
     fclose(f);
     return found;
@@ -839,22 +834,26 @@ static int layout_check(const char *value, char **why)
                 v[strlen(v) - 1] != ')' || strchr(v + 1, '(') || strchr(v, ')') != v + strlen(v) - 1)))
         return asprintf(why, "option layout=%s: expected LAYOUT or LAYOUT(VARIANT), such as "
                         "fr or ch(fr)", value) < 0 ? -ENOMEM : -EINVAL;
-    memcpy(layout, value, n);
+    for (size_t i = 0; i < n; i++)
+        layout[i] = (char)tolower((unsigned char)value[i]);
     layout[n] = '\0';
     if (*v) {
         memcpy(variant, v + 1, strlen(v) - 2);
         variant[strlen(v) - 2] = '\0';
     }
-    int rc = xkb_lst_has("layout", layout, NULL);
-    if (rc > 0 && *variant)
-        rc = xkb_lst_has("variant", variant, layout);
+    static const char lchars[] = "abcdefghijklmnopqrstuvwxyz0123456789_-";
+    static const char vchars[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                 "0123456789_-";
+    int rc = strspn(layout, lchars) == strlen(layout) && strspn(variant, vchars) == strlen(variant)
+                 ? xkb_symbols_has(layout, variant)
+                 : 0;
     if (rc > 0)
         return 0;
     char *h = NULL;
     if (asprintf(&h, hint, xkb_root()) < 0)
         return -ENOMEM;
-    rc = rc < 0 ? asprintf(why, "option layout=%s: cannot read XKB's list of layouts "
-                           "(is xkb-data installed?); %s", value, h)
+    rc = rc < 0 ? asprintf(why, "option layout=%s: cannot read XKB's layouts in %s "
+                           "(is xkb-data installed?)", value, xkb_root())
          : *variant ? asprintf(why, "option layout=%s: XKB layout %s has no variant %s; %s",
                                value, layout, variant, h)
                     : asprintf(why, "option layout=%s: no such XKB layout; %s", value, h);
