@@ -521,13 +521,14 @@ static void type_control(kbd_decoder_t *dec, char c)
 static void alt_finish(kbd_decoder_t *dec)
 {
     unsigned code = dec->alt_code;
+    int width = (int)dec->alt_digits;  /* the code as typed, leading zeros and all */
     bool zero = dec->alt_zero;
     dec->alt_digits = dec->alt_code = 0;
     if (dec->failed)
         return;
     uint32_t cp = keymap_alt_code_point(code, zero);
     if (!cp) {
-        fail(dec, "Alt code %s%u has no character%s", zero ? "0" : "", code,
+        fail(dec, "Alt code %0*u has no character%s", width, code,
              code > 255 ? " (codes are 1..255)" : zero ? " in Windows-1252" : "");
         return;
     }
