@@ -70,6 +70,13 @@ static json_t *configured(const config_t *cfg, const json_t *status, const char 
                                   st->scanners[k].spec);
             if (!o)
                 continue;
+            if (st->scanners[k].kind == CONFIG_SCANNER_USB) {
+                /* A keyboard wedge's text depends on these: shown so a wrong one is seen. */
+                const char *layout = config_scanner_option(&st->scanners[k], "layout");
+                const char *alt = config_scanner_option(&st->scanners[k], "alt");
+                json_object_set_new(o, "layout", json_string(layout ? layout : "us"));
+                json_object_set_new(o, "alt", json_boolean(alt && strcmp(alt, "yes") == 0));
+            }
             if (live) {
                 json_object_set(o, "state", json_object_get(live, "state"));
                 json_object_set(o, "detail", json_object_get(live, "detail"));
@@ -150,11 +157,16 @@ static void print_text(const json_t *r)
     size_t i;
     json_t *o;
     printf("configured scanners (%s):\n", json_string_value(json_object_get(r, "config")));
-    json_array_foreach(json_object_get(r, "configured"), i, o)
+    json_array_foreach(json_object_get(r, "configured"), i, o) {
         printf("  %-12s %-36s %s (%s)\n", json_string_value(json_object_get(o, "station")),
                json_string_value(json_object_get(o, "spec")),
                json_string_value(json_object_get(o, "state")),
                json_string_value(json_object_get(o, "detail")));
+        if (json_object_get(o, "layout"))
+            printf("      keyboard wedge: layout %s%s\n",
+                   json_string_value(json_object_get(o, "layout")),
+                   json_is_true(json_object_get(o, "alt")) ? ", Alt mode" : "");
+    }
     printf("\nUSB HID devices:\n");
     if (json_array_size(json_object_get(r, "usb")) == 0)
         printf("  none\n");

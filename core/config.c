@@ -11,6 +11,7 @@
 #include "core/config.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -778,6 +779,87 @@ static int set_station_key(struct parser *p, config_station_t *st, enum station_
  */
 /* The `words` of an option whose value is bytes in config_unescape()'s notation. */
 static const char BYTES[] = "bytes";
+/* The `words` of an option whose value is an XKB keyboard layout (layout_check). */
+static const char LAYOUT[] = "layout";
+
+/* Where xkbcommon reads layouts: $XKB_CONFIG_ROOT, as drivers/keymap.c does, else xkb-data's. */
+static const char *xkb_root(void)
+{
+    const char *dir = secure_getenv("XKB_CONFIG_ROOT");
+    return dir && *dir ? dir : "/usr/share/X11/xkb";
+}
+
+/*
+ * Whether XKB has symbols for `layout` (its file under symbols/) and, when variant is
+ * not empty, a section `xkb_symbols "VARIANT"` in it: where xkbcommon looks them up.
+ * (xkb-data's rules/evdev.lst, the human list, leaves out aliases such as ch(de).)
+ * -ENOENT when the symbols directory itself is missing.
+ */
+static int xkb_symbols_has(const char *layout, const char *variant)
+{
+    char path[PATH_MAX], line[512];
+    snprintf(path, sizeof(path), "%s/symbols", xkb_root());
+    if (access(path, R_OK | X_OK) < 0)
+        return -ENOENT;
+    snprintf(path, sizeof(path), "%s/symbols/%s", xkb_root(), layout);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return 0;
+    bool found = !*variant;
+    while (!found && fgets(line, sizeof(line), f)) {
+        const char *q = strstr(line, "xkb_symbols");
+        const char *name = q ? strchr(q, '"') : NULL;
+        found = name && strncmp(name + 1, variant, strlen(variant)) == 0 &&
+                name[1 + strlen(variant)] == '"';
+    }
+    fclose(f);
+    return found;
+}
+
+/*
+ * A keyboard layout as drivers/keymap.c compiles it: LAYOUT or LAYOUT(VARIANT), both
+ * names in XKB's rules list, so a typo is a config error (--check-config too) rather
+ * than a scanner that fails at start.
+ */
+static int layout_check(const char *value, char **why)
+{
+    static const char hint[] = "XKB layouts and variants are listed in %s/rules/evdev.lst "
+                               "(or by `localectl list-x11-keymap-layouts` and `localectl "
+                               "list-x11-keymap-variants LAYOUT`)";
+    char layout[64], variant[64] = "";
+    size_t n = strcspn(value, "(");
+    const char *v = value + n;
+    if (n == 0 || n >= sizeof(layout) ||
+        (*v && (strlen(v) < 3 || strlen(v) - 2 >= sizeof(variant) ||
+                v[strlen(v) - 1] != ')' || strchr(v + 1, '(') || strchr(v, ')') != v + strlen(v) - 1)))
+        return asprintf(why, "option layout=%s: expected LAYOUT or LAYOUT(VARIANT), such as "
+                        "fr or ch(fr)", value) < 0 ? -ENOMEM : -EINVAL;
+    for (size_t i = 0; i < n; i++)
+        layout[i] = (char)tolower((unsigned char)value[i]);
+    layout[n] = '\0';
+    if (*v) {
+        memcpy(variant, v + 1, strlen(v) - 2);
+        variant[strlen(v) - 2] = '\0';
+    }
+    static const char lchars[] = "abcdefghijklmnopqrstuvwxyz0123456789_-";
+    static const char vchars[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                 "0123456789_-";
+    int rc = strspn(layout, lchars) == strlen(layout) && strspn(variant, vchars) == strlen(variant)
+                 ? xkb_symbols_has(layout, variant)
+                 : 0;
+    if (rc > 0)
+        return 0;
+    char *h = NULL;
+    if (asprintf(&h, hint, xkb_root()) < 0)
+        return -ENOMEM;
+    rc = rc < 0 ? asprintf(why, "option layout=%s: cannot read XKB's layouts in %s "
+                           "(is xkb-data installed?)", value, xkb_root())
+         : *variant ? asprintf(why, "option layout=%s: XKB layout %s has no variant %s; %s",
+                               value, layout, variant, h)
+                    : asprintf(why, "option layout=%s: no such XKB layout; %s", value, h);
+    free(h);
+    return rc < 0 ? -ENOMEM : -EINVAL;
+}
 
 int config_unescape(const char *text, uint8_t *out, size_t *len, const char **why)
 {
@@ -840,7 +922,8 @@ static const struct {
     { "bits", OPT_SERIAL, "7|8", 0, 0 },
     { "stop", OPT_SERIAL, "1|2", 0, 0 },
     { "flow", OPT_SERIAL, "none|rtscts|xonxoff", 0, 0 },
-    { "layout", OPT_USB, "us|de", 0, 0 },
+    { "layout", OPT_USB, LAYOUT, 0, 0 },
+    { "alt", OPT_USB, "yes|no", 0, 0 },
     { "detach", OPT_USB, "yes|no", 0, 0 },
     { "eol", OPT_USB | OPT_SERIAL, "required|none", 0, 0 },
     { "eol_ms", OPT_USB | OPT_SERIAL, NULL, 10, 60000 },
@@ -898,7 +981,7 @@ static int parse_scanner_options(config_scanner_t *s, const char *opts, char **w
             k++;
         if (k == nk) {
             rc = asprintf(why, "unknown option '%s' (expected %s)", quote(q, key),
-                          kind == OPT_USB   ? "layout, detach, eol or eol_ms"
+                          kind == OPT_USB   ? "layout, alt, detach, eol or eol_ms"
                           : kind == OPT_TCP ? "idle_timeout"
                                             : "baud, parity, bits, stop, flow, eol, eol_ms, "
                                               "feedback_ok, feedback_reject or feedback_double");
@@ -911,7 +994,12 @@ static int parse_scanner_options(config_scanner_t *s, const char *opts, char **w
         uint64_t n;
         size_t blen;
         const char *bwhy = NULL;
-        if (scanner_opts[k].words == BYTES) {
+        if (scanner_opts[k].words == LAYOUT) {
+            if ((rc = layout_check(value, why)) < 0) {
+                rc = rc == -EINVAL ? 0 : -1;  /* as out: expects from asprintf */
+                goto out;
+            }
+        } else if (scanner_opts[k].words == BYTES) {
             if (config_unescape(value, NULL, &blen, &bwhy) < 0) {
                 rc = asprintf(why, "option %s=%s: %s", key, quote(q, value), bwhy);
                 goto out;

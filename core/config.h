@@ -179,8 +179,9 @@ const char *config_default_text(void);
  * Value of a scanner option, or NULL when not given. Options, checked by the parser:
  *   serial: baud=50..4000000, parity=none|odd|even, bits=7|8, stop=1|2,
  *           flow=none|rtscts|xonxoff
- *   usb:    layout=us|de (keyboard-wedge layout), detach=yes|no (detach the kernel's
- *           HID driver to claim the scanner)
+ *   usb:    layout=LAYOUT[(VARIANT)] (keyboard-wedge layout: an XKB name, us, de, fr,
+ *           ch(fr), ...), alt=yes|no (the scanner types Alt + keypad codes),
+ *           detach=yes|no (detach the kernel's HID driver to claim the scanner)
  *   both:   eol=required|none (whether the scanner ends each scan with CR/LF/Enter),
  *           eol_ms=10..60000 (silence that ends a scan when eol=none, and after which a
  *           pending unterminated scan is rejected when eol=required)

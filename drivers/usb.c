@@ -347,7 +347,8 @@ struct usb {
     loop_t *loop;
     uint16_t vid, pid;
     char *serial;           /* NULL: any device */
-    const keymap_t *map;
+    keymap_t *map;          /* compiled once here; each device's decoder holds a reference */
+    bool alt;               /* the scanner types Alt + keypad codes (alt=yes) */
     bool detach, eol_required;
     int eol_ms;
     bool hotplug;
@@ -932,6 +933,7 @@ static void ctl_done(struct libusb_transfer *t)
             dev_retry(d, "cannot start reading", LIBUSB_ERROR_NO_MEM, NULL);
             return;
         }
+        kbd_decoder_set_alt_mode(d->kbd, d->u->alt);
         d->mode = MODE_KBD;
         dev_start_reading(d, &d->cand[d->probe], KBD_REPORT_LEN);
         break;
@@ -1253,6 +1255,7 @@ static void usb_free(void *impl)
         ctx_reap_orphans(c);
         ctx_put(c);
     }
+    keymap_unref(&u->map);
     free(u->serial);
     free(u);
 }
@@ -1326,12 +1329,20 @@ static scanner_t *new_failed(char **errmsg, const char *spec, const char *what, 
     return NULL;
 }
 
-/* The usb options of cfg, checked again (a config_scanner_t need not come from the parser). */
-static const char *usb_options(struct usb *u, const config_scanner_t *cfg)
+/*
+ * The usb options of cfg, checked again (a config_scanner_t need not come from the
+ * parser). The layout is compiled here, once for the scanner's lifetime; its reason,
+ * when it fails, is malloc'd into *owned.
+ */
+static const char *usb_options(struct usb *u, const config_scanner_t *cfg, char **owned)
 {
     const char *v = config_scanner_option(cfg, "layout");
-    if (!(u->map = keymap_find(v ? v : "us")))
-        return "unknown layout (expected us or de)";
+    if (!(u->map = keymap_new(v ? v : "us", owned)))
+        return *owned ? *owned : strerror(errno);
+    v = config_scanner_option(cfg, "alt");
+    if (v && strcmp(v, "yes") != 0 && strcmp(v, "no") != 0)
+        return "alt must be yes or no";
+    u->alt = v && strcmp(v, "yes") == 0;
     v = config_scanner_option(cfg, "detach");
     if (v && strcmp(v, "yes") != 0 && strcmp(v, "no") != 0)
         return "detach must be yes or no";
@@ -1371,13 +1382,14 @@ scanner_t *scanner_new_usb(loop_t *loop, const config_scanner_t *cfg,
     struct usb *u = calloc(1, sizeof(*u));
     scanner_t *s = NULL;
     const char *why = NULL;
+    char *why_owned = NULL;
     int err = ENOMEM;
     if (!u)
         goto fail;
     u->loop = loop;
     u->vid = cfg->vid;
     u->pid = cfg->pid;
-    if ((why = usb_options(u, cfg))) {
+    if ((why = usb_options(u, cfg, &why_owned))) {
         err = EINVAL;
         goto fail;
     }
@@ -1420,6 +1432,7 @@ fail:
         usb_free(u);
     (void)new_failed(errmsg, spec ? spec : cfg->spec,
                      why ? why : strerror(err), err);
+    free(why_owned);
     free(spec);
     return NULL;
 }

@@ -93,7 +93,8 @@ static void test_valid_file(void)
         "[station dock2]\n"
         "scanner = serial:usb=0c2e:0b61\n"
         "scanner = tcp:localhost:7791\n"
-        "scanner = usb:05e0:1200:ABC,layout=de,detach=no,eol=none,eol_ms=50\n";
+        "scanner = usb:05e0:1200:ABC,layout=de,detach=no,eol=none,eol_ms=50\n"
+        "scanner = usb:05e0:1201,layout=ch(fr),alt=yes\n";
     config_t *cfg = parse_ok(text, "/etc/rmad");
     CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
     CU_ASSERT_STRING_EQUAL(cfg->source, "t.conf");
@@ -145,7 +146,7 @@ static void test_valid_file(void)
     st = &cfg->stations[1];
     CU_ASSERT_STRING_EQUAL(st->name, "dock2");
     CU_ASSERT_PTR_NULL(st->printer);
-    CU_ASSERT_EQUAL_FATAL(st->nscanners, 3);
+    CU_ASSERT_EQUAL_FATAL(st->nscanners, 4);
     s = &st->scanners[0];
     CU_ASSERT_EQUAL(s->kind, CONFIG_SCANNER_SERIAL);
     CU_ASSERT_PTR_NULL(s->path);
@@ -158,6 +159,8 @@ static void test_valid_file(void)
     CU_ASSERT_STRING_EQUAL(config_scanner_option(&st->scanners[2], "detach"), "no");
     CU_ASSERT_STRING_EQUAL(config_scanner_option(&st->scanners[2], "eol"), "none");
     CU_ASSERT_STRING_EQUAL(config_scanner_option(&st->scanners[2], "eol_ms"), "50");
+    CU_ASSERT_STRING_EQUAL(config_scanner_option(&st->scanners[3], "layout"), "ch(fr)");
+    CU_ASSERT_STRING_EQUAL(config_scanner_option(&st->scanners[3], "alt"), "yes");
     config_destroy(&cfg);
     CU_ASSERT_PTR_NULL(cfg);
     config_destroy(&cfg);
@@ -452,10 +455,23 @@ static void test_scanner_values(void)
         { "serial:/dev/ttyS0,feedback_reject=\\x7", "option feedback_reject=\\x7: \\x takes two "
                                                   "hex digits" },
         { "usb:05e0:1200,feedback_ok=\\x07",
-          "unknown option 'feedback_ok' (expected layout, detach, eol or eol_ms)" },
+          "unknown option 'feedback_ok' (expected layout, alt, detach, eol or eol_ms)" },
         { "usb:05e0:1200,baud=9600",
-          "unknown option 'baud' (expected layout, detach, eol or eol_ms)" },
-        { "usb:05e0:1200:SN1,layout=fr", "option layout=fr: expected one of us|de" },
+          "unknown option 'baud' (expected layout, alt, detach, eol or eol_ms)" },
+        { "usb:05e0:1200:SN1,layout=xx",
+          "option layout=xx: no such XKB layout; XKB layouts and variants are listed in "
+          "/usr/share/X11/xkb/rules/evdev.lst (or by `localectl list-x11-keymap-layouts` and "
+          "`localectl list-x11-keymap-variants LAYOUT`)" },
+        { "usb:05e0:1200:SN1,layout=fr(nosuch)",
+          "option layout=fr(nosuch): XKB layout fr has no variant nosuch; XKB layouts and "
+          "variants are listed in /usr/share/X11/xkb/rules/evdev.lst (or by `localectl "
+          "list-x11-keymap-layouts` and `localectl list-x11-keymap-variants LAYOUT`)" },
+        { "usb:05e0:1200,layout=fr(", "option layout=fr(: expected LAYOUT or LAYOUT(VARIANT), "
+                                     "such as fr or ch(fr)" },
+        { "usb:05e0:1200,layout=../fr", "option layout=../fr: no such XKB layout; XKB layouts "
+          "and variants are listed in /usr/share/X11/xkb/rules/evdev.lst (or by `localectl "
+          "list-x11-keymap-layouts` and `localectl list-x11-keymap-variants LAYOUT`)" },
+        { "usb:05e0:1200,alt=maybe", "option alt=maybe: expected one of yes|no" },
         { "usb:05e0:1200,detach=maybe", "option detach=maybe: expected one of yes|no" },
         { "usb:05e0:1200,eol_ms=5", "option eol_ms=5: expected an integer from 10 to 60000" },
         { "usb:05e0:1200,", "empty option" },

@@ -66,6 +66,12 @@ static void test_scanners_end_to_end(void)
     run_script("tests/integration/scanners_e2e.py", "scanners e2e: all checks passed");
 }
 
+/* Issue 16: recorded wedges in fr, gb, ch(de), es and Alt mode each complete a receipt. */
+static void test_wedge_end_to_end(void)
+{
+    run_script("tests/integration/wedge_e2e.py", "wedge e2e: all checks passed");
+}
+
 static void test_web_end_to_end(void)
 {
     run_script("tests/integration/web_e2e.py", "web e2e: all checks passed");
@@ -92,6 +98,8 @@ int suite_daemon_e2e(void)
                      test_crash_harness) ||
         !CU_add_test(s, "a USB and a serial scanner (umockdev) complete receipts",
                      test_scanners_end_to_end) ||
+        !CU_add_test(s, "keyboard wedges in fr, gb, ch(de), es and Alt mode complete receipts",
+                     test_wedge_end_to_end) ||
         !CU_add_test(s, "station replies over TCP: mis-scans, own labels, the checklist",
                      test_station_end_to_end) ||
         !CU_add_test(s, "an RMA of 3 cameras and a recorder, unit by unit; rmactl rma show",

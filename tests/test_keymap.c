@@ -4,6 +4,7 @@
  */
 #include <CUnit/CUnit.h>
 #include <errno.h>
+#include <iconv.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,9 +51,10 @@ static kbd_decoder_t *decoder(const char *layout, size_t max_len)
 {
     memset(&got, 0, sizeof(got));
     calls = 0;
-    const keymap_t *map = keymap_find(layout);
+    keymap_t *map = keymap_new(layout, NULL);
     CU_ASSERT_PTR_NOT_NULL_FATAL(map);
     kbd_decoder_t *dec = kbd_decoder_new(map, max_len, on_line, &calls);
+    keymap_unref(&map);  /* the decoder holds its own reference */
     CU_ASSERT_PTR_NOT_NULL_FATAL(dec);
     return dec;
 }
@@ -462,21 +464,322 @@ static void test_flush_reset(void)
 
 static void test_keymap_lookup(void)
 {
-    const keymap_t *us = keymap_find("us"), *de = keymap_find("DE");
+    keymap_t *us = keymap_new("us", NULL), *de = keymap_new("DE", NULL);
     CU_ASSERT_PTR_NOT_NULL_FATAL(us);
     CU_ASSERT_PTR_NOT_NULL_FATAL(de);
     CU_ASSERT_STRING_EQUAL(keymap_name(us), "us");
     CU_ASSERT_STRING_EQUAL(keymap_name(de), "de");
-    CU_ASSERT_PTR_NULL(keymap_find("fr"));
-    CU_ASSERT_PTR_NULL(keymap_find(""));
-    CU_ASSERT_PTR_NULL(keymap_find(NULL));
-    CU_ASSERT_STRING_EQUAL(keymap_names(), "us, de");
+    keymap_t *chfr = keymap_new("CH(fr)", NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(chfr);
+    CU_ASSERT_STRING_EQUAL(keymap_name(chfr), "ch(fr)");
+    keymap_unref(&chfr);
+    CU_ASSERT_PTR_NULL(chfr);
+
+    /* Unknown names: a reason that says where the valid ones are listed. */
+    static const char *const bad[] = { "xx", "fr(nosuch)", "", "fr(", "fr()", "fr(a)b",
+                                       "(fr)", "f r", "../fr", "us(A/B)" };
+    for (size_t i = 0; i < N_ELEMS(bad); i++) {
+        char *err = NULL;
+        errno = 0;
+        CU_ASSERT_PTR_NULL(keymap_new(bad[i], &err));
+        CU_ASSERT_EQUAL(errno, EINVAL);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(err);
+        CU_ASSERT_PTR_NOT_NULL(strstr(err, "unknown keyboard layout"));
+        CU_ASSERT_PTR_NOT_NULL(strstr(err, "/usr/share/X11/xkb/rules/evdev.lst"));
+        free(err);
+    }
+    char *err = NULL;
+    CU_ASSERT_PTR_NULL(keymap_new("xx", &err));
+    CU_ASSERT_STRING_EQUAL(err, "unknown keyboard layout 'xx' (XKB has no such layout or "
+                                "variant; " KEYMAP_NAMES_HINT ")");
+    free(err);
+    CU_ASSERT_PTR_NULL(keymap_new(NULL, NULL));
+
+    /* References: each unref drops one; the last frees. */
+    keymap_t *again = keymap_ref(us);
+    CU_ASSERT_PTR_EQUAL(again, us);
+    keymap_unref(&again);
+    CU_ASSERT_PTR_NULL(again);
 
     CU_ASSERT_PTR_NULL(kbd_decoder_new(NULL, 0, on_line, NULL));
     CU_ASSERT_PTR_NULL(kbd_decoder_new(us, 0, NULL, NULL));
     kbd_decoder_t *none = NULL;
     kbd_decoder_destroy(&none);
     kbd_decoder_destroy(NULL);
+    keymap_unref(&us);
+    keymap_unref(&de);
+    keymap_unref(NULL);
+}
+
+/* ---- XKB layouts beyond us and de (issue 16) ------------------------------------ */
+
+/* Alt held over keypad digits, then released: what a scanner in Alt mode sends. */
+static void alt_code(kbd_decoder_t *dec, const char *digits)
+{
+    rep(dec, LALT, 0, 0);
+    for (; *digits; digits++) {
+        rep(dec, LALT, *digits == '0' ? 0x62 : (uint8_t)(0x59 + *digits - '1'), 0);
+        rep(dec, LALT, 0, 0);
+    }
+    rep(dec, 0, 0, 0);
+}
+
+static void test_fr_layout(void)
+{
+    kbd_decoder_t *dec = decoder("fr", 0);
+    /* AZERTY: digits with Shift, their plain level: & é " ' ( - è _ ç à */
+    for (uint8_t k = 0x1E; k <= 0x27; k++)
+        key(dec, LSHIFT, k);
+    enter(dec);
+    for (uint8_t k = 0x1E; k <= 0x27; k++)
+        key(dec, 0, k);
+    enter(dec);
+    /* a z q w m at the US q w a z ; positions; AltGr: ] @ # ~ */
+    const uint8_t letters[] = { 0x14, 0x1A, 0x04, 0x1D, 0x33 };
+    for (size_t i = 0; i < N_ELEMS(letters); i++)
+        key(dec, 0, letters[i]);
+    key(dec, ALTGR, 0x2D);
+    key(dec, ALTGR, 0x27);
+    key(dec, ALTGR, 0x20);
+    key(dec, ALTGR, 0x1F);
+    enter(dec);
+    /* ^ is a dead key (right of P): with Space the accent; ¨ on Shift. */
+    key(dec, 0, 0x2F);
+    key(dec, 0, 0x2C);
+    key(dec, LSHIFT, 0x2F);
+    key(dec, 0, 0x2C);
+    enter(dec);
+    /* Keypad decimal key: '.' in fr. */
+    key(dec, 0, 0x59);
+    key(dec, 0, 0x63);
+    enter(dec);
+    CU_ASSERT_EQUAL_FATAL(got.n, 5);
+    CU_ASSERT_STRING_EQUAL(got.text[0], "1234567890\n");
+    CU_ASSERT_STRING_EQUAL(got.text[1], "&\xc3\xa9\"'(-\xc3\xa8_\xc3\xa7\xc3\xa0\n");
+    CU_ASSERT_STRING_EQUAL(got.text[2], "azqwm]@#~\n");
+    CU_ASSERT_STRING_EQUAL(got.text[3], "^\xc2\xa8\n");
+    CU_ASSERT_STRING_EQUAL(got.text[4], "1.\n");
+    for (int i = 0; i < got.n; i++)
+        CU_ASSERT_STRING_EQUAL(got.reason[i], "");
+    kbd_decoder_destroy(&dec);
+}
+
+static void test_gb_layout(void)
+{
+    kbd_decoder_t *dec = decoder("gb", 0);
+    /* " and @ swapped against the US; # ~ left of Enter; £ on Shift+3; \ | by Z. */
+    key(dec, LSHIFT, 0x1F);
+    key(dec, LSHIFT, 0x34);
+    key(dec, 0, 0x34);
+    key(dec, 0, 0x32);
+    key(dec, LSHIFT, 0x32);
+    key(dec, LSHIFT, 0x20);
+    key(dec, 0, 0x64);
+    key(dec, LSHIFT, 0x64);
+    key(dec, ALTGR, 0x21);   /* AltGr+4: euro */
+    enter(dec);
+    CU_ASSERT_EQUAL_FATAL(got.n, 1);
+    CU_ASSERT_STRING_EQUAL(got.text[0], "\"@'#~\xc2\xa3\\|\xe2\x82\xac\n");
+    kbd_decoder_destroy(&dec);
+}
+
+static void test_ch_de_layout(void)
+{
+    kbd_decoder_t *dec = decoder("ch(de)", 0);
+    /* QWERTZ; + " * on Shift+1..3; ' right of 0; $ left of Enter; AltGr @ #; ^ dead. */
+    key(dec, 0, 0x1C);
+    key(dec, 0, 0x1D);
+    key(dec, LSHIFT, 0x1E);
+    key(dec, LSHIFT, 0x1F);
+    key(dec, LSHIFT, 0x20);
+    key(dec, 0, 0x2D);
+    key(dec, 0, 0x32);
+    key(dec, ALTGR, 0x1F);
+    key(dec, ALTGR, 0x20);
+    key(dec, 0, 0x2E);
+    key(dec, 0, 0x2C);
+    key(dec, 0, 0x2F);       /* ü */
+    enter(dec);
+    /* ch(fr): the same keys, French letters on the umlaut keys. */
+    CU_ASSERT_EQUAL_FATAL(got.n, 1);
+    CU_ASSERT_STRING_EQUAL(got.text[0], "zy+\"*'$@#^\xc3\xbc\n");
+    kbd_decoder_destroy(&dec);
+    dec = decoder("ch(fr)", 0);
+    key(dec, 0, 0x2F);       /* è */
+    key(dec, 0, 0x1C);
+    enter(dec);
+    CU_ASSERT_EQUAL_FATAL(got.n, 1);
+    CU_ASSERT_STRING_EQUAL(got.text[0], "\xc3\xa8z\n");
+    kbd_decoder_destroy(&dec);
+}
+
+static void test_es_dead_keys(void)
+{
+    kbd_decoder_t *dec = decoder("es", 0);
+    /* ` and ^ share the dead key right of P; ´ and ¨ the one right of Ñ. */
+    key(dec, 0, 0x2F);
+    key(dec, 0, 0x2C);
+    key(dec, LSHIFT, 0x2F);
+    key(dec, LSHIFT, 0x2C);  /* Shift+Space ends a dead key too */
+    key(dec, 0, 0x34);
+    key(dec, 0, 0x2C);
+    key(dec, LSHIFT, 0x34);
+    key(dec, 0, 0x2C);
+    key(dec, LSHIFT, 0x33);  /* Ñ */
+    key(dec, 0, 0x2D);       /* ' */
+    enter(dec);
+    /* A dead key and a letter: not composed, an error. */
+    key(dec, 0, 0x34);
+    key(dec, 0, 0x08);
+    enter(dec);
+    /* AltGr on a dead-key layout: [ ] on the dead key and the + key. */
+    key(dec, ALTGR, 0x2F);
+    key(dec, ALTGR, 0x30);
+    enter(dec);
+    CU_ASSERT_EQUAL_FATAL(got.n, 3);
+    CU_ASSERT_STRING_EQUAL(got.text[0], "`^\xc2\xb4\xc2\xa8\xc3\x91'\n");
+    CU_ASSERT_STRING_EQUAL(got.reason[1], "dead key \xc2\xb4 followed by keycode 0x08 "
+                                          "(composed characters are not supported)");
+    CU_ASSERT_STRING_EQUAL(got.text[2], "[]\n");
+    kbd_decoder_destroy(&dec);
+}
+
+static void test_ctrl_controls(void)
+{
+    /* fr: Ctrl + the layout's ] (AltGr+)), and Ctrl + the US ] position ($ in fr). */
+    kbd_decoder_t *dec = decoder("fr", 0);
+    key(dec, LCTRL | ALTGR, 0x2D);
+    key(dec, LSHIFT, 0x1E);
+    key(dec, RCTRL, 0x30);
+    key(dec, LCTRL, 0x2F);           /* Ctrl + dead ^: RS */
+    key(dec, LCTRL | ALTGR, 0x25);   /* Ctrl + AltGr+8 (\): FS */
+    key(dec, LCTRL, 0x25);           /* Ctrl + _ : US */
+    key(dec, LCTRL | ALTGR, 0x22);   /* Ctrl + AltGr+5 ([): ESC */
+    key(dec, LCTRL, 0x33);           /* Ctrl+M (m right of l): ends the line */
+    key(dec, LCTRL, 0x14);           /* Ctrl+A (a at the US q): no control of ours */
+    enter(dec);
+    CU_ASSERT_EQUAL_FATAL(got.n, 2);
+    CU_ASSERT_STRING_EQUAL(got.text[0], "\x1d" "1\x1d\x1e\x1c\x1f\x1b\n");
+    CU_ASSERT_STRING_EQUAL(got.reason[0], "");
+    CU_ASSERT_STRING_EQUAL(got.reason[1], "unsupported key combination Ctrl+keycode 0x14");
+    kbd_decoder_destroy(&dec);
+
+    /* gb, ch(de), es: Ctrl + their ] key; Ctrl+J and Ctrl+I end lines. */
+    static const struct {
+        const char *layout;
+        uint8_t mods, code;
+    } gs[] = { { "gb", LCTRL, 0x30 }, { "ch(de)", LCTRL | ALTGR, 0x30 },
+               { "es", LCTRL | ALTGR, 0x30 }, { "us", LCTRL, 0x30 } };
+    for (size_t i = 0; i < N_ELEMS(gs); i++) {
+        dec = decoder(gs[i].layout, 0);
+        key(dec, gs[i].mods, gs[i].code);
+        type_plain(dec, "21");
+        key(dec, LCTRL, 0x0D);   /* Ctrl+J */
+        type_plain(dec, "1");
+        key(dec, LCTRL, 0x0C);   /* Ctrl+I */
+        CU_ASSERT_EQUAL_FATAL(got.n, 2);
+        CU_ASSERT_STRING_EQUAL(got.text[0], "\x1d" "21\n");
+        CU_ASSERT_STRING_EQUAL(got.text[1], "1\n");
+        kbd_decoder_destroy(&dec);
+    }
+}
+
+static void test_alt_mode(void)
+{
+    kbd_decoder_t *dec = decoder("de", 0);
+    kbd_decoder_set_alt_mode(dec, true);
+    /* R M A - 4 0 0 1: Windows-1252 with a leading 0, CP437 without (digits). */
+    alt_code(dec, "0082");
+    alt_code(dec, "077");
+    alt_code(dec, "0065");
+    alt_code(dec, "045");
+    alt_code(dec, "52");
+    alt_code(dec, "48");
+    alt_code(dec, "048");
+    alt_code(dec, "49");
+    enter(dec);
+    /* GS as Alt+029; plain keys still type in the layout (z on the US y key). */
+    alt_code(dec, "029");
+    type_plain(dec, "01");
+    key(dec, 0, 0x1C);
+    alt_code(dec, "29");
+    alt_code(dec, "013");            /* CR ends the line */
+    /* Ñ: 0209 in Windows-1252, 165 in CP437; euro 0128. */
+    alt_code(dec, "0209");
+    alt_code(dec, "165");
+    alt_code(dec, "0128");
+    enter(dec);
+    alt_code(dec, "0129");           /* unassigned in Windows-1252 */
+    enter(dec);
+    alt_code(dec, "256");
+    enter(dec);
+    alt_code(dec, "00065");
+    enter(dec);
+    alt_code(dec, "0");
+    enter(dec);
+    rep(dec, LALT, 0x59, 0);         /* Enter with Alt still held after a digit */
+    rep(dec, LALT, 0x28, 0);
+    rep(dec, 0, 0, 0);
+    CU_ASSERT_EQUAL_FATAL(got.n, 8);
+    CU_ASSERT_STRING_EQUAL(got.text[0], "RMA-4001\n");
+    CU_ASSERT_STRING_EQUAL(got.text[1], "\x1d" "01z\x1d\n");
+    CU_ASSERT_STRING_EQUAL(got.text[2], "\xc3\x91\xc3\x91\xe2\x82\xac\n");
+    CU_ASSERT_STRING_EQUAL(got.reason[3], "Alt code 0129 has no character in Windows-1252");
+    CU_ASSERT_STRING_EQUAL(got.reason[4], "Alt code 256 has no character (codes are 1..255)");
+    CU_ASSERT_STRING_EQUAL(got.reason[5], "Alt code longer than 4 digits");
+    CU_ASSERT_STRING_EQUAL(got.reason[6], "Alt code 0 has no character in Windows-1252");
+    CU_ASSERT_STRING_EQUAL(got.reason[7], "Alt code not finished (Alt still held) at the end "
+                                          "of the line");
+    kbd_decoder_destroy(&dec);
+
+    /* Without Alt mode the sequence is refused, saying what to set. */
+    dec = decoder("us", 0);
+    alt_code(dec, "0082");
+    enter(dec);
+    CU_ASSERT_EQUAL_FATAL(got.n, 1);
+    CU_ASSERT_STRING_EQUAL(got.reason[0], "Alt+keypad code: the scanner types in Alt mode "
+                                          "(set alt=yes for it)");
+    kbd_decoder_destroy(&dec);
+}
+
+/* The code page tables against glibc's iconv, code by code. */
+static void test_alt_code_pages(void)
+{
+    static const char *const pages[2] = { "CP437", "CP1252" };
+    for (int zero = 0; zero < 2; zero++) {
+        iconv_t cd = iconv_open("UTF-32LE", pages[zero]);
+        CU_ASSERT_FATAL(cd != (iconv_t)-1);
+        for (unsigned code = 0x20; code <= 0xFF; code++) {
+            char in = (char)code, *ip = &in;
+            uint8_t out[8];
+            char *op = (char *)out;
+            size_t il = 1, ol = sizeof(out);
+            uint32_t want = 0;
+            if (iconv(cd, &ip, &il, &op, &ol) != (size_t)-1 && ol == 4)
+                want = (uint32_t)out[0] | (uint32_t)out[1] << 8 | (uint32_t)out[2] << 16 |
+                       (uint32_t)out[3] << 24;
+            if (keymap_alt_code_point(code, zero) != want)
+                fprintf(stderr, "\n  %s 0x%02X: U+%04X, iconv U+%04X\n", pages[zero], code,
+                        keymap_alt_code_point(code, zero), want);
+            CU_ASSERT_EQUAL(keymap_alt_code_point(code, zero), want);
+        }
+        iconv_close(cd);
+    }
+    CU_ASSERT_EQUAL(keymap_alt_code_point(29, true), 0x1D);
+    CU_ASSERT_EQUAL(keymap_alt_code_point(29, false), 0x1D);
+    CU_ASSERT_EQUAL(keymap_alt_code_point(0, true), 0);
+    CU_ASSERT_EQUAL(keymap_alt_code_point(300, false), 0);
+}
+
+static void test_iso_key(void)
+{
+    /* us(intl) puts \ | on the ISO key; plain us leaves it unknown (ANSI keyboards). */
+    kbd_decoder_t *dec = decoder("us(intl)", 0);
+    key(dec, 0, 0x64);
+    enter(dec);
+    CU_ASSERT_EQUAL_FATAL(got.n, 1);
+    CU_ASSERT_STRING_EQUAL(got.text[0], "\\\n");
+    kbd_decoder_destroy(&dec);
 }
 
 int suite_keymap(void)
@@ -493,7 +796,15 @@ int suite_keymap(void)
         !CU_add_test(s, "unknown keys and combinations", test_errors) ||
         !CU_add_test(s, "terminators, keypad", test_terminators_and_keypad) ||
         !CU_add_test(s, "flush and reset", test_flush_reset) ||
-        !CU_add_test(s, "layouts by name", test_keymap_lookup))
+        !CU_add_test(s, "layouts by name", test_keymap_lookup) ||
+        !CU_add_test(s, "fr: AZERTY, shifted digits, AltGr, dead ^", test_fr_layout) ||
+        !CU_add_test(s, "gb: \" @ # ~ \u00a3", test_gb_layout) ||
+        !CU_add_test(s, "ch(de), ch(fr)", test_ch_de_layout) ||
+        !CU_add_test(s, "es: dead keys", test_es_dead_keys) ||
+        !CU_add_test(s, "Ctrl controls in every layout", test_ctrl_controls) ||
+        !CU_add_test(s, "Alt mode codes", test_alt_mode) ||
+        !CU_add_test(s, "Alt code pages match iconv", test_alt_code_pages) ||
+        !CU_add_test(s, "ISO key: us(intl) has it, us not", test_iso_key))
         return -1;
     return 0;
 }

@@ -38,6 +38,7 @@
 
 #include "core/config.h"
 #include "drivers/hidpos.h"
+#include "drivers/keymap.h"
 #include "drivers/scanner.h"
 #include "drivers/usb.h"
 #include "tests/helpers.h"
@@ -47,7 +48,7 @@
 #define WATCHDOG_MS 20000
 #define SETTLE_MS 200
 #define MAX_EVENTS 64
-#define EMU_QUEUE 256
+#define EMU_QUEUE 1024  /* the Alt-mode recording: 738 reports */
 
 #define KBD_VIDPID "0c2e:0b61"
 #define POS_VIDPID "0c2e:0b6a"
@@ -1440,12 +1441,17 @@ static void test_bad_config(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(loop);
     struct rec r = { 0 };
     char *err = NULL;
-    config_option_t opts[1] = { { "layout", "fr" } };
-    config_scanner_t cfg = { .kind = CONFIG_SCANNER_USB, .spec = "usb:0c2e:0b61,layout=fr",
+    config_option_t opts[1] = { { "layout", "xx" } };
+    config_scanner_t cfg = { .kind = CONFIG_SCANNER_USB, .spec = "usb:0c2e:0b61,layout=xx",
                              .vid = 0x0c2e, .pid = 0x0b61, .opts = opts, .nopts = 1 };
     CU_ASSERT_PTR_NULL(scanner_new_usb(loop, &cfg, NULL, on_event, &r, &err));
     CU_ASSERT_EQUAL(errno, EINVAL);
-    ASSERT_STR(err, "usb:0c2e:0b61,layout=fr: unknown layout (expected us or de)");
+    ASSERT_STR(err, "usb:0c2e:0b61,layout=xx: unknown keyboard layout 'xx' (XKB has no such "
+                    "layout or variant; " KEYMAP_NAMES_HINT ")");
+    free(err);
+    opts[0] = (config_option_t){ "alt", "maybe" };
+    CU_ASSERT_PTR_NULL(scanner_new_usb(loop, &cfg, NULL, on_event, &r, &err));
+    ASSERT_CONTAINS(err, "alt must be yes or no");
     free(err);
     opts[0] = (config_option_t){ "eol_ms", "5" };
     CU_ASSERT_PTR_NULL(scanner_new_usb(loop, &cfg, NULL, on_event, &r, &err));
@@ -1465,6 +1471,119 @@ static void test_bad_config(void)
     CU_ASSERT_PTR_NULL(err);
     close_scanner(&r);
     loop_destroy(&loop);
+}
+
+/* ---- recorded keyboard layouts (tests/fixtures/usb/wedge/, issue 16) ---------------- */
+
+#define WEDGE FIXTURES "wedge/"
+#define GTIN "09506000134352"
+
+/* Queue the interrupt reports of a umockdev ioctl recording (gen_wedge.py's). */
+static size_t emu_play_recording(struct emu *e, const char *path)
+{
+    char *text = th_read_file(path, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(text);
+    size_t n = 0;
+    static const char urb[] = "USBDEVFS_REAPURBNDELAY 0 1 129 0 0 8 8 0 ";
+    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+        if (strncmp(line, urb, strlen(urb)) != 0)
+            continue;
+        const char *h = line + strlen(urb);
+        uint8_t r[KBD_REPORT_LEN];
+        for (size_t i = 0; i < sizeof(r); i++, h += 2) {
+            CU_ASSERT_FATAL(hexval(h[0]) >= 0 && hexval(h[1]) >= 0);
+            r[i] = (uint8_t)(hexval(h[0]) << 4 | hexval(h[1]));
+        }
+        emu_report(e, r, sizeof(r));
+        n++;
+    }
+    free(text);
+    return n;
+}
+
+static const struct {
+    const char *fixture, *options;
+    const char *scans[6];  /* the receipt gen_wedge.py typed */
+} wedge_recordings[] = {
+    { "fr.ioctl", ",layout=fr",
+      { "RMA-4101", "\x1d" "01" GTIN "10FR.1-A\x1d" "17261231", "AZ-4101/QW.M_*$" } },
+    { "gb.ioctl", ",layout=gb",
+      { "RMA-4201", "\x1d" "01" GTIN "10GB-2\x1d" "17261231", "GB\"4201@A#B~C\u00a3\\" } },
+    { "ch-de.ioctl", ",layout=ch(de)",
+      { "RMA-4301", "\x1d" "01" GTIN "10CH.3\x1d" "17261231", "CH'4301+Z*Y$_@#^=" } },
+    { "es.ioctl", ",layout=es",
+      { "RMA-4401", "\x1d" "01" GTIN "10ES-4\x1d" "17261231", "ES^4401`A'\u00d1/B" } },
+    /* Alt mode in a French-configured scanner: the layout plays no part. */
+    { "alt.ioctl", ",layout=fr,alt=yes",
+      { "RMA-4001", "\x1d" "01" GTIN "10ALT-1\x1d" "17261231", "SN-4001/ALT" } },
+};
+
+/*
+ * Each recording types a receipt in its layout: RMA, a GS1 string with GS (Ctrl + the
+ * layout's ']' key, or Alt+029), a serial with the layout's punctuation, the checklist.
+ */
+static void test_layout_recordings(void)
+{
+    for (size_t i = 0; i < sizeof(wedge_recordings) / sizeof(wedge_recordings[0]); i++) {
+        struct bed *b = bed_new();
+        struct emu *e = bed_emu(b, FIXTURES "kbd-scanner.umockdev", true);
+        struct rec r = { 0 };
+        char spec[96], path[128];
+        snprintf(spec, sizeof(spec), "usb:" KBD_VIDPID OPTS "%s", wedge_recordings[i].options);
+        snprintf(path, sizeof(path), WEDGE "%s", wedge_recordings[i].fixture);
+        open_scanner(b, &r, spec);
+        wait_events(b, &r, 1);
+        CU_ASSERT_FATAL(emu_play_recording(e, path) > 100);
+        wait_events(b, &r, 7);
+        const char *const *want = wedge_recordings[i].scans;
+        const char *const checklist[] = { "PKG-ORIGINAL", "FAULT-CONFIRMED", "CMD-DONE" };
+        for (size_t k = 0; k < 3; k++)
+            expect_scan(&r, 1 + k, KBD_ID, want[k], "");
+        for (size_t k = 0; k < 3; k++)
+            expect_scan(&r, 4 + k, KBD_ID, checklist[k], "");
+        CU_ASSERT(r.ev[2].gs1);
+        settle(b);
+        CU_ASSERT_EQUAL(r.n, 7);
+        if (r.n != 7 || CU_get_number_of_failures())
+            fprintf(stderr, "\n  recording %s\n", wedge_recordings[i].fixture);
+        close_scanner(&r);
+        bed_free(b);
+    }
+}
+
+/*
+ * Issue 16: an Alt-mode wedge delivers the same scans as a HID POS scanner reading the
+ * same barcodes (sent without AIM ids, as the wedge has none): same text, same GS1
+ * classification, same symbology.
+ */
+static void test_alt_mode_as_hidpos(void)
+{
+    struct bed *b = bed_new();
+    struct emu *kbd = bed_emu(b, FIXTURES "kbd-scanner.umockdev", true);
+    struct emu *pos = bed_emu(b, FIXTURES "hidpos-scanner.umockdev", true);
+    struct rec rk = { 0 }, rp = { 0 };
+    open_scanner(b, &rk, "usb:" KBD_VIDPID OPTS ",layout=de,alt=yes");
+    open_scanner(b, &rp, "usb:" POS_VIDPID OPTS);
+    wait_events(b, &rk, 1);
+    wait_events(b, &rp, 1);
+    CU_ASSERT_FATAL(emu_play_recording(kbd, WEDGE "alt.ioctl") > 100);
+    const char *const *want = wedge_recordings[4].scans;
+    const char *const all[6] = { want[0], want[1], want[2], "PKG-ORIGINAL", "FAULT-CONFIRMED",
+                                 "CMD-DONE" };
+    for (size_t k = 0; k < 6; k++)
+        pos_report(pos, NULL, all[k], strlen(all[k]), false);
+    wait_events(b, &rk, 7);
+    wait_events(b, &rp, 7);
+    for (size_t k = 1; k < 7; k++) {
+        expect_scan(&rk, k, KBD_ID, all[k - 1], "");
+        expect_scan(&rp, k, POS_ID, all[k - 1], "");
+        CU_ASSERT_EQUAL(rk.ev[k].gs1, rp.ev[k].gs1);
+        CU_ASSERT_PTR_EQUAL(rk.ev[k].symbology, rp.ev[k].symbology);
+    }
+    CU_ASSERT(rk.ev[2].gs1);
+    close_scanner(&rk);
+    close_scanner(&rp);
+    bed_free(b);
 }
 
 /* ==== the suite ====================================================================== */
@@ -1493,6 +1612,8 @@ static const struct {
     { "detach=yes takes the interface from the kernel, gives it back", test_detach_kernel_driver },
     { "detach=no: the kernel's driver is in the way", test_kernel_driver_kept },
     { "configurations refused", test_bad_config },
+    { "recorded layouts fr, gb, ch(de), es and Alt mode type receipts", test_layout_recordings },
+    { "Alt mode: the same scans as HID POS", test_alt_mode_as_hidpos },
     { "transfer error: reconnected", test_transfer_error },
 };
 
