@@ -12,8 +12,28 @@
 CC      ?= cc
 CFLAGS  ?= -O2 -g
 PREFIX  ?= /usr/local
+# Where `make install` puts things (DESTDIR is prepended to each). rmad is a system
+# service: its config lives in /etc whatever the PREFIX, the unit, sysusers, tmpfiles
+# and udev files where systemd and udev look (their pkg-config files say where).
+BINDIR  ?= $(PREFIX)/bin
+DATADIR ?= $(PREFIX)/share
+MANDIR  ?= $(DATADIR)/man
+SYSCONFDIR ?= /etc
+pkgvar   = $(shell pkg-config --variable=$(2) $(1) 2>/dev/null)
+UNITDIR     ?= $(or $(call pkgvar,systemd,systemdsystemunitdir),/lib/systemd/system)
+SYSUSERSDIR ?= $(or $(call pkgvar,systemd,sysusersdir),/usr/lib/sysusers.d)
+TMPFILESDIR ?= $(or $(call pkgvar,systemd,tmpfilesdir),/usr/lib/tmpfiles.d)
+UDEVDIR     ?= $(or $(call pkgvar,udev,udevdir),/lib/udev)
 # The installed pages; a config without web_root serves them from here.
 WEB_ROOT ?= $(PREFIX)/share/rmad/web
+# Shipped vendor policies, and the directory whose files replace same-named ones.
+POLICY_DIR       ?= $(DATADIR)/rmad/policies
+LOCAL_POLICY_DIR ?= $(SYSCONFDIR)/rmad/policies
+
+# One version: the VERSION file, and `git describe` when built from a checkout.
+VERSION  := $(shell cat VERSION)
+GIT_DESC := $(shell git describe --always --dirty 2>/dev/null)
+FULL_VERSION := $(VERSION)$(if $(GIT_DESC), (git $(GIT_DESC)))
 
 ifeq ($(SANITIZE),1)
 B       ?= build-asan
@@ -31,7 +51,7 @@ endif
 
 # libzint and libcups ship no pkg-config file: their headers are checked directly.
 PKGS     = yaml-0.1 jansson sqlite3 libzmq libusb-1.0 libserialport cairo fontconfig \
-           libmicrohttpd
+           libmicrohttpd libsystemd
 TEST_PKGS = umockdev-1.0
 PKG_OK  := $(shell pkg-config --exists $(PKGS) && \
                    printf '\043include <zint.h>\n\043include <cups/cups.h>\n' | \
@@ -43,9 +63,18 @@ TEST_CFLAGS := $(shell pkg-config --cflags $(TEST_PKGS) 2>/dev/null)
 TEST_LIBS   := $(shell pkg-config --libs $(TEST_PKGS) 2>/dev/null)
 endif
 
-WARN     = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+# -Werror in the project's own builds (make check, run, asan, valgrind, CI), never for
+# a packager's `make && make install` with another compiler's new warnings.
+WARN     = -Wall -Wextra $(WERROR) -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
            -Wformat=2 -Wvla
-ALL_CFLAGS = -std=gnu11 -D_GNU_SOURCE -DCONFIG_WEB_ROOT='"$(WEB_ROOT)"' $(WARN) $(CFLAGS) $(SAN) -I. $(PKG_CFLAGS) -MMD -MP
+DEV_GOALS = check test run asan valgrind reliability bench fuzz fuzz-targets
+ifneq ($(filter $(DEV_GOALS),$(MAKECMDGOALS)),)
+WERROR  ?= -Werror
+endif
+WERROR  ?=
+ALL_CFLAGS = -std=gnu11 -D_GNU_SOURCE -DCONFIG_WEB_ROOT='"$(WEB_ROOT)"' \
+             -DCONFIG_LOCAL_POLICY_DIR='"$(LOCAL_POLICY_DIR)"' $(WARN) $(CPPFLAGS) $(CFLAGS) \
+             $(SAN) -I. $(PKG_CFLAGS) -MMD -MP
 ALL_LDFLAGS = $(LDFLAGS) $(SAN)
 LIBS     = $(PKG_LIBS) -lm
 
@@ -75,9 +104,23 @@ ifneq ($(PKG_OK),yes)
 	@false
 endif
 
-$(B)/%.o: %.c
+# Objects are rebuilt when the flags change (make, then make check with -Werror), and
+# core/build.o when the version or the paths it records change: each stamp file is
+# rewritten only when what it records differs.
+BUILD_FACTS = -DBUILD_VERSION='"$(FULL_VERSION)"' -DBUILD_SOURCE_ROOT='"$(CURDIR)"' \
+              -DBUILD_INSTALLED_CONFIG='"$(SYSCONFDIR)/rmad/rmad.conf"'
+stamp = $(if $(findstring |$(strip $(2))|,|$(file <$(1))|),,\
+             $(shell mkdir -p $(dir $(1)))$(file >$(1),$(strip $(2))))
+$(call stamp,$(B)/cflags.stamp,$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS))
+$(call stamp,$(B)/build.stamp,$(BUILD_FACTS))
+
+$(B)/%.o: %.c $(B)/cflags.stamp
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(B)/cflags.stamp $(B)/build.stamp: ;
+$(B)/core/build.o: ALL_CFLAGS += $(BUILD_FACTS)
+$(B)/core/build.o: $(B)/build.stamp
 
 $(B)/librmad.a: $(LIB_OBJ)
 	@rm -f $@
@@ -97,7 +140,7 @@ $(B)/test_runner: $(TEST_OBJ) $(B)/librmad.a | $(B)/tiocm-shim.so
 
 # Preloaded by tests/test_serial.c so libserialport can open umockdev's pty-backed
 # ttys. Never sanitized: it is loaded ahead of the ASan runtime.
-$(B)/tiocm-shim.so: tests/shim/tiocm-shim.c
+$(B)/tiocm-shim.so: tests/shim/tiocm-shim.c $(B)/cflags.stamp
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -fPIC -shared -o $@ $< -ldl
 
@@ -108,11 +151,11 @@ deps:
 
 run: 
 	@scripts/deps.sh
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory WERROR=$(WERROR) all
 	scripts/run.sh $(B)
 
 check: deps
-	@$(MAKE) --no-print-directory test
+	@$(MAKE) --no-print-directory WERROR=$(WERROR) test
 
 test: all $(B)/test_runner
 	@scripts/check-layers.sh

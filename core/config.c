@@ -9,6 +9,7 @@
  * are reported here, with both lines.
  */
 #include "core/config.h"
+#include "core/build.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -64,6 +65,12 @@ static const char default_text[] =
 const char *config_default_text(void)
 {
     return default_text;
+}
+
+int config_load_default(config_t **out, char **errmsg)
+{
+    return config_parse(default_text, strlen(default_text), "built-in default config",
+                        build_source_root(), out, errmsg);
 }
 
 /* ---- the parsed result ---------------------------------------------------------- */

@@ -176,6 +176,14 @@ void config_destroy(config_t **cfg_p);
 const char *config_default_text(void);
 
 /*
+ * The built-in default config, parsed with its relative paths resolved against the
+ * repository root rmad was built in (build_source_root()), so rmad --default-config
+ * and rmactl find the same database and control socket from any directory. Returns
+ * as config_parse.
+ */
+int config_load_default(config_t **out, char **errmsg);
+
+/*
  * Value of a scanner option, or NULL when not given. Options, checked by the parser:
  *   serial: baud=50..4000000, parity=none|odd|even, bits=7|8, stop=1|2,
  *           flow=none|rtscts|xonxoff

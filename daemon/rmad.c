@@ -20,9 +20,11 @@
 #include <zmq.h>
 
 #include "daemon/bus.h"
+#include "core/build.h"
 #include "core/config.h"
 #include "daemon/control.h"
 #include "daemon/http.h"
+#include "daemon/notify.h"
 #include "core/log.h"
 #include "core/loop.h"
 #include "daemon/outbox.h"
@@ -36,8 +38,6 @@
 #include "labels/label.h"
 #include "proto/control.h"
 #include "proto/event.h"
-
-#define RMAD_VERSION "0.1"
 
 typedef struct rmad rmad_t;
 
@@ -74,6 +74,9 @@ struct rmad {
     rmad_station_t *stations;
     size_t n_stations;
     int64_t started_ms;
+    notify_t *notify;            /* the service manager: READY, STATUS, watchdog */
+    uint64_t decided;            /* receipts completed or refused since start (STATUS=) */
+    bool notify_failed;          /* an sd_notify failure was logged */
 };
 
 /*
@@ -205,6 +208,8 @@ static int apply_read(rmad_station_t *s, rmad_scanner_t *rs, const char *scanner
         return 0;
     }
     log_outcome(name, scanner_id, &out);
+    if (out.receipt == STATION_RECEIPT_COMPLETED || out.receipt == STATION_RECEIPT_REFUSED)
+        d->decided++;
     if (out.reprint_requested)
         log_info("station %s: reprint of receipt %lld's label", name, (long long)out.receipt_id);
     if (out.label_queued)
@@ -577,6 +582,60 @@ static void signal_cb(loop_t *loop, int signo, void *data)
     loop_stop(loop);
 }
 
+/* ---- the service manager -------------------------------------------------------- */
+
+/*
+ * systemctl status shows this line (STATUS=): stations, scanners up, open receipts
+ * and receipts decided since the start. Called on the notify timer, which is also
+ * where an sd_notify failure surfaces: logged once, the daemon serves on.
+ */
+static char *status_line(void *data)
+{
+    rmad_t *d = data;
+    int e = notify_take_error(d->notify);
+    if (e < 0 && !d->notify_failed) {
+        log_warning("service manager: %s (status and watchdog not sent)", strerror(-e));
+        d->notify_failed = true;
+    }
+    size_t up = 0, scanners = 0, open = 0;
+    for (size_t i = 0; i < d->n_stations; i++) {
+        rmad_station_t *s = &d->stations[i];
+        station_status_t st;
+        station_status(s->st, &st);
+        open += st.receipt_id > 0;
+        for (size_t k = 0; k < s->n_scanners; k++) {
+            rmad_scanner_t *rs = &s->scanners[k];
+            scanners++;
+            up += rs->scanner && (rs->cfg->kind == CONFIG_SCANNER_TCP ||
+                                  scanner_clients(rs->scanner) > 0);
+        }
+    }
+    char *line = NULL;
+    if (asprintf(&line, "%zu station%s, %zu of %zu scanners up, %zu receipt%s open, "
+                 "%llu decided since start", d->n_stations, d->n_stations == 1 ? "" : "s",
+                 up, scanners, open, open == 1 ? "" : "s", (unsigned long long)d->decided) < 0)
+        return NULL;
+    return line;
+}
+
+/* READY=1 now that everything is up; the watchdog timer starts with it. */
+static void notify_up(rmad_t *d)
+{
+    if (!(d->notify = notify_new(d->loop, status_line, d))) {
+        log_err("service manager: out of memory");
+        return;
+    }
+    int rc = notify_ready(d->notify);
+    if (rc < 0) {
+        log_warning("service manager: READY=1 not sent: %s", strerror(-rc));
+        d->notify_failed = true;
+    }
+    if (notify_watchdog_ms(d->notify))
+        log_info("watchdog: fed every %lld ms from the event loop (WatchdogSec %lld ms)",
+                 (long long)(notify_watchdog_ms(d->notify) / 2),
+                 (long long)notify_watchdog_ms(d->notify));
+}
+
 /* ---- start and stop ------------------------------------------------------------- */
 
 static void rmad_free(rmad_t *d)
@@ -592,6 +651,7 @@ static void rmad_free(rmad_t *d)
         station_destroy(&s->st);
     }
     free(d->stations);
+    notify_destroy(&d->notify);
     http_destroy(&d->http);
     web_api_destroy(&d->api);
     spool_destroy(&d->spool);
@@ -725,7 +785,7 @@ static int rmad_start(rmad_t *d)
         }
     }
     d->started_ms = loop_wall_ms();
-    json_t *f = json_pack("{s:s, s:I}", "version", RMAD_VERSION, "pid", (json_int_t)getpid());
+    json_t *f = json_pack("{s:s, s:I}", "version", build_version(), "pid", (json_int_t)getpid());
     rc = emit_event(d, "daemon.started", f, NULL);
     json_decref(f);
     if (rc < 0)
@@ -749,20 +809,24 @@ fail:
 
 static void usage(FILE *out)
 {
-    fputs("usage: rmad --config FILE        run the daemon\n"
-          "       rmad --check-config FILE  validate a config (and its policies), then exit\n"
-          "       rmad --default-config     run on the built-in default config (make run)\n"
-          "       rmad --print-default-config\n",
-          out);
+    fprintf(out,
+            "usage: rmad --config FILE        run the daemon\n"
+            "       rmad --check-config FILE  validate a config (and its policies), then exit\n"
+            "       rmad --default-config     run on the built-in default config (make run)\n"
+            "       rmad --print-default-config\n"
+            "       rmad --version | --help\n"
+            "\n"
+            "The installed config is %s (see rmad.conf(5)). Exit status: 0 stopped\n"
+            "cleanly (or the config is valid), 1 failed to start or run, 2 bad config or usage.\n"
+            "Signals: SIGTERM/SIGINT stop between two scans, SIGHUP reloads the policies.\n",
+            build_installed_config());
 }
 
-/* Load the config named on the command line, or the built-in one (base: cwd). */
+/* Load the config named on the command line, or the built-in one (base: the source tree). */
 static int load_config(const char *path, config_t **cfg)
 {
     char *err = NULL;
-    int rc = path ? config_load(path, cfg, &err)
-                  : config_parse(config_default_text(), strlen(config_default_text()),
-                                 "built-in default config", NULL, cfg, &err);
+    int rc = path ? config_load(path, cfg, &err) : config_load_default(cfg, &err);
     if (rc < 0) {
         fprintf(stderr, "rmad: %s\n", err ? err : strerror(-rc));
         free(err);
@@ -778,11 +842,12 @@ int main(int argc, char **argv)
         { "default-config", no_argument, NULL, 'd' },
         { "print-default-config", no_argument, NULL, 'p' },
         { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
     };
     const char *path = NULL;
     int mode = 0, c;
-    while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "c:hV", opts, NULL)) != -1) {
         switch (c) {
         case 'c':
         case 'k':
@@ -795,6 +860,9 @@ int main(int argc, char **argv)
             break;
         case 'h':
             usage(stdout);
+            return 0;
+        case 'V':
+            printf("rmad %s\n", build_version());
             return 0;
         default:
             usage(stderr);
@@ -845,11 +913,14 @@ int main(int argc, char **argv)
     rc = rmad_start(&d);
     if (rc == 0) {
         log_notice("rmad %s: %zu station%s, events on %s, replay on %s, control on %s",
-                   RMAD_VERSION, d.n_stations, d.n_stations == 1 ? "" : "s", d.cfg->pub,
+                   build_version(), d.n_stations, d.n_stations == 1 ? "" : "s", d.cfg->pub,
                    d.cfg->replay, d.cfg->control);
+        notify_up(&d);
         rc = loop_run(d.loop);
         if (rc < 0)
             log_err("event loop: %s", strerror(-rc));
+        if (d.notify)
+            (void)notify_stopping(d.notify, rc < 0 ? "event loop failed" : "stopping");
     }
     rmad_free(&d);
     return rc < 0 ? 1 : 0;
