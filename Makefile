@@ -72,9 +72,8 @@ ifneq ($(filter $(DEV_GOALS),$(MAKECMDGOALS)),)
 WERROR  ?= -Werror
 endif
 WERROR  ?=
-ALL_CFLAGS = -std=gnu11 -D_GNU_SOURCE -DCONFIG_WEB_ROOT='"$(WEB_ROOT)"' \
-             -DCONFIG_LOCAL_POLICY_DIR='"$(LOCAL_POLICY_DIR)"' $(WARN) $(CPPFLAGS) $(CFLAGS) \
-             $(SAN) -I. $(PKG_CFLAGS) -MMD -MP
+ALL_CFLAGS = -std=gnu11 -D_GNU_SOURCE -DCONFIG_WEB_ROOT='"$(WEB_ROOT)"' $(WARN) $(CPPFLAGS) \
+             $(CFLAGS) $(SAN) -I. $(PKG_CFLAGS) -MMD -MP
 ALL_LDFLAGS = $(LDFLAGS) $(SAN)
 LIBS     = $(PKG_LIBS) -lm
 

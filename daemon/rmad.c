@@ -134,33 +134,43 @@ static int emit_event(rmad_t *d, const char *topic, json_t *fields, const char *
 
 /*
  * Issue 10: one log line for every receipt opened, refused, cancelled (also by a
- * switch to another RMA) and completed, naming station, receipt and RMA.
+ * switch to another RMA) and completed, naming station, receipt and RMA; in the
+ * journal also as fields (STATION=, RECEIPT=, RMA=, SEQ= of the transaction's last
+ * event), so journalctl RECEIPT=12 finds a receipt's whole story.
  */
-static void log_outcome(const char *name, const char *scanner, const station_outcome_t *o)
+static void log_outcome(const char *name, const char *scanner, const station_outcome_t *o,
+                        uint64_t seq)
 {
     if (o->switched_from)
-        log_info("station %s: " RCPT_FMT " cancelled: switched to %s", name,
+        log_with(LOG_INFO, LOG_FIELDS(LOG_STATION(name), LOG_RECEIPT(o->switched_from),
+                                      LOG_RMA(o->switched_from_rma), LOG_SEQ(seq)),
+                 "station %s: " RCPT_FMT " cancelled: switched to %s", name,
                  RCPT_ARGS(o->switched_from, o->switched_from_rma), o->rma ? o->rma : "?");
+    const log_field_t *f = LOG_FIELDS(LOG_STATION(name), LOG_RECEIPT(o->receipt_id),
+                                      LOG_RMA(o->rma), LOG_SEQ(seq));
     switch (o->receipt) {
     case STATION_RECEIPT_OPENED:
-        log_info("station %s: " RCPT_FMT " opened", name, RCPT_ARGS(o->receipt_id, o->rma));
+        log_with(LOG_INFO, f, "station %s: " RCPT_FMT " opened", name,
+                 RCPT_ARGS(o->receipt_id, o->rma));
         break;
     case STATION_RECEIPT_REFUSED:
-        log_info("station %s: " RCPT_FMT " refused: %s", name, RCPT_ARGS(o->receipt_id, o->rma),
-                 o->reason ? o->reason : "?");
+        log_with(LOG_INFO, f, "station %s: " RCPT_FMT " refused: %s", name,
+                 RCPT_ARGS(o->receipt_id, o->rma), o->reason ? o->reason : "?");
         break;
     case STATION_RECEIPT_CANCELLED:
-        log_info("station %s: " RCPT_FMT " cancelled", name, RCPT_ARGS(o->receipt_id, o->rma));
+        log_with(LOG_INFO, f, "station %s: " RCPT_FMT " cancelled", name,
+                 RCPT_ARGS(o->receipt_id, o->rma));
         break;
     case STATION_RECEIPT_COMPLETED:
-        log_info("station %s: " RCPT_FMT " completed: %s", name, RCPT_ARGS(o->receipt_id, o->rma),
-                 o->disposition ? o->disposition : "?");
+        log_with(LOG_INFO, f, "station %s: " RCPT_FMT " completed: %s", name,
+                 RCPT_ARGS(o->receipt_id, o->rma), o->disposition ? o->disposition : "?");
         break;
     case STATION_RECEIPT_NONE:
         break;
     }
     if (o->scan == STATION_SCAN_REJECTED)
-        log_info("station %s: %s: scan rejected: %s", name, scanner, o->reason ? o->reason : "?");
+        log_with(LOG_INFO, f, "station %s: %s: scan rejected: %s", name, scanner,
+                 o->reason ? o->reason : "?");
 }
 
 /* The answer at the scanner that read it; a scanner without a way back has none. */
@@ -200,14 +210,19 @@ static int apply_read(rmad_station_t *s, rmad_scanner_t *rs, const char *scanner
                                             loop_wall_ms(), d->ob, &out);
     if (rc < 0)
         return rc;
+    uint64_t seq = 0;
+    size_t pending = outbox_pending(d->ob);
+    if (pending)
+        (void)outbox_pending_get(d->ob, pending - 1, NULL, NULL, &seq);
     publish_pending(d);
     if (rs)
         answer(rs, scanner_id, scan ? reply_word(&out) : SCANNER_REPLY_REJECT, out.reply);
     if (!scan) {
-        log_info("station %s: %s: input rejected: %s", name, scanner_id, reason);
+        log_with(LOG_INFO, LOG_FIELDS(LOG_STATION(name), LOG_SEQ(seq)),
+                 "station %s: %s: input rejected: %s", name, scanner_id, reason);
         return 0;
     }
-    log_outcome(name, scanner_id, &out);
+    log_outcome(name, scanner_id, &out, seq);
     if (out.receipt == STATION_RECEIPT_COMPLETED || out.receipt == STATION_RECEIPT_REFUSED)
         d->decided++;
     if (out.reprint_requested)
@@ -312,7 +327,8 @@ static void spool_cb(const spool_note_t *n, void *data)
     switch (n->kind) {
     case SPOOL_PRINTED:
         publish_pending(d);
-        log_info("station %s: receipt %lld: label printed on %s (CUPS job %d)", n->station,
+        log_with(LOG_INFO, LOG_FIELDS(LOG_STATION(n->station), LOG_RECEIPT(n->receipt)),
+                 "station %s: receipt %lld: label printed on %s (CUPS job %d)", n->station,
                  (long long)n->receipt, n->printer, n->cups_job);
         break;
     case SPOOL_FAILED:
@@ -559,7 +575,7 @@ static void reload_policies(rmad_t *d)
 {
     policyset_t *fresh = NULL;
     char *err = NULL;
-    int rc = policyset_load(d->cfg->policies, &fresh, &err);
+    int rc = policyset_load_dirs(d->cfg->policies, d->cfg->local_policies, &fresh, &err);
     if (rc < 0) {
         log_err("SIGHUP: policies not reloaded, keeping the current ones: %s",
                 err ? err : strerror(-rc));
@@ -745,7 +761,7 @@ static int rmad_start(rmad_t *d)
         log_err("database: %s", db_errmsg(d->db));
         return rc;
     }
-    if ((rc = policyset_load(d->cfg->policies, &d->policies, &err)) < 0)
+    if ((rc = policyset_load_dirs(d->cfg->policies, d->cfg->local_policies, &d->policies, &err)) < 0)
         goto fail;
     if (!(d->bus = bus_new(d->zctx, d->loop, d->db, d->cfg->pub, d->cfg->replay, &err))) {
         rc = -EIO;
@@ -885,7 +901,7 @@ int main(int argc, char **argv)
     if (mode == 'k') {
         policyset_t *ps = NULL;
         char *err = NULL;
-        rc = policyset_load(d.cfg->policies, &ps, &err);
+        rc = policyset_load_dirs(d.cfg->policies, d.cfg->local_policies, &ps, &err);
         if (rc < 0)
             fprintf(stderr, "rmad: %s\n", err ? err : strerror(-rc));
         free(err);
