@@ -144,6 +144,7 @@ def main():
     r = run([rmad, "--check-config", os.path.join(tmp, "live.conf")])
     check(r.returncode == 0, "rmad --check-config on the installed config: " + r.stderr)
 
+    check_doc_links()
     check_man(dest)
     check_udev(dest + udevdir + "/rules.d/70-rmad-scanners.rules")
     check_systemd(tmp, dest, unitdir, sysusersdir, tmpfilesdir)
@@ -165,6 +166,22 @@ def main():
         left += [os.path.join(root, f)[len(dest):] for f in files]
     check(left == ["/etc/rmad/rmad.conf"], "uninstall leaves only the edited config: %s" % left)
     shutil.rmtree(tmp)
+
+
+def check_doc_links():
+    """The README and docs cite only files of the repository (no spec/, seeds/, ../shared)."""
+    docs = ["README.md"] + [os.path.join(r, f) for r, _, fs in os.walk("docs") for f in fs
+                            if f.endswith(".md")]
+    for doc in docs:
+        text = read(doc)
+        for target in re.findall(r"\]\(([^)#\s]+)", text):
+            if re.match(r"[a-z]+://", target):
+                continue
+            path = os.path.normpath(os.path.join(os.path.dirname(doc), target))
+            check(os.path.exists(path), "%s links to %s, which is not in the repository"
+                  % (doc, target))
+        for bad in ("../shared", "/work/shared", "seeds/"):
+            check(bad not in text, "%s cites %s" % (doc, bad))
 
 
 def check_man(dest):
