@@ -12,8 +12,28 @@
 CC      ?= cc
 CFLAGS  ?= -O2 -g
 PREFIX  ?= /usr/local
+# Where `make install` puts things (DESTDIR is prepended to each). rmad is a system
+# service: its config lives in /etc whatever the PREFIX, the unit, sysusers, tmpfiles
+# and udev files where systemd and udev look (their pkg-config files say where).
+BINDIR  ?= $(PREFIX)/bin
+DATADIR ?= $(PREFIX)/share
+MANDIR  ?= $(DATADIR)/man
+SYSCONFDIR ?= /etc
+pkgvar   = $(shell pkg-config --variable=$(2) $(1) 2>/dev/null)
+UNITDIR     ?= $(or $(call pkgvar,systemd,systemdsystemunitdir),/lib/systemd/system)
+SYSUSERSDIR ?= $(or $(call pkgvar,systemd,sysusersdir),/usr/lib/sysusers.d)
+TMPFILESDIR ?= $(or $(call pkgvar,systemd,tmpfilesdir),/usr/lib/tmpfiles.d)
+UDEVDIR     ?= $(or $(call pkgvar,udev,udevdir),/lib/udev)
 # The installed pages; a config without web_root serves them from here.
 WEB_ROOT ?= $(PREFIX)/share/rmad/web
+# Shipped vendor policies, and the directory whose files replace same-named ones.
+POLICY_DIR       ?= $(DATADIR)/rmad/policies
+LOCAL_POLICY_DIR ?= $(SYSCONFDIR)/rmad/policies
+
+# One version: the VERSION file, and `git describe` when built from a checkout.
+VERSION  := $(shell cat VERSION)
+GIT_DESC := $(shell git describe --always --dirty 2>/dev/null)
+FULL_VERSION := $(VERSION)$(if $(GIT_DESC), (git $(GIT_DESC)))
 
 ifeq ($(SANITIZE),1)
 B       ?= build-asan
@@ -31,7 +51,7 @@ endif
 
 # libzint and libcups ship no pkg-config file: their headers are checked directly.
 PKGS     = yaml-0.1 jansson sqlite3 libzmq libusb-1.0 libserialport cairo fontconfig \
-           libmicrohttpd xkbcommon
+           libmicrohttpd xkbcommon libsystemd
 TEST_PKGS = umockdev-1.0
 PKG_OK  := $(shell pkg-config --exists $(PKGS) && \
                    printf '\043include <zint.h>\n\043include <cups/cups.h>\n' | \
@@ -43,9 +63,17 @@ TEST_CFLAGS := $(shell pkg-config --cflags $(TEST_PKGS) 2>/dev/null)
 TEST_LIBS   := $(shell pkg-config --libs $(TEST_PKGS) 2>/dev/null)
 endif
 
-WARN     = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+# -Werror in the project's own builds (make check, run, asan, valgrind, CI), never for
+# a packager's `make && make install` with another compiler's new warnings.
+WARN     = -Wall -Wextra $(WERROR) -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
            -Wformat=2 -Wvla
-ALL_CFLAGS = -std=gnu11 -D_GNU_SOURCE -DCONFIG_WEB_ROOT='"$(WEB_ROOT)"' $(WARN) $(CFLAGS) $(SAN) -I. $(PKG_CFLAGS) -MMD -MP
+DEV_GOALS = check test run asan valgrind reliability bench fuzz fuzz-targets
+ifneq ($(filter $(DEV_GOALS),$(MAKECMDGOALS)),)
+WERROR  ?= -Werror
+endif
+WERROR  ?=
+ALL_CFLAGS = -std=gnu11 -D_GNU_SOURCE -DCONFIG_WEB_ROOT='"$(WEB_ROOT)"' $(WARN) $(CPPFLAGS) \
+             $(CFLAGS) $(SAN) -I. $(PKG_CFLAGS) -MMD -MP
 ALL_LDFLAGS = $(LDFLAGS) $(SAN)
 LIBS     = $(PKG_LIBS) -lm
 
@@ -63,8 +91,8 @@ RMAD_OBJ = $(if $(wildcard daemon/rmad.c),$(B)/daemon/rmad.o)
 
 BINS     = $(B)/rmactl $(if $(RMAD_OBJ),$(B)/rmad)
 
-.PHONY: all deps check-deps run check test asan valgrind bench clean install fuzz fuzz-targets \
-        reliability
+.PHONY: all deps check-deps run check test asan valgrind bench clean install uninstall fuzz \
+        fuzz-targets reliability
 
 all: check-deps $(BINS)
 
@@ -75,9 +103,24 @@ ifneq ($(PKG_OK),yes)
 	@false
 endif
 
-$(B)/%.o: %.c
+# Objects are rebuilt when the flags change (make, then make check with -Werror), and
+# core/build.o when the version or the paths it records change: each stamp file is
+# rewritten only when what it records differs.
+BUILD_FACTS = -DBUILD_VERSION='"$(FULL_VERSION)"' -DBUILD_SOURCE_ROOT='"$(CURDIR)"' \
+              -DBUILD_INSTALLED_CONFIG='"$(SYSCONFDIR)/rmad/rmad.conf"'
+same  = $(and $(findstring $(1),$(2)),$(findstring $(2),$(1)))
+stamp = $(if $(call same,$(strip $(2)),$(file <$(1))),,\
+             $(shell mkdir -p $(dir $(1)))$(file >$(1),$(strip $(2))))
+$(call stamp,$(B)/cflags.stamp,$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS))
+$(call stamp,$(B)/build.stamp,$(BUILD_FACTS))
+
+$(B)/%.o: %.c $(B)/cflags.stamp
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(B)/cflags.stamp $(B)/build.stamp: ;
+$(B)/core/build.o: ALL_CFLAGS += $(BUILD_FACTS)
+$(B)/core/build.o: $(B)/build.stamp
 
 $(B)/librmad.a: $(LIB_OBJ)
 	@rm -f $@
@@ -97,7 +140,7 @@ $(B)/test_runner: $(TEST_OBJ) $(B)/librmad.a | $(B)/tiocm-shim.so
 
 # Preloaded by tests/test_serial.c so libserialport can open umockdev's pty-backed
 # ttys. Never sanitized: it is loaded ahead of the ASan runtime.
-$(B)/tiocm-shim.so: tests/shim/tiocm-shim.c
+$(B)/tiocm-shim.so: tests/shim/tiocm-shim.c $(B)/cflags.stamp
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -fPIC -shared -o $@ $< -ldl
 
@@ -108,11 +151,11 @@ deps:
 
 run: 
 	@scripts/deps.sh
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory WERROR=$(WERROR) all
 	scripts/run.sh $(B)
 
 check: deps
-	@$(MAKE) --no-print-directory test
+	@$(MAKE) --no-print-directory WERROR=$(WERROR) test
 
 test: all $(B)/test_runner
 	@scripts/check-layers.sh
@@ -165,14 +208,72 @@ reliability: deps all
 bench: all
 	scripts/bench.sh $(B)
 
-install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/rmad/policies
-	install -m 0755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
-	install -m 0644 policies/*.yaml $(DESTDIR)$(PREFIX)/share/rmad/policies/
-	install -d $(DESTDIR)$(WEB_ROOT)
+# ---- install ----------------------------------------------------------------------
+# make install [PREFIX=/usr] [DESTDIR=/tmp/pkg] [SYSCONFDIR=/etc] [UNITDIR=...]: the
+# programs, policies, web pages, man pages, the config (never overwritten: a changed
+# default goes next to it as rmad.conf.dist), the unit, sysusers, tmpfiles and udev
+# files. Into the live system (no DESTDIR, as root) it then creates the user, the
+# directories and reloads udev and systemd, where those tools run.
+LOCALSTATEDIR ?= /var
+RUNSTATEDIR   ?= /run
+SUBST = sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+            -e 's|@LOCALSTATEDIR@|$(LOCALSTATEDIR)|g' -e 's|@RUNSTATEDIR@|$(RUNSTATEDIR)|g' \
+            -e 's|@POLICY_DIR@|$(POLICY_DIR)|g' -e 's|@LOCAL_POLICY_DIR@|$(LOCAL_POLICY_DIR)|g' \
+            -e 's|@WEB_ROOT@|$(WEB_ROOT)|g' -e 's|@VERSION@|$(VERSION)|g'
+GENERATED = $(B)/dist/rmad.service $(B)/dist/rmad.tmpfiles $(B)/dist/rmad.conf
+MANPAGES  = man/rmad.8 man/rmactl.1 man/rmad.conf.5
+INSTALLED_CONF = $(DESTDIR)$(SYSCONFDIR)/rmad/rmad.conf
+
+$(call stamp,$(B)/dist.stamp,$(SUBST))
+$(B)/dist.stamp: ;
+$(B)/dist/rmad.service: systemd/rmad.service.in $(B)/dist.stamp
+$(B)/dist/rmad.tmpfiles: systemd/rmad.tmpfiles.in $(B)/dist.stamp
+$(B)/dist/rmad.conf: etc/rmad.conf.in $(B)/dist.stamp
+$(GENERATED):
+	@mkdir -p $(dir $@)
+	$(SUBST) $< > $@.tmp && mv $@.tmp $@
+
+install: all $(GENERATED)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(POLICY_DIR) $(DESTDIR)$(WEB_ROOT) \
+	    $(DESTDIR)$(SYSCONFDIR)/rmad $(DESTDIR)$(LOCAL_POLICY_DIR) $(DESTDIR)$(UNITDIR) \
+	    $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(TMPFILESDIR) $(DESTDIR)$(UDEVDIR)/rules.d \
+	    $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
+	install -m 0755 $(BINS) $(DESTDIR)$(BINDIR)/
+	install -m 0644 policies/*.yaml $(DESTDIR)$(POLICY_DIR)/
 	install -m 0644 web/*.html web/*.css web/*.js $(DESTDIR)$(WEB_ROOT)/
-	install -d $(DESTDIR)/lib/systemd/system
-	install -m 0644 systemd/rmad.service $(DESTDIR)/lib/systemd/system/
+	@if [ -e $(INSTALLED_CONF) ] && ! cmp -s $(B)/dist/rmad.conf $(INSTALLED_CONF); then \
+	    echo "install: $(INSTALLED_CONF) kept; the new default is $(INSTALLED_CONF).dist"; \
+	    install -m 0644 $(B)/dist/rmad.conf $(INSTALLED_CONF).dist; \
+	else \
+	    echo "install -m 0644 $(B)/dist/rmad.conf $(INSTALLED_CONF)"; \
+	    install -m 0644 $(B)/dist/rmad.conf $(INSTALLED_CONF); \
+	fi
+	install -m 0644 $(B)/dist/rmad.service $(DESTDIR)$(UNITDIR)/rmad.service
+	install -m 0644 systemd/rmad.sysusers $(DESTDIR)$(SYSUSERSDIR)/rmad.conf
+	install -m 0644 $(B)/dist/rmad.tmpfiles $(DESTDIR)$(TMPFILESDIR)/rmad.conf
+	install -m 0644 udev/70-rmad-scanners.rules $(DESTDIR)$(UDEVDIR)/rules.d/
+	install -m 0644 man/rmactl.1 $(DESTDIR)$(MANDIR)/man1/
+	install -m 0644 man/rmad.conf.5 $(DESTDIR)$(MANDIR)/man5/
+	install -m 0644 man/rmad.8 $(DESTDIR)$(MANDIR)/man8/
+ifeq ($(DESTDIR),)
+	@scripts/post-install.sh "$(SYSUSERSDIR)/rmad.conf" "$(TMPFILESDIR)/rmad.conf"
+endif
+
+# Everything install put there, but the config when it was edited (and the database,
+# which install never made): the data of a dock outlives its software.
+uninstall: $(B)/dist/rmad.conf
+	rm -f $(DESTDIR)$(BINDIR)/rmad $(DESTDIR)$(BINDIR)/rmactl
+	rm -f $(addprefix $(DESTDIR)$(POLICY_DIR)/,$(notdir $(wildcard policies/*.yaml)))
+	rm -f $(addprefix $(DESTDIR)$(WEB_ROOT)/,$(notdir $(wildcard web/*.html web/*.css web/*.js)))
+	-rmdir $(DESTDIR)$(POLICY_DIR) $(DESTDIR)$(WEB_ROOT) $(DESTDIR)$(DATADIR)/rmad 2>/dev/null
+	rm -f $(DESTDIR)$(UNITDIR)/rmad.service $(DESTDIR)$(SYSUSERSDIR)/rmad.conf \
+	    $(DESTDIR)$(TMPFILESDIR)/rmad.conf $(DESTDIR)$(UDEVDIR)/rules.d/70-rmad-scanners.rules \
+	    $(DESTDIR)$(MANDIR)/man1/rmactl.1 $(DESTDIR)$(MANDIR)/man5/rmad.conf.5 \
+	    $(DESTDIR)$(MANDIR)/man8/rmad.8 $(INSTALLED_CONF).dist
+	@if [ -e $(INSTALLED_CONF) ] && ! cmp -s $(B)/dist/rmad.conf $(INSTALLED_CONF); then \
+	    echo "uninstall: $(INSTALLED_CONF) was edited: kept"; \
+	else rm -f $(INSTALLED_CONF); fi
+	-rmdir $(DESTDIR)$(LOCAL_POLICY_DIR) $(DESTDIR)$(SYSCONFDIR)/rmad 2>/dev/null
 
 clean:
 	rm -rf build build-asan

@@ -6,6 +6,7 @@
  * whether anybody listens; otherwise the deadline does.
  */
 #include "cli/client.h"
+#include "core/build.h"
 #include "core/msgf.h"
 
 #include <errno.h>
@@ -32,7 +33,7 @@ const char *client_config_path(const char *opt)
     const char *env = getenv("RMAD_CONFIG");
     if (opt && *opt)
         return opt;
-    return env && *env ? env : CLIENT_DEFAULT_CONFIG;
+    return env && *env ? env : build_installed_config();
 }
 
 int client_load_config(const char *opt, config_t **cfg, char **errmsg)
@@ -40,10 +41,9 @@ int client_load_config(const char *opt, config_t **cfg, char **errmsg)
     *errmsg = NULL;
     const char *path = client_config_path(opt);
     /* Nothing named and nothing installed: the built-in config `make run` starts rmad
-     * on (rmad --default-config), relative to the current directory. */
-    if (strcmp(path, CLIENT_DEFAULT_CONFIG) == 0 && access(path, F_OK) < 0 && errno == ENOENT)
-        return config_parse(config_default_text(), strlen(config_default_text()),
-                            "built-in default config", NULL, cfg, errmsg);
+     * on (rmad --default-config), relative to the repository root it was built in. */
+    if (strcmp(path, build_installed_config()) == 0 && access(path, F_OK) < 0 && errno == ENOENT)
+        return config_load_default(cfg, errmsg);
     int rc = config_load(path, cfg, errmsg);
     if (rc < 0 && !*errmsg)
         *errmsg = msgf("%s: %s", client_config_path(opt), strerror(-rc));

@@ -429,7 +429,8 @@ static int render_accessories(sheet_paper_t paper, const char *vendor, const cha
         free(err);
         return EXIT_BADINPUT;
     }
-    int rc = sheet_acc_groups(policies ? policies : cfg->policies, vendor, model, &acc, &err);
+    int rc = sheet_acc_groups(policies ? policies : cfg->policies,
+                              policies ? NULL : cfg->local_policies, vendor, model, &acc, &err);
     config_destroy(&cfg);
     if (rc < 0) {
         cli_error("sheet: %s", err ? err : strerror(-rc));

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cli/rmactl.h"
+#include "core/build.h"
 
 void cli_error(const char *fmt, ...)
 {
@@ -85,9 +86,10 @@ static void usage(FILE *out)
         fprintf(out, "%s%s", COMMANDS[i].text,
                 i == 0 || i == 7 ? "\n" : "");
     fputs("\n"
-          "The daemon's sockets come from --config FILE, else $RMAD_CONFIG, else\n"
-          "/etc/rmad/rmad.conf, else the built-in default config (rmad --default-config).\n"
-          "Exit status: 0 done, 1 failed, 2 bad input or usage.\n",
+          "The daemon's sockets come from --config FILE, else $RMAD_CONFIG, else\n", out);
+    fprintf(out, "%s, else the built-in default config (rmad --default-config).\n",
+            build_installed_config());
+    fputs("Exit status: 0 done, 1 failed, 2 bad input or usage. rmactl --version: the version.\n",
           out);
 }
 
@@ -117,6 +119,10 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0) {
         usage(stdout);
+        return EXIT_OK;
+    }
+    if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0) {
+        printf("rmactl %s\n", build_version());
         return EXIT_OK;
     }
     /* A global --config FILE before the command: the commands read $RMAD_CONFIG. */

@@ -137,12 +137,12 @@ static int add_answers(build_t *b)
     return rc;
 }
 
-int sheet_acc_groups(const char *dir, const char *vendor, const char *model, sheet_acc_t *out,
-                     char **errmsg)
+int sheet_acc_groups(const char *dir, const char *local_dir, const char *vendor,
+                     const char *model, sheet_acc_t *out, char **errmsg)
 {
     policyset_t *ps = NULL;
     build_t b = { 0 };
-    int rc = policyset_load(dir, &ps, errmsg);
+    int rc = policyset_load_dirs(dir, local_dir, &ps, errmsg);
     if (rc < 0)
         return rc;
     const policy_t *only = vendor ? policyset_for_vendor(ps, vendor) : NULL;

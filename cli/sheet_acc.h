@@ -23,13 +23,13 @@ typedef struct {
 /*
  * The groups for vendor (NULL: every vendor) and model (NULL: every list of the
  * vendor; else the list the station would use for that model, or for a family of that
- * name), from the policies in dir. Each accessory gets its ACC-<NAME> barcode and,
+ * name), from the policies in dir (with local_dir's overrides, NULL: none). Each accessory gets its ACC-<NAME> barcode and,
  * when the policy gives one, its part number. Returns 0 and fills *out
  * (sheet_acc_free), or -ENOENT / -EINVAL / -ENOMEM with *errmsg a malloc'd line: no
  * policy for the vendor, nothing listed, a bad policies directory.
  */
-int sheet_acc_groups(const char *dir, const char *vendor, const char *model, sheet_acc_t *out,
-                     char **errmsg);
+int sheet_acc_groups(const char *dir, const char *local_dir, const char *vendor,
+                     const char *model, sheet_acc_t *out, char **errmsg);
 
 void sheet_acc_free(sheet_acc_t *a);
 

@@ -9,6 +9,7 @@
  * are reported here, with both lines.
  */
 #include "core/config.h"
+#include "core/build.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -67,6 +68,12 @@ const char *config_default_text(void)
     return default_text;
 }
 
+int config_load_default(config_t **out, char **errmsg)
+{
+    return config_parse(default_text, strlen(default_text), "built-in default config",
+                        build_source_root(), out, errmsg);
+}
+
 /* ---- the parsed result ---------------------------------------------------------- */
 
 static void scanner_clear(config_scanner_t *s)
@@ -100,6 +107,7 @@ void config_destroy(config_t **cfg_p)
     free(cfg->source);
     free(cfg->database);
     free(cfg->policies);
+    free(cfg->local_policies);
     free(cfg->pub);
     free(cfg->replay);
     free(cfg->control);
@@ -144,6 +152,7 @@ enum daemon_key {
     K_PRINT_RETRY_MS, K_PRINT_RETRY_MAX_MS, K_TIMEZONE,
     K_HTTP, K_HTTP_PASSWORD_FILE, K_WEB_ROOT,
     K_HEARTBEAT_MS,
+    K_LOCAL_POLICIES,
     K_COUNT
 };
 
@@ -167,6 +176,7 @@ static const struct {
     [K_HTTP_PASSWORD_FILE] = { "http_password_file", false },
     [K_WEB_ROOT] = { "web_root", false },
     [K_HEARTBEAT_MS] = { "heartbeat_ms", false },
+    [K_LOCAL_POLICIES] = { "local_policies", false },
 };
 
 enum station_key { SK_SCANNER, SK_PRINTER, SK_LABEL_FORMAT, SK_LABEL_SIZE, SK_LABEL_DPI, SK_COUNT };
@@ -715,6 +725,8 @@ static int set_daemon_key(struct parser *p, enum daemon_key k, const char *value
     }
     case K_HTTP:
         return set_http(p, value);
+    case K_LOCAL_POLICIES:
+        return (cfg->local_policies = resolve_path(p, value)) ? 0 : -ENOMEM;
     case K_HTTP_PASSWORD_FILE:
     case K_WEB_ROOT: {
         char *path = resolve_path(p, value);

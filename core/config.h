@@ -4,6 +4,7 @@
  *     [daemon]
  *     database = state/rmad.db        ; SQLite file
  *     policies = policies             ; directory of vendor policy files
+ *     local_policies = /etc/rmad/policies ; optional: files here replace same-named ones
  *     pub      = tcp://127.0.0.1:7781 ; live events (PUB)
  *     replay   = tcp://127.0.0.1:7782 ; replay (ROUTER)
  *     control  = ipc://state/rmad.ctl ; rmactl's socket (ROUTER)
@@ -107,6 +108,7 @@ typedef struct {
     /* [daemon], all absolute paths after resolution */
     char *database;         /* SQLite file */
     char *policies;         /* directory of vendor policies */
+    char *local_policies;   /* local overrides (policyset_load_dirs); NULL: none */
     char *pub;              /* ZeroMQ endpoints: tcp://HOST:PORT or ipc://PATH */
     char *replay;
     char *control;          /* ipc:// only */
@@ -174,6 +176,14 @@ void config_destroy(config_t **cfg_p);
  * Its relative paths are meant for base_dir = the repository root. Static text.
  */
 const char *config_default_text(void);
+
+/*
+ * The built-in default config, parsed with its relative paths resolved against the
+ * repository root rmad was built in (build_source_root()), so rmad --default-config
+ * and rmactl find the same database and control socket from any directory. Returns
+ * as config_parse.
+ */
+int config_load_default(config_t **out, char **errmsg);
 
 /*
  * Value of a scanner option, or NULL when not given. Options, checked by the parser:

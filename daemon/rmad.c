@@ -20,9 +20,11 @@
 #include <zmq.h>
 
 #include "daemon/bus.h"
+#include "core/build.h"
 #include "core/config.h"
 #include "daemon/control.h"
 #include "daemon/http.h"
+#include "daemon/notify.h"
 #include "core/log.h"
 #include "core/loop.h"
 #include "daemon/outbox.h"
@@ -36,8 +38,6 @@
 #include "labels/label.h"
 #include "proto/control.h"
 #include "proto/event.h"
-
-#define RMAD_VERSION "0.1"
 
 typedef struct rmad rmad_t;
 
@@ -74,6 +74,9 @@ struct rmad {
     rmad_station_t *stations;
     size_t n_stations;
     int64_t started_ms;
+    notify_t *notify;            /* the service manager: READY, STATUS, watchdog */
+    uint64_t decided;            /* receipts completed or refused since start (STATUS=) */
+    bool notify_failed;          /* an sd_notify failure was logged */
 };
 
 /*
@@ -131,33 +134,43 @@ static int emit_event(rmad_t *d, const char *topic, json_t *fields, const char *
 
 /*
  * Issue 10: one log line for every receipt opened, refused, cancelled (also by a
- * switch to another RMA) and completed, naming station, receipt and RMA.
+ * switch to another RMA) and completed, naming station, receipt and RMA; in the
+ * journal also as fields (STATION=, RECEIPT=, RMA=, SEQ= of the transaction's last
+ * event), so journalctl RECEIPT=12 finds a receipt's whole story.
  */
-static void log_outcome(const char *name, const char *scanner, const station_outcome_t *o)
+static void log_outcome(const char *name, const char *scanner, const station_outcome_t *o,
+                        uint64_t seq)
 {
     if (o->switched_from)
-        log_info("station %s: " RCPT_FMT " cancelled: switched to %s", name,
+        log_with(LOG_INFO, LOG_FIELDS(LOG_STATION(name), LOG_RECEIPT(o->switched_from),
+                                      LOG_RMA(o->switched_from_rma), LOG_SEQ(seq)),
+                 "station %s: " RCPT_FMT " cancelled: switched to %s", name,
                  RCPT_ARGS(o->switched_from, o->switched_from_rma), o->rma ? o->rma : "?");
+    const log_field_t *f = LOG_FIELDS(LOG_STATION(name), LOG_RECEIPT(o->receipt_id),
+                                      LOG_RMA(o->rma), LOG_SEQ(seq));
     switch (o->receipt) {
     case STATION_RECEIPT_OPENED:
-        log_info("station %s: " RCPT_FMT " opened", name, RCPT_ARGS(o->receipt_id, o->rma));
+        log_with(LOG_INFO, f, "station %s: " RCPT_FMT " opened", name,
+                 RCPT_ARGS(o->receipt_id, o->rma));
         break;
     case STATION_RECEIPT_REFUSED:
-        log_info("station %s: " RCPT_FMT " refused: %s", name, RCPT_ARGS(o->receipt_id, o->rma),
-                 o->reason ? o->reason : "?");
+        log_with(LOG_INFO, f, "station %s: " RCPT_FMT " refused: %s", name,
+                 RCPT_ARGS(o->receipt_id, o->rma), o->reason ? o->reason : "?");
         break;
     case STATION_RECEIPT_CANCELLED:
-        log_info("station %s: " RCPT_FMT " cancelled", name, RCPT_ARGS(o->receipt_id, o->rma));
+        log_with(LOG_INFO, f, "station %s: " RCPT_FMT " cancelled", name,
+                 RCPT_ARGS(o->receipt_id, o->rma));
         break;
     case STATION_RECEIPT_COMPLETED:
-        log_info("station %s: " RCPT_FMT " completed: %s", name, RCPT_ARGS(o->receipt_id, o->rma),
-                 o->disposition ? o->disposition : "?");
+        log_with(LOG_INFO, f, "station %s: " RCPT_FMT " completed: %s", name,
+                 RCPT_ARGS(o->receipt_id, o->rma), o->disposition ? o->disposition : "?");
         break;
     case STATION_RECEIPT_NONE:
         break;
     }
     if (o->scan == STATION_SCAN_REJECTED)
-        log_info("station %s: %s: scan rejected: %s", name, scanner, o->reason ? o->reason : "?");
+        log_with(LOG_INFO, f, "station %s: %s: scan rejected: %s", name, scanner,
+                 o->reason ? o->reason : "?");
 }
 
 /* The answer at the scanner that read it; a scanner without a way back has none. */
@@ -197,14 +210,21 @@ static int apply_read(rmad_station_t *s, rmad_scanner_t *rs, const char *scanner
                                             loop_wall_ms(), d->ob, &out);
     if (rc < 0)
         return rc;
+    uint64_t seq = 0;
+    size_t pending = outbox_pending(d->ob);
+    if (pending)
+        (void)outbox_pending_get(d->ob, pending - 1, NULL, NULL, &seq);
     publish_pending(d);
     if (rs)
         answer(rs, scanner_id, scan ? reply_word(&out) : SCANNER_REPLY_REJECT, out.reply);
     if (!scan) {
-        log_info("station %s: %s: input rejected: %s", name, scanner_id, reason);
+        log_with(LOG_INFO, LOG_FIELDS(LOG_STATION(name), LOG_SEQ(seq)),
+                 "station %s: %s: input rejected: %s", name, scanner_id, reason);
         return 0;
     }
-    log_outcome(name, scanner_id, &out);
+    log_outcome(name, scanner_id, &out, seq);
+    if (out.receipt == STATION_RECEIPT_COMPLETED || out.receipt == STATION_RECEIPT_REFUSED)
+        d->decided++;
     if (out.reprint_requested)
         log_info("station %s: reprint of receipt %lld's label", name, (long long)out.receipt_id);
     if (out.label_queued)
@@ -307,7 +327,8 @@ static void spool_cb(const spool_note_t *n, void *data)
     switch (n->kind) {
     case SPOOL_PRINTED:
         publish_pending(d);
-        log_info("station %s: receipt %lld: label printed on %s (CUPS job %d)", n->station,
+        log_with(LOG_INFO, LOG_FIELDS(LOG_STATION(n->station), LOG_RECEIPT(n->receipt)),
+                 "station %s: receipt %lld: label printed on %s (CUPS job %d)", n->station,
                  (long long)n->receipt, n->printer, n->cups_job);
         break;
     case SPOOL_FAILED:
@@ -554,7 +575,7 @@ static void reload_policies(rmad_t *d)
 {
     policyset_t *fresh = NULL;
     char *err = NULL;
-    int rc = policyset_load(d->cfg->policies, &fresh, &err);
+    int rc = policyset_load_dirs(d->cfg->policies, d->cfg->local_policies, &fresh, &err);
     if (rc < 0) {
         log_err("SIGHUP: policies not reloaded, keeping the current ones: %s",
                 err ? err : strerror(-rc));
@@ -577,6 +598,60 @@ static void signal_cb(loop_t *loop, int signo, void *data)
     loop_stop(loop);
 }
 
+/* ---- the service manager -------------------------------------------------------- */
+
+/*
+ * systemctl status shows this line (STATUS=): stations, scanners up, open receipts
+ * and receipts decided since the start. Called on the notify timer, which is also
+ * where an sd_notify failure surfaces: logged once, the daemon serves on.
+ */
+static char *status_line(void *data)
+{
+    rmad_t *d = data;
+    int e = notify_take_error(d->notify);
+    if (e < 0 && !d->notify_failed) {
+        log_warning("service manager: %s (status and watchdog not sent)", strerror(-e));
+        d->notify_failed = true;
+    }
+    size_t up = 0, scanners = 0, open = 0;
+    for (size_t i = 0; i < d->n_stations; i++) {
+        rmad_station_t *s = &d->stations[i];
+        station_status_t st;
+        station_status(s->st, &st);
+        open += st.receipt_id > 0;
+        for (size_t k = 0; k < s->n_scanners; k++) {
+            rmad_scanner_t *rs = &s->scanners[k];
+            scanners++;
+            up += rs->scanner && (rs->cfg->kind == CONFIG_SCANNER_TCP ||
+                                  scanner_clients(rs->scanner) > 0);
+        }
+    }
+    char *line = NULL;
+    if (asprintf(&line, "%zu station%s, %zu of %zu scanners up, %zu receipt%s open, "
+                 "%llu decided since start", d->n_stations, d->n_stations == 1 ? "" : "s",
+                 up, scanners, open, open == 1 ? "" : "s", (unsigned long long)d->decided) < 0)
+        return NULL;
+    return line;
+}
+
+/* READY=1 now that everything is up; the watchdog timer starts with it. */
+static void notify_up(rmad_t *d)
+{
+    if (!(d->notify = notify_new(d->loop, status_line, d))) {
+        log_err("service manager: out of memory");
+        return;
+    }
+    int rc = notify_ready(d->notify);
+    if (rc < 0) {
+        log_warning("service manager: READY=1 not sent: %s", strerror(-rc));
+        d->notify_failed = true;
+    }
+    if (notify_watchdog_ms(d->notify))
+        log_info("watchdog: fed every %lld ms from the event loop (WatchdogSec %lld ms)",
+                 (long long)(notify_watchdog_ms(d->notify) / 2),
+                 (long long)notify_watchdog_ms(d->notify));
+}
+
 /* ---- start and stop ------------------------------------------------------------- */
 
 static void rmad_free(rmad_t *d)
@@ -592,6 +667,7 @@ static void rmad_free(rmad_t *d)
         station_destroy(&s->st);
     }
     free(d->stations);
+    notify_destroy(&d->notify);
     http_destroy(&d->http);
     web_api_destroy(&d->api);
     spool_destroy(&d->spool);
@@ -685,7 +761,7 @@ static int rmad_start(rmad_t *d)
         log_err("database: %s", db_errmsg(d->db));
         return rc;
     }
-    if ((rc = policyset_load(d->cfg->policies, &d->policies, &err)) < 0)
+    if ((rc = policyset_load_dirs(d->cfg->policies, d->cfg->local_policies, &d->policies, &err)) < 0)
         goto fail;
     if (!(d->bus = bus_new(d->zctx, d->loop, d->db, d->cfg->pub, d->cfg->replay, &err))) {
         rc = -EIO;
@@ -725,7 +801,7 @@ static int rmad_start(rmad_t *d)
         }
     }
     d->started_ms = loop_wall_ms();
-    json_t *f = json_pack("{s:s, s:I}", "version", RMAD_VERSION, "pid", (json_int_t)getpid());
+    json_t *f = json_pack("{s:s, s:I}", "version", build_version(), "pid", (json_int_t)getpid());
     rc = emit_event(d, "daemon.started", f, NULL);
     json_decref(f);
     if (rc < 0)
@@ -749,20 +825,24 @@ fail:
 
 static void usage(FILE *out)
 {
-    fputs("usage: rmad --config FILE        run the daemon\n"
-          "       rmad --check-config FILE  validate a config (and its policies), then exit\n"
-          "       rmad --default-config     run on the built-in default config (make run)\n"
-          "       rmad --print-default-config\n",
-          out);
+    fprintf(out,
+            "usage: rmad --config FILE        run the daemon\n"
+            "       rmad --check-config FILE  validate a config (and its policies), then exit\n"
+            "       rmad --default-config     run on the built-in default config (make run)\n"
+            "       rmad --print-default-config\n"
+            "       rmad --version | --help\n"
+            "\n"
+            "The installed config is %s (see rmad.conf(5)). Exit status: 0 stopped\n"
+            "cleanly (or the config is valid), 1 failed to start or run, 2 bad config or usage.\n"
+            "Signals: SIGTERM/SIGINT stop between two scans, SIGHUP reloads the policies.\n",
+            build_installed_config());
 }
 
-/* Load the config named on the command line, or the built-in one (base: cwd). */
+/* Load the config named on the command line, or the built-in one (base: the source tree). */
 static int load_config(const char *path, config_t **cfg)
 {
     char *err = NULL;
-    int rc = path ? config_load(path, cfg, &err)
-                  : config_parse(config_default_text(), strlen(config_default_text()),
-                                 "built-in default config", NULL, cfg, &err);
+    int rc = path ? config_load(path, cfg, &err) : config_load_default(cfg, &err);
     if (rc < 0) {
         fprintf(stderr, "rmad: %s\n", err ? err : strerror(-rc));
         free(err);
@@ -778,11 +858,12 @@ int main(int argc, char **argv)
         { "default-config", no_argument, NULL, 'd' },
         { "print-default-config", no_argument, NULL, 'p' },
         { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
     };
     const char *path = NULL;
     int mode = 0, c;
-    while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "c:hV", opts, NULL)) != -1) {
         switch (c) {
         case 'c':
         case 'k':
@@ -795,6 +876,9 @@ int main(int argc, char **argv)
             break;
         case 'h':
             usage(stdout);
+            return 0;
+        case 'V':
+            printf("rmad %s\n", build_version());
             return 0;
         default:
             usage(stderr);
@@ -817,7 +901,7 @@ int main(int argc, char **argv)
     if (mode == 'k') {
         policyset_t *ps = NULL;
         char *err = NULL;
-        rc = policyset_load(d.cfg->policies, &ps, &err);
+        rc = policyset_load_dirs(d.cfg->policies, d.cfg->local_policies, &ps, &err);
         if (rc < 0)
             fprintf(stderr, "rmad: %s\n", err ? err : strerror(-rc));
         free(err);
@@ -845,11 +929,14 @@ int main(int argc, char **argv)
     rc = rmad_start(&d);
     if (rc == 0) {
         log_notice("rmad %s: %zu station%s, events on %s, replay on %s, control on %s",
-                   RMAD_VERSION, d.n_stations, d.n_stations == 1 ? "" : "s", d.cfg->pub,
+                   build_version(), d.n_stations, d.n_stations == 1 ? "" : "s", d.cfg->pub,
                    d.cfg->replay, d.cfg->control);
+        notify_up(&d);
         rc = loop_run(d.loop);
         if (rc < 0)
             log_err("event loop: %s", strerror(-rc));
+        if (d.notify)
+            (void)notify_stopping(d.notify, rc < 0 ? "event loop failed" : "stopping");
     }
     rmad_free(&d);
     return rc < 0 ? 1 : 0;

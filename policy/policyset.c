@@ -76,10 +76,19 @@ static void free_names(char **names, size_t n)
     free(names);
 }
 
-/* Paths of the policy files of dir, sorted; returns 0 or an error with *errmsg. */
-static int list_files(const char *dir, char ***out, size_t *nout, char **errmsg)
+/*
+ * Paths of the policy files of dir, sorted; returns 0 or an error with *errmsg. An
+ * empty (or, with may_be_absent, missing) directory gives none when may_be_absent.
+ */
+static int list_files(const char *dir, bool may_be_absent, char ***out, size_t *nout,
+                      char **errmsg)
 {
     DIR *d = opendir(dir);
+    if (!d && may_be_absent && errno == ENOENT) {
+        *out = NULL;
+        *nout = 0;
+        return 0;
+    }
     if (!d) {
         int e = errno;
         return msg(errmsg, -e, "%s: %s", dir, strerror(e));
@@ -130,27 +139,87 @@ static int list_files(const char *dir, char ***out, size_t *nout, char **errmsg)
         r = msg(errmsg, -e, "%s: %s", dir, strerror(e));
     }
     closedir(d);
-    if (r == 0 && n == 0)
+    if (r == 0 && n == 0 && !may_be_absent)
         r = msg(errmsg, -ENOENT, "%s: no *.yaml policy files", dir);
     if (r < 0) {
         free_names(names, n);
         return r;
     }
-    qsort(names, n, sizeof(*names), cmp_names);
+    if (n > 1)
+        qsort(names, n, sizeof(*names), cmp_names);
     *out = names;
     *nout = n;
     return 0;
 }
 
+static const char *base_name(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    return slash ? slash + 1 : path;
+}
+
+static int cmp_base_names(const void *a, const void *b)
+{
+    return strcmp(base_name(*(char *const *)a), base_name(*(char *const *)b));
+}
+
+/*
+ * The shipped files with the local ones laid over them: a local file replaces the
+ * shipped file of the same name, a new name is added; sorted by file name. Takes
+ * both lists (freed or moved into *out). O((n + m) log(n + m)).
+ */
+static int overlay(char **shipped, size_t n, char **local, size_t m, char ***out,
+                   size_t *nout)
+{
+    char **all = realloc(shipped, (n + m ? n + m : 1) * sizeof(*all));
+    if (!all) {
+        free_names(shipped, n);
+        free_names(local, m);
+        return -ENOMEM;
+    }
+    size_t k = n;
+    for (size_t j = 0; j < m; j++) {
+        size_t i = 0;
+        while (i < n && strcmp(base_name(all[i]), base_name(local[j])) != 0)
+            i++;
+        if (i < n) {
+            free(all[i]);
+            all[i] = local[j];
+        } else {
+            all[k++] = local[j];
+        }
+    }
+    free(local);
+    if (k > 1)
+        qsort(all, k, sizeof(*all), cmp_base_names);
+    *out = all;
+    *nout = k;
+    return 0;
+}
+
 int policyset_load(const char *dir, policyset_t **out, char **errmsg)
 {
-    char **paths = NULL;
-    size_t n = 0;
+    return policyset_load_dirs(dir, NULL, out, errmsg);
+}
+
+int policyset_load_dirs(const char *dir, const char *local_dir, policyset_t **out,
+                        char **errmsg)
+{
+    char **paths = NULL, **local = NULL;
+    size_t n = 0, m = 0;
     int r;
 
     *errmsg = NULL;
-    if ((r = list_files(dir, &paths, &n, errmsg)) < 0)
+    if ((r = list_files(dir, false, &paths, &n, errmsg)) < 0)
         return r;
+    if (local_dir) {
+        if ((r = list_files(local_dir, true, &local, &m, errmsg)) < 0) {
+            free_names(paths, n);
+            return r;
+        }
+        if ((r = overlay(paths, n, local, m, &paths, &n)) < 0)
+            return r;
+    }
     policyset_t *set = calloc(1, sizeof(*set));
     if (!set || !(set->p = calloc(n, sizeof(*set->p)))) {
         free(set);

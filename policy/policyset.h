@@ -34,6 +34,16 @@ typedef struct policyset policyset_t;
  */
 int policyset_load(const char *dir, policyset_t **out, char **errmsg);
 
+/*
+ * The same, for shipped policies in dir with local overrides in local_dir
+ * (/usr/share/rmad/policies and /etc/rmad/policies): a file of local_dir replaces the
+ * file of dir with the same name, one with a new name adds a policy. local_dir may be
+ * empty or absent (no overrides) and NULL (policyset_load). The set is then checked
+ * as one directory's would be; messages name the file actually read.
+ */
+int policyset_load_dirs(const char *dir, const char *local_dir, policyset_t **out,
+                        char **errmsg);
+
 /* Free the set and its policies. NULL is fine; clears *set. */
 void policyset_destroy(policyset_t **set);
 

@@ -11,10 +11,12 @@ set -eu
 
 BUILD_PKGS="build-essential pkg-config libyaml-dev libjansson-dev libsqlite3-dev
 libzmq3-dev libusb-1.0-0-dev libserialport-dev libcups2-dev libcairo2-dev libzint-dev
-libfontconfig-dev fonts-dejavu-core libmicrohttpd-dev libxkbcommon-dev xkb-data"
+libfontconfig-dev fonts-dejavu-core libmicrohttpd-dev libxkbcommon-dev xkb-data
+libsystemd-dev"
 CHECK_PKGS="libcunit1-dev sqlite3 python3 python3-zmq netcat-openbsd umockdev
 libumockdev-dev cups cups-daemon cups-client cups-bsd libcups2 zbar-tools dmtx-utils
-poppler-utils valgrind chromium chromium-driver python3-selenium"
+poppler-utils valgrind chromium chromium-driver python3-selenium
+systemd man-db groff-base"
 
 # make fuzz: clang with its libFuzzer and sanitizer runtimes.
 FUZZ_PKGS="clang libclang-rt-dev"

@@ -28,7 +28,8 @@
     X(http)            \
     X(labels)          \
     X(printer)         \
-    X(daemon_e2e)
+    X(daemon_e2e)      \
+    X(install)
 
 #define RMAD_DECLARE_SUITE(name) int suite_##name(void);
 RMAD_SUITES(RMAD_DECLARE_SUITE)

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "core/config.h"
+#include "core/build.h"
 #include "labels/label.h"
 #include "tests/helpers.h"
 #include "tests/suites.h"
@@ -655,6 +656,50 @@ static void test_http_keys(void)
     config_destroy(&cfg);
 }
 
+/*
+ * The built-in default config resolves against the tree rmad was built in, not the
+ * current directory: rmad --default-config started by make run and an rmactl typed
+ * elsewhere name the same database and control socket.
+ */
+static void test_default_from_anywhere(void)
+{
+    char *here = getcwd(NULL, 0), *err = NULL, want[4096];
+    config_t *a = NULL, *b = NULL;
+    CU_ASSERT_PTR_NOT_NULL_FATAL(here);
+    CU_ASSERT_EQUAL_FATAL(config_load_default(&a, &err), 0);
+    CU_ASSERT_EQUAL_FATAL(chdir("/tmp"), 0);
+    CU_ASSERT_EQUAL_FATAL(config_load_default(&b, &err), 0);
+    CU_ASSERT_EQUAL(chdir(here), 0);
+    snprintf(want, sizeof(want), "%s/state/rmad.db", build_source_root());
+    CU_ASSERT_STRING_EQUAL(a->database, want);
+    CU_ASSERT_STRING_EQUAL(b->database, want);
+    CU_ASSERT_STRING_EQUAL(a->control, b->control);
+    snprintf(want, sizeof(want), "ipc://%s/state/rmad.ctl", build_source_root());
+    CU_ASSERT_STRING_EQUAL(b->control, want);
+    CU_ASSERT(build_source_root()[0] == '/');
+    config_destroy(&a);
+    config_destroy(&b);
+    free(here);
+}
+
+static void test_local_policies(void)
+{
+    const char *text = "[daemon]\ndatabase = d.db\npolicies = p\nlocal_policies = local\n"
+                       "pub = tcp://127.0.0.1:1\nreplay = tcp://127.0.0.1:2\n"
+                       "control = ipc://c\n[station s]\nscanner = tcp:127.0.0.1:3\n";
+    config_t *cfg = NULL;
+    char *err = NULL;
+    CU_ASSERT_EQUAL_FATAL(config_parse(text, strlen(text), "t.conf", "/etc/rmad", &cfg, &err), 0);
+    CU_ASSERT_STRING_EQUAL(cfg->local_policies, "/etc/rmad/local");
+    config_destroy(&cfg);
+    const char *plain = "[daemon]\ndatabase = d.db\npolicies = p\n"
+                        "pub = tcp://127.0.0.1:1\nreplay = tcp://127.0.0.1:2\n"
+                        "control = ipc://c\n[station s]\nscanner = tcp:127.0.0.1:3\n";
+    CU_ASSERT_EQUAL_FATAL(config_parse(plain, strlen(plain), "t.conf", "/x", &cfg, &err), 0);
+    CU_ASSERT_PTR_NULL(cfg->local_policies);
+    config_destroy(&cfg);
+}
+
 int suite_config(void)
 {
     CU_pSuite s = CU_add_suite("config", NULL, NULL);
@@ -669,7 +714,10 @@ int suite_config(void)
         !CU_add_test(s, "bad scanner specs", test_scanner_values) ||
         !CU_add_test(s, "colliding binds", test_conflicts) ||
         !CU_add_test(s, "http, http_password_file, web_root", test_http_keys) ||
-        !CU_add_test(s, "load: relative paths, errors", test_load_relative))
+        !CU_add_test(s, "load: relative paths, errors", test_load_relative) ||
+        !CU_add_test(s, "built-in default: paths from the source tree, any cwd",
+                     test_default_from_anywhere) ||
+        !CU_add_test(s, "local_policies", test_local_policies))
         return -1;
     return 0;
 }

@@ -4,9 +4,15 @@
  * file for each test and read back.
  */
 #include <CUnit/CUnit.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "core/log.h"
@@ -78,11 +84,96 @@ static void test_same_text_other_priority(void)
     free(out);
 }
 
+/*
+ * The journal path, against a real datagram socket at the journal's address: a child
+ * in its own mount namespace puts a tmpfs over /run (the host's journal, if any, is
+ * never touched), listens on /run/systemd/journal/socket, points JOURNAL_STREAM at its
+ * stderr, logs one line with fields and checks what libsystemd sent. Where namespaces
+ * are not allowed (not root), it says so and checks nothing.
+ */
+static int journal_child(void)
+{
+    if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+        mount("tmpfs", "/run", "tmpfs", 0, "mode=0755") < 0)
+        return 77;
+    if (mkdir("/run/systemd", 0755) < 0 || mkdir("/run/systemd/journal", 0755) < 0)
+        return 10;
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    strcpy(sa.sun_path, "/run/systemd/journal/socket");
+    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+        return 11;
+    struct stat st;
+    char env[64];
+    if (fstat(STDERR_FILENO, &st) < 0)
+        return 12;
+    snprintf(env, sizeof(env), "%llu:%llu", (unsigned long long)st.st_dev,
+             (unsigned long long)st.st_ino);
+    setenv("JOURNAL_STREAM", env, 1);
+    log_set_journal(-1);
+    if (!log_to_journal())
+        return 13;
+    log_with(LOG_WARNING, LOG_FIELDS(LOG_STATION("dock1"), LOG_RECEIPT(12), LOG_RMA(NULL),
+                                     LOG_SEQ(345)),
+             "station %s: receipt %d completed", "dock1", 12);
+    char buf[4096];
+    ssize_t n = recv(fd, buf, sizeof(buf) - 1, MSG_DONTWAIT);
+    if (n <= 0)
+        return 14;
+    buf[n] = '\0';
+    if (!strstr(buf, "MESSAGE=station dock1: receipt 12 completed\n") ||
+        !strstr(buf, "PRIORITY=4\n") || !strstr(buf, "STATION=dock1\n") ||
+        !strstr(buf, "RECEIPT=12\n") || !strstr(buf, "SEQ=345\n") || strstr(buf, "RMA=") ||
+        !strstr(buf, "SYSLOG_IDENTIFIER="))
+        return 15;
+    /* A stderr that is not the journal's stream (redirected): plain lines again. */
+    setenv("JOURNAL_STREAM", "1:1", 1);
+    log_set_journal(-1);
+    return log_to_journal() ? 16 : 0;
+}
+
+static void test_journal_fields(void)
+{
+    fflush(stderr);
+    pid_t pid = fork();
+    CU_ASSERT_FATAL(pid >= 0);
+    if (pid == 0)
+        _exit(journal_child());
+    int status = 0;
+    CU_ASSERT_EQUAL_FATAL(waitpid(pid, &status, 0), pid);
+    CU_ASSERT_FATAL(WIFEXITED(status));
+    if (WEXITSTATUS(status) == 77) {
+        fprintf(stderr, "\n  skipped: no mount namespace here (not root?): "
+                        "the journal path is not checked\n");
+        return;
+    }
+    CU_ASSERT_EQUAL(WEXITSTATUS(status), 0);
+    if (WEXITSTATUS(status))
+        fprintf(stderr, "\n  journal child failed at step %d\n", WEXITSTATUS(status));
+}
+
+/* Without JOURNAL_STREAM, fields change nothing on stderr. */
+static void test_fields_on_stderr(void)
+{
+    (void)unsetenv("JOURNAL_STREAM");
+    log_set_journal(-1);
+    capture_start();
+    log_with(LOG_NOTICE, LOG_FIELDS(LOG_STATION("dock2"), LOG_RECEIPT(0)), "plain %d", 1);
+    log_flush();
+    char *out = capture_end();
+    CU_ASSERT_STRING_EQUAL(out, "<5>plain 1\n");
+    free(out);
+    CU_ASSERT_EQUAL(log_to_journal(), 0);
+}
+
 int suite_log(void)
 {
     CU_pSuite s = CU_add_suite("log", NULL, NULL);
     if (!s || !CU_add_test(s, "identical lines folded into a count", test_repeats_folded) ||
-        !CU_add_test(s, "another priority is another line", test_same_text_other_priority))
+        !CU_add_test(s, "another priority is another line", test_same_text_other_priority) ||
+        !CU_add_test(s, "journal: native protocol with STATION/RECEIPT/SEQ fields",
+                     test_journal_fields) ||
+        !CU_add_test(s, "fields are not shown on stderr", test_fields_on_stderr))
         return -1;
     return 0;
 }

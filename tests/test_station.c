@@ -1373,6 +1373,69 @@ static void test_policyset(void)
     free(dir);
 }
 
+/*
+ * Shipped policies with local overrides (/usr/share/rmad/policies and
+ * /etc/rmad/policies): same name replaces, a new name adds, an empty or missing local
+ * directory changes nothing, a broken local file is named.
+ */
+/* acme_policy under another vendor name, written to path. */
+static int write_vendor_policy(const char *path, const char *vendor)
+{
+    char text[2048];
+    snprintf(text, sizeof(text), "vendor: %s\n%s", vendor, acme_policy + strlen("vendor: Acme\n"));
+    return th_write_file(path, text);
+}
+
+static void test_policyset_overrides(void)
+{
+    char shipped[4200], local[4200], path[4300];
+    policyset_t *ps = NULL;
+    char *err = NULL;
+    snprintf(shipped, sizeof(shipped), "%s/ship", tmpdir);
+    snprintf(local, sizeof(local), "%s/local", tmpdir);
+    CU_ASSERT_EQUAL_FATAL(mkdir(shipped, 0700), 0);
+    snprintf(path, sizeof(path), "%s/acme.yaml", shipped);
+    CU_ASSERT_EQUAL(th_write_file(path, acme_policy), 0);
+    snprintf(path, sizeof(path), "%s/beta.yaml", shipped);
+    CU_ASSERT_EQUAL(write_vendor_policy(path, "Beta"), 0);
+
+    CU_ASSERT_EQUAL_FATAL(policyset_load_dirs(shipped, local, &ps, &err), 0);  /* missing */
+    CU_ASSERT_EQUAL(policyset_count(ps), 2);
+    policyset_destroy(&ps);
+    CU_ASSERT_EQUAL_FATAL(mkdir(local, 0700), 0);
+    CU_ASSERT_EQUAL_FATAL(policyset_load_dirs(shipped, local, &ps, &err), 0);  /* empty */
+    CU_ASSERT_EQUAL(policyset_count(ps), 2);
+    policyset_destroy(&ps);
+
+    snprintf(path, sizeof(path), "%s/beta.yaml", local);
+    CU_ASSERT_EQUAL(write_vendor_policy(path, "Beta Local"), 0);
+    snprintf(path, sizeof(path), "%s/gamma.yaml", local);
+    CU_ASSERT_EQUAL(write_vendor_policy(path, "Gamma"), 0);
+    CU_ASSERT_EQUAL_FATAL(policyset_load_dirs(shipped, local, &ps, &err), 0);
+    CU_ASSERT_EQUAL(policyset_count(ps), 3);
+    CU_ASSERT_PTR_NULL(policyset_for_vendor(ps, "Beta"));
+    CU_ASSERT_PTR_NOT_NULL(policyset_for_vendor(ps, "Beta Local"));
+    CU_ASSERT_PTR_NOT_NULL(policyset_for_vendor(ps, "Gamma"));
+    CU_ASSERT_PTR_NOT_NULL(policyset_for_vendor(ps, "Acme"));
+    /* In file-name order across both directories, each read from where it is. */
+    snprintf(path, sizeof(path), "%s/beta.yaml", local);
+    ASSERT_STR(policy_file(policyset_get(ps, 1)), path);
+    snprintf(path, sizeof(path), "%s/acme.yaml", shipped);
+    ASSERT_STR(policy_file(policyset_get(ps, 0)), path);
+    policyset_destroy(&ps);
+
+    snprintf(path, sizeof(path), "%s/gamma.yaml", local);
+    CU_ASSERT_EQUAL(th_write_file(path, "vendor: Gamma\nbogus: [\n"), 0);
+    CU_ASSERT(policyset_load_dirs(shipped, local, &ps, &err) < 0);
+    ASSERT_CONTAINS(err, path);
+    free(err);
+    err = NULL;
+    /* A local file claiming a shipped vendor under another name: refused, not chosen. */
+    CU_ASSERT_EQUAL(th_write_file(path, acme_policy), 0);
+    CU_ASSERT_EQUAL(policyset_load_dirs(shipped, local, &ps, &err), -EEXIST);
+    free(err);
+}
+
 /* ------------------------------------------------------------ RMA lines ------- */
 
 static size_t count_events(fx_t *f, const char *topic)
@@ -1556,7 +1619,8 @@ int suite_station(void)
         !CU_add_test(s, "reads the driver rejected are stored", test_driver_rejected) ||
         !CU_add_test(s, "a failed transaction changes nothing", test_failure_rolls_back) ||
         !CU_add_test(s, "misuse is refused", test_misuse) ||
-        !CU_add_test(s, "policies directory as a set", test_policyset))
+        !CU_add_test(s, "policies directory as a set", test_policyset) ||
+        !CU_add_test(s, "local policies override shipped ones", test_policyset_overrides))
         return -1;
     return 0;
 }
