@@ -330,6 +330,8 @@ typedef struct {
     char *checklist;             /* row's checklist JSON */
     char *serial;                /* row's serial */
     char *result;                /* completed: policy result JSON */
+    char *policy_sha256;         /* completed: the deciding policy file's hash ... */
+    char *policy_version;        /* ... and version (NULL: none, or no policy) */
     const char *disposition;     /* completed: static name */
     const char *row_reason;      /* row's reason (refused, cancelled) */
     char *mark_received;         /* RMA number to mark received */
@@ -363,6 +365,8 @@ static void plan_free(plan_t *pl)
     free(pl->checklist);
     free(pl->serial);
     free(pl->result);
+    free(pl->policy_sha256);
+    free(pl->policy_version);
     free(pl->mark_received);
     json_decref(pl->fields);
     json_decref(pl->received_fields);
@@ -848,6 +852,9 @@ static int plan_done(station_t *st, plan_t *pl)
     }
     if (has_rma)
         pol = policy_of(st, rma.vendor);
+    /* The decision's date is the site's ([daemon] timezone, else the system's zone):
+     * read once, so the case and the event's decided_on agree across midnight. */
+    caldate_t today = caldate_today();
 
     /*
      * Issue 10: a default the worker did not confirm never decides the receipt. Each
@@ -890,7 +897,7 @@ static int plan_done(station_t *st, plan_t *pl)
             *unit_rma = rma;
             units_case_expected(&rma, &unit, c.serial ? c.serial : "", unit_rma->expected_serial,
                                 sizeof(unit_rma->expected_serial));
-            cs = checklist_case(unit_rma, &c, missing, n_missing, caldate_today());
+            cs = checklist_case(unit_rma, &c, missing, n_missing, today);
             free(unit_rma);
         }
         if (!cs) {
@@ -930,6 +937,15 @@ static int plan_done(station_t *st, plan_t *pl)
     pl->checklist = checklist_dump(final);
     json_decref(final);
     pl->result = checklist_dump(result);
+    /* Issue 13: the receipt names the policy as it was (hash and version). */
+    json_t *pj = json_object_get(result, "policy");
+    const char *psha = json_string_value(json_object_get(pj, "sha256"));
+    const char *pver = json_string_value(json_object_get(pj, "version"));
+    if ((psha && !(pl->policy_sha256 = strdup(psha))) ||
+        (pver && !(pl->policy_version = strdup(pver)))) {
+        r = -ENOMEM;
+        goto out;
+    }
     /* The last authorised unit makes the RMA received (issue 11). */
     int received = has_rma ? rma.received + (counts ? 1 : 0) : 0;
     bool last = has_rma && counts && received >= rma.authorised;
@@ -949,7 +965,11 @@ static int plan_done(station_t *st, plan_t *pl)
     pl->topic = "inspection.completed";
     pl->fields = station_ev_completed(st->open_rma, has_rma ? &rma : NULL, received, c.serial,
                                       c.serial_match, &c, missing, n_missing);
-    if (!pl->fields || json_object_update(pl->fields, result) < 0) {
+    char day[CALDATE_STRLEN];
+    caldate_format(today, day);
+    if (!pl->fields || json_object_update(pl->fields, result) < 0 ||
+        json_object_set_new(pl->fields, "decided_on", json_string(day)) < 0 ||
+        json_object_set_new(pl->fields, "timezone", json_string(caldate_zone_name())) < 0) {
         r = -ENOMEM;
         goto out;
     }
@@ -1427,6 +1447,7 @@ static int write_plan(station_t *st, plan_t *pl, const db_scan_t *scan_row, int6
             .id = pl->receipt_id, .state = pl->state, .closed_at = now_ms, .serial = pl->serial,
             .line = pl->line ? pl->line : st->open_line,
             .checklist = pl->checklist, .result = pl->result,
+            .policy_sha256 = pl->policy_sha256, .policy_version = pl->policy_version,
             .disposition = (char *)pl->disposition,
             .reason = (char *)pl->row_reason,
         };

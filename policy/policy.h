@@ -147,6 +147,14 @@ void policy_destroy(policy_t **p);
 const char *policy_vendor(const policy_t *p);
 const char *policy_file(const policy_t *p);
 
+/*
+ * What a decision records so it can be audited after the file changed (docs/policy.md,
+ * "Auditing a decision"): the SHA-256 of the file's bytes as loaded (64 lowercase hex
+ * digits) and its optional `version:` (NULL when the file has none). Owned by p.
+ */
+const char *policy_sha256(const policy_t *p);
+const char *policy_version(const policy_t *p);
+
 /* Does this policy apply to the vendor name (its name or an alias, case-insensitive)? */
 bool policy_matches_vendor(const policy_t *p, const char *vendor);
 

@@ -5,6 +5,7 @@
 #ifndef RMAD_POLICY_INTERNAL_H
 #define RMAD_POLICY_INTERNAL_H
 
+#include "core/sha256.h"
 #include "policy/policy.h"
 
 /* ---- facts: what a rule condition may look at ---------------------------------- */
@@ -153,6 +154,8 @@ typedef struct {
 struct policy {
     char *file;
     char *vendor;
+    char *version;        /* `version:` as written, NULL when the file has none */
+    char sha256[SHA256_HEXLEN];  /* of the file's bytes, as loaded */
     char **aliases;       /* NULL-terminated or NULL */
     int aliases_line;     /* where `aliases:` is written (linter messages) */
     basis_t basis[3];

@@ -857,7 +857,7 @@ static int parse_accset(ld_t *ld, yaml_node_t *n, accset_t *a)
 static int parse_root(ld_t *ld, policy_t *p)
 {
     static const char *const keys[] = { "vendor", "aliases", "source", "currency", "warranty",
-                                        "accessories", "rules", NULL };
+                                        "accessories", "rules", "version", NULL };
     yaml_node_t *root = yaml_document_get_root_node(&ld->doc);
     if (!root)
         return fail(ld, NULL, "empty policy file");
@@ -878,6 +878,17 @@ static int parse_root(ld_t *ld, policy_t *p)
     p->aliases_line = v ? (int)v->start_mark.line + 1 : 0;
     if ((v = map_get(ld, root, "source")) && !need_scalar(ld, v, "source"))
         return -EINVAL;
+    if ((v = map_get(ld, root, "version"))) {
+        /* Recorded with every decision and filtered on (rmactl receipts --policy-version):
+         * one short printable word, so it reads the same in a receipt row and a shell. */
+        if (!(s = need_scalar(ld, v, "version")))
+            return -EINVAL;
+        if (!*s || strlen(s) > 64 || strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                              "0123456789._+-:") != strlen(s))
+            return fail(ld, v, "version: expected 1 to 64 letters, digits or . _ + - :, got '%s'", s);
+        if (!(p->version = strdup(s)))
+            return -ENOMEM;
+    }
     if ((v = map_get(ld, root, "currency")) && !need_scalar(ld, v, "currency"))
         return -EINVAL;
     if (!(v = map_get(ld, root, "warranty")))
@@ -923,6 +934,7 @@ void policy_destroy(policy_t **pp)
     policy_t *p = *pp;
     free(p->file);
     free(p->vendor);
+    free(p->version);
     strv_free(p->aliases);
     for (size_t i = 0; i < p->n_table; i++)
         wentry_clear(&p->table[i]);
@@ -1021,6 +1033,8 @@ int policy_load_text(const char *text, size_t len, const char *name, policy_t **
     int r = p ? 0 : -ENOMEM;
     if (p && !(p->file = strdup(name)))
         r = -ENOMEM;
+    if (p)
+        sha256_hex(text, len, p->sha256);
     if (r == 0)
         r = parse_root(&ld, p);
     yaml_document_delete(&ld.doc);
@@ -1071,4 +1085,14 @@ const char *policy_vendor(const policy_t *p)
 const char *policy_file(const policy_t *p)
 {
     return p->file;
+}
+
+const char *policy_sha256(const policy_t *p)
+{
+    return p->sha256;
+}
+
+const char *policy_version(const policy_t *p)
+{
+    return p->version;
 }

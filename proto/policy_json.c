@@ -363,11 +363,14 @@ json_t *result_to_json(const policy_result_t *r, const policy_t *p)
                                                           : json_null(),
                           "starts", date_or_null(r->warranty.starts),
                           "ends", date_or_null(r->warranty.ends));
-    json_t *j = json_pack("{s:s, s:o, s:o, s:o, s:o, s:{s:s, s:s}}",
+    /* The policy as it was when deciding: its file's hash and version (docs/policy.md,
+     * "Auditing a decision"). */
+    json_t *j = json_pack("{s:s, s:o, s:o, s:o, s:o, s:{s:s, s:s, s:s, s:o}}",
                           "disposition", ENUM_DISPOSITION.names[r->disposition],
                           "restocking_fee_pct", fee, "warranty", w, "flags", flags,
                           "reasons", reasons, "policy", "vendor", policy_vendor(p), "file",
-                          policy_file(p));
+                          policy_file(p), "sha256", policy_sha256(p), "version",
+                          policy_version(p) ? json_string(policy_version(p)) : json_null());
     /* Only policies with fixed-amount fees produce it, so other results keep the contract's
      * exact shape (docs/policy.md, "Fees"). */
     if (j && r->restocking_fee_amount > 0) {
