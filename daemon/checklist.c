@@ -432,7 +432,7 @@ int checklist_needs(const policy_t *pol, const checklist_t *c, const db_rma_t *r
         return -ENOMEM;
     policy_case_t pc;
     char *err = NULL;
-    r = case_from_json(cs, &pc, &err);
+    r = case_from_json_policy(cs, pol, &pc, &err);
     json_decref(cs);
     free(err);
     if (r == -EINVAL)

@@ -559,7 +559,7 @@ int station_rma_refusal(policyset_t *policies, const db_rma_t *rma, char **why)
         return -ENOMEM;
     policy_case_t pc;
     char *err = NULL;
-    int r = case_from_json(cs, &pc, &err);
+    int r = case_from_json_policy(cs, p, &pc, &err);
     json_decref(cs);
     free(err);
     if (r < 0)
@@ -720,7 +720,7 @@ static json_t *evaluate(const policy_t *pol, json_t *cs, char **why, int *r)
     policy_case_t pc;
     policy_result_t res;
 
-    *r = case_from_json(cs, &pc, why);
+    *r = case_from_json_policy(cs, pol, &pc, why);
     if (*r < 0)
         return NULL;
     *r = policy_evaluate(pol, &pc, &res);
