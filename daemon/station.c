@@ -1034,6 +1034,27 @@ out:
     return r;
 }
 
+/*
+ * FIND-<NAME> of a policy's own vocabulary (issue 13): recorded when the open unit's
+ * vendor policy declares it (or no vendor is known yet: CMD-NORMA); a finding of
+ * another vendor's policy would be dropped by this one, so it is refused here.
+ */
+static int plan_own_finding(station_t *st, checklist_t *c, const char *name, plan_t *pl)
+{
+    db_rma_t rma;
+    int has = open_rma_row(st, &rma), r;
+    if (has < 0 && has != -ENOENT)
+        return has;
+    const policy_t *pol = has == 1 ? policy_of(st, rma.vendor) : NULL;
+    if (has == 1 && (!pol || policy_finding_bit(pol, name) < 0))
+        return reject(pl, "command", "finding %s is not one of %s's (its policy does not "
+                      "declare it)", name, rma.vendor);
+    if ((r = checklist_add_xfind(c, name)) == 1)
+        return reject(pl, "command", "more than %d policy findings on one receipt",
+                      CHECKLIST_MAX_XFIND);
+    return r;
+}
+
 /* Checklist commands (spec station, "Command barcodes"). Each answers its item. */
 static int plan_checklist_cmd(station_t *st, const scancmd_t *cmd, const char *text, plan_t *pl)
 {
@@ -1055,7 +1076,14 @@ static int plan_checklist_cmd(station_t *st, const scancmd_t *cmd, const char *t
     case SCANCMD_FAULT_NFF: c.fault = FAULT_NO_FAULT_FOUND; break;
     case SCANCMD_FAULT_DOA: c.fault = FAULT_DOA; break;
     case SCANCMD_FAULT_UNTESTED: c.fault = FAULT_NOT_TESTED; break;
-    case SCANCMD_FIND: c.findings |= 1u << cmd->finding; break;
+    case SCANCMD_FIND:
+        if (cmd->finding < FINDING__COUNT) {
+            c.findings |= 1u << cmd->finding;
+            break;
+        }
+        if ((r = plan_own_finding(st, &c, cmd->name, pl)) < 0 || pl->reason)
+            goto out;
+        break;
     case SCANCMD_CMP:
         free(c.component);
         if (!(c.component = strdup(cmd->name)))
@@ -1296,7 +1324,8 @@ static int plan_scan(station_t *st, const scan_t *scan, plan_t *pl)
 {
     scancmd_t cmd;
     const char *why = NULL;
-    int r = scancmd_parse(scan->text, &cmd, &why);
+    /* The current set's own findings are commands too (issue 13: vocabulary). */
+    int r = scancmd_parse_in(scan->text, *st->policies, &cmd, &why);
 
     /* Every scan, rejected ones too, is filed under the open receipt: its history. */
     pl->receipt_id = st->open_id;
