@@ -78,7 +78,7 @@ static void test_every_case(void)
 
 static void test_cases_per_vendor(void)
 {
-    const char *vendors[] = { "v7", "softnetworks", "qct", "smartvue", "everfocus" };
+    const char *vendors[] = { "v7", "softnetworks", "qct", "smartvue", "everfocus", "nordlicht" };
     for (size_t v = 0; v < sizeof(vendors) / sizeof(vendors[0]); v++) {
         int n = 0;
         for (int i = 0; i < n_cases; i++) {
@@ -93,7 +93,7 @@ static void test_cases_per_vendor(void)
 
 static void test_every_clause_matters(void)
 {
-    const char *vendors[] = { "v7", "softnetworks", "qct", "smartvue", "everfocus" };
+    const char *vendors[] = { "v7", "softnetworks", "qct", "smartvue", "everfocus", "nordlicht" };
     for (size_t v = 0; v < sizeof(vendors) / sizeof(vendors[0]); v++) {
         char path[128], *err = NULL;
         policy_t *p = NULL;
