@@ -507,7 +507,7 @@ static char *first_reason_words(const case_file_t *cf, char **text_out)
     char *err = NULL;
     *text_out = NULL;
     if (policy_load(case_policy_path(cf, "policies"), &p, &err) < 0 ||
-        case_from_json(json_object_get(cf->doc, "case"), &c, &err) < 0) {
+        case_from_json_policy(json_object_get(cf->doc, "case"), p, &c, &err) < 0) {
         fprintf(stderr, "\n  %s: %s\n", cf->path, err ? err : "?");
         free(err);
         policy_destroy(&p);

@@ -1323,15 +1323,21 @@ static void test_policyset(void)
     char *err = NULL;
     CU_ASSERT_EQUAL_FATAL(policyset_load("policies", &ps, &err), 0);
     CU_ASSERT_PTR_NULL(err);
-    CU_ASSERT_EQUAL(policyset_count(ps), 5);
+    CU_ASSERT_EQUAL(policyset_count(ps), 6);
     /* File-name order. */
     ASSERT_STR(policy_file(policyset_get(ps, 0)), "policies/everfocus.yaml");
-    ASSERT_STR(policy_file(policyset_get(ps, 4)), "policies/v7.yaml");
-    CU_ASSERT_PTR_NULL(policyset_get(ps, 5));
+    ASSERT_STR(policy_file(policyset_get(ps, 1)), "policies/nordlicht.yaml");
+    ASSERT_STR(policy_file(policyset_get(ps, 5)), "policies/v7.yaml");
+    CU_ASSERT_PTR_NULL(policyset_get(ps, 6));
     ASSERT_STR(policy_vendor(policyset_for_vendor(ps, "ingram micro")), "V7");
     ASSERT_STR(policy_vendor(policyset_for_vendor(ps, "EverFocus Electronics")), "EverFocus");
     CU_ASSERT_PTR_NULL(policyset_for_vendor(ps, "Acme"));
     CU_ASSERT_PTR_NULL(policyset_for_vendor(ps, NULL));
+    /* Issue 13: a policy's own findings are known to the set, built-in ones are not "own". */
+    ASSERT_STR(policy_vendor(policyset_finding_owner(ps, "panel_burn_in")), "Nordlicht Displays");
+    CU_ASSERT_PTR_NULL(policyset_finding_owner(ps, "wear"));
+    CU_ASSERT_PTR_NULL(policyset_finding_owner(ps, "banana"));
+    CU_ASSERT_PTR_NULL(policyset_finding_owner(NULL, "panel_burn_in"));
     policyset_destroy(&ps);
     CU_ASSERT_PTR_NULL(ps);
     policyset_destroy(&ps);
