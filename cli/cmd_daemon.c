@@ -24,7 +24,7 @@
 /* ---- options ------------------------------------------------------------------------ */
 
 enum { OPT_JSON = 1u, OPT_LIMIT = 2u, OPT_FROM = 4u, OPT_COUNT = 8u, OPT_STATE = 16u,
-       OPT_STATION = 32u, OPT_VENDOR = 64u, OPT_REASON = 128u };
+       OPT_STATION = 32u, OPT_VENDOR = 64u, OPT_REASON = 128u, OPT_POLICY_VERSION = 256u };
 
 #define MAX_ARGS 2
 
@@ -33,6 +33,7 @@ struct opts {
     bool json;
     uint64_t limit, from, count;
     const char *state, *station, *vendor, *reason;
+    const char *policy_version;
     bool has_limit, has_from;
     const char *args[MAX_ARGS];
     int nargs;
@@ -73,7 +74,8 @@ static int parse_opts(int argc, char **argv, unsigned allowed, int nargs_max,
                      (IS("--state") && (allowed & OPT_STATE)) ||
                      (IS("--station") && (allowed & OPT_STATION)) ||
                      (IS("--vendor") && (allowed & OPT_VENDOR)) ||
-                     (IS("--reason") && (allowed & OPT_REASON));
+                     (IS("--reason") && (allowed & OPT_REASON)) ||
+                     (IS("--policy-version") && (allowed & OPT_POLICY_VERSION));
         if (takes) {
             if (eq && a[0] == '-')
                 val = eq + 1;
@@ -101,6 +103,8 @@ static int parse_opts(int argc, char **argv, unsigned allowed, int nargs_max,
             o->vendor = val;
         else if (takes && IS("--reason"))
             o->reason = val;
+        else if (takes && IS("--policy-version"))
+            o->policy_version = val;
         else if (strcmp(a, "--json") == 0 && (allowed & OPT_JSON))
             o->json = true;
         else if (a[0] == '-' && a[1] != '\0') {
@@ -398,8 +402,8 @@ int cmd_receipts(int argc, char **argv)
     struct opts o;
     struct session s;
     json_t *reply = NULL;
-    if (parse_opts(argc, argv, OPT_JSON | OPT_LIMIT, 0,
-                   "[--config FILE] receipts [--limit N] [--json]", &o) < 0)
+    if (parse_opts(argc, argv, OPT_JSON | OPT_LIMIT | OPT_POLICY_VERSION, 0,
+                   "[--config FILE] receipts [--limit N] [--policy-version V] [--json]", &o) < 0)
         return EXIT_BADINPUT;
     if (o.has_limit && o.limit > CONTROL_RECEIPTS_MAX) {
         cli_error("receipts: --limit: at most %d", CONTROL_RECEIPTS_MAX);
@@ -410,6 +414,12 @@ int cmd_receipts(int argc, char **argv)
         return rc;
     json_t *req = control_request_new("receipts");
     if (req && o.has_limit && json_object_set_new(req, "limit", json_integer((json_int_t)o.limit)) < 0) {
+        json_decref(req);
+        req = NULL;
+    }
+    /* Issue 13: the receipts decided by one version of a policy file. */
+    if (req && o.policy_version &&
+        json_object_set_new(req, "policy_version", json_string(o.policy_version)) < 0) {
         json_decref(req);
         req = NULL;
     }

@@ -49,7 +49,7 @@ static int policy_eval(int argc, char **argv)
         return EXIT_BADINPUT;
     }
     policy_case_t c;
-    int rc = case_from_json_text(text, len, &c, &err);
+    int rc = case_from_json_text_policy(text, len, p, &c, &err);
     free(text);
     if (rc < 0) {
         cli_error("case: %s", err ? err : "out of memory");
@@ -185,7 +185,7 @@ static int run_case_file(const case_file_t *cf, const char *dir, policy_cache_t 
     if (!p)
         return -1;
     policy_case_t c;
-    if (case_from_json(json_object_get(cf->doc, "case"), &c, &err) < 0) {
+    if (case_from_json_policy(json_object_get(cf->doc, "case"), p, &c, &err) < 0) {
         cli_error("%s: case: %s", cf->path, err ? err : "out of memory");
         free(err);
         return -1;

@@ -59,7 +59,8 @@ static const struct {
                 "                                               exit 0, with --strict exit 2)\n"
                 "  policy test [--policies DIR] CASEFILE...     run policy regression cases\n" },
     { "status", "  status [--json]                              stations, scanners, printers, open receipts\n" },
-    { "receipts", "  receipts [--limit N] [--json]                recent receipts with dispositions\n" },
+    { "receipts", "  receipts [--limit N] [--policy-version V] [--json]\n"
+                  "                                               recent receipts with dispositions\n" },
     { "rma", "  rma import FILE.csv                          import RMAs (all rows or none)\n"
              "  rma show NUMBER [--json]                     lines, serials, every unit's receipt\n"
              "  rma list [--state S] [--vendor V] [--json]   RMAs with their progress\n"

@@ -125,6 +125,35 @@ static int add_set(build_t *b, const policy_t *p, size_t i)
     return 0;
 }
 
+/*
+ * A policy's own findings (vocabulary, issue 13): FIND-<NAME> for each, as the station
+ * parses it back with the loaded set.
+ */
+static int add_own_findings(build_t *b, const policy_t *p)
+{
+    const enumdef_t *fs = policy_findings(p);
+    if (!policy_custom_findings(p))
+        return 0;
+    char *title = NULL;
+    if (asprintf(&title, "%s: findings of its own", policy_vendor(p)) < 0)
+        return -ENOMEM;
+    const char *kept = keep(b, title);
+    if (!kept || add_group(b, kept) < 0)
+        return -ENOMEM;
+    for (int i = FINDING__COUNT; i < fs->count; i++) {
+        char *code = NULL, *meaning = NULL;
+        if (asprintf(&code, "FIND-%s", fs->names[i]) < 0)
+            return -ENOMEM;
+        for (char *c = code; *c; c++)
+            *c = (char)toupper((unsigned char)*c);
+        if (asprintf(&meaning, "finding: %s", policy_finding_text(p, i)) < 0)
+            meaning = NULL;
+        if (add_entry(b, keep(b, code), keep(b, meaning)) < 0)
+            return -ENOMEM;
+    }
+    return 0;
+}
+
 /* ACC-ALL and ACC-NONE as the command sheet has them (scancmd_table, the one list). */
 static int add_answers(build_t *b)
 {
@@ -164,6 +193,8 @@ int sheet_acc_groups(const char *dir, const char *local_dir, const char *vendor,
         }
         for (size_t k = 0; rc == 0 && k < policy_accessory_set_count(p); k++)
             rc = add_set(&b, p, k);
+        if (rc == 0)
+            rc = add_own_findings(&b, p);
     }
     if (rc == 0 && b.a.n < 2) {
         if (vendor)

@@ -1,9 +1,12 @@
 #include "core/caldate.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 /*
  * Day-number conversions after Howard Hinnant's civil-from-days algorithms: exact
@@ -88,13 +91,37 @@ int caldate_weekday(caldate_t d)
     return w;
 }
 
-caldate_t caldate_today(void)
+caldate_t caldate_on(time_t t)
 {
-    time_t now = time(NULL);
     struct tm tm;
-    if (!localtime_r(&now, &tm))
+    if (!localtime_r(&t, &tm))
         return CALDATE_NONE;
     return caldate_from_ymd(tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
+}
+
+caldate_t caldate_today(void)
+{
+    return caldate_on(time(NULL));
+}
+
+const char *caldate_zone_name(void)
+{
+    static char buf[256];
+    const char *tz = getenv("TZ");
+    if (tz && *tz) {
+        snprintf(buf, sizeof(buf), "%s", tz + (*tz == ':'));
+        return buf;
+    }
+    /* Debian: /etc/localtime -> /usr/share/zoneinfo/Europe/Berlin. */
+    char link[PATH_MAX];
+    ssize_t n = readlink("/etc/localtime", link, sizeof(link) - 1);
+    const char *z = NULL;
+    if (n > 0) {
+        link[n] = '\0';
+        z = strstr(link, "zoneinfo/");
+    }
+    snprintf(buf, sizeof(buf), "%s", z && z[9] ? z + 9 : "localtime");
+    return buf;
 }
 
 int duration_parse(const char *s, duration_t *out)

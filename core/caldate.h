@@ -12,6 +12,7 @@
 #define RMAD_CALDATE_H
 
 #include <stdint.h>
+#include <time.h>
 
 typedef int32_t caldate_t;
 
@@ -38,6 +39,20 @@ int caldate_weekday(caldate_t d);
 
 /* Today's date in the local time zone (the dock's calendar). Daemon use only. */
 caldate_t caldate_today(void);
+
+/*
+ * The date instant t falls on in the process's local zone: the site zone once
+ * config_timezone_apply() ran ([daemon] timezone), else the system's. caldate_today()
+ * is caldate_on(time(NULL)); tests pass an instant near midnight instead of waiting.
+ */
+caldate_t caldate_on(time_t t);
+
+/*
+ * The name of the zone caldate_today() uses, for records of a decision: $TZ without
+ * a leading ':' when set, else the zone /etc/localtime links to ("Europe/Berlin"),
+ * else "localtime". Static storage, valid until the next call.
+ */
+const char *caldate_zone_name(void);
 
 typedef enum {
     DUR_DAYS,       /* calendar days */

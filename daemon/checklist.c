@@ -45,6 +45,8 @@ void checklist_free(checklist_t *c)
         free(c->acc[i]);
     free(c->component);
     free(c->gtin);
+    for (size_t i = 0; i < c->n_xfind; i++)
+        free(c->xfind[i]);
     checklist_init(c);
 }
 
@@ -67,6 +69,30 @@ json_t *checklist_jfindings(uint32_t bits)
             return NULL;
         }
     return a;
+}
+
+json_t *checklist_jfindings_of(const checklist_t *c)
+{
+    json_t *a = checklist_jfindings(c->findings);
+    for (size_t i = 0; a && i < c->n_xfind; i++)
+        if (json_array_append_new(a, json_string(c->xfind[i])) < 0) {
+            json_decref(a);
+            return NULL;
+        }
+    return a;
+}
+
+int checklist_add_xfind(checklist_t *c, const char *name)
+{
+    for (size_t i = 0; i < c->n_xfind; i++)
+        if (strcmp(c->xfind[i], name) == 0)
+            return 0;
+    if (c->n_xfind >= CHECKLIST_MAX_XFIND)
+        return 1;
+    if (!(c->xfind[c->n_xfind] = strdup(name)))
+        return -ENOMEM;
+    c->n_xfind++;
+    return 0;
 }
 
 json_t *checklist_jnames(const char *const *names, size_t n)
@@ -114,7 +140,7 @@ json_t *checklist_json(const checklist_t *c)
               json_object_set_new(o, "foam", json_boolean(c->foam)) |
               json_object_set_new(o, "seal", ename(&ENUM_SEAL, c->seal)) |
               json_object_set_new(o, "accessories_present", acc_json(c)) |
-              json_object_set_new(o, "findings", checklist_jfindings(c->findings)) |
+              json_object_set_new(o, "findings", checklist_jfindings_of(c)) |
               json_object_set_new(o, "fault", ename(&ENUM_FAULT, c->fault)) |
               json_object_set_new(o, "component", checklist_jstr(c->component)) |
               json_object_set_new(o, "gtin", checklist_jstr(c->gtin)) |
@@ -251,11 +277,16 @@ int checklist_parse(const char *text, checklist_t *out)
             r = -EBADMSG;
         else
             json_array_foreach(v, i, e) {
-                int f = json_is_string(e) ? enumdef_find(&ENUM_FINDING, json_string_value(e)) : -1;
-                if (f < 0)
-                    r = -EBADMSG;
-                else
+                const char *fs = json_is_string(e) ? json_string_value(e) : "";
+                int f = enumdef_find(&ENUM_FINDING, fs);
+                size_t fl = strlen(fs);
+                if (f >= 0)
                     c.findings |= 1u << f;
+                /* A policy's own finding (vocabulary): a lowercase word, as scanned. */
+                else if (fl == 0 || fl > 32 || strspn(fs, "abcdefghijklmnopqrstuvwxyz0123456789_") != fl)
+                    r = -EBADMSG;
+                else if ((f = checklist_add_xfind(&c, fs)) != 0)
+                    r = f < 0 ? f : -EBADMSG;
             }
     }
     /* Absent in receipts stored before the checklist was explicit: nothing answered. */
@@ -350,7 +381,7 @@ json_t *checklist_case(const db_rma_t *rma, const checklist_t *c, const char *co
         bad |= json_object_set_new(in, "foam", json_boolean(c->foam));
         bad |= json_object_set_new(in, "seal", ename(&ENUM_SEAL, c->seal));
         bad |= json_object_set_new(in, "accessories_missing", checklist_jnames(missing, n_missing));
-        bad |= json_object_set_new(in, "findings", checklist_jfindings(c->findings));
+        bad |= json_object_set_new(in, "findings", checklist_jfindings_of(c));
         bad |= json_object_set_new(in, "fault", ename(&ENUM_FAULT, c->fault));
         if (c->component)
             bad |= json_object_set_new(in, "component", json_string(c->component));
@@ -432,7 +463,7 @@ int checklist_needs(const policy_t *pol, const checklist_t *c, const db_rma_t *r
         return -ENOMEM;
     policy_case_t pc;
     char *err = NULL;
-    r = case_from_json(cs, &pc, &err);
+    r = case_from_json_policy(cs, pol, &pc, &err);
     json_decref(cs);
     free(err);
     if (r == -EINVAL)

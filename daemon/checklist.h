@@ -23,6 +23,8 @@
 
 /* Distinct accessories one receipt records: ACC-<name> takes any name, so bound it. */
 #define CHECKLIST_MAX_ACC 64
+/* A policy's own findings one receipt records (FIND-<NAME> of its vocabulary). */
+#define CHECKLIST_MAX_XFIND 16
 
 /*
  * What the dock recorded about the open receipt's unit (spec station, "Receipt
@@ -39,6 +41,8 @@ typedef struct {
     char *acc[CHECKLIST_MAX_ACC]; /* accessories present, in scan order, distinct */
     size_t n_acc;
     uint32_t findings;            /* bit (1u << finding_t) */
+    char *xfind[CHECKLIST_MAX_XFIND]; /* policies' own findings, lowercase, scan order */
+    size_t n_xfind;
     fault_t fault;
     char *component;              /* NULL: the whole unit */
     char *gtin;                   /* (01) of a GS1 scan, NULL when none */
@@ -111,6 +115,10 @@ json_t *checklist_jstr(const char *s);
 json_t *checklist_jtristate(int v);
 json_t *checklist_jnames(const char *const *names, size_t n);
 json_t *checklist_jfindings(uint32_t bits);
+/* Every finding of c: the built-in ones, then the policies' own. */
+json_t *checklist_jfindings_of(const checklist_t *c);
+/* Add a policy's own finding (once): 0, 1 when CHECKLIST_MAX_XFIND are recorded, -ENOMEM. */
+int checklist_add_xfind(checklist_t *c, const char *name);
 /* Compact, in insertion order; NULL for NULL or when out of memory. */
 char *checklist_dump(json_t *j);
 

@@ -70,10 +70,10 @@ static int add_receipt(const db_receipt_t *r, void *data)
     return j && json_array_append_new(data, j) == 0 ? 0 : -ENOMEM;
 }
 
-/* {"cmd": "receipts", "limit": N} -> {"receipts": [newest first]} */
+/* {"cmd": "receipts", "limit": N, "policy_version": V} -> {"receipts": [newest first]} */
 static int cmd_receipts(const json_t *req, json_t **reply, void *data)
 {
-    static const char *const keys[] = { "limit", NULL };
+    static const char *const keys[] = { "limit", "policy_version", NULL };
     control_t *ctl = data;
     char *err = NULL;
     json_int_t limit = CONTROL_RECEIPTS_DEFAULT;
@@ -88,10 +88,15 @@ static int cmd_receipts(const json_t *req, json_t **reply, void *data)
                                                CONTROL_RECEIPTS_MAX), NULL);
         limit = json_integer_value(l);
     }
+    json_t *pv = json_object_get(req, "policy_version");
+    if (pv && (!json_is_string(pv) || !*json_string_value(pv)))
+        return refuse(reply, -EINVAL, msgf("policy_version: expected a version string"), NULL);
     json_t *list = json_array();
     if (!list)
         return -ENOMEM;
-    int rc = db_receipt_list_recent(ctl->db, (unsigned)limit, add_receipt, list);
+    int rc = pv ? db_receipt_list_by_policy_version(ctl->db, json_string_value(pv),
+                                                    (unsigned)limit, add_receipt, list)
+                : db_receipt_list_recent(ctl->db, (unsigned)limit, add_receipt, list);
     if (rc < 0) {
         json_decref(list);
         return refuse(reply, rc, rc == -ENOMEM ? NULL : msgf("%s", db_errmsg(ctl->db)), NULL);

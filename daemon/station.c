@@ -330,6 +330,8 @@ typedef struct {
     char *checklist;             /* row's checklist JSON */
     char *serial;                /* row's serial */
     char *result;                /* completed: policy result JSON */
+    char *policy_sha256;         /* completed: the deciding policy file's hash ... */
+    char *policy_version;        /* ... and version (NULL: none, or no policy) */
     const char *disposition;     /* completed: static name */
     const char *row_reason;      /* row's reason (refused, cancelled) */
     char *mark_received;         /* RMA number to mark received */
@@ -363,6 +365,8 @@ static void plan_free(plan_t *pl)
     free(pl->checklist);
     free(pl->serial);
     free(pl->result);
+    free(pl->policy_sha256);
+    free(pl->policy_version);
     free(pl->mark_received);
     json_decref(pl->fields);
     json_decref(pl->received_fields);
@@ -555,7 +559,7 @@ int station_rma_refusal(policyset_t *policies, const db_rma_t *rma, char **why)
         return -ENOMEM;
     policy_case_t pc;
     char *err = NULL;
-    int r = case_from_json(cs, &pc, &err);
+    int r = case_from_json_policy(cs, p, &pc, &err);
     json_decref(cs);
     free(err);
     if (r < 0)
@@ -716,7 +720,7 @@ static json_t *evaluate(const policy_t *pol, json_t *cs, char **why, int *r)
     policy_case_t pc;
     policy_result_t res;
 
-    *r = case_from_json(cs, &pc, why);
+    *r = case_from_json_policy(cs, pol, &pc, why);
     if (*r < 0)
         return NULL;
     *r = policy_evaluate(pol, &pc, &res);
@@ -848,6 +852,9 @@ static int plan_done(station_t *st, plan_t *pl)
     }
     if (has_rma)
         pol = policy_of(st, rma.vendor);
+    /* The decision's date is the site's ([daemon] timezone, else the system's zone):
+     * read once, so the case and the event's decided_on agree across midnight. */
+    caldate_t today = caldate_today();
 
     /*
      * Issue 10: a default the worker did not confirm never decides the receipt. Each
@@ -890,7 +897,7 @@ static int plan_done(station_t *st, plan_t *pl)
             *unit_rma = rma;
             units_case_expected(&rma, &unit, c.serial ? c.serial : "", unit_rma->expected_serial,
                                 sizeof(unit_rma->expected_serial));
-            cs = checklist_case(unit_rma, &c, missing, n_missing, caldate_today());
+            cs = checklist_case(unit_rma, &c, missing, n_missing, today);
             free(unit_rma);
         }
         if (!cs) {
@@ -930,6 +937,15 @@ static int plan_done(station_t *st, plan_t *pl)
     pl->checklist = checklist_dump(final);
     json_decref(final);
     pl->result = checklist_dump(result);
+    /* Issue 13: the receipt names the policy as it was (hash and version). */
+    json_t *pj = json_object_get(result, "policy");
+    const char *psha = json_string_value(json_object_get(pj, "sha256"));
+    const char *pver = json_string_value(json_object_get(pj, "version"));
+    if ((psha && !(pl->policy_sha256 = strdup(psha))) ||
+        (pver && !(pl->policy_version = strdup(pver)))) {
+        r = -ENOMEM;
+        goto out;
+    }
     /* The last authorised unit makes the RMA received (issue 11). */
     int received = has_rma ? rma.received + (counts ? 1 : 0) : 0;
     bool last = has_rma && counts && received >= rma.authorised;
@@ -949,7 +965,11 @@ static int plan_done(station_t *st, plan_t *pl)
     pl->topic = "inspection.completed";
     pl->fields = station_ev_completed(st->open_rma, has_rma ? &rma : NULL, received, c.serial,
                                       c.serial_match, &c, missing, n_missing);
-    if (!pl->fields || json_object_update(pl->fields, result) < 0) {
+    char day[CALDATE_STRLEN];
+    caldate_format(today, day);
+    if (!pl->fields || json_object_update(pl->fields, result) < 0 ||
+        json_object_set_new(pl->fields, "decided_on", json_string(day)) < 0 ||
+        json_object_set_new(pl->fields, "timezone", json_string(caldate_zone_name())) < 0) {
         r = -ENOMEM;
         goto out;
     }
@@ -1014,6 +1034,27 @@ out:
     return r;
 }
 
+/*
+ * FIND-<NAME> of a policy's own vocabulary (issue 13): recorded when the open unit's
+ * vendor policy declares it (or no vendor is known yet: CMD-NORMA); a finding of
+ * another vendor's policy would be dropped by this one, so it is refused here.
+ */
+static int plan_own_finding(station_t *st, checklist_t *c, const char *name, plan_t *pl)
+{
+    db_rma_t rma;
+    int has = open_rma_row(st, &rma), r;
+    if (has < 0 && has != -ENOENT)
+        return has;
+    const policy_t *pol = has == 1 ? policy_of(st, rma.vendor) : NULL;
+    if (has == 1 && (!pol || policy_finding_bit(pol, name) < 0))
+        return reject(pl, "command", "finding %s is not one of %s's (its policy does not "
+                      "declare it)", name, rma.vendor);
+    if ((r = checklist_add_xfind(c, name)) == 1)
+        return reject(pl, "command", "more than %d policy findings on one receipt",
+                      CHECKLIST_MAX_XFIND);
+    return r;
+}
+
 /* Checklist commands (spec station, "Command barcodes"). Each answers its item. */
 static int plan_checklist_cmd(station_t *st, const scancmd_t *cmd, const char *text, plan_t *pl)
 {
@@ -1035,7 +1076,14 @@ static int plan_checklist_cmd(station_t *st, const scancmd_t *cmd, const char *t
     case SCANCMD_FAULT_NFF: c.fault = FAULT_NO_FAULT_FOUND; break;
     case SCANCMD_FAULT_DOA: c.fault = FAULT_DOA; break;
     case SCANCMD_FAULT_UNTESTED: c.fault = FAULT_NOT_TESTED; break;
-    case SCANCMD_FIND: c.findings |= 1u << cmd->finding; break;
+    case SCANCMD_FIND:
+        if (cmd->finding < FINDING__COUNT) {
+            c.findings |= 1u << cmd->finding;
+            break;
+        }
+        if ((r = plan_own_finding(st, &c, cmd->name, pl)) < 0 || pl->reason)
+            goto out;
+        break;
     case SCANCMD_CMP:
         free(c.component);
         if (!(c.component = strdup(cmd->name)))
@@ -1276,7 +1324,8 @@ static int plan_scan(station_t *st, const scan_t *scan, plan_t *pl)
 {
     scancmd_t cmd;
     const char *why = NULL;
-    int r = scancmd_parse(scan->text, &cmd, &why);
+    /* The current set's own findings are commands too (issue 13: vocabulary). */
+    int r = scancmd_parse_in(scan->text, *st->policies, &cmd, &why);
 
     /* Every scan, rejected ones too, is filed under the open receipt: its history. */
     pl->receipt_id = st->open_id;
@@ -1427,6 +1476,7 @@ static int write_plan(station_t *st, plan_t *pl, const db_scan_t *scan_row, int6
             .id = pl->receipt_id, .state = pl->state, .closed_at = now_ms, .serial = pl->serial,
             .line = pl->line ? pl->line : st->open_line,
             .checklist = pl->checklist, .result = pl->result,
+            .policy_sha256 = pl->policy_sha256, .policy_version = pl->policy_version,
             .disposition = (char *)pl->disposition,
             .reason = (char *)pl->row_reason,
         };

@@ -352,6 +352,8 @@ typedef struct db_receipt {
     char *result;                /* JSON text: the policy result */
     char *disposition;           /* required once completed */
     char *reason;                /* why refused / cancelled */
+    char *policy_sha256;         /* the deciding policy file's SHA-256 (64 hex), or NULL */
+    char *policy_version;        /* its `version:`, NULL when it has none */
 } db_receipt_t;
 
 /* Free the strings of a receipt filled by db_receipt_get* and zero it. NULL is fine. */
@@ -381,6 +383,9 @@ int db_receipt_get_open(db_t *db, const char *station, db_receipt_t *out);
  */
 typedef int (*db_receipt_fn)(const db_receipt_t *r, void *data);
 int db_receipt_list_recent(db_t *db, unsigned limit, db_receipt_fn fn, void *data);
+/* The same, only receipts decided by a policy whose `version:` is exactly version. */
+int db_receipt_list_by_policy_version(db_t *db, const char *version, unsigned limit,
+                                      db_receipt_fn fn, void *data);
 
 /*
  * A supervisor's search (the web pages): every field NULL / 0 matches all. rma and
@@ -395,6 +400,7 @@ typedef struct {
     const char *state;
     const char *disposition;
     int64_t from_ms, to_ms;      /* 0: unbounded */
+    const char *policy_version;  /* exactly: decided by a policy with this version: */
 } db_receipt_filter_t;
 
 /*

@@ -295,11 +295,25 @@ static const char migration_4[] =
     "BEGIN SELECT RAISE(ABORT, 'receipt is closed and final'); END;\n"
     "CREATE INDEX receipts_by_rma_line ON receipts (rma, line) WHERE state = 'completed';\n";
 
+static const char migration_5[] =
+    "-- rmad schema 5 (issue 13): which policy decided a receipt, so a decision can be\n"
+    "-- audited after the policy file changed: the SHA-256 of the file's bytes and its\n"
+    "-- optional version: field. NULL on receipts decided without a policy and on those\n"
+    "-- closed before this schema (their result JSON names the file only).\n"
+    "ALTER TABLE receipts ADD COLUMN policy_sha256 TEXT\n"
+    "    CHECK (policy_sha256 IS NULL OR (length(policy_sha256) = 64\n"
+    "                                     AND policy_sha256 NOT GLOB '*[^0-9a-f]*'));\n"
+    "ALTER TABLE receipts ADD COLUMN policy_version TEXT;\n"
+    "-- rmactl receipts --policy-version V.\n"
+    "CREATE INDEX receipts_by_policy_version ON receipts (policy_version)\n"
+    "    WHERE policy_version IS NOT NULL;\n";
+
 const char *const db_migrations[] = {
     migration_1,
     migration_2,
     migration_3,
     migration_4,
+    migration_5,
 };
 
 const int db_migrations_count = (int)(sizeof(db_migrations) / sizeof(db_migrations[0]));

@@ -40,11 +40,14 @@ void db_receipt_clear(db_receipt_t *r)
     free(r->result);
     free(r->disposition);
     free(r->reason);
+    free(r->policy_sha256);
+    free(r->policy_version);
     memset(r, 0, sizeof(*r));
 }
 
 /* Bind the fields every write sets, from parameter `first` on:
- * state, closed_at, serial, checklist, result, disposition, reason, line. */
+ * state, closed_at, serial, checklist, result, disposition, reason, line, policy_sha256,
+ * policy_version. */
 static int bind_mutable(sqlite3_stmt *st, int first, const db_receipt_t *r)
 {
     int rc = sqlite3_bind_text(st, first, db_receipt_state_name(r->state), -1, SQLITE_STATIC);
@@ -59,6 +62,8 @@ static int bind_mutable(sqlite3_stmt *st, int first, const db_receipt_t *r)
     if (rc == SQLITE_OK) rc = db_bind_text(st, first + 6, r->reason);
     if (rc == SQLITE_OK)
         rc = r->line > 0 ? sqlite3_bind_int(st, first + 7, r->line) : sqlite3_bind_null(st, first + 7);
+    if (rc == SQLITE_OK) rc = db_bind_text(st, first + 8, r->policy_sha256);
+    if (rc == SQLITE_OK) rc = db_bind_text(st, first + 9, r->policy_version);
     return rc;
 }
 
@@ -66,8 +71,9 @@ int db_receipt_insert(db_t *db, const db_receipt_t *r, int64_t *id)
 {
     static const char sql[] =
         "INSERT INTO receipts (station, rma, opened_at, state, closed_at, serial,\n"
-        "                      checklist, result, disposition, reason, line)\n"
-        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
+        "                      checklist, result, disposition, reason, line, policy_sha256,\n"
+        "                      policy_version)\n"
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)";
     sqlite3_stmt *st;
     int rc;
 
@@ -94,7 +100,8 @@ int db_receipt_update(db_t *db, const db_receipt_t *r)
 {
     static const char sql[] =
         "UPDATE receipts SET state = ?2, closed_at = ?3, serial = ?4, checklist = ?5,\n"
-        "                    result = ?6, disposition = ?7, reason = ?8, line = ?9\n"
+        "                    result = ?6, disposition = ?7, reason = ?8, line = ?9,\n"
+        "                    policy_sha256 = ?10, policy_version = ?11\n"
         "WHERE id = ?1";
     sqlite3_stmt *st = db_stmt(db, ST_RECEIPT_UPDATE, sql);
     int rc;
@@ -115,7 +122,7 @@ int db_receipt_update(db_t *db, const db_receipt_t *r)
 
 #define RECEIPT_COLS \
     "id, station, rma, state, opened_at, closed_at, serial, checklist, result, disposition, " \
-    "reason, line"
+    "reason, line, policy_sha256, policy_version"
 
 /* The current row as a receipt whose strings are borrowed from the statement. */
 static void row_borrowed(sqlite3_stmt *st, db_receipt_t *r)
@@ -132,6 +139,8 @@ static void row_borrowed(sqlite3_stmt *st, db_receipt_t *r)
     r->disposition = (char *)sqlite3_column_text(st, 9);
     r->reason = (char *)sqlite3_column_text(st, 10);
     r->line = sqlite3_column_int(st, 11);   /* NULL reads as 0: not known */
+    r->policy_sha256 = (char *)sqlite3_column_text(st, 12);
+    r->policy_version = (char *)sqlite3_column_text(st, 13);
 }
 
 /* The current row as a receipt that owns copies of its strings. */
@@ -152,6 +161,8 @@ static int row_owned(sqlite3_stmt *st, db_receipt_t *out)
     r.disposition = db_column_strdup(st, 9, &oom);
     r.reason = db_column_strdup(st, 10, &oom);
     r.line = sqlite3_column_int(st, 11);
+    r.policy_sha256 = db_column_strdup(st, 12, &oom);
+    r.policy_version = db_column_strdup(st, 13, &oom);
     if (oom) {
         db_receipt_clear(&r);
         return -ENOMEM;
@@ -234,6 +245,26 @@ int db_receipt_list_recent(db_t *db, unsigned limit, db_receipt_fn fn, void *dat
     return walk_receipts(db, st, rc, fn, data, "receipt list");
 }
 
+int db_receipt_list_by_policy_version(db_t *db, const char *version, unsigned limit,
+                                      db_receipt_fn fn, void *data)
+{
+    /* Served by receipts_by_policy_version. */
+    static const char sql[] =
+        "SELECT " RECEIPT_COLS " FROM receipts WHERE policy_version = ?1\n"
+        "ORDER BY opened_at DESC, id DESC LIMIT ?2";
+    sqlite3_stmt *st = db_stmt(db, ST_RECEIPT_BY_POLICY_VERSION, sql);
+    int rc;
+
+    if (!version)
+        return -EINVAL;
+    if (!st)
+        return -EIO;
+    rc = sqlite3_bind_text(st, 1, version, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(st, 2, limit ? (sqlite3_int64)limit : -1);
+    return walk_receipts(db, st, rc, fn, data, "receipts by policy version");
+}
+
 int db_receipt_foreach_rma(db_t *db, const char *number, db_receipt_fn fn, void *data)
 {
     static const char sql[] = "SELECT " RECEIPT_COLS " FROM receipts WHERE rma = ?1 ORDER BY id";
@@ -276,7 +307,8 @@ int db_receipt_search(db_t *db, const db_receipt_filter_t *f, unsigned limit,
         "  (?4 IS NULL OR state = ?4) AND\n"
         "  (?5 IS NULL OR disposition = ?5) AND\n"
         "  (?6 IS NULL OR opened_at >= ?6) AND\n"
-        "  (?7 IS NULL OR opened_at < ?7)\n"
+        "  (?7 IS NULL OR opened_at < ?7) AND\n"
+        "  (?10 IS NULL OR policy_version = ?10)\n"
         "ORDER BY opened_at DESC, id DESC LIMIT ?8 OFFSET ?9";
     if (!f || limit < 1 || limit > 1000)
         return -EINVAL;
@@ -313,6 +345,8 @@ int db_receipt_search(db_t *db, const db_receipt_filter_t *f, unsigned limit,
         rc = sqlite3_bind_int64(st, 8, limit);
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_int64(st, 9, offset);
+    if (rc == SQLITE_OK)
+        rc = db_bind_text(st, 10, f->policy_version);
     while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         db_receipt_t rec;
         row_borrowed(st, &rec);

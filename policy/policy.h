@@ -28,7 +28,7 @@ typedef struct {
 /* Index of name in def (exact, lowercase names), or -1. */
 int enumdef_find(const enumdef_t *def, const char *name);
 
-/* "a|b|c" for error messages; static storage per definition. */
+/* "a|b|c" for error messages; a per-thread buffer valid until the next call. */
 const char *enumdef_expected(const enumdef_t *def);
 
 typedef enum { RMA_WARRANTY, RMA_CREDIT, RMA_ADVANCE_REPLACEMENT, RMA_OTC_EXCHANGE } rma_kind_t;
@@ -40,6 +40,13 @@ typedef enum { SERIAL_ABSENT, SERIAL_UNREADABLE, SERIAL_READ } serial_state_t;
 
 extern const enumdef_t ENUM_RMA_KIND, ENUM_SERIAL_LABEL, ENUM_PACKAGING, ENUM_SEAL, ENUM_FAULT,
     ENUM_FINDING, ENUM_DISPOSITION, ENUM_WARRANTY_STATUS, ENUM_FLAG, ENUM_BASIS, ENUM_SERVICE;
+
+/*
+ * How much vocabulary one policy may declare (docs/policy.md, "Vocabulary"): its own
+ * findings take the bits after the built-in ones in a 64-bit set.
+ */
+#define POLICY_MAX_FINDINGS (64 - FINDING__COUNT)
+#define POLICY_MAX_FACTS 32
 
 /* One return as received at the dock. Strings are owned by the case (policy_case_free). */
 typedef struct {
@@ -53,13 +60,23 @@ typedef struct {
         bool has_order_value;
         double order_value;
         bool proof_of_purchase;
+        caldate_t defect_discovered; /* when the customer found the defect (V7: claims
+                                        within two months of it); CALDATE_NONE: not said */
     } rma;
     struct {
         char *vendor, *model, *family;
         caldate_t purchased, shipped, invoiced;
+        caldate_t delivered;         /* delivered to the customer; CALDATE_NONE: not known */
         int warranty_months;         /* -1 when the unit states none */
         bool has_storage_media;
         bool sample;
+        bool refurbished;            /* sold refurbished */
+        struct {
+            caldate_t date;          /* the unit was repaired or is a replacement from this
+                                        date; CALDATE_NONE: never (the dates above are the
+                                        original sale's either way) */
+            int kind;                /* PREV_REPAIRED or PREV_REPLACED */
+        } previous_repair;
     } product;
     struct {
         serial_state_t serial_state;
@@ -71,10 +88,14 @@ typedef struct {
         seal_t seal;
         char **accessories_missing;  /* names as given */
         size_t n_accessories_missing;
-        uint32_t findings;           /* bit (1u << finding_t) */
+        uint64_t findings;           /* bit (1ull << finding_t); the policy's own findings
+                                        (vocabulary) from bit FINDING__COUNT on */
         fault_t fault;
         char *component;             /* NULL: the claim is about the whole unit */
     } inspection;
+    /* The policy's own facts (vocabulary), by declaration order: a bool 0/1 or an enum
+     * value's index; -1 where the case does not say (the fact's default applies). */
+    int custom[POLICY_MAX_FACTS];
 } policy_case_t;
 
 /*
@@ -94,7 +115,14 @@ typedef enum {
 
 typedef enum { WS_IN, WS_OUT, WS_VOID, WS_EXCLUDED, WS_NOT_APPLICABLE, WS_UNKNOWN } wstatus_t;
 
-typedef enum { BASIS_PURCHASED, BASIS_SHIPPED, BASIS_INVOICED } basis_t;
+/* BASIS_PREVIOUS_REPAIR is a result only: the warranty runs from a repair or
+ * replacement (`after_repair`), never a `basis:` a policy names. */
+typedef enum { BASIS_PURCHASED, BASIS_SHIPPED, BASIS_INVOICED, BASIS_DELIVERED,
+               BASIS_PREVIOUS_REPAIR } basis_t;
+#define BASIS_NAMED_COUNT 4
+
+typedef enum { PREV_REPAIRED, PREV_REPLACED } prev_repair_t;
+extern const enumdef_t ENUM_PREV_REPAIR;
 
 typedef enum { SERVICE_EXCHANGE, SERVICE_REPAIR } service_t;
 
@@ -146,6 +174,32 @@ void policy_destroy(policy_t **p);
 
 const char *policy_vendor(const policy_t *p);
 const char *policy_file(const policy_t *p);
+
+/*
+ * What a decision records so it can be audited after the file changed (docs/policy.md,
+ * "Auditing a decision"): the SHA-256 of the file's bytes as loaded (64 lowercase hex
+ * digits) and its optional `version:` (NULL when the file has none). Owned by p.
+ */
+const char *policy_sha256(const policy_t *p);
+const char *policy_version(const policy_t *p);
+
+/*
+ * The policy's vocabulary (docs/policy.md, "Vocabulary"). policy_findings(): every
+ * finding a case for p may hold, the built-in ones first (index = finding bit); with
+ * p NULL the built-in list. policy_finding_text(): finding i in words for people.
+ * policy_custom_findings(): how many p declares itself (indexes FINDING__COUNT on).
+ * Owned by p (or static).
+ */
+const enumdef_t *policy_findings(const policy_t *p);
+const char *policy_finding_text(const policy_t *p, int i);
+size_t policy_custom_findings(const policy_t *p);
+
+/*
+ * The policy's own facts: how many, and fact i's full name ("inspection.panel_grade")
+ * and values: an enum's names, or NULL for a bool. Owned by p.
+ */
+size_t policy_custom_fact_count(const policy_t *p);
+const char *policy_custom_fact(const policy_t *p, size_t i, const enumdef_t **values);
 
 /* Does this policy apply to the vendor name (its name or an alias, case-insensitive)? */
 bool policy_matches_vendor(const policy_t *p, const char *vendor);

@@ -66,7 +66,7 @@ typedef struct {
     const char *s;
     caldate_t d;
     double num;
-    uint32_t bits;
+    uint64_t bits;
     char *const *strs;
     size_t n;
     duration_t dur;
@@ -126,26 +126,45 @@ static int serial_match(const policy_case_t *c)
 
 static bool case_opened(const policy_case_t *c)
 {
-    return c->inspection.seal == SEAL_BROKEN || (c->inspection.findings & (1u << FINDING_OPENED));
+    return c->inspection.seal == SEAL_BROKEN || (c->inspection.findings & (1ull << FINDING_OPENED));
 }
 
-static void fact_get(const ev_t *ev, fact_id_t f, fval_t *v)
+static void fact_get(const ev_t *ev, int id, fval_t *v)
 {
     const policy_case_t *c = ev->c;
     memset(v, 0, sizeof(*v));
     v->known = true;
+    if (id >= F__COUNT) {
+        /* The policy's own fact: what the case says, else its declared default. */
+        const xfact_t *x = &ev->p->xfacts[id - F__COUNT];
+        int val = id - F__COUNT < POLICY_MAX_FACTS ? c->custom[id - F__COUNT] : -1;
+        if (val < 0)
+            val = x->deflt;
+        v->b = val != 0;
+        v->e = val;
+        return;
+    }
+    fact_id_t f = (fact_id_t)id;
     switch (f) {
     case F_RMA_PRESENT: v->b = c->has_rma; break;
     case F_RMA_KIND: v->known = c->has_rma; v->e = c->rma.kind; break;
     case F_RMA_ISSUED: v->d = c->has_rma ? c->rma.issued : CALDATE_NONE; v->known = v->d != CALDATE_NONE; break;
     case F_RMA_ORDER_VALUE: v->known = c->has_rma && c->rma.has_order_value; v->num = c->rma.order_value; break;
     case F_RMA_PROOF_OF_PURCHASE: v->known = c->has_rma; v->b = c->rma.proof_of_purchase; break;
+    case F_RMA_DEFECT_DISCOVERED: v->d = c->has_rma ? c->rma.defect_discovered : CALDATE_NONE; v->known = v->d != CALDATE_NONE; break;
     case F_SERIAL_MATCH: v->e = serial_match(c); break;
     case F_PRODUCT_MODEL: v->s = c->product.model; v->known = v->s != NULL; break;
     case F_PRODUCT_FAMILY: v->s = c->product.family; v->known = v->s != NULL; break;
     case F_PRODUCT_PURCHASED: v->d = c->product.purchased; v->known = v->d != CALDATE_NONE; break;
     case F_PRODUCT_SHIPPED: v->d = c->product.shipped; v->known = v->d != CALDATE_NONE; break;
     case F_PRODUCT_INVOICED: v->d = c->product.invoiced; v->known = v->d != CALDATE_NONE; break;
+    case F_PRODUCT_DELIVERED: v->d = c->product.delivered; v->known = v->d != CALDATE_NONE; break;
+    case F_PRODUCT_REFURBISHED: v->b = c->product.refurbished; break;
+    case F_PRODUCT_PREV_REPAIR:
+        v->e = c->product.previous_repair.kind;
+        v->known = c->product.previous_repair.date != CALDATE_NONE;
+        break;
+    case F_PRODUCT_PREV_REPAIR_DATE: v->d = c->product.previous_repair.date; v->known = v->d != CALDATE_NONE; break;
     case F_PRODUCT_WARRANTY_MONTHS: v->num = c->product.warranty_months; v->known = c->product.warranty_months >= 0; break;
     case F_PRODUCT_HAS_STORAGE_MEDIA: v->b = c->product.has_storage_media; break;
     case F_PRODUCT_SAMPLE: v->b = c->product.sample; break;
@@ -188,7 +207,7 @@ static bool cond_holds(const ev_t *ev, const cond_t *c)
 {
     fval_t v;
     fact_get(ev, c->fact, &v);
-    fact_type_t t = policy_facts[c->fact].type;
+    fact_type_t t = c->type;
     if (c->op == OP_KNOWN)
         return v.known == c->b;
     if (!v.known)
@@ -208,7 +227,7 @@ static bool cond_holds(const ev_t *ev, const cond_t *c)
         caldate_t at = ev->c->today;
         if (c->at >= 0) {
             fval_t a;
-            fact_get(ev, (fact_id_t)c->at, &a);
+            fact_get(ev, c->at, &a);
             if (!a.known)
                 return false;
             at = a.d;
@@ -273,7 +292,8 @@ static bool group_holds(const ev_t *ev, const group_t *g)
 
 static const char *basis_words(basis_t b)
 {
-    static const char *const w[] = { "purchase date", "ship date", "invoice date" };
+    static const char *const w[] = { "purchase date", "ship date", "invoice date",
+                                     "delivery date", "repair/replacement date" };
     return w[b];
 }
 
@@ -290,6 +310,44 @@ static const wentry_t *find_entry(const policy_t *p, const policy_case_t *c, int
             if (policy_name_match(*f, c->product.family))
                 return &p->table[i];
     return p->has_default && skip_table != (int)p->n_table ? &p->deflt : NULL;
+}
+
+/*
+ * A unit repaired or replaced before (product.previous_repair): its warranty per the
+ * entry's (else the policy's) `after_repair`. The case's dates are the original sale's,
+ * so the original's end is already in ev->ends. Without an `after_repair` the repair
+ * changes nothing. Adds a reason when the end moves or is kept on purpose.
+ */
+static void repaired_warranty(ev_t *ev, const wentry_t *e, char *pbuf, size_t cap)
+{
+    const policy_case_t *c = ev->c;
+    caldate_t rd = c->product.previous_repair.date;
+    const after_repair_t *a = e && e->after_repair.set ? &e->after_repair : &ev->p->after_repair;
+    if (rd == CALDATE_NONE || !a->set || !((a->kinds >> c->product.previous_repair.kind) & 1u))
+        return;
+    const char *what = c->product.previous_repair.kind == PREV_REPLACED ? "replacement" : "repair";
+    char rbuf[CALDATE_STRLEN], obuf[CALDATE_STRLEN];
+    caldate_format(rd, rbuf);
+    caldate_format(ev->ends, obuf);
+    if (!a->has_period) {
+        add_reason(ev, "warranty-after-repair", W_INFO,
+                   "a %s on %s keeps the original warranty's end (%s)", what, rbuf, obuf);
+        return;
+    }
+    caldate_t rend = caldate_add(rd, a->period);
+    duration_format(a->period, pbuf, (unsigned)cap);
+    if (a->or_remainder && rend <= ev->ends) {
+        add_reason(ev, "warranty-after-repair", W_INFO,
+                   "the original warranty's remainder (to %s) is longer than %s from the %s "
+                   "on %s", obuf, pbuf, what, rbuf);
+        return;
+    }
+    ev->period = a->period;
+    ev->starts = rd;
+    ev->ends = rend;
+    ev->basis = BASIS_PREVIOUS_REPAIR;
+    add_reason(ev, "warranty-after-repair", W_INFO, "%s from the %s on %s%s", pbuf, what, rbuf,
+               a->or_remainder ? ", longer than the original warranty's remainder" : "");
 }
 
 static void compute_warranty(ev_t *ev)
@@ -330,6 +388,11 @@ static void compute_warranty(ev_t *ev)
                                    c->product.warranty_months % 12 == 0 ? 'y' : 'm' };
         ev->has_period = true;
         source = "the unit's own stated warranty";
+    } else if (e && e->has_refurbished && c->product.refurbished) {
+        ev->period = e->refurbished;
+        ev->has_period = true;
+        snprintf(srcbuf, sizeof(srcbuf), "%s, refurbished", label);
+        source = srcbuf;
     } else if (e && e->has_period) {
         ev->period = e->period;
         ev->has_period = true;
@@ -342,10 +405,13 @@ static void compute_warranty(ev_t *ev)
                    c->product.family ? c->product.family : "?", ev->p->vendor);
         return;
     }
-    for (size_t i = 0; i < ev->p->n_basis; i++) {
-        basis_t b = ev->p->basis[i];
+    /* The entry's own basis (a table line dated from delivery, say), else the policy's. */
+    const basis_list_t *bl = e && e->basis.n ? &e->basis : &ev->p->basis;
+    for (size_t i = 0; i < bl->n; i++) {
+        basis_t b = bl->b[i];
         caldate_t d = b == BASIS_PURCHASED ? c->product.purchased
-                      : b == BASIS_SHIPPED ? c->product.shipped : c->product.invoiced;
+                      : b == BASIS_SHIPPED ? c->product.shipped
+                      : b == BASIS_DELIVERED ? c->product.delivered : c->product.invoiced;
         if (d != CALDATE_NONE) {
             ev->has_basis = true;
             ev->basis = b;
@@ -356,10 +422,11 @@ static void compute_warranty(ev_t *ev)
     if (!ev->has_basis) {
         add_reason(ev, "warranty-basis", W_WARRANTY,
                    "no %s on record: the warranty cannot be dated, a person must decide",
-                   basis_words(ev->p->basis[0]));
+                   basis_words(bl->b[0]));
         return;
     }
     ev->ends = caldate_add(ev->starts, ev->period);
+    repaired_warranty(ev, e, pbuf, sizeof(pbuf));
     ev->status = c->today < ev->ends ? WS_IN : WS_OUT;
     duration_format(ev->period, pbuf, sizeof(pbuf));
     caldate_format(ev->ends, ebuf);
@@ -427,11 +494,11 @@ static int sb_add(char **s, size_t *len, const char *t, size_t tl)
     return 0;
 }
 
-static void fact_text(const ev_t *ev, fact_id_t f, char *buf, size_t cap)
+static void fact_text(const ev_t *ev, int f, char *buf, size_t cap)
 {
     fval_t v;
     fact_get(ev, f, &v);
-    const fact_def_t *fd = &policy_facts[f];
+    const fact_def_t *fd = policy_fact_def(ev->p, f);
     if (!v.known) {
         snprintf(buf, cap, "unknown");
         return;
@@ -454,7 +521,7 @@ static void fact_text(const ev_t *ev, fact_id_t f, char *buf, size_t cap)
         buf[0] = '\0';
         if (fd->type == FT_SET) {
             for (int i = 0; i < fd->en->count; i++)
-                if ((v.bits >> i) & 1u) {
+                if ((v.bits >> i) & 1ull) {
                     snprintf(buf + l, cap - l, "%s%s", l ? ", " : "", fd->en->names[i]);
                     l = strlen(buf);
                 }
@@ -492,13 +559,13 @@ static char *render(const ev_t *ev, const char *tmpl, double fee)
         char name[64], val[512];
         size_t nl = (size_t)(e - o - 1);
         snprintf(name, sizeof(name), "%.*s", (int)nl, o + 1);
-        int f = policy_fact_find(name);
+        int f = policy_fact_lookup(ev->p, name);
         if (strcmp(name, "fee") == 0)
             snprintf(val, sizeof(val), "%g", fee);
         else if (strcmp(name, "today") == 0)
             caldate_format(ev->c->today, val);
         else if (f >= 0)
-            fact_text(ev, (fact_id_t)f, val, sizeof(val));
+            fact_text(ev, f, val, sizeof(val));
         else
             snprintf(val, sizeof(val), "{%s}", name);
         if (sb_add(&out, &len, val, strlen(val)) < 0)
@@ -725,8 +792,7 @@ int policy_evaluate_without(const policy_t *p, const policy_case_t *c, int skip,
 static bool group_rma_only(const group_t *g)
 {
     for (size_t i = 0; i < g->n_conds; i++)
-        if (g->conds[i].fact > F_RMA_PROOF_OF_PURCHASE ||
-            (g->conds[i].at >= 0 && g->conds[i].at > F_RMA_PROOF_OF_PURCHASE))
+        if (g->conds[i].fact > F_RMA_LAST || (g->conds[i].at >= 0 && g->conds[i].at > F_RMA_LAST))
             return false;
     for (size_t i = 0; i < g->n_children; i++)
         if (!group_rma_only(&g->children[i]))

@@ -55,7 +55,7 @@ static bool cond_implies(const cond_t *l, const cond_t *e)
 {
     if (l->fact != e->fact || l->at != e->at)
         return false;
-    fact_type_t t = policy_facts[l->fact].type;
+    fact_type_t t = l->type;
     bool l_set = l->op == OP_EQ || l->op == OP_IN, e_set = e->op == OP_EQ || e->op == OP_IN;
     if (t == FT_ENUM && l_set && e_set)
         return (l->bits & ~e->bits) == 0;

@@ -37,6 +37,7 @@ typedef struct {
     yaml_document_t doc;
     const char *file;
     char *err;
+    policy_t *p;   /* the policy being loaded: its vocabulary names facts and findings */
     int depth;     /* condition groups open now, aliases followed */
     long budget;   /* conditions and groups still allowed */
 } ld_t;
@@ -232,7 +233,7 @@ static void group_free(group_t *g)
     }
 }
 
-static cond_t *add_cond(group_t *g, fact_id_t f, cond_op_t op)
+static cond_t *add_cond(group_t *g, int f, fact_type_t type, cond_op_t op)
 {
     cond_t *c = realloc(g->conds, (g->n_conds + 1) * sizeof(*c));
     if (!c)
@@ -241,6 +242,7 @@ static cond_t *add_cond(group_t *g, fact_id_t f, cond_op_t op)
     c = &g->conds[g->n_conds++];
     memset(c, 0, sizeof(*c));
     c->fact = f;
+    c->type = type;
     c->op = op;
     c->at = -1;
     return c;
@@ -248,7 +250,7 @@ static cond_t *add_cond(group_t *g, fact_id_t f, cond_op_t op)
 
 /* Names of enumdef `def` from a scalar or list -> bit set. */
 static int parse_enum_bits(ld_t *ld, yaml_node_t *n, const char *what, const enumdef_t *def,
-                           uint32_t *bits)
+                           uint64_t *bits)
 {
     size_t count = n->type == YAML_SEQUENCE_NODE ? seq_len(n) : 1;
     if (n->type == YAML_MAPPING_NODE)
@@ -259,7 +261,7 @@ static int parse_enum_bits(ld_t *ld, yaml_node_t *n, const char *what, const enu
         int v = 0;
         if (parse_enum(ld, it, what, def, &v) < 0)
             return -EINVAL;
-        *bits |= 1u << v;
+        *bits |= 1ull << v;
     }
     return 0;
 }
@@ -283,34 +285,34 @@ static int strv_to_cond(ld_t *ld, yaml_node_t *n, const char *what, cond_t *c)
 static int parse_fact_test(ld_t *ld, group_t *g, yaml_node_t *key, yaml_node_t *val)
 {
     const char *name = scalar_text(key);
-    int f = policy_fact_find(name);
+    int f = policy_fact_lookup(ld->p, name);
     if (f < 0)
         return fail(ld, key, "rule refers to unknown field '%s'", name);
-    const fact_def_t *fd = &policy_facts[f];
+    const fact_def_t *fd = policy_fact_def(ld->p, f);
     cond_t *c;
 
     if (val->type != YAML_MAPPING_NODE) {
         /* Shorthand forms: `field: value` or `field: [values]`. */
         switch (fd->type) {
         case FT_BOOL:
-            if (!(c = add_cond(g, f, OP_EQ)))
+            if (!(c = add_cond(g, f, fd->type, OP_EQ)))
                 return -ENOMEM;
             return parse_bool(ld, val, name, &c->b);
         case FT_ENUM:
-            if (!(c = add_cond(g, f, val->type == YAML_SEQUENCE_NODE ? OP_IN : OP_EQ)))
+            if (!(c = add_cond(g, f, fd->type, val->type == YAML_SEQUENCE_NODE ? OP_IN : OP_EQ)))
                 return -ENOMEM;
             return parse_enum_bits(ld, val, name, fd->en, &c->bits);
         case FT_SET:
-            if (!(c = add_cond(g, f, OP_ANY)))
+            if (!(c = add_cond(g, f, fd->type, OP_ANY)))
                 return -ENOMEM;
             return parse_enum_bits(ld, val, name, fd->en, &c->bits);
         case FT_STRING:
         case FT_STRSET:
-            if (!(c = add_cond(g, f, fd->type == FT_STRSET ? OP_ANY : OP_IN)))
+            if (!(c = add_cond(g, f, fd->type, fd->type == FT_STRSET ? OP_ANY : OP_IN)))
                 return -ENOMEM;
             return strv_to_cond(ld, val, name, c);
         case FT_NUMBER:
-            if (!(c = add_cond(g, f, OP_EQ)))
+            if (!(c = add_cond(g, f, fd->type, OP_EQ)))
                 return -ENOMEM;
             return parse_number(ld, val, name, &c->num);
         case FT_DATE:
@@ -332,10 +334,10 @@ static int parse_fact_test(ld_t *ld, group_t *g, yaml_node_t *key, yaml_node_t *
         const char *an = need_scalar(ld, atn, "at");
         if (!an)
             return -EINVAL;
-        at = policy_fact_find(an);
+        at = policy_fact_lookup(ld->p, an);
         if (fd->type != FT_DATE)
             return fail(ld, atn, "%s: 'at' applies to date fields only", name);
-        if (at < 0 || policy_facts[at].type != FT_DATE)
+        if (at < 0 || policy_fact_def(ld->p, at)->type != FT_DATE)
             return fail(ld, atn, "%s: at: expected a date field, got '%s'", name, an);
     }
     for (yaml_node_pair_t *p = val->data.mapping.pairs.start; p < val->data.mapping.pairs.top; p++) {
@@ -369,7 +371,7 @@ static int parse_fact_test(ld_t *ld, group_t *g, yaml_node_t *key, yaml_node_t *
                 break;
         if (i == sizeof(ops) / sizeof(ops[0]) || !(ops[i].types & (1u << fd->type)))
             return fail(ld, ok, "%s: unknown test '%s' for this field", name, op);
-        if (!(c = add_cond(g, f, ops[i].op)))
+        if (!(c = add_cond(g, f, fd->type, ops[i].op)))
             return -ENOMEM;
         c->at = at;
         c->line = (int)ok->start_mark.line + 1;
@@ -527,7 +529,8 @@ static int check_template(ld_t *ld, yaml_node_t *n, const char *t)
             return fail(ld, n, "reason: bad placeholder");
         memcpy(name, p + 1, len);
         name[len] = '\0';
-        if (policy_fact_find(name) < 0 && strcmp(name, "fee") != 0 && strcmp(name, "today") != 0)
+        if (policy_fact_lookup(ld->p, name) < 0 && strcmp(name, "fee") != 0 &&
+            strcmp(name, "today") != 0)
             return fail(ld, n, "reason: unknown placeholder {%s}", name);
     }
     return 0;
@@ -580,7 +583,7 @@ static int parse_fee(ld_t *ld, yaml_node_t *n, fee_t *fee)
     fee->counts = SHORT_OPEN_BOX | SHORT_FOAM | SHORT_ACCESSORIES;
     yaml_node_t *cn = map_get(ld, n, "counts");
     if (cn) {
-        uint32_t bits;
+        uint64_t bits;
         if (parse_enum_bits(ld, cn, "fee.counts", &ENUM_SHORTFALL, &bits) < 0)
             return -EINVAL;
         fee->counts = bits;
@@ -635,14 +638,14 @@ static int parse_rule(ld_t *ld, yaml_node_t *n, rule_t *r)
         r->has_fee = true;
     }
     if ((v = map_get(ld, n, "flags"))) {
-        uint32_t bits;
+        uint64_t bits;
         if (parse_enum_bits(ld, v, "flags", &ENUM_FLAG, &bits) < 0)
             return -EINVAL;
         r->flags = bits;
     }
     /* Which outcomes this rule's fee, flags and reason count on: the rule says, C does not. */
     if ((v = map_get(ld, n, "on"))) {
-        uint32_t bits;
+        uint64_t bits;
         if (parse_enum_bits(ld, v, "on", &ENUM_DISPOSITION, &bits) < 0)
             return -EINVAL;
         if (r->has_disposition)
@@ -716,10 +719,67 @@ static int parse_components(ld_t *ld, yaml_node_t *n, wentry_t *w)
     return 0;
 }
 
+/* `basis: shipped` or `basis: [delivered, shipped]`: the first the case has is used. */
+static int parse_basis(ld_t *ld, yaml_node_t *v, basis_list_t *out)
+{
+    size_t cnt = v->type == YAML_SEQUENCE_NODE ? seq_len(v) : 1;
+    if (cnt == 0 || cnt > BASIS_NAMED_COUNT || v->type == YAML_MAPPING_NODE)
+        return fail(ld, v, "basis: expected one of purchased|shipped|invoiced|delivered, or a "
+                           "list of them");
+    out->n = 0;
+    for (size_t i = 0; i < cnt; i++) {
+        int e;
+        yaml_node_t *it = v->type == YAML_SEQUENCE_NODE ? node(ld, v->data.sequence.items.start[i]) : v;
+        if (parse_enum(ld, it, "basis", &ENUM_BASIS, &e) < 0)
+            return -EINVAL;
+        if (e >= BASIS_NAMED_COUNT)
+            return fail(ld, it, "basis: '%s' is not a date a case has (use after_repair for "
+                                "repaired or replaced units)", scalar_text(it));
+        out->b[out->n++] = (basis_t)e;
+    }
+    return 0;
+}
+
+/*
+ * `after_repair: remainder` (the original's end: Softnetworks) or
+ * `after_repair: {period: 90d, or_remainder: true, kinds: [replaced]}` (QCT).
+ */
+static int parse_after_repair(ld_t *ld, yaml_node_t *n, after_repair_t *a)
+{
+    static const char *const keys[] = { "period", "or_remainder", "kinds", NULL };
+    a->set = true;
+    a->kinds = 1u << PREV_REPAIRED | 1u << PREV_REPLACED;
+    if (n->type == YAML_SCALAR_NODE) {
+        if (strcmp(scalar_text(n), "remainder") != 0)
+            return fail(ld, n, "after_repair: expected 'remainder' or {period, or_remainder, kinds}");
+        a->or_remainder = true;
+        return 0;
+    }
+    if (check_keys(ld, n, "after_repair", keys) < 0)
+        return -EINVAL;
+    yaml_node_t *v;
+    if (!(v = map_get(ld, n, "period")))
+        return fail(ld, n, "after_repair: needs 'period' (or write 'after_repair: remainder')");
+    if (parse_duration(ld, v, "after_repair.period", &a->period) < 0)
+        return -EINVAL;
+    a->has_period = true;
+    if ((v = map_get(ld, n, "or_remainder")) &&
+        parse_bool(ld, v, "after_repair.or_remainder", &a->or_remainder) < 0)
+        return -EINVAL;
+    if ((v = map_get(ld, n, "kinds"))) {
+        uint64_t bits;
+        if (parse_enum_bits(ld, v, "after_repair.kinds", &ENUM_PREV_REPAIR, &bits) < 0)
+            return -EINVAL;
+        a->kinds = bits;
+    }
+    return 0;
+}
+
 static int parse_wentry(ld_t *ld, yaml_node_t *n, wentry_t *w, bool is_default)
 {
     static const char *const keys[] = { "models", "family", "label", "period", "service",
-                                        "components", "ask_vendor", NULL };
+                                        "components", "ask_vendor", "basis", "refurbished",
+                                        "after_repair", NULL };
     if (check_keys(ld, n, is_default ? "warranty.default" : "warranty.table", keys) < 0)
         return -EINVAL;
     w->line = (int)n->start_mark.line + 1;
@@ -751,6 +811,15 @@ static int parse_wentry(ld_t *ld, yaml_node_t *n, wentry_t *w, bool is_default)
     }
     if ((v = map_get(ld, n, "components")) && parse_components(ld, v, w) < 0)
         return -EINVAL;
+    if ((v = map_get(ld, n, "basis")) && parse_basis(ld, v, &w->basis) < 0)
+        return -EINVAL;
+    if ((v = map_get(ld, n, "refurbished"))) {
+        if (parse_duration(ld, v, "refurbished", &w->refurbished) < 0)
+            return -EINVAL;
+        w->has_refurbished = true;
+    }
+    if ((v = map_get(ld, n, "after_repair")) && parse_after_repair(ld, v, &w->after_repair) < 0)
+        return -EINVAL;
     if ((v = map_get(ld, n, "ask_vendor")) &&
         (!(s = need_scalar(ld, v, "ask_vendor")) || !(w->ask_vendor = strdup(s))))
         return -EINVAL;
@@ -761,22 +830,16 @@ static int parse_wentry(ld_t *ld, yaml_node_t *n, wentry_t *w, bool is_default)
 
 static int parse_warranty(ld_t *ld, yaml_node_t *n, policy_t *p)
 {
-    static const char *const keys[] = { "basis", "default", "table", NULL };
+    static const char *const keys[] = { "basis", "default", "table", "after_repair", NULL };
     if (check_keys(ld, n, "warranty", keys) < 0)
         return -EINVAL;
     yaml_node_t *v = map_get(ld, n, "basis");
     if (!v)
-        return fail(ld, n, "warranty: missing 'basis' (purchased, shipped or invoiced)");
-    size_t cnt = v->type == YAML_SEQUENCE_NODE ? seq_len(v) : 1;
-    if (cnt == 0 || cnt > 3 || v->type == YAML_MAPPING_NODE)
-        return fail(ld, v, "basis: expected one of purchased|shipped|invoiced, or a list");
-    for (size_t i = 0; i < cnt; i++) {
-        int e;
-        yaml_node_t *it = v->type == YAML_SEQUENCE_NODE ? node(ld, v->data.sequence.items.start[i]) : v;
-        if (parse_enum(ld, it, "basis", &ENUM_BASIS, &e) < 0)
-            return -EINVAL;
-        p->basis[p->n_basis++] = (basis_t)e;
-    }
+        return fail(ld, n, "warranty: missing 'basis' (purchased, shipped, invoiced or delivered)");
+    if (parse_basis(ld, v, &p->basis) < 0)
+        return -EINVAL;
+    if ((v = map_get(ld, n, "after_repair")) && parse_after_repair(ld, v, &p->after_repair) < 0)
+        return -EINVAL;
     if ((v = map_get(ld, n, "default"))) {
         if (parse_wentry(ld, v, &p->deflt, true) < 0)
             return -EINVAL;
@@ -852,12 +915,169 @@ static int parse_accset(ld_t *ld, yaml_node_t *n, accset_t *a)
     return 0;
 }
 
+/* ---- vocabulary: the policy's own findings and facts ---------------------------- */
+
+/* A word of the vocabulary: [a-z][a-z0-9_]*, at most 32 characters (it is scanned). */
+static bool vocab_word(const char *s)
+{
+    size_t n = strlen(s);
+    return n >= 1 && n <= 32 && s[0] >= 'a' && s[0] <= 'z' &&
+           strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789_") == n;
+}
+
+/*
+ * `findings: [{name, text}, ...]`: each becomes a finding of this policy's cases, after
+ * the built-in ones, and a FIND-<NAME> barcode at the stations.
+ */
+static int parse_xfindings(ld_t *ld, yaml_node_t *v, policy_t *p)
+{
+    static const char *const keys[] = { "name", "text", NULL };
+    if (v->type != YAML_SEQUENCE_NODE)
+        return fail(ld, v, "vocabulary.findings: expected a list of {name, text}");
+    if (seq_len(v) > POLICY_MAX_FINDINGS)
+        return fail(ld, v, "vocabulary.findings: more than %d", (int)POLICY_MAX_FINDINGS);
+    p->xfind = calloc(seq_len(v) ? seq_len(v) : 1, sizeof(*p->xfind));
+    p->finding_names = calloc(FINDING__COUNT + seq_len(v) + 1, sizeof(char *));
+    if (!p->xfind || !p->finding_names)
+        return -ENOMEM;
+    for (int i = 0; i < FINDING__COUNT; i++)
+        p->finding_names[i] = finding_names[i];
+    p->finding_en.names = p->finding_names;
+    for (size_t i = 0; i < seq_len(v); i++) {
+        yaml_node_t *it = node(ld, v->data.sequence.items.start[i]), *nn, *tn;
+        const char *name, *text = NULL;
+        if (check_keys(ld, it, "finding", keys) < 0)
+            return -EINVAL;
+        if (!(nn = map_get(ld, it, "name")))
+            return fail(ld, it, "finding: missing 'name'");
+        if (!(name = need_scalar(ld, nn, "name")) ||
+            ((tn = map_get(ld, it, "text")) && !(text = need_scalar(ld, tn, "text"))))
+            return -EINVAL;
+        if (!vocab_word(name))
+            return fail(ld, nn, "finding '%s': use 1 to 32 lowercase letters, digits and '_', "
+                                "starting with a letter (it is scanned as FIND-<NAME>)", name);
+        if (enumdef_find(&p->finding_en, name) >= 0 || enumdef_find(&ENUM_FINDING, name) >= 0)
+            return fail(ld, nn, "finding '%s': already a finding", name);
+        xfinding_t *x = &p->xfind[p->n_xfind];
+        if (!(x->name = strdup(name)) || (text && !(x->text = strdup(text))))
+            return -ENOMEM;
+        p->n_xfind++;
+        p->finding_names[FINDING__COUNT + i] = x->name;
+        p->finding_en.count = FINDING__COUNT + (int)p->n_xfind;
+    }
+    return 0;
+}
+
+static bool builtin_case_key(const char *name)
+{
+    /* A custom fact is a case JSON field of its section: it must not shadow one. */
+    static const char *const taken[] = {
+        "rma.number", "rma.expected_serial", "product.vendor", "inspection.serial",
+        "inspection.accessories_missing", "product.previous_repair", NULL };
+    for (const char *const *t = taken; *t; t++)
+        if (strcmp(*t, name) == 0)
+            return true;
+    return policy_fact_find(name) >= 0;
+}
+
+/*
+ * `facts: [{name: inspection.panel_grade, type: enum, values: [a, b, c], default: a},
+ * {name: product.extended_care, type: bool, default: false}]`: tested in rules like the
+ * built-in ones, given in case JSON as a field of their section.
+ */
+static int parse_xfacts(ld_t *ld, yaml_node_t *v, policy_t *p)
+{
+    static const char *const keys[] = { "name", "type", "values", "default", NULL };
+    if (v->type != YAML_SEQUENCE_NODE)
+        return fail(ld, v, "vocabulary.facts: expected a list of {name, type, ...}");
+    if (seq_len(v) > POLICY_MAX_FACTS)
+        return fail(ld, v, "vocabulary.facts: more than %d", POLICY_MAX_FACTS);
+    p->xfacts = calloc(seq_len(v) ? seq_len(v) : 1, sizeof(*p->xfacts));
+    if (!p->xfacts)
+        return -ENOMEM;
+    for (size_t i = 0; i < seq_len(v); i++) {
+        yaml_node_t *it = node(ld, v->data.sequence.items.start[i]), *nn, *tn, *vn, *dn;
+        const char *name, *type;
+        if (check_keys(ld, it, "fact", keys) < 0)
+            return -EINVAL;
+        if (!(nn = map_get(ld, it, "name")) || !(tn = map_get(ld, it, "type")))
+            return fail(ld, it, "fact: needs 'name' and 'type' (bool or enum)");
+        if (!(name = need_scalar(ld, nn, "name")) || !(type = need_scalar(ld, tn, "type")))
+            return -EINVAL;
+        const char *dot = strchr(name, '.');
+        size_t sl = dot ? (size_t)(dot - name) : 0;
+        bool section = dot && ((sl == 3 && strncmp(name, "rma", 3) == 0) ||
+                               (sl == 7 && strncmp(name, "product", 7) == 0) ||
+                               (sl == 10 && strncmp(name, "inspection", 10) == 0));
+        if (!section || !vocab_word(dot + 1))
+            return fail(ld, nn, "fact '%s': expected rma.NAME, product.NAME or inspection.NAME "
+                                "(NAME: lowercase letters, digits and '_')", name);
+        if (builtin_case_key(name) || policy_fact_lookup(p, name) >= 0)
+            return fail(ld, nn, "fact '%s': already a field", name);
+        xfact_t *x = &p->xfacts[p->n_xfacts];
+        p->n_xfacts++;
+        if (!(x->def.name = strdup(name)))
+            return -ENOMEM;
+        vn = map_get(ld, it, "values");
+        dn = map_get(ld, it, "default");
+        if (strcmp(type, "bool") == 0) {
+            x->def.type = FT_BOOL;
+            if (vn)
+                return fail(ld, vn, "fact '%s': a bool has no values", name);
+            bool b = false;
+            if (dn && parse_bool(ld, dn, "default", &b) < 0)
+                return -EINVAL;
+            x->deflt = b;
+        } else if (strcmp(type, "enum") == 0) {
+            char **vals = NULL;
+            x->def.type = FT_ENUM;
+            if (!vn || !dn)
+                return fail(ld, it, "fact '%s': an enum needs 'values' and 'default'", name);
+            if (parse_strv(ld, vn, "values", &vals) < 0)
+                return -EINVAL;
+            x->values.names = (const char *const *)vals;
+            x->values.what = x->def.name;
+            while (vals[x->values.count])
+                x->values.count++;
+            if (x->values.count > 64)
+                return fail(ld, vn, "fact '%s': more than 64 values", name);
+            for (int k = 0; k < x->values.count; k++) {
+                if (!vocab_word(vals[k]))
+                    return fail(ld, vn, "fact '%s': value '%s': use lowercase letters, digits "
+                                        "and '_'", name, vals[k]);
+                for (int m = 0; m < k; m++)
+                    if (strcmp(vals[m], vals[k]) == 0)
+                        return fail(ld, vn, "fact '%s': value '%s' given twice", name, vals[k]);
+            }
+            x->def.en = &x->values;
+            if (parse_enum(ld, dn, "default", &x->values, &x->deflt) < 0)
+                return -EINVAL;
+        } else {
+            return fail(ld, tn, "fact '%s': type: expected bool or enum, got '%s'", name, type);
+        }
+    }
+    return 0;
+}
+
+static int parse_vocabulary(ld_t *ld, yaml_node_t *n, policy_t *p)
+{
+    static const char *const keys[] = { "findings", "facts", NULL };
+    if (check_keys(ld, n, "vocabulary", keys) < 0)
+        return -EINVAL;
+    yaml_node_t *v;
+    if ((v = map_get(ld, n, "findings")) && parse_xfindings(ld, v, p) < 0)
+        return -EINVAL;
+    if ((v = map_get(ld, n, "facts")) && parse_xfacts(ld, v, p) < 0)
+        return -EINVAL;
+    return 0;
+}
+
 /* ---- the document ---------------------------------------------------------------- */
 
 static int parse_root(ld_t *ld, policy_t *p)
 {
     static const char *const keys[] = { "vendor", "aliases", "source", "currency", "warranty",
-                                        "accessories", "rules", NULL };
+                                        "accessories", "rules", "version", "vocabulary", NULL };
     yaml_node_t *root = yaml_document_get_root_node(&ld->doc);
     if (!root)
         return fail(ld, NULL, "empty policy file");
@@ -876,8 +1096,27 @@ static int parse_root(ld_t *ld, policy_t *p)
     if ((v = map_get(ld, root, "aliases")) && parse_strv(ld, v, "aliases", &p->aliases) < 0)
         return -EINVAL;
     p->aliases_line = v ? (int)v->start_mark.line + 1 : 0;
+    /* Before the rules: they may test the policy's own findings and facts. */
+    p->finding_en = ENUM_FINDING;
+    p->findings_def = policy_facts[F_INSP_FINDINGS];
+    p->findings_def.en = &p->finding_en;
+    if ((v = map_get(ld, root, "vocabulary")) && parse_vocabulary(ld, v, p) < 0)
+        return -EINVAL;
+    if (p->finding_names)
+        p->finding_en.names = p->finding_names;
     if ((v = map_get(ld, root, "source")) && !need_scalar(ld, v, "source"))
         return -EINVAL;
+    if ((v = map_get(ld, root, "version"))) {
+        /* Recorded with every decision and filtered on (rmactl receipts --policy-version):
+         * one short printable word, so it reads the same in a receipt row and a shell. */
+        if (!(s = need_scalar(ld, v, "version")))
+            return -EINVAL;
+        if (!*s || strlen(s) > 64 || strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                              "0123456789._+-:") != strlen(s))
+            return fail(ld, v, "version: expected 1 to 64 letters, digits or . _ + - :, got '%s'", s);
+        if (!(p->version = strdup(s)))
+            return -ENOMEM;
+    }
     if ((v = map_get(ld, root, "currency")) && !need_scalar(ld, v, "currency"))
         return -EINVAL;
     if (!(v = map_get(ld, root, "warranty")))
@@ -923,6 +1162,7 @@ void policy_destroy(policy_t **pp)
     policy_t *p = *pp;
     free(p->file);
     free(p->vendor);
+    free(p->version);
     strv_free(p->aliases);
     for (size_t i = 0; i < p->n_table; i++)
         wentry_clear(&p->table[i]);
@@ -935,6 +1175,17 @@ void policy_destroy(policy_t **pp)
     for (size_t i = 0; i < p->n_rules; i++)
         rule_clear(&p->rules[i]);
     free(p->rules);
+    for (size_t i = 0; i < p->n_xfind; i++) {
+        free(p->xfind[i].name);
+        free(p->xfind[i].text);
+    }
+    free(p->xfind);
+    free(p->finding_names);
+    for (size_t i = 0; i < p->n_xfacts; i++) {
+        free((char *)p->xfacts[i].def.name);
+        strv_free((char **)p->xfacts[i].values.names);
+    }
+    free(p->xfacts);
     free(p);
     *pp = NULL;
 }
@@ -1021,6 +1272,9 @@ int policy_load_text(const char *text, size_t len, const char *name, policy_t **
     int r = p ? 0 : -ENOMEM;
     if (p && !(p->file = strdup(name)))
         r = -ENOMEM;
+    if (p)
+        sha256_hex(text, len, p->sha256);
+    ld.p = p;
     if (r == 0)
         r = parse_root(&ld, p);
     yaml_document_delete(&ld.doc);
@@ -1071,4 +1325,14 @@ const char *policy_vendor(const policy_t *p)
 const char *policy_file(const policy_t *p)
 {
     return p->file;
+}
+
+const char *policy_sha256(const policy_t *p)
+{
+    return p->sha256;
+}
+
+const char *policy_version(const policy_t *p)
+{
+    return p->version;
 }

@@ -23,7 +23,8 @@ ENUMDEF(ENUM_WARRANTY_STATUS, "warranty status", "in", "out", "void", "excluded"
         "not_applicable", "unknown");
 ENUMDEF(ENUM_FLAG, "flag", "wipe_media", "bill_customer", "manual_review",
         "customer_pays_freight");
-ENUMDEF(ENUM_BASIS, "basis", "purchased", "shipped", "invoiced");
+ENUMDEF(ENUM_BASIS, "basis", "purchased", "shipped", "invoiced", "delivered", "previous_repair");
+ENUMDEF(ENUM_PREV_REPAIR, "previous repair", "repaired", "replaced");
 ENUMDEF(ENUM_SERVICE, "service", "exchange", "repair");
 ENUMDEF(ENUM_SERIAL_MATCH, "serial match", "match", "mismatch", "unknown");
 ENUMDEF(ENUM_SERIAL_STATE, "serial", "absent", "unreadable", "read");
@@ -41,38 +42,27 @@ int enumdef_find(const enumdef_t *def, const char *name)
 }
 
 /*
- * "a|b|c", built once per definition. The cache is keyed by definition address; the
- * program has a fixed handful of definitions, so a tiny table suffices.
+ * "a|b|c", built at each call into a per-thread buffer: policies declare enums of their
+ * own (vocabulary) that live only as long as the policy, so nothing is cached by
+ * address. Long lists end in "|...".
  */
 const char *enumdef_expected(const enumdef_t *def)
 {
-    static struct {
-        const enumdef_t *def;
-        char *text;
-    } cache[24];
-    size_t i;
-    for (i = 0; i < sizeof(cache) / sizeof(cache[0]) && cache[i].def; i++)
-        if (cache[i].def == def)
-            return cache[i].text;
-    size_t len = 1;
-    for (int k = 0; k < def->count; k++)
-        len += strlen(def->names[k]) + 1;
-    char *t = malloc(len);
-    if (!t)
-        return "?";
-    t[0] = '\0';
+    static _Thread_local char buf[1024];
+    size_t len = 0;
+    buf[0] = '\0';
     for (int k = 0; k < def->count; k++) {
+        size_t n = strlen(def->names[k]);
+        if (len + n + 5 >= sizeof(buf)) {
+            strcpy(buf + len, "|...");
+            break;
+        }
         if (k)
-            strcat(t, "|");
-        strcat(t, def->names[k]);
+            buf[len++] = '|';
+        memcpy(buf + len, def->names[k], n + 1);
+        len += n;
     }
-    if (i < sizeof(cache) / sizeof(cache[0])) {
-        cache[i].def = def;
-        cache[i].text = t;
-        return t;
-    }
-    free(t);
-    return "?";
+    return buf;
 }
 
 const fact_def_t policy_facts[F__COUNT] = {
@@ -81,12 +71,17 @@ const fact_def_t policy_facts[F__COUNT] = {
     [F_RMA_ISSUED] = { "rma.issued", FT_DATE, NULL },
     [F_RMA_ORDER_VALUE] = { "rma.order_value", FT_NUMBER, NULL },
     [F_RMA_PROOF_OF_PURCHASE] = { "rma.proof_of_purchase", FT_BOOL, NULL },
+    [F_RMA_DEFECT_DISCOVERED] = { "rma.defect_discovered", FT_DATE, NULL },
     [F_SERIAL_MATCH] = { "serial.match", FT_ENUM, &ENUM_SERIAL_MATCH },
     [F_PRODUCT_MODEL] = { "product.model", FT_STRING, NULL },
     [F_PRODUCT_FAMILY] = { "product.family", FT_STRING, NULL },
     [F_PRODUCT_PURCHASED] = { "product.purchased", FT_DATE, NULL },
     [F_PRODUCT_SHIPPED] = { "product.shipped", FT_DATE, NULL },
     [F_PRODUCT_INVOICED] = { "product.invoiced", FT_DATE, NULL },
+    [F_PRODUCT_DELIVERED] = { "product.delivered", FT_DATE, NULL },
+    [F_PRODUCT_REFURBISHED] = { "product.refurbished", FT_BOOL, NULL },
+    [F_PRODUCT_PREV_REPAIR] = { "product.previous_repair.kind", FT_ENUM, &ENUM_PREV_REPAIR },
+    [F_PRODUCT_PREV_REPAIR_DATE] = { "product.previous_repair.date", FT_DATE, NULL },
     [F_PRODUCT_WARRANTY_MONTHS] = { "product.warranty_months", FT_NUMBER, NULL },
     [F_PRODUCT_HAS_STORAGE_MEDIA] = { "product.has_storage_media", FT_BOOL, NULL },
     [F_PRODUCT_SAMPLE] = { "product.sample", FT_BOOL, NULL },
@@ -116,6 +111,56 @@ int policy_fact_find(const char *name)
         if (strcmp(policy_facts[i].name, name) == 0)
             return i;
     return -1;
+}
+
+int policy_fact_lookup(const policy_t *p, const char *name)
+{
+    int f = policy_fact_find(name);
+    for (size_t i = 0; f < 0 && p && i < p->n_xfacts; i++)
+        if (strcmp(p->xfacts[i].def.name, name) == 0)
+            f = F__COUNT + (int)i;
+    return f;
+}
+
+const fact_def_t *policy_fact_def(const policy_t *p, int id)
+{
+    if (id >= F__COUNT)
+        return &p->xfacts[id - F__COUNT].def;
+    if (id == F_INSP_FINDINGS && p && p->finding_names)
+        return &p->findings_def;
+    return &policy_facts[id];
+}
+
+const enumdef_t *policy_findings(const policy_t *p)
+{
+    return p && p->finding_names ? &p->finding_en : &ENUM_FINDING;
+}
+
+const char *policy_finding_text(const policy_t *p, int i)
+{
+    if (i < FINDING__COUNT)
+        return finding_description((finding_t)i);
+    if (!p || (size_t)(i - FINDING__COUNT) >= p->n_xfind)
+        return NULL;
+    const xfinding_t *x = &p->xfind[i - FINDING__COUNT];
+    return x->text ? x->text : x->name;
+}
+
+size_t policy_custom_findings(const policy_t *p)
+{
+    return p ? p->n_xfind : 0;
+}
+
+size_t policy_custom_fact_count(const policy_t *p)
+{
+    return p ? p->n_xfacts : 0;
+}
+
+const char *policy_custom_fact(const policy_t *p, size_t i, const enumdef_t **values)
+{
+    const xfact_t *x = &p->xfacts[i];
+    *values = x->def.type == FT_ENUM ? &x->values : NULL;
+    return x->def.name;
 }
 
 /* Lowercase, runs of spaces/tabs folded to one, ends trimmed: "S9Z  4" == "s9z 4". */
@@ -159,6 +204,8 @@ void policy_case_init(policy_case_t *c)
     c->rma.kind = RMA_WARRANTY;
     c->rma.proof_of_purchase = true;
     c->product.purchased = c->product.shipped = c->product.invoiced = CALDATE_NONE;
+    c->product.delivered = c->product.previous_repair.date = CALDATE_NONE;
+    c->rma.defect_discovered = CALDATE_NONE;
     c->product.warranty_months = -1;
     c->inspection.serial_state = SERIAL_ABSENT;
     c->inspection.serial_label = LABEL_INTACT;
@@ -167,6 +214,8 @@ void policy_case_init(policy_case_t *c)
     c->inspection.foam = true;
     c->inspection.seal = SEAL_INTACT;
     c->inspection.fault = FAULT_NOT_TESTED;
+    for (int i = 0; i < POLICY_MAX_FACTS; i++)
+        c->custom[i] = -1;
 }
 
 void policy_case_free(policy_case_t *c)

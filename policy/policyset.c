@@ -250,3 +250,16 @@ int policyset_load_dirs(const char *dir, const char *local_dir, policyset_t **ou
     *out = set;
     return 0;
 }
+
+int policy_finding_bit(const policy_t *p, const char *name)
+{
+    return enumdef_find(policy_findings(p), name);
+}
+
+const policy_t *policyset_finding_owner(const policyset_t *set, const char *name)
+{
+    for (size_t i = 0; set && i < set->n; i++)
+        if (policy_finding_bit(set->p[i], name) >= FINDING__COUNT)
+            return set->p[i];
+    return NULL;
+}

@@ -60,4 +60,13 @@ const policy_t *policyset_get(const policyset_t *set, size_t i);
  */
 const policy_t *policyset_for_vendor(const policyset_t *set, const char *vendor);
 
+/*
+ * Is `name` (lowercase) a finding some policy of the set declares in its vocabulary
+ * (docs/policy.md, "Vocabulary")? The first such policy, or NULL (also for set NULL).
+ */
+const policy_t *policyset_finding_owner(const policyset_t *set, const char *name);
+
+/* Does p's vocabulary hold finding `name` (built-in ones included)? Its bit, or -1. */
+int policy_finding_bit(const policy_t *p, const char *name);
+
 #endif

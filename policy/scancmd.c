@@ -145,6 +145,12 @@ static const char *unknown_command(const char *text, const char *prefix)
 
 int scancmd_parse(const char *text, scancmd_t *out, const char **reason)
 {
+    return scancmd_parse_in(text, NULL, out, reason);
+}
+
+int scancmd_parse_in(const char *text, const policyset_t *set, scancmd_t *out,
+                     const char **reason)
+{
     if (!text)
         return 0;
     size_t f, nf = sizeof(families) / sizeof(families[0]);
@@ -181,8 +187,19 @@ int scancmd_parse(const char *text, scancmd_t *out, const char **reason)
             return -EINVAL;
         }
         if (finding_parse(arg, &cmd.finding) < 0) {
-            *reason = reasonf("unknown finding \"%s\"", shown(arg, buf));
-            return -EINVAL;
+            /* A policy's own finding: the name as declared (lowercase). */
+            char low[SCANCMD_NAME_MAX + 1];
+            size_t n = strlen(arg);
+            for (size_t i = 0; i < n && n <= SCANCMD_NAME_MAX; i++)
+                low[i] = arg[i] >= 'A' && arg[i] <= 'Z' ? (char)(arg[i] - 'A' + 'a') : arg[i];
+            if (n <= SCANCMD_NAME_MAX)
+                low[n] = '\0';
+            if (n > SCANCMD_NAME_MAX || !policyset_finding_owner(set, low)) {
+                *reason = reasonf("unknown finding \"%s\"", shown(arg, buf));
+                return -EINVAL;
+            }
+            cmd.finding = FINDING__COUNT;
+            memcpy(cmd.name, low, n + 1);
         }
         break;
     default: {

@@ -12,6 +12,7 @@
 #include <stddef.h>
 
 #include "policy/findings.h"
+#include "policy/policyset.h"
 
 typedef enum {
     SCANCMD_PKG_ORIGINAL,     /* PKG-ORIGINAL */
@@ -43,8 +44,10 @@ typedef enum {
 
 typedef struct {
     scancmd_kind_t kind;
-    finding_t finding;                 /* SCANCMD_FIND only */
-    char name[SCANCMD_NAME_MAX + 1];   /* SCANCMD_ACC, SCANCMD_CMP: lowercase; else "" */
+    finding_t finding;                 /* SCANCMD_FIND: a built-in finding, or
+                                          FINDING__COUNT for a policy's own (name) */
+    char name[SCANCMD_NAME_MAX + 1];   /* SCANCMD_ACC, SCANCMD_CMP, a policy's own
+                                          finding: lowercase; else "" */
 } scancmd_t;
 
 /*
@@ -65,6 +68,14 @@ typedef struct {
  * the thread; not freed by the caller. *out is set only when 1 is returned.
  */
 int scancmd_parse(const char *text, scancmd_t *out, const char **reason);
+
+/*
+ * The same with the findings the policies of `set` declare (docs/policy.md,
+ * "Vocabulary"): FIND-<NAME> of one of them is SCANCMD_FIND with finding
+ * FINDING__COUNT and name lowercased. set NULL: scancmd_parse.
+ */
+int scancmd_parse_in(const char *text, const policyset_t *set, scancmd_t *out,
+                     const char **reason);
 
 /* One printable command barcode. */
 typedef struct {

@@ -283,7 +283,7 @@ static json_t *time_or_null(int64_t ms)
 json_t *control_receipt_json(const db_receipt_t *r)
 {
     bool open = r->state == DB_RECEIPT_OPEN;
-    return json_pack("{s:I,s:o,s:o,s:s,s:o,s:o,s:o,s:o}",
+    return json_pack("{s:I,s:o,s:o,s:s,s:o,s:o,s:o,s:o,s:o,s:o}",
                      "id", (json_int_t)r->id,
                      "station", str_or_null(r->station),
                      "rma", str_or_null(r->rma),
@@ -291,7 +291,9 @@ json_t *control_receipt_json(const db_receipt_t *r)
                      "disposition", str_or_null(r->disposition),
                      "reason", str_or_null(r->reason),
                      "opened_at", time_or_null(r->opened_at),
-                     "closed_at", open ? json_null() : time_or_null(r->closed_at));
+                     "closed_at", open ? json_null() : time_or_null(r->closed_at),
+                     "policy_sha256", str_or_null(r->policy_sha256),
+                     "policy_version", str_or_null(r->policy_version));
 }
 
 json_t *control_status_station(const char *name, const char *printer)

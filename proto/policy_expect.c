@@ -133,6 +133,18 @@ int expect_check(json_t *expect, json_t *result, char *why, size_t cap)
         snprintf(why, cap, "warranty status %s not expected", status);
         return 0;
     }
+    /* "warranty": {"basis": ..., "starts": ..., "ends": ...}: each given one exactly. */
+    const char *wk;
+    json_t *wv;
+    json_object_foreach(json_object_get(expect, "warranty"), wk, wv) {
+        json_t *got = json_object_get(w, wk);
+        if (!got || !json_equal(got, wv)) {
+            const char *g = json_string_value(got);
+            snprintf(why, cap, "warranty.%s is %s, expected %s", wk, g ? g : "null",
+                     json_is_string(wv) ? json_string_value(wv) : "?");
+            return 0;
+        }
+    }
     size_t i;
     json_t *v;
     json_array_foreach(json_object_get(expect, "flags"), i, v) {

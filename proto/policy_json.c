@@ -20,6 +20,7 @@
 
 typedef struct {
     char *err;
+    const policy_t *p;   /* whose vocabulary the case may use; NULL: the built-in one */
 } pj_t;
 
 static int err(pj_t *pj, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -74,6 +75,13 @@ static int check_keys(pj_t *pj, json_t *obj, const char *prefix, const char *con
         for (const char *const *a = allowed; *a; a++)
             if (strcmp(*a, k) == 0)
                 ok = 1;
+        /* The policy's own facts are fields of their section ("inspection.panel_grade"). */
+        const enumdef_t *vals;
+        size_t pl = strlen(prefix);
+        for (size_t i = 0; !ok && *prefix && i < policy_custom_fact_count(pj->p); i++) {
+            const char *fn = policy_custom_fact(pj->p, i, &vals);
+            ok = strncmp(fn, prefix, pl) == 0 && fn[pl] == '.' && strcmp(fn + pl + 1, k) == 0;
+        }
         if (!ok) {
             if (strlen(k) > 40)
                 return err(pj, "%s%s%.40s...: unknown field", prefix, *prefix ? "." : "", k);
@@ -132,10 +140,38 @@ static int get_enum(pj_t *pj, json_t *obj, const char *key, const char *field,
     return 0;
 }
 
+/* The policy's own facts of section `prefix` given in o (bool true/false, enum a name). */
+static int parse_custom(pj_t *pj, json_t *o, const char *prefix, policy_case_t *c)
+{
+    size_t pl = strlen(prefix);
+    for (size_t i = 0; i < policy_custom_fact_count(pj->p); i++) {
+        const enumdef_t *vals;
+        const char *fn = policy_custom_fact(pj->p, i, &vals);
+        if (strncmp(fn, prefix, pl) != 0 || fn[pl] != '.')
+            continue;
+        bool b = false;
+        int e = -1, r;
+        json_t *v = json_object_get(o, fn + pl + 1);
+        if (!v || json_is_null(v))
+            continue;
+        if (vals) {
+            if ((r = get_enum(pj, o, fn + pl + 1, fn, vals, &e)) < 0)
+                return r;
+            c->custom[i] = e;
+        } else {
+            if ((r = get_bool(pj, o, fn + pl + 1, fn, &b)) < 0)
+                return r;
+            c->custom[i] = b;
+        }
+    }
+    return 0;
+}
+
 static int parse_rma(pj_t *pj, json_t *o, policy_case_t *c)
 {
     static const char *const keys[] = { "number", "issued", "kind", "expected_serial",
-                                        "order_value", "proof_of_purchase", NULL };
+                                        "order_value", "proof_of_purchase", "defect_discovered",
+                                        NULL };
     if (!json_is_object(o))
         return expect(pj, "rma", "an object or null", o);
     if (check_keys(pj, o, "rma", keys) < 0)
@@ -144,6 +180,7 @@ static int parse_rma(pj_t *pj, json_t *o, policy_case_t *c)
     int kind = c->rma.kind, r;
     if ((r = get_string(pj, o, "number", "rma.number", &c->rma.number)) < 0 ||
         (r = get_date(pj, o, "issued", "rma.issued", &c->rma.issued)) < 0 ||
+        (r = get_date(pj, o, "defect_discovered", "rma.defect_discovered", &c->rma.defect_discovered)) < 0 ||
         (r = get_enum(pj, o, "kind", "rma.kind", &ENUM_RMA_KIND, &kind)) < 0 ||
         (r = get_string(pj, o, "expected_serial", "rma.expected_serial", &c->rma.expected_serial)) < 0 ||
         (r = get_bool(pj, o, "proof_of_purchase", "rma.proof_of_purchase", &c->rma.proof_of_purchase)) < 0)
@@ -156,14 +193,15 @@ static int parse_rma(pj_t *pj, json_t *o, policy_case_t *c)
         c->rma.has_order_value = true;
         c->rma.order_value = json_number_value(v);
     }
-    return 0;
+    return parse_custom(pj, o, "rma", c);
 }
 
 static int parse_product(pj_t *pj, json_t *o, policy_case_t *c)
 {
     static const char *const keys[] = { "vendor", "model", "family", "purchased", "shipped",
                                         "invoiced", "warranty_months", "has_storage_media",
-                                        "sample", NULL };
+                                        "sample", "delivered", "refurbished", "previous_repair",
+                                        NULL };
     if (!json_is_object(o))
         return expect(pj, "product", "an object", o);
     if (check_keys(pj, o, "product", keys) < 0)
@@ -176,15 +214,36 @@ static int parse_product(pj_t *pj, json_t *o, policy_case_t *c)
         (r = get_date(pj, o, "shipped", "product.shipped", &c->product.shipped)) < 0 ||
         (r = get_date(pj, o, "invoiced", "product.invoiced", &c->product.invoiced)) < 0 ||
         (r = get_bool(pj, o, "has_storage_media", "product.has_storage_media", &c->product.has_storage_media)) < 0 ||
-        (r = get_bool(pj, o, "sample", "product.sample", &c->product.sample)) < 0)
+        (r = get_bool(pj, o, "sample", "product.sample", &c->product.sample)) < 0 ||
+        (r = get_date(pj, o, "delivered", "product.delivered", &c->product.delivered)) < 0 ||
+        (r = get_bool(pj, o, "refurbished", "product.refurbished", &c->product.refurbished)) < 0)
         return r;
+    json_t *pr = json_object_get(o, "previous_repair");
+    if (pr && !json_is_null(pr)) {
+        /* {"date": "2025-01-10", "kind": "replaced"}: both required, or the unit was never
+         * repaired (null / absent). */
+        static const char *const pkeys[] = { "date", "kind", NULL };
+        if (!json_is_object(pr))
+            return expect(pj, "product.previous_repair", "an object {date, kind} or null", pr);
+        if (check_keys(pj, pr, "product.previous_repair", pkeys) < 0)
+            return -EINVAL;
+        int kind = -1;
+        if ((r = get_date(pj, pr, "date", "product.previous_repair.date",
+                          &c->product.previous_repair.date)) < 0 ||
+            (r = get_enum(pj, pr, "kind", "product.previous_repair.kind", &ENUM_PREV_REPAIR,
+                          &kind)) < 0)
+            return r;
+        if (c->product.previous_repair.date == CALDATE_NONE || kind < 0)
+            return err(pj, "product.previous_repair: needs both date and kind (repaired|replaced)");
+        c->product.previous_repair.kind = kind;
+    }
     json_t *v = json_object_get(o, "warranty_months");
     if (v && !json_is_null(v)) {
         if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 1200)
             return expect(pj, "product.warranty_months", "a whole number of months (0 to 1200)", v);
         c->product.warranty_months = (int)json_integer_value(v);
     }
-    return 0;
+    return parse_custom(pj, o, "product", c);
 }
 
 static int parse_findings(pj_t *pj, json_t *a, policy_case_t *c)
@@ -198,10 +257,11 @@ static int parse_findings(pj_t *pj, json_t *a, policy_case_t *c)
     json_array_foreach(a, i, v) {
         char field[48];
         snprintf(field, sizeof(field), "inspection.findings[%zu]", i);
-        int e = json_is_string(v) ? enumdef_find(&ENUM_FINDING, json_string_value(v)) : -1;
+        const enumdef_t *fs = policy_findings(pj->p);
+        int e = json_is_string(v) ? enumdef_find(fs, json_string_value(v)) : -1;
         if (e < 0)
-            return expect(pj, field, enumdef_expected(&ENUM_FINDING), v);
-        c->inspection.findings |= 1u << e;
+            return expect(pj, field, enumdef_expected(fs), v);
+        c->inspection.findings |= 1ull << e;
     }
     return 0;
 }
@@ -269,13 +329,18 @@ static int parse_inspection(pj_t *pj, json_t *o, policy_case_t *c)
     if ((v = json_object_get(o, "accessories_missing")) && !json_is_null(v) &&
         (r = parse_accessories(pj, v, c)) < 0)
         return r;
-    return 0;
+    return parse_custom(pj, o, "inspection", c);
 }
 
 int case_from_json(json_t *obj, policy_case_t *out, char **errmsg)
 {
+    return case_from_json_policy(obj, NULL, out, errmsg);
+}
+
+int case_from_json_policy(json_t *obj, const policy_t *p, policy_case_t *out, char **errmsg)
+{
     static const char *const keys[] = { "today", "rma", "product", "inspection", NULL };
-    pj_t pj = { NULL };
+    pj_t pj = { NULL, p };
     policy_case_t c;
     policy_case_init(&c);
     int r = 0;
@@ -316,6 +381,12 @@ done:
 
 int case_from_json_text(const char *text, size_t len, policy_case_t *c, char **errmsg)
 {
+    return case_from_json_text_policy(text, len, NULL, c, errmsg);
+}
+
+int case_from_json_text_policy(const char *text, size_t len, const policy_t *p,
+                               policy_case_t *c, char **errmsg)
+{
     *errmsg = NULL;
     if (len > CASE_MAX_BYTES) {
         if (asprintf(errmsg, "larger than %u bytes", CASE_MAX_BYTES) < 0)
@@ -331,7 +402,7 @@ int case_from_json_text(const char *text, size_t len, policy_case_t *c, char **e
             *errmsg = NULL;
         return -EINVAL;
     }
-    int r = case_from_json(obj, c, errmsg);
+    int r = case_from_json_policy(obj, p, c, errmsg);
     json_decref(obj);
     return r;
 }
@@ -363,11 +434,14 @@ json_t *result_to_json(const policy_result_t *r, const policy_t *p)
                                                           : json_null(),
                           "starts", date_or_null(r->warranty.starts),
                           "ends", date_or_null(r->warranty.ends));
-    json_t *j = json_pack("{s:s, s:o, s:o, s:o, s:o, s:{s:s, s:s}}",
+    /* The policy as it was when deciding: its file's hash and version (docs/policy.md,
+     * "Auditing a decision"). */
+    json_t *j = json_pack("{s:s, s:o, s:o, s:o, s:o, s:{s:s, s:s, s:s, s:o}}",
                           "disposition", ENUM_DISPOSITION.names[r->disposition],
                           "restocking_fee_pct", fee, "warranty", w, "flags", flags,
                           "reasons", reasons, "policy", "vendor", policy_vendor(p), "file",
-                          policy_file(p));
+                          policy_file(p), "sha256", policy_sha256(p), "version",
+                          policy_version(p) ? json_string(policy_version(p)) : json_null());
     /* Only policies with fixed-amount fees produce it, so other results keep the contract's
      * exact shape (docs/policy.md, "Fees"). */
     if (j && r->restocking_fee_amount > 0) {

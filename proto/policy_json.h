@@ -22,6 +22,14 @@ int case_from_json_text(const char *text, size_t len, policy_case_t *c, char **e
 int case_from_json(json_t *obj, policy_case_t *c, char **errmsg);
 
 /*
+ * The same for a case decided by policy p: its own findings and facts (docs/policy.md,
+ * "Vocabulary") are fields too. p NULL: the built-in vocabulary only, as above.
+ */
+int case_from_json_policy(json_t *obj, const policy_t *p, policy_case_t *c, char **errmsg);
+int case_from_json_text_policy(const char *text, size_t len, const policy_t *p,
+                               policy_case_t *c, char **errmsg);
+
+/*
  * The result as a JSON object with the contract's fields, `policy` naming the vendor
  * and file. Returns a new reference, or NULL when out of memory.
  */

@@ -1,9 +1,16 @@
 /* Dates and policy durations: the arithmetic every warranty and RMA window uses. */
 #include <CUnit/CUnit.h>
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/caldate.h"
+#include "core/config.h"
+#include "core/sha256.h"
+#include "policy/policy.h"
+#include "proto/policy_json.h"
 #include "tests/suites.h"
 
 static caldate_t D(const char *s)
@@ -102,6 +109,94 @@ static void test_cmp(void)
     CU_ASSERT_EQUAL(duration_cmp(a, b), 0);
 }
 
+/* FIPS 180-4 / NIST test vectors, including the two-block and the million-a message. */
+static void test_sha256(void)
+{
+    char hex[SHA256_HEXLEN];
+    sha256_hex("", 0, hex);
+    CU_ASSERT_STRING_EQUAL(hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    sha256_hex("abc", 3, hex);
+    CU_ASSERT_STRING_EQUAL(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    const char *two = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
+    sha256_hex(two, strlen(two), hex);
+    CU_ASSERT_STRING_EQUAL(hex, "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+    /* Fed in uneven pieces, so the buffering between blocks is exercised. */
+    sha256_t s;
+    unsigned char d[32];
+    char a[997];
+    memset(a, 'a', sizeof(a));
+    sha256_init(&s);
+    for (size_t left = 1000000; left;) {
+        size_t n = left < sizeof(a) ? left : sizeof(a);
+        sha256_update(&s, a, n);
+        left -= n;
+    }
+    sha256_final(&s, d);
+    for (int i = 0; i < 32; i++)
+        snprintf(hex + 2 * i, 3, "%02x", d[i]);
+    CU_ASSERT_STRING_EQUAL(hex, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+}
+
+/* Evaluate EverFocus' "RMA valid 30 days" (issued 2026-03-01) on the date t falls on. */
+static const char *rma_decision_at(const policy_t *p, time_t t)
+{
+    char day[CALDATE_STRLEN], text[512], *err = NULL;
+    static char disp[32];
+    caldate_format(caldate_on(t), day);
+    snprintf(text, sizeof(text),
+             "{\"today\": \"%s\", \"rma\": {\"number\": \"RMA-1\", \"issued\": \"2026-03-01\","
+             " \"kind\": \"warranty\"}, \"product\": {\"vendor\": \"EverFocus\", \"model\": "
+             "\"EPN4208\", \"family\": \"NVR\", \"shipped\": \"2025-03-10\", "
+             "\"warranty_months\": 36}, \"inspection\": {\"fault\": \"confirmed\"}}", day);
+    policy_case_t c;
+    policy_result_t r;
+    CU_ASSERT_EQUAL_FATAL(case_from_json_text(text, strlen(text), &c, &err), 0);
+    CU_ASSERT_EQUAL_FATAL(policy_evaluate(p, &c, &r), 0);
+    snprintf(disp, sizeof(disp), "%s", ENUM_DISPOSITION.names[r.disposition]);
+    policy_result_free(&r);
+    policy_case_free(&c);
+    return disp;
+}
+
+/*
+ * Issue 13: "today" is the site's date ([daemon] timezone, applied as the process's
+ * zone). One instant, 2026-03-31T22:30Z, is already April 1 in Berlin and still
+ * March 31 in New York: day 31 of an RMA valid 30 days (refused) in one, day 30 (on
+ * time) in the other. The instant is given, not waited for.
+ */
+static void test_site_zone_today(void)
+{
+    const char *saved = getenv("TZ");
+    char *old = saved ? strdup(saved) : NULL;
+    policy_t *p = NULL;
+    char *err = NULL;
+    CU_ASSERT_EQUAL_FATAL(policy_load("policies/everfocus.yaml", &p, &err), 0);
+    struct tm tm = { .tm_year = 2026 - 1900, .tm_mon = 2, .tm_mday = 31, .tm_hour = 22,
+                     .tm_min = 30 };
+    time_t t = timegm(&tm);
+
+    config_t berlin = { .timezone = "Europe/Berlin" }, ny = { .timezone = "America/New_York" };
+    CU_ASSERT_EQUAL(config_timezone_apply(&berlin), 0);
+    CU_ASSERT_EQUAL(caldate_on(t), caldate_from_ymd(2026, 4, 1));
+    CU_ASSERT_STRING_EQUAL(caldate_zone_name(), "Europe/Berlin");
+    CU_ASSERT_STRING_EQUAL(rma_decision_at(p, t), "refuse");
+    CU_ASSERT_STRING_EQUAL(rma_decision_at(p, t - 3600), "warranty_repair");  /* 23:30 Berlin */
+
+    CU_ASSERT_EQUAL(config_timezone_apply(&ny), 0);
+    CU_ASSERT_EQUAL(caldate_on(t), caldate_from_ymd(2026, 3, 31));
+    CU_ASSERT_STRING_EQUAL(caldate_zone_name(), "America/New_York");
+    CU_ASSERT_STRING_EQUAL(rma_decision_at(p, t), "warranty_repair");
+    CU_ASSERT_STRING_EQUAL(rma_decision_at(p, t + 6 * 3600), "refuse");  /* 00:30 New York (UTC-4) */
+
+    policy_destroy(&p);
+    if (old)
+        setenv("TZ", old, 1);
+    else
+        unsetenv("TZ");
+    tzset();
+    free(old);
+}
+
 int suite_caldate(void)
 {
     CU_pSuite s = CU_add_suite("caldate", NULL, NULL);
@@ -110,7 +205,9 @@ int suite_caldate(void)
         !CU_add_test(s, "weekday", test_weekday) ||
         !CU_add_test(s, "durations parse", test_durations) ||
         !CU_add_test(s, "date + duration", test_add) ||
-        !CU_add_test(s, "duration comparison", test_cmp))
+        !CU_add_test(s, "duration comparison", test_cmp) ||
+        !CU_add_test(s, "sha256 test vectors", test_sha256) ||
+        !CU_add_test(s, "site time zone decides today near midnight", test_site_zone_today))
         return -1;
     return 0;
 }

@@ -82,6 +82,11 @@ static void test_lines_end_to_end(void)
     run_script("tests/integration/lines_e2e.py", "lines e2e: all checks passed");
 }
 
+static void test_vocabulary_end_to_end(void)
+{
+    run_script("tests/integration/vocabulary_e2e.py", "vocabulary e2e: all checks passed");
+}
+
 int suite_daemon_e2e(void)
 {
     CU_pSuite s = CU_add_suite("daemon_e2e", NULL, NULL);
@@ -104,6 +109,8 @@ int suite_daemon_e2e(void)
                      test_station_end_to_end) ||
         !CU_add_test(s, "an RMA of 3 cameras and a recorder, unit by unit; rmactl rma show",
                      test_lines_end_to_end) ||
+        !CU_add_test(s, "a policy's own finding at a station (sixth vendor), its hash, the site zone",
+                     test_vocabulary_end_to_end) ||
         !CU_add_test(s, "web pages in headless Chromium: station screen, receipt, SSE cut",
                      test_web_end_to_end))
         return -1;

@@ -1296,7 +1296,7 @@ static void test_rma_lines_migration(void)
     char *msg = NULL;
     CU_ASSERT_EQUAL_FATAL(db_open(th_tmpdb_path(), &db, &msg), 0);
     free(msg);
-    CU_ASSERT_EQUAL(peek_int("PRAGMA user_version"), 4);
+    CU_ASSERT_EQUAL(peek_int("PRAGMA user_version"), db_schema_version());
     db_rma_t r;
     CU_ASSERT_EQUAL_FATAL(db_rma_get(db, "RMA-3001", &r), 0);
     CU_ASSERT_EQUAL(r.lines, 1);
@@ -1336,6 +1336,87 @@ static void test_rma_lines_migration(void)
     db_receipt_clear(&rc1);
     /* The backfill did not lift the audit rule for good. */
     CU_ASSERT_NOT_EQUAL(poke("UPDATE receipts SET serial = 'X' WHERE id = 1"), SQLITE_OK);
+    db_close(&db);
+}
+
+static int collect_receipt_ids(const db_receipt_t *r, void *data)
+{
+    char *s = data;
+    size_t l = strlen(s);
+    snprintf(s + l, 64 - l, "%s%lld", l ? "," : "", (long long)r->id);
+    return 0;
+}
+
+/*
+ * Issue 13: a database of schema 4 (a copy as an older rmad left it) opens with the
+ * receipts' policy hash and version columns: its receipts read back with neither,
+ * new ones keep both, and rmactl receipts --policy-version finds them by version.
+ */
+static void test_policy_version_migration(void)
+{
+    db_t *gone = fresh();
+    db_close(&gone);
+    (void)remove(th_tmpdb_path());
+    sqlite3 *raw = NULL;
+    CU_ASSERT_EQUAL_FATAL(sqlite3_open(th_tmpdb_path(), &raw), SQLITE_OK);
+    char *err = NULL;
+    int rc = SQLITE_OK;
+    for (int i = 0; i < 4 && rc == SQLITE_OK; i++)
+        rc = sqlite3_exec(raw, db_migrations[i], NULL, NULL, &err);
+    if (rc != SQLITE_OK)
+        fprintf(stderr, "\n  migration: %s\n", err);
+    sqlite3_free(err);
+    CU_ASSERT_EQUAL_FATAL(rc, SQLITE_OK);
+    CU_ASSERT_EQUAL_FATAL(sqlite3_exec(raw,
+        "PRAGMA user_version = 4;\n"
+        "INSERT INTO receipts (id, station, rma, state, opened_at, closed_at, serial, disposition)\n"
+        "  VALUES (1, 'dock1', 'RMA-4001', 'completed', '2026-11-21T06:00:00.000Z',\n"
+        "          '2026-11-21T06:05:00.000Z', 'SN-77', 'warranty_exchange');\n",
+        NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(raw);
+
+    db_t *db = NULL;
+    char *msg = NULL;
+    CU_ASSERT_EQUAL_FATAL(db_open(th_tmpdb_path(), &db, &msg), 0);
+    free(msg);
+    CU_ASSERT_EQUAL(peek_int("PRAGMA user_version"), 5);
+    db_receipt_t old;
+    CU_ASSERT_EQUAL_FATAL(db_receipt_get(db, 1, &old), 0);
+    CU_ASSERT_PTR_NULL(old.policy_sha256);
+    CU_ASSERT_PTR_NULL(old.policy_version);
+    ASSERT_STR(old.disposition, "warranty_exchange");
+    db_receipt_clear(&old);
+
+    static const char sha[] = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+    db_receipt_t r = { .station = "dock1", .rma = "RMA-4002", .state = DB_RECEIPT_COMPLETED,
+                       .opened_at = 1790000100000, .closed_at = 1790000200000,
+                       .disposition = "restock", .policy_sha256 = (char *)sha,
+                       .policy_version = "2026-03" };
+    int64_t id2 = 0, id3 = 0;
+    CU_ASSERT_EQUAL(db_receipt_insert(db, &r, &id2), 0);
+    r.policy_version = "2026-04";
+    r.opened_at += 1000;
+    CU_ASSERT_EQUAL(db_receipt_insert(db, &r, &id3), 0);
+    db_receipt_t back;
+    CU_ASSERT_EQUAL_FATAL(db_receipt_get(db, id2, &back), 0);
+    ASSERT_STR(back.policy_sha256, sha);
+    ASSERT_STR(back.policy_version, "2026-03");
+    db_receipt_clear(&back);
+
+    char ids[64] = "";
+    CU_ASSERT_EQUAL(db_receipt_list_by_policy_version(db, "2026-03", 0, collect_receipt_ids, ids), 0);
+    CU_ASSERT_EQUAL(id2, 2);
+    ASSERT_STR(ids, "2");
+    ids[0] = '\0';
+    CU_ASSERT_EQUAL(db_receipt_list_by_policy_version(db, "2026", 0, collect_receipt_ids, ids), 0);
+    ASSERT_STR(ids, "");           /* exact, not a prefix */
+    ids[0] = '\0';
+    db_receipt_filter_t f = { .policy_version = "2026-04" };
+    CU_ASSERT_EQUAL(db_receipt_search(db, &f, 10, 0, collect_receipt_ids, ids, NULL), 0);
+    ASSERT_STR(ids, "3");
+    /* The schema keeps a hash a hash. */
+    r.policy_sha256 = "not-a-hash";
+    CU_ASSERT_NOT_EQUAL(db_receipt_insert(db, &r, NULL), 0);
     db_close(&db);
 }
 
@@ -1565,6 +1646,7 @@ int suite_db(void)
         || !CU_add_test(s, "print queue", test_print_queue)
         || !CU_add_test(s, "print queue: schema 2 migrates", test_print_queue_migration)
         || !CU_add_test(s, "rma lines: schema 3 migrates", test_rma_lines_migration)
+        || !CU_add_test(s, "receipts' policy version: schema 4 migrates", test_policy_version_migration)
         || !CU_add_test(s, "import lines, quantities, serials", test_import_lines)
         || !CU_add_test(s, "import lines: bad rows", test_import_lines_bad_rows)
         || !CU_add_test(s, "database location checked in words", test_check_location))

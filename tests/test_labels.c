@@ -507,7 +507,7 @@ static char *first_reason_words(const case_file_t *cf, char **text_out)
     char *err = NULL;
     *text_out = NULL;
     if (policy_load(case_policy_path(cf, "policies"), &p, &err) < 0 ||
-        case_from_json(json_object_get(cf->doc, "case"), &c, &err) < 0) {
+        case_from_json_policy(json_object_get(cf->doc, "case"), p, &c, &err) < 0) {
         fprintf(stderr, "\n  %s: %s\n", cf->path, err ? err : "?");
         free(err);
         policy_destroy(&p);
@@ -1185,6 +1185,22 @@ static void test_cli(void)
     p = rmactl(ARGS("sheet", "--model", "IP Cameras", "--policies", "policies", "-o", sheet));
     CU_ASSERT_EQUAL(p.status, 0);
     th_proc_free(&p);
+    /* Issue 13: a policy's own findings are on its vendor's sheet, and scan. */
+    p = rmactl(ARGS("sheet", "--vendor", "Nordlicht Displays", "--policies", "policies", "-o", sheet));
+    CU_ASSERT_EQUAL(p.status, 0);
+    th_proc_free(&p);
+    text = th_read_file(sheet, &len);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(text);
+    rasterise(dir, "own-findings-sheet", (uint8_t *)text, len, &pages);
+    free(text);
+    int own = 0;
+    for (size_t pg = 0; pg < pages.gl_pathc; pg++) {
+        char *c = zbar(pages.gl_pathv[pg]);
+        own += c ? count(c, "FIND-PANEL_BURN_IN\n") + count(c, "FIND-PIXEL_DEFECT\n") : 0;
+        free(c);
+    }
+    globfree(&pages);
+    CU_ASSERT_EQUAL(own, 2);
     check_bad_usage(ARGS("sheet", "--vendor", "Nobody", "--policies", "policies", "-o", sheet),
                     "no policy for vendor 'Nobody'");
     check_bad_usage(ARGS("sheet", "--vendor", "V7", "--policies", "policies", "-o", sheet),

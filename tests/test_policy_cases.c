@@ -37,7 +37,7 @@ static int run_case(const policy_t *p, int i, int skip, char *why, size_t cap)
 {
     policy_case_t c;
     char *err = NULL;
-    if (case_from_json(json_object_get(cases[i].doc, "case"), &c, &err) < 0) {
+    if (case_from_json_policy(json_object_get(cases[i].doc, "case"), p, &c, &err) < 0) {
         snprintf(why, cap, "bad case: %s", err ? err : "?");
         free(err);
         return 0;
@@ -78,7 +78,7 @@ static void test_every_case(void)
 
 static void test_cases_per_vendor(void)
 {
-    const char *vendors[] = { "v7", "softnetworks", "qct", "smartvue", "everfocus" };
+    const char *vendors[] = { "v7", "softnetworks", "qct", "smartvue", "everfocus", "nordlicht" };
     for (size_t v = 0; v < sizeof(vendors) / sizeof(vendors[0]); v++) {
         int n = 0;
         for (int i = 0; i < n_cases; i++) {
@@ -93,7 +93,7 @@ static void test_cases_per_vendor(void)
 
 static void test_every_clause_matters(void)
 {
-    const char *vendors[] = { "v7", "softnetworks", "qct", "smartvue", "everfocus" };
+    const char *vendors[] = { "v7", "softnetworks", "qct", "smartvue", "everfocus", "nordlicht" };
     for (size_t v = 0; v < sizeof(vendors) / sizeof(vendors[0]); v++) {
         char path[128], *err = NULL;
         policy_t *p = NULL;
@@ -133,7 +133,7 @@ static void test_language_fixtures(void)
     for (int i = 0; i < n; i++) {
         policy_case_t c;
         char why[512] = "";
-        CU_ASSERT_FATAL(case_from_json(json_object_get(lc[i].doc, "case"), &c, &err) == 0);
+        CU_ASSERT_FATAL(case_from_json_policy(json_object_get(lc[i].doc, "case"), p, &c, &err) == 0);
         policy_result_t r;
         CU_ASSERT_FATAL(policy_evaluate(p, &c, &r) == 0);
         json_t *j = result_to_json(&r, p);

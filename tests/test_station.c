@@ -461,10 +461,20 @@ static void test_complete_receipt(void)
     json_t *from_event = json_deep_copy(ic);
     const char *const not_result[] = { "v", "seq", "type", "time", "station", "receipt", "rma",
                                        "vendor", "model", "line", "progress", "serial",
-                                       "serial_match", "checklist" };
+                                       "serial_match", "checklist", "decided_on", "timezone" };
     for (size_t i = 0; i < sizeof(not_result) / sizeof(not_result[0]); i++)
         json_object_del(from_event, not_result[i]);
     CU_ASSERT_TRUE(json_equal(stored, from_event));
+    /* Issue 13: the decision's date and zone, and the policy as it was, on the row too. */
+    char today[CALDATE_STRLEN];
+    caldate_format(caldate_today(), today);
+    ASSERT_STR(ev_str(ic, "decided_on"), today);
+    ASSERT_STR(ev_str(ic, "timezone"), caldate_zone_name());
+    const char *ev_sha = ev_str(json_object_get(ic, "policy"), "sha256");
+    CU_ASSERT_FATAL(ev_sha != NULL);
+    CU_ASSERT_EQUAL(strlen(ev_sha), 64);
+    ASSERT_STR(r.policy_sha256, ev_sha);
+    CU_ASSERT_PTR_NULL(r.policy_version);   /* policies/v7.yaml has no version: */
     json_decref(stored);
     json_decref(from_event);
     ASSERT_STR(r.serial, "SN-V7-001");
@@ -1313,15 +1323,21 @@ static void test_policyset(void)
     char *err = NULL;
     CU_ASSERT_EQUAL_FATAL(policyset_load("policies", &ps, &err), 0);
     CU_ASSERT_PTR_NULL(err);
-    CU_ASSERT_EQUAL(policyset_count(ps), 5);
+    CU_ASSERT_EQUAL(policyset_count(ps), 6);
     /* File-name order. */
     ASSERT_STR(policy_file(policyset_get(ps, 0)), "policies/everfocus.yaml");
-    ASSERT_STR(policy_file(policyset_get(ps, 4)), "policies/v7.yaml");
-    CU_ASSERT_PTR_NULL(policyset_get(ps, 5));
+    ASSERT_STR(policy_file(policyset_get(ps, 1)), "policies/nordlicht.yaml");
+    ASSERT_STR(policy_file(policyset_get(ps, 5)), "policies/v7.yaml");
+    CU_ASSERT_PTR_NULL(policyset_get(ps, 6));
     ASSERT_STR(policy_vendor(policyset_for_vendor(ps, "ingram micro")), "V7");
     ASSERT_STR(policy_vendor(policyset_for_vendor(ps, "EverFocus Electronics")), "EverFocus");
     CU_ASSERT_PTR_NULL(policyset_for_vendor(ps, "Acme"));
     CU_ASSERT_PTR_NULL(policyset_for_vendor(ps, NULL));
+    /* Issue 13: a policy's own findings are known to the set, built-in ones are not "own". */
+    ASSERT_STR(policy_vendor(policyset_finding_owner(ps, "panel_burn_in")), "Nordlicht Displays");
+    CU_ASSERT_PTR_NULL(policyset_finding_owner(ps, "wear"));
+    CU_ASSERT_PTR_NULL(policyset_finding_owner(ps, "banana"));
+    CU_ASSERT_PTR_NULL(policyset_finding_owner(NULL, "panel_burn_in"));
     policyset_destroy(&ps);
     CU_ASSERT_PTR_NULL(ps);
     policyset_destroy(&ps);
