@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <zmq.h>
 
 #include "proto/control.h"
@@ -70,10 +71,19 @@ static char *last_endpoint(void *s)
  * or NULL with *errmsg = "WHAT EP: reason".
  */
 static void *bind_socket(void *zctx, int type, const char *what, const char *ep,
-                         char **bound, char **errmsg)
+                         const uint8_t *curve_secret, char **bound, char **errmsg)
 {
     void *s = zmq_socket(zctx, type);
     int rc = s ? 0 : -errno;
+
+    /* A CURVE server: every handshake is checked by the ZAP handler (daemon/curve.h). */
+    if (rc == 0 && curve_secret) {
+        rc = set_int(s, ZMQ_CURVE_SERVER, 1);
+        if (rc == 0 && zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, curve_secret, BUS_CURVE_KEY_BYTES) < 0)
+            rc = -errno;
+        if (rc == 0 && zmq_setsockopt(s, ZMQ_ZAP_DOMAIN, "rmad", 4) < 0)
+            rc = -errno;
+    }
 
     if (rc == 0 && type == ZMQ_PUB) {
         rc = set_int(s, ZMQ_SNDHWM, BUS_PUB_SNDHWM);
@@ -87,8 +97,13 @@ static void *bind_socket(void *zctx, int type, const char *what, const char *ep,
         if (rc == 0 && zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &max, sizeof(max)) < 0)
             rc = -errno;
     }
-    if (rc == 0 && zmq_bind(s, ep) < 0)
-        rc = -errno;
+    if (rc == 0) {
+        /* An ipc:// socket file is the daemon's and its group's only (mode 0660). */
+        mode_t old = umask(0117);
+        if (zmq_bind(s, ep) < 0)
+            rc = -errno;
+        (void)umask(old);
+    }
     if (rc == 0 && !(*bound = last_endpoint(s)))
         rc = -ENOMEM;
     if (rc < 0) {
@@ -288,6 +303,12 @@ static void replay_readable(loop_t *loop, void *zsock, unsigned events, void *da
 bus_t *bus_new(void *zctx, loop_t *loop, db_t *db, const char *pub_ep,
                const char *replay_ep, char **errmsg)
 {
+    return bus_new_curve(zctx, loop, db, pub_ep, replay_ep, NULL, errmsg);
+}
+
+bus_t *bus_new_curve(void *zctx, loop_t *loop, db_t *db, const char *pub_ep,
+                     const char *replay_ep, const uint8_t *curve_secret, char **errmsg)
+{
     *errmsg = NULL;
     if (!zctx || !loop || !db || !pub_ep || !replay_ep) {
         *errmsg = strdup("bus: missing argument");
@@ -298,10 +319,11 @@ bus_t *bus_new(void *zctx, loop_t *loop, db_t *db, const char *pub_ep,
         goto nomem;
     bus->loop = loop;
     bus->db = db;
-    bus->pub = bind_socket(zctx, ZMQ_PUB, "pub", pub_ep, &bus->pub_ep, errmsg);
+    bus->pub = bind_socket(zctx, ZMQ_PUB, "pub", pub_ep, curve_secret, &bus->pub_ep, errmsg);
     if (!bus->pub)
         goto free_bus;
-    bus->router = bind_socket(zctx, ZMQ_ROUTER, "replay", replay_ep, &bus->replay_ep, errmsg);
+    bus->router = bind_socket(zctx, ZMQ_ROUTER, "replay", replay_ep, curve_secret,
+                              &bus->replay_ep, errmsg);
     if (!bus->router)
         goto close_pub;
     int rc = loop_add_zsock(loop, bus->router, LOOP_IN, replay_readable, bus);

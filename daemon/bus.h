@@ -63,6 +63,15 @@ typedef struct {
 bus_t *bus_new(void *zctx, loop_t *loop, db_t *db, const char *pub_ep,
                const char *replay_ep, char **errmsg);
 
+/*
+ * bus_new with CURVE on both sockets: curve_secret is the server's secret key
+ * (BUS_CURVE_KEY_BYTES, copied), NULL for none. The ZAP handler that decides which
+ * clients get in (daemon/curve.h) must already be bound in zctx.
+ */
+#define BUS_CURVE_KEY_BYTES 32
+bus_t *bus_new_curve(void *zctx, loop_t *loop, db_t *db, const char *pub_ep,
+                     const char *replay_ep, const uint8_t *curve_secret, char **errmsg);
+
 /* Stop running replays, unregister, close both sockets. Accepts NULL; clears *bus_p. */
 void bus_destroy(bus_t **bus_p);
 
