@@ -52,6 +52,7 @@ typedef struct {
     const config_scanner_t *cfg;
     scanner_t *scanner;            /* NULL when it could not be opened */
     char *error;                   /* why it could not, for rmactl status */
+    unsigned long refused;         /* TCP connections refused by allow= */
 } rmad_scanner_t;
 
 typedef struct {
@@ -285,6 +286,14 @@ static void scanner_cb(const scanner_event_t *ev, void *data)
     case SCANNER_EV_REJECTED:
         take_read(s, rs, ev->scanner_id, NULL, ev->raw, ev->raw_len, ev->reason);
         return;
+    case SCANNER_EV_REFUSED:
+        /* Logged, never stored: a port scan must not fill the audit trail. */
+        rs->refused += ev->count;
+        log_warning("station %s: scanner %s: refused %lu connection%s from outside allow= "
+                    "(latest from %s)%s", name, ev->scanner_id, ev->count,
+                    ev->count == 1 ? "" : "s", ev->peer ? ev->peer : "?",
+                    rs->refused == ev->count ? "" : "; more are counted once a minute");
+        return;
     case SCANNER_EV_CONNECTED:
     case SCANNER_EV_DISCONNECTED: {
         int up = ev->kind == SCANNER_EV_CONNECTED;
@@ -483,8 +492,8 @@ static int status_cmd(const json_t *req, json_t **reply, void *data)
                 char detail[64];
                 bool tcp = rs->cfg->kind == CONFIG_SCANNER_TCP;
                 if (tcp)
-                    snprintf(detail, sizeof(detail), "%zu client%s connected", n,
-                             n == 1 ? "" : "s");
+                    snprintf(detail, sizeof(detail), "%zu client%s connected%s", n,
+                             n == 1 ? "" : "s", rs->refused ? ", peers refused (allow=)" : "");
                 else
                     snprintf(detail, sizeof(detail), "%s", n ? "device attached"
                                                              : "waiting for the device");
