@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <zmq.h>
 
+#include "db/maint.h"
 #include "proto/control.h"
 
 #define RECV_PER_CALL 64      /* requests handled per readiness callback */
@@ -46,6 +47,8 @@ struct bus {
     bus_stats_t stats;
     uint64_t heartbeat_timer;  /* 0: no heartbeat */
     int64_t heartbeat_ms;
+    char *const *subscribers;  /* whose acknowledgements are stored (borrowed) */
+    size_t nsubscribers;
 };
 
 /* ---- sockets --------------------------------------------------------------------- */
@@ -237,6 +240,42 @@ static size_t replays_of(const bus_t *bus, const router_peer_t *peer)
     return n;
 }
 
+/*
+ * {"subscriber": NAME, "ack_seq": N}: store it for retention (name NULL: the request was
+ * bad, err says why) and answer ["ack"][{"subscriber": NAME, "ack_seq": N}].
+ */
+static void handle_ack(bus_t *bus, const router_peer_t *peer, const char *name, uint64_t seq,
+                       const char *err)
+{
+    char msg[192];
+    bool known = false;
+    for (size_t i = 0; name && i < bus->nsubscribers; i++)
+        known |= strcmp(bus->subscribers[i], name) == 0;
+    if (!name || !known) {
+        if (name)
+            snprintf(msg, sizeof(msg), "unknown subscriber '%s' (not in retain_subscribers)", name);
+        bus->stats.bad_requests++;
+        reply_error(bus, peer, name ? msg : err ? err : "out of memory");
+        return;
+    }
+    int rc = db_in_transaction(bus->db) ? -EBUSY
+                                        : db_subscriber_ack(bus->db, name, seq, loop_wall_ms());
+    if (rc < 0) {
+        snprintf(msg, sizeof(msg), "ack not stored: %s%s", rc == -EBUSY ? "database busy" : db_errmsg(bus->db),
+                 rc == -EBUSY ? ", retry" : "");
+        bus->stats.bad_requests++;
+        reply_error(bus, peer, msg);
+        return;
+    }
+    bus->stats.acks++;
+    char body[160];
+    int len = snprintf(body, sizeof(body), "{\"subscriber\":\"%s\",\"ack_seq\":%llu}", name,
+                       (unsigned long long)seq);
+    const void *frames[2] = { REPLAY_ACK_TOPIC, body };
+    size_t lens[2] = { strlen(REPLAY_ACK_TOPIC), (size_t)len };
+    (void)router_send(bus->router, peer, frames, lens, 2);
+}
+
 /* Check one request and start its replay, or answer with the error. */
 static void handle_request(bus_t *bus, router_msg_t *m)
 {
@@ -250,6 +289,13 @@ static void handle_request(bus_t *bus, router_msg_t *m)
                  m->nframes);
         bus->stats.bad_requests++;
         reply_error(bus, &m->peer, msg);
+        return;
+    }
+    char name[REPLAY_SUBSCRIBER_MAX + 1];
+    int ack = replay_ack_parse(router_msg_data(m), router_msg_size(m), name, &from, &err);
+    if (ack != 0) {
+        handle_ack(bus, &m->peer, ack < 0 ? NULL : name, from, err);
+        free(err);
         return;
     }
     if (replay_request_parse(router_msg_data(m), router_msg_size(m), &from, &err) < 0) {
@@ -427,6 +473,14 @@ void bus_endpoints(const bus_t *bus, const char **pub, const char **replay)
         *pub = bus ? bus->pub_ep : NULL;
     if (replay)
         *replay = bus ? bus->replay_ep : NULL;
+}
+
+void bus_set_subscribers(bus_t *bus, char *const *names, size_t n)
+{
+    if (!bus)
+        return;
+    bus->subscribers = names;
+    bus->nsubscribers = n;
 }
 
 size_t bus_replays_active(const bus_t *bus)

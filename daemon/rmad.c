@@ -29,6 +29,7 @@
 #include "core/log.h"
 #include "core/loop.h"
 #include "daemon/outbox.h"
+#include "daemon/retention.h"
 #include "policy/policyset.h"
 #include "daemon/scanq.h"
 #include "daemon/spool.h"
@@ -72,6 +73,7 @@ struct rmad {
     policyset_t *policies;
     bus_t *bus;
     curve_auth_t *auth;          /* NULL without CURVE */
+    retention_t *retention;      /* NULL without retain_days */
     control_t *ctl;
     spool_t *spool;
     outbox_t *ob;
@@ -626,6 +628,7 @@ static void rmad_free(rmad_t *d)
     http_destroy(&d->http);
     web_api_destroy(&d->api);
     spool_destroy(&d->spool);
+    retention_destroy(&d->retention);
     control_destroy(&d->ctl);
     bus_destroy(&d->bus);
     curve_auth_destroy(&d->auth);   /* after the CURVE sockets it answers for */
@@ -726,7 +729,31 @@ static int start_bus(rmad_t *d, char **err)
     if (d->auth)
         log_notice("CURVE on %s and %s: %zu client key%s allowed", cfg->pub, cfg->replay,
                    curve_auth_count(d->auth), curve_auth_count(d->auth) == 1 ? "" : "s");
+    bus_set_subscribers(d->bus, cfg->retain_subscribers, cfg->nretain_subscribers);
     return 0;
+}
+
+/* Retention waits while scans wait: they go first. */
+static int retention_busy(void *data)
+{
+    rmad_t *d = data;
+    for (size_t i = 0; i < d->n_stations; i++)
+        if (scanq_len(d->stations[i].wait) > 0)
+            return 1;
+    return 0;
+}
+
+static void retention_report(const retention_report_t *r, void *data)
+{
+    rmad_t *d = data;
+    if (r->error)
+        log_err("retention (retain_days %d): %s; trying again in an hour", d->cfg->retain_days,
+                r->error);
+    else if (r->scans || r->events)
+        log_notice("retention: deleted %llu scans and %llu events older than %d days%s",
+                   (unsigned long long)r->scans, (unsigned long long)r->events,
+                   d->cfg->retain_days,
+                   r->keep_seq != UINT64_MAX ? " (events not yet acknowledged kept)" : "");
 }
 
 /*
@@ -845,6 +872,13 @@ static int rmad_start(rmad_t *d)
     }
     if (d->cfg->http_host && (rc = start_web(d, &err)) < 0)
         goto fail;
+    if (d->cfg->retain_days &&
+        !(d->retention = retention_new(d->loop, d->db, d->cfg->retain_days,
+                                       d->cfg->retain_subscribers, d->cfg->nretain_subscribers,
+                                       retention_busy, retention_report, d))) {
+        log_err("retention: out of memory");
+        return -ENOMEM;
+    }
     for (size_t i = 0; i < d->n_stations; i++)
         if ((rc = open_scanners(d, i)) < 0)
             return rc;
