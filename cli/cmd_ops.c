@@ -31,6 +31,7 @@
 
 /* Free space below this on the database's filesystem is a problem (--min-free-mb). */
 #define DOCTOR_MIN_FREE_MB 200
+#define DOCTOR_CUPS_TIMEOUT_MS 5000
 
 /* --config FILE or --config=FILE at argv[*i]: sets *config. Returns 1 when it was one. */
 static int config_opt(int argc, char **argv, int *i, const char **config)
@@ -209,15 +210,18 @@ static json_t *daemon_status(const config_t *cfg, char **why)
 /* A CUPS queue, asked directly (cupsd at $CUPS_SERVER or the system's). */
 static void check_printer(struct doctor *d, const char *station, const char *queue)
 {
-    cups_dest_t *dest = cupsGetNamedDest(CUPS_HTTP_DEFAULT, queue, NULL);
+    http_t *http = httpConnect2(cupsServer(), ippPort(), NULL, AF_UNSPEC, cupsEncryption(), 1,
+                                DOCTOR_CUPS_TIMEOUT_MS, NULL);
+    if (!http) {
+        report(d, false, "printer", "%s (station %s): CUPS does not answer at %s (is cupsd "
+               "running?)", queue, station, cupsServer());
+        return;
+    }
+    cups_dest_t *dest = cupsGetNamedDest(http, queue, NULL);
+    httpClose(http);
     if (!dest) {
-        if (cupsLastError() == IPP_STATUS_ERROR_SERVICE_UNAVAILABLE ||
-            cupsLastError() == IPP_STATUS_ERROR_INTERNAL)
-            report(d, false, "printer", "%s (station %s): CUPS does not answer: %s", queue,
-                   station, cupsLastErrorString());
-        else
-            report(d, false, "printer", "%s (station %s): no such CUPS queue (lpstat -p lists "
-                   "them)", queue, station);
+        report(d, false, "printer", "%s (station %s): no such CUPS queue (lpstat -p lists "
+               "them)", queue, station);
         return;
     }
     const char *state = cupsGetOption("printer-state", dest->num_options, dest->options);

@@ -71,6 +71,11 @@ static void test_web_end_to_end(void)
     run_script("tests/integration/web_e2e.py", "web e2e: all checks passed");
 }
 
+static void test_ops_end_to_end(void)
+{
+    run_script("tests/integration/ops_e2e.py", "ops e2e: all checks passed");
+}
+
 static void test_lines_end_to_end(void)
 {
     run_script("tests/integration/lines_e2e.py", "lines e2e: all checks passed");
@@ -97,7 +102,9 @@ int suite_daemon_e2e(void)
         !CU_add_test(s, "an RMA of 3 cameras and a recorder, unit by unit; rmactl rma show",
                      test_lines_end_to_end) ||
         !CU_add_test(s, "web pages in headless Chromium: station screen, receipt, SSE cut",
-                     test_web_end_to_end))
+                     test_web_end_to_end) ||
+        !CU_add_test(s, "operations: CURVE keys, allow=, off-loopback refusals, backup while "
+                        "scanning, retention, doctor", test_ops_end_to_end))
         return -1;
     return 0;
 }
