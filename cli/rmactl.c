@@ -76,8 +76,9 @@ static const struct {
                 "                                               mode 0600) and NAME.pub\n" },
     { "backup", "  backup FILE                                  a consistent copy of the database,\n"
                 "                                               also while rmad runs\n" },
-    { "doctor", "  doctor                                       check config, policies, database, disk,\n"
-                "                                               printers, scanners and keys\n" },
+    { "doctor", "  doctor [--min-free-mb N]                     check config, policies, database, disk,\n"
+                "                                               printers, scanners and keys (exit 1:\n"
+                "                                               a problem, said in words)\n" },
     { "label", "  label RECEIPT|--json FILE [--format zpl|pdf|png] [--size 4x6|2x1] [--dpi 203|300] -o FILE\n"
                "                                               render a disposition label; the format\n"
                "                                               is FILE's extension (-o - needs --format)\n" },

@@ -292,9 +292,9 @@ static void scanner_cb(const scanner_event_t *ev, void *data)
         /* Logged, never stored: a port scan must not fill the audit trail. */
         rs->refused += ev->count;
         log_warning("station %s: scanner %s: refused %lu connection%s from outside allow= "
-                    "(latest from %s)%s", name, ev->scanner_id, ev->count,
-                    ev->count == 1 ? "" : "s", ev->peer ? ev->peer : "?",
-                    rs->refused == ev->count ? "" : "; more are counted once a minute");
+                    "(latest from %s; %lu since start, reported at most once a minute)", name,
+                    ev->scanner_id, ev->count, ev->count == 1 ? "" : "s",
+                    ev->peer ? ev->peer : "?", rs->refused);
         return;
     case SCANNER_EV_CONNECTED:
     case SCANNER_EV_DISCONNECTED: {

@@ -9,6 +9,7 @@ backups. Every "gets nothing" check waits a few seconds while events are produce
 
 usage: ops_e2e.py BUILD_DIR      (run from the repository root; exit 0 = passed)
 """
+import grp
 import json
 import os
 import re
@@ -56,6 +57,14 @@ scanner = {scanner}
 {station_extra}
 """.format(tmp=tmp, root=os.getcwd(), pub=ports["pub"], rep=ports["replay"], extra=extra_daemon,
            scanner=scanner or "tcp:127.0.0.1:%d" % ports["s1"], station_extra=station_extra))
+
+
+def grp_exists(name):
+    try:
+        grp.getgrnam(name)
+        return True
+    except KeyError:
+        return False
 
 
 def key(path):
@@ -127,10 +136,13 @@ def test_access(tmp, ctx):
 
     ports = {k: free_port() for k in ("pub", "replay", "s1")}
     e2e.CONF = os.path.join(tmp, "rmad.conf")
+    # control_group: a group that exists everywhere Debian runs, and not root's own.
+    group = "nogroup" if grp_exists("nogroup") else None
     write_conf(e2e.CONF, tmp, ports, scanner="tcp:127.0.0.1:%d,allow=127.0.0.2/32" % ports["s1"],
                extra_daemon="curve_secret_key = keys/server.key\n"
                             "curve_allowed_clients = clients\n"
-                            "retain_subscribers = erp\n")
+                            "retain_subscribers = erp\n" +
+                            ("control_group = %s\n" % group if group else ""))
     d = Daemon(tmp, e2e.CONF)
     d.start()
     check(wait_log(d, "CURVE on tcp://127.0.0.1:%d" % ports["pub"]), "CURVE announced in the log")
@@ -138,6 +150,11 @@ def test_access(tmp, ctx):
     mode = stat.S_IMODE(os.stat(ctl).st_mode)
     check(stat.S_ISSOCK(os.stat(ctl).st_mode) and mode == 0o660,
           "control socket is mode 0660 (got %o)" % mode)
+    if group:
+        check(os.stat(ctl).st_gid == grp.getgrnam(group).gr_gid,
+              "control socket belongs to control_group %s" % group)
+    else:
+        print("skipped: control_group (no group nogroup here)")
     r = rmactl("rma", "import", rmas_csv(tmp, 7000, 10))
     check(r.returncode == 0, "rma import: " + r.stdout + r.stderr)
 
