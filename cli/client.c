@@ -83,13 +83,42 @@ static int ipc_probe(const char *endpoint, char **errmsg)
     return rc;
 }
 
-/* A socket of `type` connected to endpoint, or NULL with *errmsg set. */
-static void *connect_socket(void *zctx, int type, const char *endpoint, char **errmsg)
+/* The keys of the event bus's CURVE (client_set_curve); have == false: plain. */
+static struct {
+    bool have;
+    client_curve_t keys;
+} bus_curve;
+
+void client_set_curve(const client_curve_t *keys)
+{
+    bus_curve.have = keys != NULL;
+    if (keys)
+        bus_curve.keys = *keys;
+    else
+        explicit_bzero(&bus_curve.keys, sizeof(bus_curve.keys));
+}
+
+/* The CURVE client options, before connect. Returns 0 or -1 (errno set). */
+static int set_curve(void *s)
+{
+    const client_curve_t *k = &bus_curve.keys;
+    return zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, k->server, sizeof(k->server)) < 0 ||
+           zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, k->public_key, sizeof(k->public_key)) < 0 ||
+           zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, k->secret, sizeof(k->secret)) < 0 ? -1 : 0;
+}
+
+/*
+ * A socket of `type` connected to endpoint, or NULL with *errmsg set. bus: a socket
+ * of the event bus, which speaks CURVE when client_set_curve gave keys.
+ */
+static void *connect_socket(void *zctx, int type, const char *endpoint, bool bus,
+                            char **errmsg)
 {
     void *s = zmq_socket(zctx, type);
     int zero = 0, hwm = CLIENT_SUB_RCVHWM;
     int64_t max = CLIENT_REPLY_MAX;
-    if (!s || zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof(zero)) < 0 ||
+    if (!s || (bus && bus_curve.have && set_curve(s) < 0) ||
+        zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof(zero)) < 0 ||
         zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &max, sizeof(max)) < 0 ||
         (type == ZMQ_SUB && (zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof(hwm)) < 0 ||
                              zmq_setsockopt(s, ZMQ_SUBSCRIBE, "", 0) < 0)) ||
@@ -193,7 +222,7 @@ int client_call(void *zctx, const char *endpoint, const json_t *req, int timeout
         return -EMSGSIZE;
     }
     int rc = strncmp(endpoint, "ipc://", 6) == 0 ? ipc_probe(endpoint, errmsg) : 0;
-    void *s = rc == 0 ? connect_socket(zctx, ZMQ_DEALER, endpoint, errmsg) : NULL;
+    void *s = rc == 0 ? connect_socket(zctx, ZMQ_DEALER, endpoint, false, errmsg) : NULL;
     if (rc == 0 && !s)
         rc = -EIO;
     /* A DEALER queues on a connecting pipe, so this send does not wait for the peer. */
@@ -235,7 +264,7 @@ int client_replay(void *zctx, const char *endpoint, uint64_t from, int timeout_m
     *errmsg = NULL;
     char req[64];
     int len = snprintf(req, sizeof(req), "{\"replay_from\":%llu}", (unsigned long long)from);
-    void *s = connect_socket(zctx, ZMQ_DEALER, endpoint, errmsg);
+    void *s = connect_socket(zctx, ZMQ_DEALER, endpoint, true, errmsg);
     if (!s)
         return -EIO;
     int rc = 0;
@@ -288,7 +317,7 @@ int client_replay(void *zctx, const char *endpoint, uint64_t from, int timeout_m
 void *client_subscribe(void *zctx, const char *endpoint, char **errmsg)
 {
     *errmsg = NULL;
-    return connect_socket(zctx, ZMQ_SUB, endpoint, errmsg);
+    return connect_socket(zctx, ZMQ_SUB, endpoint, true, errmsg);
 }
 
 int client_recv_event(void *sub, int timeout_ms, char **topic, char **body, size_t *len)

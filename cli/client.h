@@ -15,23 +15,6 @@
 
 #ifndef CLIENT_DEFAULT_CONFIG
 #define CLIENT_DEFAULT_CONFIG "/etc/rmad/rmad.conf"   /* the installed config */
-/* Events queued by a SUB socket while rmactl is busy replaying. */
-#define CLIENT_SUB_RCVHWM 100000
-
-/*
- * A SUB socket connected to the pub endpoint and subscribed to every topic (close
- * with zmq_close). NULL with *errmsg set on failure.
- */
-void *client_subscribe(void *zctx, const char *endpoint, char **errmsg);
-
-/*
- * Wait up to timeout_ms (-1: no limit) for one live event on a SUB socket. Returns 0
- * with *topic and *body (malloc'd, NUL-terminated; *len the body's length),
- * -ETIMEDOUT, -EINTR, -EBADMSG for a message that is not [topic][body] (it is
- * consumed), or another negative errno.
- */
-int client_recv_event(void *sub, int timeout_ms, char **topic, char **body, size_t *len);
-
 #endif
 
 #define CLIENT_REPLY_MAX (64 << 20)    /* bytes of one frame rmactl accepts */
@@ -80,6 +63,19 @@ typedef int (*client_event_fn)(const char *topic, const char *body, size_t len, 
  */
 int client_replay(void *zctx, const char *endpoint, uint64_t from, int timeout_ms,
                   client_event_fn fn, void *data, uint64_t *last_seq, char **errmsg);
+
+/*
+ * CURVE keys for the event bus (pub and replay; the control socket is a local file and
+ * never uses them): this client's pair and the server's public key, 32 bytes each.
+ * client_set_curve(&keys) makes client_replay and client_subscribe connect with them;
+ * NULL goes back to plain connections.
+ */
+typedef struct {
+    uint8_t secret[32];
+    uint8_t public_key[32];
+    uint8_t server[32];
+} client_curve_t;
+void client_set_curve(const client_curve_t *keys);
 
 /* Events queued by a SUB socket while rmactl is busy replaying. */
 #define CLIENT_SUB_RCVHWM 100000

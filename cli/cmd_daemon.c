@@ -19,12 +19,14 @@
 #include "cli/client.h"
 #include "cli/rmactl.h"
 #include "daemon/bus.h"
+#include "daemon/curve.h"
 #include "proto/control.h"
 
 /* ---- options ------------------------------------------------------------------------ */
 
 enum { OPT_JSON = 1u, OPT_LIMIT = 2u, OPT_FROM = 4u, OPT_COUNT = 8u, OPT_STATE = 16u,
-       OPT_STATION = 32u, OPT_VENDOR = 64u, OPT_REASON = 128u, OPT_POLICY_VERSION = 256u };
+       OPT_STATION = 32u, OPT_VENDOR = 64u, OPT_REASON = 128u, OPT_POLICY_VERSION = 256u,
+       OPT_KEYS = 512u };
 
 #define MAX_ARGS 2
 
@@ -34,6 +36,7 @@ struct opts {
     uint64_t limit, from, count;
     const char *state, *station, *vendor, *reason;
     const char *policy_version;
+    const char *key, *server_key;     /* watch: CURVE key files */
     bool has_limit, has_from;
     const char *args[MAX_ARGS];
     int nargs;
@@ -75,7 +78,8 @@ static int parse_opts(int argc, char **argv, unsigned allowed, int nargs_max,
                      (IS("--station") && (allowed & OPT_STATION)) ||
                      (IS("--vendor") && (allowed & OPT_VENDOR)) ||
                      (IS("--reason") && (allowed & OPT_REASON)) ||
-                     (IS("--policy-version") && (allowed & OPT_POLICY_VERSION));
+                     (IS("--policy-version") && (allowed & OPT_POLICY_VERSION)) ||
+                     ((IS("--key") || IS("--server-key")) && (allowed & OPT_KEYS));
         if (takes) {
             if (eq && a[0] == '-')
                 val = eq + 1;
@@ -105,6 +109,10 @@ static int parse_opts(int argc, char **argv, unsigned allowed, int nargs_max,
             o->reason = val;
         else if (takes && IS("--policy-version"))
             o->policy_version = val;
+        else if (takes && IS("--key"))
+            o->key = val;
+        else if (takes && IS("--server-key"))
+            o->server_key = val;
         else if (strcmp(a, "--json") == 0 && (allowed & OPT_JSON))
             o->json = true;
         else if (a[0] == '-' && a[1] != '\0') {
@@ -1099,16 +1107,68 @@ static int watch_live(struct watch *w, void *sub)
     return w->write_error ? EXIT_FAIL : EXIT_OK;
 }
 
+/*
+ * CURVE for watch: --key NAME.key (this client's secret; its NAME.pub must be in the
+ * daemon's curve_allowed_clients) and --server-key SERVER.pub (else the public half of
+ * the config's curve_secret_key, when this user can read it). Returns 0 or an exit
+ * code (printed).
+ */
+static int watch_curve(const struct opts *o, const config_t *cfg)
+{
+    client_curve_t k;
+    char *err = NULL;
+    int rc = 0;
+    if (!o->key && !o->server_key) {
+        if (cfg->curve_secret_key) {
+            cli_error("watch: the daemon's events need CURVE (curve_secret_key in %s): pass "
+                      "--key NAME.key --server-key SERVER.pub", cfg->source);
+            return EXIT_BADINPUT;
+        }
+        return 0;
+    }
+    if (!o->key) {
+        cli_error("watch: --server-key needs --key NAME.key too");
+        return EXIT_BADINPUT;
+    }
+    if ((rc = curve_key_read(o->key, k.secret, &err)) == 0)
+        rc = curve_public_of(k.secret, k.public_key);
+    if (rc == 0 && o->server_key) {
+        rc = curve_key_read(o->server_key, k.server, &err);
+    } else if (rc == 0 && cfg->curve_secret_key) {
+        uint8_t ss[CURVE_KEY_BYTES];
+        if ((rc = curve_key_read(cfg->curve_secret_key, ss, &err)) == 0)
+            rc = curve_public_of(ss, k.server);
+        explicit_bzero(ss, sizeof(ss));
+    } else if (rc == 0) {
+        err = strdup("--server-key SERVER.pub is needed (the config names no curve_secret_key)");
+        rc = -EINVAL;
+    }
+    if (rc < 0) {
+        cli_error("watch: %s", err ? err : strerror(-rc));
+        free(err);
+        explicit_bzero(&k, sizeof(k));
+        return rc == -EINVAL ? EXIT_BADINPUT : EXIT_FAIL;
+    }
+    client_set_curve(&k);
+    explicit_bzero(&k, sizeof(k));
+    return 0;
+}
+
 int cmd_watch(int argc, char **argv)
 {
     struct opts o;
     struct session s;
-    if (parse_opts(argc, argv, OPT_FROM | OPT_COUNT, 0,
-                   "[--config FILE] watch [--from N] [--count N]", &o) < 0)
+    if (parse_opts(argc, argv, OPT_FROM | OPT_COUNT | OPT_KEYS, 0,
+                   "[--config FILE] watch [--from N] [--count N] [--key NAME.key "
+                   "--server-key SERVER.pub]", &o) < 0)
         return EXIT_BADINPUT;
     int rc = session_open(&o, &s);
     if (rc)
         return rc;
+    if ((rc = watch_curve(&o, s.cfg)) != 0) {
+        session_close(&s);
+        return rc;
+    }
 
     struct sigaction sa = { .sa_handler = on_stop_signal };   /* no SA_RESTART */
     sigemptyset(&sa.sa_mask);

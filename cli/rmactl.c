@@ -71,7 +71,16 @@ static const struct {
                 "  labels cancel LABEL                          give up a waiting label\n" },
     { "scanners", "  scanners [--json]                            configured scanners, USB HID devices and\n"
                   "                                               serial ports here, with config lines\n" },
-    { "watch", "  watch [--from N] [--count N]                 print events as SEQ TOPIC JSON\n" },
+    { "watch", "  watch [--from N] [--count N] [--key NAME.key --server-key SERVER.pub]\n"
+               "                                               print events as SEQ TOPIC JSON (the\n"
+               "                                               keys: when the daemon uses CURVE)\n" },
+    { "keygen", "  keygen NAME                                  write a CURVE key pair NAME.key (secret,\n"
+                "                                               mode 0600) and NAME.pub\n" },
+    { "backup", "  backup FILE                                  a consistent copy of the database,\n"
+                "                                               also while rmad runs\n" },
+    { "doctor", "  doctor [--min-free-mb N]                     check config, policies, database, disk,\n"
+                "                                               printers, scanners and keys (exit 1:\n"
+                "                                               a problem, said in words)\n" },
     { "label", "  label RECEIPT|--json FILE [--format zpl|pdf|png] [--size 4x6|2x1] [--dpi 203|300] -o FILE\n"
                "                                               render a disposition label; the format\n"
                "                                               is FILE's extension (-o - needs --format)\n" },
@@ -85,7 +94,7 @@ static void usage(FILE *out)
     fputs("usage: rmactl [--config FILE] COMMAND ...\n\n", out);
     for (size_t i = 0; i < sizeof(COMMANDS) / sizeof(COMMANDS[0]); i++)
         fprintf(out, "%s%s", COMMANDS[i].text,
-                i == 0 || i == 7 ? "\n" : "");
+                i == 0 || i == 10 ? "\n" : "");
     fputs("\n"
           "The daemon's sockets come from --config FILE, else $RMAD_CONFIG, else\n", out);
     fprintf(out, "%s, else the built-in default config (rmad --default-config).\n",
@@ -155,6 +164,12 @@ int main(int argc, char **argv)
         return cmd_scanners(argc - 1, argv + 1);
     if (strcmp(argv[1], "watch") == 0)
         return cmd_watch(argc - 1, argv + 1);
+    if (strcmp(argv[1], "keygen") == 0)
+        return cmd_keygen(argc - 1, argv + 1);
+    if (strcmp(argv[1], "backup") == 0)
+        return cmd_backup(argc - 1, argv + 1);
+    if (strcmp(argv[1], "doctor") == 0)
+        return cmd_doctor(argc - 1, argv + 1);
     if (strcmp(argv[1], "label") == 0)
         return cmd_label(argc - 1, argv + 1);
     if (strcmp(argv[1], "sheet") == 0)

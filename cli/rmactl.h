@@ -31,6 +31,11 @@ int cmd_labels(int argc, char **argv);
 int cmd_scanners(int argc, char **argv);
 int cmd_watch(int argc, char **argv);
 
+/* Operations (cli/cmd_ops.c): CURVE keys, database backup, health checks. */
+int cmd_keygen(int argc, char **argv);
+int cmd_backup(int argc, char **argv);
+int cmd_doctor(int argc, char **argv);
+
 /*
  * Rendering commands (cli/cmd_label.c), in-process. cli_label_write renders l (see
  * labels/label.h) and writes it to path ("-" = stdout): EXIT_OK, or EXIT_FAIL with

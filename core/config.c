@@ -15,6 +15,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <limits.h>
 #include <regex.h>
 #include <stdarg.h>
@@ -55,6 +56,11 @@ static const char default_text[] =
     "http     = 127.0.0.1:7780        ; station screens and supervisor pages (docs/web.md)\n"
     "web_root = web                   ; the pages' files: the repository's web/\n"
     "; http_password_file = /etc/rmad/supervisor.pw  ; required off loopback\n"
+    "; control_group = rmad           ; group of the control socket file (mode 0660)\n"
+    "; curve_secret_key = /etc/rmad/keys/server.key  ; CURVE, required off loopback\n"
+    "; curve_allowed_clients = /etc/rmad/clients     ; every *.pub in it may connect\n"
+    "; retain_days = 365              ; delete older scans and events; default: keep all\n"
+    "; retain_subscribers = erp       ; keep events these have not acknowledged\n"
     "\n"
     "[station dock1]\n"
     "scanner  = tcp:127.0.0.1:7790   ; type scans with: nc 127.0.0.1 7790\n"
@@ -83,6 +89,7 @@ static void scanner_clear(config_scanner_t *s)
     free(s->usb_serial);
     free(s->path);
     free(s->options);
+    free(s->allow);
     for (size_t i = 0; i < s->nopts; i++) {
         free(s->opts[i].key);
         free(s->opts[i].value);
@@ -116,6 +123,12 @@ void config_destroy(config_t **cfg_p)
     free(cfg->http_host);
     free(cfg->http_password_file);
     free(cfg->web_root);
+    free(cfg->control_group);
+    free(cfg->curve_secret_key);
+    free(cfg->curve_allowed_clients);
+    for (size_t i = 0; i < cfg->nretain_subscribers; i++)
+        free(cfg->retain_subscribers[i]);
+    free(cfg->retain_subscribers);
     free(cfg);
     *cfg_p = NULL;
 }
@@ -153,6 +166,8 @@ enum daemon_key {
     K_HTTP, K_HTTP_PASSWORD_FILE, K_WEB_ROOT,
     K_HEARTBEAT_MS,
     K_LOCAL_POLICIES,
+    K_CONTROL_GROUP, K_CURVE_SECRET_KEY, K_CURVE_ALLOWED_CLIENTS,
+    K_RETAIN_DAYS, K_RETAIN_SUBSCRIBERS,
     K_COUNT
 };
 
@@ -177,6 +192,11 @@ static const struct {
     [K_WEB_ROOT] = { "web_root", false },
     [K_HEARTBEAT_MS] = { "heartbeat_ms", false },
     [K_LOCAL_POLICIES] = { "local_policies", false },
+    [K_CONTROL_GROUP] = { "control_group", false },
+    [K_CURVE_SECRET_KEY] = { "curve_secret_key", false },
+    [K_CURVE_ALLOWED_CLIENTS] = { "curve_allowed_clients", false },
+    [K_RETAIN_DAYS] = { "retain_days", false },
+    [K_RETAIN_SUBSCRIBERS] = { "retain_subscribers", false },
 };
 
 enum station_key { SK_SCANNER, SK_PRINTER, SK_LABEL_FORMAT, SK_LABEL_SIZE, SK_LABEL_DPI, SK_COUNT };
@@ -206,6 +226,7 @@ struct parser {
 
     struct bind *binds;
     size_t nbinds;
+    bool off_loopback[K_COUNT];  /* pub/replay: a tcp:// endpoint off loopback */
 };
 
 /*
@@ -313,6 +334,13 @@ static int parse_hex4(const char *s, size_t len, uint16_t *out)
     }
     *out = (uint16_t)v;
     return 0;
+}
+
+/* 1.. characters of [A-Za-z0-9_.-] (a subscriber's name; length checked by the caller). */
+static bool station_name_ok_len(const char *s)
+{
+    size_t n = strlen(s);
+    return n >= 1 && strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") == n;
 }
 
 static bool station_name_ok(const char *s)
@@ -434,6 +462,13 @@ static char *resolve_path(const struct parser *p, const char *value)
     return out;
 }
 
+/* A normalised host (parse_hostport's *norm) that only this machine can reach. */
+static bool host_is_loopback(const char *norm)
+{
+    return strcmp(norm, "::1") == 0 || strcmp(norm, "localhost") == 0 ||
+           strncmp(norm, "127.", 4) == 0 || strncmp(norm, "::ffff:127.", 11) == 0;
+}
+
 /* ---- collisions ----------------------------------------------------------------- */
 
 static bool tcp_hosts_overlap(const char *a, const char *b)
@@ -507,7 +542,7 @@ drop:
  * kept as written. Sets *out to the endpoint to bind.
  */
 static int set_endpoint(struct parser *p, const char *key, const char *value, bool ipc_only,
-                        char **out)
+                        char **out, bool *off_loopback)
 {
     char q[QUOTE_BUF];
     struct bind b = { .line = p->line };
@@ -522,11 +557,17 @@ static int set_endpoint(struct parser *p, const char *key, const char *value, bo
             return rc;
         free(shown);
         b.kind = BIND_TCP;
+        *off_loopback = !host_is_loopback(b.str);
         ep = strdup(value);
     } else if (strncmp(value, "ipc://", 6) == 0) {
         const char *path = value + 6;
         if (!*path)
             return fail(p, p->line, "%s '%s': empty ipc path", key, quote(q, value));
+        /* Only a socket file has an owner and a mode that keep other users out. */
+        if (ipc_only && path[0] == '@')
+            return fail(p, p->line,
+                        "%s '%s': an abstract socket has no file permissions (any local "
+                        "process could use it): use ipc://PATH", key, quote(q, value));
         char *abs = path[0] == '@' ? strdup(path) : resolve_path(p, path);
         if (!abs)
             return -ENOMEM;
@@ -640,6 +681,46 @@ static int set_http(struct parser *p, const char *value)
     return 0;
 }
 
+/*
+ * retain_subscribers = NAME[, NAME...] (blanks or commas between): the subscribers
+ * whose acknowledgements hold events back from retention (docs/control.md, "Replay").
+ */
+static int set_subscribers(struct parser *p, const char *value)
+{
+    config_t *cfg = p->cfg;
+    char q[QUOTE_BUF];
+    const char *c = value;
+    while (*c) {
+        size_t skip = strspn(c, " \t,"), len;
+        c += skip;
+        if (!*c)
+            break;
+        len = strcspn(c, " \t,");
+        char *name = strndup(c, len);
+        if (!name)
+            return -ENOMEM;
+        c += len;
+        bool ok = len <= CONFIG_SUBSCRIBER_MAX && station_name_ok_len(name);
+        for (size_t i = 0; ok && i < cfg->nretain_subscribers; i++)
+            ok = strcmp(cfg->retain_subscribers[i], name) != 0;
+        if (!ok) {
+            int rc = fail(p, p->line, "retain_subscribers '%s': '%s' is not a new name of 1 to "
+                          "64 of A-Z a-z 0-9 _ . -", quote(q, value), name);
+            free(name);
+            return rc;
+        }
+        char **nl = realloc(cfg->retain_subscribers,
+                            (cfg->nretain_subscribers + 1) * sizeof(*nl));
+        if (!nl) {
+            free(name);
+            return -ENOMEM;
+        }
+        cfg->retain_subscribers = nl;
+        nl[cfg->nretain_subscribers++] = name;
+    }
+    return 0;
+}
+
 static int set_daemon_key(struct parser *p, enum daemon_key k, const char *value)
 {
     config_t *cfg = p->cfg;
@@ -657,11 +738,32 @@ static int set_daemon_key(struct parser *p, enum daemon_key k, const char *value
         return 0;
     }
     case K_PUB:
-        return set_endpoint(p, key, value, false, &cfg->pub);
+        return set_endpoint(p, key, value, false, &cfg->pub, &p->off_loopback[k]);
     case K_REPLAY:
-        return set_endpoint(p, key, value, false, &cfg->replay);
+        return set_endpoint(p, key, value, false, &cfg->replay, &p->off_loopback[k]);
     case K_CONTROL:
-        return set_endpoint(p, key, value, true, &cfg->control);
+        return set_endpoint(p, key, value, true, &cfg->control, &p->off_loopback[k]);
+    case K_CONTROL_GROUP:
+        /* Checked now, so that --check-config catches a group the system lacks. */
+        if (!getgrnam(value))
+            return fail(p, p->line, "%s '%s': no such group", key, quote(q, value));
+        return (cfg->control_group = strdup(value)) ? 0 : -ENOMEM;
+    case K_CURVE_SECRET_KEY:
+    case K_CURVE_ALLOWED_CLIENTS: {
+        char *path = resolve_path(p, value);
+        if (!path)
+            return -ENOMEM;
+        *(k == K_CURVE_SECRET_KEY ? &cfg->curve_secret_key : &cfg->curve_allowed_clients) = path;
+        return 0;
+    }
+    case K_RETAIN_DAYS:
+        if (parse_uint(value, 1, 36500, &n) < 0)
+            return fail(p, p->line, "%s '%s': expected a number of days from 1 to 36500 "
+                        "(leave it out to keep everything)", key, quote(q, value));
+        cfg->retain_days = (int)n;
+        return 0;
+    case K_RETAIN_SUBSCRIBERS:
+        return set_subscribers(p, value);
     case K_LOG_LEVEL: {
         static const struct { const char *name; int prio; } levels[] = {
             { "err", LOG_ERR }, { "warning", LOG_WARNING }, { "notice", LOG_NOTICE },
@@ -873,6 +975,80 @@ static int layout_check(const char *value, char **why)
     return rc < 0 ? -ENOMEM : -EINVAL;
 }
 
+/* The `words` of allow=: networks, parsed into config_scanner_t.allow. */
+static const char CIDRS[] = "cidrs";
+
+bool config_cidr_match(const config_cidr_t *nets, size_t n, int family, const uint8_t *addr)
+{
+    static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+    if (family == AF_INET6 && memcmp(addr, mapped, sizeof(mapped)) == 0) {
+        family = AF_INET;
+        addr += 12;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (nets[i].family != family)
+            continue;
+        unsigned bits = nets[i].prefix, full = bits / 8, rest = bits % 8;
+        if (memcmp(nets[i].addr, addr, full) != 0)
+            continue;
+        uint8_t mask = (uint8_t)(0xff00u >> rest);
+        if (rest == 0 || (addr[full] & mask) == nets[i].addr[full])
+            return true;
+    }
+    return false;
+}
+
+/*
+ * allow=CIDR[;CIDR...]: "10.0.0.0/8", "192.168.1.20" (one host), "fd00::/8", "::1".
+ * A network with bits set past its prefix is refused: it is a typo more often than not
+ * (10.1.2.3/8 would let all of 10/8 in). Appends to s->allow; *why is malloc'd.
+ */
+static int parse_cidrs(config_scanner_t *s, const char *value, char **why)
+{
+    char q[QUOTE_BUF];
+    for (const char *c = value; ; c++) {
+        size_t len = strcspn(c, ";");
+        char item[INET6_ADDRSTRLEN + 8];
+        if (len == 0 || len >= sizeof(item))
+            return asprintf(why, "allow=%s: expected CIDR[;CIDR...] such as 10.0.0.0/8;fd00::/8",
+                            quote(q, value)) < 0 ? -ENOMEM : -EINVAL;
+        memcpy(item, c, len);
+        item[len] = '\0';
+        char *slash = strchr(item, '/');
+        if (slash)
+            *slash = '\0';
+        config_cidr_t net = { 0 };
+        if (inet_pton(AF_INET, item, net.addr) == 1)
+            net.family = AF_INET, net.prefix = 32;
+        else if (inet_pton(AF_INET6, item, net.addr) == 1)
+            net.family = AF_INET6, net.prefix = 128;
+        else
+            return asprintf(why, "allow=%s: '%s' is not an IPv4 or IPv6 address",
+                            quote(q, value), item) < 0 ? -ENOMEM : -EINVAL;
+        uint64_t bits = net.prefix;
+        if (slash && parse_uint(slash + 1, 0, net.prefix, &bits) < 0)
+            return asprintf(why, "allow=%s: prefix '/%s' out of range (0 to %u)",
+                            quote(q, value), slash + 1, net.prefix) < 0 ? -ENOMEM : -EINVAL;
+        net.prefix = (unsigned)bits;
+        size_t nbytes = net.family == AF_INET ? 4 : 16;
+        for (size_t b = 0; b < nbytes; b++) {
+            unsigned keep = net.prefix >= 8 * (b + 1) ? 8 : net.prefix > 8 * b ? net.prefix - 8 * b : 0;
+            uint8_t mask = (uint8_t)(0xff00u >> keep);
+            if (net.addr[b] & (uint8_t)~mask)
+                return asprintf(why, "allow=%s: '%s/%u' has bits set past its prefix",
+                                quote(q, value), item, net.prefix) < 0 ? -ENOMEM : -EINVAL;
+        }
+        config_cidr_t *na = realloc(s->allow, (s->nallow + 1) * sizeof(*na));
+        if (!na)
+            return -ENOMEM;
+        s->allow = na;
+        na[s->nallow++] = net;
+        c += len;
+        if (!*c)
+            return 0;
+    }
+}
+
 int config_unescape(const char *text, uint8_t *out, size_t *len, const char **why)
 {
     size_t n = 0;
@@ -945,6 +1121,8 @@ static const struct {
     { "feedback_double", OPT_SERIAL, BYTES, 0, 0 },
     /* Seconds without a byte after which a TCP client is closed; 0: never. */
     { "idle_timeout", OPT_TCP, NULL, 0, 86400 },
+    /* The peers a TCP scanner accepts (parse_cidrs): words CIDRS. */
+    { "allow", OPT_TCP, CIDRS, 0, 0 },
 };
 
 static bool word_in(const char *word, const char *words)
@@ -994,7 +1172,7 @@ static int parse_scanner_options(config_scanner_t *s, const char *opts, char **w
         if (k == nk) {
             rc = asprintf(why, "unknown option '%s' (expected %s)", quote(q, key),
                           kind == OPT_USB   ? "layout, alt, detach, eol or eol_ms"
-                          : kind == OPT_TCP ? "idle_timeout"
+                          : kind == OPT_TCP ? "idle_timeout or allow"
                                             : "baud, parity, bits, stop, flow, eol, eol_ms, "
                                               "feedback_ok, feedback_reject or feedback_double");
             goto out;
@@ -1010,6 +1188,14 @@ static int parse_scanner_options(config_scanner_t *s, const char *opts, char **w
             if ((rc = layout_check(value, why)) < 0) {
                 rc = rc == -EINVAL ? 0 : -1;  /* as out: expects from asprintf */
                 goto out;
+            }
+        } else if (scanner_opts[k].words == CIDRS) {
+            int crc = parse_cidrs(s, value, why);
+            if (crc < 0) {
+                if (crc == -ENOMEM)
+                    *why = NULL;
+                free(copy);
+                return crc;
             }
         } else if (scanner_opts[k].words == BYTES) {
             if (config_unescape(value, NULL, &blen, &bwhy) < 0) {
@@ -1083,6 +1269,7 @@ static int parse_scanner(config_scanner_t *s, struct bind *b, const char **why,
                 return rc;
             }
         }
+        s->loopback = host_is_loopback(norm);
         *b = (struct bind){ .kind = BIND_TCP, .str = norm, .port = s->port };
         return 0;
     }
@@ -1207,6 +1394,14 @@ static int add_scanner(struct parser *p, const char *value)
     }
     if (rc < 0)
         return rc;
+    /* Off loopback, anyone on the network could type scans into the dock. */
+    if (s->kind == CONFIG_SCANNER_TCP && !s->loopback && s->nallow == 0) {
+        free(b.str);
+        return fail(p, p->line,
+                    "station '%s': scanner '%s' listens off loopback: add "
+                    ",allow=CIDR[;CIDR...] (the networks whose peers may send scans)",
+                    st->name, quote(q, value));
+    }
     b.line = p->line;
     if (asprintf(&b.what, "scanner '%s' of station '%s'", quote(q, value), st->name) < 0) {
         free(b.str);
@@ -1450,6 +1645,19 @@ int config_parse(const char *text, size_t len, const char *name, const char *bas
         rc = fail(&p, p.key_line[K_HTTP],
                   "http '%s' is not a loopback address: set http_password_file too",
                   p.cfg->http_host);
+    /* CURVE takes both: the server's secret and the clients it lets in. */
+    if (rc == 0 && !p.cfg->curve_secret_key != !p.cfg->curve_allowed_clients)
+        rc = fail(&p, p.key_line[K_CURVE_SECRET_KEY] ? p.key_line[K_CURVE_SECRET_KEY]
+                                                     : p.key_line[K_CURVE_ALLOWED_CLIENTS],
+                  "curve_secret_key and curve_allowed_clients go together: set both "
+                  "(rmactl keygen writes the keys)");
+    /* Off loopback without CURVE, anyone on the network could read or replay events. */
+    for (int k = K_PUB; rc == 0 && k <= K_REPLAY; k++)
+        if (p.off_loopback[k] && !p.cfg->curve_secret_key)
+            rc = fail(&p, p.key_line[k],
+                      "%s '%s' is not a loopback address: set curve_secret_key and "
+                      "curve_allowed_clients too (rmactl keygen), so only listed clients connect",
+                      daemon_keys[k].name, k == K_PUB ? p.cfg->pub : p.cfg->replay);
     if (rc == 0 && !p.cfg->web_root && !(p.cfg->web_root = strdup(CONFIG_WEB_ROOT)))
         rc = -ENOMEM;
     int last = p.line > 0 ? p.line : 1;

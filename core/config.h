@@ -20,6 +20,11 @@
  *     http     = 127.0.0.1:7780       ; the web pages and API (docs/web.md); off when absent
  *     http_password_file = PATH       ; the supervisor password; required off loopback
  *     web_root = /usr/share/rmad/web  ; the pages' static files (CONFIG_WEB_ROOT)
+ *     control_group = rmad            ; group of the control socket file (mode 0660)
+ *     curve_secret_key = /etc/rmad/keys/server.key  ; CURVE on pub and replay (rmactl keygen)
+ *     curve_allowed_clients = /etc/rmad/clients     ; every *.pub in it may connect
+ *     retain_days = 365               ; delete scans and events older than this; off when absent
+ *     retain_subscribers = erp wms    ; events these have not acknowledged are kept
  *
  *     [station dock1]
  *     scanner = tcp:127.0.0.1:7790    ; one line per scanner, at least one
@@ -38,6 +43,11 @@
  * control endpoints and scanners: same TCP port on overlapping hosts, same ipc or
  * serial path, same USB VID:PID unless both give different serial numbers).
  *
+ * Off loopback, a listener must be protected: a tcp:// pub or replay endpoint needs
+ * curve_secret_key and curve_allowed_clients, a TCP scanner needs allow=CIDR[;CIDR...],
+ * and http needs http_password_file; otherwise the file is refused with the reason.
+ * The control socket must be an ipc:// file (an abstract one has no permissions).
+ *
  * A parsed configuration is a plain, read-only struct: the daemon walks the stations
  * and scanners directly. Every string in it is owned by the config_t and lives until
  * config_destroy().
@@ -54,6 +64,13 @@ typedef enum {
     CONFIG_SCANNER_USB,     /* usb:VID:PID[:SERIAL], then ,key=value...: a HID scanner */
     CONFIG_SCANNER_SERIAL,  /* serial:PATH or serial:usb=VID:PID, then ,key=value... */
 } config_scanner_kind_t;
+
+/* One network of a TCP scanner's allow= list: family AF_INET or AF_INET6. */
+typedef struct {
+    int family;
+    uint8_t addr[16];       /* network address, host bits zero (4 bytes used for IPv4) */
+    unsigned prefix;        /* 0..32 or 0..128 */
+} config_cidr_t;
 
 /* One `key=value` of a scanner's options, validated (config_scanner_option). */
 typedef struct {
@@ -74,6 +91,9 @@ typedef struct {
     /* tcp */
     char *host;             /* "127.0.0.1", "localhost", or an IPv6 literal without [] */
     uint16_t port;          /* 1..65535 */
+    bool loopback;          /* host is 127.x.x.x, ::1 or localhost */
+    config_cidr_t *allow;   /* allow=: the peers it accepts; NULL: every peer (loopback) */
+    size_t nallow;
 
     /* usb, and serial found by usb=VID:PID */
     uint16_t vid, pid;
@@ -126,10 +146,19 @@ typedef struct {
     bool http_loopback;     /* http_host is 127.x.x.x, ::1 or localhost */
     char *http_password_file;  /* absolute; NULL: no supervisor password (loopback only) */
     char *web_root;         /* absolute directory of the static files, always set */
+    char *control_group;    /* group given the control socket file; NULL: the process's */
+    char *curve_secret_key; /* absolute; NULL: no CURVE (then both are NULL) */
+    char *curve_allowed_clients;  /* absolute directory of allowed *.pub client keys */
+    int retain_days;        /* 0: keep everything (default); else 1..36500 */
+    char **retain_subscribers;    /* names whose unacknowledged events are kept */
+    size_t nretain_subscribers;
 
     config_station_t *stations;
     size_t nstations;       /* at least 1 */
 } config_t;
+
+/* Longest name in retain_subscribers (and in a replay acknowledgement). */
+#define CONFIG_SUBSCRIBER_MAX 64
 
 #define CONFIG_DEFAULT_RMA_PATTERN "^RMA-?[0-9A-Z]{4,20}$"
 
@@ -199,9 +228,18 @@ int config_load_default(config_t **out, char **errmsg);
  *           the scanner for each answer, in config_unescape()'s notation)
  *   tcp:    idle_timeout=0..86400 (seconds without a byte after which a client is
  *           closed; 0: never; default SCANNER_TCP_IDLE_TIMEOUT_S)
+ *   tcp:    allow=CIDR[;CIDR...] (IPv4 or IPv6 networks, a bare address is one host:
+ *           the peers that may connect; parsed into config_scanner_t.allow)
  * Defaults are the drivers' (drivers/scanner.h).
  */
 const char *config_scanner_option(const config_scanner_t *s, const char *key);
+
+/*
+ * Whether addr (family AF_INET: 4 bytes, AF_INET6: 16 bytes) is inside one of the
+ * networks. An IPv4-mapped IPv6 address (::ffff:a.b.c.d, as an IPv6 listener sees an
+ * IPv4 peer) is matched as the IPv4 address.
+ */
+bool config_cidr_match(const config_cidr_t *nets, size_t n, int family, const uint8_t *addr);
 
 /* Longest feedback_* value, in bytes. */
 #define CONFIG_FEEDBACK_MAX 32

@@ -16,8 +16,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <zmq.h>
 
+#include "db/maint.h"
 #include "proto/control.h"
 
 #define RECV_PER_CALL 64      /* requests handled per readiness callback */
@@ -45,6 +47,8 @@ struct bus {
     bus_stats_t stats;
     uint64_t heartbeat_timer;  /* 0: no heartbeat */
     int64_t heartbeat_ms;
+    char *const *subscribers;  /* whose acknowledgements are stored (borrowed) */
+    size_t nsubscribers;
 };
 
 /* ---- sockets --------------------------------------------------------------------- */
@@ -70,10 +74,19 @@ static char *last_endpoint(void *s)
  * or NULL with *errmsg = "WHAT EP: reason".
  */
 static void *bind_socket(void *zctx, int type, const char *what, const char *ep,
-                         char **bound, char **errmsg)
+                         const uint8_t *curve_secret, char **bound, char **errmsg)
 {
     void *s = zmq_socket(zctx, type);
     int rc = s ? 0 : -errno;
+
+    /* A CURVE server: every handshake is checked by the ZAP handler (daemon/curve.h). */
+    if (rc == 0 && curve_secret) {
+        rc = set_int(s, ZMQ_CURVE_SERVER, 1);
+        if (rc == 0 && zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, curve_secret, BUS_CURVE_KEY_BYTES) < 0)
+            rc = -errno;
+        if (rc == 0 && zmq_setsockopt(s, ZMQ_ZAP_DOMAIN, "rmad", 4) < 0)
+            rc = -errno;
+    }
 
     if (rc == 0 && type == ZMQ_PUB) {
         rc = set_int(s, ZMQ_SNDHWM, BUS_PUB_SNDHWM);
@@ -87,8 +100,13 @@ static void *bind_socket(void *zctx, int type, const char *what, const char *ep,
         if (rc == 0 && zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &max, sizeof(max)) < 0)
             rc = -errno;
     }
-    if (rc == 0 && zmq_bind(s, ep) < 0)
-        rc = -errno;
+    if (rc == 0) {
+        /* An ipc:// socket file is the daemon's and its group's only (mode 0660). */
+        mode_t old = umask(0117);
+        if (zmq_bind(s, ep) < 0)
+            rc = -errno;
+        (void)umask(old);
+    }
     if (rc == 0 && !(*bound = last_endpoint(s)))
         rc = -ENOMEM;
     if (rc < 0) {
@@ -222,6 +240,42 @@ static size_t replays_of(const bus_t *bus, const router_peer_t *peer)
     return n;
 }
 
+/*
+ * {"subscriber": NAME, "ack_seq": N}: store it for retention (name NULL: the request was
+ * bad, err says why) and answer ["ack"][{"subscriber": NAME, "ack_seq": N}].
+ */
+static void handle_ack(bus_t *bus, const router_peer_t *peer, const char *name, uint64_t seq,
+                       const char *err)
+{
+    char msg[192];
+    bool known = false;
+    for (size_t i = 0; name && i < bus->nsubscribers; i++)
+        known |= strcmp(bus->subscribers[i], name) == 0;
+    if (!name || !known) {
+        if (name)
+            snprintf(msg, sizeof(msg), "unknown subscriber '%s' (not in retain_subscribers)", name);
+        bus->stats.bad_requests++;
+        reply_error(bus, peer, name ? msg : err ? err : "out of memory");
+        return;
+    }
+    int rc = db_in_transaction(bus->db) ? -EBUSY
+                                        : db_subscriber_ack(bus->db, name, seq, loop_wall_ms());
+    if (rc < 0) {
+        snprintf(msg, sizeof(msg), "ack not stored: %s%s", rc == -EBUSY ? "database busy" : db_errmsg(bus->db),
+                 rc == -EBUSY ? ", retry" : "");
+        bus->stats.bad_requests++;
+        reply_error(bus, peer, msg);
+        return;
+    }
+    bus->stats.acks++;
+    char body[160];
+    int len = snprintf(body, sizeof(body), "{\"subscriber\":\"%s\",\"ack_seq\":%llu}", name,
+                       (unsigned long long)seq);
+    const void *frames[2] = { REPLAY_ACK_TOPIC, body };
+    size_t lens[2] = { strlen(REPLAY_ACK_TOPIC), (size_t)len };
+    (void)router_send(bus->router, peer, frames, lens, 2);
+}
+
 /* Check one request and start its replay, or answer with the error. */
 static void handle_request(bus_t *bus, router_msg_t *m)
 {
@@ -235,6 +289,13 @@ static void handle_request(bus_t *bus, router_msg_t *m)
                  m->nframes);
         bus->stats.bad_requests++;
         reply_error(bus, &m->peer, msg);
+        return;
+    }
+    char name[REPLAY_SUBSCRIBER_MAX + 1];
+    int ack = replay_ack_parse(router_msg_data(m), router_msg_size(m), name, &from, &err);
+    if (ack != 0) {
+        handle_ack(bus, &m->peer, ack < 0 ? NULL : name, from, err);
+        free(err);
         return;
     }
     if (replay_request_parse(router_msg_data(m), router_msg_size(m), &from, &err) < 0) {
@@ -288,6 +349,12 @@ static void replay_readable(loop_t *loop, void *zsock, unsigned events, void *da
 bus_t *bus_new(void *zctx, loop_t *loop, db_t *db, const char *pub_ep,
                const char *replay_ep, char **errmsg)
 {
+    return bus_new_curve(zctx, loop, db, pub_ep, replay_ep, NULL, errmsg);
+}
+
+bus_t *bus_new_curve(void *zctx, loop_t *loop, db_t *db, const char *pub_ep,
+                     const char *replay_ep, const uint8_t *curve_secret, char **errmsg)
+{
     *errmsg = NULL;
     if (!zctx || !loop || !db || !pub_ep || !replay_ep) {
         *errmsg = strdup("bus: missing argument");
@@ -298,10 +365,11 @@ bus_t *bus_new(void *zctx, loop_t *loop, db_t *db, const char *pub_ep,
         goto nomem;
     bus->loop = loop;
     bus->db = db;
-    bus->pub = bind_socket(zctx, ZMQ_PUB, "pub", pub_ep, &bus->pub_ep, errmsg);
+    bus->pub = bind_socket(zctx, ZMQ_PUB, "pub", pub_ep, curve_secret, &bus->pub_ep, errmsg);
     if (!bus->pub)
         goto free_bus;
-    bus->router = bind_socket(zctx, ZMQ_ROUTER, "replay", replay_ep, &bus->replay_ep, errmsg);
+    bus->router = bind_socket(zctx, ZMQ_ROUTER, "replay", replay_ep, curve_secret,
+                              &bus->replay_ep, errmsg);
     if (!bus->router)
         goto close_pub;
     int rc = loop_add_zsock(loop, bus->router, LOOP_IN, replay_readable, bus);
@@ -405,6 +473,14 @@ void bus_endpoints(const bus_t *bus, const char **pub, const char **replay)
         *pub = bus ? bus->pub_ep : NULL;
     if (replay)
         *replay = bus ? bus->replay_ep : NULL;
+}
+
+void bus_set_subscribers(bus_t *bus, char *const *names, size_t n)
+{
+    if (!bus)
+        return;
+    bus->subscribers = names;
+    bus->nsubscribers = n;
 }
 
 size_t bus_replays_active(const bus_t *bus)

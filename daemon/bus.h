@@ -51,6 +51,7 @@ typedef struct {
     uint64_t replays_done;     /* replays that reached replay.end */
     uint64_t replays_dropped;  /* replays given up: peer gone or stalled, db error */
     uint64_t batches;          /* replay batches sent */
+    uint64_t acks;             /* acknowledgements stored */
 } bus_stats_t;
 
 /*
@@ -62,6 +63,15 @@ typedef struct {
  */
 bus_t *bus_new(void *zctx, loop_t *loop, db_t *db, const char *pub_ep,
                const char *replay_ep, char **errmsg);
+
+/*
+ * bus_new with CURVE on both sockets: curve_secret is the server's secret key
+ * (BUS_CURVE_KEY_BYTES, copied), NULL for none. The ZAP handler that decides which
+ * clients get in (daemon/curve.h) must already be bound in zctx.
+ */
+#define BUS_CURVE_KEY_BYTES 32
+bus_t *bus_new_curve(void *zctx, loop_t *loop, db_t *db, const char *pub_ep,
+                     const char *replay_ep, const uint8_t *curve_secret, char **errmsg);
 
 /* Stop running replays, unregister, close both sockets. Accepts NULL; clears *bus_p. */
 void bus_destroy(bus_t **bus_p);
@@ -89,6 +99,14 @@ int bus_set_heartbeat(bus_t *bus, int64_t interval_ms);
  * Owned by the bus. Either pointer may be NULL.
  */
 void bus_endpoints(const bus_t *bus, const char **pub, const char **replay);
+
+/*
+ * The subscribers whose acknowledgements are stored ({"subscriber": NAME, "ack_seq": N}
+ * on the replay socket, db/maint.h): names borrowed, they must outlive the bus. An
+ * acknowledgement from any other name is refused with an error. Without this call no
+ * acknowledgement is taken.
+ */
+void bus_set_subscribers(bus_t *bus, char *const *names, size_t n);
 
 /* Replays in progress. */
 size_t bus_replays_active(const bus_t *bus);

@@ -11,11 +11,13 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <grp.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -23,11 +25,13 @@
 #include "core/build.h"
 #include "core/config.h"
 #include "daemon/control.h"
+#include "daemon/curve.h"
 #include "daemon/http.h"
 #include "daemon/notify.h"
 #include "core/log.h"
 #include "core/loop.h"
 #include "daemon/outbox.h"
+#include "daemon/retention.h"
 #include "policy/policyset.h"
 #include "daemon/scanq.h"
 #include "daemon/spool.h"
@@ -36,6 +40,7 @@
 #include "db/db.h"
 #include "drivers/scanner.h"
 #include "labels/label.h"
+#include "core/msgf.h"
 #include "proto/control.h"
 #include "proto/event.h"
 
@@ -48,6 +53,7 @@ typedef struct {
     const config_scanner_t *cfg;
     scanner_t *scanner;            /* NULL when it could not be opened */
     char *error;                   /* why it could not, for rmactl status */
+    unsigned long refused;         /* TCP connections refused by allow= */
 } rmad_scanner_t;
 
 typedef struct {
@@ -66,6 +72,8 @@ struct rmad {
     db_t *db;
     policyset_t *policies;
     bus_t *bus;
+    curve_auth_t *auth;          /* NULL without CURVE */
+    retention_t *retention;      /* NULL without retain_days */
     control_t *ctl;
     spool_t *spool;
     outbox_t *ob;
@@ -300,6 +308,14 @@ static void scanner_cb(const scanner_event_t *ev, void *data)
     case SCANNER_EV_REJECTED:
         take_read(s, rs, ev->scanner_id, NULL, ev->raw, ev->raw_len, ev->reason);
         return;
+    case SCANNER_EV_REFUSED:
+        /* Logged, never stored: a port scan must not fill the audit trail. */
+        rs->refused += ev->count;
+        log_warning("station %s: scanner %s: refused %lu connection%s from outside allow= "
+                    "(latest from %s; %lu since start, reported at most once a minute)", name,
+                    ev->scanner_id, ev->count, ev->count == 1 ? "" : "s",
+                    ev->peer ? ev->peer : "?", rs->refused);
+        return;
     case SCANNER_EV_CONNECTED:
     case SCANNER_EV_DISCONNECTED: {
         int up = ev->kind == SCANNER_EV_CONNECTED;
@@ -499,8 +515,8 @@ static int status_cmd(const json_t *req, json_t **reply, void *data)
                 char detail[64];
                 bool tcp = rs->cfg->kind == CONFIG_SCANNER_TCP;
                 if (tcp)
-                    snprintf(detail, sizeof(detail), "%zu client%s connected", n,
-                             n == 1 ? "" : "s");
+                    snprintf(detail, sizeof(detail), "%zu client%s connected%s", n,
+                             n == 1 ? "" : "s", rs->refused ? ", peers refused (allow=)" : "");
                 else
                     snprintf(detail, sizeof(detail), "%s", n ? "device attached"
                                                              : "waiting for the device");
@@ -587,10 +603,27 @@ static void reload_policies(rmad_t *d)
     log_notice("SIGHUP: %zu policies reloaded from %s", policyset_count(fresh), d->cfg->policies);
 }
 
+/* SIGHUP: read curve_allowed_clients again; a bad file keeps the current keys. */
+static void reload_clients(rmad_t *d)
+{
+    if (!d->auth)
+        return;
+    char *err = NULL;
+    int rc = curve_auth_reload(d->auth, &err);
+    if (rc < 0)
+        log_err("SIGHUP: client keys not reloaded, keeping the current %zu: %s",
+                curve_auth_count(d->auth), err ? err : strerror(-rc));
+    else
+        log_notice("SIGHUP: %d client key%s allowed from %s", rc, rc == 1 ? "" : "s",
+                   d->cfg->curve_allowed_clients);
+    free(err);
+}
+
 static void signal_cb(loop_t *loop, int signo, void *data)
 {
     if (signo == SIGHUP) {
         reload_policies(data);
+        reload_clients(data);
         return;
     }
     /* The loop is single-threaded: no transaction is half done when we get here. */
@@ -671,8 +704,10 @@ static void rmad_free(rmad_t *d)
     http_destroy(&d->http);
     web_api_destroy(&d->api);
     spool_destroy(&d->spool);
+    retention_destroy(&d->retention);
     control_destroy(&d->ctl);
     bus_destroy(&d->bus);
+    curve_auth_destroy(&d->auth);   /* after the CURVE sockets it answers for */
     outbox_destroy(&d->ob);
     policyset_destroy(&d->policies);
     db_close(&d->db);
@@ -721,6 +756,106 @@ static int open_scanners(rmad_t *d, size_t idx)
     return 0;
 }
 
+/* A CURVE handshake the ZAP handler refused: logged (repeats are counted by the log). */
+static void curve_refused(const char *client_z85, const char *address, void *data)
+{
+    (void)data;
+    if (*client_z85)
+        log_warning("CURVE: refused client key %s from %s: not in curve_allowed_clients",
+                    client_z85, *address ? address : "?");
+    else
+        log_warning("CURVE: refused a client without CURVE from %s", *address ? address : "?");
+}
+
+/*
+ * The event bus, with CURVE when the config has keys: the ZAP handler first (without
+ * it libzmq would let every key in), then the two sockets.
+ */
+static int start_bus(rmad_t *d, char **err)
+{
+    const config_t *cfg = d->cfg;
+    uint8_t secret[CURVE_KEY_BYTES];
+    int rc;
+    if (cfg->curve_secret_key) {
+        char *why = NULL;
+        if ((rc = curve_key_read(cfg->curve_secret_key, secret, &why)) < 0) {
+            *err = msgf("curve_secret_key %s", why ? why : strerror(-rc));
+            free(why);
+            return rc;
+        }
+        struct stat st;
+        if (stat(cfg->curve_secret_key, &st) == 0 && (st.st_mode & 077))
+            log_warning("curve_secret_key %s: readable by others (mode %04o): chmod 600 it",
+                        cfg->curve_secret_key, (unsigned)(st.st_mode & 07777));
+        d->auth = curve_auth_new(d->zctx, d->loop, cfg->curve_allowed_clients, curve_refused,
+                                 d, err);
+        if (!d->auth) {
+            explicit_bzero(secret, sizeof(secret));
+            return -EIO;
+        }
+        if (curve_auth_count(d->auth) == 0)
+            log_warning("curve_allowed_clients %s: no *.pub keys: no client can subscribe or "
+                        "replay", cfg->curve_allowed_clients);
+    }
+    d->bus = bus_new_curve(d->zctx, d->loop, d->db, cfg->pub, cfg->replay,
+                           cfg->curve_secret_key ? secret : NULL, err);
+    explicit_bzero(secret, sizeof(secret));
+    if (!d->bus)
+        return -EIO;
+    if (d->auth)
+        log_notice("CURVE on %s and %s: %zu client key%s allowed", cfg->pub, cfg->replay,
+                   curve_auth_count(d->auth), curve_auth_count(d->auth) == 1 ? "" : "s");
+    bus_set_subscribers(d->bus, cfg->retain_subscribers, cfg->nretain_subscribers);
+    return 0;
+}
+
+/* Retention waits while scans wait: they go first. */
+static int retention_busy(void *data)
+{
+    rmad_t *d = data;
+    for (size_t i = 0; i < d->n_stations; i++)
+        if (scanq_len(d->stations[i].wait) > 0)
+            return 1;
+    return 0;
+}
+
+static void retention_report(const retention_report_t *r, void *data)
+{
+    rmad_t *d = data;
+    if (r->error)
+        log_err("retention (retain_days %d): %s; trying again in an hour", d->cfg->retain_days,
+                r->error);
+    else if (r->scans || r->events)
+        log_notice("retention: deleted %llu scans and %llu events older than %d days%s",
+                   (unsigned long long)r->scans, (unsigned long long)r->events,
+                   d->cfg->retain_days,
+                   r->keep_seq != UINT64_MAX ? " (events not yet acknowledged kept)" : "");
+}
+
+/*
+ * control_group: the socket file's group, so that its members (and root) can run
+ * rmactl while the daemon runs as another user. Mode 0660 is set at bind.
+ */
+static int set_control_group(rmad_t *d, char **err)
+{
+    const char *group = d->cfg->control_group;
+    const char *path = d->cfg->control + 6;     /* ipc:// */
+    if (!group)
+        return 0;
+    struct group *g = getgrnam(group);
+    if (!g) {
+        *err = msgf("control_group %s: no such group", group);
+        return -ENOENT;
+    }
+    if (chown(path, (uid_t)-1, g->gr_gid) < 0) {
+        int rc = -errno;
+        *err = msgf("control_group %s: chown %s: %s (the daemon must run as root or be a "
+                    "member of the group)", group, path, strerror(-rc));
+        return rc;
+    }
+    return 0;
+}
+
 /* The web pages: the same status, labels and actions as the control socket. */
 static int start_web(rmad_t *d, char **err)
 {
@@ -763,10 +898,8 @@ static int rmad_start(rmad_t *d)
     }
     if ((rc = policyset_load_dirs(d->cfg->policies, d->cfg->local_policies, &d->policies, &err)) < 0)
         goto fail;
-    if (!(d->bus = bus_new(d->zctx, d->loop, d->db, d->cfg->pub, d->cfg->replay, &err))) {
-        rc = -EIO;
+    if ((rc = start_bus(d, &err)) < 0)
         goto fail;
-    }
     if ((rc = bus_set_heartbeat(d->bus, d->cfg->heartbeat_ms)) < 0) {
         log_err("bus heartbeat: %s", strerror(-rc));
         return rc;
@@ -775,6 +908,8 @@ static int rmad_start(rmad_t *d)
         rc = -EIO;
         goto fail;
     }
+    if ((rc = set_control_group(d, &err)) < 0)
+        goto fail;
     control_set_rma_expiry(d->ctl, rma_expired, d);
     if ((rc = control_register(d->ctl, "status", status_cmd, d)) < 0 ||
         (rc = control_register(d->ctl, "reprint", reprint_cmd, d)) < 0 ||
@@ -813,6 +948,13 @@ static int rmad_start(rmad_t *d)
     }
     if (d->cfg->http_host && (rc = start_web(d, &err)) < 0)
         goto fail;
+    if (d->cfg->retain_days &&
+        !(d->retention = retention_new(d->loop, d->db, d->cfg->retain_days,
+                                       d->cfg->retain_subscribers, d->cfg->nretain_subscribers,
+                                       retention_busy, retention_report, d))) {
+        log_err("retention: out of memory");
+        return -ENOMEM;
+    }
     for (size_t i = 0; i < d->n_stations; i++)
         if ((rc = open_scanners(d, i)) < 0)
             return rc;
@@ -912,6 +1054,22 @@ int main(int argc, char **argv)
             rc = dbrc;
         }
         free(err);
+        err = NULL;
+        if (d.cfg->curve_secret_key) {
+            uint8_t key[CURVE_KEY_BYTES];
+            int krc = curve_key_read(d.cfg->curve_secret_key, key, &err);
+            explicit_bzero(key, sizeof(key));
+            if (krc < 0)
+                fprintf(stderr, "rmad: curve_secret_key %s\n", err ? err : strerror(-krc));
+            free(err);
+            err = NULL;
+            int crc = curve_clients_check(d.cfg->curve_allowed_clients, &err);
+            if (crc < 0)
+                fprintf(stderr, "rmad: %s\n", err ? err : strerror(-crc));
+            free(err);
+            if (krc < 0 || crc < 0)
+                rc = krc < 0 ? krc : crc;
+        }
         policyset_destroy(&ps);
         config_destroy(&d.cfg);
         return rc < 0 ? 2 : 0;

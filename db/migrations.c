@@ -308,12 +308,51 @@ static const char migration_5[] =
     "CREATE INDEX receipts_by_policy_version ON receipts (policy_version)\n"
     "    WHERE policy_version IS NOT NULL;\n";
 
+/*
+ * Retention (issue 15): `retain_days` deletes scans and events older than N days.
+ * That is the one exception to "scans and events are never deleted", and it is made
+ * explicit here: a delete passes the triggers only while the retention pass holds
+ * the gate (a row in retention_gate, inserted and removed inside the pass's own
+ * transaction) and only for rows older than the gate's cutoff. Even then, a scan of
+ * an open receipt and the newest event (the gapless seq continues from it) stay.
+ * Receipts, with their decision, are never deleted. subscriber_acks records how far
+ * each subscriber named in retain_subscribers has durably taken the events
+ * ({"ack_seq": N} on the replay socket); retention keeps everything after the lowest.
+ */
+static const char migration_6[] =
+    "-- rmad schema 6: retention (retain_days) and subscribers' acknowledgements.\n"
+    "CREATE TABLE subscriber_acks (\n"
+    "    name TEXT PRIMARY KEY NOT NULL CHECK (length(name) BETWEEN 1 AND 64),\n"
+    "    seq  INTEGER NOT NULL CHECK (seq >= 0),\n"
+    "    at   TEXT NOT NULL\n"
+    ") STRICT;\n"
+    "CREATE TRIGGER subscriber_acks_forward BEFORE UPDATE ON subscriber_acks\n"
+    "    WHEN NEW.seq < OLD.seq\n"
+    "BEGIN SELECT RAISE(ABORT, 'an acknowledgement never goes back'); END;\n"
+    "\n"
+    "CREATE TABLE retention_gate (\n"
+    "    id     INTEGER PRIMARY KEY CHECK (id = 1),\n"
+    "    cutoff TEXT NOT NULL\n"
+    ") STRICT;\n"
+    "\n"
+    "DROP TRIGGER scans_never_deleted;\n"
+    "CREATE TRIGGER scans_never_deleted BEFORE DELETE ON scans\n"
+    "    WHEN NOT EXISTS (SELECT 1 FROM retention_gate WHERE OLD.at < cutoff)\n"
+    "      OR OLD.receipt_id IN (SELECT id FROM receipts WHERE state = 'open')\n"
+    "BEGIN SELECT RAISE(ABORT, 'scans are never deleted (only retention removes old ones)'); END;\n"
+    "DROP TRIGGER outbox_never_deleted;\n"
+    "CREATE TRIGGER outbox_never_deleted BEFORE DELETE ON outbox\n"
+    "    WHEN NOT EXISTS (SELECT 1 FROM retention_gate WHERE OLD.created_at < cutoff)\n"
+    "      OR OLD.seq = (SELECT max(seq) FROM outbox)\n"
+    "BEGIN SELECT RAISE(ABORT, 'events are never deleted (only retention removes old ones)'); END;\n";
+
 const char *const db_migrations[] = {
     migration_1,
     migration_2,
     migration_3,
     migration_4,
     migration_5,
+    migration_6,
 };
 
 const int db_migrations_count = (int)(sizeof(db_migrations) / sizeof(db_migrations[0]));

@@ -44,6 +44,13 @@ typedef enum {
      * connections for a moment (out of file descriptors).
      */
     SCANNER_EV_DISCONNECTED,
+    /*
+     * TCP: connections from peers outside the scanner's allow= list were closed at
+     * accept (never a client: no CONNECTED, no DISCONNECTED, no connection number).
+     * Reported at the first refusal, then at most once per SCANNER_TCP_REFUSED_REPORT_MS
+     * while more come: count is how many since the last report, peer the latest one.
+     */
+    SCANNER_EV_REFUSED,
 } scanner_ev_kind_t;
 
 /*
@@ -60,6 +67,7 @@ typedef struct {
     const char *reason;     /* REJECTED, DISCONNECTED: one line of English */
     const char *peer;       /* CONNECTED, DISCONNECTED of a TCP client: "10.0.0.5:51234",
                                "[::1]:51234"; otherwise NULL */
+    unsigned long count;    /* REFUSED: connections refused since the last report */
 } scanner_event_t;
 
 /*
@@ -69,6 +77,9 @@ typedef struct {
  * its input.
  */
 typedef void (*scanner_event_fn)(const scanner_event_t *ev, void *data);
+
+/* A TCP scanner reports refused peers (allow=) at most this often: once, with a count. */
+#define SCANNER_TCP_REFUSED_REPORT_MS 60000
 
 /* Connections a TCP scanner serves at once; more are accepted and closed at once. */
 #define SCANNER_TCP_MAX_CLIENTS 16

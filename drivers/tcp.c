@@ -87,6 +87,11 @@ struct tcp {
     unsigned long connections; /* ever accepted: the #N of client ids */
     int64_t idle_timeout_ms;   /* 0: clients may stay idle forever */
     uint64_t idle_timer;       /* the next idle check while clients are connected; 0 none */
+    config_cidr_t *allow;      /* allow=: the peers accepted; NULL: every peer */
+    size_t nallow;
+    unsigned long refused_pending;  /* refused since the last REFUSED report */
+    char refused_peer[INET6_ADDRSTRLEN + 8];  /* the latest one */
+    uint64_t refused_timer;    /* the report window is open while set */
 };
 
 static size_t tcp_clients(const void *impl)
@@ -367,11 +372,59 @@ static void idle_schedule(struct tcp *t)
     t->idle_timer = loop_add_timer(t->loop, every > 0 ? every : 1, idle_check, t);
 }
 
+/* The end of a report window: what was refused during it, then maybe another window. */
+static int64_t refused_report(loop_t *loop, uint64_t id, void *data)
+{
+    struct tcp *t = data;
+    (void)loop;
+    (void)id;
+    if (t->refused_pending == 0) {
+        t->refused_timer = 0;
+        return -1;
+    }
+    scanner_event_t ev = { .kind = SCANNER_EV_REFUSED, .scanner_id = scanner_spec(t->s),
+                           .reason = "peer not in allow=", .peer = t->refused_peer,
+                           .count = t->refused_pending };
+    t->refused_pending = 0;
+    scanner_emit(t->s, &ev);
+    return SCANNER_TCP_REFUSED_REPORT_MS;
+}
+
+/*
+ * allow=: a peer outside the listed networks is closed before anything else (no
+ * connection number, no event per connection: a port scan must not fill the audit
+ * trail). The first refusal is reported at once, the rest once per window.
+ */
+static bool peer_allowed(struct tcp *t, int fd, const struct sockaddr_storage *ss,
+                         const char *peer)
+{
+    if (!t->allow)
+        return true;
+    const uint8_t *addr = NULL;
+    if (ss->ss_family == AF_INET)
+        addr = (const uint8_t *)&((const struct sockaddr_in *)ss)->sin_addr;
+    else if (ss->ss_family == AF_INET6)
+        addr = (const uint8_t *)&((const struct sockaddr_in6 *)ss)->sin6_addr;
+    if (addr && config_cidr_match(t->allow, t->nallow, ss->ss_family, addr))
+        return true;
+    (void)close(fd);
+    (void)snprintf(t->refused_peer, sizeof(t->refused_peer), "%s", peer[0] ? peer : "?");
+    t->refused_pending++;
+    if (!t->refused_timer) {
+        t->refused_timer = loop_add_timer(t->loop, 0, refused_report, t);
+        if (!t->refused_timer)
+            t->refused_pending = 0;       /* no memory for the timer: counted nowhere */
+    }
+    return false;
+}
+
 /* Take a freshly accepted connection: serve it, or refuse it when full. */
 static void client_add(struct tcp *t, int fd, const struct sockaddr_storage *ss)
 {
     char peer[INET6_ADDRSTRLEN + 8];
     format_peer(ss, peer, sizeof(peer));
+    if (!peer_allowed(t, fd, ss, peer))
+        return;
     const char *peer_or_null = peer[0] ? peer : NULL;
     char *id = NULL;
     if (asprintf(&id, "%s#%lu", scanner_spec(t->s), ++t->connections) < 0) {
@@ -585,6 +638,9 @@ static void tcp_free(void *impl)
         client_free(t->clients[i]);
     if (t->idle_timer)
         (void)loop_del_timer(t->loop, t->idle_timer);
+    if (t->refused_timer)
+        (void)loop_del_timer(t->loop, t->refused_timer);
+    free(t->allow);
     for (size_t i = 0; i < t->nlis; i++) {
         if (t->lis[i].pause_timer)
             (void)loop_del_timer(t->loop, t->lis[i].pause_timer);
@@ -630,6 +686,14 @@ scanner_t *scanner_new_tcp(loop_t *loop, const config_scanner_t *cfg,
     t->loop = loop;
     const char *idle = config_scanner_option(cfg, "idle_timeout");
     t->idle_timeout_ms = (idle ? strtoll(idle, NULL, 10) : SCANNER_TCP_IDLE_TIMEOUT_S) * 1000;
+    if (cfg->nallow) {
+        if (!(t->allow = malloc(cfg->nallow * sizeof(*t->allow)))) {
+            rc = -ENOMEM;
+            goto fail;
+        }
+        memcpy(t->allow, cfg->allow, cfg->nallow * sizeof(*t->allow));
+        t->nallow = cfg->nallow;
+    }
     rc = tcp_bind(t, cfg->host, cfg->port);
     if (rc < 0)
         goto fail;

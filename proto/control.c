@@ -347,6 +347,36 @@ int replay_request_parse(const void *buf, size_t len, uint64_t *from, char **err
     return rc;
 }
 
+int replay_ack_parse(const void *buf, size_t len, char *name, uint64_t *seq, char **errmsg)
+{
+    *errmsg = NULL;
+    if (len > REPLAY_REQUEST_MAX)
+        return 0;                    /* replay_request_parse says why */
+    json_t *j = len ? json_loadb(buf, len, JSON_REJECT_DUPLICATES, NULL) : NULL;
+    json_t *n = json_object_get(j, "ack_seq"), *who = json_object_get(j, "subscriber");
+    int rc = 1;
+    if (!n) {
+        json_decref(j);
+        return 0;
+    }
+    const char *w = json_string_value(who);
+    size_t wl = w ? strlen(w) : 0;
+    if (json_object_size(j) != 2 || !w)
+        rc = fail(errmsg, -EINVAL, msgf("expected {\"subscriber\": NAME, \"ack_seq\": N}"));
+    else if (!json_is_integer(n) || json_integer_value(n) < 0)
+        rc = fail(errmsg, -EINVAL, msgf("ack_seq: expected an integer >= 0"));
+    else if (wl < 1 || wl > REPLAY_SUBSCRIBER_MAX ||
+             strspn(w, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") != wl)
+        rc = fail(errmsg, -EINVAL, msgf("subscriber: expected 1 to %d of A-Z a-z 0-9 _ . -",
+                                        REPLAY_SUBSCRIBER_MAX));
+    if (rc == 1) {
+        memcpy(name, w, wl + 1);
+        *seq = (uint64_t)json_integer_value(n);
+    }
+    json_decref(j);
+    return rc;
+}
+
 int replay_end_parse(const void *buf, size_t len, uint64_t *last_seq)
 {
     json_t *j = json_loadb(buf, len, JSON_REJECT_DUPLICATES, NULL);

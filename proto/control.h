@@ -156,6 +156,18 @@ int control_status_set_receipt(json_t *station, const db_receipt_t *open_receipt
  */
 int replay_request_parse(const void *buf, size_t len, uint64_t *from, char **errmsg);
 
+/*
+ * An acknowledgement on the replay socket: {"subscriber": NAME, "ack_seq": N}, the
+ * subscriber NAME (1..REPLAY_SUBSCRIBER_MAX of [A-Za-z0-9_.-]) has durably taken every
+ * event up to seq N. Answered with [REPLAY_ACK_TOPIC][{"subscriber", "ack_seq"}].
+ * Returns 1 and fills name (REPLAY_SUBSCRIBER_MAX + 1 bytes) and *seq; 0 when the
+ * frame is no acknowledgement (no "ack_seq": a replay request); -EINVAL / -EMSGSIZE
+ * with *errmsg for a bad one.
+ */
+#define REPLAY_ACK_TOPIC      "ack"
+#define REPLAY_SUBSCRIBER_MAX 64
+int replay_ack_parse(const void *buf, size_t len, char *name, uint64_t *seq, char **errmsg);
+
 /* Body of replay.end: {"last_seq": M}. Returns 0 and sets *last_seq, or -EBADMSG. */
 int replay_end_parse(const void *buf, size_t len, uint64_t *last_seq);
 

@@ -24,6 +24,11 @@
 #include <zmq.h>
 
 #include "daemon/bus.h"
+#include "daemon/curve.h"
+#include "db/maint.h"
+#include "proto/control.h"
+#include <sys/stat.h>
+#include <unistd.h>
 #include "tests/helpers.h"
 #include "tests/suites.h"
 
@@ -608,6 +613,147 @@ static void test_bind_errors(void)
     fx_close(&f);
 }
 
+/* Receive one [topic][body] on a DEALER within the loop; returns 0 and fills the buffers. */
+static int dealer_reply(struct fx *f, void *d, char *topic, char *body, size_t size)
+{
+    for (int i = 0; i < 200; i++) {
+        th_loop_run_for(f->loop, 20);
+        int t = zmq_recv(d, topic, size - 1, ZMQ_DONTWAIT);
+        if (t < 0)
+            continue;
+        topic[t < (int)size - 1 ? t : (int)size - 1] = '\0';
+        int b = zmq_recv(d, body, size - 1, ZMQ_DONTWAIT);
+        if (b < 0)
+            return -1;
+        body[b < (int)size - 1 ? b : (int)size - 1] = '\0';
+        return 0;
+    }
+    return -1;
+}
+
+/* Acknowledgements on the replay socket: only configured names, never past the end. */
+static void test_acks(void)
+{
+    struct fx f;
+    fx_open(&f);
+    add_events(f.db, 3);
+    void *d = zmq_socket(f.zctx, ZMQ_DEALER);
+    int zero = 0;
+    CU_ASSERT_EQUAL(zmq_setsockopt(d, ZMQ_LINGER, &zero, sizeof(zero)), 0);
+    CU_ASSERT_EQUAL_FATAL(zmq_connect(d, f.replay), 0);
+    char topic[64], body[512];
+    static const char ack2[] = "{\"subscriber\":\"erp\",\"ack_seq\":2}";
+    CU_ASSERT(zmq_send(d, ack2, strlen(ack2), 0) > 0);
+    CU_ASSERT_EQUAL_FATAL(dealer_reply(&f, d, topic, body, sizeof(body)), 0);
+    CU_ASSERT_STRING_EQUAL(topic, "error");
+    CU_ASSERT_PTR_NOT_NULL(strstr(body, "unknown subscriber 'erp' (not in retain_subscribers)"));
+
+    static char *const names[] = { "erp" };
+    bus_set_subscribers(f.bus, names, 1);
+    CU_ASSERT(zmq_send(d, ack2, strlen(ack2), 0) > 0);
+    CU_ASSERT_EQUAL_FATAL(dealer_reply(&f, d, topic, body, sizeof(body)), 0);
+    CU_ASSERT_STRING_EQUAL(topic, "ack");
+    CU_ASSERT_STRING_EQUAL(body, ack2);
+    static const char ack9[] = "{\"subscriber\":\"erp\",\"ack_seq\":9}";
+    CU_ASSERT(zmq_send(d, ack9, strlen(ack9), 0) > 0);
+    CU_ASSERT_EQUAL_FATAL(dealer_reply(&f, d, topic, body, sizeof(body)), 0);
+    CU_ASSERT_STRING_EQUAL(topic, "error");
+    CU_ASSERT_PTR_NOT_NULL(strstr(body, "past the last event (3)"));
+    static const char bad[] = "{\"subscriber\":\"e r p\",\"ack_seq\":1}";
+    CU_ASSERT(zmq_send(d, bad, strlen(bad), 0) > 0);
+    CU_ASSERT_EQUAL_FATAL(dealer_reply(&f, d, topic, body, sizeof(body)), 0);
+    CU_ASSERT_STRING_EQUAL(topic, "error");
+    CU_ASSERT_PTR_NOT_NULL(strstr(body, "subscriber: expected 1 to 64"));
+    uint64_t acked = 0;
+    CU_ASSERT_EQUAL(db_subscriber_acked(f.db, "erp", &acked), 0);
+    CU_ASSERT_EQUAL(acked, 2);
+    CU_ASSERT_EQUAL(bus_stats(f.bus).acks, 1);
+
+    /* The parser alone: a replay request is no acknowledgement. */
+    char name[REPLAY_SUBSCRIBER_MAX + 1];
+    uint64_t seq = 0;
+    char *err = NULL;
+    CU_ASSERT_EQUAL(replay_ack_parse("{\"replay_from\":1}", 17, name, &seq, &err), 0);
+    CU_ASSERT_EQUAL(replay_ack_parse("{\"ack_seq\":1}", 13, name, &seq, &err), -EINVAL);
+    free(err);
+    err = NULL;
+    CU_ASSERT_EQUAL(replay_ack_parse("{\"subscriber\":\"a\",\"ack_seq\":-1}", 31, name, &seq, &err),
+                    -EINVAL);
+    CU_ASSERT(err && strcmp(err, "ack_seq: expected an integer >= 0") == 0);
+    free(err);
+    zmq_close(d);
+    fx_close(&f);
+}
+
+/* ipc:// endpoints are files of mode 0660; key files and the allowed directory. */
+static void test_ipc_mode_and_keys(void)
+{
+    struct fx f;
+    fx_open(&f);
+    char pub[4200], rep[4200], path[4200];
+    snprintf(pub, sizeof(pub), "ipc://%s/pub.sock", f.dir);
+    snprintf(rep, sizeof(rep), "ipc://%s/replay.sock", f.dir);
+    char *err = NULL;
+    mode_t old = umask(0);              /* the bus must not depend on the caller's umask */
+    bus_t *b = bus_new(f.zctx, f.loop, f.db, pub, rep, &err);
+    (void)umask(old);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    struct stat st;
+    CU_ASSERT_EQUAL(stat(pub + 6, &st), 0);
+    CU_ASSERT_EQUAL(st.st_mode & 0777, 0660);
+    CU_ASSERT_EQUAL(stat(rep + 6, &st), 0);
+    CU_ASSERT_EQUAL(st.st_mode & 0777, 0660);
+    bus_destroy(&b);
+
+    /* keygen: a pair that belongs together, never overwritten. */
+    snprintf(path, sizeof(path), "%s/server", f.dir);
+    CU_ASSERT_EQUAL(curve_keygen(path, &err), 0);
+    CU_ASSERT_EQUAL(curve_keygen(path, &err), -EEXIST);
+    CU_ASSERT(err && strstr(err, "exists, not overwritten"));
+    free(err);
+    err = NULL;
+    uint8_t sec[CURVE_KEY_BYTES], pubk[CURVE_KEY_BYTES], derived[CURVE_KEY_BYTES];
+    snprintf(path, sizeof(path), "%s/server.key", f.dir);
+    CU_ASSERT_EQUAL(stat(path, &st), 0);
+    CU_ASSERT_EQUAL(st.st_mode & 0777, 0600);
+    CU_ASSERT_EQUAL(curve_key_read(path, sec, &err), 0);
+    snprintf(path, sizeof(path), "%s/server.pub", f.dir);
+    CU_ASSERT_EQUAL(curve_key_read(path, pubk, &err), 0);
+    CU_ASSERT_EQUAL(curve_public_of(sec, derived), 0);
+    CU_ASSERT_EQUAL(memcmp(pubk, derived, CURVE_KEY_BYTES), 0);
+
+    /* The allowed directory: *.pub only, hidden files skipped, a bad key named. */
+    snprintf(path, sizeof(path), "%s/clients", f.dir);
+    CU_ASSERT_EQUAL_FATAL(mkdir(path, 0755), 0);
+    CU_ASSERT_EQUAL(curve_clients_check(path, &err), 0);
+    char file[4300];
+    snprintf(file, sizeof(file), "%s/clients/a", f.dir);
+    CU_ASSERT_EQUAL(curve_keygen(file, &err), 0);
+    snprintf(file, sizeof(file), "%s/clients/a.key", f.dir);
+    CU_ASSERT_EQUAL(unlink(file), 0);             /* a secret does not belong here */
+    snprintf(file, sizeof(file), "%s/clients/.b.pub", f.dir);
+    FILE *fp = fopen(file, "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(fp);
+    fputs("not a key\n", fp);
+    fclose(fp);
+    snprintf(file, sizeof(file), "%s/clients/notes.txt", f.dir);
+    fp = fopen(file, "w");
+    fclose(fp);
+    CU_ASSERT_EQUAL(curve_clients_check(path, &err), 1);
+    snprintf(file, sizeof(file), "%s/clients/c.pub", f.dir);
+    fp = fopen(file, "w");
+    fputs("tooshort\n", fp);
+    fclose(fp);
+    CU_ASSERT_EQUAL(curve_clients_check(path, &err), -EINVAL);
+    CU_ASSERT(err && strstr(err, "c.pub: not a CURVE key"));
+    free(err);
+    err = NULL;
+    CU_ASSERT(curve_clients_check("/nonexistent-rmad-dir", &err) < 0);
+    CU_ASSERT(err && strstr(err, "No such file or directory"));
+    free(err);
+    fx_close(&f);
+}
+
 int suite_bus(void)
 {
     CU_pSuite s = CU_add_suite("bus", NULL, NULL);
@@ -618,7 +764,9 @@ int suite_bus(void)
         !CU_add_test(s, "replay: garbage gets errors, serving goes on", test_replay_garbage) ||
         !CU_add_test(s, "replay: per-peer and total caps", test_replay_caps) ||
         !CU_add_test(s, "replay: a vanished peer is dropped", test_replay_peer_gone) ||
-        !CU_add_test(s, "bind errors", test_bind_errors))
+        !CU_add_test(s, "bind errors", test_bind_errors) ||
+        !CU_add_test(s, "acknowledgements on the replay socket", test_acks) ||
+        !CU_add_test(s, "ipc endpoints are 0660; CURVE key files", test_ipc_mode_and_keys))
         return -1;
     return 0;
 }

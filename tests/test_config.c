@@ -4,6 +4,7 @@
  * cwd, and the built-in default config.
  */
 #include <CUnit/CUnit.h>
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -82,9 +83,10 @@ static void test_valid_file(void)
         "double_read_ms = 0\n"
         "max_scan_len = 2048\n"
         "rma_pattern = ^R#[0-9]+$\n"
-        "\n"
+        "curve_secret_key = keys/server.key ; pub off loopback needs CURVE\n"
+        "curve_allowed_clients = clients\n"
         "  [ station dock-1.a ]  ; indented header\n"
-        "scanner = tcp:0.0.0.0:7790\n"
+        "scanner = tcp:0.0.0.0:7790,allow=10.1.0.0/16;192.168.7.9;fd00::/8\n"
         "scanner = usb:05E0:1200:SN42#xyz  # a '#' inside a value is kept\n"
         "scanner = serial:/dev/ttyACM0,baud=9600,parity=none,bits=8,stop=1,flow=rtscts\n"
         "printer = dock1-labels\n"
@@ -108,11 +110,13 @@ static void test_valid_file(void)
     CU_ASSERT_EQUAL(cfg->double_read_ms, 0);
     CU_ASSERT_EQUAL(cfg->max_scan_len, 2048);
     CU_ASSERT_STRING_EQUAL(cfg->rma_pattern, "^R#[0-9]+$");
+    CU_ASSERT_STRING_EQUAL(cfg->curve_secret_key, "/etc/rmad/keys/server.key");
+    CU_ASSERT_STRING_EQUAL(cfg->curve_allowed_clients, "/etc/rmad/clients");
     CU_ASSERT_EQUAL_FATAL(cfg->nstations, 2);
 
     const config_station_t *st = &cfg->stations[0];
     CU_ASSERT_STRING_EQUAL(st->name, "dock-1.a");
-    CU_ASSERT_EQUAL(st->line, 14);
+    CU_ASSERT_EQUAL(st->line, 15);
     CU_ASSERT_STRING_EQUAL(st->printer, "dock1-labels");
     CU_ASSERT_EQUAL(st->label_format, CONFIG_LABEL_PDF);
     CU_ASSERT_EQUAL(st->label_size, CONFIG_LABEL_2X1);
@@ -125,11 +129,18 @@ static void test_valid_file(void)
     CU_ASSERT_EQUAL_FATAL(st->nscanners, 3);
     const config_scanner_t *s = &st->scanners[0];
     CU_ASSERT_EQUAL(s->kind, CONFIG_SCANNER_TCP);
-    CU_ASSERT_STRING_EQUAL(s->spec, "tcp:0.0.0.0:7790");
-    CU_ASSERT_STRING_EQUAL(s->arg, "0.0.0.0:7790");
+    CU_ASSERT_STRING_EQUAL(s->spec, "tcp:0.0.0.0:7790,allow=10.1.0.0/16;192.168.7.9;fd00::/8");
     CU_ASSERT_STRING_EQUAL(s->host, "0.0.0.0");
     CU_ASSERT_EQUAL(s->port, 7790);
-    CU_ASSERT_EQUAL(s->line, 15);
+    CU_ASSERT_EQUAL(s->line, 16);
+    CU_ASSERT_FALSE(s->loopback);
+    CU_ASSERT_EQUAL_FATAL(s->nallow, 3);
+    CU_ASSERT_EQUAL(s->allow[0].family, AF_INET);
+    CU_ASSERT_EQUAL(s->allow[0].prefix, 16);
+    CU_ASSERT_EQUAL(s->allow[1].prefix, 32);
+    CU_ASSERT_EQUAL(s->allow[2].family, AF_INET6);
+    CU_ASSERT_EQUAL(s->allow[2].prefix, 8);
+    CU_ASSERT_TRUE(cfg->stations[1].scanners[1].loopback);
     s = &st->scanners[1];
     CU_ASSERT_EQUAL(s->kind, CONFIG_SCANNER_USB);
     CU_ASSERT_EQUAL(s->vid, 0x05e0);
@@ -183,12 +194,12 @@ static void test_defaults(void)
 
     /* Abstract sockets have no path to resolve; a relative ipc path for pub does. */
     cfg = parse_ok("[daemon]\ndatabase = d\npolicies = p\npub = ipc://pub.sock\n"
-                   "replay = tcp://localhost:7782\ncontrol = ipc://@rmad-ctl\n" STATION_OK,
+                   "replay = ipc://@rmad-replay\ncontrol = ipc://c\n" STATION_OK,
                    "/srv/rmad/");
     CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
     CU_ASSERT_STRING_EQUAL(cfg->database, "/srv/rmad/d");
     CU_ASSERT_STRING_EQUAL(cfg->pub, "ipc:///srv/rmad/pub.sock");
-    CU_ASSERT_STRING_EQUAL(cfg->control, "ipc://@rmad-ctl");
+    CU_ASSERT_STRING_EQUAL(cfg->replay, "ipc://@rmad-replay");
     config_destroy(&cfg);
 
     /* Without a base directory, relative paths follow the current directory. */
@@ -506,9 +517,9 @@ static void test_conflicts(void)
     expect_error(DAEMON_OK STATION_OK "scanner = tcp:localhost:7790\n",
                  "t.conf:9: station 'dock1': scanner 'tcp:localhost:7790': conflicts with "
                  "scanner 'tcp:127.0.0.1:7790' of station 'dock1' (line 8)");
-    expect_error(DAEMON_OK "[station dock1]\nscanner = tcp:0.0.0.0:7781\n",
-                 "t.conf:8: station 'dock1': scanner 'tcp:0.0.0.0:7781': conflicts with "
-                 "pub 'tcp://127.0.0.1:7781' (line 4)");
+    expect_error(DAEMON_OK "[station dock1]\nscanner = tcp:0.0.0.0:7781,allow=10.0.0.0/8\n",
+                 "t.conf:8: station 'dock1': scanner 'tcp:0.0.0.0:7781,allow=10.0.0.0/8': "
+                 "conflicts with pub 'tcp://127.0.0.1:7781' (line 4)");
     expect_error("[daemon]\npub = tcp://127.0.0.1:7781\nreplay = tcp://127.0.0.1:7781\n",
                  "t.conf:3: replay 'tcp://127.0.0.1:7781': conflicts with "
                  "pub 'tcp://127.0.0.1:7781' (line 2)");
@@ -700,6 +711,117 @@ static void test_local_policies(void)
     config_destroy(&cfg);
 }
 
+/*
+ * Access control (issue 15): listeners off loopback must be protected, and the
+ * protection's own keys are checked.
+ */
+static void test_access(void)
+{
+    /* ZeroMQ endpoints off loopback need CURVE; loopback and ipc do not. */
+    expect_error("[daemon]\ndatabase = d\npolicies = p\npub = tcp://0.0.0.0:7781\n"
+                 "replay = tcp://127.0.0.1:7782\ncontrol = ipc:///run/c\n" STATION_OK,
+                 "t.conf:4: pub 'tcp://0.0.0.0:7781' is not a loopback address: set "
+                 "curve_secret_key and curve_allowed_clients too (rmactl keygen), so only "
+                 "listed clients connect");
+    expect_error("[daemon]\ndatabase = d\npolicies = p\npub = ipc:///run/p\n"
+                 "replay = tcp://[2001:db8::1]:7782\ncontrol = ipc:///run/c\n" STATION_OK,
+                 "t.conf:5: replay 'tcp://[2001:db8::1]:7782' is not a loopback address: set "
+                 "curve_secret_key and curve_allowed_clients too (rmactl keygen), so only "
+                 "listed clients connect");
+    config_t *cfg = parse_ok("[daemon]\ndatabase = d\npolicies = p\npub = tcp://*:7781\n"
+                             "replay = tcp://10.0.0.1:7782\ncontrol = ipc:///run/c\n"
+                             "curve_secret_key = /etc/rmad/server.key\n"
+                             "curve_allowed_clients = /etc/rmad/clients\n" STATION_OK, "/");
+    CU_ASSERT_PTR_NOT_NULL(cfg);
+    config_destroy(&cfg);
+    expect_error(DAEMON_OK "curve_secret_key = /k\n" STATION_OK,
+                 "t.conf:7: curve_secret_key and curve_allowed_clients go together: set both "
+                 "(rmactl keygen writes the keys)");
+    expect_error(DAEMON_OK "curve_allowed_clients = /k\n" STATION_OK,
+                 "t.conf:7: curve_secret_key and curve_allowed_clients go together: set both "
+                 "(rmactl keygen writes the keys)");
+
+    /* The control socket: a file with permissions, and an existing group. */
+    expect_error("[daemon]\ncontrol = ipc://@rmad\n",
+                 "t.conf:2: control 'ipc://@rmad': an abstract socket has no file permissions "
+                 "(any local process could use it): use ipc://PATH");
+    expect_error(DAEMON_OK "control_group = no-such-group-rmad\n" STATION_OK,
+                 "t.conf:7: control_group 'no-such-group-rmad': no such group");
+    cfg = parse_ok(DAEMON_OK "control_group = root\n" STATION_OK, "/");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+    CU_ASSERT_STRING_EQUAL(cfg->control_group, "root");
+    CU_ASSERT_EQUAL(cfg->retain_days, 0);               /* retention is off by default */
+    config_destroy(&cfg);
+
+    /* TCP scanners off loopback need allow=, whose networks are checked. */
+    expect_error(DAEMON_OK "[station dock1]\nscanner = tcp:0.0.0.0:7790\n",
+                 "t.conf:8: station 'dock1': scanner 'tcp:0.0.0.0:7790' listens off "
+                 "loopback: add ,allow=CIDR[;CIDR...] (the networks whose peers may send scans)");
+    expect_error(DAEMON_OK "[station dock1]\nscanner = tcp:[::]:7790,idle_timeout=5\n",
+                 "t.conf:8: station 'dock1': scanner 'tcp:[::]:7790,idle_timeout=5' listens off "
+                 "loopback: add ,allow=CIDR[;CIDR...] (the networks whose peers may send scans)");
+    static const struct { const char *allow, *why; } bad[] = {
+        { "10.0.0.0/33", "allow=10.0.0.0/33: prefix '/33' out of range (0 to 32)" },
+        { "10.1.2.3/8", "allow=10.1.2.3/8: '10.1.2.3/8' has bits set past its prefix" },
+        { "fd00::/200", "allow=fd00::/200: prefix '/200' out of range (0 to 128)" },
+        { "dock.example", "allow=dock.example: 'dock.example' is not an IPv4 or IPv6 address" },
+        { "10.0.0.0/8;", "allow=10.0.0.0/8;: expected CIDR[;CIDR...] such as 10.0.0.0/8;fd00::/8" },
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char text[512], want[512];
+        snprintf(text, sizeof(text), DAEMON_OK "[station dock1]\nscanner = tcp:0.0.0.0:7790,allow=%s\n",
+                 bad[i].allow);
+        snprintf(want, sizeof(want), "t.conf:8: station 'dock1': scanner 'tcp:0.0.0.0:7790,allow=%s': %s",
+                 bad[i].allow, bad[i].why);
+        expect_error(text, want);
+    }
+
+    /* Matching: networks, single hosts, IPv4-mapped IPv6 peers. */
+    cfg = parse_ok(DAEMON_OK "[station dock1]\n"
+                   "scanner = tcp:0.0.0.0:7790,allow=10.20.0.0/14;192.168.1.5;fd00:1::/32;0.0.0.0/0\n"
+                   "scanner = tcp:[::]:7791,allow=10.20.0.0/14;192.168.1.5;fd00:1::/32\n", "/");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+    const config_scanner_t *any = &cfg->stations[0].scanners[0], *sc = &cfg->stations[0].scanners[1];
+    uint8_t a4[4], a6[16];
+    static const struct { const char *addr; bool in; } peers[] = {
+        { "10.20.0.1", true },   { "10.23.255.255", true }, { "10.24.0.0", false },
+        { "192.168.1.5", true }, { "192.168.1.6", false },  { "fd00:1:ffff::1", true },
+        { "fd00:2::1", false },  { "::ffff:10.21.3.4", true }, { "::ffff:10.24.3.4", false },
+        { "::1", false },        { "127.0.0.1", false },
+    };
+    for (size_t i = 0; i < sizeof(peers) / sizeof(peers[0]); i++) {
+        bool v4 = inet_pton(AF_INET, peers[i].addr, a4) == 1;
+        if (!v4)
+            CU_ASSERT_EQUAL_FATAL(inet_pton(AF_INET6, peers[i].addr, a6), 1);
+        bool in = config_cidr_match(sc->allow, sc->nallow, v4 ? AF_INET : AF_INET6, v4 ? a4 : a6);
+        if (in != peers[i].in)
+            fprintf(stderr, "\nallow= match of %s: got %d\n", peers[i].addr, in);
+        CU_ASSERT_EQUAL(in, peers[i].in);
+    }
+    CU_ASSERT_EQUAL_FATAL(inet_pton(AF_INET, "203.0.113.9", a4), 1);
+    CU_ASSERT_TRUE(config_cidr_match(any->allow, any->nallow, AF_INET, a4));  /* /0: all */
+    config_destroy(&cfg);
+
+    /* Retention. */
+    cfg = parse_ok(DAEMON_OK "retain_days = 400\nretain_subscribers = erp, wms-2 bi\n" STATION_OK, "/");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+    CU_ASSERT_EQUAL(cfg->retain_days, 400);
+    CU_ASSERT_EQUAL_FATAL(cfg->nretain_subscribers, 3);
+    CU_ASSERT_STRING_EQUAL(cfg->retain_subscribers[0], "erp");
+    CU_ASSERT_STRING_EQUAL(cfg->retain_subscribers[1], "wms-2");
+    CU_ASSERT_STRING_EQUAL(cfg->retain_subscribers[2], "bi");
+    config_destroy(&cfg);
+    expect_error(DAEMON_OK "retain_days = 0\n" STATION_OK,
+                 "t.conf:7: retain_days '0': expected a number of days from 1 to 36500 (leave it "
+                 "out to keep everything)");
+    expect_error(DAEMON_OK "retain_subscribers = erp erp\n" STATION_OK,
+                 "t.conf:7: retain_subscribers 'erp erp': 'erp' is not a new name of 1 to 64 of "
+                 "A-Z a-z 0-9 _ . -");
+    expect_error(DAEMON_OK "retain_subscribers = erp/x\n" STATION_OK,
+                 "t.conf:7: retain_subscribers 'erp/x': 'erp/x' is not a new name of 1 to 64 of "
+                 "A-Z a-z 0-9 _ . -");
+}
+
 int suite_config(void)
 {
     CU_pSuite s = CU_add_suite("config", NULL, NULL);
@@ -717,7 +839,8 @@ int suite_config(void)
         !CU_add_test(s, "load: relative paths, errors", test_load_relative) ||
         !CU_add_test(s, "built-in default: paths from the source tree, any cwd",
                      test_default_from_anywhere) ||
-        !CU_add_test(s, "local_policies", test_local_policies))
+        !CU_add_test(s, "local_policies", test_local_policies) ||
+        !CU_add_test(s, "access: CURVE, allow=, control socket, retention keys", test_access))
         return -1;
     return 0;
 }

@@ -77,6 +77,11 @@ static void test_web_end_to_end(void)
     run_script("tests/integration/web_e2e.py", "web e2e: all checks passed");
 }
 
+static void test_ops_end_to_end(void)
+{
+    run_script("tests/integration/ops_e2e.py", "ops e2e: all checks passed");
+}
+
 static void test_lines_end_to_end(void)
 {
     run_script("tests/integration/lines_e2e.py", "lines e2e: all checks passed");
@@ -112,7 +117,9 @@ int suite_daemon_e2e(void)
         !CU_add_test(s, "a policy's own finding at a station (sixth vendor), its hash, the site zone",
                      test_vocabulary_end_to_end) ||
         !CU_add_test(s, "web pages in headless Chromium: station screen, receipt, SSE cut",
-                     test_web_end_to_end))
+                     test_web_end_to_end) ||
+        !CU_add_test(s, "operations: CURVE keys, allow=, off-loopback refusals, backup while "
+                        "scanning, retention, doctor", test_ops_end_to_end))
         return -1;
     return 0;
 }

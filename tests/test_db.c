@@ -11,9 +11,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "db/db.h"
 #include "db/db_internal.h"
+#include "db/maint.h"
 #include "tests/helpers.h"
 #include "tests/suites.h"
 
@@ -1622,6 +1625,172 @@ static void test_check_location(void)
     th_proc_free(&pr);
 }
 
+/* ------------------------------------------------------------- care ----------- */
+
+/* Old history: receipt 1 completed, receipt 2 open; scans and events from 2020 and now. */
+static const char OLD_HISTORY[] =
+    "INSERT INTO receipts (id, station, rma, state, opened_at, closed_at, disposition)\n"
+    "VALUES (1, 'dock1', 'RMA-1', 'completed', '2020-01-01T08:00:00.000Z',\n"
+    "        '2020-01-01T08:05:00.000Z', 'return_to_stock'),\n"
+    "       (2, 'dock2', 'RMA-2', 'open', '2020-01-02T08:00:00.000Z', NULL, NULL);\n"
+    "INSERT INTO scans (at, station, scanner, raw, text, kind, accepted, receipt_id) VALUES\n"
+    "  ('2020-01-01T08:00:00.000Z', 'dock1', 'tcp:x#1', x'41', 'A', 'rma', 1, 1),\n"
+    "  ('2020-01-02T08:00:00.000Z', 'dock2', 'tcp:x#2', x'42', 'B', 'rma', 1, 2),\n"
+    "  ('2020-01-03T08:00:00.000Z', 'dock1', 'tcp:x#1', x'43', 'C', 'unknown', 1, NULL),\n"
+    "  (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), 'dock1', 'tcp:x#1', x'44', 'D', 'unknown', 1, NULL);\n"
+    "INSERT INTO outbox (seq, topic, body, created_at) VALUES\n"
+    "  (1, 't', '{\"seq\":1,\"type\":\"t\"}', '2020-01-01T08:00:00.000Z'),\n"
+    "  (2, 't', '{\"seq\":2,\"type\":\"t\"}', '2020-01-01T08:00:01.000Z'),\n"
+    "  (3, 't', '{\"seq\":3,\"type\":\"t\"}', '2020-01-01T08:00:02.000Z'),\n"
+    "  (4, 't', '{\"seq\":4,\"type\":\"t\"}', '2020-01-01T08:00:03.000Z');\n";
+
+#define DAY_MS (24 * 3600 * 1000LL)
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * Retention deletes old scans and events in bounded batches, and nothing else: not
+ * receipts, not a scan of an open receipt, not the newest event, not events after a
+ * configured subscriber's acknowledgement. Outside a pass the no-delete rules hold.
+ */
+static void test_retention(void)
+{
+    db_t *db = fresh();
+    CU_ASSERT_FATAL(db != NULL);
+    CU_ASSERT_EQUAL_FATAL(poke(OLD_HISTORY), SQLITE_OK);
+    CU_ASSERT_EQUAL(poke("DELETE FROM scans WHERE id = 1"), SQLITE_CONSTRAINT);
+    CU_ASSERT_EQUAL(poke("DELETE FROM outbox WHERE seq = 1"), SQLITE_CONSTRAINT);
+    /* The gate opens only for rows older than its cutoff. */
+    CU_ASSERT_EQUAL(poke("BEGIN; INSERT INTO retention_gate VALUES (1, '2019-01-01T00:00:00.000Z');"
+                         " DELETE FROM scans WHERE id = 1; COMMIT"), SQLITE_CONSTRAINT);
+    (void)poke("ROLLBACK");
+
+    int64_t cutoff = wall_ms() - 30 * DAY_MS;
+    db_retention_t got = { 9, 9 };
+    /* A subscriber acknowledged up to 2: events 3 and 4 stay for it. */
+    CU_ASSERT_EQUAL(db_retention_batch(db, cutoff, 3, 2, &got), 0);
+    CU_ASSERT_EQUAL(got.scans, 2);            /* of 3 old ones: receipt 2 is open */
+    CU_ASSERT_EQUAL(got.events, 2);
+    CU_ASSERT_EQUAL(db_retention_batch(db, cutoff, 3, 2, &got), 0);
+    CU_ASSERT_EQUAL(got.scans, 0);
+    CU_ASSERT_EQUAL(got.events, 0);
+    CU_ASSERT_EQUAL(peek_int("SELECT count(*) FROM scans WHERE receipt_id = 2"), 1);
+    CU_ASSERT_EQUAL(peek_int("SELECT count(*) FROM scans WHERE text = 'D'"), 1);
+    CU_ASSERT_EQUAL(peek_int("SELECT count(*) FROM receipts"), 2);
+    CU_ASSERT_EQUAL(peek_int("SELECT min(seq) FROM outbox"), 3);
+    /* No subscriber holds them: everything old goes but the newest event. */
+    CU_ASSERT_EQUAL(db_retention_batch(db, cutoff, UINT64_MAX, DB_RETENTION_BATCH, &got), 0);
+    CU_ASSERT_EQUAL(got.events, 1);
+    CU_ASSERT_EQUAL(peek_int("SELECT count(*) FROM outbox"), 1);
+    CU_ASSERT_EQUAL(peek_int("SELECT seq FROM outbox"), 4);
+    CU_ASSERT_EQUAL(peek_int("SELECT count(*) FROM retention_gate"), 0);
+    CU_ASSERT_EQUAL(poke("DELETE FROM outbox"), SQLITE_CONSTRAINT);
+    /* The seq goes on from the newest, without a gap. */
+    uint64_t seq = 0;
+    CU_ASSERT_EQUAL(db_begin(db), 0);
+    CU_ASSERT_EQUAL(db_outbox_next_seq(db, &seq), 0);
+    CU_ASSERT_EQUAL(seq, 5);
+    CU_ASSERT_EQUAL(db_outbox_insert(db, 5, "t", "{\"seq\":5,\"type\":\"t\"}"), 0);
+    CU_ASSERT_EQUAL(db_commit(db), 0);
+    /* 4 is no longer the newest: it goes; then nothing old is left. */
+    CU_ASSERT_EQUAL(db_retention_batch(db, cutoff, UINT64_MAX, DB_RETENTION_BATCH, &got), 0);
+    CU_ASSERT(got.scans == 0 && got.events == 1);
+    CU_ASSERT_EQUAL(db_retention_batch(db, cutoff, UINT64_MAX, DB_RETENTION_BATCH, &got), 0);
+    CU_ASSERT(got.scans == 0 && got.events == 0);
+    CU_ASSERT_EQUAL(peek_int("SELECT min(seq) FROM outbox"), 5);
+    /* Inside a transaction it refuses (the daemon's loop never nests). */
+    CU_ASSERT_EQUAL(db_begin(db), 0);
+    CU_ASSERT(db_retention_batch(db, cutoff, UINT64_MAX, 10, &got) < 0);
+    CU_ASSERT_EQUAL(db_rollback(db), 0);
+
+    /* Acknowledgements: stored, never back, never past the last event. */
+    uint64_t acked = 99;
+    CU_ASSERT_EQUAL(db_subscriber_acked(db, "erp", &acked), 0);
+    CU_ASSERT_EQUAL(acked, 0);
+    CU_ASSERT_EQUAL(db_subscriber_ack(db, "erp", 4, 0), 0);
+    CU_ASSERT_EQUAL(db_subscriber_ack(db, "erp", 2, 0), 0);
+    CU_ASSERT_EQUAL(db_subscriber_acked(db, "erp", &acked), 0);
+    CU_ASSERT_EQUAL(acked, 4);
+    CU_ASSERT_EQUAL(db_subscriber_ack(db, "erp", 6, 0), -ERANGE);
+    CU_ASSERT_PTR_NOT_NULL(strstr(db_errmsg(db), "past the last event (5)"));
+    db_close(&db);
+}
+
+/* A backup while another connection holds a write transaction; integrity checks. */
+static void test_backup_and_integrity(void)
+{
+    db_t *db = fresh();
+    CU_ASSERT_FATAL(db != NULL);
+    CU_ASSERT_EQUAL_FATAL(poke(OLD_HISTORY), SQLITE_OK);
+    char dest[4200], junk[4200];
+    snprintf(dest, sizeof(dest), "%s.backup", th_tmpdb_path());
+    snprintf(junk, sizeof(junk), "%s.junk", th_tmpdb_path());
+    (void)remove(dest);
+
+    /* Uncommitted work is not in the copy; what was committed is. */
+    CU_ASSERT_EQUAL(db_begin(db), 0);
+    CU_ASSERT_EQUAL(db_outbox_insert(db, 5, "t", "{\"seq\":5,\"type\":\"t\"}"), 0);
+    char *err = NULL;
+    int pages = 0;
+    CU_ASSERT_EQUAL(db_backup_file(th_tmpdb_path(), dest, &pages, &err), 0);
+    CU_ASSERT_PTR_NULL(err);
+    CU_ASSERT(pages > 0);
+    CU_ASSERT_EQUAL(db_commit(db), 0);
+    sqlite3 *b = NULL;
+    sqlite3_stmt *st = NULL;
+    CU_ASSERT_EQUAL_FATAL(sqlite3_open_v2(dest, &b, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    CU_ASSERT_EQUAL(sqlite3_prepare_v2(b, "SELECT (SELECT max(seq) FROM outbox), "
+                                          "(SELECT count(*) FROM receipts), "
+                                          "(SELECT count(*) FROM scans)", -1, &st, NULL), SQLITE_OK);
+    CU_ASSERT_EQUAL(sqlite3_step(st), SQLITE_ROW);
+    CU_ASSERT_EQUAL(sqlite3_column_int(st, 0), 4);
+    CU_ASSERT_EQUAL(sqlite3_column_int(st, 1), 2);
+    CU_ASSERT_EQUAL(sqlite3_column_int(st, 2), 4);
+    sqlite3_finalize(st);
+    sqlite3_close(b);
+    /* The copy stands alone: one file, nothing beside it. */
+    char side[4300];
+    snprintf(side, sizeof(side), "%s-wal", dest);
+    CU_ASSERT_NOT_EQUAL(access(side, F_OK), 0);
+    CU_ASSERT_EQUAL(db_integrity_check(dest, &err), 0);
+    CU_ASSERT_PTR_NULL(err);
+    CU_ASSERT_EQUAL(db_integrity_check(th_tmpdb_path(), &err), 0);
+    free(err);
+
+    /* A damaged copy: integrity_check says so, in its words. */
+    FILE *f = fopen(dest, "r+b");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    struct stat sb;
+    CU_ASSERT_EQUAL(stat(dest, &sb), 0);
+    for (long off = 4096; off + 512 <= sb.st_size; off += 4096) {
+        char garbage[512];
+        memset(garbage, 0x5a, sizeof(garbage));
+        CU_ASSERT_EQUAL(fseek(f, off + 100, SEEK_SET), 0);
+        CU_ASSERT_EQUAL(fwrite(garbage, 1, sizeof(garbage), f), sizeof(garbage));
+    }
+    fclose(f);
+    err = NULL;
+    CU_ASSERT_EQUAL(db_integrity_check(dest, &err), -EBADMSG);
+    CU_ASSERT_PTR_NOT_NULL(err);
+    free(err);
+    err = NULL;
+    CU_ASSERT_EQUAL(db_integrity_check(junk, &err), -ENOENT);   /* never created */
+    CU_ASSERT_NOT_EQUAL(access(junk, F_OK), 0);
+    free(err);
+    err = NULL;
+    /* A destination that cannot be written leaves nothing behind. */
+    CU_ASSERT(db_backup_file(th_tmpdb_path(), "/nonexistent-dir/x.db", &pages, &err) < 0);
+    CU_ASSERT_PTR_NOT_NULL(err);
+    free(err);
+    (void)remove(dest);
+    db_close(&db);
+}
+
 int suite_db(void)
 {
     CU_pSuite s = CU_add_suite("db", th_tmpdb_setup, th_tmpdb_teardown);
@@ -1649,7 +1818,9 @@ int suite_db(void)
         || !CU_add_test(s, "receipts' policy version: schema 4 migrates", test_policy_version_migration)
         || !CU_add_test(s, "import lines, quantities, serials", test_import_lines)
         || !CU_add_test(s, "import lines: bad rows", test_import_lines_bad_rows)
-        || !CU_add_test(s, "database location checked in words", test_check_location))
+        || !CU_add_test(s, "database location checked in words", test_check_location)
+        || !CU_add_test(s, "retention: old scans and events only, in batches", test_retention)
+        || !CU_add_test(s, "backup while writing; integrity_check", test_backup_and_integrity))
         return -1;
     return 0;
 }

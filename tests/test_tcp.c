@@ -50,6 +50,7 @@ struct ev {
     char *scan_scanner;
     int64_t t_ms;
     size_t clients;         /* scanner_clients() inside the callback */
+    unsigned long count;    /* REFUSED */
 };
 
 struct rec {
@@ -84,6 +85,7 @@ static void on_event(const scanner_event_t *e, void *data)
     c->raw = (uint8_t *)th_memdup(e->raw, e->raw_len);
     c->raw_len = e->raw_len;
     c->clients = scanner_clients(r->s);
+    c->count = e->count;
     if (e->scan) {
         c->has_scan = true;
         c->text = th_memdup(e->scan->text, e->scan->len);
@@ -111,6 +113,10 @@ static void on_event(const scanner_event_t *e, void *data)
     case SCANNER_EV_DISCONNECTED:
         CU_ASSERT_PTR_NULL(e->scan);
         CU_ASSERT_PTR_NOT_NULL(e->reason);
+        break;
+    case SCANNER_EV_REFUSED:
+        CU_ASSERT_PTR_NULL(e->scan);
+        CU_ASSERT(e->count >= 1);
         break;
     }
     if (r->reply && (e->kind == SCANNER_EV_SCAN || e->kind == SCANNER_EV_REJECTED))
@@ -725,6 +731,123 @@ static void test_idle_clients_give_way(void)
     rec_free(r);
 }
 
+/* ---- allow= ----------------------------------------------------------------------- */
+
+/* A free TCP port (IPv6 wildcard: free on both families). */
+static uint16_t free_port(void)
+{
+    int probe = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in6 sa = { .sin6_family = AF_INET6, .sin6_addr = in6addr_any };
+    socklen_t sl = sizeof(sa);
+    CU_ASSERT_EQUAL_FATAL(bind(probe, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    CU_ASSERT_EQUAL_FATAL(getsockname(probe, (struct sockaddr *)&sa, &sl), 0);
+    close(probe);
+    return ntohs(sa.sin6_port);
+}
+
+/* A scanner from `scanner = HEAD PORT TAIL`, with its config kept in *cfg. */
+static struct rec *rec_from_line(const char *head, uint16_t port, const char *tail,
+                                 config_t **cfg)
+{
+    char line[256], text[768];
+    (void)snprintf(line, sizeof(line), "%s%u%s", head, port, tail);
+    (void)snprintf(text, sizeof(text),
+                   "[daemon]\ndatabase = /tmp/x.db\npolicies = /tmp\npub = tcp://127.0.0.1:7781\n"
+                   "replay = tcp://127.0.0.1:7782\ncontrol = ipc:///tmp/x.ctl\n"
+                   "[station dock1]\nscanner = %s\n", line);
+    char *err = NULL;
+    CU_ASSERT_EQUAL_FATAL(config_parse(text, strlen(text), "t.conf", "/", cfg, &err), 0);
+    struct rec *r = calloc(1, sizeof(*r));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+    r->loop = loop_new();
+    r->s = scanner_new_tcp(r->loop, &(*cfg)->stations[0].scanners[0], NULL, on_event, r, &err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r->s);
+    r->port = scanner_tcp_port(r->s);
+    (void)snprintf(r->spec, sizeof(r->spec), "%s", scanner_spec(r->s));
+    return r;
+}
+
+/* Connect to 127.0.0.1:port from the source address `from` (any 127.x works on Linux). */
+static int connect_from(const char *from, uint16_t port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct timeval tv = { .tv_sec = 5 };
+    CU_ASSERT_EQUAL(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), 0);
+    struct sockaddr_in src = { .sin_family = AF_INET };
+    CU_ASSERT_EQUAL_FATAL(inet_pton(AF_INET, from, &src.sin_addr), 1);
+    CU_ASSERT_EQUAL_FATAL(bind(fd, (struct sockaddr *)&src, sizeof(src)), 0);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    CU_ASSERT_EQUAL_FATAL(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    return fd;
+}
+
+/* The driver closed fd: a read sees EOF (or a reset), not a timeout. */
+static bool closed_by_driver(struct rec *r, int fd)
+{
+    pump(r);
+    char b;
+    ssize_t n = read(fd, &b, 1);
+    return n == 0 || (n < 0 && errno == ECONNRESET);
+}
+
+/*
+ * allow=: a peer outside the networks is closed at accept, without a connection
+ * number and without an event per connection: one REFUSED with a count, at the first.
+ */
+static void test_allow(void)
+{
+    config_t *cfg = NULL;
+    struct rec *r = rec_from_line("tcp:127.0.0.1:", free_port(),
+                                  ",allow=127.0.0.2/32;fd00::/8", &cfg);
+    int out = connect_from("127.0.0.1", r->port);
+    run_until(r, 1);
+    CU_ASSERT_EQUAL(r->ev[0].kind, SCANNER_EV_REFUSED);
+    CU_ASSERT_EQUAL(r->ev[0].count, 1);
+    CU_ASSERT_STRING_EQUAL(r->ev[0].id, r->spec);
+    CU_ASSERT(r->ev[0].peer && strncmp(r->ev[0].peer, "127.0.0.1:", 10) == 0);
+    CU_ASSERT(closed_by_driver(r, out));
+    close(out);
+    CU_ASSERT_EQUAL(scanner_clients(r->s), 0);
+
+    /* More refusals in the same minute: counted, not reported one by one. */
+    for (int i = 0; i < 3; i++) {
+        out = connect_from("127.0.0.1", r->port);
+        CU_ASSERT(closed_by_driver(r, out));
+        close(out);
+    }
+    settle(r, 1);
+
+    /* An allowed peer is a client like any other, and the first connection (#1). */
+    int in = connect_from("127.0.0.2", r->port);
+    run_until(r, 2);
+    CU_ASSERT_EQUAL(r->ev[1].kind, SCANNER_EV_CONNECTED);
+    CU_ASSERT_STRING_EQUAL(r->ev[1].id, client_id(r, 1));
+    cl_puts(in, "RMA-ALLOWED\r\n");
+    run_until(r, 3);
+    CU_ASSERT_EQUAL(r->ev[2].kind, SCANNER_EV_SCAN);
+    CU_ASSERT_STRING_EQUAL(r->ev[2].text, "RMA-ALLOWED");
+    close(in);
+    rec_free(r);
+    config_destroy(&cfg);
+
+    /* On the IPv6 wildcard an IPv4 peer arrives as ::ffff:a.b.c.d: matched as IPv4. */
+    r = rec_from_line("tcp:[::]:", free_port(), ",allow=127.0.0.0/8", &cfg);
+    in = connect_to(AF_INET, r->port);
+    run_until(r, 1);
+    CU_ASSERT_EQUAL(r->ev[0].kind, SCANNER_EV_CONNECTED);
+    out = connect_to(AF_INET6, r->port);      /* ::1 is not in 127.0.0.0/8 */
+    run_until(r, 2);
+    CU_ASSERT_EQUAL(r->ev[1].kind, SCANNER_EV_REFUSED);
+    CU_ASSERT(r->ev[1].peer && strncmp(r->ev[1].peer, "[::1]:", 6) == 0);
+    CU_ASSERT(closed_by_driver(r, out));
+    CU_ASSERT_EQUAL(scanner_clients(r->s), 1);
+    close(out);
+    close(in);
+    rec_free(r);
+    config_destroy(&cfg);
+}
+
 /* idle_timeout=S closes a client that sent nothing for S seconds; activity keeps it. */
 static void test_idle_timeout(void)
 {
@@ -1105,6 +1228,7 @@ int suite_tcp(void)
         !CU_add_test(s, "a client not reading its replies keeps its connection", test_reply_not_read) ||
         !CU_add_test(s, "idle clients give way to a new scanner", test_idle_clients_give_way) ||
         !CU_add_test(s, "idle_timeout closes a silent client", test_idle_timeout) ||
+        !CU_add_test(s, "allow= refuses other peers at accept, counted once", test_allow) ||
         !CU_add_test(s, "replies to a client that closed: its scans still read",
                      test_reply_to_closed_client))
         return -1;
