@@ -108,6 +108,12 @@ int db_fail_msg(db_t *db, int err, const char *fmt, ...)
     return err;
 }
 
+const char *db_path(const db_t *db)
+{
+    const char *p = db ? sqlite3_db_filename(db->sql, "main") : NULL;
+    return p && *p ? p : NULL;
+}
+
 const char *db_errmsg(const db_t *db)
 {
     if (!db)
