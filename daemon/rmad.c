@@ -21,6 +21,7 @@
 
 #include "daemon/bus.h"
 #include "core/config.h"
+#include "core/job.h"
 #include "daemon/control.h"
 #include "daemon/http.h"
 #include "core/log.h"
@@ -74,6 +75,18 @@ struct rmad {
     rmad_station_t *stations;
     size_t n_stations;
     int64_t started_ms;
+    struct reload *reload;       /* a policy reload running on its thread, or NULL */
+    bool reload_again;           /* SIGHUP came while one was running */
+};
+
+/* A SIGHUP's policy reload: parsed on a thread, swapped in on the loop. */
+struct reload {
+    rmad_t *d;
+    job_t *job;
+    const char *dir;             /* d->cfg->policies: the config outlives the reload */
+    policyset_t *fresh;
+    char *err;
+    int rc;
 };
 
 /*
@@ -519,25 +532,64 @@ static int rma_expired(const db_rma_t *rma, void *data)
     return r > 0;
 }
 
+/* On the reload's thread: read and check every file (no daemon state is touched). */
+static void reload_work(void *arg)
+{
+    struct reload *r = arg;
+    r->rc = policyset_load(r->dir, &r->fresh, &r->err);
+}
+
+static void reload_policies(rmad_t *d);
+
 /*
- * SIGHUP: reload the policies. All or nothing: a broken file keeps the old set (the
- * stations look the set up through d->policies on every use, so the swap is atomic
- * between two scans).
+ * On the loop: swap the new set in. All or nothing: a broken file keeps the old set
+ * (the stations look the set up through d->policies on every use, so the swap is
+ * atomic between two scans).
+ */
+static void reload_done(void *arg)
+{
+    struct reload *r = arg;
+    rmad_t *d = r->d;
+    d->reload = NULL;
+    if (r->rc < 0) {
+        log_err("SIGHUP: policies not reloaded, keeping the current ones: %s",
+                r->err ? r->err : strerror(-r->rc));
+    } else {
+        policyset_destroy(&d->policies);
+        d->policies = r->fresh;
+        log_notice("SIGHUP: %zu policies reloaded from %s", policyset_count(r->fresh), r->dir);
+    }
+    free(r->err);
+    free(r);
+    if (d->reload_again) {      /* the files changed again while we were reading them */
+        d->reload_again = false;
+        reload_policies(d);
+    }
+}
+
+/*
+ * SIGHUP: reload the policies. Parsing a directory of YAML is bounded by the loader's
+ * size and depth limits but can still take a while on a slow disk, so it runs on a
+ * thread while scans are served with the current set.
  */
 static void reload_policies(rmad_t *d)
 {
-    policyset_t *fresh = NULL;
-    char *err = NULL;
-    int rc = policyset_load(d->cfg->policies, &fresh, &err);
-    if (rc < 0) {
-        log_err("SIGHUP: policies not reloaded, keeping the current ones: %s",
-                err ? err : strerror(-rc));
-        free(err);
+    if (d->reload) {
+        d->reload_again = true;
         return;
     }
-    policyset_destroy(&d->policies);
-    d->policies = fresh;
-    log_notice("SIGHUP: %zu policies reloaded from %s", policyset_count(fresh), d->cfg->policies);
+    struct reload *r = calloc(1, sizeof(*r));
+    if (!r) {
+        log_err("SIGHUP: policies not reloaded: out of memory");
+        return;
+    }
+    *r = (struct reload){ .d = d, .dir = d->cfg->policies };
+    if (!(r->job = job_start(d->loop, reload_work, reload_done, r))) {
+        log_err("SIGHUP: policies not reloaded: cannot start a thread: %s", strerror(errno));
+        free(r);
+        return;
+    }
+    d->reload = r;
 }
 
 static void signal_cb(loop_t *loop, int signo, void *data)
@@ -555,6 +607,8 @@ static void signal_cb(loop_t *loop, int signo, void *data)
 
 static void rmad_free(rmad_t *d)
 {
+    if (d->reload)
+        job_finish(&d->reload->job);   /* reload_done frees it */
     for (size_t i = 0; i < d->n_stations; i++) {
         rmad_station_t *s = &d->stations[i];
         scanq_destroy(&s->wait); /* before the scanners its items name */
