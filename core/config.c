@@ -850,6 +850,9 @@ static const struct {
     { "feedback_double", OPT_SERIAL, BYTES, 0, 0 },
     /* Seconds without a byte after which a TCP client is closed; 0: never. */
     { "idle_timeout", OPT_TCP, NULL, 0, 86400 },
+    /* The scan budget (drivers/scanner.h): reads a second (0: none) and at once. */
+    { "rate", OPT_USB | OPT_SERIAL | OPT_TCP, NULL, 0, 10000 },
+    { "burst", OPT_USB | OPT_SERIAL | OPT_TCP, NULL, 1, 100000 },
 };
 
 static bool word_in(const char *word, const char *words)
@@ -898,10 +901,11 @@ static int parse_scanner_options(config_scanner_t *s, const char *opts, char **w
             k++;
         if (k == nk) {
             rc = asprintf(why, "unknown option '%s' (expected %s)", quote(q, key),
-                          kind == OPT_USB   ? "layout, detach, eol or eol_ms"
-                          : kind == OPT_TCP ? "idle_timeout"
+                          kind == OPT_USB   ? "layout, detach, eol, eol_ms, rate or burst"
+                          : kind == OPT_TCP ? "idle_timeout, rate or burst"
                                             : "baud, parity, bits, stop, flow, eol, eol_ms, "
-                                              "feedback_ok, feedback_reject or feedback_double");
+                                              "feedback_ok, feedback_reject, feedback_double, "
+                                              "rate or burst");
             goto out;
         }
         if (config_scanner_option(s, key)) {

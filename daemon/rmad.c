@@ -22,6 +22,7 @@
 #include "daemon/bus.h"
 #include "core/config.h"
 #include "core/job.h"
+#include "daemon/connsum.h"
 #include "daemon/control.h"
 #include "daemon/http.h"
 #include "core/log.h"
@@ -49,6 +50,8 @@ typedef struct {
     const config_scanner_t *cfg;
     scanner_t *scanner;            /* NULL when it could not be opened */
     char *error;                   /* why it could not, for rmactl status */
+    connsum_t *conns;              /* TCP: its clients' comings and goings, summed */
+    uint64_t over_budget;          /* reads refused over the scan budget, since start */
 } rmad_scanner_t;
 
 typedef struct {
@@ -279,6 +282,54 @@ static void take_read(rmad_station_t *s, rmad_scanner_t *rs, const char *scanner
     refuse_read(s, rs, scanner_id, rc);
 }
 
+/*
+ * A client went over its scan budget (drivers/scanner.h): logged when it starts, and
+ * when it ends with the count, which is also stored (one event per run of refusals,
+ * not one per refused line).
+ */
+static void over_budget(rmad_scanner_t *rs, const scanner_event_t *ev)
+{
+    rmad_t *d = rs->d;
+    const char *name = station_name(d->stations[rs->station].st);
+    if (ev->count == 0) {
+        log_warning("station %s: %s: %s: the excess is answered REJECT and not stored",
+                    name, ev->scanner_id, ev->reason ? ev->reason : "over the scan budget");
+        return;
+    }
+    rs->over_budget += ev->count;
+    log_warning("station %s: %s: %llu read%s refused over the scan budget", name,
+                ev->scanner_id, (unsigned long long)ev->count, ev->count == 1 ? "" : "s");
+    json_t *f = json_pack("{s:s, s:I}", "scanner", ev->scanner_id, "refused",
+                          (json_int_t)ev->count);
+    (void)emit_event(d, "scanner.over_budget", f, name);
+    json_decref(f);
+}
+
+/* A TCP scanner's clients since the last summary (daemon/connsum.h): one stored event. */
+static void clients_summary(const connsum_counts_t *c, void *data)
+{
+    rmad_scanner_t *rs = data;
+    rmad_t *d = rs->d;
+    const char *name = station_name(d->stations[rs->station].st);
+    size_t now = rs->scanner ? scanner_clients(rs->scanner) : 0;
+    log_msg(c->refused ? LOG_WARNING : LOG_INFO,
+            "station %s: scanner %s: %llu client%s connected, %llu disconnected, %llu refused%s%s%s; "
+            "%zu connected now", name, rs->scanner ? scanner_spec(rs->scanner) : rs->cfg->spec,
+            (unsigned long long)c->connected, c->connected == 1 ? "" : "s",
+            (unsigned long long)c->disconnected, (unsigned long long)c->refused,
+            c->last_reason[0] ? " (last: " : "", c->last_reason, c->last_reason[0] ? ")" : "",
+            now);
+    json_t *f = json_pack("{s:s, s:I, s:I, s:I, s:I}", "scanner",
+                          rs->scanner ? scanner_spec(rs->scanner) : rs->cfg->spec,
+                          "clients", (json_int_t)now, "connected", (json_int_t)c->connected,
+                          "disconnected", (json_int_t)c->disconnected, "refused",
+                          (json_int_t)c->refused);
+    if (f && c->last_reason[0])
+        json_object_set_new(f, "last_reason", json_string(c->last_reason));
+    (void)emit_event(d, "scanner.clients", f, name);
+    json_decref(f);
+}
+
 static void scanner_cb(const scanner_event_t *ev, void *data)
 {
     rmad_scanner_t *rs = data;
@@ -293,9 +344,21 @@ static void scanner_cb(const scanner_event_t *ev, void *data)
     case SCANNER_EV_REJECTED:
         take_read(s, rs, ev->scanner_id, NULL, ev->raw, ev->raw_len, ev->reason);
         return;
+    case SCANNER_EV_OVER_BUDGET:
+        over_budget(rs, ev);
+        return;
     case SCANNER_EV_CONNECTED:
     case SCANNER_EV_DISCONNECTED: {
         int up = ev->kind == SCANNER_EV_CONNECTED;
+        if (rs->conns) {           /* a network client: summed, not stored each time */
+            log_debug("station %s: scanner %s %s%s%s", name, ev->scanner_id,
+                      up ? "connected" : ev->refused ? "refused" : "disconnected",
+                      !up && ev->reason ? ": " : "", !up && ev->reason ? ev->reason : "");
+            connsum_note(rs->conns, up ? CONNSUM_CONNECTED
+                                    : ev->refused ? CONNSUM_REFUSED : CONNSUM_DISCONNECTED,
+                         ev->reason);
+            return;
+        }
         json_t *f = json_pack("{s:s}", "scanner", ev->scanner_id);
         if (f && ev->peer)
             json_object_set_new(f, "peer", json_string(ev->peer));
@@ -473,6 +536,12 @@ static int status_cmd(const json_t *req, json_t **reply, void *data)
                 json_object_set_new(sc, "state", json_string(tcp ? "listening"
                                                              : n ? "connected" : "absent"));
                 json_object_set_new(sc, "detail", json_string(detail));
+                if (rs->conns) {
+                    connsum_counts_t c = connsum_total(rs->conns);
+                    json_object_set_new(sc, "connections", json_integer((json_int_t)c.connected));
+                    json_object_set_new(sc, "refused", json_integer((json_int_t)c.refused));
+                }
+                json_object_set_new(sc, "over_budget", json_integer((json_int_t)rs->over_budget));
             } else {
                 json_object_set_new(sc, "state", json_string("unavailable"));
                 json_object_set_new(sc, "detail", json_string(rs->error ? rs->error : "?"));
@@ -614,6 +683,7 @@ static void rmad_free(rmad_t *d)
         scanq_destroy(&s->wait); /* before the scanners its items name */
         for (size_t k = 0; k < s->n_scanners; k++) {
             scanner_destroy(&s->scanners[k].scanner);
+            connsum_destroy(&s->scanners[k].conns);   /* stores what is not yet summed */
             free(s->scanners[k].error);
         }
         free(s->scanners);
@@ -655,6 +725,8 @@ static int open_scanners(rmad_t *d, size_t idx)
         rs->cfg = &s->cfg->scanners[k];
         switch (rs->cfg->kind) {
         case CONFIG_SCANNER_TCP:
+            if (!(rs->conns = connsum_new(d->loop, CONNSUM_EVERY_MS, clients_summary, rs)))
+                return -ENOMEM;
             rs->scanner = scanner_new_tcp(d->loop, rs->cfg, &lim, scanner_cb, rs, &rs->error);
             break;
         case CONFIG_SCANNER_USB:

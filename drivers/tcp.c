@@ -299,7 +299,7 @@ static void refuse(struct tcp *t, int fd, const char *id, const char *peer,
     (void)close(fd);
     scanner_event_t ev = { .kind = SCANNER_EV_DISCONNECTED,
                            .scanner_id = id ? id : scanner_spec(t->s),
-                           .reason = reason, .peer = peer };
+                           .reason = reason, .peer = peer, .refused = true };
     scanner_emit(t->s, &ev);
 }
 
@@ -443,7 +443,7 @@ static void accept_pause(struct tcp_listener *l, int err)
     (void)snprintf(reason, sizeof(reason), "cannot accept a connection: %s (retrying in %d ms)",
                    strerror(err), TCP_ACCEPT_PAUSE_MS);
     scanner_event_t ev = { .kind = SCANNER_EV_DISCONNECTED, .scanner_id = scanner_spec(t->s),
-                           .reason = reason };
+                           .reason = reason, .refused = true };
     scanner_emit(t->s, &ev);
 }
 
@@ -645,6 +645,7 @@ scanner_t *scanner_new_tcp(loop_t *loop, const config_scanner_t *cfg,
         goto fail;
     }
     t->s = s;
+    scanner_budget_config(s, cfg);
     for (size_t i = 0; i < t->nlis; i++) {
         rc = loop_add_fd(loop, t->lis[i].fd, LOOP_IN, listener_ready, &t->lis[i]);
         if (rc < 0)

@@ -443,18 +443,18 @@ static void test_scanner_values(void)
         { "serial:/dev/ttyS0,baud", "option 'baud': expected key=value" },
         { "serial:/dev/ttyS0,speed=9600",
           "unknown option 'speed' (expected baud, parity, bits, stop, flow, eol, eol_ms, "
-          "feedback_ok, feedback_reject or feedback_double)" },
+          "feedback_ok, feedback_reject, feedback_double, rate or burst)" },
         { "serial:/dev/ttyS0,layout=us",
           "unknown option 'layout' (expected baud, parity, bits, stop, flow, eol, eol_ms, "
-          "feedback_ok, feedback_reject or feedback_double)" },
+          "feedback_ok, feedback_reject, feedback_double, rate or burst)" },
         { "serial:/dev/ttyS0,feedback_ok=\\q", "option feedback_ok=\\q: unknown escape (expected "
                                              "\\xHH, \\r, \\n, \\t, \\e or \\\\)" },
         { "serial:/dev/ttyS0,feedback_reject=\\x7", "option feedback_reject=\\x7: \\x takes two "
                                                   "hex digits" },
         { "usb:05e0:1200,feedback_ok=\\x07",
-          "unknown option 'feedback_ok' (expected layout, detach, eol or eol_ms)" },
+          "unknown option 'feedback_ok' (expected layout, detach, eol, eol_ms, rate or burst)" },
         { "usb:05e0:1200,baud=9600",
-          "unknown option 'baud' (expected layout, detach, eol or eol_ms)" },
+          "unknown option 'baud' (expected layout, detach, eol, eol_ms, rate or burst)" },
         { "usb:05e0:1200:SN1,layout=fr", "option layout=fr: expected one of us|de" },
         { "usb:05e0:1200,detach=maybe", "option detach=maybe: expected one of yes|no" },
         { "usb:05e0:1200,eol_ms=5", "option eol_ms=5: expected an integer from 10 to 60000" },

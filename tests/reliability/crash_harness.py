@@ -114,7 +114,7 @@ def run(build, tmp, root, readme):
     conf = e2e.CONF = os.path.join(tmp, "rmad.conf")
     stations = "".join("""
 [station dock{i}]
-scanner = tcp:127.0.0.1:{port}
+scanner = tcp:127.0.0.1:{port},rate=0
 printer = zebra
 """.format(i=i, port=ports["s%d" % i]) for i in range(STATIONS))
     with open(conf, "w") as f:
