@@ -92,12 +92,18 @@ $(B)/rmad: $(RMAD_OBJ) $(B)/librmad.a
 # Tests may drive umockdev's testbed API (hotplug) when run under its preload.
 $(TEST_OBJ): ALL_CFLAGS += $(TEST_CFLAGS)
 
-$(B)/test_runner: $(TEST_OBJ) $(B)/librmad.a | $(B)/tiocm-shim.so
+$(B)/test_runner: $(TEST_OBJ) $(B)/librmad.a | $(B)/tiocm-shim.so $(B)/fault-shim.so
 	$(CC) $(ALL_LDFLAGS) -o $@ $(TEST_OBJ) $(B)/librmad.a $(LIBS) $(TEST_LIBS) -lcunit
 
 # Preloaded by tests/test_serial.c so libserialport can open umockdev's pty-backed
 # ttys. Never sanitized: it is loaded ahead of the ASan runtime.
 $(B)/tiocm-shim.so: tests/shim/tiocm-shim.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -fPIC -shared -o $@ $< -ldl
+
+# Preloaded by tests/reliability/faults.py: a database disk that turns read-only or
+# full under a running rmad. Never sanitized, like the tiocm shim.
+$(B)/fault-shim.so: tests/shim/fault-shim.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -fPIC -shared -o $@ $< -ldl
 

@@ -314,9 +314,22 @@ static void keepalive_on(int fd)
     (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
 }
 
-/* Make room for a new client: close the one idle longest, if idle long enough. */
+/*
+ * Make room for a new client. First the clients that have already hung up but whose
+ * EOF is not read yet (a storm of connect/close is accepted faster than it is read):
+ * they hold a slot for nothing. Then the one idle longest, if idle long enough.
+ */
 static void evict_idlest(struct tcp *t)
 {
+    for (size_t i = 0; i < t->nclients;) {
+        char b;
+        if (recv(t->clients[i]->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 0)
+            client_close(t->clients[i], "connection closed by the client");
+        else
+            i++;
+    }
+    if (t->nclients < SCANNER_TCP_MAX_CLIENTS)
+        return;
     struct tcp_client *idlest = NULL;
     for (size_t i = 0; i < t->nclients; i++)
         if (!idlest || t->clients[i]->active_ms < idlest->active_ms)
