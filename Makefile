@@ -7,7 +7,7 @@
 #   make valgrind   the unit tests under valgrind
 #   make bench      speed and memory measurements (never asserted by tests)
 #   make fuzz       libFuzzer (clang) on every parser, FUZZ_SECONDS (60) per target
-#   make reliability  the crash harness (RELIABILITY_KILLS=50 SIGKILLs); table in README
+#   make reliability  the crash harness (RELIABILITY_KILLS=50 SIGKILLs) and the fault runs; table in README
 
 CC      ?= cc
 CFLAGS  ?= -O2 -g
@@ -162,10 +162,12 @@ $(B)/fuzz_%: tests/fuzz/fuzz_%.c $(B)/librmad.a
 	$(CC) $(ALL_CFLAGS) -fsanitize=fuzzer -o $@ $< $(B)/librmad.a $(LIBS)
 
 # SIGKILLs at random moments while stations scan and labels print: every acknowledged
-# receipt stored once, events gapless, labels printed once. A few minutes; the table
-# goes to the README. make check runs a short version (5 kills).
-reliability: deps all
-	RELIABILITY_KILLS=$${RELIABILITY_KILLS:-50} /usr/bin/python3 tests/reliability/crash_harness.py \
+# receipt stored once, events gapless, labels printed once. Then the fault runs
+# (tests/reliability/faults.py): locked database, full and read-only disk, cupsd killed,
+# a stuck subscriber, a flood, idle connections, a big import, control peers. A few
+# minutes; one table goes to the README. make check runs short versions of both.
+reliability: deps all $(B)/fault-shim.so
+	RELIABILITY_KILLS=$${RELIABILITY_KILLS:-50} /usr/bin/python3 tests/reliability/reliability.py \
 	    $(B) --readme README.md
 
 bench: all

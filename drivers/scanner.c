@@ -136,12 +136,16 @@ void scanner_emit_read(scanner_t *s, const char *scanner_id, const uint8_t *raw,
 
 /* ---- line framing ------------------------------------------------------------- */
 
+/* A run of reads over the budget ends after this long without a refusal. */
+#define BUDGET_CALM_MS 1000
+
 struct scanner_lines {
     scanner_t *s;
     const char *id;
     int64_t tokens;         /* the budget left, in thousandths of a read */
     int64_t refilled_ms;    /* monotonic: when tokens were last topped up */
     uint64_t over;          /* reads refused since the budget ran out; 0: within it */
+    int64_t refused_ms;     /* monotonic: the last read refused */
     size_t max;             /* scanner_max_len(s) */
     size_t len;             /* bytes of the current line in buf */
     bool discarding;        /* current line was too long and is reported: drop to its end */
@@ -189,9 +193,12 @@ static bool budget_admit(scanner_lines_t *l, bool answer)
     l->refilled_ms = now;
     if (l->tokens >= 1000) {
         l->tokens -= 1000;
-        budget_episode_end(l);
+        /* A flood that goes on gets a read through now and then: still the same run. */
+        if (now - l->refused_ms >= BUDGET_CALM_MS)
+            budget_episode_end(l);
         return true;
     }
+    l->refused_ms = now;
     char why[160];
     (void)snprintf(why, sizeof(why), "over the scan budget of %u a second (burst %u)",
                    s->rate, s->burst);

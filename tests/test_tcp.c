@@ -837,7 +837,8 @@ static void test_budget(void)
     CU_ASSERT_EQUAL(strncmp(got, "OK taken\nOK taken\nOK taken\nREJECT", 33), 0);
     free(got);
     settle(r, 5);                      /* nothing per refused line */
-    /* A second later one more fits: the run ends with its count, then the scan. */
+    /* A second without refusals later, one more fits: the run ends with its count,
+     * then the scan. */
     th_loop_run_for(r->loop, 1100);
     cl_puts(fd, "B1\n");
     run_until(r, 7);

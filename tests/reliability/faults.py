@@ -178,11 +178,15 @@ class Tally:
     def row(self, name, recover, checks, extra_ok=True, unanswered_ok=False):
         stored = self.dock.sql("SELECT count(*) FROM scans WHERE id > ?", self.first)[0][0]
         rejected = sum(1 for r in self.replies if r.startswith(NOT_STORED))
-        acked = len(self.replies) - rejected
+        # A double read is answered but, by design, stored once (the first read).
+        doubles = sum(1 for r in self.replies if r.startswith("DOUBLE "))
+        acked = len(self.replies) - rejected - doubles
         unanswered = self.sent - len(self.replies)
         lost = max(0, acked - stored)    # answered as stored, not in the database
         extra = stored - acked           # stored but answered "not stored" or not at all
         ok = lost == 0 and extra == 0 and extra_ok and (unanswered == 0 or unanswered_ok)
+        if doubles:
+            checks.append("%d double reads" % doubles)
         if extra:
             checks.append("%d stored although answered not stored or not at all" % extra)
         if unanswered:
@@ -315,6 +319,8 @@ def scanning_run(dock, name, fault_on, fault_off, prefix, seconds=(2, 3, 2)):
     conn.close()
     refused = [r for r in conn.replies if r.startswith(NOT_STORED)]
     crashed = dock.stop()
+    with open(os.path.join(dock.tmp, "replies.txt"), "w") as f:   # for a failed run
+        f.write("\n".join(conn.replies))
     checks = ["%d receipts completed" % res.get("done", 0),
               "causes: %s" % (", ".join(sorted({r.split(":", 1)[1].split(";")[0].strip()
                                                 for r in refused})) or "none")]
@@ -325,7 +331,7 @@ def scanning_run(dock, name, fault_on, fault_off, prefix, seconds=(2, 3, 2)):
 def run_full(tmp):
     mnt = os.path.join(tmp, "small")
     os.mkdir(mnt)
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", mnt],
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=32m", "tmpfs", mnt],
                        capture_output=True, text=True)
     if r.returncode == 0:
         try:
@@ -334,6 +340,10 @@ def run_full(tmp):
             row = scanning_run(dock, "full filesystem (tmpfs)", lambda: fill(filler),
                                lambda: os.remove(filler), "F")
         finally:
+            if not locals().get("row", {}).get("ok"):
+                for f in os.listdir(mnt):
+                    if f.startswith("rmad.db"):
+                        shutil.copy(os.path.join(mnt, f), tmp)
             subprocess.run(["umount", "-l", mnt], capture_output=True)
         return row
     # No mount here: the same fault through the shim, as ENOSPC.
@@ -385,13 +395,30 @@ def run_cupsd(tmp):
         conn = Conn(dock.port(0))
         n = 6 if SHORT else 12
         done = receipts(conn, "C", 0, n // 2)
+        # The labels printing when cupsd dies are held at the printer (the capture
+        # backend keeps them processing), so they are lost unprinted with cupsd's state,
+        # as in printing_e2e.py. (A job the printer finished but a killed cupsd forgot is
+        # ambiguous to anyone asking CUPS; rmad prints it again.)
+        hold = os.path.join(cap, "hold")
+        open(hold, "w").close()
+        done += receipts(conn, "C", n // 2, 2)
+        time.sleep(0.5)
         pid = int(open(os.path.join(root, "harness.pid")).read())
         os.kill(pid, 9)
-        done += receipts(conn, "C", n // 2, n - n // 2)   # labels queue meanwhile
+        done += receipts(conn, "C", n // 2 + 2, n - n // 2 - 2)   # labels queue meanwhile
         time.sleep(1)
+        import glob as _g
+        for f in _g.glob(os.path.join(root, "spool", "[cd]0*")) + \
+                _g.glob(os.path.join(root, "cache", "job.cache*")):
+            os.remove(f)
+        os.remove(hold)
         if os.path.exists(os.path.join(root, "sock")):
             os.remove(os.path.join(root, "sock"))
         harness("start", root, "--owner", str(os.getpid()))
+        # As after a real crash: the queue may be lost with cupsd's state; set it up again.
+        if "zebra" not in e2e.cups(root, "lpstat", "-p").stdout:
+            harness("add-queue", root, "zebra")
+        e2e.cups(root, "cupsenable", "zebra")
         t_up = time.time()
         deadline = t_up + 120
         recover = None
@@ -532,7 +559,7 @@ def run_flood(tmp):
               % (done, slowest), "%d over_budget event(s)" % events,
               "log lines %d" % log.count("over the scan budget")]
     ok = (stored_flood <= budget and done == 5 and
-          events >= 1 and log.count("over the scan budget") <= 4 and not crashed)
+          events == 1 and log.count("over the scan budget") == 2 and not crashed)
     return t.row("flooding scanner (%d lines)" % n, slowest, checks, ok, unanswered_ok=True)
 
 
@@ -690,6 +717,7 @@ def main():
         if name not in names:
             continue
         tmp = tempfile.mkdtemp(prefix="rmad-fault-%s-" % name)
+        os.chmod(tmp, 0o755)      # cupsd's user lp must reach the private cupsd's files
         os.environ["CUPS_SERVER"] = os.path.join(tmp, "no-cupsd.sock")
         t0 = time.time()
         try:
