@@ -7,7 +7,9 @@
  * tmpfs. So this library stands in for the kernel's answer at the one place rmad meets
  * it: while the file named by RMAD_FAULT_FILE exists and holds an errno name (EROFS,
  * ENOSPC, EIO), every write, pwrite and fsync on a file under the directory
- * RMAD_FAULT_DIR fails with that errno, as the kernel's would. Remove the file and
+ * RMAD_FAULT_DIR fails with that errno, as the kernel's would, and statvfs there says
+ * what the kernel would say then (EROFS: mounted read-only; ENOSPC: no block free).
+ * Remove the file and
  * writes go through again. Everything else is untouched. Built by the Makefile as
  * $(B)/fault-shim.so; never linked into rmad, and never sanitized (it is loaded ahead
  * of the ASan runtime).
@@ -18,14 +20,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <sys/types.h>
 #include <unistd.h>
 
-/* The errno to fail fd's writes with now, or 0. */
-static int fault_for(int fd)
+#define NEXT(name) \
+    static __typeof__(name) *next; \
+    if (!next) \
+        next = (__typeof__(name) *)dlsym(RTLD_NEXT, #name)
+
+/* The errno named by the fault file now, or 0. */
+static int fault_now(void)
 {
-    const char *file = getenv("RMAD_FAULT_FILE"), *dir = getenv("RMAD_FAULT_DIR");
-    if (!file || !dir)
+    const char *file = getenv("RMAD_FAULT_FILE");
+    if (!file || !getenv("RMAD_FAULT_DIR"))
         return 0;
     int saved = errno;
     char buf[16] = "";
@@ -37,25 +45,49 @@ static int fault_for(int fd)
     ssize_t n = read(cfd, buf, sizeof(buf) - 1);
     (void)close(cfd);
     buf[n > 0 ? n : 0] = '\0';
-    int err = strncmp(buf, "EROFS", 5) == 0    ? EROFS
-              : strncmp(buf, "ENOSPC", 6) == 0 ? ENOSPC
-              : strncmp(buf, "EIO", 3) == 0    ? EIO
-                                               : 0;
+    errno = saved;
+    return strncmp(buf, "EROFS", 5) == 0    ? EROFS
+           : strncmp(buf, "ENOSPC", 6) == 0 ? ENOSPC
+           : strncmp(buf, "EIO", 3) == 0    ? EIO
+                                            : 0;
+}
+
+/* Whether path is under RMAD_FAULT_DIR. */
+static int under_dir(const char *path)
+{
+    const char *dir = getenv("RMAD_FAULT_DIR");
+    size_t dl = dir ? strlen(dir) : 0;
+    return dir && strncmp(path, dir, dl) == 0 && (path[dl] == '/' || path[dl] == '\0');
+}
+
+/* The errno to fail fd's writes with now, or 0. */
+static int fault_for(int fd)
+{
+    int err = fault_now();
+    if (!err)
+        return 0;
+    int saved = errno;
     char link[64], path[4096];
     (void)snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
-    ssize_t len = err ? readlink(link, path, sizeof(path) - 1) : -1;
+    ssize_t len = readlink(link, path, sizeof(path) - 1);
     errno = saved;
     if (len <= 0)
         return 0;
     path[len] = '\0';
-    size_t dl = strlen(dir);
-    return strncmp(path, dir, dl) == 0 && (path[dl] == '/' || path[dl] == '\0') ? err : 0;
+    return under_dir(path) ? err : 0;
 }
 
-#define NEXT(name) \
-    static __typeof__(name) *next; \
-    if (!next) \
-        next = (__typeof__(name) *)dlsym(RTLD_NEXT, #name)
+int statvfs(const char *path, struct statvfs *buf)
+{
+    NEXT(statvfs);
+    int rc = next(path, buf);
+    int err = rc == 0 && under_dir(path) ? fault_now() : 0;
+    if (err == EROFS)
+        buf->f_flag |= ST_RDONLY;
+    else if (err == ENOSPC)
+        buf->f_bavail = buf->f_bfree = 0;
+    return rc;
+}
 
 ssize_t write(int fd, const void *buf, size_t n)
 {
