@@ -2,10 +2,12 @@
  * The control socket (daemon/control.h): one ROUTER, a table of command handlers,
  * and the built-in commands that need only the database.
  *
- * A request is handled to the end inside the readiness callback (parse, handler,
- * reply), so nothing is kept per client between messages: the only per-client
- * resources are libzmq's queues, capped by CONTROL_RCVHWM / CONTROL_SNDHWM and
- * CONTROL_FRAME_MAX.
+ * A request is handled to the end inside the readiness callback (parse, argument
+ * check, handler, reply), so nothing is kept per client between messages, except for
+ * the one rma.import that may run on its thread (its peer's routing id, to answer it).
+ * The per-client resources are libzmq's queues, capped by CONTROL_RCVHWM /
+ * CONTROL_SNDHWM and CONTROL_FRAME_MAX, and the connections, capped by
+ * CONTROL_PEERS_MAX through the socket's monitor.
  */
 #include "daemon/control.h"
 #include "daemon/control_rma.h"
