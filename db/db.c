@@ -70,7 +70,22 @@ int db_errno(sqlite3 *sql, int rc)
     case SQLITE_IOERR:
         /* The OS said why (ENOENT for a missing directory, EACCES, ENOSPC ...). */
         sys = sql ? sqlite3_system_errno(sql) : 0;
-        return sys > 0 ? -sys : -EIO;
+        if (sys > 0)
+            return -sys;
+        /*
+         * SQLite often no longer has the errno of a failed write by the time it
+         * returns (a rollback made other calls): ask the filesystem, so a disk
+         * remounted read-only after an error, or full, is named as such.
+         */
+        const char *path = sql ? sqlite3_db_filename(sql, "main") : NULL;
+        struct statvfs v;
+        if (path && *path && statvfs(path, &v) == 0) {
+            if (v.f_flag & ST_RDONLY)
+                return -EROFS;
+            if (v.f_bavail == 0)
+                return -ENOSPC;
+        }
+        return -EIO;
     default:
         return -EIO;
     }
@@ -106,6 +121,12 @@ int db_fail_msg(db_t *db, int err, const char *fmt, ...)
     va_end(ap);
     set_err(db, msg);
     return err;
+}
+
+const char *db_path(const db_t *db)
+{
+    const char *p = db ? sqlite3_db_filename(db->sql, "main") : NULL;
+    return p && *p ? p : NULL;
 }
 
 const char *db_errmsg(const db_t *db)
