@@ -463,19 +463,6 @@ void db_time_format(int64_t ms, char buf[DB_TIME_STRLEN])
     buf[n] = '\0';
 }
 
-static int num(const char *s, int n, int *out)
-{
-    int v = 0;
-
-    for (int i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return -1;
-        v = v * 10 + (s[i] - '0');
-    }
-    *out = v;
-    return 0;
-}
-
 int db_time_parse(const char *s, int64_t *ms)
 {
     char date[CALDATE_STRLEN];
@@ -487,9 +474,9 @@ int db_time_parse(const char *s, int64_t *ms)
         return -EINVAL;
     memcpy(date, s, 10);
     date[10] = '\0';
-    if (caldate_parse(date, &day) < 0 || num(s + 11, 2, &h) < 0 || num(s + 14, 2, &mi) < 0
-        || num(s + 17, 2, &sec) < 0 || num(s + 20, 3, &milli) < 0 || h > 23 || mi > 59
-        || sec > 60)
+    if (caldate_parse(date, &day) < 0 || caldate_digits(s + 11, 2, &h) < 0
+        || caldate_digits(s + 14, 2, &mi) < 0 || caldate_digits(s + 17, 2, &sec) < 0
+        || caldate_digits(s + 20, 3, &milli) < 0 || h > 23 || mi > 59 || sec > 60)
         return -EINVAL;
     *ms = (int64_t)day * 86400000 + (int64_t)h * 3600000 + mi * 60000 + sec * 1000 + milli;
     return 0;
