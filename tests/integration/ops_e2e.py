@@ -290,7 +290,9 @@ def test_refusals(tmp):
 def test_backup(tmp):
     ports = {k: free_port() for k in ("pub", "replay", "s1")}
     e2e.CONF = os.path.join(tmp, "rmad.conf")
-    write_conf(e2e.CONF, tmp, ports)
+    # The worker scans as fast as the daemon answers, far past a person's pace: no
+    # scan budget (rate=0), as in the crash harness, so every receipt is a real one.
+    write_conf(e2e.CONF, tmp, ports, scanner="tcp:127.0.0.1:%d,rate=0" % ports["s1"])
     d = Daemon(tmp, e2e.CONF)
     d.start()
     r = rmactl("rma", "import", rmas_csv(tmp, 8000, 400))
