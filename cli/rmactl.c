@@ -72,6 +72,8 @@ static const struct {
     { "scanners", "  scanners [--json]                            configured scanners, USB HID devices and\n"
                   "                                               serial ports here, with config lines\n" },
     { "watch", "  watch [--from N] [--count N]                 print events as SEQ TOPIC JSON\n" },
+    { "forward", "  forward init [--replicas N] [--max-age-days N]\n"
+                 "                                               create (or check) the JetStream stream\n" },
     { "label", "  label RECEIPT|--json FILE [--format zpl|pdf|png] [--size 4x6|2x1] [--dpi 203|300] -o FILE\n"
                "                                               render a disposition label; the format\n"
                "                                               is FILE's extension (-o - needs --format)\n" },
@@ -85,7 +87,7 @@ static void usage(FILE *out)
     fputs("usage: rmactl [--config FILE] COMMAND ...\n\n", out);
     for (size_t i = 0; i < sizeof(COMMANDS) / sizeof(COMMANDS[0]); i++)
         fprintf(out, "%s%s", COMMANDS[i].text,
-                i == 0 || i == 7 ? "\n" : "");
+                i == 0 || i == 8 ? "\n" : "");
     fputs("\n"
           "The daemon's sockets come from --config FILE, else $RMAD_CONFIG, else\n", out);
     fprintf(out, "%s, else the built-in default config (rmad --default-config).\n",
@@ -155,6 +157,8 @@ int main(int argc, char **argv)
         return cmd_scanners(argc - 1, argv + 1);
     if (strcmp(argv[1], "watch") == 0)
         return cmd_watch(argc - 1, argv + 1);
+    if (strcmp(argv[1], "forward") == 0)
+        return cmd_forward(argc - 1, argv + 1);
     if (strcmp(argv[1], "label") == 0)
         return cmd_label(argc - 1, argv + 1);
     if (strcmp(argv[1], "sheet") == 0)

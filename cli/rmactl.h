@@ -30,6 +30,8 @@ int cmd_labels(int argc, char **argv);
 /* rmactl scanners (cli/cmd_scanners.c): configured and attached scanners. */
 int cmd_scanners(int argc, char **argv);
 int cmd_watch(int argc, char **argv);
+/* cmd_forward.c: forward init (the JetStream stream). */
+int cmd_forward(int argc, char **argv);
 
 /*
  * Rendering commands (cli/cmd_label.c), in-process. cli_label_write renders l (see

@@ -1379,7 +1379,7 @@ static void test_policy_version_migration(void)
     char *msg = NULL;
     CU_ASSERT_EQUAL_FATAL(db_open(th_tmpdb_path(), &db, &msg), 0);
     free(msg);
-    CU_ASSERT_EQUAL(peek_int("PRAGMA user_version"), 5);
+    CU_ASSERT_EQUAL(peek_int("PRAGMA user_version"), db_schema_version());
     db_receipt_t old;
     CU_ASSERT_EQUAL_FATAL(db_receipt_get(db, 1, &old), 0);
     CU_ASSERT_PTR_NULL(old.policy_sha256);
