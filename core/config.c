@@ -1284,11 +1284,12 @@ static bool subject_prefix_ok(const char *s)
 static int set_nats_servers(struct parser *p, config_forward_t *f, const char *value)
 {
     char q[QUOTE_BUF];
-    char *copy = strdup(value), *save = NULL;
+    char *copy = strdup(value), *rest_list = copy, *tok;
     if (!copy)
         return -ENOMEM;
     int rc = 0;
-    for (char *tok = strtok_r(copy, ",", &save); tok && rc == 0; tok = strtok_r(NULL, ",", &save)) {
+    /* strsep, not strtok: "a,,b" and a trailing comma are errors, not skipped. */
+    while (rc == 0 && (tok = strsep(&rest_list, ",")) != NULL) {
         char *url = trim(tok);
         const char *rest = strncmp(url, "nats://", 7) == 0  ? url + 7
                            : strncmp(url, "tls://", 6) == 0 ? url + 6
