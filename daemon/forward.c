@@ -418,7 +418,8 @@ static void save_mark(forward_t *f, uint64_t seq)
  * something, 0 when there was nothing to send, or a negative errno with buf set when
  * the connection must be dropped.
  */
-static int forward_batch(forward_t *f, jsCtx *js, uint64_t *next, char *buf, size_t cap)
+static int forward_batch(forward_t *f, natsConnection *nc, jsCtx *js, uint64_t *next, char *buf,
+                         size_t cap)
 {
     batch_clear(f);
     int rc = db_outbox_foreach(f->db, *next, f->cfg->max_inflight, collect, f);
@@ -440,16 +441,24 @@ static int forward_batch(forward_t *f, jsCtx *js, uint64_t *next, char *buf, siz
         s = publish_event(f, js, &f->batch[sent]);
     if (s != NATS_OK)
         nats_err(buf, cap, "publish", s, 0);
+    /* The acks, in slices: a dead connection or a stop ends the wait early. */
     jsPubOptions po;
     jsPubOptions_Init(&po);
-    po.MaxWait = FORWARD_BATCH_WAIT_MS;
-    natsStatus cs = js_PublishAsyncComplete(js, &po);
+    po.MaxWait = 250;
+    natsStatus cs = NATS_TIMEOUT;
+    for (int waited = 0; waited < FORWARD_BATCH_WAIT_MS && cs == NATS_TIMEOUT; waited += 250) {
+        cs = js_PublishAsyncComplete(js, &po);
+        if (cs == NATS_TIMEOUT && (stopping(f) || natsConnection_Status(nc) != NATS_CONN_STATUS_CONNECTED))
+            break;
+    }
     if (cs != NATS_OK) {
         natsMsgList pending = { 0 };
         if (js_PublishAsyncGetPendingList(&pending, js) == NATS_OK)
             natsMsgList_Destroy(&pending);
         if (s == NATS_OK)
-            snprintf(buf, cap, "no ack from the stream within %d ms", FORWARD_BATCH_WAIT_MS);
+            snprintf(buf, cap, natsConnection_Status(nc) == NATS_CONN_STATUS_CONNECTED
+                                   ? "no ack from the stream within the wait"
+                                   : "connection lost with publishes awaiting their ack");
     }
     pthread_mutex_lock(&f->batch_mu);
     size_t run = 0;
@@ -553,7 +562,7 @@ static void run_connection(forward_t *f, natsConnection *nc, char *buf, size_t c
                     snprintf(buf, cap, "connection to %s lost", url);
                     break;
                 }
-                rc = forward_batch(f, js, &next, buf, cap);
+                rc = forward_batch(f, nc, js, &next, buf, cap);
                 if (rc < 0)
                     break;
                 /* Nothing new: sleep until a commit (or a second, to notice a dead link). */

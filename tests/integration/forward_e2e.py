@@ -268,8 +268,11 @@ def kills(nats, b, conf_b, dir_b, ports_b):
     scan = Scanning(ports_b["s1"])
     scan.start()
     rng = random.Random(int(os.environ.get("FORWARD_SEED", str(int(time.time())))))
+    behind = 0  # kills while rmad had events not yet acknowledged by the stream
     for k in range(KILLS):
         time.sleep(rng.uniform(0.2, 1.2))
+        st = status(conf_b)
+        behind += bool(st and st["forward"]["backlog"] > 0)
         b.proc.send_signal(signal.SIGKILL)
         b.proc.wait(timeout=e2e.WAIT)
         if k == KILLS // 2:
@@ -294,8 +297,8 @@ def kills(nats, b, conf_b, dir_b, ports_b):
     msgs, _ = read_stream(nats)
     n = verify_site(msgs, "berlin", os.path.join(dir_b, "rmad.db"),
                     "after %d SIGKILLs and a nats-server restart" % KILLS)
-    print("forward e2e: %d kills, %d berlin events in the stream, %d scans answered" %
-          (KILLS, n, scan.answered), flush=True)
+    print("forward e2e: %d kills (%d with a backlog), %d berlin events in the stream, "
+          "%d scans answered" % (KILLS, behind, n, scan.answered), flush=True)
     return st
 
 
