@@ -496,6 +496,15 @@ static int forward_batch(forward_t *f, natsConnection *nc, jsCtx *js, uint64_t *
  */
 static int resume_point(forward_t *f, jsCtx *js, uint64_t *next, char *buf, size_t cap)
 {
+    uint64_t stored = 0;
+    if (db_outbox_last_seq(f->db, &stored) == 0 && f->mark > stored) {
+        /* A database older than its mark (restored from a backup): its next events
+         * would reuse seqs the stream already has under this site. */
+        snprintf(buf, cap, "the forward mark (seq %" PRIu64 ") is beyond the last event "
+                 "stored (%" PRIu64 "): a restored or replaced database needs a new site name",
+                 f->mark, stored);
+        return -EINVAL;
+    }
     *next = f->mark + 1;
     if (wall_ms() - f->mark_ms < f->dup_window_ms / 2)
         return 0;
@@ -504,8 +513,6 @@ static int resume_point(forward_t *f, jsCtx *js, uint64_t *next, char *buf, size
     if (rc < 0)
         return rc;
     if (last > f->mark) {
-        uint64_t stored = 0;
-        (void)db_outbox_last_seq(f->db, &stored);
         if (last > stored) {
             snprintf(buf, cap, "the stream holds seq %" PRIu64 " of site %s, but this database "
                      "ends at %" PRIu64 ": is the site name used by another rmad?",
@@ -549,7 +556,9 @@ static void run_connection(forward_t *f, natsConnection *nc, char *buf, size_t c
         uint64_t next = 0;
         char url[128] = "";
         (void)natsConnection_GetConnectedUrl(nc, url, sizeof(url));
-        if (resume_point(f, js, &next, buf, cap) == 0) {
+        if ((rc = resume_point(f, js, &next, buf, cap)) == -EINVAL) {
+            set_state(f, FORWARD_STREAM_ERROR, NULL, buf, FORWARD_NOTE_ERROR);
+        } else if (rc == 0) {
             pthread_mutex_lock(&f->mu);
             f->st.state = FORWARD_FORWARDING;
             snprintf(f->st.server, sizeof(f->st.server), "%s", url);

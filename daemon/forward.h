@@ -19,7 +19,10 @@
  *
  * Order: a new connection carries only what the forwarder sends after re-reading its
  * mark, never a tail buffered from a dead one (libnats reconnection is off: the
- * thread reconnects itself), so the stream holds a site's events in seq order.
+ * thread reconnects itself), so the stream holds a site's events in seq order. One
+ * exception: when the stream refuses one publish of a batch and stores later ones
+ * (a cluster electing a new leader mid-batch), the refused event is stored on the
+ * re-send, after them; still once, and Rmad-Seq tells its place.
  */
 #ifndef RMAD_FORWARD_H
 #define RMAD_FORWARD_H

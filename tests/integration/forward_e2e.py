@@ -15,7 +15,8 @@ the protocol over a socket, no libnats) reading the stream back.
   status) and restarted. At the end the stream holds every seq of berlin exactly once,
   in order, nothing missing.
 - A mark older than half the duplicate window: rmad asks the stream for the site's
-  last Rmad-Seq and resumes after it (nothing is published twice even then).
+  last Rmad-Seq and resumes after it (nothing is published twice even then). A mark
+  beyond the database's last event (a restored backup) is refused with why.
 
 usage: forward_e2e.py BUILD_DIR      (run from the repository root; exit 0 = passed)
 """
@@ -323,6 +324,19 @@ def old_mark(nats, b, conf_b, dir_b):
               if msgs_before else True for m in new),
           "an old mark re-sends nothing the stream holds")
     verify_site(msgs, "berlin", os.path.join(dir_b, "rmad.db"), "after an old mark")
+    b.kill(signal.SIGTERM)
+
+    # A mark beyond the database (restored from an older backup): refused, not forwarded
+    # under seqs the stream already has; the dock still starts and scans.
+    db = sqlite3.connect(os.path.join(dir_b, "rmad.db"))
+    db.execute("UPDATE forward_marks SET seq = seq + 1000000")
+    db.commit()
+    db.close()
+    b.start()
+    wait_log(b, "a restored or replaced database needs a new site name")
+    st = status(conf_b)
+    check(st and st["forward"]["state"] == "stream error", "a mark beyond the database: "
+          "stream error (%s)" % (st and st["forward"]))
     b.kill(signal.SIGTERM)
 
 
