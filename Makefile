@@ -51,7 +51,7 @@ endif
 
 # libzint and libcups ship no pkg-config file: their headers are checked directly.
 PKGS     = yaml-0.1 jansson sqlite3 libzmq libusb-1.0 libserialport cairo fontconfig \
-           libmicrohttpd xkbcommon libsystemd
+           libmicrohttpd xkbcommon libsystemd libnats
 TEST_PKGS = umockdev-1.0
 PKG_OK  := $(shell pkg-config --exists $(PKGS) && \
                    printf '\043include <zint.h>\n\043include <cups/cups.h>\n' | \

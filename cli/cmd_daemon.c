@@ -332,6 +332,28 @@ static void print_status(const json_t *r)
                " at the printer\n",
                json_integer_value(json_object_get(labels, "queued")),
                json_integer_value(json_object_get(labels, "submitted")));
+    json_t *fw = json_object_get(r, "forward");
+    if (json_is_object(fw)) {
+        printf("forward: ");
+        put_text(str_or(fw, "state", "?"));
+        printf(" (stream ");
+        put_text(str_or(fw, "stream", "?"));
+        printf(", site ");
+        put_text(str_or(fw, "site", "?"));
+        if (*str_or(fw, "server", "")) {
+            printf(", ");
+            put_text(str_or(fw, "server", ""));
+        }
+        printf("), forwarded up to seq %" JSON_INTEGER_FORMAT ", backlog %" JSON_INTEGER_FORMAT
+               " event%s\n", json_integer_value(json_object_get(fw, "forwarded_seq")),
+               json_integer_value(json_object_get(fw, "backlog")),
+               json_integer_value(json_object_get(fw, "backlog")) == 1 ? "" : "s");
+        if (*str_or(fw, "error", "")) {
+            printf("forward error: ");
+            put_text(str_or(fw, "error", ""));
+            putchar('\n');
+        }
+    }
 }
 
 int cmd_status(int argc, char **argv)

@@ -81,6 +81,8 @@ static const struct {
     { "doctor", "  doctor [--min-free-mb N]                     check config, policies, database, disk,\n"
                 "                                               printers, scanners and keys (exit 1:\n"
                 "                                               a problem, said in words)\n" },
+    { "forward", "  forward init [--replicas N] [--max-age-days N]\n"
+                 "                                               create (or check) the JetStream stream\n" },
     { "label", "  label RECEIPT|--json FILE [--format zpl|pdf|png] [--size 4x6|2x1] [--dpi 203|300] -o FILE\n"
                "                                               render a disposition label; the format\n"
                "                                               is FILE's extension (-o - needs --format)\n" },
@@ -94,7 +96,9 @@ static void usage(FILE *out)
     fputs("usage: rmactl [--config FILE] COMMAND ...\n\n", out);
     for (size_t i = 0; i < sizeof(COMMANDS) / sizeof(COMMANDS[0]); i++)
         fprintf(out, "%s%s", COMMANDS[i].text,
-                i == 0 || i == 10 ? "\n" : "");
+                /* groups: policies; the daemon's commands; local devices and printouts */
+                strcmp(COMMANDS[i].cmd, "policy") == 0 ||
+                strcmp(COMMANDS[i].cmd, "forward") == 0 ? "\n" : "");
     fputs("\n"
           "The daemon's sockets come from --config FILE, else $RMAD_CONFIG, else\n", out);
     fprintf(out, "%s, else the built-in default config (rmad --default-config).\n",
@@ -170,6 +174,8 @@ int main(int argc, char **argv)
         return cmd_backup(argc - 1, argv + 1);
     if (strcmp(argv[1], "doctor") == 0)
         return cmd_doctor(argc - 1, argv + 1);
+    if (strcmp(argv[1], "forward") == 0)
+        return cmd_forward(argc - 1, argv + 1);
     if (strcmp(argv[1], "label") == 0)
         return cmd_label(argc - 1, argv + 1);
     if (strcmp(argv[1], "sheet") == 0)

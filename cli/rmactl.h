@@ -30,6 +30,8 @@ int cmd_labels(int argc, char **argv);
 /* rmactl scanners (cli/cmd_scanners.c): configured and attached scanners. */
 int cmd_scanners(int argc, char **argv);
 int cmd_watch(int argc, char **argv);
+/* cmd_forward.c: forward init (the JetStream stream). */
+int cmd_forward(int argc, char **argv);
 
 /* Operations (cli/cmd_ops.c): CURVE keys, database backup, health checks. */
 int cmd_keygen(int argc, char **argv);

@@ -129,6 +129,22 @@ void config_destroy(config_t **cfg_p)
     for (size_t i = 0; i < cfg->nretain_subscribers; i++)
         free(cfg->retain_subscribers[i]);
     free(cfg->retain_subscribers);
+    if (cfg->forward) {
+        config_forward_t *f = cfg->forward;
+        for (size_t i = 0; i < f->nservers; i++)
+            free(f->servers[i]);
+        free(f->servers);
+        free(f->site);
+        free(f->stream);
+        free(f->subject_prefix);
+        free(f->creds);
+        free(f->nkey);
+        free(f->nkey_seed);
+        free(f->tls_ca);
+        free(f->tls_cert);
+        free(f->tls_key);
+        free(f);
+    }
     free(cfg);
     *cfg_p = NULL;
 }
@@ -209,7 +225,27 @@ static const char *const station_keys[SK_COUNT] = {
     [SK_LABEL_DPI] = "label_dpi",
 };
 
-typedef enum { SEC_NONE, SEC_DAEMON, SEC_STATION } section_t;
+enum forward_key {
+    FK_NATS, FK_SITE, FK_STREAM, FK_SUBJECT_PREFIX, FK_MAX_INFLIGHT, FK_CREDS, FK_NKEY,
+    FK_NKEY_SEED, FK_TLS, FK_TLS_CA, FK_TLS_CERT, FK_TLS_KEY, FK_COUNT
+};
+
+static const char *const forward_keys[FK_COUNT] = {
+    [FK_NATS] = "nats",
+    [FK_SITE] = "site",
+    [FK_STREAM] = "stream",
+    [FK_SUBJECT_PREFIX] = "subject_prefix",
+    [FK_MAX_INFLIGHT] = "max_inflight",
+    [FK_CREDS] = "creds",
+    [FK_NKEY] = "nkey",
+    [FK_NKEY_SEED] = "nkey_seed",
+    [FK_TLS] = "tls",
+    [FK_TLS_CA] = "tls_ca",
+    [FK_TLS_CERT] = "tls_cert",
+    [FK_TLS_KEY] = "tls_key",
+};
+
+typedef enum { SEC_NONE, SEC_DAEMON, SEC_STATION, SEC_FORWARD } section_t;
 
 struct parser {
     const char *name;
@@ -223,6 +259,7 @@ struct parser {
     int key_line[K_COUNT];  /* line of each [daemon] key, 0 while unset */
     size_t st;              /* current station (index: cfg->stations may move) */
     int station_key_line[SK_COUNT];  /* line of each key of the current station */
+    int forward_key_line[FK_COUNT];  /* line of each [forward] key */
 
     struct bind *binds;
     size_t nbinds;
@@ -1416,6 +1453,157 @@ static int add_scanner(struct parser *p, const char *value)
     return bind_add(p, b, prefix);
 }
 
+/* ---- [forward] ------------------------------------------------------------------ */
+
+/* A NATS subject token or stream name: 1..max of A-Z a-z 0-9 _ - (no '.', '*', '>'). */
+static bool nats_token_ok(const char *s, size_t max)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > max)
+        return false;
+    for (const char *c = s; *c; c++)
+        if (!isalnum((unsigned char)*c) && *c != '_' && *c != '-')
+            return false;
+    return true;
+}
+
+/* Dot-separated tokens, e.g. "rmad" or "acme.returns". */
+static bool subject_prefix_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 128 || s[0] == '.' || s[n - 1] == '.' || strstr(s, ".."))
+        return false;
+    for (const char *c = s; *c; c++)
+        if (*c != '.' && !isalnum((unsigned char)*c) && *c != '_' && *c != '-')
+            return false;
+    return true;
+}
+
+/* "nats://host:4222, tls://other:4222": each URL nats:// or tls:// with a host. */
+static int set_nats_servers(struct parser *p, config_forward_t *f, const char *value)
+{
+    char q[QUOTE_BUF];
+    char *copy = strdup(value), *rest_list = copy, *tok;
+    if (!copy)
+        return -ENOMEM;
+    int rc = 0;
+    /* strsep, not strtok: "a,,b" and a trailing comma are errors, not skipped. */
+    while (rc == 0 && (tok = strsep(&rest_list, ",")) != NULL) {
+        char *url = trim(tok);
+        const char *rest = strncmp(url, "nats://", 7) == 0  ? url + 7
+                           : strncmp(url, "tls://", 6) == 0 ? url + 6
+                                                            : NULL;
+        if (!rest || !*rest || strpbrk(url, " \t")) {
+            rc = fail(p, p->line, "bad nats URL '%s' (expected nats://HOST:PORT or tls://HOST:PORT)",
+                      quote(q, url));
+            break;
+        }
+        char **ns = realloc(f->servers, (f->nservers + 1) * sizeof(*ns));
+        if (!ns || !(ns[f->nservers] = strdup(url))) {
+            if (ns)
+                f->servers = ns;
+            rc = -ENOMEM;
+            break;
+        }
+        f->servers = ns;
+        f->nservers++;
+    }
+    free(copy);
+    if (rc == 0 && f->nservers == 0)
+        rc = fail(p, p->line, "nats: no URL (expected nats://HOST:PORT[,...])");
+    return rc;
+}
+
+static int set_forward_key(struct parser *p, enum forward_key k, const char *value)
+{
+    config_forward_t *f = p->cfg->forward;
+    char q[QUOTE_BUF];
+    uint64_t n;
+    char **path = NULL;
+
+    switch (k) {
+    case FK_NATS:
+        return set_nats_servers(p, f, value);
+    case FK_SITE:
+        if (!nats_token_ok(value, 64))
+            return fail(p, p->line, "bad site '%s' (expected 1 to 64 of A-Z a-z 0-9 _ -: "
+                        "it is a NATS subject token)", quote(q, value));
+        return (f->site = strdup(value)) ? 0 : -ENOMEM;
+    case FK_STREAM:
+        if (!nats_token_ok(value, 32))
+            return fail(p, p->line, "bad stream '%s' (expected 1 to 32 of A-Z a-z 0-9 _ -)",
+                        quote(q, value));
+        free(f->stream);
+        return (f->stream = strdup(value)) ? 0 : -ENOMEM;
+    case FK_SUBJECT_PREFIX:
+        if (!subject_prefix_ok(value))
+            return fail(p, p->line, "bad subject_prefix '%s' (expected tokens of A-Z a-z 0-9 _ - "
+                        "separated by '.')", quote(q, value));
+        free(f->subject_prefix);
+        return (f->subject_prefix = strdup(value)) ? 0 : -ENOMEM;
+    case FK_MAX_INFLIGHT:
+        if (parse_uint(value, 1, 65536, &n) < 0)
+            return fail(p, p->line, "bad max_inflight '%s' (expected 1 to 65536)", quote(q, value));
+        f->max_inflight = (unsigned)n;
+        return 0;
+    case FK_TLS:
+        if (strcmp(value, "on") != 0 && strcmp(value, "off") != 0)
+            return fail(p, p->line, "bad tls '%s' (expected on or off)", quote(q, value));
+        f->tls = strcmp(value, "on") == 0;
+        return 0;
+    case FK_NKEY:
+        if (strlen(value) != 56 || value[0] != 'U')
+            return fail(p, p->line, "bad nkey '%s' (expected a user's public nkey: U and 55 more)",
+                        quote(q, value));
+        return (f->nkey = strdup(value)) ? 0 : -ENOMEM;
+    case FK_CREDS: path = &f->creds; break;
+    case FK_NKEY_SEED: path = &f->nkey_seed; break;
+    case FK_TLS_CA: path = &f->tls_ca; break;
+    case FK_TLS_CERT: path = &f->tls_cert; break;
+    case FK_TLS_KEY: path = &f->tls_key; break;
+    case FK_COUNT: break;
+    }
+    if (!path)
+        return -EINVAL;
+    return (*path = resolve_path(p, value)) ? 0 : -ENOMEM;
+}
+
+/* The whole [forward] section: required keys, keys that go in pairs. */
+static int forward_close(struct parser *p)
+{
+    config_forward_t *f = p->cfg->forward;
+    if (!f->nservers)
+        return fail(p, f->line, "missing key 'nats' in [forward]");
+    if (!f->site)
+        return fail(p, f->line, "missing key 'site' in [forward] (unique per dock site)");
+    if (!!f->nkey != !!f->nkey_seed)
+        return fail(p, f->line, "[forward]: nkey and nkey_seed go together");
+    if (f->nkey && f->creds)
+        return fail(p, f->line, "[forward]: creds or nkey, not both");
+    if (!!f->tls_cert != !!f->tls_key)
+        return fail(p, f->line, "[forward]: tls_cert and tls_key go together");
+    if (f->tls_ca || f->tls_cert)
+        f->tls = true;
+    if ((!f->stream && !(f->stream = strdup("RMAD"))) ||
+        (!f->subject_prefix && !(f->subject_prefix = strdup("rmad"))))
+        return -ENOMEM;
+    return 0;
+}
+
+static int open_forward(struct parser *p)
+{
+    if (p->cfg->forward)
+        return fail(p, p->line, "duplicate section [forward] (first on line %d)",
+                    p->cfg->forward->line);
+    if (!(p->cfg->forward = calloc(1, sizeof(*p->cfg->forward))))
+        return -ENOMEM;
+    p->cfg->forward->line = p->line;
+    p->cfg->forward->max_inflight = 256;
+    memset(p->forward_key_line, 0, sizeof(p->forward_key_line));
+    p->sec = SEC_FORWARD;
+    return 0;
+}
+
 /* ---- sections and lines --------------------------------------------------------- */
 
 /* Checks that need the whole section: its required keys. */
@@ -1430,6 +1618,8 @@ static int section_close(struct parser *p)
         config_station_t *st = &p->cfg->stations[p->st];
         if (st->nscanners == 0)
             return fail(p, st->line, "missing key 'scanner' in [station %s]", st->name);
+    } else if (p->sec == SEC_FORWARD) {
+        return forward_close(p);
     }
     return 0;
 }
@@ -1486,6 +1676,8 @@ static int section_line(struct parser *p, char *s)
         p->sec = SEC_DAEMON;
         return 0;
     }
+    if (strcmp(inner, "forward") == 0)
+        return open_forward(p);
     if (strncmp(inner, "station", 7) == 0 && (inner[7] == '\0' || is_blank(inner[7])))
         return open_station(p, trim(inner + 7));
     return fail(p, p->line, "unknown section [%s]", quote(q, inner));
@@ -1532,6 +1724,20 @@ static int key_line(struct parser *p, char *s)
             return fail(p, p->line, "empty value for '%s'", key);
         p->station_key_line[k] = p->line;
         return set_station_key(p, st, (enum station_key)k, value);
+    }
+    if (p->sec == SEC_FORWARD) {
+        int k = 0;
+        while (k < FK_COUNT && strcmp(forward_keys[k], key) != 0)
+            k++;
+        if (k == FK_COUNT)
+            return fail(p, p->line, "unknown key '%s' in [forward]", quote(q, key));
+        if (p->forward_key_line[k])
+            return fail(p, p->line, "duplicate key '%s' in [forward] (first on line %d)", key,
+                        p->forward_key_line[k]);
+        if (!*value)
+            return fail(p, p->line, "empty value for '%s'", key);
+        p->forward_key_line[k] = p->line;
+        return set_forward_key(p, (enum forward_key)k, value);
     }
     return fail(p, p->line, "key '%s' outside a section (expected [daemon] or [station NAME] first)",
                 quote(q, key));

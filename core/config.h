@@ -26,6 +26,14 @@
  *     retain_days = 365               ; delete scans and events older than this; off when absent
  *     retain_subscribers = erp wms    ; events these have not acknowledged are kept
  *
+ *     [forward]                       ; optional: events to NATS JetStream (docs/forward.md)
+ *     nats   = nats://hub1:4222,nats://hub2:4222   ; one URL, or several for a cluster
+ *     site   = berlin                 ; required: this site's subject token
+ *     stream = RMAD                   ; the JetStream stream (rmactl forward init)
+ *     subject_prefix = rmad           ; subjects are PREFIX.SITE.EVENT-TYPE
+ *     max_inflight = 256              ; publishes awaiting their ack at once
+ *     creds = /etc/rmad/nats.creds    ; or nkey + nkey_seed; tls_ca, tls_cert, tls_key
+ *
  *     [station dock1]
  *     scanner = tcp:127.0.0.1:7790    ; one line per scanner, at least one
  *     printer = dock1-labels          ; CUPS queue, optional
@@ -122,6 +130,24 @@ typedef struct {
     int label_dpi;                       /* 203 (default) or 300 */
 } config_station_t;
 
+/* [forward]: the events forwarded to a NATS JetStream stream (daemon/forward.h). */
+typedef struct {
+    char **servers;         /* nats://HOST:PORT (or tls://), at least one */
+    size_t nservers;
+    char *site;             /* a NATS subject token: [A-Za-z0-9_-]{1,64} */
+    char *stream;           /* a stream name: [A-Za-z0-9_-]{1,32}; default "RMAD" */
+    char *subject_prefix;   /* dot-separated tokens; default "rmad" */
+    unsigned max_inflight;  /* 1..65536; default 256 */
+    char *creds;            /* absolute paths; NULL when not set */
+    char *nkey;             /* the user's public nkey (with nkey_seed) */
+    char *nkey_seed;
+    char *tls_ca;
+    char *tls_cert;         /* with tls_key */
+    char *tls_key;
+    bool tls;               /* tls = on, or implied by any tls_* key */
+    int line;               /* line of [forward] */
+} config_forward_t;
+
 typedef struct {
     char *source;           /* file name (or the name given to config_parse) */
 
@@ -155,6 +181,8 @@ typedef struct {
 
     config_station_t *stations;
     size_t nstations;       /* at least 1 */
+
+    config_forward_t *forward;  /* [forward]; NULL when the section is absent */
 } config_t;
 
 /* Longest name in retain_subscribers (and in a replay acknowledgement). */

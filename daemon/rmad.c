@@ -28,6 +28,7 @@
 #include "daemon/connsum.h"
 #include "daemon/control.h"
 #include "daemon/curve.h"
+#include "daemon/forward.h"
 #include "daemon/http.h"
 #include "daemon/notify.h"
 #include "core/log.h"
@@ -87,6 +88,7 @@ struct rmad {
     size_t n_stations;
     int64_t started_ms;
     notify_t *notify;            /* the service manager: READY, STATUS, watchdog */
+    forward_t *fw;               /* NULL without [forward] */
     uint64_t decided;            /* receipts completed or refused since start (STATUS=) */
     bool notify_failed;          /* an sd_notify failure was logged */
     struct reload *reload;       /* a policy reload running on its thread, or NULL */
@@ -126,7 +128,12 @@ static int publish_one(const char *topic, const char *body, size_t len, void *da
  * the events are in the outbox and subscribers replay them. */
 static void publish_pending(rmad_t *d)
 {
+    uint64_t last = 0;
+    size_t pending = outbox_pending(d->ob);
+    if (pending)
+        (void)outbox_pending_get(d->ob, pending - 1, NULL, NULL, &last);
     int rc = outbox_flush(d->ob, publish_one, d);
+    forward_committed(d->fw, last);
     if (rc < 0)
         log_warning("publishing events: %s (subscribers can replay them)", strerror(-rc));
 }
@@ -624,7 +631,47 @@ static int status_cmd(const json_t *req, json_t **reply, void *data)
                        "last_seq", (json_int_t)last, "started_ms", (json_int_t)d->started_ms,
                        "started_at", started, "stations", stations, "labels", "queued",
                        (int)ps.queued, "submitted", (int)ps.submitted);
+    if (*reply && d->fw) {
+        forward_status_t fs;
+        forward_status(d->fw, &fs);
+        uint64_t upto = fs.forwarded > last ? last : fs.forwarded;
+        json_object_set_new(*reply, "forward",
+                            json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:s}",
+                                      "state", forward_state_name(fs.state),
+                                      "site", d->cfg->forward->site,
+                                      "stream", d->cfg->forward->stream,
+                                      "server", fs.server, "forwarded_seq", (json_int_t)upto,
+                                      "backlog", (json_int_t)(last - upto),
+                                      "published", (json_int_t)fs.published,
+                                      "duplicates", (json_int_t)fs.duplicates,
+                                      "error", fs.error));
+    }
     return *reply ? 0 : -ENOMEM;
+}
+
+/* ---- the JetStream forwarder ---------------------------------------------------- */
+
+/* The forwarder's news, logged once each (not events: they would need forwarding). */
+static void forward_cb(const forward_note_t *n, void *data)
+{
+    rmad_t *d = data;
+    const config_forward_t *c = d->cfg->forward;
+    switch (n->kind) {
+    case FORWARD_NOTE_CONNECTED:
+        log_notice("forward.connected: %s, stream %s, site %s: resuming after seq %llu",
+                   n->text, c->stream, c->site, (unsigned long long)n->seq);
+        break;
+    case FORWARD_NOTE_DISCONNECTED:
+        log_warning("forward.disconnected: %s (events wait in the outbox; retrying)", n->text);
+        break;
+    case FORWARD_NOTE_ERROR:
+        log_err("forward: %s (retrying)", n->text);
+        break;
+    case FORWARD_NOTE_SKIPPED:
+        log_notice("forward: stream %s already holds site %s up to seq %llu: resuming there",
+                   n->text, c->site, (unsigned long long)n->seq);
+        break;
+    }
 }
 
 /* ---- signals -------------------------------------------------------------------- */
@@ -800,6 +847,7 @@ static void rmad_free(rmad_t *d)
     }
     free(d->stations);
     notify_destroy(&d->notify);
+    forward_destroy(&d->fw);   /* its thread reads the database: before db_close */
     http_destroy(&d->http);
     web_api_destroy(&d->api);
     spool_destroy(&d->spool);
@@ -1059,6 +1107,11 @@ static int rmad_start(rmad_t *d)
                                        retention_busy, retention_report, d))) {
         log_err("retention: out of memory");
         return -ENOMEM;
+    }
+    if (d->cfg->forward &&
+        !(d->fw = forward_new(d->loop, d->cfg->database, d->cfg->forward, forward_cb, d, &err))) {
+        rc = -EIO;
+        goto fail;
     }
     for (size_t i = 0; i < d->n_stations; i++)
         if ((rc = open_scanners(d, i)) < 0)

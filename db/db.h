@@ -509,6 +509,23 @@ int db_outbox_foreach(db_t *db, uint64_t from, unsigned limit, db_event_fn fn, v
 int db_outbox_foreach_receipt(db_t *db, int64_t receipt_id, unsigned limit, db_event_fn fn,
                               void *data);
 
+/* ------------------------------------------------------------ forward marks --- */
+
+/*
+ * A forwarder's durable cursor (daemon/forward.h): every event up to *seq is
+ * acknowledged by the sink named `sink`, the mark last moved at *updated_ms (Unix ms).
+ * A sink never marked reads as seq 0, updated_ms 0. Returns 0 or the database's error.
+ */
+int db_forward_mark_get(db_t *db, const char *sink, uint64_t *seq, int64_t *updated_ms);
+
+/*
+ * Move the mark of `sink` to seq (its own statement: autocommit unless the caller has
+ * a transaction open). A seq below the stored one is refused (-EPERM: an ack is never
+ * taken back). Returns 0 or the database's error (-EBUSY while another writer holds
+ * the database: try again later, the mark only lags).
+ */
+int db_forward_mark_set(db_t *db, const char *sink, uint64_t seq, int64_t now_ms);
+
 /* ------------------------------------------------------------ print queue ----- */
 
 /* Why a label is printed. */

@@ -61,6 +61,8 @@ typedef enum {
     ST_PRINT_CANCEL,
     ST_PRINT_LIST,
     ST_PRINT_LAST,
+    ST_FORWARD_MARK_GET,
+    ST_FORWARD_MARK_SET,
     ST_COUNT
 } db_stmt_id_t;
 

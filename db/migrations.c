@@ -346,6 +346,21 @@ static const char migration_6[] =
     "      OR OLD.seq = (SELECT max(seq) FROM outbox)\n"
     "BEGIN SELECT RAISE(ABORT, 'events are never deleted (only retention removes old ones)'); END;\n";
 
+static const char migration_7[] =
+    "-- rmad schema 7 (issue 18): how far each forwarder got, its own durable cursor.\n"
+    "-- seq: every event up to it is acknowledged by the sink (the JetStream ack);\n"
+    "-- updated_ms: when it last moved (Unix ms), which tells the forwarder whether the\n"
+    "-- unacknowledged tail is still inside the stream's duplicate window.\n"
+    "CREATE TABLE forward_marks (\n"
+    "    sink        TEXT PRIMARY KEY NOT NULL,\n"
+    "    seq         INTEGER NOT NULL CHECK (seq >= 0),\n"
+    "    updated_ms  INTEGER NOT NULL\n"
+    ") STRICT;\n"
+    "-- A mark only moves forward: an ack is never taken back.\n"
+    "CREATE TRIGGER forward_marks_only_forward BEFORE UPDATE OF seq ON forward_marks\n"
+    "    WHEN NEW.seq < OLD.seq\n"
+    "BEGIN SELECT RAISE(ABORT, 'forward mark moves forward only'); END;\n";
+
 const char *const db_migrations[] = {
     migration_1,
     migration_2,
@@ -353,6 +368,7 @@ const char *const db_migrations[] = {
     migration_4,
     migration_5,
     migration_6,
+    migration_7,
 };
 
 const int db_migrations_count = (int)(sizeof(db_migrations) / sizeof(db_migrations[0]));

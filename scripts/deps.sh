@@ -12,11 +12,11 @@ set -eu
 BUILD_PKGS="build-essential pkg-config libyaml-dev libjansson-dev libsqlite3-dev
 libzmq3-dev libusb-1.0-0-dev libserialport-dev libcups2-dev libcairo2-dev libzint-dev
 libfontconfig-dev fonts-dejavu-core libmicrohttpd-dev libxkbcommon-dev xkb-data
-libsystemd-dev"
+libsystemd-dev libnats-dev"
 CHECK_PKGS="libcunit1-dev sqlite3 python3 python3-zmq netcat-openbsd umockdev
 libumockdev-dev cups cups-daemon cups-client cups-bsd libcups2 zbar-tools dmtx-utils
 poppler-utils valgrind chromium chromium-driver python3-selenium
-systemd man-db groff-base"
+systemd man-db groff-base nats-server"
 
 # make fuzz: clang with its libFuzzer and sanitizer runtimes.
 FUZZ_PKGS="clang libclang-rt-dev"

@@ -29,6 +29,7 @@
     X(labels)          \
     X(printer)         \
     X(daemon_e2e)      \
+    X(forward)         \
     X(install)
 
 #define RMAD_DECLARE_SUITE(name) int suite_##name(void);

@@ -201,6 +201,7 @@ def check_man(dest):
     src = read("core/config.c")
     keys = re.findall(r'\[K_[A-Z_]+\] = \{ "([a-z_]+)"', src)
     keys += re.findall(r'\[SK_[A-Z_]+\] = "([a-z_]+)"', src)
+    keys += re.findall(r'\[FK_[A-Z_]+\] = "([a-z_]+)"', src)
     keys += re.findall(r'^\s*\{ "([a-z_]+)", OPT_', src, re.M)
     check(len(keys) > 20, "config keys found in core/config.c: %d" % len(keys))
     for k in keys:

@@ -128,7 +128,8 @@ def sick_disk(tmp):
         st = Station(ports["s1"])
         # Fill the disk, then scan: each scan stored or refused with the cause.
         filler = os.path.join(mnt, "filler")
-        with open(filler, "wb") as f:
+        # Unbuffered: a short last write must not leave bytes for close() to fail on.
+        with open(filler, "wb", buffering=0) as f:
             try:
                 while True:
                     f.write(b"\0" * 65536)
