@@ -244,6 +244,25 @@ static int set_wal(db_t *db)
     return r;
 }
 
+/* After a migration, inside its transaction: no row may point at nothing. */
+static int foreign_keys_hold(db_t *db, const char *what)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(db->sql, "PRAGMA foreign_key_check", -1, &st, NULL);
+
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        int r = db_fail_msg(db, -EINVAL, "%s: a row of %s refers to a missing row of %s", what,
+                            (const char *)sqlite3_column_text(st, 0),
+                            (const char *)sqlite3_column_text(st, 2));
+        sqlite3_finalize(st);
+        return r;
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : db_fail(db, rc, what);
+}
+
 /*
  * Apply the missing migrations. Each one runs under BEGIN IMMEDIATE and reads
  * user_version again inside it, so that two processes opening a fresh file at once
@@ -274,6 +293,7 @@ static int migrate(db_t *db)
         snprintf(what, sizeof(what), "migration %d", version + 1);
         snprintf(set, sizeof(set), "PRAGMA user_version = %d", version + 1);
         if ((r = exec_sql(db, db_migrations[version], what)) < 0
+            || (r = foreign_keys_hold(db, what)) < 0
             || (r = exec_sql(db, set, what)) < 0
             || (r = exec_sql(db, "COMMIT", what)) < 0)
             goto done;
@@ -324,9 +344,11 @@ int db_open(const char *path, db_t **out, char **errmsg)
     /* FULL: a commit is on disk before db_commit returns (acknowledged = durable). */
     if ((r = exec_sql(db, "PRAGMA synchronous=FULL", "synchronous=FULL")) < 0)
         goto fail;
-    if ((r = exec_sql(db, "PRAGMA foreign_keys=ON", "foreign_keys=ON")) < 0)
-        goto fail;
+    /* Migrations run with foreign keys off, as SQLite's way of rebuilding a table
+     * that others reference needs (migration 7), and check them before committing. */
     if ((r = migrate(db)) < 0)
+        goto fail;
+    if ((r = exec_sql(db, "PRAGMA foreign_keys=ON", "foreign_keys=ON")) < 0)
         goto fail;
 
     *out = db;
