@@ -193,6 +193,43 @@ int db_commit(db_t *db)
     return r;
 }
 
+/* ------------------------------------------------------------ checkpoints ----- */
+
+static int wal_hook(void *data, sqlite3 *sql, const char *schema, int frames)
+{
+    db_t *db = data;
+
+    if (frames >= DB_WAL_BACKSTOP_FRAMES)
+        (void)sqlite3_wal_checkpoint_v2(sql, schema, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    else if (db->wal_fn)
+        db->wal_fn(frames, db->wal_data);
+    return SQLITE_OK;
+}
+
+void db_watch_wal(db_t *db, db_wal_fn fn, void *data)
+{
+    db->wal_fn = fn;
+    db->wal_data = data;
+    if (fn)
+        (void)sqlite3_wal_hook(db->sql, wal_hook, db);
+    else
+        (void)sqlite3_wal_autocheckpoint(db->sql, 1000);   /* SQLite's default */
+}
+
+int db_checkpoint(db_t *db, int *left)
+{
+    int frames = 0, copied = 0, rc;
+
+    if (db_in_transaction(db))
+        return db_fail_msg(db, -EINVAL, "checkpoint: a transaction is open");
+    rc = sqlite3_wal_checkpoint_v2(db->sql, NULL, SQLITE_CHECKPOINT_PASSIVE, &frames, &copied);
+    if (rc != SQLITE_OK)
+        return db_fail(db, rc, "checkpoint");
+    if (left)
+        *left = frames > copied ? frames - copied : 0;
+    return 0;
+}
+
 /* ------------------------------------------------------------- open/close ----- */
 
 /* Run one pragma (or any SQL) whose rows, if any, are not needed. */
