@@ -7,7 +7,7 @@
 #   make valgrind   the unit tests under valgrind
 #   make bench      speed and memory measurements (never asserted by tests)
 #   make fuzz       libFuzzer (clang) on every parser, FUZZ_SECONDS (60) per target
-#   make reliability  the crash harness (RELIABILITY_KILLS=50 SIGKILLs); table in README
+#   make reliability  the crash harness (RELIABILITY_KILLS=50 SIGKILLs) and the fault runs; table in README
 
 CC      ?= cc
 CFLAGS  ?= -O2 -g
@@ -135,12 +135,18 @@ $(B)/rmad: $(RMAD_OBJ) $(B)/librmad.a
 # Tests may drive umockdev's testbed API (hotplug) when run under its preload.
 $(TEST_OBJ): ALL_CFLAGS += $(TEST_CFLAGS)
 
-$(B)/test_runner: $(TEST_OBJ) $(B)/librmad.a | $(B)/tiocm-shim.so
+$(B)/test_runner: $(TEST_OBJ) $(B)/librmad.a | $(B)/tiocm-shim.so $(B)/fault-shim.so
 	$(CC) $(ALL_LDFLAGS) -o $@ $(TEST_OBJ) $(B)/librmad.a $(LIBS) $(TEST_LIBS) -lcunit
 
 # Preloaded by tests/test_serial.c so libserialport can open umockdev's pty-backed
 # ttys. Never sanitized: it is loaded ahead of the ASan runtime.
 $(B)/tiocm-shim.so: tests/shim/tiocm-shim.c $(B)/cflags.stamp
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -fPIC -shared -o $@ $< -ldl
+
+# Preloaded by tests/reliability/faults.py: a database disk that turns read-only or
+# full under a running rmad. Never sanitized, like the tiocm shim.
+$(B)/fault-shim.so: tests/shim/fault-shim.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -fPIC -shared -o $@ $< -ldl
 
@@ -199,10 +205,12 @@ $(B)/fuzz_%: tests/fuzz/fuzz_%.c $(B)/librmad.a
 	$(CC) $(ALL_CFLAGS) -fsanitize=fuzzer -o $@ $< $(B)/librmad.a $(LIBS)
 
 # SIGKILLs at random moments while stations scan and labels print: every acknowledged
-# receipt stored once, events gapless, labels printed once. A few minutes; the table
-# goes to the README. make check runs a short version (5 kills).
-reliability: deps all
-	RELIABILITY_KILLS=$${RELIABILITY_KILLS:-50} /usr/bin/python3 tests/reliability/crash_harness.py \
+# receipt stored once, events gapless, labels printed once. Then the fault runs
+# (tests/reliability/faults.py): locked database, full and read-only disk, cupsd killed,
+# a stuck subscriber, a flood, idle connections, a big import, control peers. A few
+# minutes; one table goes to the README. make check runs short versions of both.
+reliability: deps all $(B)/fault-shim.so
+	RELIABILITY_KILLS=$${RELIABILITY_KILLS:-50} /usr/bin/python3 tests/reliability/reliability.py \
 	    $(B) --readme README.md
 
 bench: all $(B)/bench_floor

@@ -712,7 +712,9 @@ static int rma_import(struct session *s, const char *path)
 
     char *err = NULL;
     json_t *reply = NULL;
-    int rc = client_call(s->zctx, s->cfg->control, req, client_timeout_ms(), &reply, &err);
+    /* rmad imports on a thread and answers when done: a big file takes seconds. */
+    int wait = getenv("RMACTL_TIMEOUT_MS") ? client_timeout_ms() : CONTROL_IMPORT_TIMEOUT_MS;
+    int rc = client_call(s->zctx, s->cfg->control, req, wait, &reply, &err);
     json_decref(req);
     int code = EXIT_OK;
     if (rc == -EMSGSIZE) {

@@ -46,7 +46,7 @@ static int days_in_month(int y, int m)
     return m == 2 && is_leap(y) ? 29 : dim[m - 1];
 }
 
-static int digits(const char *s, int n, int *out)
+int caldate_digits(const char *s, int n, int *out)
 {
     int v = 0;
     for (int i = 0; i < n; i++) {
@@ -63,7 +63,8 @@ int caldate_parse(const char *s, caldate_t *out)
     int y, m, d;
     if (!s || strlen(s) != 10 || s[4] != '-' || s[7] != '-')
         return -EINVAL;
-    if (digits(s, 4, &y) < 0 || digits(s + 5, 2, &m) < 0 || digits(s + 8, 2, &d) < 0)
+    if (caldate_digits(s, 4, &y) < 0 || caldate_digits(s + 5, 2, &m) < 0 ||
+        caldate_digits(s + 8, 2, &d) < 0)
         return -EINVAL;
     if (y < 1900 || m < 1 || m > 12 || d < 1 || d > days_in_month(y, m))
         return -EINVAL;

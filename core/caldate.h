@@ -28,6 +28,12 @@ typedef int32_t caldate_t;
  */
 int caldate_parse(const char *s, caldate_t *out);
 
+/*
+ * Exactly n decimal digits at s as a number (the fixed-width fields of dates and
+ * times: "2026", "09", "123"). Returns 0 and sets *out, or -1 on anything else.
+ */
+int caldate_digits(const char *s, int n, int *out);
+
 /* Write "YYYY-MM-DD" into buf (CALDATE_STRLEN bytes). CALDATE_NONE gives "". */
 void caldate_format(caldate_t d, char buf[CALDATE_STRLEN]);
 

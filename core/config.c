@@ -1123,6 +1123,9 @@ static const struct {
     { "idle_timeout", OPT_TCP, NULL, 0, 86400 },
     /* The peers a TCP scanner accepts (parse_cidrs): words CIDRS. */
     { "allow", OPT_TCP, CIDRS, 0, 0 },
+    /* The scan budget (drivers/scanner.h): reads a second (0: none) and at once. */
+    { "rate", OPT_USB | OPT_SERIAL | OPT_TCP, NULL, 0, 10000 },
+    { "burst", OPT_USB | OPT_SERIAL | OPT_TCP, NULL, 1, 100000 },
 };
 
 static bool word_in(const char *word, const char *words)
@@ -1171,10 +1174,11 @@ static int parse_scanner_options(config_scanner_t *s, const char *opts, char **w
             k++;
         if (k == nk) {
             rc = asprintf(why, "unknown option '%s' (expected %s)", quote(q, key),
-                          kind == OPT_USB   ? "layout, alt, detach, eol or eol_ms"
-                          : kind == OPT_TCP ? "idle_timeout or allow"
+                          kind == OPT_USB   ? "layout, alt, detach, eol, eol_ms, rate or burst"
+                          : kind == OPT_TCP ? "idle_timeout, allow, rate or burst"
                                             : "baud, parity, bits, stop, flow, eol, eol_ms, "
-                                              "feedback_ok, feedback_reject or feedback_double");
+                                              "feedback_ok, feedback_reject, feedback_double, "
+                                              "rate or burst");
             goto out;
         }
         if (config_scanner_option(s, key)) {

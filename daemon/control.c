@@ -2,20 +2,25 @@
  * The control socket (daemon/control.h): one ROUTER, a table of command handlers,
  * and the built-in commands that need only the database.
  *
- * A request is handled to the end inside the readiness callback (parse, handler,
- * reply), so nothing is kept per client between messages: the only per-client
- * resources are libzmq's queues, capped by CONTROL_RCVHWM / CONTROL_SNDHWM and
- * CONTROL_FRAME_MAX.
+ * A request is handled to the end inside the readiness callback (parse, argument
+ * check, handler, reply), so nothing is kept per client between messages, except for
+ * the one rma.import that may run on its thread (its peer's routing id, to answer it).
+ * The per-client resources are libzmq's queues, capped by CONTROL_RCVHWM /
+ * CONTROL_SNDHWM and CONTROL_FRAME_MAX, and the connections, capped by
+ * CONTROL_PEERS_MAX through the socket's monitor.
  */
 #include "daemon/control.h"
 #include "daemon/control_rma.h"
+#include "core/job.h"
 #include "core/msgf.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <libgen.h>
 #include <regex.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,11 +34,26 @@
 
 #define RECV_PER_CALL 32      /* requests handled per readiness callback */
 #define LINGER_MS     100     /* a reply sent just before shutdown still leaves */
+#define CONTROL_DEFERRED 1    /* a handler's "answered later, by send_reply" (this file only) */
 
 struct handler {
     char cmd[CONTROL_CMD_MAX + 1];
+    const char *const *keys;  /* the arguments it takes; NULL: none */
     control_fn fn;
     void *data;
+};
+
+/* An rma.import running on its own thread, and who gets the answer. */
+struct import {
+    control_t *ctl;
+    router_peer_t peer;
+    char *db_path, *pattern;      /* the thread's own connection and regex are made from these */
+    char *csv;
+    size_t csv_len;
+    int rc;
+    db_import_report_t rep;
+    char *err;
+    job_t *job;
 };
 
 struct control {
@@ -42,7 +62,12 @@ struct control {
     void *zsock;
     char *endpoint;
     regex_t rma_re;
+    char *rma_pattern;
     control_rma_t *rma_cmds;
+    void *monitor;              /* PAIR: the ROUTER's accepted/disconnected events */
+    size_t peers;               /* connected now, by those events */
+    const router_peer_t *asking; /* while a handler runs: the peer of its request */
+    struct import *import;      /* the rma.import running, or NULL */
     struct handler handlers[CONTROL_HANDLERS_MAX];
     size_t nhandlers;
     control_stats_t stats;
@@ -73,13 +98,9 @@ static int add_receipt(const db_receipt_t *r, void *data)
 /* {"cmd": "receipts", "limit": N, "policy_version": V} -> {"receipts": [newest first]} */
 static int cmd_receipts(const json_t *req, json_t **reply, void *data)
 {
-    static const char *const keys[] = { "limit", "policy_version", NULL };
     control_t *ctl = data;
-    char *err = NULL;
     json_int_t limit = CONTROL_RECEIPTS_DEFAULT;
 
-    if (control_check_keys(req, keys, &err) < 0)
-        return refuse(reply, -EINVAL, err, NULL);
     json_t *l = json_object_get(req, "limit");
     if (l) {
         if (!json_is_integer(l) || json_integer_value(l) < 1 ||
@@ -121,52 +142,112 @@ static json_t *import_error_json(const char *s)
     return json_pack("{s:I,s:s}", "line", (json_int_t)line, "message", msg);
 }
 
-/*
- * {"cmd": "rma.import", "csv": "..."} -> {"rows", "inserted", "updated", "unchanged"};
- * a file with errors changes nothing and gets {"error": first, "errors": [{"line",
- * "message"}...], "errors_total": N}.
- */
-static int cmd_rma_import(const json_t *req, json_t **reply, void *data)
+/* The reply to a finished import (NULL when out of memory); see cmd_rma_import. */
+static json_t *import_reply(struct import *im)
 {
-    static const char *const keys[] = { "csv", NULL };
-    control_t *ctl = data;
-    char *err = NULL;
-
-    if (control_check_keys(req, keys, &err) < 0)
-        return refuse(reply, -EINVAL, err, NULL);
-    json_t *csv = json_object_get(req, "csv");
-    if (!json_is_string(csv))
-        return refuse(reply, -EINVAL, msgf("csv: expected the file's text as a string"), NULL);
-    if (db_in_transaction(ctl->db))
-        return refuse(reply, -EBUSY, msgf("database busy, retry"), NULL);
-
-    db_import_report_t rep;
-    int rc = db_rma_import_csv(ctl->db, json_string_value(csv), json_string_length(csv),
-                               &ctl->rma_re, &rep, &err);
-    if (rc == 0) {
-        *reply = json_pack("{s:I,s:I,s:I,s:I}", "rows", (json_int_t)rep.rows,
-                           "inserted", (json_int_t)rep.inserted, "updated",
-                           (json_int_t)rep.updated, "unchanged", (json_int_t)rep.unchanged);
-        db_import_report_clear(&rep);
-        free(err);
-        return *reply ? 0 : -ENOMEM;
-    }
+    if (im->rc == 0)
+        return control_reply_ok(json_pack("{s:I,s:I,s:I,s:I}", "rows", (json_int_t)im->rep.rows,
+                                          "inserted", (json_int_t)im->rep.inserted, "updated",
+                                          (json_int_t)im->rep.updated, "unchanged",
+                                          (json_int_t)im->rep.unchanged));
     json_t *list = json_array();
-    for (size_t i = 0; list && i < rep.nerrors; i++) {
-        if (json_array_append_new(list, import_error_json(rep.errors[i])) < 0) {
+    for (size_t i = 0; list && i < im->rep.nerrors; i++) {
+        if (json_array_append_new(list, import_error_json(im->rep.errors[i])) < 0) {
             json_decref(list);
             list = NULL;
         }
     }
     json_t *fields = list ? json_pack("{s:o,s:I}", "errors", list, "errors_total",
-                                      (json_int_t)rep.errors_total)
+                                      (json_int_t)im->rep.errors_total)
                           : NULL;
-    db_import_report_clear(&rep);
-    if (!fields) {
-        free(err);
-        return -ENOMEM;
+    if (!fields)
+        return NULL;
+    return control_reply_error(control_code_for_errno(im->rc),
+                               im->err ? im->err : strerror(-im->rc), fields);
+}
+
+/*
+ * The import thread: its own connection (the loop's is never used off the loop) with
+ * the library's long busy timeout, so it waits out the loop's short transactions. The
+ * CSV is checked in full first, then applied in one transaction: all or nothing.
+ */
+static void import_work(void *arg)
+{
+    struct import *im = arg;
+    db_t *db = NULL;
+    regex_t re;
+    im->rc = db_open(im->db_path, &db, &im->err);
+    if (im->rc < 0)
+        return;
+    if (regcomp(&re, im->pattern, REG_EXTENDED | REG_NOSUB) != 0) {
+        im->rc = -EINVAL;
+        im->err = msgf("rma_pattern does not compile");
+    } else {
+        im->rc = db_rma_import_csv(db, im->csv, im->csv_len, &re, &im->rep, &im->err);
+        regfree(&re);
     }
-    return refuse(reply, rc, err ? err : msgf("%s", strerror(-rc)), fields);
+    db_close(&db);
+}
+
+static void import_free(struct import *im)
+{
+    db_import_report_clear(&im->rep);
+    free(im->err);
+    free(im->csv);
+    free(im->db_path);
+    free(im->pattern);
+    free(im);
+}
+
+static void send_reply(control_t *ctl, const router_peer_t *to, json_t *reply);
+
+/* On the loop: the import is done; answer whoever asked (if still there). */
+static void import_done(void *arg)
+{
+    struct import *im = arg;
+    control_t *ctl = im->ctl;
+    ctl->import = NULL;
+    send_reply(ctl, &im->peer, import_reply(im));
+    import_free(im);
+}
+
+/*
+ * {"cmd": "rma.import", "csv": "..."} -> {"rows", "inserted", "updated", "unchanged"};
+ * a file with errors changes nothing and gets {"error": first, "errors": [{"line",
+ * "message"}...], "errors_total": N}. A file of DB_IMPORT_MAX_ROWS rows takes seconds:
+ * it runs on a thread (import_work) and the answer is sent when it is done
+ * (CONTROL_DEFERRED); one import at a time, a second is told to retry.
+ */
+static int cmd_rma_import(const json_t *req, json_t **reply, void *data)
+{
+    control_t *ctl = data;
+    json_t *csv = json_object_get(req, "csv");
+    if (!json_is_string(csv))
+        return refuse(reply, -EINVAL, msgf("csv: expected the file's text as a string"), NULL);
+    if (ctl->import)
+        return refuse(reply, -EBUSY, msgf("another import is running, retry when it is done"),
+                      NULL);
+    const char *path = db_path(ctl->db);
+    struct import *im = calloc(1, sizeof(*im));
+    if (!im || !ctl->asking || !path)
+        goto nomem;
+    *im = (struct import){ .ctl = ctl, .peer = *ctl->asking, .csv_len = json_string_length(csv) };
+    if (!(im->db_path = strdup(path)) || !(im->pattern = strdup(ctl->rma_pattern)) ||
+        !(im->csv = malloc(im->csv_len + 1)))
+        goto nomem;
+    memcpy(im->csv, json_string_value(csv), im->csv_len + 1);
+    if (!(im->job = job_start(ctl->loop, import_work, import_done, im))) {
+        int rc = -errno;
+        import_free(im);
+        return refuse(reply, rc, msgf("import: cannot start its thread: %s", strerror(-rc)),
+                      NULL);
+    }
+    ctl->import = im;
+    return CONTROL_DEFERRED;
+nomem:
+    if (im)
+        import_free(im);
+    return -ENOMEM;
 }
 
 /* The text form db_rma_set_field takes, from a JSON scalar; NULL for other types. */
@@ -352,15 +433,12 @@ static int check_lines(db_rma_t *lines, size_t n, json_t *errors)
  */
 static int cmd_rma_put(const json_t *req, json_t **reply, void *data)
 {
-    static const char *const keys[] = { "rma", NULL };
     control_t *ctl = data;
     char *err = NULL;
     db_rma_t *lines = NULL;
     size_t n = 1;
     int rc;
 
-    if (control_check_keys(req, keys, &err) < 0)
-        return refuse(reply, -EINVAL, err, NULL);
     json_t *obj = json_object_get(req, "rma");
     if (!json_is_object(obj))
         return refuse(reply, -EINVAL, msgf("rma: expected an object of RMA fields"), NULL);
@@ -463,10 +541,24 @@ static json_t *unknown_command(const control_t *ctl, const char *cmd)
     return r;
 }
 
-static json_t *run_handler(const struct handler *h, const json_t *req)
+/* The reply to req, or NULL with *deferred set when the handler answers later. */
+static json_t *run_handler(const struct handler *h, const json_t *req, bool *deferred)
 {
     json_t *fields = NULL;
+    char *err = NULL;
+    /* docs/control.md: an argument a command does not take is an error, never ignored
+     * (a typo such as "reciept" must not silently do something else). */
+    if (control_check_keys(req, h->keys, &err) < 0) {
+        json_t *r = control_reply_error(control_code_for_errno(-EINVAL), err ? err : "unknown field",
+                                        NULL);
+        free(err);
+        return r;
+    }
     int rc = h->fn(req, &fields, h->data);
+    if (rc == CONTROL_DEFERRED) {
+        *deferred = true;
+        return NULL;
+    }
     if (rc >= 0)
         return control_reply_ok(fields);
     const char *e = json_string_value(json_object_get(fields, "error"));
@@ -477,8 +569,8 @@ static json_t *run_handler(const struct handler *h, const json_t *req)
     return r;
 }
 
-/* The reply to one received message (NULL when out of memory). */
-static json_t *answer(control_t *ctl, router_msg_t *m)
+/* The reply to one received message (NULL when out of memory or *deferred). */
+static json_t *answer(control_t *ctl, router_msg_t *m, bool *deferred)
 {
     if (m->nframes != 1) {
         char msg[96];
@@ -494,17 +586,18 @@ static json_t *answer(control_t *ctl, router_msg_t *m)
         return r;
     }
     const struct handler *h = handler_find(ctl, cmd);
-    json_t *r = h ? run_handler(h, req) : unknown_command(ctl, cmd);
+    ctl->asking = &m->peer;
+    json_t *r = h ? run_handler(h, req, deferred) : unknown_command(ctl, cmd);
+    ctl->asking = NULL;
     json_decref(req);
     return r;
 }
 
-static void handle(control_t *ctl, router_msg_t *m)
+/* Send reply (consumed; NULL: out of memory) to `to`, counting what went wrong. */
+static void send_reply(control_t *ctl, const router_peer_t *to, json_t *reply)
 {
     static const char nomem[] = "{\"ok\":false,\"error\":\"out of memory\",\"code\":\"failed\"}";
 
-    ctl->stats.requests++;
-    json_t *reply = answer(ctl, m);
     if (!reply || !json_is_true(json_object_get(reply, "ok")))
         ctl->stats.errors++;
     size_t len = 0;
@@ -514,9 +607,18 @@ static void handle(control_t *ctl, router_msg_t *m)
     if (!text)
         len = sizeof(nomem) - 1;
     /* -EHOSTUNREACH: the peer left; -EAGAIN: it stopped reading. Either way, drop. */
-    if (router_send(ctl->zsock, &m->peer, &frame, &len, 1) < 0)
+    if (router_send(ctl->zsock, to, &frame, &len, 1) < 0)
         ctl->stats.unsent++;
     free(text);
+}
+
+static void handle(control_t *ctl, router_msg_t *m)
+{
+    bool deferred = false;
+    ctl->stats.requests++;
+    json_t *reply = answer(ctl, m, &deferred);
+    if (!deferred)
+        send_reply(ctl, &m->peer, reply);
 }
 
 static void control_readable(loop_t *loop, void *zsock, unsigned events, void *data)
@@ -535,6 +637,94 @@ static void control_readable(loop_t *loop, void *zsock, unsigned events, void *d
         handle(ctl, &m);
         router_msg_close(&m);
     }
+}
+
+/* ---- peers ------------------------------------------------------------------------- */
+
+/*
+ * Whether fd is one of our control connections: a unix socket whose local address is
+ * the control socket's path. The fd comes from a monitor event, read a moment after
+ * libzmq's I/O thread accepted it: if that connection is already gone, the number may
+ * have been reused, and only a connection to this same socket may then be closed.
+ */
+static bool is_control_conn(const control_t *ctl, int fd)
+{
+    struct sockaddr_un sa;
+    socklen_t len = sizeof(sa);
+    const char *path = ctl->endpoint + 6;    /* "ipc://" */
+    if (getsockname(fd, (struct sockaddr *)&sa, &len) < 0 || sa.sun_family != AF_UNIX ||
+        len <= offsetof(struct sockaddr_un, sun_path))
+        return false;
+    size_t n = len - offsetof(struct sockaddr_un, sun_path);
+    if (path[0] == '@')      /* abstract: a NUL first instead of '@' */
+        return n >= 1 && sa.sun_path[0] == '\0' && n - 1 >= strlen(path + 1) &&
+               memcmp(sa.sun_path + 1, path + 1, strlen(path + 1)) == 0;
+    return strncmp(sa.sun_path, path, n) == 0 && strlen(path) <= n;
+}
+
+/*
+ * The ROUTER's monitor: count connections; one beyond CONTROL_PEERS_MAX is shut down
+ * at once (libzmq then drops it and reports it disconnected), so local clients cannot
+ * make rmad hold more than the total of daemon/control.h.
+ */
+static void monitor_readable(loop_t *loop, void *zsock, unsigned events, void *data)
+{
+    control_t *ctl = data;
+    (void)loop;
+    (void)events;
+    for (int i = 0; i < RECV_PER_CALL; i++) {
+        zmq_msg_t ev;
+        zmq_msg_init(&ev);
+        if (zmq_msg_recv(&ev, zsock, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&ev);
+            return;
+        }
+        uint16_t what = 0;
+        uint32_t value = 0;
+        if (zmq_msg_size(&ev) >= 6) {
+            memcpy(&what, zmq_msg_data(&ev), 2);
+            memcpy(&value, (const char *)zmq_msg_data(&ev) + 2, 4);
+        }
+        /* The second frame (the endpoint) is not needed. */
+        while (zmq_msg_more(&ev)) {
+            zmq_msg_close(&ev);
+            zmq_msg_init(&ev);
+            if (zmq_msg_recv(&ev, zsock, ZMQ_DONTWAIT) < 0)
+                break;
+        }
+        zmq_msg_close(&ev);
+        if (what == ZMQ_EVENT_ACCEPTED) {
+            if (++ctl->peers > CONTROL_PEERS_MAX && is_control_conn(ctl, (int)value)) {
+                (void)shutdown((int)value, SHUT_RDWR);
+                ctl->stats.peers_refused++;
+            }
+        } else if (what == ZMQ_EVENT_DISCONNECTED && ctl->peers > 0) {
+            ctl->peers--;
+        }
+    }
+}
+
+static int monitor_start(control_t *ctl, void *zctx)
+{
+    char ep[64];
+    (void)snprintf(ep, sizeof(ep), "inproc://rmad-control-monitor-%" PRIxPTR, (uintptr_t)ctl);
+    if (zmq_socket_monitor(ctl->zsock, ep, ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED) < 0)
+        return -errno;
+    if (!(ctl->monitor = zmq_socket(zctx, ZMQ_PAIR)))
+        return -errno;
+    if (zmq_connect(ctl->monitor, ep) < 0)
+        return -errno;
+    return loop_add_zsock(ctl->loop, ctl->monitor, LOOP_IN, monitor_readable, ctl);
+}
+
+static void monitor_stop(control_t *ctl)
+{
+    if (!ctl->monitor)
+        return;
+    (void)loop_del_zsock(ctl->loop, ctl->monitor);
+    (void)zmq_socket_monitor(ctl->zsock, NULL, 0);
+    zmq_close(ctl->monitor);
+    ctl->monitor = NULL;
 }
 
 /* ---- setting up -------------------------------------------------------------------- */
@@ -603,7 +793,7 @@ static void *bind_control(void *zctx, const char *ep, char **errmsg)
 
     void *s = zmq_socket(zctx, ZMQ_ROUTER);
     int rc = s ? 0 : -errno;
-    int64_t max = CONTROL_FRAME_MAX;
+    int64_t max = (int64_t)CONTROL_FRAME_MAX;
     if (rc == 0) rc = set_int(s, ZMQ_ROUTER_MANDATORY, 1);
     if (rc == 0) rc = set_int(s, ZMQ_RCVHWM, CONTROL_RCVHWM);
     if (rc == 0) rc = set_int(s, ZMQ_SNDHWM, CONTROL_SNDHWM);
@@ -639,19 +829,26 @@ control_t *control_new(void *zctx, loop_t *loop, db_t *db, const char *endpoint,
     ctl->loop = loop;
     ctl->db = db;
     const char *pattern = rma_pattern ? rma_pattern : DB_RMA_NUMBER_PATTERN;
+    if (!(ctl->rma_pattern = strdup(pattern)))
+        goto free_ctl;
     if (regcomp(&ctl->rma_re, pattern, REG_EXTENDED | REG_NOSUB) != 0) {
         *errmsg = msgf("control: rma_pattern does not compile");
         goto free_ctl;
     }
-    if (control_register(ctl, "receipts", cmd_receipts, ctl) < 0 ||
-        control_register(ctl, "rma.import", cmd_rma_import, ctl) < 0 ||
-        control_register(ctl, "rma.put", cmd_rma_put, ctl) < 0 ||
+    static const char *const receipts_keys[] = { "limit", "policy_version", NULL };
+    static const char *const import_keys[] = { "csv", NULL };
+    static const char *const put_keys[] = { "rma", NULL };
+    if (control_register(ctl, "receipts", receipts_keys, cmd_receipts, ctl) < 0 ||
+        control_register(ctl, "rma.import", import_keys, cmd_rma_import, ctl) < 0 ||
+        control_register(ctl, "rma.put", put_keys, cmd_rma_put, ctl) < 0 ||
         !(ctl->rma_cmds = control_rma_new(ctl, db)))
         goto free_re;
     ctl->zsock = bind_control(zctx, endpoint, errmsg);
     if (!ctl->zsock)
         goto free_re;
-    int rc = loop_add_zsock(loop, ctl->zsock, LOOP_IN, control_readable, ctl);
+    int rc = monitor_start(ctl, zctx);
+    if (rc == 0)
+        rc = loop_add_zsock(loop, ctl->zsock, LOOP_IN, control_readable, ctl);
     if (rc < 0) {
         *errmsg = msgf("control %s: %s", endpoint, strerror(-rc));
         goto close_sock;
@@ -659,11 +856,13 @@ control_t *control_new(void *zctx, loop_t *loop, db_t *db, const char *endpoint,
     return ctl;
 
 close_sock:
+    monitor_stop(ctl);
     zmq_close(ctl->zsock);
 free_re:
     control_rma_destroy(&ctl->rma_cmds);
     regfree(&ctl->rma_re);
 free_ctl:
+    free(ctl->rma_pattern);
     free(ctl->endpoint);
     free(ctl);
     if (!*errmsg)
@@ -680,16 +879,22 @@ void control_destroy(control_t **ctl_p)
     if (!ctl_p || !*ctl_p)
         return;
     control_t *ctl = *ctl_p;
+    /* An import still running is waited for and answered: it loses nothing. */
+    if (ctl->import)
+        job_finish(&ctl->import->job);
+    monitor_stop(ctl);
     (void)loop_del_zsock(ctl->loop, ctl->zsock);
     zmq_close(ctl->zsock);
     control_rma_destroy(&ctl->rma_cmds);
     regfree(&ctl->rma_re);
+    free(ctl->rma_pattern);
     free(ctl->endpoint);
     free(ctl);
     *ctl_p = NULL;
 }
 
-int control_register(control_t *ctl, const char *cmd, control_fn fn, void *data)
+int control_register(control_t *ctl, const char *cmd, const char *const *keys, control_fn fn,
+                     void *data)
 {
     if (!ctl || !cmd || !fn)
         return -EINVAL;
@@ -702,6 +907,7 @@ int control_register(control_t *ctl, const char *cmd, control_fn fn, void *data)
         return -ENOSPC;
     struct handler *h = &ctl->handlers[ctl->nhandlers++];
     memcpy(h->cmd, cmd, len + 1);
+    h->keys = keys;
     h->fn = fn;
     h->data = data;
     return 0;

@@ -13,11 +13,15 @@
  * message gets an error reply and the socket keeps serving; a peer that does not
  * read its replies loses them once CONTROL_SNDHWM are queued.
  *
- * Commands are a table of handlers. control_new registers the ones that need only
+ * Commands are a table of handlers, each registered with the arguments it takes: any
+ * other key is refused before the handler runs ("unknown field"), so no command can
+ * forget the contract of docs/control.md. control_new registers the ones that need only
  * the database (receipts, rma.import, rma.put, and rma.show, rma.list, rma.close of
  * daemon/control_rma.c); the daemon registers the rest
  * (status), so this module knows nothing about stations. Handlers run on the loop
- * thread, one request at a time.
+ * thread, one request at a time; rma.import, which can take seconds, runs on a thread
+ * of its own with its own database connection (core/job.h) and is answered when done,
+ * so scans and other requests are served meanwhile (one import at a time).
  *
  * The module never logs; the daemon reads control_stats() if it wants to.
  */
@@ -30,9 +34,19 @@
 #include "core/loop.h"
 #include "db/db.h"
 
-#define CONTROL_FRAME_MAX    (32u << 20)  /* ZMQ_MAXMSGSIZE of the control socket */
-#define CONTROL_RCVHWM       4            /* requests queued per peer before TCP/ipc backpressure */
+/*
+ * What local clients may make rmad hold (docs/limits.md): a frame above
+ * CONTROL_FRAME_MAX drops its connection (just above CONTROL_IMPORT_MAX, so an
+ * rma.import slightly too big still gets a clear "too large" answer); each peer has at
+ * most CONTROL_RCVHWM request queued; beyond CONTROL_PEERS_MAX connections at once a
+ * new one is closed at once. In all: CONTROL_PEERS_MAX x CONTROL_RCVHWM x
+ * CONTROL_FRAME_MAX, about 128 MiB, held only while the loop is busy (requests are read
+ * as they come).
+ */
+#define CONTROL_FRAME_MAX    (CONTROL_IMPORT_MAX + (64u << 10))  /* ZMQ_MAXMSGSIZE */
+#define CONTROL_RCVHWM       1            /* requests queued per peer before ipc backpressure */
 #define CONTROL_SNDHWM       16           /* replies queued per peer */
+#define CONTROL_PEERS_MAX    8            /* rmactl connections at once */
 #define CONTROL_HANDLERS_MAX 32
 
 typedef struct control control_t;
@@ -51,6 +65,7 @@ typedef struct {
     uint64_t requests;        /* messages received */
     uint64_t errors;          /* answered with "ok": false */
     uint64_t unsent;          /* replies lost: peer gone or not reading */
+    uint64_t peers_refused;   /* connections closed: CONTROL_PEERS_MAX were connected */
 } control_stats_t;
 
 /*
@@ -70,10 +85,13 @@ void control_destroy(control_t **ctl_p);
 
 /*
  * Handle `cmd` with fn(req, reply, data). Names are 1..CONTROL_CMD_MAX characters
- * from [a-z0-9._-]. Returns 0, -EEXIST when cmd already has a handler, -EINVAL for
- * a bad name, -ENOSPC beyond CONTROL_HANDLERS_MAX.
+ * from [a-z0-9._-]. keys: the arguments cmd takes, NULL-terminated (borrowed: static);
+ * NULL for a command without arguments. A request with any other key (but "cmd") is
+ * answered "unknown field" without calling fn. Returns 0, -EEXIST when cmd already
+ * has a handler, -EINVAL for a bad name, -ENOSPC beyond CONTROL_HANDLERS_MAX.
  */
-int control_register(control_t *ctl, const char *cmd, control_fn fn, void *data);
+int control_register(control_t *ctl, const char *cmd, const char *const *keys, control_fn fn,
+                     void *data);
 
 /*
  * Whether an RMA is expired is its vendor's policy (EverFocus: valid 30 days), which

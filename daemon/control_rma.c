@@ -133,14 +133,10 @@ static int fill_received(json_t *lines, const json_t *receipts)
 /* {"cmd": "rma.show", "number": N} -> {"rma": {..., "lines": [...], "receipts": [...]}} */
 static int cmd_rma_show(const json_t *req, json_t **reply, void *data)
 {
-    static const char *const keys[] = { "number", NULL };
     control_rma_t *cr = data;
-    char *err = NULL;
     db_rma_t *r;
     int rc;
 
-    if (control_check_keys(req, keys, &err) < 0)
-        return refuse(reply, -EINVAL, err);
     const char *number = json_string_value(json_object_get(req, "number"));
     if (!number)
         return refuse(reply, -EINVAL, msgf("number: expected the RMA number as a string"));
@@ -209,13 +205,9 @@ static int add_summary(const db_rma_t *r, void *data)
 /* {"cmd": "rma.list", "state": S, "vendor": V, "limit": N} -> {"rmas": [by number]} */
 static int cmd_rma_list(const json_t *req, json_t **reply, void *data)
 {
-    static const char *const keys[] = { "state", "vendor", "limit", NULL };
     control_rma_t *cr = data;
-    char *err = NULL;
     struct list_ctx lc = { cr, NULL, -1, CONTROL_RMAS_DEFAULT };
 
-    if (control_check_keys(req, keys, &err) < 0)
-        return refuse(reply, -EINVAL, err);
     json_t *st = json_object_get(req, "state"), *v = json_object_get(req, "vendor");
     json_t *l = json_object_get(req, "limit");
     db_rma_status_t state;
@@ -251,12 +243,8 @@ static int cmd_rma_list(const json_t *req, json_t **reply, void *data)
 /* {"cmd": "rma.close", "number": N, "reason": TEXT} -> {"number", "state": "closed"} */
 static int cmd_rma_close(const json_t *req, json_t **reply, void *data)
 {
-    static const char *const keys[] = { "number", "reason", NULL };
     control_rma_t *cr = data;
-    char *err = NULL;
 
-    if (control_check_keys(req, keys, &err) < 0)
-        return refuse(reply, -EINVAL, err);
     const char *number = json_string_value(json_object_get(req, "number"));
     const char *reason = json_string_value(json_object_get(req, "reason"));
     if (!number)
@@ -295,9 +283,12 @@ control_rma_t *control_rma_new(control_t *ctl, db_t *db)
     if (!cr)
         return NULL;
     cr->db = db;
-    if (control_register(ctl, "rma.show", cmd_rma_show, cr) < 0
-        || control_register(ctl, "rma.list", cmd_rma_list, cr) < 0
-        || control_register(ctl, "rma.close", cmd_rma_close, cr) < 0) {
+    static const char *const show_keys[] = { "number", NULL };
+    static const char *const list_keys[] = { "state", "vendor", "limit", NULL };
+    static const char *const close_keys[] = { "number", "reason", NULL };
+    if (control_register(ctl, "rma.show", show_keys, cmd_rma_show, cr) < 0
+        || control_register(ctl, "rma.list", list_keys, cmd_rma_list, cr) < 0
+        || control_register(ctl, "rma.close", close_keys, cmd_rma_close, cr) < 0) {
         free(cr);
         return NULL;
     }

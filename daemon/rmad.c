@@ -24,6 +24,8 @@
 #include "daemon/bus.h"
 #include "core/build.h"
 #include "core/config.h"
+#include "core/job.h"
+#include "daemon/connsum.h"
 #include "daemon/control.h"
 #include "daemon/curve.h"
 #include "daemon/http.h"
@@ -55,6 +57,8 @@ typedef struct {
     scanner_t *scanner;            /* NULL when it could not be opened */
     char *error;                   /* why it could not, for rmactl status */
     unsigned long refused;         /* TCP connections refused by allow= */
+    connsum_t *conns;              /* TCP: its clients' comings and goings, summed */
+    uint64_t over_budget;          /* reads refused over the scan budget, since start */
 } rmad_scanner_t;
 
 typedef struct {
@@ -87,6 +91,19 @@ struct rmad {
     notify_t *notify;            /* the service manager: READY, STATUS, watchdog */
     uint64_t decided;            /* receipts completed or refused since start (STATUS=) */
     bool notify_failed;          /* an sd_notify failure was logged */
+    struct reload *reload;       /* a policy reload running on its thread, or NULL */
+    bool reload_again;           /* SIGHUP came while one was running */
+};
+
+/* A SIGHUP's policy reload: parsed on a thread, swapped in on the loop. */
+struct reload {
+    rmad_t *d;
+    job_t *job;
+    const char *dir;             /* d->cfg->policies: the config outlives the reload */
+    const char *local;           /* d->cfg->local_policies, or NULL */
+    policyset_t *fresh;
+    char *err;
+    int rc;
 };
 
 /*
@@ -296,6 +313,54 @@ static void take_read(rmad_station_t *s, rmad_scanner_t *rs, const char *scanner
     refuse_read(s, rs, scanner_id, rc);
 }
 
+/*
+ * A client went over its scan budget (drivers/scanner.h): logged when it starts, and
+ * when it ends with the count, which is also stored (one event per run of refusals,
+ * not one per refused line).
+ */
+static void over_budget(rmad_scanner_t *rs, const scanner_event_t *ev)
+{
+    rmad_t *d = rs->d;
+    const char *name = station_name(d->stations[rs->station].st);
+    if (ev->count == 0) {
+        log_warning("station %s: %s: %s: the excess is answered REJECT and not stored",
+                    name, ev->scanner_id, ev->reason ? ev->reason : "over the scan budget");
+        return;
+    }
+    rs->over_budget += ev->count;
+    log_warning("station %s: %s: %llu read%s refused over the scan budget", name,
+                ev->scanner_id, (unsigned long long)ev->count, ev->count == 1 ? "" : "s");
+    json_t *f = json_pack("{s:s, s:I}", "scanner", ev->scanner_id, "refused",
+                          (json_int_t)ev->count);
+    (void)emit_event(d, "scanner.over_budget", f, name);
+    json_decref(f);
+}
+
+/* A TCP scanner's clients since the last summary (daemon/connsum.h): one stored event. */
+static void clients_summary(const connsum_counts_t *c, void *data)
+{
+    rmad_scanner_t *rs = data;
+    rmad_t *d = rs->d;
+    const char *name = station_name(d->stations[rs->station].st);
+    size_t now = rs->scanner ? scanner_clients(rs->scanner) : 0;
+    log_msg(c->refused ? LOG_WARNING : LOG_INFO,
+            "station %s: scanner %s: %llu client%s connected, %llu disconnected, %llu refused%s%s%s; "
+            "%zu connected now", name, rs->scanner ? scanner_spec(rs->scanner) : rs->cfg->spec,
+            (unsigned long long)c->connected, c->connected == 1 ? "" : "s",
+            (unsigned long long)c->disconnected, (unsigned long long)c->refused,
+            c->last_reason[0] ? " (last: " : "", c->last_reason, c->last_reason[0] ? ")" : "",
+            now);
+    json_t *f = json_pack("{s:s, s:I, s:I, s:I, s:I}", "scanner",
+                          rs->scanner ? scanner_spec(rs->scanner) : rs->cfg->spec,
+                          "clients", (json_int_t)now, "connected", (json_int_t)c->connected,
+                          "disconnected", (json_int_t)c->disconnected, "refused",
+                          (json_int_t)c->refused);
+    if (f && c->last_reason[0])
+        json_object_set_new(f, "last_reason", json_string(c->last_reason));
+    (void)emit_event(d, "scanner.clients", f, name);
+    json_decref(f);
+}
+
 static void scanner_cb(const scanner_event_t *ev, void *data)
 {
     rmad_scanner_t *rs = data;
@@ -312,15 +377,27 @@ static void scanner_cb(const scanner_event_t *ev, void *data)
         return;
     case SCANNER_EV_REFUSED:
         /* Logged, never stored: a port scan must not fill the audit trail. */
-        rs->refused += ev->count;
+        rs->refused += (unsigned long)ev->count;
         log_warning("station %s: scanner %s: refused %lu connection%s from outside allow= "
                     "(latest from %s; %lu since start, reported at most once a minute)", name,
-                    ev->scanner_id, ev->count, ev->count == 1 ? "" : "s",
+                    ev->scanner_id, (unsigned long)ev->count, ev->count == 1 ? "" : "s",
                     ev->peer ? ev->peer : "?", rs->refused);
+        return;
+    case SCANNER_EV_OVER_BUDGET:
+        over_budget(rs, ev);
         return;
     case SCANNER_EV_CONNECTED:
     case SCANNER_EV_DISCONNECTED: {
         int up = ev->kind == SCANNER_EV_CONNECTED;
+        if (rs->conns) {           /* a network client: summed, not stored each time */
+            log_debug("station %s: scanner %s %s%s%s", name, ev->scanner_id,
+                      up ? "connected" : ev->refused ? "refused" : "disconnected",
+                      !up && ev->reason ? ": " : "", !up && ev->reason ? ev->reason : "");
+            connsum_note(rs->conns, up ? CONNSUM_CONNECTED
+                                    : ev->refused ? CONNSUM_REFUSED : CONNSUM_DISCONNECTED,
+                         ev->reason);
+            return;
+        }
         json_t *f = json_pack("{s:s}", "scanner", ev->scanner_id);
         if (f && ev->peer)
             json_object_set_new(f, "peer", json_string(ev->peer));
@@ -374,28 +451,10 @@ static void spool_cb(const spool_note_t *n, void *data)
     }
 }
 
-/*
- * The control contract: an argument a command does not take is an error, not
- * ignored (a typo such as "reciept" must not silently do something else). Returns 0,
- * or -EINVAL with *reply set.
- */
-static int known_args(const json_t *req, const char *const *keys, json_t **reply)
-{
-    char *err = NULL;
-    if (control_check_keys(req, keys, &err) == 0)
-        return 0;
-    *reply = json_pack("{s:s}", "error", err ? err : "unknown argument");
-    free(err);
-    return -EINVAL;
-}
-
 /* {"cmd": "reprint", "receipt": N}: queue receipt N's label again at its station. */
 static int reprint_cmd(const json_t *req, json_t **reply, void *data)
 {
-    static const char *const keys[] = { "receipt", NULL };
     rmad_t *d = data;
-    if (known_args(req, keys, reply) < 0)
-        return -EINVAL;
     json_t *r = json_object_get(req, "receipt");
     if (!json_is_integer(r) || json_integer_value(r) <= 0) {
         *reply = json_pack("{s:s}", "error", "reprint: \"receipt\" must be a receipt id (> 0)");
@@ -420,7 +479,6 @@ static int reprint_cmd(const json_t *req, json_t **reply, void *data)
  */
 static int labels_cmd(const json_t *req, json_t **reply, void *data)
 {
-    static const char *const keys[] = { "state", "station", "limit", NULL };
     static const struct {
         const char *name;
         db_print_list_t which;
@@ -430,8 +488,6 @@ static int labels_cmd(const json_t *req, json_t **reply, void *data)
         { "printed", DB_PRINT_LIST_PRINTED },  { "cancelled", DB_PRINT_LIST_CANCELLED },
     };
     rmad_t *d = data;
-    if (known_args(req, keys, reply) < 0)
-        return -EINVAL;
     db_print_list_t which = DB_PRINT_LIST_ALL;
     json_t *st = json_object_get(req, "state");
     if (st) {
@@ -471,10 +527,7 @@ static int labels_cmd(const json_t *req, json_t **reply, void *data)
 /* {"cmd": "labels_cancel", "label": N}: give up a waiting label. */
 static int labels_cancel_cmd(const json_t *req, json_t **reply, void *data)
 {
-    static const char *const keys[] = { "label", NULL };
     rmad_t *d = data;
-    if (known_args(req, keys, reply) < 0)
-        return -EINVAL;
     json_t *l = json_object_get(req, "label");
     if (!json_is_integer(l) || json_integer_value(l) <= 0) {
         *reply = json_pack("{s:s}", "error", "labels cancel: \"label\" must be a label id (> 0)");
@@ -495,10 +548,8 @@ static int labels_cancel_cmd(const json_t *req, json_t **reply, void *data)
 
 static int status_cmd(const json_t *req, json_t **reply, void *data)
 {
-    static const char *const keys[] = { NULL };
     rmad_t *d = data;
-    if (known_args(req, keys, reply) < 0)
-        return -EINVAL;
+    (void)req;   /* no arguments (registered with none) */
     uint64_t last = 0;
     int rc = db_outbox_last_seq(d->db, &last);
     if (rc < 0)
@@ -525,6 +576,12 @@ static int status_cmd(const json_t *req, json_t **reply, void *data)
                 json_object_set_new(sc, "state", json_string(tcp ? "listening"
                                                              : n ? "connected" : "absent"));
                 json_object_set_new(sc, "detail", json_string(detail));
+                if (rs->conns) {
+                    connsum_counts_t c = connsum_total(rs->conns);
+                    json_object_set_new(sc, "connections", json_integer((json_int_t)c.connected));
+                    json_object_set_new(sc, "refused", json_integer((json_int_t)c.refused));
+                }
+                json_object_set_new(sc, "over_budget", json_integer((json_int_t)rs->over_budget));
             } else {
                 json_object_set_new(sc, "state", json_string("unavailable"));
                 json_object_set_new(sc, "detail", json_string(rs->error ? rs->error : "?"));
@@ -584,25 +641,64 @@ static int rma_expired(const db_rma_t *rma, void *data)
     return r > 0;
 }
 
+/* On the reload's thread: read and check every file (no daemon state is touched). */
+static void reload_work(void *arg)
+{
+    struct reload *r = arg;
+    r->rc = policyset_load_dirs(r->dir, r->local, &r->fresh, &r->err);
+}
+
+static void reload_policies(rmad_t *d);
+
 /*
- * SIGHUP: reload the policies. All or nothing: a broken file keeps the old set (the
- * stations look the set up through d->policies on every use, so the swap is atomic
- * between two scans).
+ * On the loop: swap the new set in. All or nothing: a broken file keeps the old set
+ * (the stations look the set up through d->policies on every use, so the swap is
+ * atomic between two scans).
+ */
+static void reload_done(void *arg)
+{
+    struct reload *r = arg;
+    rmad_t *d = r->d;
+    d->reload = NULL;
+    if (r->rc < 0) {
+        log_err("SIGHUP: policies not reloaded, keeping the current ones: %s",
+                r->err ? r->err : strerror(-r->rc));
+    } else {
+        policyset_destroy(&d->policies);
+        d->policies = r->fresh;
+        log_notice("SIGHUP: %zu policies reloaded from %s", policyset_count(r->fresh), r->dir);
+    }
+    free(r->err);
+    free(r);
+    if (d->reload_again) {      /* the files changed again while we were reading them */
+        d->reload_again = false;
+        reload_policies(d);
+    }
+}
+
+/*
+ * SIGHUP: reload the policies. Parsing a directory of YAML is bounded by the loader's
+ * size and depth limits but can still take a while on a slow disk, so it runs on a
+ * thread while scans are served with the current set.
  */
 static void reload_policies(rmad_t *d)
 {
-    policyset_t *fresh = NULL;
-    char *err = NULL;
-    int rc = policyset_load_dirs(d->cfg->policies, d->cfg->local_policies, &fresh, &err);
-    if (rc < 0) {
-        log_err("SIGHUP: policies not reloaded, keeping the current ones: %s",
-                err ? err : strerror(-rc));
-        free(err);
+    if (d->reload) {
+        d->reload_again = true;
         return;
     }
-    policyset_destroy(&d->policies);
-    d->policies = fresh;
-    log_notice("SIGHUP: %zu policies reloaded from %s", policyset_count(fresh), d->cfg->policies);
+    struct reload *r = calloc(1, sizeof(*r));
+    if (!r) {
+        log_err("SIGHUP: policies not reloaded: out of memory");
+        return;
+    }
+    *r = (struct reload){ .d = d, .dir = d->cfg->policies, .local = d->cfg->local_policies };
+    if (!(r->job = job_start(d->loop, reload_work, reload_done, r))) {
+        log_err("SIGHUP: policies not reloaded: cannot start a thread: %s", strerror(errno));
+        free(r);
+        return;
+    }
+    d->reload = r;
 }
 
 /* SIGHUP: read curve_allowed_clients again; a bad file keeps the current keys. */
@@ -691,11 +787,14 @@ static void notify_up(rmad_t *d)
 
 static void rmad_free(rmad_t *d)
 {
+    if (d->reload)
+        job_finish(&d->reload->job);   /* reload_done frees it */
     for (size_t i = 0; i < d->n_stations; i++) {
         rmad_station_t *s = &d->stations[i];
         scanq_destroy(&s->wait); /* before the scanners its items name */
         for (size_t k = 0; k < s->n_scanners; k++) {
             scanner_destroy(&s->scanners[k].scanner);
+            connsum_destroy(&s->scanners[k].conns);   /* stores what is not yet summed */
             free(s->scanners[k].error);
         }
         free(s->scanners);
@@ -741,6 +840,8 @@ static int open_scanners(rmad_t *d, size_t idx)
         rs->cfg = &s->cfg->scanners[k];
         switch (rs->cfg->kind) {
         case CONFIG_SCANNER_TCP:
+            if (!(rs->conns = connsum_new(d->loop, CONNSUM_EVERY_MS, clients_summary, rs)))
+                return -ENOMEM;
             rs->scanner = scanner_new_tcp(d->loop, rs->cfg, &lim, scanner_cb, rs, &rs->error);
             break;
         case CONFIG_SCANNER_USB:
@@ -918,10 +1019,14 @@ static int rmad_start(rmad_t *d)
     if ((rc = set_control_group(d, &err)) < 0)
         goto fail;
     control_set_rma_expiry(d->ctl, rma_expired, d);
-    if ((rc = control_register(d->ctl, "status", status_cmd, d)) < 0 ||
-        (rc = control_register(d->ctl, "reprint", reprint_cmd, d)) < 0 ||
-        (rc = control_register(d->ctl, "labels", labels_cmd, d)) < 0 ||
-        (rc = control_register(d->ctl, "labels_cancel", labels_cancel_cmd, d)) < 0) {
+    /* Each command with the arguments it takes: any other is refused (daemon/control.h). */
+    static const char *const reprint_keys[] = { "receipt", NULL };
+    static const char *const labels_keys[] = { "state", "station", "limit", NULL };
+    static const char *const cancel_keys[] = { "label", NULL };
+    if ((rc = control_register(d->ctl, "status", NULL, status_cmd, d)) < 0 ||
+        (rc = control_register(d->ctl, "reprint", reprint_keys, reprint_cmd, d)) < 0 ||
+        (rc = control_register(d->ctl, "labels", labels_keys, labels_cmd, d)) < 0 ||
+        (rc = control_register(d->ctl, "labels_cancel", cancel_keys, labels_cancel_cmd, d)) < 0) {
         log_err("control: %s", strerror(-rc));
         return rc;
     }

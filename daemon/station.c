@@ -313,6 +313,23 @@ static void remember_read(station_t *st, const scan_t *scan)
     r->tick = ++st->tick;
 }
 
+/*
+ * A read that could not be stored (the disk is full, the database busy): the scanner
+ * read something else after the one remembered, so the next read is compared with
+ * nothing. Otherwise a worker rescanning after "not stored" could be told "double read
+ * ignored" about a barcode stored before the fault, and walk away from an unstored scan.
+ */
+static void forget_read(station_t *st, const scan_t *scan)
+{
+    read_t *r = read_slot(st, scanner_of(scan));
+    if (!r)
+        return;
+    free(r->text);
+    r->text = NULL;
+    r->len = 0;
+    r->aim[0] = '\0';
+}
+
 /* -------------------------------------------------------------------- plans ------ */
 
 /* What one scan does, decided before anything is written. */
@@ -1668,6 +1685,7 @@ int station_apply_scan(station_t *st, const scan_t *scan, int64_t now_ms, outbox
     plan_t pl = { 0 };
     int r = run(st, scan, &row, &pl, now_ms, ob);
     if (r < 0) {
+        forget_read(st, scan);
         plan_free(&pl);
         return r;
     }

@@ -70,7 +70,22 @@ int db_errno(sqlite3 *sql, int rc)
     case SQLITE_IOERR:
         /* The OS said why (ENOENT for a missing directory, EACCES, ENOSPC ...). */
         sys = sql ? sqlite3_system_errno(sql) : 0;
-        return sys > 0 ? -sys : -EIO;
+        if (sys > 0)
+            return -sys;
+        /*
+         * SQLite often no longer has the errno of a failed write by the time it
+         * returns (a rollback made other calls): ask the filesystem, so a disk
+         * remounted read-only after an error, or full, is named as such.
+         */
+        const char *path = sql ? sqlite3_db_filename(sql, "main") : NULL;
+        struct statvfs v;
+        if (path && *path && statvfs(path, &v) == 0) {
+            if (v.f_flag & ST_RDONLY)
+                return -EROFS;
+            if (v.f_bavail == 0)
+                return -ENOSPC;
+        }
+        return -EIO;
     default:
         return -EIO;
     }
@@ -106,6 +121,12 @@ int db_fail_msg(db_t *db, int err, const char *fmt, ...)
     va_end(ap);
     set_err(db, msg);
     return err;
+}
+
+const char *db_path(const db_t *db)
+{
+    const char *p = db ? sqlite3_db_filename(db->sql, "main") : NULL;
+    return p && *p ? p : NULL;
 }
 
 const char *db_errmsg(const db_t *db)
@@ -501,19 +522,6 @@ void db_time_format(int64_t ms, char buf[DB_TIME_STRLEN])
     buf[n] = '\0';
 }
 
-static int num(const char *s, int n, int *out)
-{
-    int v = 0;
-
-    for (int i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return -1;
-        v = v * 10 + (s[i] - '0');
-    }
-    *out = v;
-    return 0;
-}
-
 int db_time_parse(const char *s, int64_t *ms)
 {
     char date[CALDATE_STRLEN];
@@ -525,9 +533,9 @@ int db_time_parse(const char *s, int64_t *ms)
         return -EINVAL;
     memcpy(date, s, 10);
     date[10] = '\0';
-    if (caldate_parse(date, &day) < 0 || num(s + 11, 2, &h) < 0 || num(s + 14, 2, &mi) < 0
-        || num(s + 17, 2, &sec) < 0 || num(s + 20, 3, &milli) < 0 || h > 23 || mi > 59
-        || sec > 60)
+    if (caldate_parse(date, &day) < 0 || caldate_digits(s + 11, 2, &h) < 0
+        || caldate_digits(s + 14, 2, &mi) < 0 || caldate_digits(s + 17, 2, &sec) < 0
+        || caldate_digits(s + 20, 3, &milli) < 0 || h > 23 || mi > 59 || sec > 60)
         return -EINVAL;
     *ms = (int64_t)day * 86400000 + (int64_t)h * 3600000 + mi * 60000 + sec * 1000 + milli;
     return 0;

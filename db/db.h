@@ -76,6 +76,12 @@ void db_close(db_t **db);
 const char *db_errmsg(const db_t *db);
 
 /*
+ * The database file's absolute path (owned by db), for a second connection on another
+ * thread (an import off the loop); NULL for a temporary or in-memory database.
+ */
+const char *db_path(const db_t *db);
+
+/*
  * Transactions (BEGIN IMMEDIATE: the write lock is taken at once, so a commit never
  * fails for a lock). No nesting: db_begin inside a transaction is -EINVAL.
  * db_commit returns 0 only once the transaction is durable; on failure it rolls

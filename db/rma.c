@@ -1000,7 +1000,33 @@ int db_rma_upsert(db_t *db, const db_rma_t *rma, db_upsert_t *what)
     return 0;
 }
 
+static int int_cmp(const void *a, const void *b)
+{
+    int x = *(const int *)a, y = *(const int *)b;
+    return (x > y) - (x < y);
+}
+
+static int keep_sorted(db_t *db, const char *number, const int *keep, size_t nkeep);
+
 int db_rma_keep_lines(db_t *db, const char *number, const int *keep, size_t nkeep)
+{
+    int r;
+    /* Sorted, so each stored line is looked up, not compared with every kept one (an
+     * RMA may have 9999 lines). */
+    int *sorted = nkeep ? malloc(nkeep * sizeof(*sorted)) : NULL;
+    if (nkeep && !sorted)
+        return -ENOMEM;
+    if (nkeep) {
+        memcpy(sorted, keep, nkeep * sizeof(*sorted));
+        qsort(sorted, nkeep, sizeof(*sorted), int_cmp);
+    }
+    r = keep_sorted(db, number, sorted, nkeep);
+    free(sorted);
+    return r;
+}
+
+/* db_rma_keep_lines with keep sorted. */
+static int keep_sorted(db_t *db, const char *number, const int *keep, size_t nkeep)
 {
     static const char list_sql[] = "SELECT line FROM rma_lines WHERE rma = ?1 ORDER BY line";
     static const char del_sql[] = "DELETE FROM rma_lines WHERE rma = ?1 AND line = ?2";
@@ -1017,9 +1043,7 @@ int db_rma_keep_lines(db_t *db, const char *number, const int *keep, size_t nkee
         rc = db_bind_text(st, 1, number);
         while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
             int line = sqlite3_column_int(st, 0);
-            bool kept = false;
-            for (size_t i = 0; i < nkeep && !kept; i++)
-                kept = keep[i] == line;
+            bool kept = nkeep && bsearch(&line, keep, nkeep, sizeof(*keep), int_cmp);
             if (!kept && ngone < (int)(sizeof(gone) / sizeof(gone[0])))
                 gone[ngone++] = line;
             rc = SQLITE_OK;

@@ -510,9 +510,11 @@ static int note_received(const db_rma_t *r, void *data)
  * Check one RMA's rows (seen[0..n), sorted by file line): the RMA's fields equal on
  * every row, line numbers assigned (the row's position when not stated) and
  * distinct, and, for a stored RMA, no line with units received dropped or cut below
- * them.
+ * them. at[DB_RMA_LINE_MAX + 1] is all 0 on entry and on return (the caller's, for
+ * all RMAs): at[line] = 1 + the row holding that line number, so every check is linear
+ * in the rows, whatever the file (100,000 rows of one RMA included).
  */
-static int check_rma(db_t *db, seen_t *seen, size_t n, errors_t *errors)
+static int check_rma(db_t *db, seen_t *seen, size_t n, errors_t *errors, size_t *at)
 {
     const char *f;
     int r;
@@ -534,27 +536,27 @@ static int check_rma(db_t *db, seen_t *seen, size_t n, errors_t *errors)
             seen[i].rma_line = (int)i + 1;
         }
     }
-    for (size_t i = 1; i < n; i++) {
-        for (size_t k = 0; k < i; k++) {
-            if (seen[k].rma_line == seen[i].rma_line && seen[i].rma_line > 0) {
-                if (add_error(errors, seen[i].line, "line: %s line %d is already on line %u",
-                              seen[i].number, seen[i].rma_line, seen[k].line) < 0)
-                    return -ENOMEM;
-                break;
-            }
-        }
-        if (i >= DB_RMA_LINE_MAX)   /* quadratic; past the cap the rows already failed */
-            break;
+    r = 0;
+    for (size_t i = 0; i < n && r == 0; i++) {
+        int line = seen[i].rma_line;
+        if (line <= 0 || line > DB_RMA_LINE_MAX)
+            continue;
+        if (at[line])
+            r = add_error(errors, seen[i].line, "line: %s line %d is already on line %u",
+                          seen[i].number, line, seen[at[line] - 1].line) < 0 ? -ENOMEM : 0;
+        else
+            at[line] = i + 1;
     }
 
     received_t in = { .n = 0 };
-    r = db_rma_foreach_line(db, seen[0].number, note_received, &in);
-    if (r < 0 && r != -ENOENT)
-        return r;
-    for (size_t k = 0; k < in.n; k++) {
-        size_t i;
-        for (i = 0; i < n && seen[i].rma_line != in.line[k]; i++)
-            ;
+    if (r == 0) {
+        r = db_rma_foreach_line(db, seen[0].number, note_received, &in);
+        if (r == -ENOENT)
+            r = 0;
+    }
+    for (size_t k = 0; r == 0 && k < in.n; k++) {
+        int line = in.line[k];
+        size_t i = line > 0 && line <= DB_RMA_LINE_MAX && at[line] ? at[line] - 1 : n;
         if (i == n)
             r = add_error(errors, seen[0].line, "%s: line %d has %d unit%s received and is not "
                           "in the file (an RMA cannot lose lines that units came in on)",
@@ -567,9 +569,12 @@ static int check_rma(db_t *db, seen_t *seen, size_t n, errors_t *errors)
         else
             r = 0;
         if (r < 0)
-            return -ENOMEM;
+            r = -ENOMEM;
     }
-    return 0;
+    for (size_t i = 0; i < n; i++)       /* leave the table all 0 for the next RMA */
+        if (seen[i].rma_line > 0 && seen[i].rma_line <= DB_RMA_LINE_MAX)
+            at[seen[i].rma_line] = 0;
+    return r;
 }
 
 /* Every check across rows: per RMA (check_rma), serials listed twice in an RMA. */
@@ -579,14 +584,20 @@ static int check_across_rows(db_t *db, rows_t *rows, errors_t *errors)
 
     if (rows->nseen > 1)   /* qsort wants a non-NULL array even for none */
         qsort(rows->seen, rows->nseen, sizeof(*rows->seen), seen_cmp);
+    size_t *at = calloc(DB_RMA_LINE_MAX + 1, sizeof(*at));
+    if (!at)
+        return -ENOMEM;
     for (size_t i = 0; i < rows->nseen; ) {
         size_t k = i + 1;
         while (k < rows->nseen && strcmp(rows->seen[k].number, rows->seen[i].number) == 0)
             k++;
-        if ((r = check_rma(db, rows->seen + i, k - i, errors)) < 0)
+        if ((r = check_rma(db, rows->seen + i, k - i, errors, at)) < 0) {
+            free(at);
             return r;
+        }
         i = k;
     }
+    free(at);
 
     if (rows->nlisted > 1)
         qsort(rows->listed, rows->nlisted, sizeof(*rows->listed), listed_cmp);

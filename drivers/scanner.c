@@ -17,6 +17,7 @@ struct scanner {
     void *impl;
     char *spec;
     scan_limits_t lim;      /* max_len resolved: never 0 */
+    unsigned rate, burst;   /* every stream's scan budget; rate 0: none */
     scanner_event_fn fn;
     void *data;
 };
@@ -36,6 +37,8 @@ scanner_t *scanner_create(const scanner_ops_t *ops, void *impl, const char *spec
     s->ops = ops;
     s->impl = impl;
     s->lim.max_len = lim && lim->max_len ? lim->max_len : SCAN_MAX_LEN_DEFAULT;
+    s->rate = SCANNER_RATE_DEFAULT;
+    s->burst = SCANNER_BURST_DEFAULT;
     s->fn = fn;
     s->data = data;
     return s;
@@ -87,6 +90,17 @@ int scanner_feedback(scanner_t *s, const char *scanner_id, scanner_reply_t reply
     return s->ops->feedback(s->impl, scanner_id, reply, text ? text : "");
 }
 
+void scanner_budget_config(scanner_t *s, const config_scanner_t *cfg)
+{
+    /* The config checked both (core/config.c): numbers in range. */
+    const char *rate = cfg ? config_scanner_option(cfg, "rate") : NULL;
+    const char *burst = cfg ? config_scanner_option(cfg, "burst") : NULL;
+    if (rate)
+        s->rate = (unsigned)strtoul(rate, NULL, 10);
+    if (burst)
+        s->burst = (unsigned)strtoul(burst, NULL, 10);
+}
+
 size_t scanner_max_len(const scanner_t *s)
 {
     return s->lim.max_len;
@@ -122,9 +136,16 @@ void scanner_emit_read(scanner_t *s, const char *scanner_id, const uint8_t *raw,
 
 /* ---- line framing ------------------------------------------------------------- */
 
+/* A run of reads over the budget ends after this long without a refusal. */
+#define BUDGET_CALM_MS 1000
+
 struct scanner_lines {
     scanner_t *s;
     const char *id;
+    int64_t tokens;         /* the budget left, in thousandths of a read */
+    int64_t refilled_ms;    /* monotonic: when tokens were last topped up */
+    uint64_t over;          /* reads refused since the budget ran out; 0: within it */
+    int64_t refused_ms;     /* monotonic: the last read refused */
     size_t max;             /* scanner_max_len(s) */
     size_t len;             /* bytes of the current line in buf */
     bool discarding;        /* current line was too long and is reported: drop to its end */
@@ -137,8 +158,61 @@ scanner_lines_t *scanner_lines_new(scanner_t *s, const char *scanner_id)
     scanner_lines_t *l = malloc(sizeof(*l) + max);
     if (!l)
         return NULL;
-    *l = (scanner_lines_t){ .s = s, .id = scanner_id, .max = max };
+    *l = (scanner_lines_t){ .s = s, .id = scanner_id, .max = max,
+                            .tokens = (int64_t)s->burst * 1000, .refilled_ms = loop_now_ms() };
     return l;
+}
+
+/* The budget had run out and now a read fits again (or the stream ended): say how many
+ * were refused meanwhile, once. */
+static void budget_episode_end(scanner_lines_t *l)
+{
+    if (!l->over)
+        return;
+    scanner_event_t ev = { .kind = SCANNER_EV_OVER_BUDGET, .scanner_id = l->id,
+                           .count = l->over };
+    l->over = 0;
+    scanner_emit(l->s, &ev);
+}
+
+/*
+ * Whether one more read of this stream may be reported (a token bucket: `burst` reads,
+ * refilled at `rate` a second). One that may not is answered REJECT here and counted;
+ * the first of a run is reported, so the daemon logs it once. answer: false at the end
+ * of a stream (nobody to answer).
+ */
+static bool budget_admit(scanner_lines_t *l, bool answer)
+{
+    const scanner_t *s = l->s;
+    if (s->rate == 0)
+        return true;
+    int64_t now = loop_now_ms(), cap = (int64_t)s->burst * 1000;
+    l->tokens += (now - l->refilled_ms) * (int64_t)s->rate;
+    if (l->tokens > cap)
+        l->tokens = cap;
+    l->refilled_ms = now;
+    if (l->tokens >= 1000) {
+        l->tokens -= 1000;
+        /* A flood that goes on gets a read through now and then: still the same run. */
+        if (now - l->refused_ms >= BUDGET_CALM_MS)
+            budget_episode_end(l);
+        return true;
+    }
+    l->refused_ms = now;
+    char why[160];
+    (void)snprintf(why, sizeof(why), "over the scan budget of %u a second (burst %u)",
+                   s->rate, s->burst);
+    if (l->over++ == 0) {
+        scanner_event_t ev = { .kind = SCANNER_EV_OVER_BUDGET, .scanner_id = l->id,
+                               .reason = why };
+        scanner_emit(l->s, &ev);
+    }
+    if (answer) {
+        char reply[200];
+        (void)snprintf(reply, sizeof(reply), "not stored: %s; scan it again", why);
+        (void)scanner_feedback(l->s, l->id, SCANNER_REPLY_REJECT, reply);
+    }
+    return false;
 }
 
 void scanner_lines_destroy(scanner_lines_t **lines_p)
@@ -157,6 +231,8 @@ void scanner_lines_destroy(scanner_lines_t **lines_p)
  */
 static void lines_reject_long(scanner_lines_t *l)
 {
+    if (!budget_admit(l, true))
+        return;
     char reason[128];
     (void)snprintf(reason, sizeof(reason),
                    "scan longer than %zu bytes (cut to its first %zu bytes here; "
@@ -171,7 +247,7 @@ void scanner_lines_feed(scanner_lines_t *l, const uint8_t *p, size_t n)
     for (size_t i = 0; i < n; i++) {
         uint8_t b = p[i];
         if (b == '\r' || b == '\n') {
-            if (!l->discarding && l->len > 0)
+            if (!l->discarding && l->len > 0 && budget_admit(l, true))
                 scanner_emit_read(l->s, l->id, l->buf, l->len);
             l->len = 0;
             l->discarding = false;
@@ -189,13 +265,14 @@ void scanner_lines_feed(scanner_lines_t *l, const uint8_t *p, size_t n)
 
 void scanner_lines_end(scanner_lines_t *l, const char *reason)
 {
-    if (!l->discarding && l->len > 0) {
+    if (!l->discarding && l->len > 0 && budget_admit(l, false)) {
         scanner_event_t ev = { .kind = SCANNER_EV_REJECTED, .scanner_id = l->id,
                                .raw = l->buf, .raw_len = l->len, .reason = reason };
         scanner_emit(l->s, &ev);
     }
     l->len = 0;
     l->discarding = false;
+    budget_episode_end(l);
 }
 
 
@@ -210,7 +287,7 @@ bool scanner_lines_pending(const scanner_lines_t *l)
 
 void scanner_lines_flush(scanner_lines_t *l)
 {
-    if (!l->discarding && l->len > 0)
+    if (!l->discarding && l->len > 0 && budget_admit(l, true))
         scanner_emit_read(l->s, l->id, l->buf, l->len);
     l->len = 0;
     l->discarding = false;

@@ -51,6 +51,14 @@ typedef enum {
      * while more come: count is how many since the last report, peer the latest one.
      */
     SCANNER_EV_REFUSED,
+    /*
+     * A client or device went over its scan budget (option rate/burst, see
+     * scanner_lines_feed): count 0, reason naming the budget, when it starts; then,
+     * when its scans fit the budget again or it disconnects, count = the reads refused
+     * meanwhile. Those reads were answered REJECT by the driver and are not reported
+     * one by one (storing each would be the very load the budget prevents).
+     */
+    SCANNER_EV_OVER_BUDGET,
 } scanner_ev_kind_t;
 
 /*
@@ -67,7 +75,10 @@ typedef struct {
     const char *reason;     /* REJECTED, DISCONNECTED: one line of English */
     const char *peer;       /* CONNECTED, DISCONNECTED of a TCP client: "10.0.0.5:51234",
                                "[::1]:51234"; otherwise NULL */
-    unsigned long count;    /* REFUSED: connections refused since the last report */
+    bool refused;           /* DISCONNECTED: never served (full, out of memory, cannot
+                               accept): no CONNECTED came before it */
+    uint64_t count;         /* REFUSED: connections refused by allow= since the last
+                               report; OVER_BUDGET: reads refused (0 when it starts) */
 } scanner_event_t;
 
 /*
@@ -89,6 +100,17 @@ typedef void (*scanner_event_fn)(const scanner_event_t *ev, void *data);
  * full scanner also closes its longest-idle client (idle 5 s or more) for a new one.
  */
 #define SCANNER_TCP_IDLE_TIMEOUT_S 300
+
+/*
+ * The scan budget of each client or device (options rate=N,burst=N; rate=0: none):
+ * a token bucket of `burst` reads refilled at `rate` a second. Every read counts, a
+ * refused one too (each is a stored transaction). A read over the budget is answered
+ * REJECT "not stored: over the scan budget ..." and not stored. A person scans a few
+ * times a second; a phone app may send a stored batch at once: both fit. A client
+ * pouring 20,000 lines gets `burst` stored and then `rate` a second.
+ */
+#define SCANNER_RATE_DEFAULT 20
+#define SCANNER_BURST_DEFAULT 200
 
 /* Reply bytes a TCP connection may leave unread before it is disconnected. */
 #define SCANNER_TCP_REPLY_MAX 16384
@@ -222,6 +244,13 @@ typedef struct {
 } scanner_ops_t;
 
 /*
+ * The scan budget of every stream of s from cfg's rate= and burst= options (defaults
+ * SCANNER_RATE_DEFAULT, SCANNER_BURST_DEFAULT): drivers call it once after
+ * scanner_create, before any stream starts.
+ */
+void scanner_budget_config(scanner_t *s, const config_scanner_t *cfg);
+
+/*
  * Wrap a driver's state (impl) in a scanner_t. spec is copied; lim may be NULL.
  * Returns NULL (errno ENOMEM) when out of memory, and then impl still belongs to the
  * caller; otherwise scanner_destroy() calls ops->destroy(impl).
@@ -262,7 +291,9 @@ scanner_lines_t *scanner_lines_new(scanner_t *s, const char *scanner_id);
 void scanner_lines_destroy(scanner_lines_t **lines_p);
 
 /*
- * Feed n bytes: every line they complete is passed to scanner_emit_read(). A line that
+ * Feed n bytes: every line they complete is passed to scanner_emit_read() if the
+ * stream's budget allows (scanner_budget_config), else answered REJECT through
+ * scanner_feedback and counted (SCANNER_EV_OVER_BUDGET). A line that
  * grows past the limit is reported REJECTED at once, with its first max_len bytes and
  * "scan longer than N bytes (...)", and the rest of it, up to its terminator, is
  * dropped. O(n); the only allocations are scan_decode()'s, per complete line.

@@ -673,6 +673,7 @@ scanner_t *scanner_new_serial(loop_t *loop, const config_scanner_t *cfg,
     if (!s)
         goto fail;
     sr->s = s;
+    scanner_budget_config(s, cfg);
     /* The first attempt runs from the loop: nothing is reported from inside this call. */
     sr->retry_timer = loop_add_timer(loop, 0, retry_fire, sr);
     if (!sr->retry_timer)

@@ -304,7 +304,7 @@ static void refuse(struct tcp *t, int fd, const char *id, const char *peer,
     (void)close(fd);
     scanner_event_t ev = { .kind = SCANNER_EV_DISCONNECTED,
                            .scanner_id = id ? id : scanner_spec(t->s),
-                           .reason = reason, .peer = peer };
+                           .reason = reason, .peer = peer, .refused = true };
     scanner_emit(t->s, &ev);
 }
 
@@ -319,9 +319,22 @@ static void keepalive_on(int fd)
     (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
 }
 
-/* Make room for a new client: close the one idle longest, if idle long enough. */
+/*
+ * Make room for a new client. First the clients that have already hung up but whose
+ * EOF is not read yet (a storm of connect/close is accepted faster than it is read):
+ * they hold a slot for nothing. Then the one idle longest, if idle long enough.
+ */
 static void evict_idlest(struct tcp *t)
 {
+    for (size_t i = 0; i < t->nclients;) {
+        char b;
+        if (recv(t->clients[i]->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 0)
+            client_close(t->clients[i], "connection closed by the client");
+        else
+            i++;
+    }
+    if (t->nclients < SCANNER_TCP_MAX_CLIENTS)
+        return;
     struct tcp_client *idlest = NULL;
     for (size_t i = 0; i < t->nclients; i++)
         if (!idlest || t->clients[i]->active_ms < idlest->active_ms)
@@ -496,7 +509,7 @@ static void accept_pause(struct tcp_listener *l, int err)
     (void)snprintf(reason, sizeof(reason), "cannot accept a connection: %s (retrying in %d ms)",
                    strerror(err), TCP_ACCEPT_PAUSE_MS);
     scanner_event_t ev = { .kind = SCANNER_EV_DISCONNECTED, .scanner_id = scanner_spec(t->s),
-                           .reason = reason };
+                           .reason = reason, .refused = true };
     scanner_emit(t->s, &ev);
 }
 
@@ -709,6 +722,7 @@ scanner_t *scanner_new_tcp(loop_t *loop, const config_scanner_t *cfg,
         goto fail;
     }
     t->s = s;
+    scanner_budget_config(s, cfg);
     for (size_t i = 0; i < t->nlis; i++) {
         rc = loop_add_fd(loop, t->lis[i].fd, LOOP_IN, listener_ready, &t->lis[i]);
         if (rc < 0)

@@ -1405,6 +1405,7 @@ scanner_t *scanner_new_usb(loop_t *loop, const config_scanner_t *cfg,
     if (!(s = scanner_create(&usb_ops, u, spec, lim, fn, data)))
         goto fail;
     u->s = s;
+    scanner_budget_config(s, cfg);
     if (libusb_has_capability(LIBUSB_CAP_HAS_HOTPLUG)) {
         /* ENUMERATE: devices already attached arrive from inside this call. */
         rc = libusb_hotplug_register_callback(

@@ -32,6 +32,7 @@
 #define CONTROL_IMPORT_MAX   (16u << 20)    /* bytes of an rma.import request frame */
 #define CONTROL_CMD_MAX      32             /* bytes of a command name */
 #define CONTROL_TIMEOUT_MS   5000           /* rmactl's wait for an answer */
+#define CONTROL_IMPORT_TIMEOUT_MS 120000    /* ... to rma.import (DB_IMPORT_MAX_ROWS rows) */
 #define CONTROL_RECEIPTS_DEFAULT 20
 #define CONTROL_RECEIPTS_MAX 1000
 #define CONTROL_RMA_LINES_MAX 1000     /* lines in one rma.put */

@@ -458,18 +458,18 @@ static void test_scanner_values(void)
         { "serial:/dev/ttyS0,baud", "option 'baud': expected key=value" },
         { "serial:/dev/ttyS0,speed=9600",
           "unknown option 'speed' (expected baud, parity, bits, stop, flow, eol, eol_ms, "
-          "feedback_ok, feedback_reject or feedback_double)" },
+          "feedback_ok, feedback_reject, feedback_double, rate or burst)" },
         { "serial:/dev/ttyS0,layout=us",
           "unknown option 'layout' (expected baud, parity, bits, stop, flow, eol, eol_ms, "
-          "feedback_ok, feedback_reject or feedback_double)" },
+          "feedback_ok, feedback_reject, feedback_double, rate or burst)" },
         { "serial:/dev/ttyS0,feedback_ok=\\q", "option feedback_ok=\\q: unknown escape (expected "
                                              "\\xHH, \\r, \\n, \\t, \\e or \\\\)" },
         { "serial:/dev/ttyS0,feedback_reject=\\x7", "option feedback_reject=\\x7: \\x takes two "
                                                   "hex digits" },
         { "usb:05e0:1200,feedback_ok=\\x07",
-          "unknown option 'feedback_ok' (expected layout, alt, detach, eol or eol_ms)" },
+          "unknown option 'feedback_ok' (expected layout, alt, detach, eol, eol_ms, rate or burst)" },
         { "usb:05e0:1200,baud=9600",
-          "unknown option 'baud' (expected layout, alt, detach, eol or eol_ms)" },
+          "unknown option 'baud' (expected layout, alt, detach, eol, eol_ms, rate or burst)" },
         { "usb:05e0:1200:SN1,layout=xx",
           "option layout=xx: no such XKB layout; XKB layouts and variants are listed in "
           "/usr/share/X11/xkb/rules/evdev.lst (or by `localectl list-x11-keymap-layouts` and "

@@ -255,10 +255,10 @@ static void test_status(void)
 {
     struct fx f;
     fx_open(&f, false);
-    CU_ASSERT_EQUAL(control_register(f.ctl, "status", status_handler, &f), 0);
-    CU_ASSERT_EQUAL(control_register(f.ctl, "status", status_handler, &f), -EEXIST);
-    CU_ASSERT_EQUAL(control_register(f.ctl, "Bad Name", status_handler, &f), -EINVAL);
-    CU_ASSERT_EQUAL(control_register(f.ctl, "", status_handler, &f), -EINVAL);
+    CU_ASSERT_EQUAL(control_register(f.ctl, "status", NULL, status_handler, &f), 0);
+    CU_ASSERT_EQUAL(control_register(f.ctl, "status", NULL, status_handler, &f), -EEXIST);
+    CU_ASSERT_EQUAL(control_register(f.ctl, "Bad Name", NULL, status_handler, &f), -EINVAL);
+    CU_ASSERT_EQUAL(control_register(f.ctl, "", NULL, status_handler, &f), -EINVAL);
     add_receipts(f.db);
     add_event(f.db);
     add_event(f.db);
@@ -678,7 +678,7 @@ static void test_malformed(void)
 {
     struct fx f;
     fx_open(&f, false);
-    CU_ASSERT_EQUAL(control_register(f.ctl, "status", status_handler, &f), 0);
+    CU_ASSERT_EQUAL(control_register(f.ctl, "status", NULL, status_handler, &f), 0);
     size_t nbad = sizeof(bad_cases) / sizeof(bad_cases[0]);
 
     char *args[40] = { "raw", f.cfg->control, "dealer", "control" };

@@ -61,6 +61,27 @@ static void test_crash_harness(void)
     (void)unsetenv("RELIABILITY_KILLS");
 }
 
+/*
+ * The short fault runs (make reliability runs them all, longer): a disk turning
+ * read-only under rmad, a subscriber that never reads, a flooding scanner, 16 idle
+ * connections and a connect/close storm, a big import while scanning, control peers and
+ * unknown arguments. The locked-database, full-disk and cupsd-crash runs have their
+ * short versions in storage_e2e.py and printing_e2e.py.
+ */
+static void test_fault_runs(void)
+{
+    char build[4096];
+    snprintf(build, sizeof(build), "%s", th_build_dir());
+    char *argv[] = { "/usr/bin/python3", "tests/reliability/faults.py", build, "--short", NULL };
+    th_proc_t p;
+    CU_ASSERT_FATAL(th_run(argv, NULL, &p) == 0);
+    if (p.status != 0)
+        fprintf(stderr, "\n%s%s\n", p.out, p.err);
+    CU_ASSERT_EQUAL(p.status, 0);
+    ASSERT_CONTAINS(p.out, "fault runs: all passed, 0 lost");
+    th_proc_free(&p);
+}
+
 static void test_scanners_end_to_end(void)
 {
     run_script("tests/integration/scanners_e2e.py", "scanners e2e: all checks passed");
@@ -106,6 +127,8 @@ int suite_daemon_e2e(void)
                      test_storage_end_to_end) ||
         !CU_add_test(s, "crash harness: 5 SIGKILLs while scanning and printing",
                      test_crash_harness) ||
+        !CU_add_test(s, "fault runs, short: read-only disk, stuck subscriber, flood, idle, "
+                     "import, control", test_fault_runs) ||
         !CU_add_test(s, "a USB and a serial scanner (umockdev) complete receipts",
                      test_scanners_end_to_end) ||
         !CU_add_test(s, "keyboard wedges in fr, gb, ch(de), es and Alt mode complete receipts",

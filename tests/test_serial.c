@@ -133,6 +133,10 @@ static void on_event(const scanner_event_t *e, void *data)
         CU_ASSERT_PTR_NULL(e->scan);
         CU_ASSERT(e->count >= 1);
         break;
+    case SCANNER_EV_OVER_BUDGET:
+        CU_ASSERT_PTR_NULL(e->scan);
+        CU_ASSERT((e->count == 0) == (e->reason != NULL));
+        break;
     }
     if (r->answer && e->kind == SCANNER_EV_SCAN)
         r->feedback_rc = scanner_feedback(r->s, e->scanner_id,

@@ -50,7 +50,7 @@ struct ev {
     char *scan_scanner;
     int64_t t_ms;
     size_t clients;         /* scanner_clients() inside the callback */
-    unsigned long count;    /* REFUSED */
+    uint64_t count;         /* REFUSED, OVER_BUDGET */
 };
 
 struct rec {
@@ -117,6 +117,10 @@ static void on_event(const scanner_event_t *e, void *data)
     case SCANNER_EV_REFUSED:
         CU_ASSERT_PTR_NULL(e->scan);
         CU_ASSERT(e->count >= 1);
+        break;
+    case SCANNER_EV_OVER_BUDGET:
+        CU_ASSERT_PTR_NULL(e->scan);
+        CU_ASSERT((e->count == 0) == (e->reason != NULL));
         break;
     }
     if (r->reply && (e->kind == SCANNER_EV_SCAN || e->kind == SCANNER_EV_REJECTED))
@@ -905,6 +909,68 @@ static void test_idle_timeout(void)
     free(err);
 }
 
+/*
+ * Issue 14: a client pouring lines gets its burst, then the rate; the rest is answered
+ * REJECT and reported once when it starts and once with the count, never one by one.
+ */
+static void test_budget(void)
+{
+    int probe = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t sl = sizeof(sa);
+    CU_ASSERT_EQUAL_FATAL(bind(probe, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    CU_ASSERT_EQUAL_FATAL(getsockname(probe, (struct sockaddr *)&sa, &sl), 0);
+    close(probe);
+    char text[512];
+    (void)snprintf(text, sizeof(text),
+                   "[daemon]\ndatabase = /tmp/x.db\npolicies = /tmp\npub = tcp://127.0.0.1:7781\n"
+                   "replay = tcp://127.0.0.1:7782\ncontrol = ipc:///tmp/x.ctl\n"
+                   "[station dock1]\nscanner = tcp:127.0.0.1:%u,rate=1,burst=3\n",
+                   ntohs(sa.sin_port));
+    config_t *cfg = NULL;
+    char *err = NULL;
+    CU_ASSERT_EQUAL_FATAL(config_parse(text, strlen(text), "t.conf", "/", &cfg, &err), 0);
+    struct rec *r = calloc(1, sizeof(*r));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+    r->loop = loop_new();
+    r->s = scanner_new_tcp(r->loop, &cfg->stations[0].scanners[0], NULL, on_event, r, &err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r->s);
+    r->port = scanner_tcp_port(r->s);
+    (void)snprintf(r->spec, sizeof(r->spec), "tcp:127.0.0.1:%u", r->port);
+    r->reply = "taken";
+
+    int fd = cl_connect(r);
+    run_until(r, 1);
+    cl_puts(fd, "A1\nA2\nA3\nA4\nA5\nA6\nA7\nA8\nA9\nA10\n");
+    /* connected, 3 scans, the start of the run of refusals */
+    run_until(r, 5);
+    for (size_t i = 1; i < 4; i++)
+        CU_ASSERT_EQUAL(r->ev[i].kind, SCANNER_EV_SCAN);
+    CU_ASSERT_EQUAL(r->ev[4].kind, SCANNER_EV_OVER_BUDGET);
+    CU_ASSERT_EQUAL(r->ev[4].count, 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r->ev[4].reason);
+    CU_ASSERT_STRING_EQUAL(r->ev[4].reason, "over the scan budget of 1 a second (burst 3)");
+    const char ok[] = "OK taken\n";
+    const char no[] = "REJECT not stored: over the scan budget of 1 a second (burst 3); "
+                      "scan it again\n";
+    char *got = cl_read(r, fd, 3 * strlen(ok) + 7 * strlen(no));
+    CU_ASSERT_PTR_NOT_NULL(strstr(got, no));
+    CU_ASSERT_EQUAL(strncmp(got, "OK taken\nOK taken\nOK taken\nREJECT", 33), 0);
+    free(got);
+    settle(r, 5);                      /* nothing per refused line */
+    /* A second without refusals later, one more fits: the run ends with its count,
+     * then the scan. */
+    th_loop_run_for(r->loop, 1100);
+    cl_puts(fd, "B1\n");
+    run_until(r, 7);
+    CU_ASSERT_EQUAL(r->ev[5].kind, SCANNER_EV_OVER_BUDGET);
+    CU_ASSERT_EQUAL(r->ev[5].count, 7);
+    CU_ASSERT_EQUAL(r->ev[6].kind, SCANNER_EV_SCAN);
+    close(fd);
+    rec_free(r);
+    config_destroy(&cfg);
+}
+
 static void test_two_clients_interleaved(void)
 {
     struct rec *r = rec_new(NULL);
@@ -1229,6 +1295,7 @@ int suite_tcp(void)
         !CU_add_test(s, "idle clients give way to a new scanner", test_idle_clients_give_way) ||
         !CU_add_test(s, "idle_timeout closes a silent client", test_idle_timeout) ||
         !CU_add_test(s, "allow= refuses other peers at accept, counted once", test_allow) ||
+        !CU_add_test(s, "a scan budget: burst, rate, the rest refused", test_budget) ||
         !CU_add_test(s, "replies to a client that closed: its scans still read",
                      test_reply_to_closed_client))
         return -1;

@@ -35,7 +35,7 @@ conf = os.path.join(tmp, "rmad.conf")
 with open(conf, "w") as f:
     f.write("[daemon]\ndatabase = %s/rmad.db\npolicies = %s/policies\npub = tcp://127.0.0.1:%d\n"
             "replay = tcp://127.0.0.1:%d\ncontrol = ipc://%s/rmad.ctl\nlog_level = warning\n"
-            "[station bench]\nscanner = tcp:127.0.0.1:%d\n" % (tmp, os.getcwd(), pub, rep, tmp, sp))
+            "[station bench]\nscanner = tcp:127.0.0.1:%d,rate=0\n" % (tmp, os.getcwd(), pub, rep, tmp, sp))
 today = time.strftime("%Y-%m-%d")
 with open(os.path.join(tmp, "rmas.csv"), "w") as f:
     f.write("number,issued,kind,vendor,model,family,expected_serial,purchased\n")

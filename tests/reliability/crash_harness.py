@@ -95,12 +95,20 @@ class Worker(threading.Thread):
 def main():
     build = sys.argv[1] if len(sys.argv) > 1 else "build"
     readme = sys.argv[sys.argv.index("--readme") + 1] if "--readme" in sys.argv else None
+    return harness_run(build, readme)[0]
+
+
+FIGURES = {}   # the last run's figures, for reliability.py's one table
+
+
+def harness_run(build, readme=None):
+    """Run the harness; (exit code, figures)."""
     tmp = tempfile.mkdtemp(prefix="rmad-crash-")
     os.chmod(tmp, 0o755)
     root = os.path.join(tmp, "cups")
     harness("start", root, "--owner", str(os.getpid()))
     try:
-        return run(build, tmp, root, readme)
+        return run(build, tmp, root, readme), FIGURES
     finally:
         harness("stop", root)
 
@@ -114,7 +122,7 @@ def run(build, tmp, root, readme):
     conf = e2e.CONF = os.path.join(tmp, "rmad.conf")
     stations = "".join("""
 [station dock{i}]
-scanner = tcp:127.0.0.1:{port}
+scanner = tcp:127.0.0.1:{port},rate=0
 printer = zebra
 """.format(i=i, port=ports["s%d" % i]) for i in range(STATIONS))
     with open(conf, "w") as f:
@@ -223,6 +231,10 @@ print_retry_max_ms = 1000
     print(row)
     ok = (lost == 0 and duplicated == 0 and printed_twice == 0 and unprinted == 0 and
           printed_once == len(completed) and gaps == 0 and dup_seqs == 0 and crashes == 0)
+    FIGURES.update(kills=KILLS, sent=sent, acked=len(acked), stored=len(acked) - lost, lost=lost,
+                   duplicated=duplicated, printed_once=printed_once, completed=len(completed),
+                   printed_twice=printed_twice, unprinted=unprinted, gaps=gaps, dup_seqs=dup_seqs,
+                   crashes=crashes, seconds=elapsed, ok=ok)
     if readme:
         update_readme(readme, "\n".join([head, rule, row]))
     if not ok:
