@@ -77,7 +77,8 @@ def rmad_config(path, db, ports, pub, rep):
                 "replay = tcp://127.0.0.1:%d\ncontrol = ipc://%s.ctl\nlog_level = warning\n"
                 % (db, ROOT, pub, rep, path))
         for i, p in enumerate(ports):
-            f.write("[station s%d]\nscanner = tcp:127.0.0.1:%d\n" % (i, p))
+            # rate=0: no scan budget (docs/limits.md); a burst is what is measured
+            f.write("[station s%d]\nscanner = tcp:127.0.0.1:%d,rate=0\n" % (i, p))
 
 
 def wait_control(conf, proc, seconds=30):
