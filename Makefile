@@ -213,8 +213,14 @@ reliability: deps all $(B)/fault-shim.so
 	RELIABILITY_KILLS=$${RELIABILITY_KILLS:-50} /usr/bin/python3 tests/reliability/reliability.py \
 	    $(B) --readme README.md
 
-bench: all
+bench: all $(B)/bench_floor
 	scripts/bench.sh $(B)
+
+# The floor `make bench` measures rmad against (tests/bench/floor.c): one durable
+# commit per scan behind the same TCP-in / ZeroMQ-out wire.
+$(B)/bench_floor: tests/bench/floor.c $(B)/cflags.stamp
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(ALL_LDFLAGS) $(LIBS)
 
 # ---- install ----------------------------------------------------------------------
 # make install [PREFIX=/usr] [DESTDIR=/tmp/pkg] [SYSCONFDIR=/etc] [UNITDIR=...]: the

@@ -48,7 +48,9 @@ struct import {
     control_t *ctl;
     router_peer_t peer;
     char *db_path, *pattern;      /* the thread's own connection and regex are made from these */
-    char *csv;
+    /* The request's own string, held (not copied: a big import is megabytes, issue 17).
+     * The thread only reads it; jansson's reference counts are atomic. */
+    json_t *csv;
     size_t csv_len;
     int rc;
     db_import_report_t rep;
@@ -183,7 +185,8 @@ static void import_work(void *arg)
         im->rc = -EINVAL;
         im->err = msgf("rma_pattern does not compile");
     } else {
-        im->rc = db_rma_import_csv(db, im->csv, im->csv_len, &re, &im->rep, &im->err);
+        im->rc = db_rma_import_csv(db, json_string_value(im->csv), im->csv_len, &re, &im->rep,
+                                   &im->err);
         regfree(&re);
     }
     db_close(&db);
@@ -193,7 +196,7 @@ static void import_free(struct import *im)
 {
     db_import_report_clear(&im->rep);
     free(im->err);
-    free(im->csv);
+    json_decref(im->csv);
     free(im->db_path);
     free(im->pattern);
     free(im);
@@ -232,10 +235,9 @@ static int cmd_rma_import(const json_t *req, json_t **reply, void *data)
     if (!im || !ctl->asking || !path)
         goto nomem;
     *im = (struct import){ .ctl = ctl, .peer = *ctl->asking, .csv_len = json_string_length(csv) };
-    if (!(im->db_path = strdup(path)) || !(im->pattern = strdup(ctl->rma_pattern)) ||
-        !(im->csv = malloc(im->csv_len + 1)))
+    if (!(im->db_path = strdup(path)) || !(im->pattern = strdup(ctl->rma_pattern)))
         goto nomem;
-    memcpy(im->csv, json_string_value(csv), im->csv_len + 1);
+    im->csv = json_incref(csv);
     if (!(im->job = job_start(ctl->loop, import_work, import_done, im))) {
         int rc = -errno;
         import_free(im);

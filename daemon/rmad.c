@@ -35,6 +35,7 @@
 #include "core/loop.h"
 #include "daemon/outbox.h"
 #include "daemon/retention.h"
+#include "daemon/checkpoint.h"
 #include "policy/policyset.h"
 #include "daemon/scanq.h"
 #include "daemon/spool.h"
@@ -79,6 +80,7 @@ struct rmad {
     bus_t *bus;
     curve_auth_t *auth;          /* NULL without CURVE */
     retention_t *retention;      /* NULL without retain_days */
+    checkpointer_t *ckpt;        /* WAL checkpoints between scans, not inside them */
     control_t *ctl;
     spool_t *spool;
     outbox_t *ob;
@@ -857,6 +859,7 @@ static void rmad_free(rmad_t *d)
     curve_auth_destroy(&d->auth);   /* after the CURVE sockets it answers for */
     outbox_destroy(&d->ob);
     policyset_destroy(&d->policies);
+    checkpointer_destroy(&d->ckpt);
     db_close(&d->db);
     loop_destroy(&d->loop);
     if (d->zctx)
@@ -1044,6 +1047,10 @@ static int rmad_start(rmad_t *d)
     if ((rc = db_set_busy_timeout(d->db, DB_DAEMON_BUSY_MS)) < 0) {
         log_err("database: %s", db_errmsg(d->db));
         return rc;
+    }
+    if (!(d->ckpt = checkpointer_new(d->loop, d->db))) {
+        log_err("checkpointer: out of memory");
+        return -ENOMEM;
     }
     if ((rc = policyset_load_dirs(d->cfg->policies, d->cfg->local_policies, &d->policies, &err)) < 0)
         goto fail;

@@ -214,6 +214,43 @@ int db_commit(db_t *db)
     return r;
 }
 
+/* ------------------------------------------------------------ checkpoints ----- */
+
+static int wal_hook(void *data, sqlite3 *sql, const char *schema, int frames)
+{
+    db_t *db = data;
+
+    if (frames >= DB_WAL_BACKSTOP_FRAMES)
+        (void)sqlite3_wal_checkpoint_v2(sql, schema, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    else if (db->wal_fn)
+        db->wal_fn(frames, db->wal_data);
+    return SQLITE_OK;
+}
+
+void db_watch_wal(db_t *db, db_wal_fn fn, void *data)
+{
+    db->wal_fn = fn;
+    db->wal_data = data;
+    if (fn)
+        (void)sqlite3_wal_hook(db->sql, wal_hook, db);
+    else
+        (void)sqlite3_wal_autocheckpoint(db->sql, 1000);   /* SQLite's default */
+}
+
+int db_checkpoint(db_t *db, int *left)
+{
+    int frames = 0, copied = 0, rc;
+
+    if (db_in_transaction(db))
+        return db_fail_msg(db, -EINVAL, "checkpoint: a transaction is open");
+    rc = sqlite3_wal_checkpoint_v2(db->sql, NULL, SQLITE_CHECKPOINT_PASSIVE, &frames, &copied);
+    if (rc != SQLITE_OK)
+        return db_fail(db, rc, "checkpoint");
+    if (left)
+        *left = frames > copied ? frames - copied : 0;
+    return 0;
+}
+
 /* ------------------------------------------------------------- open/close ----- */
 
 /* Run one pragma (or any SQL) whose rows, if any, are not needed. */
@@ -265,6 +302,25 @@ static int set_wal(db_t *db)
     return r;
 }
 
+/* After a migration, inside its transaction: no row may point at nothing. */
+static int foreign_keys_hold(db_t *db, const char *what)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(db->sql, "PRAGMA foreign_key_check", -1, &st, NULL);
+
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        int r = db_fail_msg(db, -EINVAL, "%s: a row of %s refers to a missing row of %s", what,
+                            (const char *)sqlite3_column_text(st, 0),
+                            (const char *)sqlite3_column_text(st, 2));
+        sqlite3_finalize(st);
+        return r;
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : db_fail(db, rc, what);
+}
+
 /*
  * Apply the missing migrations. Each one runs under BEGIN IMMEDIATE and reads
  * user_version again inside it, so that two processes opening a fresh file at once
@@ -295,6 +351,7 @@ static int migrate(db_t *db)
         snprintf(what, sizeof(what), "migration %d", version + 1);
         snprintf(set, sizeof(set), "PRAGMA user_version = %d", version + 1);
         if ((r = exec_sql(db, db_migrations[version], what)) < 0
+            || (r = foreign_keys_hold(db, what)) < 0
             || (r = exec_sql(db, set, what)) < 0
             || (r = exec_sql(db, "COMMIT", what)) < 0)
             goto done;
@@ -345,9 +402,11 @@ int db_open(const char *path, db_t **out, char **errmsg)
     /* FULL: a commit is on disk before db_commit returns (acknowledged = durable). */
     if ((r = exec_sql(db, "PRAGMA synchronous=FULL", "synchronous=FULL")) < 0)
         goto fail;
-    if ((r = exec_sql(db, "PRAGMA foreign_keys=ON", "foreign_keys=ON")) < 0)
-        goto fail;
+    /* Migrations run with foreign keys off, as SQLite's way of rebuilding a table
+     * that others reference needs (migration 7), and check them before committing. */
     if ((r = migrate(db)) < 0)
+        goto fail;
+    if ((r = exec_sql(db, "PRAGMA foreign_keys=ON", "foreign_keys=ON")) < 0)
         goto fail;
 
     *out = db;

@@ -93,6 +93,26 @@ int db_commit(db_t *db);
 int db_rollback(db_t *db);
 bool db_in_transaction(const db_t *db);
 
+/*
+ * WAL checkpoints off the scan path (issue 17). By default SQLite checkpoints inside
+ * whichever commit brings the WAL to 1000 pages, so that one scan pays for everyone's.
+ * A daemon instead watches its commits and checkpoints when it is idle:
+ *
+ * db_watch_wal(db, fn, data): after every commit that wrote the WAL, fn(frames, data)
+ * hears how many frames the WAL holds (called from inside db_commit: fn must only take
+ * note, e.g. arm a timer). SQLite's own autocheckpoint is then off but for a backstop
+ * at DB_WAL_BACKSTOP_FRAMES, reached only when the watcher never checkpoints. fn NULL
+ * gives SQLite's default back.
+ *
+ * db_checkpoint(db, &left): one PASSIVE checkpoint (never waits for readers or
+ * writers); left is how many WAL frames it could not copy yet (a reader holds them),
+ * 0 when all are in the database file. Outside a transaction only (-EINVAL inside).
+ */
+#define DB_WAL_BACKSTOP_FRAMES 8000   /* 32 MB of 4 KiB pages */
+typedef void (*db_wal_fn)(int frames, void *data);
+void db_watch_wal(db_t *db, db_wal_fn fn, void *data);
+int db_checkpoint(db_t *db, int *left);
+
 /* Timestamps are Unix milliseconds in the API and RFC 3339 UTC text with milliseconds
  * ("2026-11-21T09:30:00.123Z") in the database. */
 #define DB_TIME_NONE INT64_MIN

@@ -70,6 +70,8 @@ struct db {
     sqlite3 *sql;
     sqlite3_stmt *stmt[ST_COUNT];
     char *err;       /* last failure, malloc'd, NULL when none */
+    db_wal_fn wal_fn;  /* db_watch_wal */
+    void *wal_data;
 };
 
 /*

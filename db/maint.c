@@ -260,12 +260,14 @@ int db_retention_batch(db_t *db, int64_t cutoff_ms, uint64_t keep_seq, unsigned 
     /* The gate the triggers of migration 5 look for: only rows older than cutoff. */
     rc = run(db, "INSERT INTO retention_gate (id, cutoff) VALUES (1, ?1)", cutoff, 0, 0,
              "retention gate", NULL);
-    /* Oldest first, through scans_by_time; a scan of an open receipt is its checklist. */
+    /* Oldest first, through scans_by_time; a scan of an open receipt is its checklist;
+     * the newest scan stays, the ids go on from it (migration 7). */
     if (rc == 0)
         rc = run(db,
                  "DELETE FROM scans WHERE id IN (SELECT id FROM scans WHERE at < ?1"
                  " AND (receipt_id IS NULL OR receipt_id NOT IN"
                  "      (SELECT id FROM receipts WHERE state = 'open'))"
+                 " AND id < (SELECT max(id) FROM scans)"
                  " ORDER BY at LIMIT ?2)",
                  cutoff, limit, 0, "retention: scans", &r.scans);
     /*

@@ -361,6 +361,100 @@ static const char migration_7[] =
     "    WHEN NEW.seq < OLD.seq\n"
     "BEGIN SELECT RAISE(ABORT, 'forward mark moves forward only'); END;\n";
 
+/*
+ * Issue 17: a smaller transaction per scan. AUTOINCREMENT made every insert into
+ * receipts and scans rewrite sqlite_sequence (one more WAL page per scan). An INTEGER
+ * PRIMARY KEY gives max(id) + 1, which is the same guarantee (an id is never reused)
+ * as long as the row holding the largest id is never deleted:
+ * - receipts are never deleted at all (receipts_never_deleted, unchanged);
+ * - scans are deleted only by retention through the gate of schema 6, with the same
+ *   conditions as before, and now also never the newest scan (the ids go on from it),
+ *   as the newest event already stays for the outbox's seq.
+ * SQLite cannot drop AUTOINCREMENT in place: both tables are rebuilt, every row copied
+ * with its id, columns in the same order, the same CHECKs, indexes and triggers. The
+ * migration runs with foreign keys off (db_open turns them on after migrating) and is
+ * checked with PRAGMA foreign_key_check before it commits.
+ */
+static const char migration_8[] =
+    "-- rmad schema 8: receipts and scans without AUTOINCREMENT.\n"
+    "CREATE TABLE receipts_7 (\n"
+    "    id          INTEGER PRIMARY KEY,\n"
+    "    station     TEXT NOT NULL,\n"
+    "    rma         TEXT,\n"
+    "    state       TEXT NOT NULL CHECK (state = 'open' OR state = 'completed'\n"
+    "                                     OR state = 'cancelled' OR state = 'refused'),\n"
+    "    opened_at   TEXT NOT NULL,\n"
+    "    closed_at   TEXT,\n"
+    "    serial      TEXT,\n"
+    "    checklist   TEXT CHECK (checklist IS NULL OR json_valid(checklist)),\n"
+    "    result      TEXT CHECK (result IS NULL OR json_valid(result)),\n"
+    "    disposition TEXT,\n"
+    "    reason      TEXT,\n"
+    "    line        INTEGER CHECK (line BETWEEN 1 AND 9999),\n"
+    "    policy_sha256 TEXT\n"
+    "        CHECK (policy_sha256 IS NULL OR (length(policy_sha256) = 64\n"
+    "                                         AND policy_sha256 NOT GLOB '*[^0-9a-f]*')),\n"
+    "    policy_version TEXT,\n"
+    "    CHECK ((state = 'open') = (closed_at IS NULL)),\n"
+    "    CHECK (state <> 'completed' OR disposition IS NOT NULL)\n"
+    ") STRICT;\n"
+    "INSERT INTO receipts_7 (id, station, rma, state, opened_at, closed_at, serial, checklist,\n"
+    "                        result, disposition, reason, line, policy_sha256, policy_version)\n"
+    "SELECT id, station, rma, state, opened_at, closed_at, serial, checklist, result,\n"
+    "       disposition, reason, line, policy_sha256, policy_version\n"
+    "FROM receipts ORDER BY id;\n"
+    "\n"
+    "CREATE TABLE scans_7 (\n"
+    "    id         INTEGER PRIMARY KEY,\n"
+    "    at         TEXT NOT NULL,\n"
+    "    station    TEXT NOT NULL,\n"
+    "    scanner    TEXT NOT NULL,\n"
+    "    symbology  TEXT,\n"
+    "    raw        BLOB NOT NULL,\n"
+    "    text       TEXT,\n"
+    "    kind       TEXT NOT NULL,\n"
+    "    accepted   INTEGER NOT NULL CHECK (accepted IN (0, 1)),\n"
+    "    reason     TEXT,\n"
+    "    receipt_id INTEGER REFERENCES receipts (id),\n"
+    "    CHECK (accepted = 1 OR reason IS NOT NULL)\n"
+    ") STRICT;\n"
+    "INSERT INTO scans_7 (id, at, station, scanner, symbology, raw, text, kind, accepted,\n"
+    "                     reason, receipt_id)\n"
+    "SELECT id, at, station, scanner, symbology, raw, text, kind, accepted, reason, receipt_id\n"
+    "FROM scans ORDER BY id;\n"
+    "\n"
+    "-- Their indexes and triggers go with them.\n"
+    "DROP TABLE scans;\n"
+    "DROP TABLE receipts;\n"
+    "ALTER TABLE receipts_7 RENAME TO receipts;\n"
+    "ALTER TABLE scans_7 RENAME TO scans;\n"
+    "\n"
+    "CREATE UNIQUE INDEX receipts_open_per_station ON receipts (station) WHERE state = 'open';\n"
+    "CREATE INDEX receipts_by_time ON receipts (opened_at);\n"
+    "CREATE INDEX receipts_by_rma ON receipts (rma) WHERE rma IS NOT NULL;\n"
+    "CREATE INDEX receipts_by_rma_line ON receipts (rma, line) WHERE state = 'completed';\n"
+    "CREATE INDEX receipts_by_policy_version ON receipts (policy_version)\n"
+    "    WHERE policy_version IS NOT NULL;\n"
+    "CREATE TRIGGER receipts_closed_are_final BEFORE UPDATE ON receipts\n"
+    "    WHEN OLD.state <> 'open'\n"
+    "BEGIN SELECT RAISE(ABORT, 'receipt is closed and final'); END;\n"
+    "CREATE TRIGGER receipts_keep_identity BEFORE UPDATE ON receipts\n"
+    "    WHEN NEW.id IS NOT OLD.id OR NEW.station IS NOT OLD.station\n"
+    "      OR NEW.rma IS NOT OLD.rma OR NEW.opened_at IS NOT OLD.opened_at\n"
+    "BEGIN SELECT RAISE(ABORT, 'receipt id, station, rma and opened_at never change'); END;\n"
+    "CREATE TRIGGER receipts_never_deleted BEFORE DELETE ON receipts\n"
+    "BEGIN SELECT RAISE(ABORT, 'receipts are never deleted'); END;\n"
+    "\n"
+    "CREATE INDEX scans_by_receipt ON scans (receipt_id) WHERE receipt_id IS NOT NULL;\n"
+    "CREATE INDEX scans_by_time ON scans (at);\n"
+    "CREATE TRIGGER scans_are_final BEFORE UPDATE ON scans\n"
+    "BEGIN SELECT RAISE(ABORT, 'scans are never changed'); END;\n"
+    "CREATE TRIGGER scans_never_deleted BEFORE DELETE ON scans\n"
+    "    WHEN NOT EXISTS (SELECT 1 FROM retention_gate WHERE OLD.at < cutoff)\n"
+    "      OR OLD.receipt_id IN (SELECT id FROM receipts WHERE state = 'open')\n"
+    "      OR OLD.id = (SELECT max(id) FROM scans)\n"
+    "BEGIN SELECT RAISE(ABORT, 'scans are never deleted (only retention removes old ones)'); END;\n";
+
 const char *const db_migrations[] = {
     migration_1,
     migration_2,
@@ -369,6 +463,7 @@ const char *const db_migrations[] = {
     migration_5,
     migration_6,
     migration_7,
+    migration_8,
 };
 
 const int db_migrations_count = (int)(sizeof(db_migrations) / sizeof(db_migrations[0]));

@@ -342,19 +342,60 @@ static int read_header(csv_t *c, record_t *rec, header_t *h, errors_t *errors)
 /* ------------------------------------------------------------ RMAs and lines -- */
 
 /*
+ * The strings pass 1 keeps, each exactly as long as it is, in blocks that never move
+ * (so rows point into them). Fixed-size fields were ~450 bytes a row: 58 MB for the
+ * 100,000 rows of a big import, where the strings themselves take ~3 MB (issue 17).
+ */
+#define POOL_BLOCK 65536
+
+typedef struct pool_block {
+    struct pool_block *next;
+    size_t used, size;
+    char data[];
+} pool_block_t;
+
+static const char *pool_dup(pool_block_t **pool, const char *s, size_t len)
+{
+    pool_block_t *b = *pool;
+
+    if (!b || b->size - b->used < len + 1) {
+        size_t size = len + 1 > POOL_BLOCK ? len + 1 : POOL_BLOCK;
+        pool_block_t *nb = malloc(sizeof(*nb) + size);
+        if (!nb)
+            return NULL;
+        *nb = (pool_block_t){ .next = b, .size = size };
+        *pool = b = nb;
+    }
+    char *out = b->data + b->used;
+    memcpy(out, s, len);
+    out[len] = '\0';
+    b->used += len + 1;
+    return out;
+}
+
+static void pool_free(pool_block_t **pool)
+{
+    while (*pool) {
+        pool_block_t *next = (*pool)->next;
+        free(*pool);
+        *pool = next;
+    }
+}
+
+/*
  * What pass 1 keeps of each row (not the row: a file's rows would not fit): its RMA,
  * where it is, the line it is, and the RMA's own fields, which every line of an RMA
- * must repeat.
+ * must repeat. Strings are in rows_t's pool.
  */
 typedef struct {
-    char number[DB_RMA_NUMBER_MAX + 1];
+    const char *number;
     unsigned line;            /* of the file */
     size_t row;               /* data row, from 0 */
     int rma_line;             /* as given (0: not stated), then as assigned */
     int quantity;
     caldate_t issued;
     db_rma_kind_t kind;
-    char vendor[DB_RMA_TEXT_MAX + 1];
+    const char *vendor;
     bool has_order_value;
     double order_value;
     int proof_of_purchase;
@@ -362,8 +403,8 @@ typedef struct {
 
 /* One expected serial of a row, for serials listed twice in an RMA. */
 typedef struct {
-    char number[DB_RMA_NUMBER_MAX + 1];
-    char key[DB_RMA_TEXT_MAX + 1];
+    const char *number;       /* the row's seen_t number */
+    const char *key;
     unsigned line;
 } listed_t;
 
@@ -373,12 +414,14 @@ typedef struct {
     size_t nseen, capseen;
     listed_t *listed;
     size_t nlisted, caplisted;
+    pool_block_t *pool;
 } rows_t;
 
 static void rows_free(rows_t *rows)
 {
     free(rows->seen);
     free(rows->listed);
+    pool_free(&rows->pool);
     memset(rows, 0, sizeof(*rows));
 }
 
@@ -425,10 +468,12 @@ static int add_listed(void *data, const char *s, size_t len)
         rows->listed = nl;
         rows->caplisted = ncap;
     }
-    listed_t *e = &rows->listed[rows->nlisted++];
-    memcpy(e->number, l->number, sizeof(e->number));
-    db_serial_key(s, len, e->key, sizeof(e->key));
-    e->line = l->line;
+    char key[DB_RMA_TEXT_MAX + 1];
+    db_serial_key(s, len, key, sizeof(key));
+    const char *k = pool_dup(&rows->pool, key, strlen(key));
+    if (!k)
+        return -ENOMEM;
+    rows->listed[rows->nlisted++] = (listed_t){ .number = l->number, .key = k, .line = l->line };
     return 0;
 }
 
@@ -443,15 +488,21 @@ static int remember_row(rows_t *rows, const db_rma_t *rma, unsigned line, size_t
         rows->seen = ns;
         rows->capseen = ncap;
     }
+    const char *number = pool_dup(&rows->pool, rma->number, strlen(rma->number));
+    const char *vendor = rows->nseen && strcmp(rows->seen[rows->nseen - 1].vendor, rma->vendor) == 0
+                         ? rows->seen[rows->nseen - 1].vendor
+                         : pool_dup(&rows->pool, rma->vendor, strlen(rma->vendor));
+    if (!number || !vendor)
+        return -ENOMEM;
     seen_t *e = &rows->seen[rows->nseen++];
-    memcpy(e->number, rma->number, sizeof(e->number));
+    e->number = number;
     e->line = line;
     e->row = row;
     e->rma_line = rma->line;
     e->quantity = rma->quantity;
     e->issued = rma->issued;
     e->kind = rma->kind;
-    memcpy(e->vendor, rma->vendor, sizeof(e->vendor));
+    e->vendor = vendor;
     e->has_order_value = rma->has_order_value;
     e->order_value = rma->order_value;
     e->proof_of_purchase = rma->proof_of_purchase;

@@ -17,3 +17,5 @@ if command -v valgrind > /dev/null; then
 fi
 echo "== daemon: complete receipts through the TCP scanner port"
 /usr/bin/python3 tests/bench/daemon_bench.py "$B" "${BENCH_RECEIPTS:-2000}"
+echo "== site scale: rmad against its floor, 1/16/64 stations (issue 17; about 6-8 min)"
+/usr/bin/python3 tests/bench/site_bench.py "$B" --readme README.md

@@ -23,6 +23,7 @@
     X(rmactl_cli)      \
     X(event)           \
     X(station)         \
+    X(commit)          \
     X(bus)             \
     X(control)         \
     X(http)            \

@@ -14,6 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/loop.h"
+
 #include "db/db.h"
 #include "db/db_internal.h"
 #include "db/maint.h"
@@ -1260,6 +1262,173 @@ static void test_receipt_search(void)
     db_close(&db);
 }
 
+static int copy_file(const char *from, const char *to)
+{
+    FILE *in = fopen(from, "rb"), *out = in ? fopen(to, "wb") : NULL;
+    char buf[8192];
+    size_t n;
+    int r = in && out ? 0 : -1;
+
+    while (r == 0 && (n = fread(buf, 1, sizeof(buf), in)) > 0)
+        if (fwrite(buf, 1, n, out) != n)
+            r = -1;
+    if (in)
+        fclose(in);
+    if (out && fclose(out) != 0)
+        r = -1;
+    return r;
+}
+
+/* Every row of receipts and scans, every column, in id order, as one text. */
+static char *dump_rows(const char *path)
+{
+    static const char *const sql =
+        "SELECT group_concat(x, char(10)) FROM ("
+        " SELECT 'r' || quote(id) || quote(station) || quote(rma) || quote(state)"
+        "  || quote(opened_at) || quote(closed_at) || quote(serial) || quote(checklist)"
+        "  || quote(result) || quote(disposition) || quote(reason) || quote(line)"
+        "  || quote(policy_sha256) || quote(policy_version) AS x FROM receipts"
+        " UNION ALL"
+        " SELECT 's' || quote(id) || quote(at) || quote(station) || quote(scanner)"
+        "  || quote(symbology) || quote(raw) || quote(text) || quote(kind) || quote(accepted)"
+        "  || quote(reason) || quote(receipt_id) FROM scans"
+        " UNION ALL SELECT 'p' || quote(id) || quote(receipt_id) FROM print_jobs"
+        " UNION ALL SELECT 'o' || quote(seq) || quote(body) FROM outbox)";
+    sqlite3 *s = NULL;
+    sqlite3_stmt *st = NULL;
+    char *out = NULL;
+
+    if (sqlite3_open_v2(path, &s, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK
+        && sqlite3_prepare_v2(s, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW
+        && sqlite3_column_text(st, 0))
+        out = strdup((const char *)sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+    sqlite3_close(s);
+    return out;
+}
+
+/*
+ * Issue 17: a copy of a schema-6 database (AUTOINCREMENT on receipts and scans) opens
+ * as the current schema (8 rebuilt the tables) with every row kept byte for byte,
+ * ids included; the audit rules hold
+ * (closed receipts final, nothing deleted outside retention's gate, the newest scan
+ * kept); new rows take max(id) + 1; sqlite_sequence is no longer written.
+ */
+static void test_autoincrement_migration(void)
+{
+    db_t *gone = fresh();
+    db_close(&gone);
+    (void)remove(th_tmpdb_path());
+    char old[4200];
+    snprintf(old, sizeof(old), "%s.schema6", th_tmpdb_path());
+    (void)remove(old);
+    sqlite3 *raw = NULL;
+    CU_ASSERT_EQUAL_FATAL(sqlite3_open(old, &raw), SQLITE_OK);
+    char *err = NULL;
+    int rc = sqlite3_exec(raw, "PRAGMA foreign_keys=ON; PRAGMA journal_mode=WAL", NULL, NULL, &err);
+    for (int i = 0; i < 6 && rc == SQLITE_OK; i++)
+        rc = sqlite3_exec(raw, db_migrations[i], NULL, NULL, &err);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(raw,
+            "PRAGMA user_version = 6;\n"
+            "INSERT INTO rmas (number, issued, kind, vendor) VALUES\n"
+            "  ('RMA-1', '2026-11-01', 'warranty', 'V7');\n"
+            "INSERT INTO rma_lines (rma, line, model, quantity) VALUES ('RMA-1', 1, 'SSD', 2);\n"
+            "INSERT INTO receipts (station, rma, state, opened_at, closed_at, serial, checklist,\n"
+            "                      result, disposition, reason, line, policy_sha256, policy_version)\n"
+            "VALUES ('dock1', 'RMA-1', 'completed', '2026-11-21T06:00:00.000Z',\n"
+            "        '2026-11-21T06:05:00.000Z', 'SN-1', '{\"a\":1}', '{\"d\":\"x\"}', 'return_to_stock',\n"
+            "        NULL, 1, '0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef', 'v3'),\n"
+            "       ('dock1', 'RMA-NOPE', 'refused', '2026-11-21T06:10:00.000Z',\n"
+            "        '2026-11-21T06:10:00.000Z', NULL, NULL, NULL, NULL, 'unknown RMA', NULL, NULL, NULL),\n"
+            "       ('dock2', NULL, 'cancelled', '2026-11-21T06:11:00.000Z',\n"
+            "        '2026-11-21T06:12:00.000Z', NULL, NULL, NULL, NULL, 'wrong box', NULL, NULL, NULL),\n"
+            "       ('dock1', 'RMA-1', 'open', '2026-11-21T06:20:00.000Z', NULL, 'SN-2',\n"
+            "        '{\"b\":2}', NULL, NULL, NULL, 1, NULL, NULL);\n"
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 500)\n"
+            "INSERT INTO scans (at, station, scanner, symbology, raw, text, kind, accepted, reason,\n"
+            "                   receipt_id)\n"
+            "SELECT printf('2026-11-21T06:%02d:%02d.000Z', i / 60 % 60, i % 60), 'dock' || (i % 2 + 1),\n"
+            "       'tcp:127.0.0.1:1#' || i, CASE WHEN i % 3 = 0 THEN ']C1' END,\n"
+            "       CASE WHEN i % 11 = 0 THEN x'00ff' ELSE CAST(printf('X%d', i) AS BLOB) END, printf('X%d', i),\n"
+            "       CASE WHEN i % 7 = 0 THEN 'invalid' ELSE 'rma' END, i % 7 <> 0,\n"
+            "       CASE WHEN i % 7 = 0 THEN 'not a barcode' END, CASE WHEN i % 5 <> 0 THEN i % 4 + 1 END\n"
+            "FROM n;\n"
+            "INSERT INTO print_jobs (receipt_id, station, printer, why, created_at)\n"
+            "  VALUES (1, 'dock1', 'zebra', 'disposition', '2026-11-21T06:05:00.000Z');\n"
+            "INSERT INTO outbox (seq, topic, body) VALUES (1, 't', '{\"seq\":1,\"type\":\"t\"}');\n",
+            NULL, NULL, &err);
+    if (rc != SQLITE_OK)
+        fprintf(stderr, "\n  schema 6: %s\n", err);
+    sqlite3_free(err);
+    sqlite3_close(raw);
+    CU_ASSERT_EQUAL_FATAL(rc, SQLITE_OK);
+
+    char *before = dump_rows(old);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(before);
+    /* A copy, as an operator's upgrade would find it (the old file stays as it was). */
+    CU_ASSERT_EQUAL_FATAL(copy_file(old, th_tmpdb_path()), 0);
+
+    db_t *db = NULL;
+    char *msg = NULL;
+    CU_ASSERT_EQUAL_FATAL(db_open(th_tmpdb_path(), &db, &msg), 0);
+    free(msg);
+    CU_ASSERT_EQUAL(peek_int("PRAGMA user_version"), db_schema_version());
+    char *after = dump_rows(th_tmpdb_path());
+    CU_ASSERT_PTR_NOT_NULL_FATAL(after);
+    CU_ASSERT_STRING_EQUAL(after, before);
+    CU_ASSERT_EQUAL(peek_int("SELECT count(*) FROM scans"), 500);
+    CU_ASSERT_EQUAL(peek_int("SELECT count(*) FROM receipts"), 4);
+    CU_ASSERT_EQUAL(peek_int("SELECT count(*) FROM sqlite_master WHERE sql LIKE '%AUTOINCREMENT%'"), 0);
+    CU_ASSERT_EQUAL(peek_int("SELECT count(*) FROM sqlite_sequence"), 0);
+    CU_ASSERT_EQUAL(peek_int("SELECT count(*) FROM sqlite_master WHERE type = 'index'"
+                             " AND tbl_name IN ('receipts', 'scans')"), 7);
+    CU_ASSERT_EQUAL(peek_int("PRAGMA foreign_keys"), 0);   /* a fresh connection's default */
+    free(before);
+    free(after);
+
+    /* The audit rules, as before. */
+    CU_ASSERT_EQUAL(poke("UPDATE receipts SET reason = 'x' WHERE id = 1"), SQLITE_CONSTRAINT);
+    CU_ASSERT_EQUAL(poke("UPDATE receipts SET station = 'x' WHERE id = 4"), SQLITE_CONSTRAINT);
+    CU_ASSERT_EQUAL(poke("DELETE FROM receipts WHERE id = 2"), SQLITE_CONSTRAINT);
+    CU_ASSERT_EQUAL(poke("UPDATE scans SET text = 'x' WHERE id = 1"), SQLITE_CONSTRAINT);
+    CU_ASSERT_EQUAL(poke("DELETE FROM scans WHERE id = 1"), SQLITE_CONSTRAINT);
+    CU_ASSERT_EQUAL(poke("INSERT INTO receipts (station, state, opened_at) VALUES ('d', 'open', 'x');"
+                         "INSERT INTO receipts (station, state, opened_at) VALUES ('d', 'open', 'y')"),
+                    SQLITE_CONSTRAINT);   /* one open receipt per station */
+    /* Foreign keys are on again for the daemon's connection. */
+    CU_ASSERT_EQUAL(db_begin(db), 0);
+    db_scan_t bad = { .at = 1, .station = "dock1", .scanner = "t", .raw = "Z", .raw_len = 1,
+                      .text = "Z", .kind = "rma", .accepted = true, .receipt_id = 99 };
+    CU_ASSERT(db_scan_insert(db, &bad, NULL) < 0);
+    db_scan_t ok = bad;
+    ok.receipt_id = 4;
+    int64_t id = 0;
+    CU_ASSERT_EQUAL(db_scan_insert(db, &ok, &id), 0);
+    CU_ASSERT_EQUAL(id, 501);
+    CU_ASSERT_EQUAL(db_commit(db), 0);
+
+    /* Retention through the gate: all the old scans but those of the open receipt
+     * (4) and the newest, from which the ids go on. */
+    db_retention_t got = { 0 };
+    CU_ASSERT_EQUAL(poke("UPDATE receipts SET state = 'cancelled', closed_at = 'z', reason = 'r'"
+                         " WHERE id = 4"), SQLITE_OK);
+    CU_ASSERT_EQUAL(db_retention_batch(db, loop_wall_ms(), UINT64_MAX, 10000, &got), 0);
+    CU_ASSERT_EQUAL(got.scans, 500);
+    CU_ASSERT_EQUAL(peek_int("SELECT id FROM scans"), 501);
+    CU_ASSERT_EQUAL(poke("BEGIN; INSERT INTO retention_gate VALUES (1, '9999-01-01T00:00:00.000Z');"
+                         " DELETE FROM scans WHERE id = 501; COMMIT"), SQLITE_CONSTRAINT);
+    (void)poke("ROLLBACK");
+    CU_ASSERT_EQUAL(db_begin(db), 0);
+    CU_ASSERT_EQUAL(db_scan_insert(db, &bad, &id), -ENOENT);
+    bad.receipt_id = 0;
+    CU_ASSERT_EQUAL(db_scan_insert(db, &bad, &id), 0);
+    CU_ASSERT_EQUAL(id, 502);
+    CU_ASSERT_EQUAL(db_commit(db), 0);
+    db_close(&db);
+    (void)remove(old);
+}
+
 /*
  * A database of schema 3 (one unit per RMA) opens as schema 4 with each RMA as one
  * line of quantity 1: its product facts and expected serial on the line, its
@@ -1815,6 +1984,7 @@ int suite_db(void)
         || !CU_add_test(s, "print queue", test_print_queue)
         || !CU_add_test(s, "print queue: schema 2 migrates", test_print_queue_migration)
         || !CU_add_test(s, "rma lines: schema 3 migrates", test_rma_lines_migration)
+        || !CU_add_test(s, "schema 8: AUTOINCREMENT gone, every row kept", test_autoincrement_migration)
         || !CU_add_test(s, "receipts' policy version: schema 4 migrates", test_policy_version_migration)
         || !CU_add_test(s, "import lines, quantities, serials", test_import_lines)
         || !CU_add_test(s, "import lines: bad rows", test_import_lines_bad_rows)

@@ -1,0 +1,95 @@
+/*
+ * The checkpointer (daemon/checkpoint.h): one timer, armed by commits.
+ */
+#include "daemon/checkpoint.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+
+struct checkpointer {
+    loop_t *loop;
+    db_t *db;
+    uint64_t timer;          /* 0: none armed */
+    bool soon;               /* the armed timer is the next-turn one */
+    int frames;              /* in the WAL after the last commit */
+    int64_t last_commit_ms;  /* monotonic */
+    int retries;
+    unsigned long count;
+    int error;
+};
+
+static int64_t run(loop_t *loop, uint64_t id, void *data)
+{
+    checkpointer_t *c = data;
+    int64_t quiet = loop_now_ms() - c->last_commit_ms;
+    int left = 0;
+
+    (void)loop;
+    (void)id;
+    if (!c->soon && quiet < CHECKPOINT_IDLE_MS)
+        return CHECKPOINT_IDLE_MS - quiet;   /* commits went on: wait for a pause */
+    int r = db_checkpoint(c->db, &left);
+    c->soon = false;
+    if (r == 0)
+        c->count++;
+    c->error = r;
+    if ((r < 0 || left > 0) && c->retries++ < CHECKPOINT_RETRIES)
+        return CHECKPOINT_RETRY_MS;
+    c->timer = 0;
+    c->retries = 0;
+    return -1;
+}
+
+static void committed(int frames, void *data)
+{
+    checkpointer_t *c = data;
+
+    c->frames = frames;
+    c->last_commit_ms = loop_now_ms();
+    c->retries = 0;
+    bool soon = frames >= CHECKPOINT_SOON_FRAMES;
+    if (c->timer && (c->soon || !soon))
+        return;
+    if (c->timer)
+        (void)loop_del_timer(c->loop, c->timer);
+    c->soon = soon;
+    c->timer = loop_add_timer(c->loop, soon ? 0 : CHECKPOINT_IDLE_MS, run, c);
+    /* Out of memory: no timer; the next commit tries again, the backstop holds. */
+}
+
+checkpointer_t *checkpointer_new(loop_t *loop, db_t *db)
+{
+    checkpointer_t *c = calloc(1, sizeof(*c));
+
+    if (!c)
+        return NULL;
+    c->loop = loop;
+    c->db = db;
+    db_watch_wal(db, committed, c);
+    return c;
+}
+
+void checkpointer_destroy(checkpointer_t **c_p)
+{
+    checkpointer_t *c;
+
+    if (!c_p || !*c_p)
+        return;
+    c = *c_p;
+    if (c->timer)
+        (void)loop_del_timer(c->loop, c->timer);
+    db_watch_wal(c->db, NULL, NULL);
+    free(c);
+    *c_p = NULL;
+}
+
+unsigned long checkpoint_count(const checkpointer_t *c)
+{
+    return c ? c->count : 0;
+}
+
+int checkpoint_error(const checkpointer_t *c)
+{
+    return c ? c->error : -EINVAL;
+}

@@ -1,0 +1,41 @@
+/*
+ * Checkpoints off the scan path (issue 17). SQLite's default copies the WAL back into
+ * the database file inside whichever commit brings it to 1000 pages: one scan in ~200
+ * waited for everyone's pages. The checkpointer instead hears every commit
+ * (db_watch_wal) and runs a PASSIVE checkpoint from a loop timer:
+ * - once the database has been quiet for CHECKPOINT_IDLE_MS (at human pace: between
+ *   two scans, never inside one);
+ * - under sustained load, on the next loop turn after the WAL passed
+ *   CHECKPOINT_SOON_FRAMES, i.e. after the commit that passed it has been answered
+ *   and published.
+ * A checkpoint a reader holds up (replay, rmactl, a backup) is tried again every
+ * CHECKPOINT_RETRY_MS, at most CHECKPOINT_RETRIES times, then waits for the next
+ * commit. The timer exists only while there is something to copy: an idle daemon
+ * does not wake for it. db's DB_WAL_BACKSTOP_FRAMES stays as the backstop.
+ *
+ * The module never logs; the last error is kept for status (checkpoint_error).
+ */
+#ifndef RMAD_CHECKPOINT_H
+#define RMAD_CHECKPOINT_H
+
+#include "core/loop.h"
+#include "db/db.h"
+
+#define CHECKPOINT_IDLE_MS      100
+#define CHECKPOINT_SOON_FRAMES  1000
+#define CHECKPOINT_RETRY_MS     1000
+#define CHECKPOINT_RETRIES      5
+
+typedef struct checkpointer checkpointer_t;
+
+/* Watch db's commits (replaces any other db_watch_wal). NULL when out of memory. */
+checkpointer_t *checkpointer_new(loop_t *loop, db_t *db);
+
+/* Stop watching and free; db gets SQLite's default back. Accepts NULL; clears *c_p. */
+void checkpointer_destroy(checkpointer_t **c_p);
+
+/* Checkpoints run, and the last failure (0 when none; negative errno). */
+unsigned long checkpoint_count(const checkpointer_t *c);
+int checkpoint_error(const checkpointer_t *c);
+
+#endif
