@@ -135,10 +135,10 @@ def make_template(path, stored):
                                     'time', closed_at, 'station', station, 'receipt', id),
                         closed_at
                  FROM receipts, (SELECT coalesce(max(seq), 0) AS b FROM outbox) ORDER BY id""")
-    # The runs' RMAs: RMA-S<station>-<k>, open, one line with the expected serial.
+    # The runs' RMAs: RMA-S<station>K<k>, open, one line with the expected serial.
     c.execute("""WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < ?1 - 1)
                  INSERT INTO rmas (number, issued, kind, vendor)
-                 SELECT printf('RMA-S%d-%d', i / ?2, i % ?2), ?3, 'warranty', 'V7' FROM n""",
+                 SELECT printf('RMA-S%02dK%05d', i / ?2, i % ?2), ?3, 'warranty', 'V7' FROM n""",
               (MAX_STATIONS * RMAS_PER_STATION, RMAS_PER_STATION, TODAY))
     c.execute("""INSERT INTO rma_lines (rma, line, model, family, purchased, quantity, serials)
                  SELECT number, 1, 'SSD-512', 'Solid State Drives', '2025-06-01', 1,
@@ -152,7 +152,8 @@ def make_template(path, stored):
 
 
 def scan_lines(station, k):
-    tag = "%d-%d" % (station, k)
+    # The default rma_pattern (^RMA-?[0-9A-Z]{4,20}$) has no second dash.
+    tag = "%02dK%05d" % (station, k)
     return ["RMA-S" + tag, "SN" + tag, "PKG-ORIGINAL", "FAULT-CONFIRMED",
             "FIND-COSMETIC_DAMAGE", "CMD-DONE"]
 
