@@ -196,8 +196,9 @@ class Tally:
         if extra:
             checks.append("%d stored although answered not stored or not at all" % extra)
         if unanswered:
-            checks.append("%d not answered%s" % (unanswered, " (reply queue full: dropped, "
-                                                 "and not stored)" if unanswered_ok else ""))
+            checks.append("%d not answered%s" % (
+                unanswered, " (the client did not read: replies dropped; %d of those "
+                "reads stored, the rest not)" % dropped_ok if unanswered_ok else ""))
         return {"run": name, "sent": self.sent, "stored": stored, "rejected": rejected,
                 "lost": lost, "recover": recover, "checks": "; ".join(checks), "ok": ok}
 
