@@ -375,6 +375,11 @@ def test_retention(tmp):
     con.executemany("INSERT INTO scans (at, station, scanner, raw, text, kind, accepted, receipt_id) "
                     "VALUES ('2020-01-01T08:00:00.000Z', 'dock1', 'tcp:x#1', x'41', 'A', 'rma', 1, 100)",
                     [()] * 1200)
+    # And one of today, as a dock in use has: the newest scan always stays (so a scan id
+    # is never used twice), and it must not be one of the old ones.
+    now = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
+    con.execute("INSERT INTO scans (at, station, scanner, raw, text, kind, accepted) "
+                "VALUES (?, 'dock1', 'tcp:x#2', x'42', 'B', 'rma', 1)", (now,))
     start = con.execute("SELECT max(seq) FROM outbox").fetchone()[0]
     for i in range(1, 701):
         seq = start + i
