@@ -145,6 +145,8 @@ typedef struct {
     char *tls_cert;         /* with tls_key */
     char *tls_key;
     bool tls;               /* tls = on, or implied by any tls_* key */
+    bool rma_feed;          /* rma_feed = yes: RMAs from <prefix>.<site>.rma.upsert */
+    char *rma_consumer;     /* its durable consumer; default "rmad-<site>" with rma_feed */
     int line;               /* line of [forward] */
 } config_forward_t;
 

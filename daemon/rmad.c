@@ -671,6 +671,21 @@ static void forward_cb(const forward_note_t *n, void *data)
         log_notice("forward: stream %s already holds site %s up to seq %llu: resuming there",
                    n->text, c->site, (unsigned long long)n->seq);
         break;
+    case FORWARD_NOTE_RMA_CONNECTED:
+        log_notice("forward.rma_feed: pulling %s.%s.rma.upsert from %s (consumer %s)",
+                   c->subject_prefix, c->site, n->text, c->rma_consumer);
+        break;
+    case FORWARD_NOTE_RMA_APPLIED:
+        log_info("forward.rma_feed: stream %s seq %llu applied: %s", c->stream,
+                 (unsigned long long)n->seq, n->text);
+        break;
+    case FORWARD_NOTE_RMA_REFUSED:
+        log_err("forward.rma_feed: stream %s seq %llu refused, nothing applied (terminated, "
+                "kept in the stream): %s", c->stream, (unsigned long long)n->seq, n->text);
+        break;
+    case FORWARD_NOTE_RMA_ERROR:
+        log_err("forward.rma_feed: %s (retrying)", n->text);
+        break;
     }
 }
 
@@ -1109,7 +1124,8 @@ static int rmad_start(rmad_t *d)
         return -ENOMEM;
     }
     if (d->cfg->forward &&
-        !(d->fw = forward_new(d->loop, d->cfg->database, d->cfg->forward, forward_cb, d, &err))) {
+        !(d->fw = forward_new(d->loop, d->cfg->database, d->cfg->forward, d->cfg->rma_pattern,
+                              forward_cb, d, &err))) {
         rc = -EIO;
         goto fail;
     }
