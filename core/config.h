@@ -33,6 +33,7 @@
  *     subject_prefix = rmad           ; subjects are PREFIX.SITE.EVENT-TYPE
  *     max_inflight = 256              ; publishes awaiting their ack at once
  *     creds = /etc/rmad/nats.creds    ; or nkey + nkey_seed; tls_ca, tls_cert, tls_key
+ *     rma_feed = yes                  ; RMAs from PREFIX.SITE.rma.upsert (rma_consumer)
  *
  *     [station dock1]
  *     scanner = tcp:127.0.0.1:7790    ; one line per scanner, at least one
