@@ -162,8 +162,11 @@ def scenario(nats, b, conf, dirp, ports, d):
     # The site's last messages are upserts: an old mark still resumes after the last
     # event (the lookup skips the upserts instead of calling them another writer's).
     wait_forwarded(conf)
-    last_event = status(conf)["last_seq"]
     b.kill(signal.SIGTERM)
+    # What the stream holds of the site (stopping may commit and forward one more).
+    msgs, _ = read_stream(nats)
+    last_event = max(int(m["headers"]["Rmad-Seq"]) for m in msgs
+                     if m["headers"].get("Rmad-Site") == "berlin")
     db = sqlite3.connect(os.path.join(dirp, "rmad.db"))
     db.execute("DROP TRIGGER forward_marks_only_forward")
     db.execute("UPDATE forward_marks SET seq = 1, updated_ms = updated_ms - 3600000")
@@ -171,6 +174,9 @@ def scenario(nats, b, conf, dirp, ports, d):
     db.close()
     # Published while rmad is down: the durable consumer keeps it for rmad.
     s5 = publish(nats, subject, HEADER + ROW.format(n="RMA-9004", **d))
+    msgs, _ = read_stream(nats)
+    check(msgs[-1]["subject"] == subject and msgs[-1]["seq"] == s5,
+          "the site's last message in the stream is an upsert")
     b.start()
     wait_log(b, "already holds site berlin up to seq %d" % last_event)
     wait_log(b, "forward.rma_feed: stream RMAD seq %d applied: 1 row: 1 RMA inserted" % s5)
