@@ -10,6 +10,7 @@
   rmad's log names the error and the message's stream seq, the good row's RMA is
   unknown to rmactl rma show, and the consumer terminated it (nothing pending, no
   redelivery); the message is still in the stream for a person.
+- A database busy beyond the import's wait: the upsert is nak'd, redelivered, applied.
 - The forwarder's "site's last Rmad-Seq" lookup is not confused by upserts (they are
   the site's last messages in the stream): an old mark resumes after the last event.
 - Upserts published while rmad is down are applied when it is back (durable).
@@ -158,6 +159,22 @@ def scenario(nats, b, conf, dirp, ports, d):
     c.close()
     check("message" in kept and kept["message"]["subject"] == subject,
           "the refused upsert is still in the stream at seq %d for a person" % s3)
+
+    # The database held by another writer beyond the import's busy wait: the upsert is
+    # nak'd with a delay and redelivered, then applied (not terminated).
+    lock = sqlite3.connect(os.path.join(dirp, "rmad.db"), timeout=30, isolation_level=None)
+    lock.execute("BEGIN IMMEDIATE")
+    s6 = publish(nats, subject, HEADER + ROW.format(n="RMA-9005", **d))
+    wait_log(b, "forward.rma_feed: stream seq %d not applied now: " % s6)
+    lock.execute("ROLLBACK")
+    lock.close()
+    wait_log(b, "forward.rma_feed: stream RMAD seq %d applied: 1 row: 1 RMA inserted" % s6)
+    info = wait_settled(nats, "rmad-berlin", s6)
+    check(info.get("num_redelivered", 0) == 0 and info.get("num_ack_pending") == 0 and
+          "seq %d refused" % s6 not in open(b.log).read(),
+          "a busy database delays an upsert, never refuses it: %s" % json.dumps(info.get("ack_floor")))
+    ok, text = known("RMA-9005")
+    check(ok, "the delayed upsert is applied: " + text)
 
     # The site's last messages are upserts: an old mark still resumes after the last
     # event (the lookup skips the upserts instead of calling them another writer's).
