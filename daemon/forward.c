@@ -732,10 +732,17 @@ static int feed_one(forward_t *f, db_t *db, const regex_t *re, natsMsg *m, char 
                  rep.rows, rep.rows == 1 ? "" : "s", rep.inserted, rep.inserted == 1 ? "" : "s",
                  rep.updated, rep.unchanged);
         note(f, FORWARD_NOTE_RMA_APPLIED, text, sseq);
+        pthread_mutex_lock(&f->mu);
+        f->st.rma_applied++;
+        pthread_mutex_unlock(&f->mu);
     } else if (rc == -EINVAL || rc == -E2BIG) {
         s = natsMsg_Term(m, NULL);
         snprintf(text, sizeof(text), "%s", err ? err : strerror(-rc));
         note(f, FORWARD_NOTE_RMA_REFUSED, text, sseq);
+        pthread_mutex_lock(&f->mu);
+        f->st.rma_refused++;
+        f->st.rma_last_refused = sseq;
+        pthread_mutex_unlock(&f->mu);
     } else {
         s = natsMsg_NakWithDelay(m, FEED_NAK_DELAY_MS, NULL);
         snprintf(text, sizeof(text), "stream seq %" PRIu64 " not applied now: %s (redelivered "
@@ -818,6 +825,9 @@ static void feed_connection(forward_t *f, natsConnection *nc, db_t *db, const re
     (void)natsConnection_GetConnectedUrl(nc, url, sizeof(url));
     note(f, FORWARD_NOTE_RMA_CONNECTED, url, 0);
     *up = true;
+    pthread_mutex_lock(&f->mu);
+    f->st.rma_feed_up = true;
+    pthread_mutex_unlock(&f->mu);
     while (!stopping(f)) {
         natsMsgList list = { 0 };
         jerr = 0;
@@ -835,6 +845,9 @@ static void feed_connection(forward_t *f, natsConnection *nc, db_t *db, const re
         if (rc < 0)
             break;
     }
+    pthread_mutex_lock(&f->mu);
+    f->st.rma_feed_up = false;
+    pthread_mutex_unlock(&f->mu);
 done:
     natsSubscription_Destroy(sub);   /* keeps the durable consumer (libnats >= 3.4) */
     jsCtx_Destroy(js);

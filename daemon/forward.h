@@ -58,6 +58,10 @@ typedef struct {
     uint64_t committed;     /* the last committed seq the forwarder was told about */
     uint64_t published;     /* publishes since start (re-sends included) */
     uint64_t duplicates;    /* of which the stream reported as already stored */
+    bool rma_feed_up;       /* the RMA feed is subscribed (rma_feed = yes) */
+    uint64_t rma_applied;   /* upserts applied (acked) since start */
+    uint64_t rma_refused;   /* upserts refused (terminated) since start */
+    uint64_t rma_last_refused;  /* the stream seq of the last refused, 0 when none */
     char server[128];       /* the connected URL, "" when none */
     char error[256];        /* the last problem, "" when none */
 } forward_status_t;

@@ -645,6 +645,15 @@ static int status_cmd(const json_t *req, json_t **reply, void *data)
                                       "published", (json_int_t)fs.published,
                                       "duplicates", (json_int_t)fs.duplicates,
                                       "error", fs.error));
+        json_t *fwj = json_object_get(*reply, "forward");
+        if (fwj && d->cfg->forward->rma_feed)
+            json_object_set_new(fwj, "rma_feed",
+                                json_pack("{s:s, s:b, s:I, s:I, s:I}",
+                                          "consumer", d->cfg->forward->rma_consumer,
+                                          "connected", fs.rma_feed_up,
+                                          "applied", (json_int_t)fs.rma_applied,
+                                          "refused", (json_int_t)fs.rma_refused,
+                                          "last_refused_seq", (json_int_t)fs.rma_last_refused));
     }
     return *reply ? 0 : -ENOMEM;
 }

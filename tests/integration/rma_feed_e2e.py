@@ -151,6 +151,13 @@ def scenario(nats, b, conf, dirp, ports, d):
           "consumer: every upsert settled once, none pending or redelivered: %s" %
           json.dumps({k: info.get(k) for k in ("num_ack_pending", "num_redelivered",
                                                 "num_pending", "delivered", "ack_floor")}))
+    st = status(conf)
+    feed = st and st["forward"].get("rma_feed")
+    check(feed == {"consumer": "rmad-berlin", "connected": True, "applied": 2, "refused": 2,
+                   "last_refused_seq": s4}, "status shows the feed: %s" % feed)
+    text = rmactl("status").stdout
+    check("rma feed: pulling (consumer rmad-berlin), 2 applied, 2 refused (last: stream seq %d)"
+          % s4 in text, "rmactl status shows the feed: " + text)
     time.sleep(1.5)
     log = open(b.log).read()
     check(log.count("seq %d refused" % s3) == 1, "the refused upsert is logged once")
