@@ -23,6 +23,11 @@
  * exception: when the stream refuses one publish of a batch and stores later ones
  * (a cluster electing a new leader mid-batch), the refused event is stored on the
  * re-send, after them; still once, and Rmad-Seq tells its place.
+ *
+ * With rma_feed = yes a second thread (its own NATS and SQLite connections) pulls
+ * `<prefix>.<site>.rma.upsert` from a durable consumer and applies each payload, an
+ * `rmactl rma import` CSV, through db_rma_import_csv: ack after commit, term when
+ * refused (noted with its stream seq), nak with a delay on a passing database error.
  */
 #ifndef RMAD_FORWARD_H
 #define RMAD_FORWARD_H
