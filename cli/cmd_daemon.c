@@ -353,6 +353,19 @@ static void print_status(const json_t *r)
             put_text(str_or(fw, "error", ""));
             putchar('\n');
         }
+        json_t *feed = json_object_get(fw, "rma_feed");
+        if (json_is_object(feed)) {
+            json_int_t refused = json_integer_value(json_object_get(feed, "refused"));
+            printf("rma feed: %s (consumer ",
+                   json_is_true(json_object_get(feed, "connected")) ? "pulling" : "not connected");
+            put_text(str_or(feed, "consumer", "?"));
+            printf("), %" JSON_INTEGER_FORMAT " applied, %" JSON_INTEGER_FORMAT " refused",
+                   json_integer_value(json_object_get(feed, "applied")), refused);
+            if (refused)
+                printf(" (last: stream seq %" JSON_INTEGER_FORMAT ")",
+                       json_integer_value(json_object_get(feed, "last_refused_seq")));
+            putchar('\n');
+        }
     }
 }
 

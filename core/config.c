@@ -143,6 +143,7 @@ void config_destroy(config_t **cfg_p)
         free(f->tls_ca);
         free(f->tls_cert);
         free(f->tls_key);
+        free(f->rma_consumer);
         free(f);
     }
     free(cfg);
@@ -227,7 +228,8 @@ static const char *const station_keys[SK_COUNT] = {
 
 enum forward_key {
     FK_NATS, FK_SITE, FK_STREAM, FK_SUBJECT_PREFIX, FK_MAX_INFLIGHT, FK_CREDS, FK_NKEY,
-    FK_NKEY_SEED, FK_TLS, FK_TLS_CA, FK_TLS_CERT, FK_TLS_KEY, FK_COUNT
+    FK_NKEY_SEED, FK_TLS, FK_TLS_CA, FK_TLS_CERT, FK_TLS_KEY, FK_RMA_FEED, FK_RMA_CONSUMER,
+    FK_COUNT
 };
 
 static const char *const forward_keys[FK_COUNT] = {
@@ -243,6 +245,8 @@ static const char *const forward_keys[FK_COUNT] = {
     [FK_TLS_CA] = "tls_ca",
     [FK_TLS_CERT] = "tls_cert",
     [FK_TLS_KEY] = "tls_key",
+    [FK_RMA_FEED] = "rma_feed",
+    [FK_RMA_CONSUMER] = "rma_consumer",
 };
 
 typedef enum { SEC_NONE, SEC_DAEMON, SEC_STATION, SEC_FORWARD } section_t;
@@ -1551,6 +1555,17 @@ static int set_forward_key(struct parser *p, enum forward_key k, const char *val
             return fail(p, p->line, "bad tls '%s' (expected on or off)", quote(q, value));
         f->tls = strcmp(value, "on") == 0;
         return 0;
+    case FK_RMA_FEED:
+        if (strcmp(value, "yes") != 0 && strcmp(value, "no") != 0)
+            return fail(p, p->line, "bad rma_feed '%s' (expected yes or no)", quote(q, value));
+        f->rma_feed = strcmp(value, "yes") == 0;
+        return 0;
+    case FK_RMA_CONSUMER:
+        if (!nats_token_ok(value, 64))
+            return fail(p, p->line, "bad rma_consumer '%s' (expected 1 to 64 of A-Z a-z 0-9 _ -: "
+                        "a durable consumer name)", quote(q, value));
+        free(f->rma_consumer);
+        return (f->rma_consumer = strdup(value)) ? 0 : -ENOMEM;
     case FK_NKEY:
         if (strlen(value) != 56 || value[0] != 'U')
             return fail(p, p->line, "bad nkey '%s' (expected a user's public nkey: U and 55 more)",
@@ -1587,6 +1602,12 @@ static int forward_close(struct parser *p)
     if ((!f->stream && !(f->stream = strdup("RMAD"))) ||
         (!f->subject_prefix && !(f->subject_prefix = strdup("rmad"))))
         return -ENOMEM;
+    if (f->rma_consumer && !f->rma_feed)
+        return fail(p, f->line, "[forward]: rma_consumer without rma_feed = yes");
+    if (f->rma_feed && !f->rma_consumer && asprintf(&f->rma_consumer, "rmad-%s", f->site) < 0) {
+        f->rma_consumer = NULL;
+        return -ENOMEM;
+    }
     return 0;
 }
 

@@ -33,6 +33,7 @@
  *     subject_prefix = rmad           ; subjects are PREFIX.SITE.EVENT-TYPE
  *     max_inflight = 256              ; publishes awaiting their ack at once
  *     creds = /etc/rmad/nats.creds    ; or nkey + nkey_seed; tls_ca, tls_cert, tls_key
+ *     rma_feed = yes                  ; RMAs from PREFIX.SITE.rma.upsert (rma_consumer)
  *
  *     [station dock1]
  *     scanner = tcp:127.0.0.1:7790    ; one line per scanner, at least one
@@ -145,6 +146,8 @@ typedef struct {
     char *tls_cert;         /* with tls_key */
     char *tls_key;
     bool tls;               /* tls = on, or implied by any tls_* key */
+    bool rma_feed;          /* rma_feed = yes: RMAs from <prefix>.<site>.rma.upsert */
+    char *rma_consumer;     /* its durable consumer; default "rmad-<site>" with rma_feed */
     int line;               /* line of [forward] */
 } config_forward_t;
 

@@ -33,6 +33,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <regex.h>
+
 #include "db/db.h"
 
 /* One event of the batch in flight. */
@@ -60,6 +62,13 @@ struct forward {
     int pipe_rd, pipe_wr;       /* the thread wakes the loop for its notes */
     pthread_t thread;
     bool started;
+    pthread_t feed_thread;      /* the RMA feed (rma_feed = yes), its own connections */
+    bool feed_started;
+    db_t *feed_db;              /* the feed thread's own */
+    regex_t feed_re;            /* [daemon] rma_pattern, compiled */
+    bool feed_re_ok;
+    char *feed_subject;         /* "<prefix>.<site>.rma.upsert", fed or not: the last-seq
+                                 * lookup skips what others publish there */
 
     pthread_mutex_t mu;
     pthread_cond_t cond;        /* committed moved, or stop */
@@ -291,15 +300,14 @@ static int check_stream(const config_forward_t *cfg, const jsStreamConfig *sc, i
     return 0;
 }
 
-/*
- * The site's last Rmad-Seq in the stream (0 when it holds none of the site's events).
- * Returns 0, or -EIO with buf set.
- */
-static int stream_last_seq(forward_t *f, jsCtx *js, uint64_t *out, char *buf, size_t cap)
+/* The Rmad-Seq of the last message on subject (0 when none), or -EIO / -EINVAL. */
+static int last_on_subject(forward_t *f, jsCtx *js, const char *subject, uint64_t *out,
+                           bool *foreign, char *buf, size_t cap)
 {
     natsMsg *m = NULL;
     jsErrCode jerr = 0;
-    natsStatus s = js_GetLastMsg(&m, js, f->cfg->stream, f->filter, NULL, &jerr);
+    *foreign = false;
+    natsStatus s = js_GetLastMsg(&m, js, f->cfg->stream, subject, NULL, &jerr);
     if (s == NATS_NOT_FOUND || jerr == JSNoMessageFoundErr) {
         *out = 0;
         return 0;
@@ -310,14 +318,53 @@ static int stream_last_seq(forward_t *f, jsCtx *js, uint64_t *out, char *buf, si
     }
     const char *v = NULL;
     int rc = 0;
-    if (natsMsgHeader_Get(m, "Rmad-Seq", &v) != NATS_OK || !v) {
-        snprintf(buf, cap, "the site's last message in stream %s has no Rmad-Seq header: "
-                 "is another writer using %s?", f->cfg->stream, f->filter);
+    if (strcmp(natsMsg_GetSubject(m), f->feed_subject) == 0) {
+        *foreign = true;   /* an RMA upsert for this site, not one of its events */
+    } else if (natsMsgHeader_Get(m, "Rmad-Seq", &v) != NATS_OK || !v) {
+        snprintf(buf, cap, "the site's last message in stream %s (%s) has no Rmad-Seq header: "
+                 "is another writer using %s?", f->cfg->stream, natsMsg_GetSubject(m), f->filter);
         rc = -EINVAL;
     } else {
         *out = strtoull(v, NULL, 10);
     }
     natsMsg_Destroy(m);
+    return rc;
+}
+
+/*
+ * The site's last Rmad-Seq in the stream (0 when it holds none of the site's events).
+ * The site's subjects also take the RMA feed's upserts (<prefix>.<site>.rma.upsert,
+ * published by others, without Rmad-Seq): when the last message of the site is one,
+ * the stream's list of the site's subjects gives the event subjects, and the highest
+ * last Rmad-Seq among them is the answer. Returns 0, or -EIO / -EINVAL with buf set.
+ */
+static int stream_last_seq(forward_t *f, jsCtx *js, uint64_t *out, char *buf, size_t cap)
+{
+    bool foreign = false;
+    int rc = last_on_subject(f, js, f->filter, out, &foreign, buf, cap);
+    if (rc < 0 || !foreign)
+        return rc;
+    jsOptions o;
+    jsOptions_Init(&o);
+    o.Stream.Info.SubjectsFilter = f->filter;
+    jsStreamInfo *si = NULL;
+    jsErrCode jerr = 0;
+    natsStatus s = js_GetStreamInfo(&si, js, f->cfg->stream, &o, &jerr);
+    if (s != NATS_OK) {
+        nats_err(buf, cap, "the site's subjects in the stream", s, jerr);
+        return -EIO;
+    }
+    *out = 0;
+    const jsStreamStateSubjects *subs = si->State.Subjects;
+    for (int i = 0; rc == 0 && subs && i < subs->Count; i++) {
+        uint64_t seq = 0;
+        if (strcmp(subs->List[i].Subject, f->feed_subject) == 0)
+            continue;
+        rc = last_on_subject(f, js, subs->List[i].Subject, &seq, &foreign, buf, cap);
+        if (rc == 0 && seq > *out)
+            *out = seq;
+    }
+    jsStreamInfo_Destroy(si);
     return rc;
 }
 
@@ -629,10 +676,219 @@ static void *thread_main(void *arg)
     return NULL;
 }
 
+/* ---- the RMA feed --------------------------------------------------------------- */
+
+/*
+ * With rma_feed = yes a second thread, with its own NATS connection and its own SQLite
+ * connection, pulls <prefix>.<site>.rma.upsert from the durable consumer rma_consumer
+ * and applies each message's payload, a CSV file exactly as `rmactl rma import` takes
+ * it, through the import itself (db_rma_import_csv: every row checked, all or
+ * nothing, upserts that leave an unchanged RMA unchanged). Then:
+ *
+ *     applied (committed)         ack, synchronously: the next fetch follows the ack
+ *     refused (-EINVAL, -E2BIG)   term: never redelivered, the message stays in the
+ *                                 stream at its stream seq, noted with the error
+ *     anything else (busy, disk)  nak with a delay: redelivered, applied when it can be
+ *
+ * A crash between commit and ack redelivers the message; applying it again changes
+ * nothing. The feed shares the forwarder's stop flag and notes, nothing else.
+ */
+#define FEED_FETCH_BATCH   16
+#define FEED_FETCH_WAIT_MS 1000
+#define FEED_NAK_DELAY_MS  2000
+#define FEED_ACK_WAIT_S    60     /* the consumer redelivers an unacknowledged message */
+
+/* The feed's own problem (connection, consumer), noted once until another one. */
+static void feed_problem(forward_t *f, char *last, size_t cap, const char *text)
+{
+    if (strcmp(last, text) == 0)
+        return;
+    snprintf(last, cap, "%s", text);
+    note(f, FORWARD_NOTE_RMA_ERROR, text, 0);
+}
+
+/*
+ * Apply one message and settle it with the stream. Returns 0, or -EIO with buf set
+ * when the connection should be dropped (the settle failed: the consumer redelivers).
+ */
+static int feed_one(forward_t *f, db_t *db, const regex_t *re, natsMsg *m, char *buf, size_t cap)
+{
+    jsMsgMetaData *meta = NULL;
+    uint64_t sseq = 0;
+    if (natsMsg_GetMetaData(&meta, m) == NATS_OK) {
+        sseq = meta->Sequence.Stream;
+        jsMsgMetaData_Destroy(meta);
+    }
+    db_import_report_t rep;
+    char *err = NULL, text[600];
+    const char *data = natsMsg_GetData(m);
+    int rc = db_rma_import_csv(db, data ? data : "", (size_t)natsMsg_GetDataLength(m), re, &rep,
+                               &err);
+    natsStatus s;
+    jsErrCode jerr = 0;
+    if (rc == 0) {
+        s = natsMsg_AckSync(m, NULL, &jerr);
+        snprintf(text, sizeof(text), "%zu row%s: %zu RMA%s inserted, %zu updated, %zu unchanged",
+                 rep.rows, rep.rows == 1 ? "" : "s", rep.inserted, rep.inserted == 1 ? "" : "s",
+                 rep.updated, rep.unchanged);
+        note(f, FORWARD_NOTE_RMA_APPLIED, text, sseq);
+        pthread_mutex_lock(&f->mu);
+        f->st.rma_applied++;
+        pthread_mutex_unlock(&f->mu);
+    } else if (rc == -EINVAL || rc == -E2BIG) {
+        s = natsMsg_Term(m, NULL);
+        snprintf(text, sizeof(text), "%s", err ? err : strerror(-rc));
+        note(f, FORWARD_NOTE_RMA_REFUSED, text, sseq);
+        pthread_mutex_lock(&f->mu);
+        f->st.rma_refused++;
+        f->st.rma_last_refused = sseq;
+        pthread_mutex_unlock(&f->mu);
+    } else {
+        s = natsMsg_NakWithDelay(m, FEED_NAK_DELAY_MS, NULL);
+        snprintf(text, sizeof(text), "stream seq %" PRIu64 " not applied now: %s (redelivered "
+                 "in %d ms)", sseq, err ? err : strerror(-rc), FEED_NAK_DELAY_MS);
+        note(f, FORWARD_NOTE_RMA_ERROR, text, sseq);
+    }
+    free(err);
+    db_import_report_clear(&rep);
+    if (s != NATS_OK) {
+        nats_err(buf, cap, "settling an RMA upsert", s, jerr);
+        return -EIO;
+    }
+    return 0;
+}
+
+/* The durable consumer, created when missing (bound to, so that it outlives us). */
+static int feed_consumer(forward_t *f, jsCtx *js, char *buf, size_t cap)
+{
+    jsConsumerInfo *ci = NULL;
+    jsErrCode jerr = 0;
+    natsStatus s = js_GetConsumerInfo(&ci, js, f->cfg->stream, f->cfg->rma_consumer, NULL, &jerr);
+    if (s == NATS_OK) {
+        int rc = 0;
+        const char *fs = ci->Config->FilterSubject;
+        if (!fs || strcmp(fs, f->feed_subject) != 0 || ci->Config->AckPolicy != js_AckExplicit) {
+            snprintf(buf, cap, "consumer %s of stream %s exists but does not take %s with "
+                     "explicit acks: delete it or name another rma_consumer",
+                     f->cfg->rma_consumer, f->cfg->stream, f->feed_subject);
+            rc = -EINVAL;
+        }
+        jsConsumerInfo_Destroy(ci);
+        return rc;
+    }
+    if (s != NATS_NOT_FOUND && jerr != JSConsumerNotFoundErr) {
+        nats_err(buf, cap, "consumer info", s, jerr);
+        return jerr == JSStreamNotFoundErr ? -EINVAL : -EIO;
+    }
+    jsConsumerConfig cc;
+    jsConsumerConfig_Init(&cc);
+    cc.Durable = f->cfg->rma_consumer;
+    cc.Description = "rmad: RMA upserts of the site (docs/forward.md)";
+    cc.FilterSubject = f->feed_subject;
+    cc.AckPolicy = js_AckExplicit;
+    cc.AckWait = (int64_t)FEED_ACK_WAIT_S * 1000000000;
+    cc.DeliverPolicy = js_DeliverAll;
+    jerr = 0;
+    s = js_AddConsumer(&ci, js, f->cfg->stream, &cc, NULL, &jerr);
+    if (s != NATS_OK) {
+        nats_err(buf, cap, "creating consumer", s, jerr);
+        return -EIO;
+    }
+    jsConsumerInfo_Destroy(ci);
+    return 0;
+}
+
+/* One connection of the feed: returns when it failed (buf says why) or on stop. */
+static void feed_connection(forward_t *f, natsConnection *nc, db_t *db, const regex_t *re,
+                            char *buf, size_t cap, bool *up)
+{
+    jsCtx *js = NULL;
+    natsSubscription *sub = NULL;
+    jsErrCode jerr = 0;
+    natsStatus s = natsConnection_JetStream(&js, nc, NULL);
+    if (s != NATS_OK) {
+        nats_err(buf, cap, "JetStream", s, 0);
+        goto done;
+    }
+    if (feed_consumer(f, js, buf, cap) < 0)
+        goto done;
+    jsSubOptions so;
+    jsSubOptions_Init(&so);
+    so.Stream = f->cfg->stream;
+    so.Consumer = f->cfg->rma_consumer;
+    s = js_PullSubscribe(&sub, js, f->feed_subject, f->cfg->rma_consumer, NULL, &so, &jerr);
+    if (s != NATS_OK) {
+        nats_err(buf, cap, "subscribing to the RMA feed", s, jerr);
+        goto done;
+    }
+    char url[128] = "";
+    (void)natsConnection_GetConnectedUrl(nc, url, sizeof(url));
+    note(f, FORWARD_NOTE_RMA_CONNECTED, url, 0);
+    *up = true;
+    pthread_mutex_lock(&f->mu);
+    f->st.rma_feed_up = true;
+    pthread_mutex_unlock(&f->mu);
+    while (!stopping(f)) {
+        natsMsgList list = { 0 };
+        jerr = 0;
+        s = natsSubscription_Fetch(&list, sub, FEED_FETCH_BATCH, FEED_FETCH_WAIT_MS, &jerr);
+        if (s == NATS_TIMEOUT)
+            continue;
+        if (s != NATS_OK) {
+            nats_err(buf, cap, "fetching RMA upserts", s, jerr);
+            break;
+        }
+        int rc = 0;
+        for (int i = 0; i < list.Count && rc == 0 && !stopping(f); i++)
+            rc = feed_one(f, db, re, list.Msgs[i], buf, cap);
+        natsMsgList_Destroy(&list);   /* the unsettled rest are redelivered after AckWait */
+        if (rc < 0)
+            break;
+    }
+    pthread_mutex_lock(&f->mu);
+    f->st.rma_feed_up = false;
+    pthread_mutex_unlock(&f->mu);
+done:
+    natsSubscription_Destroy(sub);   /* keeps the durable consumer (libnats >= 3.4) */
+    jsCtx_Destroy(js);
+}
+
+static void *feed_main(void *arg)
+{
+    forward_t *f = arg;
+    int64_t delay = FORWARD_RETRY_MIN_MS;
+    char last[256] = "";
+    while (!stopping(f)) {
+        char why[256] = "";
+        bool up = false;
+        natsOptions *o = NULL;
+        natsConnection *nc = NULL;
+        natsStatus s = make_options(f->cfg, &o);
+        if (s == NATS_OK)
+            s = natsConnection_Connect(&nc, o);
+        if (s != NATS_OK)
+            nats_err(why, sizeof(why), "connect", s, 0);
+        else
+            feed_connection(f, nc, f->feed_db, &f->feed_re, why, sizeof(why), &up);
+        natsConnection_Destroy(nc);
+        natsOptions_Destroy(o);
+        if (up) {
+            delay = FORWARD_RETRY_MIN_MS;
+            last[0] = '\0';
+        }
+        if (why[0] && !stopping(f))
+            feed_problem(f, last, sizeof(last), why);
+        if (wait_or_stop(f, delay, UINT64_MAX))
+            break;
+        delay = delay * 2 > FORWARD_RETRY_MAX_MS ? FORWARD_RETRY_MAX_MS : delay * 2;
+    }
+    return NULL;
+}
+
 /* ---- the loop's side ------------------------------------------------------------ */
 
 forward_t *forward_new(loop_t *loop, const char *db_path, const config_forward_t *cfg,
-                       forward_note_fn fn, void *data, char **errmsg)
+                       const char *rma_pattern, forward_note_fn fn, void *data, char **errmsg)
 {
     forward_t *f = calloc(1, sizeof(*f));
     int p[2] = { -1, -1 };
@@ -660,8 +916,10 @@ forward_t *forward_new(loop_t *loop, const char *db_path, const config_forward_t
     char *err = NULL;
     int rc;
     if (!(f->batch = calloc(cfg->max_inflight, sizeof(*f->batch))) ||
-        asprintf(&f->filter, "%s.%s.>", cfg->subject_prefix, cfg->site) < 0) {
-        f->filter = NULL;
+        asprintf(&f->filter, "%s.%s.>", cfg->subject_prefix, cfg->site) < 0 ||
+        asprintf(&f->feed_subject, "%s.%s.rma.upsert", cfg->subject_prefix, cfg->site) < 0) {
+        free(f->filter);
+        f->filter = f->feed_subject = NULL;
         *errmsg = strdup("forward: out of memory");
         goto fail;
     }
@@ -691,6 +949,28 @@ forward_t *forward_new(loop_t *loop, const char *db_path, const config_forward_t
         goto fail;
     }
     f->started = true;
+    if (cfg->rma_feed) {
+        /* Its own connection: an import's transaction never waits on the forwarder's
+         * reads, and the library's long busy timeout waits out the loop's writes. */
+        if ((rc = db_open(db_path, &f->feed_db, &err)) < 0) {
+            if (asprintf(errmsg, "forward: rma_feed: database: %s", err ? err : strerror(-rc)) < 0)
+                *errmsg = NULL;
+            free(err);
+            goto fail;
+        }
+        if (regcomp(&f->feed_re, rma_pattern ? rma_pattern : DB_RMA_NUMBER_PATTERN,
+                    REG_EXTENDED | REG_NOSUB) != 0) {
+            *errmsg = strdup("forward: rma_feed: rma_pattern does not compile");
+            goto fail;
+        }
+        f->feed_re_ok = true;
+        if ((rc = pthread_create(&f->feed_thread, NULL, feed_main, f)) != 0) {
+            if (asprintf(errmsg, "forward: rma_feed thread: %s", strerror(rc)) < 0)
+                *errmsg = NULL;
+            goto fail;
+        }
+        f->feed_started = true;
+    }
     return f;
 fail:
     forward_destroy(&f);
@@ -708,6 +988,8 @@ void forward_destroy(forward_t **fp)
         pthread_cond_broadcast(&f->cond);
         pthread_mutex_unlock(&f->mu);
         pthread_join(f->thread, NULL);
+        if (f->feed_started)
+            pthread_join(f->feed_thread, NULL);
         (void)loop_del_fd(f->loop, f->pipe_rd);
         /* libnats's own threads, so that nothing runs after the daemon frees. */
         (void)nats_CloseAndWait(2000);
@@ -720,6 +1002,10 @@ void forward_destroy(forward_t **fp)
     batch_clear(f);
     free(f->batch);
     free(f->filter);
+    free(f->feed_subject);
+    if (f->feed_re_ok)
+        regfree(&f->feed_re);
+    db_close(&f->feed_db);
     db_close(&f->db);
     if (f->pipe_rd >= 0)
         close(f->pipe_rd);

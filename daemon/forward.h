@@ -23,6 +23,11 @@
  * exception: when the stream refuses one publish of a batch and stores later ones
  * (a cluster electing a new leader mid-batch), the refused event is stored on the
  * re-send, after them; still once, and Rmad-Seq tells its place.
+ *
+ * With rma_feed = yes a second thread (its own NATS and SQLite connections) pulls
+ * `<prefix>.<site>.rma.upsert` from a durable consumer and applies each payload, an
+ * `rmactl rma import` CSV, through db_rma_import_csv: ack after commit, term when
+ * refused (noted with its stream seq), nak with a delay on a passing database error.
  */
 #ifndef RMAD_FORWARD_H
 #define RMAD_FORWARD_H
@@ -58,6 +63,10 @@ typedef struct {
     uint64_t committed;     /* the last committed seq the forwarder was told about */
     uint64_t published;     /* publishes since start (re-sends included) */
     uint64_t duplicates;    /* of which the stream reported as already stored */
+    bool rma_feed_up;       /* the RMA feed is subscribed (rma_feed = yes) */
+    uint64_t rma_applied;   /* upserts applied (acked) since start */
+    uint64_t rma_refused;   /* upserts refused (terminated) since start */
+    uint64_t rma_last_refused;  /* the stream seq of the last refused, 0 when none */
     char server[128];       /* the connected URL, "" when none */
     char error[256];        /* the last problem, "" when none */
 } forward_status_t;
@@ -68,6 +77,10 @@ typedef enum {
     FORWARD_NOTE_DISCONNECTED,  /* text: why */
     FORWARD_NOTE_ERROR,         /* text: a problem while connected (stream, publish) */
     FORWARD_NOTE_SKIPPED,       /* the stream already held up to seq (mark was behind) */
+    FORWARD_NOTE_RMA_CONNECTED, /* the RMA feed is pulling; text: server URL */
+    FORWARD_NOTE_RMA_APPLIED,   /* an upsert committed and acked; seq: its stream seq */
+    FORWARD_NOTE_RMA_REFUSED,   /* an upsert refused and terminated; text: the error */
+    FORWARD_NOTE_RMA_ERROR,     /* the feed's connection/consumer, or a retried upsert */
 } forward_note_kind_t;
 
 typedef struct {
@@ -80,13 +93,14 @@ typedef void (*forward_note_fn)(const forward_note_t *n, void *data);
 
 /*
  * Start forwarding the events of the database at db_path per cfg (borrowed, must
- * outlive the forwarder); notes reach fn on the loop's thread. Opens the forwarder's
+ * outlive the forwarder); notes reach fn on the loop's thread. With cfg->rma_feed, also
+ * start the RMA feed (forward.c), importing with rma_pattern (NULL: the default). Opens the forwarder's
  * own connection to the database and reads the mark here (errors now, not later);
  * connecting to NATS happens on the thread, retried for ever. Returns NULL with
  * *errmsg set on failure.
  */
 forward_t *forward_new(loop_t *loop, const char *db_path, const config_forward_t *cfg,
-                       forward_note_fn fn, void *data, char **errmsg);
+                       const char *rma_pattern, forward_note_fn fn, void *data, char **errmsg);
 
 /* Stop the thread (waits for at most one ack wait), close everything. NULL is fine. */
 void forward_destroy(forward_t **fw);

@@ -647,6 +647,15 @@ static int status_cmd(const json_t *req, json_t **reply, void *data)
                                       "published", (json_int_t)fs.published,
                                       "duplicates", (json_int_t)fs.duplicates,
                                       "error", fs.error));
+        json_t *fwj = json_object_get(*reply, "forward");
+        if (fwj && d->cfg->forward->rma_feed)
+            json_object_set_new(fwj, "rma_feed",
+                                json_pack("{s:s, s:b, s:I, s:I, s:I}",
+                                          "consumer", d->cfg->forward->rma_consumer,
+                                          "connected", fs.rma_feed_up,
+                                          "applied", (json_int_t)fs.rma_applied,
+                                          "refused", (json_int_t)fs.rma_refused,
+                                          "last_refused_seq", (json_int_t)fs.rma_last_refused));
     }
     return *reply ? 0 : -ENOMEM;
 }
@@ -672,6 +681,21 @@ static void forward_cb(const forward_note_t *n, void *data)
     case FORWARD_NOTE_SKIPPED:
         log_notice("forward: stream %s already holds site %s up to seq %llu: resuming there",
                    n->text, c->site, (unsigned long long)n->seq);
+        break;
+    case FORWARD_NOTE_RMA_CONNECTED:
+        log_notice("forward.rma_feed: pulling %s.%s.rma.upsert from %s (consumer %s)",
+                   c->subject_prefix, c->site, n->text, c->rma_consumer);
+        break;
+    case FORWARD_NOTE_RMA_APPLIED:
+        log_info("forward.rma_feed: stream %s seq %llu applied: %s", c->stream,
+                 (unsigned long long)n->seq, n->text);
+        break;
+    case FORWARD_NOTE_RMA_REFUSED:
+        log_err("forward.rma_feed: stream %s seq %llu refused, nothing applied (terminated, "
+                "kept in the stream): %s", c->stream, (unsigned long long)n->seq, n->text);
+        break;
+    case FORWARD_NOTE_RMA_ERROR:
+        log_err("forward.rma_feed: %s (retrying)", n->text);
         break;
     }
 }
@@ -1116,7 +1140,8 @@ static int rmad_start(rmad_t *d)
         return -ENOMEM;
     }
     if (d->cfg->forward &&
-        !(d->fw = forward_new(d->loop, d->cfg->database, d->cfg->forward, forward_cb, d, &err))) {
+        !(d->fw = forward_new(d->loop, d->cfg->database, d->cfg->forward, d->cfg->rma_pattern,
+                              forward_cb, d, &err))) {
         rc = -EIO;
         goto fail;
     }

@@ -44,6 +44,20 @@ static void test_config_defaults(void)
     CU_ASSERT_EQUAL(f->max_inflight, 256);
     ASSERT_STR(f->creds, "/etc/rmad/nats.creds");
     CU_ASSERT_FALSE(f->tls);
+    CU_ASSERT_FALSE(f->rma_feed);
+    CU_ASSERT_PTR_NULL(f->rma_consumer);
+    config_destroy(&cfg);
+
+    /* The RMA feed: its consumer is named after the site unless named. */
+    cfg = parse(BASE "[forward]\nnats = nats://h:4222\nsite = berlin\nrma_feed = yes\n", &err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+    CU_ASSERT_TRUE(cfg->forward->rma_feed);
+    ASSERT_STR(cfg->forward->rma_consumer, "rmad-berlin");
+    config_destroy(&cfg);
+    cfg = parse(BASE "[forward]\nnats = nats://h:4222\nsite = s\nrma_feed = yes\n"
+                     "rma_consumer = erp-rmas\n", &err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+    ASSERT_STR(cfg->forward->rma_consumer, "erp-rmas");
     config_destroy(&cfg);
 
     /* Without the section: no forwarder. */
@@ -83,6 +97,9 @@ static void test_config_errors(void)
         { "[forward]\nnats = nats://h:4222\nsite = s\nsite = t\n", "duplicate key 'site' in [forward]" },
         { "[forward]\nnats = nats://h:4222\nsite = s\nsubject = x\n", "unknown key 'subject' in [forward]" },
         { "[forward]\nnats = nats://h:4222\nsite = s\n[forward]\n", "duplicate section [forward]" },
+        { "[forward]\nnats = nats://h:4222\nsite = s\nrma_feed = on\n", "bad rma_feed 'on' (expected yes or no)" },
+        { "[forward]\nnats = nats://h:4222\nsite = s\nrma_feed = yes\nrma_consumer = a.b\n", "bad rma_consumer 'a.b'" },
+        { "[forward]\nnats = nats://h:4222\nsite = s\nrma_consumer = c\n", "rma_consumer without rma_feed = yes" },
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         char text[1024], *err;
@@ -137,6 +154,21 @@ static void test_end_to_end(void)
     th_proc_free(&p);
 }
 
+/* RMAs from the stream: applied as rma import applies them, refused ones terminated. */
+static void test_rma_feed(void)
+{
+    char build[4096];
+    snprintf(build, sizeof(build), "%s", th_build_dir());
+    char *argv[] = { "/usr/bin/python3", "tests/integration/rma_feed_e2e.py", build, NULL };
+    th_proc_t p;
+    CU_ASSERT_FATAL(th_run(argv, NULL, &p) == 0);
+    if (p.status != 0)
+        fprintf(stderr, "\n%s%s\n", p.out, p.err);
+    CU_ASSERT_EQUAL(p.status, 0);
+    ASSERT_CONTAINS(p.out, "rma feed e2e: all checks passed");
+    th_proc_free(&p);
+}
+
 int suite_forward(void)
 {
     CU_pSuite s = CU_add_suite("forward", th_tmpdb_setup, th_tmpdb_teardown);
@@ -145,7 +177,9 @@ int suite_forward(void)
         !CU_add_test(s, "[forward] config: every error named", test_config_errors) ||
         !CU_add_test(s, "the durable mark moves forward only", test_mark) ||
         !CU_add_test(s, "two sites into one stream, SIGKILLs, nats-server restart, old mark",
-                     test_end_to_end))
+                     test_end_to_end) ||
+        !CU_add_test(s, "the RMA feed: upserts applied once, a bad one terminated, logged",
+                     test_rma_feed))
         return -1;
     return 0;
 }
