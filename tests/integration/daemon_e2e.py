@@ -212,12 +212,7 @@ scanner = tcp:127.0.0.1:{s2}
     check(d.kill(signal.SIGTERM) == 0, "SIGTERM exits cleanly with status 0")
     s1.close()
     ctx.destroy(linger=0)
-    if failures:
-        print("daemon log:\n" + open(d.log).read()[-4000:])
-        print("%d checks failed" % len(failures))
-        return 1
-    print("daemon e2e: all checks passed")
-    return 0
+    return finish("daemon", d)
 
 
 if __name__ == "__main__":

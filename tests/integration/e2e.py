@@ -4,6 +4,7 @@ python3-zmq) and replay client, and bounded waits. Nothing here asserts on time.
 """
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -159,6 +160,18 @@ def wait_log(d, text):
             return True
         time.sleep(0.1)
     return check(False, "log shows: " + text)
+
+
+def finish(name, d, tmp=None):
+    """A script's end: on failure the daemon log's tail and 1; else tmp removed and 0."""
+    if failures:
+        print("daemon log:\n" + open(d.log).read()[-4000:])
+        print("%d checks failed" % len(failures))
+        return 1
+    if tmp:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print("%s e2e: all checks passed" % name)
+    return 0
 
 
 def count(events, topic, **fields):

@@ -13,7 +13,6 @@ usage: lines_e2e.py BUILD_DIR      (run from the repository root; exit 0 = passe
 """
 import json
 import os
-import shutil
 import signal
 import sys
 import tempfile
@@ -134,13 +133,7 @@ scanner = tcp:127.0.0.1:{s1}
     check(d.kill(signal.SIGTERM) == 0, "SIGTERM exits cleanly")
     sc.close()
     ctx.destroy(linger=0)
-    if failures:
-        print("daemon log:\n" + open(d.log).read()[-4000:])
-        print("%d checks failed" % len(failures))
-        return 1
-    shutil.rmtree(tmp, ignore_errors=True)
-    print("lines e2e: all checks passed")
-    return 0
+    return finish("lines", d, tmp)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ usage: station_e2e.py BUILD_DIR      (run from the repository root; exit 0 = pas
 """
 import os
 import re
-import shutil
 import signal
 import sqlite3
 import sys
@@ -148,13 +147,7 @@ printer = dock1-labels
     check(d.kill(signal.SIGTERM) == 0, "SIGTERM exits cleanly")
     sc.close()
     ctx.destroy(linger=0)
-    if failures:
-        print("daemon log:\n" + open(d.log).read()[-4000:])
-        print("%d checks failed" % len(failures))
-        return 1
-    shutil.rmtree(tmp, ignore_errors=True)
-    print("station e2e: all checks passed")
-    return 0
+    return finish("station", d, tmp)
 
 
 if __name__ == "__main__":

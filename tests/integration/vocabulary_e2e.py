@@ -17,7 +17,6 @@ import datetime
 import hashlib
 import json
 import os
-import shutil
 import signal
 import sys
 import tempfile
@@ -121,13 +120,7 @@ scanner = tcp:127.0.0.1:{s1}
     check(d.kill(signal.SIGTERM) == 0, "SIGTERM exits cleanly")
     sc.close()
     ctx.destroy(linger=0)
-    if failures:
-        print("daemon log:\n" + open(d.log).read()[-4000:])
-        print("%d checks failed" % len(failures))
-        return 1
-    shutil.rmtree(tmp, ignore_errors=True)
-    print("vocabulary e2e: all checks passed")
-    return 0
+    return finish("vocabulary", d, tmp)
 
 
 if __name__ == "__main__":
