@@ -451,7 +451,7 @@ static void save_mark(forward_t *f, uint64_t seq)
     if (seq <= f->mark)
         return;
     int64_t now = wall_ms();
-    if (db_forward_mark_set(f->db, FORWARD_SINK, seq, now) == 0) {
+    if (db_sink_mark_set(f->db, FORWARD_SINK, seq, now) == 0) {
         f->mark = seq;
         f->mark_ms = now;
     }
@@ -930,7 +930,7 @@ forward_t *forward_new(loop_t *loop, const char *db_path, const config_forward_t
         goto fail;
     }
     (void)db_set_busy_timeout(f->db, 200);
-    if ((rc = db_forward_mark_get(f->db, FORWARD_SINK, &f->mark, &f->mark_ms)) < 0 ||
+    if ((rc = db_sink_mark_get(f->db, FORWARD_SINK, &f->mark, &f->mark_ms)) < 0 ||
         (rc = db_outbox_last_seq(f->db, &f->st.committed)) < 0) {
         if (asprintf(errmsg, "forward: %s", db_errmsg(f->db)) < 0)
             *errmsg = NULL;

@@ -28,15 +28,21 @@ outbox_t *outbox_new(void)
     return calloc(1, sizeof(outbox_t));
 }
 
-void outbox_discard(outbox_t *ob)
+void outbox_truncate(outbox_t *ob, size_t n)
 {
     if (!ob)
         return;
-    for (size_t i = 0; i < ob->n; i++) {
+    for (size_t i = n; i < ob->n; i++) {
         free(ob->ev[i].topic);
         free(ob->ev[i].body);
     }
-    ob->n = 0;
+    if (n < ob->n)
+        ob->n = n;
+}
+
+void outbox_discard(outbox_t *ob)
+{
+    outbox_truncate(ob, 0);
 }
 
 void outbox_destroy(outbox_t **ob)

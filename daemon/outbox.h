@@ -79,6 +79,9 @@ typedef int (*outbox_publish_fn)(const char *topic, const char *body, size_t bod
  */
 int outbox_flush(outbox_t *ob, outbox_publish_fn fn, void *data);
 
+/* A savepoint rolled back: forget the events appended after the first n. */
+void outbox_truncate(outbox_t *ob, size_t n);
+
 /* After a rollback (or a failed commit): forget the pending events unpublished. */
 void outbox_discard(outbox_t *ob);
 

@@ -33,7 +33,9 @@
 #include "daemon/notify.h"
 #include "core/log.h"
 #include "core/loop.h"
-#include "daemon/outbox.h"
+#include "daemon/dispatch.h"
+#include "daemon/intake.h"
+#include "daemon/txn.h"
 #include "daemon/retention.h"
 #include "daemon/checkpoint.h"
 #include "policy/policyset.h"
@@ -67,7 +69,6 @@ typedef struct {
     const config_station_t *cfg;
     rmad_scanner_t *scanners;
     size_t n_scanners;
-    scanq_t *wait;                 /* scans waiting for a busy database, in order */
     rmad_t *d;
 } rmad_station_t;
 
@@ -83,7 +84,10 @@ struct rmad {
     checkpointer_t *ckpt;        /* WAL checkpoints between scans, not inside them */
     control_t *ctl;
     spool_t *spool;
-    outbox_t *ob;
+    dispatch_t *dp;              /* committed events to PUB and the web, the forwarder told */
+    txn_t *txn;                  /* the loop's one unit of work */
+    intake_t *intake;            /* the stations' reads, group-committed */
+    station_t **st_list;         /* the stations, for the intake */
     web_api_t *api;              /* NULL without [daemon] http */
     http_t *http;
     rmad_station_t *stations;
@@ -109,60 +113,59 @@ struct reload {
 };
 
 /*
- * One committed event to everyone who follows events live: ZeroMQ subscribers and the
- * web's event streams (the station screens). The web needs the seq for Last-Event-ID.
+ * The PUB sink (daemon/dispatch.h): one committed event to everyone who follows events
+ * live, ZeroMQ subscribers and the web's event streams (the station screens). A failed
+ * send loses nothing: the event is in the outbox and subscribers replay it.
  */
-static int publish_one(const char *topic, const char *body, size_t len, void *data)
+static int publish_one(const dispatch_event_t *ev, void *data)
 {
     rmad_t *d = data;
     if (d->http) {
-        json_t *j = json_loadb(body, len, 0, NULL);
-        json_int_t seq = json_integer_value(json_object_get(j, "seq"));
-        json_decref(j);
-        web_api_note_event(d->api, topic, body, len);
-        if (seq > 0)
-            http_publish(d->http, (uint64_t)seq, topic, body, len);
+        web_api_note_event(d->api, ev->topic, ev->body, ev->len);
+        http_publish(d->http, ev->seq, ev->topic, ev->body, ev->len);
     }
-    return bus_publish(d->bus, topic, body);
+    int rc = bus_publish(d->bus, ev->topic, ev->body);
+    if (rc < 0)
+        log_warning("publishing event %llu: %s (subscribers can replay it)",
+                    (unsigned long long)ev->seq, strerror(-rc));
+    return 0;
 }
 
-/* After a commit: hand the committed events to PUB. A failure here loses nothing:
- * the events are in the outbox and subscribers replay them. */
-static void publish_pending(rmad_t *d)
+/* The forwarder reads the outbox on its thread: it is only told how far it goes. */
+static void forward_wake(uint64_t committed, void *data)
 {
-    uint64_t last = 0;
-    size_t pending = outbox_pending(d->ob);
-    if (pending)
-        (void)outbox_pending_get(d->ob, pending - 1, NULL, NULL, &last);
-    int rc = outbox_flush(d->ob, publish_one, d);
-    forward_committed(d->fw, last);
-    if (rc < 0)
-        log_warning("publishing events: %s (subscribers can replay them)", strerror(-rc));
+    forward_committed(data, committed);
+}
+
+struct one_event {
+    const char *topic;
+    json_t *fields;
+    const char *station;
+};
+
+static int one_event(txn_t *t, void *data)
+{
+    struct one_event *e = data;
+    return txn_event(t, e->topic, e->fields, e->station, 0, loop_wall_ms());
 }
 
 /*
  * Commit one event that reports no station state change (daemon.started,
- * scanner.connected/disconnected) in its own transaction, then publish it.
+ * scanner.connected/disconnected) in its own unit of work; it is published after the commit.
  */
 static int emit_event(rmad_t *d, const char *topic, json_t *fields, const char *station)
 {
-    int rc = db_begin(d->db);
-    if (rc == 0)
-        rc = outbox_append(d->ob, d->db, topic, fields, station, 0, loop_wall_ms());
-    if (rc == 0)
-        rc = db_commit(d->db);
-    else
-        (void)db_rollback(d->db);
-    if (rc < 0) {
-        outbox_discard(d->ob);
+    struct one_event e = { topic, fields, station };
+    int rc = txn_run(d->txn, one_event, &e);
+    if (rc < 0)
         log_err("storing event %s: %s", topic, *db_errmsg(d->db) ? db_errmsg(d->db) : strerror(-rc));
-        return rc;
-    }
-    publish_pending(d);
-    return 0;
+    return rc;
 }
 
 /* A receipt's id and RMA for the logs. */
+/* The PUB sink's cursor row (forward_marks): how far live subscribers were handed events. */
+#define RMAD_PUB_SINK "pub"
+
 #define RCPT_FMT "receipt %lld (%s)"
 #define RCPT_ARGS(id, rma) (long long)(id), (rma) ? (rma) : "no RMA"
 
@@ -227,45 +230,6 @@ static scanner_reply_t reply_word(const station_outcome_t *o)
                                               : SCANNER_REPLY_DOUBLE;
 }
 
-/*
- * Apply one read (a scan, or a read the driver rejected) in its transaction, then
- * publish, answer and log. Returns 0, or the transaction's negative errno (nothing
- * changed, nothing answered: the caller decides between waiting and refusing).
- */
-static int apply_read(rmad_station_t *s, rmad_scanner_t *rs, const char *scanner_id,
-                      const scan_t *scan, const uint8_t *raw, size_t raw_len,
-                      const char *reason)
-{
-    rmad_t *d = s->d;
-    const char *name = station_name(s->st);
-    station_outcome_t out;
-    int rc = scan ? station_apply_scan(s->st, scan, loop_wall_ms(), d->ob, &out)
-                  : station_record_rejected(s->st, scanner_id, raw, raw_len, reason,
-                                            loop_wall_ms(), d->ob, &out);
-    if (rc < 0)
-        return rc;
-    uint64_t seq = 0;
-    size_t pending = outbox_pending(d->ob);
-    if (pending)
-        (void)outbox_pending_get(d->ob, pending - 1, NULL, NULL, &seq);
-    publish_pending(d);
-    if (rs)
-        answer(rs, scanner_id, scan ? reply_word(&out) : SCANNER_REPLY_REJECT, out.reply);
-    if (!scan) {
-        log_with(LOG_INFO, LOG_FIELDS(LOG_STATION(name), LOG_SEQ(seq)),
-                 "station %s: %s: input rejected: %s", name, scanner_id, reason);
-        return 0;
-    }
-    log_outcome(name, scanner_id, &out, seq);
-    if (out.receipt == STATION_RECEIPT_COMPLETED || out.receipt == STATION_RECEIPT_REFUSED)
-        d->decided++;
-    if (out.reprint_requested)
-        log_info("station %s: reprint of receipt %lld's label", name, (long long)out.receipt_id);
-    if (out.label_queued)
-        spool_kick(d->spool);
-    return 0;
-}
-
 /* A read that could not be stored, for good: logged, and answered REJECT with why. */
 static void refuse_read(rmad_station_t *s, rmad_scanner_t *rs, const char *scanner_id, int rc)
 {
@@ -278,46 +242,60 @@ static void refuse_read(rmad_station_t *s, rmad_scanner_t *rs, const char *scann
         answer(rs, scanner_id, SCANNER_REPLY_REJECT, station_unstored_reply(s->st, rc));
 }
 
-/* A scan waiting for the database, tried again (daemon/scanq.h). */
-static int retry_read(const scanq_item_t *it, void *data)
+/* A read stored (rc 0) or refused for good: answered at its scanner and logged once. */
+static void read_done(size_t idx, const scanq_item_t *it, int rc, const station_outcome_t *out,
+                      uint64_t seq, void *data)
 {
-    rmad_station_t *s = data;
-    int rc = apply_read(s, it->owner, it->scanner_id, it->rejected ? NULL : &it->scan,
-                        it->raw, it->raw_len, it->reason);
-    if (rc == -EBUSY)
-        return -EBUSY;
-    if (rc < 0)
-        refuse_read(s, it->owner, it->scanner_id, rc);
-    else if (scanq_len(s->wait) == 1)
-        log_notice("station %s: database free again: the waiting scans are stored (%lld ms)",
-                   station_name(s->st), (long long)(loop_now_ms() - it->queued_ms));
-    return 0;
+    rmad_t *d = data;
+    rmad_station_t *s = &d->stations[idx];
+    rmad_scanner_t *rs = it->owner;
+    const char *name = station_name(s->st);
+    if (rc < 0) {
+        refuse_read(s, rs, it->scanner_id, rc);
+        return;
+    }
+    if (rs)
+        answer(rs, it->scanner_id, it->rejected ? SCANNER_REPLY_REJECT : reply_word(out),
+               out->reply);
+    if (it->rejected) {
+        log_with(LOG_INFO, LOG_FIELDS(LOG_STATION(name), LOG_SEQ(seq)),
+                 "station %s: %s: input rejected: %s", name, it->scanner_id, it->reason);
+        return;
+    }
+    log_outcome(name, it->scanner_id, out, seq);
+    if (out->receipt == STATION_RECEIPT_COMPLETED || out->receipt == STATION_RECEIPT_REFUSED)
+        d->decided++;
+    if (out->reprint_requested)
+        log_info("station %s: reprint of receipt %lld's label", name, (long long)out->receipt_id);
+    if (out->label_queued)
+        spool_kick(d->spool);
+}
+
+/* Another process holds the database: reads wait, in order, and are stored after. */
+static void db_busy(bool busy, int64_t waited_ms, void *data)
+{
+    (void)data;
+    if (busy)
+        log_warning("the database is busy (another process holds it): scans wait and are "
+                    "stored in order");
+    else
+        log_notice("database free again: the waiting scans are stored (%lld ms)",
+                   (long long)waited_ms);
 }
 
 /*
- * A read arrived: applied now, or queued behind others (and while the database is
- * busy) so that a station's scans are stored in the order they were read and none is
- * dropped because another process holds the database for a moment.
+ * A read arrived: queued at its station and stored with the other stations' reads at
+ * the end of this loop turn (daemon/intake.h); answered once stored.
  */
 static void take_read(rmad_station_t *s, rmad_scanner_t *rs, const char *scanner_id,
                       const scan_t *scan, const uint8_t *raw, size_t raw_len,
                       const char *reason)
 {
-    int rc = -EBUSY;
-    if (scanq_len(s->wait) == 0 && (rc = apply_read(s, rs, scanner_id, scan, raw, raw_len,
-                                                    reason)) == 0)
-        return;
-    if (rc == -EBUSY) {
-        bool first = scanq_len(s->wait) == 0;
-        rc = scanq_push(s->wait, scan, scanner_id, raw, raw_len, reason, rs);
-        if (rc == 0) {
-            if (first)
-                log_warning("station %s: the database is busy (another process holds it): "
-                            "scans wait and are stored in order", station_name(s->st));
-            return;
-        }
-    }
-    refuse_read(s, rs, scanner_id, rc);
+    rmad_t *d = s->d;
+    int rc = intake_push(d->intake, (size_t)(s - d->stations), scan, scanner_id, raw, raw_len,
+                         reason, rs);
+    if (rc < 0)
+        refuse_read(s, rs, scanner_id, rc);
 }
 
 /*
@@ -422,19 +400,17 @@ static void scanner_cb(const scanner_event_t *ev, void *data)
 
 /* ---- labels --------------------------------------------------------------------- */
 
-/* The spooler committed a label's outcome (or could not): publish and log it once. */
+/* The spooler committed a label's outcome (or could not): log it once. */
 static void spool_cb(const spool_note_t *n, void *data)
 {
-    rmad_t *d = data;
+    (void)data;
     switch (n->kind) {
     case SPOOL_PRINTED:
-        publish_pending(d);
         log_with(LOG_INFO, LOG_FIELDS(LOG_STATION(n->station), LOG_RECEIPT(n->receipt)),
                  "station %s: receipt %lld: label printed on %s (CUPS job %d)", n->station,
                  (long long)n->receipt, n->printer, n->cups_job);
         break;
     case SPOOL_FAILED:
-        publish_pending(d);
         if (n->final)
             log_err("station %s: receipt %lld: label on %s failed, not retried: %s",
                     n->station, (long long)n->receipt, n->printer, n->error);
@@ -444,11 +420,9 @@ static void spool_cb(const spool_note_t *n, void *data)
                         (long long)(n->retry_in_ms + 999) / 1000, n->error);
         break;
     case SPOOL_PRINTER:
-        publish_pending(d);
         log_notice("printer %s: %s", n->printer, n->error);
         break;
     case SPOOL_CANCELLED:
-        publish_pending(d);
         log_notice("station %s: receipt %lld: label %lld on %s cancelled (rmactl labels cancel)",
                    n->station, (long long)n->receipt, (long long)n->label, n->printer);
         break;
@@ -860,9 +834,9 @@ static void rmad_free(rmad_t *d)
 {
     if (d->reload)
         job_finish(&d->reload->job);   /* reload_done frees it */
+    intake_destroy(&d->intake);   /* before the scanners its reads name */
     for (size_t i = 0; i < d->n_stations; i++) {
         rmad_station_t *s = &d->stations[i];
-        scanq_destroy(&s->wait); /* before the scanners its items name */
         for (size_t k = 0; k < s->n_scanners; k++) {
             scanner_destroy(&s->scanners[k].scanner);
             connsum_destroy(&s->scanners[k].conns);   /* stores what is not yet summed */
@@ -872,6 +846,7 @@ static void rmad_free(rmad_t *d)
         station_destroy(&s->st);
     }
     free(d->stations);
+    free(d->st_list);
     notify_destroy(&d->notify);
     forward_destroy(&d->fw);   /* its thread reads the database: before db_close */
     http_destroy(&d->http);
@@ -881,7 +856,8 @@ static void rmad_free(rmad_t *d)
     control_destroy(&d->ctl);
     bus_destroy(&d->bus);
     curve_auth_destroy(&d->auth);   /* after the CURVE sockets it answers for */
-    outbox_destroy(&d->ob);
+    txn_destroy(&d->txn);
+    dispatch_destroy(&d->dp);     /* stores the PUB cursor */
     policyset_destroy(&d->policies);
     checkpointer_destroy(&d->ckpt);
     db_close(&d->db);
@@ -989,10 +965,7 @@ static int start_bus(rmad_t *d, char **err)
 static int retention_busy(void *data)
 {
     rmad_t *d = data;
-    for (size_t i = 0; i < d->n_stations; i++)
-        if (scanq_len(d->stations[i].wait) > 0)
-            return 1;
-    return 0;
+    return intake_waiting(d->intake) > 0;
 }
 
 static void retention_report(const retention_report_t *r, void *data)
@@ -1056,7 +1029,7 @@ static int rmad_start(rmad_t *d)
     int rc;
     static const int sigs[] = { SIGTERM, SIGINT, SIGHUP, 0 };
 
-    if (!(d->loop = loop_new()) || !(d->zctx = zmq_ctx_new()) || !(d->ob = outbox_new())) {
+    if (!(d->loop = loop_new()) || !(d->zctx = zmq_ctx_new())) {
         log_err("out of memory");
         return -ENOMEM;
     }
@@ -1067,10 +1040,18 @@ static int rmad_start(rmad_t *d)
     if ((rc = db_check_location(d->cfg->database, &err)) < 0 ||
         (rc = db_open(d->cfg->database, &d->db, &err)) < 0)
         goto fail;
-    /* The loop never waits long for another process's lock: scans wait in scanq. */
+    /* The loop never waits long for another process's lock: reads wait in the intake. */
     if ((rc = db_set_busy_timeout(d->db, DB_DAEMON_BUSY_MS)) < 0) {
         log_err("database: %s", db_errmsg(d->db));
         return rc;
+    }
+    if (!(d->dp = dispatch_new(d->loop, d->db, &err))) {
+        rc = -EIO;
+        goto fail;
+    }
+    if (!(d->txn = txn_new(d->db, d->dp))) {
+        log_err("out of memory");
+        return -ENOMEM;
     }
     if (!(d->ckpt = checkpointer_new(d->loop, d->db))) {
         log_err("checkpointer: out of memory");
@@ -1084,6 +1065,14 @@ static int rmad_start(rmad_t *d)
         log_err("bus heartbeat: %s", strerror(-rc));
         return rc;
     }
+    uint64_t backlog = 0;
+    if ((rc = dispatch_add_sink(d->dp, RMAD_PUB_SINK, publish_one, d, &backlog)) < 0) {
+        log_err("event dispatch: %s", *db_errmsg(d->db) ? db_errmsg(d->db) : strerror(-rc));
+        return rc;
+    }
+    if (backlog)
+        log_notice("publishing %llu event%s committed before the daemon stopped and not "
+                   "yet published", (unsigned long long)backlog, backlog == 1 ? "" : "s");
     if (!(d->ctl = control_new(d->zctx, d->loop, d->db, d->cfg->control, d->cfg->rma_pattern, &err))) {
         rc = -EIO;
         goto fail;
@@ -1114,10 +1103,17 @@ static int rmad_start(rmad_t *d)
             rc = -EINVAL;
             goto fail;
         }
-        if (!(d->stations[i].wait = scanq_new(d->loop, retry_read, &d->stations[i]))) {
-            log_err("out of memory");
-            return -ENOMEM;
-        }
+    }
+    if (!(d->st_list = calloc(d->n_stations ? d->n_stations : 1, sizeof(*d->st_list)))) {
+        log_err("out of memory");
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < d->n_stations; i++)
+        d->st_list[i] = d->stations[i].st;
+    if (!(d->intake = intake_new(d->loop, d->txn, d->st_list, d->n_stations, read_done, db_busy,
+                                 d))) {
+        log_err("out of memory");
+        return -ENOMEM;
     }
     d->started_ms = loop_wall_ms();
     json_t *f = json_pack("{s:s, s:I}", "version", build_version(), "pid", (json_int_t)getpid());
@@ -1126,7 +1122,7 @@ static int rmad_start(rmad_t *d)
     if (rc < 0)
         return rc;
     /* After daemon.started: labels left from the last run are followed or printed now. */
-    if (!(d->spool = spool_new(d->loop, d->db, d->ob, d->cfg, spool_cb, d, &err))) {
+    if (!(d->spool = spool_new(d->loop, d->db, d->txn, d->cfg, spool_cb, d, &err))) {
         rc = -EIO;
         goto fail;
     }
@@ -1144,6 +1140,10 @@ static int rmad_start(rmad_t *d)
                               forward_cb, d, &err))) {
         rc = -EIO;
         goto fail;
+    }
+    if (d->fw && (rc = dispatch_add_waker(d->dp, forward_wake, d->fw)) < 0) {
+        log_err("event dispatch: %s", strerror(-rc));
+        return rc;
     }
     for (size_t i = 0; i < d->n_stations; i++)
         if ((rc = open_scanners(d, i)) < 0)

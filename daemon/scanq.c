@@ -6,12 +6,8 @@
 #include <string.h>
 
 struct scanq {
-    loop_t *loop;
-    scanq_try_fn try_fn;
-    void *data;
     scanq_item_t items[SCANQ_MAX];  /* a ring: head .. head + n - 1 */
     size_t head, n;
-    uint64_t timer;
 };
 
 static void item_clear(scanq_item_t *it)
@@ -23,17 +19,9 @@ static void item_clear(scanq_item_t *it)
     memset(it, 0, sizeof(*it));
 }
 
-scanq_t *scanq_new(loop_t *loop, scanq_try_fn try_fn, void *data)
+scanq_t *scanq_new(void)
 {
-    if (!loop || !try_fn)
-        return NULL;
-    scanq_t *q = calloc(1, sizeof(*q));
-    if (q) {
-        q->loop = loop;
-        q->try_fn = try_fn;
-        q->data = data;
-    }
-    return q;
+    return calloc(1, sizeof(scanq_t));
 }
 
 void scanq_destroy(scanq_t **qp)
@@ -41,8 +29,6 @@ void scanq_destroy(scanq_t **qp)
     if (!qp || !*qp)
         return;
     scanq_t *q = *qp;
-    if (q->timer)
-        (void)loop_del_timer(q->loop, q->timer);
     for (size_t i = 0; i < q->n; i++)
         item_clear(&q->items[(q->head + i) % SCANQ_MAX]);
     free(q);
@@ -54,22 +40,26 @@ size_t scanq_len(const scanq_t *q)
     return q ? q->n : 0;
 }
 
-/* Try the waiting items in order; stop at the first that must wait longer. */
-static int64_t retry(loop_t *loop, uint64_t id, void *data)
+const scanq_item_t *scanq_head(const scanq_t *q)
 {
-    scanq_t *q = data;
-    (void)loop;
-    (void)id;
-    while (q->n > 0) {
-        scanq_item_t *it = &q->items[q->head];
-        if (q->try_fn(it, q->data) == -EBUSY)
-            return SCANQ_RETRY_MS;
-        item_clear(it);
-        q->head = (q->head + 1) % SCANQ_MAX;
-        q->n--;
-    }
-    q->timer = 0;
-    return -1;
+    return q && q->n ? &q->items[q->head] : NULL;
+}
+
+void scanq_pop(scanq_t *q)
+{
+    if (!q || !q->n)
+        return;
+    item_clear(&q->items[q->head]);
+    q->head = (q->head + 1) % SCANQ_MAX;
+    q->n--;
+}
+
+void scanq_pop_last(scanq_t *q)
+{
+    if (!q || !q->n)
+        return;
+    q->n--;
+    item_clear(&q->items[(q->head + q->n) % SCANQ_MAX]);
 }
 
 static char *dup_str(const char *s, int *oom)
@@ -120,10 +110,5 @@ int scanq_push(scanq_t *q, const scan_t *scan, const char *scanner_id, const uin
     }
     q->items[(q->head + q->n) % SCANQ_MAX] = it;
     q->n++;
-    if (!q->timer && !(q->timer = loop_add_timer(q->loop, SCANQ_RETRY_MS, retry, q))) {
-        q->n--;
-        item_clear(&q->items[(q->head + q->n) % SCANQ_MAX]);
-        return -ENOMEM;
-    }
     return 0;
 }

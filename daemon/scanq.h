@@ -1,18 +1,11 @@
 /*
- * scanq: the scans of one station that wait for the database.
+ * scanq: the reads of one station that wait for the database, in the order they were
+ * read (daemon/intake.h stores them, a batch at a time). A read is answered only once
+ * it is stored (or finally refused), so its OK means stored. The queue is bounded:
+ * beyond SCANQ_MAX a read is turned away at once (the caller answers REJECT "not
+ * stored", and the worker scans it again later).
  *
- * The loop must never block on SQLite for long: the daemon's busy timeout is short
- * (DB_DAEMON_BUSY_MS), and a scan whose transaction finds the database locked by
- * another process is not dropped but queued here, in order, and tried again from a
- * timer until it is stored; while scans wait, later scans of that station queue behind
- * them (a station's scans are applied in the order they were read). A scan is answered
- * only once it is stored (or finally refused), so its OK means stored. The queue is
- * bounded: beyond SCANQ_MAX a scan is turned away at once (the caller answers REJECT
- * "not stored", and the worker scans it again later).
- *
- * The module owns copies of what waits; trying is the caller's: try(item) returns 0
- * when the item is done (stored, or failed for good and answered), -EBUSY to keep it
- * and try again after SCANQ_RETRY_MS.
+ * The module owns copies of what waits.
  */
 #ifndef RMAD_SCANQ_H
 #define RMAD_SCANQ_H
@@ -41,23 +34,27 @@ typedef struct {
     int64_t queued_ms;        /* monotonic, when it started waiting */
 } scanq_item_t;
 
-typedef int (*scanq_try_fn)(const scanq_item_t *item, void *data);
-
 /* NULL when out of memory. */
-scanq_t *scanq_new(loop_t *loop, scanq_try_fn try_fn, void *data);
+scanq_t *scanq_new(void);
 
 /* Drops what waits (unanswered: the daemon is stopping). NULL is fine; clears *q. */
 void scanq_destroy(scanq_t **q);
 
-/* Items waiting. While there are any, new reads must be pushed, not applied. */
+/* Items waiting. */
 size_t scanq_len(const scanq_t *q);
 
 /*
  * Queue a copy of a scan (scan, scanner_id) or of a rejected read (scanner_id, raw,
- * reason; scan NULL), and arm the retry timer. Returns 0, -ENOBUFS when SCANQ_MAX
- * wait already, -ENOMEM.
+ * reason; scan NULL). Returns 0, -ENOBUFS when SCANQ_MAX wait already, -ENOMEM.
  */
 int scanq_push(scanq_t *q, const scan_t *scan, const char *scanner_id, const uint8_t *raw,
                size_t raw_len, const char *reason, void *owner);
+
+/* The oldest item, or NULL when empty; valid until scanq_pop. */
+const scanq_item_t *scanq_head(const scanq_t *q);
+
+/* Drop the oldest item; scanq_pop_last the newest (a push taken back). */
+void scanq_pop(scanq_t *q);
+void scanq_pop_last(scanq_t *q);
 
 #endif

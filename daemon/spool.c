@@ -36,7 +36,7 @@ typedef struct {
 struct spool {
     loop_t *loop;
     db_t *db;
-    outbox_t *ob;
+    txn_t *txn;             /* the daemon's unit of work: the events go out after COMMIT */
     const config_t *cfg;
     spool_note_fn fn;
     void *data;
@@ -135,19 +135,16 @@ static int record(spool_t *sp, const db_print_job_t *job, const char *topic, jso
                   int (*change)(spool_t *, const db_print_job_t *, const void *),
                   const void *arg)
 {
-    int r = db_begin(sp->db);
+    int r = txn_begin(sp->txn);
     if (r == 0 && change)
         r = change(sp, job, arg);
     if (r == 0 && topic)
-        r = outbox_append(sp->ob, sp->db, topic, fields, job->station, job->receipt_id,
-                          loop_wall_ms());
-    if (r == 0)
-        r = db_commit(sp->db);
-    else
-        (void)db_rollback(sp->db);
-    if (r < 0)
-        outbox_discard(sp->ob);
-    return r;
+        r = txn_event(sp->txn, topic, fields, job->station, job->receipt_id, loop_wall_ms());
+    if (r < 0) {
+        txn_rollback(sp->txn, r);
+        return r;
+    }
+    return txn_commit(sp->txn);
 }
 
 struct submitted {
@@ -492,13 +489,11 @@ static void submit(spool_t *sp, pq_t *q, const db_print_job_t *job)
     int attempt = job->attempts + 1;
     char name[PRINTER_JOB_NAME_MAX];
     printer_job_name(name, job->id, attempt);
-    r = db_begin(sp->db);
-    if (r == 0)
-        r = db_print_submitting(sp->db, job->id, attempt, name);
-    if (r == 0)
-        r = db_commit(sp->db);
-    else
-        (void)db_rollback(sp->db);
+    r = txn_begin(sp->txn);
+    if (r == 0 && (r = db_print_submitting(sp->db, job->id, attempt, name)) < 0)
+        txn_rollback(sp->txn, r);
+    else if (r == 0)
+        r = txn_commit(sp->txn);
     if (r < 0) {
         doc_free(doc);
         note_db_error(sp, job, "storing a label as submitting");
@@ -684,7 +679,7 @@ void spool_kick(spool_t *sp)
 
 /* ---- life ----------------------------------------------------------------------- */
 
-spool_t *spool_new(loop_t *loop, db_t *db, outbox_t *ob, const config_t *cfg,
+spool_t *spool_new(loop_t *loop, db_t *db, txn_t *txn, const config_t *cfg,
                    spool_note_fn fn, void *data, char **errmsg)
 {
     if (errmsg)
@@ -696,7 +691,7 @@ spool_t *spool_new(loop_t *loop, db_t *db, outbox_t *ob, const config_t *cfg,
     }
     sp->loop = loop;
     sp->db = db;
-    sp->ob = ob;
+    sp->txn = txn;
     sp->cfg = cfg;
     sp->fn = fn;
     sp->data = data;
@@ -760,14 +755,12 @@ int spool_reprint(spool_t *sp, int64_t receipt, int64_t *label, char **errmsg)
                 st ? "has no printer" : "is not in the configuration");
         rc = -ENODEV;
     } else {
-        rc = db_begin(sp->db);
-        if (rc == 0)
-            rc = db_print_enqueue(sp->db, receipt, r.station, st->printer, DB_PRINT_REPRINT,
-                                  loop_wall_ms(), label);
-        if (rc == 0)
-            rc = db_commit(sp->db);
-        else
-            (void)db_rollback(sp->db);
+        rc = txn_begin(sp->txn);
+        if (rc == 0 && (rc = db_print_enqueue(sp->db, receipt, r.station, st->printer,
+                                              DB_PRINT_REPRINT, loop_wall_ms(), label)) < 0)
+            txn_rollback(sp->txn, rc);
+        else if (rc == 0)
+            rc = txn_commit(sp->txn);
         if (rc < 0)
             msgf_set(errmsg, "queueing the label: %s", db_errmsg(sp->db));
         else

@@ -44,7 +44,7 @@
 
 #include "core/config.h"
 #include "core/loop.h"
-#include "daemon/outbox.h"
+#include "daemon/txn.h"
 #include "db/db.h"
 
 typedef struct spool spool_t;
@@ -72,19 +72,19 @@ typedef struct {
 } spool_note_t;
 
 /*
- * Called after each commit (the outbox then holds the events to publish) and for
- * errors. It may publish, log, and call spool_kick, but not destroy the spooler.
+ * Called after each commit (its events are published by then, daemon/txn.h) and for
+ * errors. It may log and call spool_kick, but not destroy the spooler.
  */
 typedef void (*spool_note_fn)(const spool_note_t *note, void *data);
 
 /*
- * New spooler for the daemon's db and outbox (borrowed: they outlive it), with the
+ * New spooler for the daemon's db and unit of work (borrowed: they outlive it), with the
  * stations' label settings and retry delays of cfg (borrowed too). It starts its
  * printer worker, watches every station's printer, follows or looks up every job the
  * database says went to CUPS, and schedules every queued one. Returns NULL with
  * *errmsg set (malloc'd) on failure.
  */
-spool_t *spool_new(loop_t *loop, db_t *db, outbox_t *ob, const config_t *cfg,
+spool_t *spool_new(loop_t *loop, db_t *db, txn_t *txn, const config_t *cfg,
                    spool_note_fn fn, void *data, char **errmsg);
 
 /* Stop the worker (jobs in flight stay in the database for the next start). NULL is

@@ -73,6 +73,9 @@ struct station {
     uint64_t tick;
 
     uint64_t n_scans, n_rejected, n_double;
+    /* Group commit: the read written in the caller's transaction, adopted once it ends. */
+    struct plan *staged;
+    const scan_t *staged_scan;  /* the caller's, until station_end_staged; NULL: a rejected read */
     /* station_outcome_t's strings of the last call */
     char *reason, *reply, *next, *out_rma, *switched_rma;
 };
@@ -92,6 +95,7 @@ void station_destroy(station_t **stp)
     if (!stp || !*stp)
         return;
     station_t *st = *stp;
+    station_end_staged(st, -ECANCELED, NULL);
     clear_open(st);
     for (int i = 0; i < STATION_READS_MAX; i++) {
         free(st->reads[i].scanner);
@@ -369,6 +373,8 @@ typedef struct {
     char *cancel_rma;            /* that receipt's RMA, NULL for CMD-NORMA */
     int64_t label_receipt;       /* an rmad label was looked up: CMD-REPRINT's receipt */
 } plan_t;
+
+struct plan { plan_t p; };
 
 static void plan_free(plan_t *pl)
 {
@@ -1623,29 +1629,161 @@ static int reload_open(station_t *st)
     return resume(st, NULL);
 }
 
-/* Run one transaction: plan (from `scan` or already made), write, commit. */
-static int run(station_t *st, const scan_t *scan, db_scan_t *row, plan_t *pl, int64_t now_ms,
-               outbox_t *ob)
-{
-    int r = db_begin(st->db);
-    if (r < 0)
-        return r;
-    if (scan && (r = reload_open(st)) == 0)
-        r = plan_scan(st, scan, pl);
-    if (r == 0)
-        r = write_plan(st, pl, row, now_ms, ob);
-    if (r == 0)
-        r = db_commit(st->db);   /* rolls back itself when it fails */
-    else
-        (void)db_rollback(st->db);
-    if (r < 0)
-        outbox_discard(ob);
-    return r;
-}
-
 static bool time_ok(int64_t now_ms)
 {
     return now_ms > 0 && now_ms <= EVENT_TIME_MAX_MS;
+}
+
+/* A double read: stores nothing, but the worker still hears that the scan was heard. */
+static int answer_double(station_t *st, station_outcome_t *out)
+{
+    char *next = NULL, *reply = NULL;
+    int r = next_for_state(st, st->open_id, st->open_rma, st->open_line, st->open_checklist,
+                           &next);
+    if (r == 0)
+        r = compose_reply("double read ignored (the same barcode again at once)", st->open_id,
+                          st->open_rma, next, &reply);
+    if (r < 0) {
+        free(next);
+        return r;
+    }
+    free(st->next);
+    free(st->reply);
+    free(st->out_rma);
+    st->next = next;
+    st->reply = reply;
+    st->out_rma = NULL;
+    (void)dup_or_null(st->open_rma, &st->out_rma);
+    st->n_double++;
+    *out = (station_outcome_t){ .scan = STATION_SCAN_DOUBLE_READ, .receipt_id = st->open_id,
+                                .reply = st->reply, .next = st->next, .rma = st->out_rma };
+    return 0;
+}
+
+/* Write a plan inside the caller's transaction; nothing in memory changes yet. */
+static int stage(station_t *st, const scan_t *scan, const db_scan_t *row, struct plan *sp,
+                 int64_t now_ms, outbox_t *ob)
+{
+    int r = db_in_transaction(st->db) ? 0 : -EINVAL;
+    if (r == 0 && scan && (r = reload_open(st)) == 0)
+        r = plan_scan(st, scan, &sp->p);
+    if (r == 0)
+        r = write_plan(st, &sp->p, row, now_ms, ob);
+    if (r < 0) {
+        plan_free(&sp->p);
+        free(sp);
+        return r;
+    }
+    st->staged = sp;
+    st->staged_scan = scan;
+    return 0;
+}
+
+int station_stage_scan(station_t *st, const scan_t *scan, int64_t now_ms, outbox_t *ob,
+                       station_outcome_t *out)
+{
+    if (!scan || !scan->text || !time_ok(now_ms) || st->staged)
+        return -EINVAL;
+    if (is_double_read(st, scan)) {
+        int r = answer_double(st, out);
+        return r < 0 ? r : 1;
+    }
+    db_scan_t row = {
+        .at = now_ms, .station = st->name, .scanner = scanner_of(scan),
+        .symbology = scan->aim[0] ? scan->aim : NULL, .raw = scan->raw,
+        .raw_len = scan->raw_len, .text = scan->text,
+    };
+    struct plan *sp = calloc(1, sizeof(*sp));
+    if (!sp)
+        return -ENOMEM;
+    return stage(st, scan, &row, sp, now_ms, ob);
+}
+
+int station_stage_rejected(station_t *st, const char *scanner_id, const void *raw,
+                           size_t raw_len, const char *reason, int64_t now_ms, outbox_t *ob)
+{
+    if ((!raw && raw_len) || !time_ok(now_ms) || st->staged)
+        return -EINVAL;
+    db_scan_t row = {
+        .at = now_ms, .station = st->name,
+        .scanner = scanner_id && *scanner_id ? scanner_id : "unknown",
+        .raw = raw, .raw_len = raw_len,
+    };
+    struct plan *sp = calloc(1, sizeof(*sp));
+    if (!sp)
+        return -ENOMEM;
+    sp->p.kind = "invalid";
+    sp->p.receipt_id = st->open_id;
+    if (!(sp->p.reason = strdup(reason && *reason ? reason : "rejected by the scanner driver"))) {
+        free(sp);
+        return -ENOMEM;
+    }
+    return stage(st, NULL, &row, sp, now_ms, ob);
+}
+
+bool station_has_staged(const station_t *st)
+{
+    return st->staged != NULL;
+}
+
+void station_end_staged(station_t *st, int rc, station_outcome_t *out)
+{
+    struct plan *sp = st->staged;
+    const scan_t *scan = st->staged_scan;
+    if (!sp)
+        return;
+    st->staged = NULL;
+    st->staged_scan = NULL;
+    plan_t *pl = &sp->p;
+    if (rc < 0) {
+        /* Not stored: the station stays as it was, and the same read may come again. */
+        if (scan)
+            forget_read(st, scan);
+        plan_free(pl);
+        free(sp);
+        return;
+    }
+    if (scan)
+        remember_read(st, scan);
+    adopt(st, pl);
+    if (out && scan)
+        *out = (station_outcome_t){
+            .scan = pl->accepted ? STATION_SCAN_ACCEPTED : STATION_SCAN_REJECTED,
+            .receipt = pl->transition,
+            .receipt_id = pl->reprint ? st->last_label : pl->receipt_id,
+            .kind = pl->kind,
+            .reason = st->reason,
+            .disposition = pl->disposition,
+            .serial_mismatch = pl->serial_mismatch,
+            .reprint_requested = pl->reprint,
+            .label_queued = pl->label_queued,
+            .reply = st->reply,
+            .next = st->next,
+            .rma = st->out_rma,
+            .switched_from = pl->cancel_id,
+            .switched_from_rma = st->switched_rma,
+        };
+    else if (out)
+        *out = (station_outcome_t){ .scan = STATION_SCAN_REJECTED, .receipt_id = pl->receipt_id,
+                                    .kind = "invalid", .reason = st->reason,
+                                    .reply = st->reply, .next = st->next, .rma = st->out_rma };
+    plan_free(pl);
+    free(sp);
+}
+
+/* One read in a transaction of its own, already staged (or not: staged < 0): commit, adopt. */
+static int commit_one(station_t *st, int staged, outbox_t *ob, station_outcome_t *out)
+{
+    if (staged < 0) {
+        (void)db_rollback(st->db);
+        outbox_discard(ob);
+        return staged;
+    }
+    int r = db_commit(st->db);   /* rolls back itself when it fails */
+    if (r < 0)
+        outbox_discard(ob);
+    station_end_staged(st, r, out);
+    return r;
 }
 
 int station_apply_scan(station_t *st, const scan_t *scan, int64_t now_ms, outbox_t *ob,
@@ -1653,62 +1791,12 @@ int station_apply_scan(station_t *st, const scan_t *scan, int64_t now_ms, outbox
 {
     if (!scan || !scan->text || !time_ok(now_ms) || outbox_pending(ob) != 0)
         return -EINVAL;
-    if (is_double_read(st, scan)) {
-        /* Stored nothing, but the worker still hears that the scan was heard. */
-        char *next = NULL, *reply = NULL;
-        int r = next_for_state(st, st->open_id, st->open_rma, st->open_line, st->open_checklist,
-                               &next);
-        if (r == 0)
-            r = compose_reply("double read ignored (the same barcode again at once)", st->open_id,
-                              st->open_rma, next, &reply);
-        if (r < 0) {
-            free(next);
-            return r;
-        }
-        free(st->next);
-        free(st->reply);
-        free(st->out_rma);
-        st->next = next;
-        st->reply = reply;
-        st->out_rma = NULL;
-        (void)dup_or_null(st->open_rma, &st->out_rma);
-        st->n_double++;
-        *out = (station_outcome_t){ .scan = STATION_SCAN_DOUBLE_READ, .receipt_id = st->open_id,
-                                    .reply = st->reply, .next = st->next, .rma = st->out_rma };
-        return 0;
-    }
-    db_scan_t row = {
-        .at = now_ms, .station = st->name, .scanner = scanner_of(scan),
-        .symbology = scan->aim[0] ? scan->aim : NULL, .raw = scan->raw,
-        .raw_len = scan->raw_len, .text = scan->text,
-    };
-    plan_t pl = { 0 };
-    int r = run(st, scan, &row, &pl, now_ms, ob);
-    if (r < 0) {
-        forget_read(st, scan);
-        plan_free(&pl);
+    if (is_double_read(st, scan))
+        return answer_double(st, out);
+    int r = db_begin(st->db);
+    if (r < 0)
         return r;
-    }
-    remember_read(st, scan);
-    adopt(st, &pl);
-    *out = (station_outcome_t){
-        .scan = pl.accepted ? STATION_SCAN_ACCEPTED : STATION_SCAN_REJECTED,
-        .receipt = pl.transition,
-        .receipt_id = pl.reprint ? st->last_label : pl.receipt_id,
-        .kind = pl.kind,
-        .reason = st->reason,
-        .disposition = pl.disposition,
-        .serial_mismatch = pl.serial_mismatch,
-        .reprint_requested = pl.reprint,
-        .label_queued = pl.label_queued,
-        .reply = st->reply,
-        .next = st->next,
-        .rma = st->out_rma,
-        .switched_from = pl.cancel_id,
-        .switched_from_rma = st->switched_rma,
-    };
-    plan_free(&pl);
-    return 0;
+    return commit_one(st, station_stage_scan(st, scan, now_ms, ob, out), ob, out);
 }
 
 int station_record_rejected(station_t *st, const char *scanner_id, const void *raw,
@@ -1717,22 +1805,9 @@ int station_record_rejected(station_t *st, const char *scanner_id, const void *r
 {
     if ((!raw && raw_len) || !time_ok(now_ms) || outbox_pending(ob) != 0)
         return -EINVAL;
-    db_scan_t row = {
-        .at = now_ms, .station = st->name,
-        .scanner = scanner_id && *scanner_id ? scanner_id : "unknown",
-        .raw = raw, .raw_len = raw_len,
-    };
-    plan_t pl = { .kind = "invalid", .receipt_id = st->open_id };
-    if (!(pl.reason = strdup(reason && *reason ? reason : "rejected by the scanner driver")))
-        return -ENOMEM;
-    int r = run(st, NULL, &row, &pl, now_ms, ob);
-    if (r == 0) {
-        adopt(st, &pl);
-        if (out)
-            *out = (station_outcome_t){ .scan = STATION_SCAN_REJECTED, .receipt_id = pl.receipt_id,
-                                        .kind = "invalid", .reason = st->reason,
-                                        .reply = st->reply, .next = st->next, .rma = st->out_rma };
-    }
-    plan_free(&pl);
-    return r;
+    int r = db_begin(st->db);
+    if (r < 0)
+        return r;
+    return commit_one(st, station_stage_rejected(st, scanner_id, raw, raw_len, reason, now_ms,
+                                                 ob), ob, out);
 }

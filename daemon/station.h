@@ -148,6 +148,33 @@ int station_record_rejected(station_t *st, const char *scanner_id, const void *r
                             station_outcome_t *out);
 
 /*
+ * Group commit (daemon/intake.h): a read written inside the caller's open transaction
+ * (a savepoint of a batch that holds other stations' reads), its effects on the
+ * station held back until the caller knows the batch's fate:
+ *
+ *   station_stage_scan / station_stage_rejected write the scan row, the receipt change
+ *   and their events into ob, in the open transaction. 0: staged (one read per station
+ *   at a time); 1 (stage_scan only): a double read, nothing written or staged, *out set;
+ *   a negative errno: nothing staged, and the caller rolls back what was written (its
+ *   savepoint). -EINVAL as station_apply_scan, or when a read is staged already or no
+ *   transaction is open.
+ *
+ *   station_end_staged(st, rc, out): rc 0 once the transaction committed: the station
+ *   takes the new state and *out (may be NULL) says what the read did, as
+ *   station_apply_scan's does. rc < 0 when it was rolled back: the station is as it
+ *   was before the read. No-op without a staged read.
+ *
+ * The scan passed to station_stage_scan must stay valid until station_end_staged.
+ * station_apply_scan and station_record_rejected are the same in a transaction of their own.
+ */
+int station_stage_scan(station_t *st, const scan_t *scan, int64_t now_ms, outbox_t *ob,
+                       station_outcome_t *out);
+int station_stage_rejected(station_t *st, const char *scanner_id, const void *raw,
+                           size_t raw_len, const char *reason, int64_t now_ms, outbox_t *ob);
+void station_end_staged(station_t *st, int rc, station_outcome_t *out);
+bool station_has_staged(const station_t *st);
+
+/*
  * The reply for a scan whose transaction failed (station_apply_scan or
  * station_record_rejected returned err, a negative errno; -ENOBUFS for a scan turned
  * away because too many wait): REJECT it, as nothing changed, "not stored: CAUSE"

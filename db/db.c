@@ -214,6 +214,29 @@ int db_commit(db_t *db)
     return r;
 }
 
+int db_savepoint(db_t *db)
+{
+    if (!db_in_transaction(db))
+        return db_fail_msg(db, -EINVAL, "savepoint: no transaction is open");
+    return exec_stmt(db, ST_SAVEPOINT, "SAVEPOINT unit", "savepoint");
+}
+
+int db_release(db_t *db)
+{
+    if (!db_in_transaction(db))
+        return db_fail_msg(db, -EINVAL, "release: no transaction is open");
+    return exec_stmt(db, ST_RELEASE, "RELEASE unit", "release");
+}
+
+int db_rollback_to(db_t *db)
+{
+    if (!db_in_transaction(db))
+        return db_fail_msg(db, -EINVAL, "rollback to savepoint: no transaction is open");
+    /* ROLLBACK TO keeps the savepoint open; RELEASE ends it, and the transaction goes on. */
+    int r = exec_stmt(db, ST_ROLLBACK_TO, "ROLLBACK TO unit", "rollback to savepoint");
+    return r < 0 ? r : exec_stmt(db, ST_RELEASE, "RELEASE unit", "release");
+}
+
 /* ------------------------------------------------------------ checkpoints ----- */
 
 static int wal_hook(void *data, sqlite3 *sql, const char *schema, int frames)

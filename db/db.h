@@ -94,6 +94,18 @@ int db_rollback(db_t *db);
 bool db_in_transaction(const db_t *db);
 
 /*
+ * One savepoint inside the open transaction (group commit: one per scan, so that a
+ * scan whose statements fail rolls back alone and the others of the batch still
+ * commit). db_savepoint opens it; db_release keeps its work in the transaction;
+ * db_rollback_to undoes its work and ends it. Not nested. All three are -EINVAL
+ * outside a transaction. A failure that ended the whole transaction (SQLite rolls
+ * back by itself on some I/O errors and on a full disk) shows as !db_in_transaction.
+ */
+int db_savepoint(db_t *db);
+int db_release(db_t *db);
+int db_rollback_to(db_t *db);
+
+/*
  * WAL checkpoints off the scan path (issue 17). By default SQLite checkpoints inside
  * whichever commit brings the WAL to 1000 pages, so that one scan pays for everyone's.
  * A daemon instead watches its commits and checkpoints when it is idle:
@@ -536,7 +548,7 @@ int db_outbox_foreach_receipt(db_t *db, int64_t receipt_id, unsigned limit, db_e
  * acknowledged by the sink named `sink`, the mark last moved at *updated_ms (Unix ms).
  * A sink never marked reads as seq 0, updated_ms 0. Returns 0 or the database's error.
  */
-int db_forward_mark_get(db_t *db, const char *sink, uint64_t *seq, int64_t *updated_ms);
+int db_sink_mark_get(db_t *db, const char *sink, uint64_t *seq, int64_t *updated_ms);
 
 /*
  * Move the mark of `sink` to seq (its own statement: autocommit unless the caller has
@@ -544,7 +556,7 @@ int db_forward_mark_get(db_t *db, const char *sink, uint64_t *seq, int64_t *upda
  * taken back). Returns 0 or the database's error (-EBUSY while another writer holds
  * the database: try again later, the mark only lags).
  */
-int db_forward_mark_set(db_t *db, const char *sink, uint64_t seq, int64_t now_ms);
+int db_sink_mark_set(db_t *db, const char *sink, uint64_t seq, int64_t now_ms);
 
 /* ------------------------------------------------------------ print queue ----- */
 

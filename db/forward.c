@@ -7,7 +7,7 @@
 
 #include <errno.h>
 
-int db_forward_mark_get(db_t *db, const char *sink, uint64_t *seq, int64_t *updated_ms)
+int db_sink_mark_get(db_t *db, const char *sink, uint64_t *seq, int64_t *updated_ms)
 {
     static const char sql[] = "SELECT seq, updated_ms FROM forward_marks WHERE sink = ?1";
     sqlite3_stmt *st = db_stmt(db, ST_FORWARD_MARK_GET, sql);
@@ -28,7 +28,7 @@ int db_forward_mark_get(db_t *db, const char *sink, uint64_t *seq, int64_t *upda
     return db_fail(db, rc, "forward mark");
 }
 
-int db_forward_mark_set(db_t *db, const char *sink, uint64_t seq, int64_t now_ms)
+int db_sink_mark_set(db_t *db, const char *sink, uint64_t seq, int64_t now_ms)
 {
     static const char sql[] =
         "INSERT INTO forward_marks (sink, seq, updated_ms) VALUES (?1, ?2, ?3)\n"

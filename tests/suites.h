@@ -24,6 +24,7 @@
     X(event)           \
     X(station)         \
     X(commit)          \
+    X(intake)          \
     X(bus)             \
     X(control)         \
     X(http)            \

@@ -123,19 +123,19 @@ static void test_mark(void)
     CU_ASSERT_EQUAL_FATAL(db_open(th_tmpdb_path(), &db, &err), 0);
     uint64_t seq = 99;
     int64_t ms = 99;
-    CU_ASSERT_EQUAL(db_forward_mark_get(db, "jetstream", &seq, &ms), 0);
+    CU_ASSERT_EQUAL(db_sink_mark_get(db, "jetstream", &seq, &ms), 0);
     CU_ASSERT_EQUAL(seq, 0);
     CU_ASSERT_EQUAL(ms, 0);
-    CU_ASSERT_EQUAL(db_forward_mark_set(db, "jetstream", 5, 1000), 0);
-    CU_ASSERT_EQUAL(db_forward_mark_set(db, "jetstream", 7, 2000), 0);
-    CU_ASSERT_EQUAL(db_forward_mark_set(db, "jetstream", 6, 3000), -EPERM);
-    CU_ASSERT_EQUAL(db_forward_mark_set(db, "other", 1, 4000), 0);
+    CU_ASSERT_EQUAL(db_sink_mark_set(db, "jetstream", 5, 1000), 0);
+    CU_ASSERT_EQUAL(db_sink_mark_set(db, "jetstream", 7, 2000), 0);
+    CU_ASSERT_EQUAL(db_sink_mark_set(db, "jetstream", 6, 3000), -EPERM);
+    CU_ASSERT_EQUAL(db_sink_mark_set(db, "other", 1, 4000), 0);
     db_close(&db);
     CU_ASSERT_EQUAL_FATAL(db_open(th_tmpdb_path(), &db, &err), 0);
-    CU_ASSERT_EQUAL(db_forward_mark_get(db, "jetstream", &seq, &ms), 0);
+    CU_ASSERT_EQUAL(db_sink_mark_get(db, "jetstream", &seq, &ms), 0);
     CU_ASSERT_EQUAL(seq, 7);
     CU_ASSERT_EQUAL(ms, 2000);
-    CU_ASSERT_EQUAL(db_forward_mark_get(db, "other", &seq, &ms), 0);
+    CU_ASSERT_EQUAL(db_sink_mark_get(db, "other", &seq, &ms), 0);
     CU_ASSERT_EQUAL(seq, 1);
     db_close(&db);
 }
