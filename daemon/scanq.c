@@ -6,7 +6,8 @@
 #include <string.h>
 
 struct scanq {
-    scanq_item_t items[SCANQ_MAX];  /* a ring: head .. head + n - 1 */
+    scanq_item_t *items;    /* a ring of cap: head .. head + n - 1; grown on demand */
+    size_t cap;
     size_t head, n;
 };
 
@@ -30,7 +31,8 @@ void scanq_destroy(scanq_t **qp)
         return;
     scanq_t *q = *qp;
     for (size_t i = 0; i < q->n; i++)
-        item_clear(&q->items[(q->head + i) % SCANQ_MAX]);
+        item_clear(&q->items[(q->head + i) % q->cap]);
+    free(q->items);
     free(q);
     *qp = NULL;
 }
@@ -50,7 +52,7 @@ void scanq_pop(scanq_t *q)
     if (!q || !q->n)
         return;
     item_clear(&q->items[q->head]);
-    q->head = (q->head + 1) % SCANQ_MAX;
+    q->head = (q->head + 1) % q->cap;
     q->n--;
 }
 
@@ -59,7 +61,25 @@ void scanq_pop_last(scanq_t *q)
     if (!q || !q->n)
         return;
     q->n--;
-    item_clear(&q->items[(q->head + q->n) % SCANQ_MAX]);
+    item_clear(&q->items[(q->head + q->n) % q->cap]);
+}
+
+/* Double the ring (a burst: a scanner's batch memory, a tote replayed), keeping the order. */
+static int grow(scanq_t *q)
+{
+    size_t cap = q->cap ? q->cap * 2 : 8;
+    if (cap > SCANQ_MAX)
+        cap = SCANQ_MAX;
+    scanq_item_t *items = malloc(cap * sizeof(*items));
+    if (!items)
+        return -ENOMEM;
+    for (size_t i = 0; i < q->n; i++)
+        items[i] = q->items[(q->head + i) % q->cap];
+    free(q->items);
+    q->items = items;
+    q->cap = cap;
+    q->head = 0;
+    return 0;
 }
 
 static char *dup_str(const char *s, int *oom)
@@ -77,6 +97,8 @@ int scanq_push(scanq_t *q, const scan_t *scan, const char *scanner_id, const uin
         return -EINVAL;
     if (q->n == SCANQ_MAX)
         return -ENOBUFS;
+    if (q->n == q->cap && grow(q) < 0)
+        return -ENOMEM;
     scanq_item_t it = { .rejected = !scan, .owner = owner, .queued_ms = loop_now_ms() };
     int oom = 0;
     it.scanner_id = dup_str(scanner_id, &oom);
@@ -108,7 +130,7 @@ int scanq_push(scanq_t *q, const scan_t *scan, const char *scanner_id, const uin
         item_clear(&it);
         return -ENOMEM;
     }
-    q->items[(q->head + q->n) % SCANQ_MAX] = it;
+    q->items[(q->head + q->n) % q->cap] = it;
     q->n++;
     return 0;
 }

@@ -252,7 +252,7 @@ def run_locked(tmp):
     threads = [threading.Thread(target=work, args=(k,)) for k in range(2)]
     for th in threads:
         th.start()
-    # The third station pours 100 scans without waiting: SCANQ_MAX wait, the rest REJECT.
+    # The third station pours 100 scans without waiting: they wait (up to SCANQ_MAX).
     pour.sock.sendall(b"".join(b"NOISE-%03d\r\n" % i for i in range(100)))
     pour.sent = 100
     time.sleep(max(0, hold - (time.time() - t_lock)))
