@@ -61,6 +61,7 @@ struct import {
 struct control {
     loop_t *loop;
     db_t *db;
+    txn_t *txn;             /* the daemon's unit of work: writes go through it */
     void *zsock;
     char *endpoint;
     regex_t rma_re;
@@ -503,14 +504,13 @@ static int cmd_rma_put(const json_t *req, json_t **reply, void *data)
         return refuse(reply, -EBUSY, msgf("database busy, retry"), NULL);
     }
     db_upsert_t what = DB_UPSERT_UNCHANGED;
-    rc = db_begin(ctl->db);
-    if (rc == 0)
-        rc = db_rma_replace(ctl->db, lines, n, &what);
-    if (rc == 0)
-        rc = db_commit(ctl->db);
+    rc = txn_begin(ctl->txn);
+    if (rc == 0 && (rc = db_rma_replace(ctl->db, lines, n, &what)) < 0)
+        txn_rollback(ctl->txn, rc);
+    else if (rc == 0)
+        rc = txn_commit(ctl->txn);
     if (rc < 0) {
         char *msg = msgf("%s", db_errmsg(ctl->db));
-        (void)db_rollback(ctl->db);
         free(lines);
         return refuse(reply, rc, msg, NULL);
     }
@@ -817,11 +817,11 @@ static void *bind_control(void *zctx, const char *ep, char **errmsg)
     return s;
 }
 
-control_t *control_new(void *zctx, loop_t *loop, db_t *db, const char *endpoint,
+control_t *control_new(void *zctx, loop_t *loop, txn_t *txn, const char *endpoint,
                        const char *rma_pattern, char **errmsg)
 {
     *errmsg = NULL;
-    if (!zctx || !loop || !db || !endpoint) {
+    if (!zctx || !loop || !txn || !endpoint) {
         *errmsg = msgf("control: missing argument");
         return NULL;
     }
@@ -829,7 +829,8 @@ control_t *control_new(void *zctx, loop_t *loop, db_t *db, const char *endpoint,
     if (!ctl || !(ctl->endpoint = strdup(endpoint)))
         goto nomem;
     ctl->loop = loop;
-    ctl->db = db;
+    ctl->txn = txn;
+    ctl->db = txn_db(txn);
     const char *pattern = rma_pattern ? rma_pattern : DB_RMA_NUMBER_PATTERN;
     if (!(ctl->rma_pattern = strdup(pattern)))
         goto free_ctl;
@@ -843,7 +844,7 @@ control_t *control_new(void *zctx, loop_t *loop, db_t *db, const char *endpoint,
     if (control_register(ctl, "receipts", receipts_keys, cmd_receipts, ctl) < 0 ||
         control_register(ctl, "rma.import", import_keys, cmd_rma_import, ctl) < 0 ||
         control_register(ctl, "rma.put", put_keys, cmd_rma_put, ctl) < 0 ||
-        !(ctl->rma_cmds = control_rma_new(ctl, db)))
+        !(ctl->rma_cmds = control_rma_new(ctl, txn)))
         goto free_re;
     ctl->zsock = bind_control(zctx, endpoint, errmsg);
     if (!ctl->zsock)

@@ -32,6 +32,7 @@
 #include <stdint.h>
 
 #include "core/loop.h"
+#include "daemon/txn.h"
 #include "db/db.h"
 
 /*
@@ -73,11 +74,12 @@ typedef struct {
  * not created) and register it with the loop. A socket file that still answers
  * belongs to a running daemon: -EADDRINUSE rather than stealing it; a stale one is
  * replaced. rma_pattern is the POSIX ERE for RMA numbers (NULL: the default).
- * zctx, loop and db are borrowed and must outlive the control socket. Returns it,
+ * zctx, loop and txn (the daemon's unit of work, daemon/txn.h, and through it the
+ * database) are borrowed and must outlive the control socket. Returns it,
  * or NULL with *errmsg set (caller frees), e.g. "control ipc:///run/rmad/rmad.ctl:
  * directory /run/rmad: No such file or directory".
  */
-control_t *control_new(void *zctx, loop_t *loop, db_t *db, const char *endpoint,
+control_t *control_new(void *zctx, loop_t *loop, txn_t *txn, const char *endpoint,
                        const char *rma_pattern, char **errmsg);
 
 /* Unregister and close the socket (its file is removed by libzmq). Accepts NULL. */

@@ -14,6 +14,7 @@
 #include "proto/control.h"
 
 struct control_rma {
+    txn_t *txn;
     db_t *db;
     control_rma_expiry_fn expired;
     void *expired_data;
@@ -261,14 +262,13 @@ static int cmd_rma_close(const json_t *req, json_t **reply, void *data)
     struct timespec ts;
     (void)clock_gettime(CLOCK_REALTIME, &ts);
     int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-    int rc = db_begin(cr->db);
-    if (rc == 0)
-        rc = db_rma_close(cr->db, number, reason, now);
-    if (rc == 0)
-        rc = db_commit(cr->db);
+    int rc = txn_begin(cr->txn);
+    if (rc == 0 && (rc = db_rma_close(cr->db, number, reason, now)) < 0)
+        txn_rollback(cr->txn, rc);
+    else if (rc == 0)
+        rc = txn_commit(cr->txn);
     if (rc < 0) {
         char *msg = rc == -ENOENT ? msgf("unknown RMA %.64s", number) : msgf("%s", db_errmsg(cr->db));
-        (void)db_rollback(cr->db);
         return refuse(reply, rc, msg);
     }
     *reply = json_pack("{s:s,s:s}", "number", number, "state", "closed");
@@ -277,12 +277,13 @@ static int cmd_rma_close(const json_t *req, json_t **reply, void *data)
 
 /* ---- setting up ------------------------------------------------------------------- */
 
-control_rma_t *control_rma_new(control_t *ctl, db_t *db)
+control_rma_t *control_rma_new(control_t *ctl, txn_t *txn)
 {
     control_rma_t *cr = calloc(1, sizeof(*cr));
     if (!cr)
         return NULL;
-    cr->db = db;
+    cr->txn = txn;
+    cr->db = txn_db(txn);
     static const char *const show_keys[] = { "number", NULL };
     static const char *const list_keys[] = { "state", "vendor", "limit", NULL };
     static const char *const close_keys[] = { "number", "reason", NULL };

@@ -13,7 +13,7 @@
 typedef struct control_rma control_rma_t;
 
 /* Register rma.show, rma.list and rma.close on ctl. NULL when out of memory. */
-control_rma_t *control_rma_new(control_t *ctl, db_t *db);
+control_rma_t *control_rma_new(control_t *ctl, txn_t *txn);
 
 /* See control_set_rma_expiry. */
 void control_rma_set_expiry(control_rma_t *cr, control_rma_expiry_fn fn, void *data);

@@ -23,6 +23,8 @@ struct intake {
     size_t waiting;
     intake_done_fn done;
     intake_busy_fn busy;
+    intake_hold_fn hold;
+    bool *held;                 /* per station: its scanners were asked to hold */
     void *data;
     uint64_t timer;
     bool db_busy;
@@ -33,17 +35,22 @@ struct intake {
 };
 
 intake_t *intake_new(loop_t *loop, txn_t *t, station_t *const *stations, size_t n,
-                     intake_done_fn done, intake_busy_fn busy, void *data)
+                     intake_done_fn done, intake_busy_fn busy, intake_hold_fn hold,
+                     void *data)
 {
     if (!loop || !t || (!stations && n) || !done)
         return NULL;
     intake_t *in = calloc(1, sizeof(*in));
-    if (!in || !(in->queues = calloc(n ? n : 1, sizeof(*in->queues)))) {
+    scanq_t **queues = calloc(n ? n : 1, sizeof(*queues));
+    bool *held = calloc(n ? n : 1, sizeof(*held));
+    if (!in || !queues || !held) {
         free(in);
+        free(queues);
+        free(held);
         return NULL;
     }
-    *in = (intake_t){ .loop = loop, .t = t, .stations = stations, .queues = in->queues, .n = n,
-                      .done = done, .busy = busy, .data = data };
+    *in = (intake_t){ .loop = loop, .t = t, .stations = stations, .queues = queues, .n = n,
+                      .done = done, .busy = busy, .hold = hold, .held = held, .data = data };
     for (size_t i = 0; i < n; i++) {
         if (!(in->queues[i] = scanq_new())) {
             intake_destroy(&in);
@@ -63,6 +70,7 @@ void intake_destroy(intake_t **inp)
     for (size_t i = 0; i < in->n; i++)
         scanq_destroy(&in->queues[i]);
     free(in->queues);
+    free(in->held);
     free(in);
     *inp = NULL;
 }
@@ -83,6 +91,11 @@ static void finish(intake_t *in, size_t i, int rc, const station_outcome_t *out,
     in->done(i, scanq_head(in->queues[i]), rc, out, seq, in->data);
     scanq_pop(in->queues[i]);
     in->waiting--;
+    if (in->held[i] && scanq_len(in->queues[i]) <= INTAKE_RESUME_AT) {
+        in->held[i] = false;
+        if (in->hold)
+            in->hold(i, false, in->data);
+    }
 }
 
 /* The txn's hook for a staged read: after the COMMIT (rc 0) or once it was undone. */
@@ -209,6 +222,11 @@ int intake_push(intake_t *in, size_t i, const scan_t *scan, const char *scanner_
     if (r < 0)
         return r;
     in->waiting++;
+    if (!in->held[i] && scanq_len(in->queues[i]) >= INTAKE_HOLD_AT) {
+        in->held[i] = true;
+        if (in->hold)
+            in->hold(i, true, in->data);
+    }
     if (!in->timer && !(in->timer = loop_add_timer(in->loop, 0, batch, in))) {
         /* No timer, no batch: the read is not taken. */
         in->waiting--;

@@ -17,6 +17,12 @@
  * latency is added. Under load, while one batch's fdatasync runs, the next batch
  * fills: one fdatasync covers many stations' scans.
  *
+ * Backpressure: when INTAKE_HOLD_AT reads wait at a station, hold() asks it to stop
+ * reading its scanners (drivers/scanner.h, scanner_hold: a TCP sender then waits on
+ * TCP's own flow control), and to read again once INTAKE_RESUME_AT or fewer wait. A
+ * burst larger than one scan budget (a scanner's batch memory, rate=0) is then stored
+ * at the database's pace, neither turned away nor stalling the loop.
+ *
  * While another process holds the database (BEGIN IMMEDIATE finds it locked), reads
  * wait in order and the batch is tried again every SCANQ_RETRY_MS; busy() hears when
  * that starts and when it ends. Beyond SCANQ_MAX waiting at a station a read is turned
@@ -38,6 +44,8 @@
 
 #define INTAKE_BATCH_MAX 32   /* reads per transaction */
 #define INTAKE_BATCH_MS  5    /* staging stops after this; the rest go in the next batch */
+#define INTAKE_HOLD_AT   128  /* reads waiting at a station: its scanners are held */
+#define INTAKE_RESUME_AT 32   /* and read again at this many */
 
 typedef struct intake intake_t;
 
@@ -53,6 +61,9 @@ typedef void (*intake_done_fn)(size_t station, const scanq_item_t *read, int rc,
 /* The database turned busy (busy true), or is free again after waited_ms (busy false). */
 typedef void (*intake_busy_fn)(bool busy, int64_t waited_ms, void *data);
 
+/* Station i's scanners should stop reading (hold true), or read again (false). */
+typedef void (*intake_hold_fn)(size_t station, bool hold, void *data);
+
 typedef struct {
     uint64_t batches;          /* transactions committed */
     uint64_t reads;            /* reads stored in them */
@@ -61,10 +72,12 @@ typedef struct {
 
 /*
  * An intake for the n stations (borrowed; index i is the station number given to
- * intake_push and done) writing through t. busy may be NULL. NULL when out of memory.
+ * intake_push and done) writing through t. busy and hold may be NULL. NULL when out
+ * of memory.
  */
 intake_t *intake_new(loop_t *loop, txn_t *t, station_t *const *stations, size_t n,
-                     intake_done_fn done, intake_busy_fn busy, void *data);
+                     intake_done_fn done, intake_busy_fn busy, intake_hold_fn hold,
+                     void *data);
 
 /* Drops what waits, unanswered (the daemon is stopping). NULL is fine; clears *in. */
 void intake_destroy(intake_t **in);

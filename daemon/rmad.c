@@ -283,6 +283,24 @@ static void db_busy(bool busy, int64_t waited_ms, void *data)
                    (long long)waited_ms);
 }
 
+/* Backpressure (daemon/intake.h): a station's TCP scanners stop reading, or read again. */
+static void hold_station(size_t idx, bool hold, void *data)
+{
+    rmad_t *d = data;
+    rmad_station_t *s = &d->stations[idx];
+    for (size_t k = 0; k < s->n_scanners; k++)
+        if (s->scanners[k].scanner)
+            (void)scanner_hold(s->scanners[k].scanner, hold);
+    const char *name = station_name(s->st);
+    if (hold)
+        log_with(LOG_NOTICE, LOG_FIELDS(LOG_STATION(name)),
+                 "station %s: %d reads wait to be stored: its network scanners wait (TCP "
+                 "flow control) until the queue is short again", name, INTAKE_HOLD_AT);
+    else
+        log_with(LOG_INFO, LOG_FIELDS(LOG_STATION(name)),
+                 "station %s: its scanners are read again", name);
+}
+
 /*
  * A read arrived: queued at its station and stored with the other stations' reads at
  * the end of this loop turn (daemon/intake.h); answered once stored.
@@ -1073,7 +1091,7 @@ static int rmad_start(rmad_t *d)
     if (backlog)
         log_notice("publishing %llu event%s committed before the daemon stopped and not "
                    "yet published", (unsigned long long)backlog, backlog == 1 ? "" : "s");
-    if (!(d->ctl = control_new(d->zctx, d->loop, d->db, d->cfg->control, d->cfg->rma_pattern, &err))) {
+    if (!(d->ctl = control_new(d->zctx, d->loop, d->txn, d->cfg->control, d->cfg->rma_pattern, &err))) {
         rc = -EIO;
         goto fail;
     }
@@ -1111,7 +1129,7 @@ static int rmad_start(rmad_t *d)
     for (size_t i = 0; i < d->n_stations; i++)
         d->st_list[i] = d->stations[i].st;
     if (!(d->intake = intake_new(d->loop, d->txn, d->st_list, d->n_stations, read_done, db_busy,
-                                 d))) {
+                                 hold_station, d))) {
         log_err("out of memory");
         return -ENOMEM;
     }

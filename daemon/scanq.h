@@ -17,7 +17,7 @@
 #include "core/loop.h"
 #include "drivers/scan.h"
 
-#define SCANQ_MAX 512         /* reads waiting per station (past a scan budget's burst) */
+#define SCANQ_MAX 4096        /* reads waiting per station: what arrives after a hold (intake.h) */
 #define SCANQ_RETRY_MS 100    /* between tries while the database is busy */
 
 typedef struct scanq scanq_t;

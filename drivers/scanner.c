@@ -90,6 +90,16 @@ int scanner_feedback(scanner_t *s, const char *scanner_id, scanner_reply_t reply
     return s->ops->feedback(s->impl, scanner_id, reply, text ? text : "");
 }
 
+int scanner_hold(scanner_t *s, bool hold)
+{
+    if (!s)
+        return -EINVAL;
+    if (!s->ops->hold)
+        return -ENOTSUP;
+    s->ops->hold(s->impl, hold);
+    return 0;
+}
+
 void scanner_budget_config(scanner_t *s, const config_scanner_t *cfg)
 {
     /* The config checked both (core/config.c): numbers in range. */

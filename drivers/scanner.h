@@ -241,6 +241,8 @@ typedef struct {
      * events or free anything the caller's callback chain is using. */
     int (*feedback)(void *impl, const char *scanner_id, scanner_reply_t reply,
                     const char *text);
+    /* scanner_hold(); NULL when the kind cannot wait (the device's bytes would be lost). */
+    void (*hold)(void *impl, bool hold);
 } scanner_ops_t;
 
 /*
@@ -249,6 +251,16 @@ typedef struct {
  * scanner_create, before any stream starts.
  */
 void scanner_budget_config(scanner_t *s, const config_scanner_t *cfg);
+
+/*
+ * Backpressure: while held, the scanner reads nothing more (a TCP client's bytes wait
+ * in the kernel and then in the client: TCP's own flow control), so a burst larger
+ * than the daemon can store at once waits at the sender instead of being turned away.
+ * Reads already taken in are still reported. Only TCP holds: a serial line or a USB
+ * device that is not read loses its bytes, so for them it is -ENOTSUP (their reads
+ * keep coming, and past the station's queue they are answered "not stored").
+ */
+int scanner_hold(scanner_t *s, bool hold);
 
 /*
  * Wrap a driver's state (impl) in a scanner_t. spec is copied; lim may be NULL.

@@ -92,6 +92,7 @@ struct tcp {
     unsigned long refused_pending;  /* refused since the last REFUSED report */
     char refused_peer[INET6_ADDRSTRLEN + 8];  /* the latest one */
     uint64_t refused_timer;    /* the report window is open while set */
+    bool held;                 /* scanner_hold: the clients are not read */
 };
 
 static size_t tcp_clients(const void *impl)
@@ -103,12 +104,14 @@ static size_t tcp_clients(const void *impl)
 static void tcp_free(void *impl);
 static int tcp_feedback(void *impl, const char *scanner_id, scanner_reply_t reply,
                         const char *text);
+static void tcp_hold(void *impl, bool hold);
 
 static const scanner_ops_t tcp_ops = {
     .kind = "tcp",
     .clients = tcp_clients,
     .destroy = tcp_free,
     .feedback = tcp_feedback,
+    .hold = tcp_hold,
 };
 
 uint16_t scanner_tcp_port(const scanner_t *s)
@@ -159,6 +162,30 @@ static void client_close(struct tcp_client *c, const char *reason)
     client_free(c);
 }
 
+/* What the loop watches on a client: input unless held, output while replies wait. */
+static unsigned client_events(const struct tcp_client *c)
+{
+    return (c->tcp->held ? 0 : LOOP_IN) | (c->out_len ? LOOP_OUT : 0);
+}
+
+/*
+ * Stop or resume reading every client (scanner_hold). Their bytes wait in the kernel's
+ * buffers, then at the sender. A client held is not idle: on release its clock restarts.
+ */
+static void tcp_hold(void *impl, bool hold)
+{
+    struct tcp *t = impl;
+    if (t->held == hold)
+        return;
+    t->held = hold;
+    for (size_t i = 0; i < t->nclients; i++) {
+        struct tcp_client *c = t->clients[i];
+        if (!hold)
+            c->active_ms = loop_now_ms();
+        (void)loop_mod_fd(t->loop, c->fd, client_events(c));
+    }
+}
+
 /*
  * Write what is queued: all of it, or what the socket takes (LOOP_OUT stays on until
  * it drains). A dead connection (EPIPE, ECONNRESET) drops the replies but not the
@@ -184,7 +211,7 @@ static void client_flush(struct tcp_client *c)
     }
     memmove(c->out, c->out + done, c->out_len - done);
     c->out_len -= done;
-    (void)loop_mod_fd(c->tcp->loop, c->fd, c->out_len ? LOOP_IN | LOOP_OUT : LOOP_IN);
+    (void)loop_mod_fd(c->tcp->loop, c->fd, client_events(c));
 }
 
 /*
@@ -246,7 +273,12 @@ static void client_ready(loop_t *loop, int fd, unsigned events, void *data)
     uint8_t chunk[TCP_READ_CHUNK];
     if (events & LOOP_OUT)
         client_flush(c);
+    /* Held: read on only to see an error or hang-up through (it ends the client). */
+    if (c->tcp->held && !(events & LOOP_ERR))
+        return;
     for (int i = 0; i < TCP_READS_PER_WAKE; i++) {
+        if (i > 0 && c->tcp->held)
+            return;               /* the station's queue is full: the rest waits */
         ssize_t n = read(fd, chunk, sizeof(chunk));
         if (n > 0) {
             c->active_ms = loop_now_ms();
@@ -456,7 +488,7 @@ static void client_add(struct tcp *t, int fd, const struct sockaddr_storage *ss)
     }
     struct tcp_client *c = calloc(1, sizeof(*c));
     scanner_lines_t *lines = c ? scanner_lines_new(t->s, id) : NULL;
-    int rc = lines ? loop_add_fd(t->loop, fd, LOOP_IN, client_ready, c) : -ENOMEM;
+    int rc = lines ? loop_add_fd(t->loop, fd, t->held ? 0 : LOOP_IN, client_ready, c) : -ENOMEM;
     if (rc < 0) {
         refuse(t, fd, id, peer_or_null, strerror(-rc));
         scanner_lines_destroy(&lines);

@@ -25,6 +25,7 @@
 #include "daemon/bus.h"
 #include "core/config.h"
 #include "daemon/control.h"
+#include "daemon/txn.h"
 #include "proto/control.h"
 #include "tests/helpers.h"
 #include "tests/suites.h"
@@ -54,6 +55,7 @@ struct fx {
     char conf[4096];
     config_t *cfg;
     db_t *db;
+    txn_t *txn;
     void *zctx;
     loop_t *loop;
     control_t *ctl;
@@ -84,7 +86,8 @@ static void fx_open(struct fx *f, bool with_bus)
     f->zctx = zmq_ctx_new();
     f->loop = loop_new();
     CU_ASSERT_FATAL(f->zctx && f->loop);
-    f->ctl = control_new(f->zctx, f->loop, f->db, f->cfg->control, f->cfg->rma_pattern, &err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f->txn = txn_new(f->db, NULL));
+    f->ctl = control_new(f->zctx, f->loop, f->txn, f->cfg->control, f->cfg->rma_pattern, &err);
     if (!f->ctl)
         fprintf(stderr, "\n  control_new: %s\n", err ? err : "?");
     CU_ASSERT_PTR_NOT_NULL_FATAL(f->ctl);
@@ -102,6 +105,7 @@ static void fx_close(struct fx *f)
     CU_ASSERT_PTR_NULL(f->ctl);
     loop_destroy(&f->loop);
     zmq_ctx_term(f->zctx);
+    txn_destroy(&f->txn);
     db_close(&f->db);
     config_destroy(&f->cfg);
     th_rm_rf(f->dir);
@@ -610,7 +614,7 @@ static void test_socket_setup(void)
     CU_ASSERT_STRING_EQUAL(control_endpoint(f.ctl), f.cfg->control);
 
     /* A second daemon does not steal a live socket. */
-    control_t *c2 = control_new(f.zctx, f.loop, f.db, f.cfg->control, NULL, &err);
+    control_t *c2 = control_new(f.zctx, f.loop, f.txn, f.cfg->control, NULL, &err);
     CU_ASSERT_PTR_NULL(c2);
     char want[4200];
     snprintf(want, sizeof(want), "control %s: socket in use by a running process (another rmad?)",
@@ -621,7 +625,7 @@ static void test_socket_setup(void)
     /* The directory is not created: a clear error. */
     char *ep = NULL;
     CU_ASSERT_FATAL(asprintf(&ep, "ipc://%s/missing/rmad.ctl", f.dir) > 0);
-    c2 = control_new(f.zctx, f.loop, f.db, ep, NULL, &err);
+    c2 = control_new(f.zctx, f.loop, f.txn, ep, NULL, &err);
     CU_ASSERT_PTR_NULL(c2);
     snprintf(want, sizeof(want), "control %s: directory %s/missing: No such file or directory",
              ep, f.dir);
@@ -629,11 +633,11 @@ static void test_socket_setup(void)
     free(err);
     free(ep);
 
-    c2 = control_new(f.zctx, f.loop, f.db, "tcp://127.0.0.1:7799", NULL, &err);
+    c2 = control_new(f.zctx, f.loop, f.txn, "tcp://127.0.0.1:7799", NULL, &err);
     CU_ASSERT_PTR_NULL(c2);
     CU_ASSERT(err && strcmp(err, "control tcp://127.0.0.1:7799: expected ipc://PATH") == 0);
     free(err);
-    c2 = control_new(f.zctx, f.loop, f.db, f.cfg->control, "([", &err);
+    c2 = control_new(f.zctx, f.loop, f.txn, f.cfg->control, "([", &err);
     CU_ASSERT_PTR_NULL(c2);
     free(err);
     control_destroy(NULL);

@@ -455,6 +455,42 @@ static void test_lines_in_one_write(void)
     rec_free(r);
 }
 
+/* Held (backpressure): nothing is read, the bytes wait; released, they all come, in order. */
+static void test_hold(void)
+{
+    struct rec *r = rec_new(NULL);
+    int fd = cl_connect(r);
+    run_until(r, 1);
+    is_connected(r, 0, 1);
+    CU_ASSERT_EQUAL(scanner_hold(r->s, true), 0);
+    cl_puts(fd, "RMA-2001\nRMA-2002\n");
+    settle(r, 1);                 /* held: read nothing */
+    /* A client that connects while held is accepted, and waits too. */
+    int fd2 = cl_connect(r);
+    cl_puts(fd2, "RMA-2003\n");
+    run_until(r, 2);
+    is_connected(r, 1, 2);
+    settle(r, 2);
+    CU_ASSERT_EQUAL(scanner_hold(r->s, false), 0);
+    run_until(r, 5);
+    is_scan(r, 2, 1, "RMA-2001");
+    is_scan(r, 3, 1, "RMA-2002");
+    is_scan(r, 4, 2, "RMA-2003");
+    /* A client that goes away while held is seen going once released (its EOF waits
+     * behind its bytes, like them). */
+    CU_ASSERT_EQUAL(scanner_hold(r->s, true), 0);
+    cl_puts(fd2, "RMA-2004\n");
+    close(fd2);
+    settle(r, 5);
+    CU_ASSERT_EQUAL(scanner_hold(r->s, false), 0);
+    run_until(r, 7);
+    is_scan(r, 5, 2, "RMA-2004");
+    CU_ASSERT_EQUAL(r->ev[6].kind, SCANNER_EV_DISCONNECTED);
+    close(fd);
+    run_until(r, 8);
+    rec_free(r);
+}
+
 static void test_line_across_writes(void)
 {
     struct rec *r = rec_new(NULL);
@@ -1277,6 +1313,7 @@ int suite_tcp(void)
     CU_pSuite s = CU_add_suite("tcp", NULL, NULL);
     if (!s || !CU_add_test(s, "several lines in one write", test_lines_in_one_write) ||
         !CU_add_test(s, "one line across many writes", test_line_across_writes) ||
+        !CU_add_test(s, "held: nothing read until released (backpressure)", test_hold) ||
         !CU_add_test(s, "CR, LF, CRLF (split too) and empty lines", test_terminators) ||
         !CU_add_test(s, "10 kB line: one rejection, then scans", test_long_line) ||
         !CU_add_test(s, "limit boundary (max_len 8)", test_limit_boundary) ||

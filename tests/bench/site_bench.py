@@ -181,7 +181,8 @@ class Program:
         self.strace_out = None
         if strace:
             self.strace_out = os.path.join(self.dir, "strace")
-            argv = ["strace", "-f", "-y", "-qq", "-o", self.strace_out,
+            # -s 4 -x: a WAL frame header's first 4 bytes are its page number.
+            argv = ["strace", "-f", "-y", "-qq", "-s", "4", "-x", "-o", self.strace_out,
                     "-e", "trace=pwrite64,fdatasync,fsync"] + argv
         self.proc = subprocess.Popen(argv, stderr=open(os.path.join(self.dir, "log"), "w"))
         self.pid = self.proc.pid
@@ -386,15 +387,30 @@ def measure(kind, n, closed, template):
     return row
 
 
-def io_per_scan(kind, template):
-    """WAL pages and fsyncs per scan, 1 station closed loop under strace."""
-    prog = Program(kind, 1, template, strace=True)
+FRAME_HDR = re.compile(r'pwrite64\(\d+<[^>]*-wal>, "((?:\\x[0-9a-f]{2}){4})"\.*, 24, ')
+
+
+def btree_names(db):
+    """page number -> table or index name (dbstat), of the database as it ends."""
+    try:
+        con = sqlite3.connect(db)
+        pages = dict(con.execute("SELECT pageno, name FROM dbstat"))
+        con.close()
+        return pages
+    except sqlite3.Error:
+        return {}
+
+
+def io_per_scan(kind, template, n=1):
+    """WAL pages and fsyncs per scan, n stations closed loop under strace; the pages by b-tree."""
+    prog = Program(kind, n, template, strace=True)
     load = Load(prog)
     load.run(True, 120, limit=STRACE_SCANS)
     scans = len(load.lat)
     load.close()
     prog.stop()
     wal = db = syncs = 0
+    frames = {}
     for line in open(prog.strace_out):
         if "pwrite64(" in line and ", 4096, " in line:
             if "-wal>" in line:
@@ -403,7 +419,18 @@ def io_per_scan(kind, template):
                 db += 1
         elif "fdatasync(" in line or "fsync(" in line:
             syncs += 1
-    return scans, wal / max(scans, 1), db / max(scans, 1), syncs / max(scans, 1)
+        m = FRAME_HDR.search(line)
+        if m:
+            pg = int(m.group(1).replace("\\x", ""), 16)
+            frames[pg] = frames.get(pg, 0) + 1
+    names = btree_names(prog.db)
+    by = {}
+    for pg, k in frames.items():
+        name = names.get(pg, "other" if pg > 1 else "header")
+        by[name] = by.get(name, 0) + k
+    top = sorted(by.items(), key=lambda kv: -kv[1])[:8]
+    where = ", ".join("%s %.2f" % (name, k / max(scans, 1)) for name, k in top)
+    return scans, wal / max(scans, 1), db / max(scans, 1), syncs / max(scans, 1), where
 
 
 def idle_wakeups(template):
@@ -452,7 +479,7 @@ def main():
                 rows.append(measure(kind, n, closed, small))
     make_template(big, BIG)
     big_rows = [measure("rmad", 1, closed, big) for closed in (False, True)]
-    io = {k: io_per_scan(k, small) for k in ("floor", "rmad")}
+    io = {(k, n): io_per_scan(k, small, n) for k in ("floor", "rmad") for n in (1, MAX_STATIONS)}
     wake = idle_wakeups(small)
     rss_before, rss_after, import_s, import_out = peak_rss_import(big)
 
@@ -482,10 +509,10 @@ def main():
         out.append("- 1M vs 10k stored receipts, 1 station %s: scans/s %.2fx, p50 %.2fx, p99 %.2fx" % (
             "closed" if r["closed"] else "open", r["rate"] / s["rate"], r["p50"] / s["p50"],
             r["p99"] / s["p99"]))
-    for k in ("floor", "rmad"):
-        scans, wal, db, syncs = io[k]
-        out.append("- %s, per scan (%d scans, 1 station closed loop, strace): %.2f WAL pages written, "
-                   "%.2f database pages checkpointed, %.2f fsync/fdatasync" % (k, scans, wal, db, syncs))
+    for (k, n), (scans, wal, db, syncs, where) in sorted(io.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        out.append("- %s, per scan (%d scans, %d station%s closed loop, strace): %.2f WAL pages written, "
+                   "%.2f database pages checkpointed, %.2f fsync/fdatasync; WAL pages by b-tree: %s" % (
+                       k, scans, n, "" if n == 1 else "s", wal, db, syncs, where))
     rss64 = max(r["rss"] for r in rows if r["kind"] == "rmad")
     out.append("- rmad peak RSS (VmHWM): %.1f MB over the 10k-receipt runs (64 stations included); "
                "%.1f MB with 64 stations on 1M receipts, %.1f MB after a 100,000-row RMA import "
