@@ -157,8 +157,10 @@ static int listen_on(int port)
     if (fd < 0)
         die("socket");
     (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(fd, 16) < 0)
-        die("bind/listen");
+    if (bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(fd, 16) < 0) {
+        fprintf(stderr, "bench_floor: port %d: %s\n", port, strerror(errno));
+        exit(1);
+    }
     return fd;
 }
 

@@ -160,6 +160,18 @@ def scan_lines(station, k):
 
 # ---- one program under load --------------------------------------------------------
 
+def start(kind, n, template=None, strace=None):
+    """A Program; started again on fresh ports when its ports were taken meanwhile
+    (free_ports closes its probes, and another process on a busy machine may bind one)."""
+    for attempt in range(3):
+        try:
+            return Program(kind, n, template, strace)
+        except SystemExit as e:
+            log("%s with %d stations did not start (%s): again on fresh ports" % (kind, n, e))
+            if attempt == 2:
+                raise
+
+
 class Program:
     """rmad or the floor, started on a copy of a database with n station ports."""
 
@@ -206,6 +218,8 @@ class Program:
     def wait_ports(self):
         deadline = time.time() + 30
         while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise SystemExit("%s exited early (status %s)" % (self.kind, self.proc.returncode))
             try:
                 socket.create_connection(("127.0.0.1", self.ports[-1]), timeout=1).close()
                 return
@@ -372,7 +386,7 @@ def pct(xs, p):
 
 
 def measure(kind, n, closed, template):
-    prog = Program(kind, n, template)
+    prog = start(kind, n, template)
     load = Load(prog)
     elapsed, got, lost = load.run(closed, CLOSED_S if closed else OPEN_S)
     lat = load.lat
@@ -403,7 +417,7 @@ def btree_names(db):
 
 def io_per_scan(kind, template, n=1):
     """WAL pages and fsyncs per scan, n stations closed loop under strace; the pages by b-tree."""
-    prog = Program(kind, n, template, strace=True)
+    prog = start(kind, n, template, strace=True)
     load = Load(prog)
     load.run(True, 120, limit=STRACE_SCANS)
     scans = len(load.lat)
@@ -434,7 +448,7 @@ def io_per_scan(kind, template, n=1):
 
 
 def idle_wakeups(template):
-    prog = Program("rmad", 64, template)
+    prog = start("rmad", 64, template)
     load = Load(prog)
     load.run(False, 3)   # a little traffic first: timers armed by it must go quiet
     time.sleep(2)
@@ -447,7 +461,7 @@ def idle_wakeups(template):
 
 
 def peak_rss_import(template):
-    prog = Program("rmad", 64, template)
+    prog = start("rmad", 64, template)
     csv = os.path.join(prog.dir, "import.csv")
     with open(csv, "w") as f:
         f.write("number,issued,kind,vendor,model,family,expected_serial,purchased\n")
