@@ -3,6 +3,8 @@
  */
 #include "daemon/checkpoint.h"
 
+#include "core/job.h"
+
 #include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -10,6 +12,9 @@
 struct checkpointer {
     loop_t *loop;
     db_t *db;
+    job_t *job;              /* the checkpoint running on its thread, or NULL */
+    int job_rc, job_left;    /* its result, for done() */
+    bool stopping;           /* destroy: done() arms nothing */
     uint64_t timer;          /* 0: none armed */
     bool soon;               /* the armed timer is the next-turn one */
     int frames;              /* in the WAL after the last commit */
@@ -19,25 +24,51 @@ struct checkpointer {
     int error;
 };
 
+static int64_t run(loop_t *loop, uint64_t id, void *data);
+
+/* On the job's thread: its own connection, so the copy and the fsync hold up no commit. */
+static void work(void *arg)
+{
+    checkpointer_t *c = arg;
+    c->job_left = 0;
+    c->job_rc = db_checkpoint_file(db_path(c->db), &c->job_left);
+}
+
+/* Back on the loop: count it, and try again while a reader held frames back. */
+static void done(void *arg)
+{
+    checkpointer_t *c = arg;
+    c->job = NULL;
+    if (c->job_rc == 0)
+        c->count++;
+    c->error = c->job_rc;
+    if (c->timer || c->stopping)
+        return;                  /* commits went on meanwhile: their timer is armed */
+    if ((c->job_rc < 0 || c->job_left > 0) && c->retries++ < CHECKPOINT_RETRIES) {
+        c->timer = loop_add_timer(c->loop, CHECKPOINT_RETRY_MS, run, c);
+        return;
+    }
+    c->retries = 0;
+}
+
 static int64_t run(loop_t *loop, uint64_t id, void *data)
 {
     checkpointer_t *c = data;
     int64_t quiet = loop_now_ms() - c->last_commit_ms;
-    int left = 0;
-
     (void)loop;
     (void)id;
     if (!c->soon && quiet < CHECKPOINT_IDLE_MS)
         return CHECKPOINT_IDLE_MS - quiet;   /* commits went on: wait for a pause */
-    int r = db_checkpoint(c->db, &left);
     c->soon = false;
-    if (r == 0)
-        c->count++;
-    c->error = r;
-    if ((r < 0 || left > 0) && c->retries++ < CHECKPOINT_RETRIES)
-        return CHECKPOINT_RETRY_MS;
     c->timer = 0;
-    c->retries = 0;
+    if (c->job)
+        return -1;               /* one at a time: its done() looks again */
+    if (!(c->job = job_start(c->loop, work, done, c))) {
+        /* No thread now: on the loop, as before (a PASSIVE one never waits for locks). */
+        c->job_left = 0;
+        c->job_rc = db_checkpoint(c->db, &c->job_left);
+        done(c);
+    }
     return -1;
 }
 
@@ -79,6 +110,8 @@ void checkpointer_destroy(checkpointer_t **c_p)
     c = *c_p;
     if (c->timer)
         (void)loop_del_timer(c->loop, c->timer);
+    c->stopping = true;
+    job_finish(&c->job);        /* done() runs here and clears it */
     db_watch_wal(c->db, NULL, NULL);
     free(c);
     *c_p = NULL;

@@ -2,7 +2,9 @@
  * Checkpoints off the scan path (issue 17). SQLite's default copies the WAL back into
  * the database file inside whichever commit brings it to 1000 pages: one scan in ~200
  * waited for everyone's pages. The checkpointer instead hears every commit
- * (db_watch_wal) and runs a PASSIVE checkpoint from a loop timer:
+ * (db_watch_wal) and, from a loop timer, runs a PASSIVE checkpoint on a thread and a
+ * connection of its own (core/job.h, db_checkpoint_file), so that neither the copy nor
+ * the database file's fsync holds up the loop or a commit (WAL lets them run side by side):
  * - once the database has been quiet for CHECKPOINT_IDLE_MS (at human pace: between
  *   two scans, never inside one);
  * - under sustained load, on the next loop turn after the WAL passed

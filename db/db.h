@@ -125,6 +125,14 @@ typedef void (*db_wal_fn)(int frames, void *data);
 void db_watch_wal(db_t *db, db_wal_fn fn, void *data);
 int db_checkpoint(db_t *db, int *left);
 
+/*
+ * The same PASSIVE checkpoint on a connection of its own to the file at path, for a
+ * thread that is not the loop's (daemon/checkpoint.c): copying the WAL back and the
+ * database file's fsync then never hold up a commit. Returns 0 (left as above), or
+ * -EBUSY, -ENOSPC, -EROFS, -ENOMEM, -EIO.
+ */
+int db_checkpoint_file(const char *path, int *left);
+
 /* Timestamps are Unix milliseconds in the API and RFC 3339 UTC text with milliseconds
  * ("2026-11-21T09:30:00.123Z") in the database. */
 #define DB_TIME_NONE INT64_MIN

@@ -1,6 +1,6 @@
 /*
- * The commit path (issue 17): WAL checkpoints from the checkpointer's timer, never
- * inside a commit.
+ * The commit path (issue 17): WAL checkpoints from the checkpointer's timer, on a
+ * thread of their own, never inside a commit.
  */
 #include <CUnit/CUnit.h>
 #include <errno.h>
@@ -107,9 +107,15 @@ static void test_checkpoint_when_idle(void)
     for (int i = 0; i < CHECKPOINT_SOON_FRAMES + 10; i++)
         CU_ASSERT_EQUAL_FATAL(insert_scan(db, 1000 + i), 0);
     CU_ASSERT_EQUAL(checkpoint_count(c), 1);
-    (void)loop_add_timer(loop, 1, stop_after, NULL);
-    CU_ASSERT_EQUAL(loop_run(loop), 0);
-    CU_ASSERT_EQUAL(checkpoint_count(c), 2);
+    /* Commits go on every turn, so the database is never quiet: only the next-turn
+     * checkpoint (on its thread) can be the one counted. */
+    for (int k = 0; k < 3000 && checkpoint_count(c) < 2; k++) {
+        CU_ASSERT_EQUAL_FATAL(insert_scan(db, 5000 + k), 0);
+        (void)loop_add_timer(loop, 1, stop_after, NULL);
+        CU_ASSERT_EQUAL(loop_run(loop), 0);
+    }
+    CU_ASSERT(checkpoint_count(c) >= 2);
+    CU_ASSERT_EQUAL(checkpoint_error(c), 0);
 
     checkpointer_destroy(&c);
     CU_ASSERT_PTR_NULL(c);
