@@ -37,6 +37,10 @@
 
 typedef struct db db_t;
 
+/* Page cache of each connection db_open makes, KiB (db.c says why this size). */
+#define DB_CACHE_KIB     512
+#define DB_CACHE_KIB_STR "512"
+
 /* Schema version this code creates and understands (PRAGMA user_version). */
 int db_schema_version(void);
 
