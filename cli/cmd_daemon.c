@@ -738,19 +738,46 @@ static int rma_import(struct session *s, const char *path)
         free(text);
         return EXIT_BADINPUT;
     }
-    json_t *req = json_pack("{s:s,s:s%}", "cmd", "rma.import", "csv", text, len);
-    free(text);
-    if (!req) {
-        cli_error("out of memory");
-        return EXIT_FAIL;
-    }
-
+    /* In parts of CONTROL_IMPORT_CHUNK bytes, cut between UTF-8 characters (each part
+     * is a JSON string): rmad spools them and never holds the file whole (issue 17). */
     char *err = NULL;
     json_t *reply = NULL;
-    /* rmad imports on a thread and answers when done: a big file takes seconds. */
-    int wait = getenv("RMACTL_TIMEOUT_MS") ? client_timeout_ms() : CONTROL_IMPORT_TIMEOUT_MS;
-    int rc = client_call(s->zctx, s->cfg->control, req, wait, &reply, &err);
-    json_decref(req);
+    json_int_t upload = 0;
+    size_t off = 0;
+    int rc;
+    for (;;) {
+        size_t n = len - off;
+        if (n > CONTROL_IMPORT_CHUNK) {
+            n = CONTROL_IMPORT_CHUNK;
+            while (n > 0 && ((unsigned char)text[off + n] & 0xc0) == 0x80)
+                n--;
+        }
+        bool last = off + n == len;
+        json_t *req = json_pack("{s:s,s:s%}", "cmd", "rma.import", "csv", text + off, n);
+        if (req && !last && json_object_set_new(req, "more", json_true()) < 0)
+            json_decref(req), req = NULL;
+        if (req && upload && json_object_set_new(req, "upload", json_integer(upload)) < 0)
+            json_decref(req), req = NULL;
+        if (!req) {
+            free(text);
+            cli_error("out of memory");
+            return EXIT_FAIL;
+        }
+        /* rmad imports on a thread and answers when done: a big file takes seconds. */
+        int wait = getenv("RMACTL_TIMEOUT_MS") ? client_timeout_ms()
+                   : last ? CONTROL_IMPORT_TIMEOUT_MS : CONTROL_TIMEOUT_MS;
+        json_decref(reply);
+        reply = NULL;
+        free(err);
+        err = NULL;
+        rc = client_call(s->zctx, s->cfg->control, req, wait, &reply, &err);
+        json_decref(req);
+        if (rc < 0 || last)
+            break;
+        upload = json_integer_value(json_object_get(reply, "upload"));
+        off += n;
+    }
+    free(text);
     int code = EXIT_OK;
     if (rc == -EMSGSIZE) {
         cli_error("rma import: %s: too large to send at once (%s); split the file", name, err);

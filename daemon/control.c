@@ -15,6 +15,7 @@
 #include "core/msgf.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <libgen.h>
 #include <regex.h>
@@ -48,10 +49,9 @@ struct import {
     control_t *ctl;
     router_peer_t peer;
     char *db_path, *pattern;      /* the thread's own connection and regex are made from these */
-    /* The request's own string, held (not copied: a big import is megabytes, issue 17).
-     * The thread only reads it; jansson's reference counts are atomic. */
-    json_t *csv;
-    size_t csv_len;
+    /* The file as sent, spooled to disk (an import is megabytes; issue 17). The
+     * thread reads it twice (checked, then applied) and never holds it whole. */
+    FILE *spool;
     int rc;
     db_import_report_t rep;
     char *err;
@@ -71,6 +71,8 @@ struct control {
     size_t peers;               /* connected now, by those events */
     const router_peer_t *asking; /* while a handler runs: the peer of its request */
     struct import *import;      /* the rma.import running, or NULL */
+    struct upload *upload;      /* an rma.import being sent in parts, or NULL */
+    uint64_t uploads;           /* ids given so far */
     struct handler handlers[CONTROL_HANDLERS_MAX];
     size_t nhandlers;
     control_stats_t stats;
@@ -186,8 +188,7 @@ static void import_work(void *arg)
         im->rc = -EINVAL;
         im->err = msgf("rma_pattern does not compile");
     } else {
-        im->rc = db_rma_import_csv(db, json_string_value(im->csv), im->csv_len, &re, &im->rep,
-                                   &im->err);
+        im->rc = db_rma_import_file(db, im->spool, &re, &im->rep, &im->err);
         regfree(&re);
     }
     db_close(&db);
@@ -197,7 +198,8 @@ static void import_free(struct import *im)
 {
     db_import_report_clear(&im->rep);
     free(im->err);
-    json_decref(im->csv);
+    if (im->spool)
+        fclose(im->spool);
     free(im->db_path);
     free(im->pattern);
     free(im);
@@ -216,41 +218,146 @@ static void import_done(void *arg)
 }
 
 /*
+ * An rma.import sent in parts ({"more": true} on all but the last): what came so far,
+ * in an unlinked file beside the database, so the daemon never holds a file whole
+ * (issue 17). One at a time; a sender silent for CONTROL_UPLOAD_IDLE_MS loses its
+ * upload to the next one that starts.
+ */
+struct upload {
+    uint64_t id;
+    FILE *spool;
+    size_t bytes;
+    int64_t last_ms;
+};
+
+/* An unlinked file for an import: beside the database (its disk, its permissions),
+ * or in TMPDIR where the directory cannot hold one (no O_TMPFILE). NULL with errno. */
+static FILE *spool_open(const char *db_path)
+{
+    char *copy = strdup(db_path);
+    int fd = -1;
+
+    if (!copy)
+        return NULL;
+    fd = open(dirname(copy), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    free(copy);
+    if (fd < 0)
+        return tmpfile();
+    FILE *f = fdopen(fd, "w+");
+    if (!f)
+        close(fd);
+    return f;
+}
+
+static void upload_drop(control_t *ctl)
+{
+    if (!ctl->upload)
+        return;
+    if (ctl->upload->spool)
+        fclose(ctl->upload->spool);
+    free(ctl->upload);
+    ctl->upload = NULL;
+}
+
+/* Append one part of the file to the upload; 0, or a refusal in *reply. */
+static int upload_append(control_t *ctl, struct upload *u, const json_t *csv, json_t **reply)
+{
+    size_t len = json_string_length(csv);
+
+    if (u->bytes + len > DB_IMPORT_MAX_BYTES) {
+        upload_drop(ctl);
+        return refuse(reply, -E2BIG, msgf("file larger than %u bytes", DB_IMPORT_MAX_BYTES),
+                      NULL);
+    }
+    if (len && fwrite(json_string_value(csv), 1, len, u->spool) != len) {
+        int rc = -errno;
+        upload_drop(ctl);
+        return refuse(reply, rc, msgf("import: cannot spool the file: %s", strerror(-rc)), NULL);
+    }
+    u->bytes += len;
+    u->last_ms = loop_now_ms();
+    return 0;
+}
+
+/*
  * {"cmd": "rma.import", "csv": "..."} -> {"rows", "inserted", "updated", "unchanged"};
  * a file with errors changes nothing and gets {"error": first, "errors": [{"line",
- * "message"}...], "errors_total": N}. A file of DB_IMPORT_MAX_ROWS rows takes seconds:
- * it runs on a thread (import_work) and the answer is sent when it is done
- * (CONTROL_DEFERRED); one import at a time, a second is told to retry.
+ * "message"}...], "errors_total": N}. A big file comes in parts: {"csv": part,
+ * "more": true} -> {"upload": ID, "received": bytes}, then {"csv": part, "upload": ID,
+ * "more": true} ..., and the last part without "more" imports it all. A file of
+ * DB_IMPORT_MAX_ROWS rows takes seconds: it runs on a thread (import_work) and the
+ * answer is sent when it is done (CONTROL_DEFERRED); one import at a time, a second
+ * is told to retry.
  */
 static int cmd_rma_import(const json_t *req, json_t **reply, void *data)
 {
     control_t *ctl = data;
     json_t *csv = json_object_get(req, "csv");
+    json_t *more = json_object_get(req, "more"), *up = json_object_get(req, "upload");
     if (!json_is_string(csv))
         return refuse(reply, -EINVAL, msgf("csv: expected the file's text as a string"), NULL);
+    if (more && !json_is_boolean(more))
+        return refuse(reply, -EINVAL, msgf("more: expected true or false"), NULL);
+    if (up && !json_is_integer(up))
+        return refuse(reply, -EINVAL, msgf("upload: expected the id of an upload"), NULL);
     if (ctl->import)
         return refuse(reply, -EBUSY, msgf("another import is running, retry when it is done"),
                       NULL);
     const char *path = db_path(ctl->db);
+    if (!ctl->asking || !path)
+        return -ENOMEM;
+    if (ctl->upload && loop_now_ms() - ctl->upload->last_ms > CONTROL_UPLOAD_IDLE_MS)
+        upload_drop(ctl);   /* its sender is gone */
+    if (up && (!ctl->upload || (json_int_t)ctl->upload->id != json_integer_value(up)))
+        return refuse(reply, -ENOENT, msgf("upload %" JSON_INTEGER_FORMAT ": unknown or "
+                                           "expired; send the file again",
+                                           json_integer_value(up)), NULL);
+    if (!up && ctl->upload)
+        return refuse(reply, -EBUSY, msgf("another import is being sent, retry when it is "
+                                          "done"), NULL);
+    if (!up) {
+        if (!(ctl->upload = calloc(1, sizeof(*ctl->upload))))
+            return -ENOMEM;
+        ctl->upload->id = ++ctl->uploads;
+        if (!(ctl->upload->spool = spool_open(path))) {
+            int rc = -errno;
+            upload_drop(ctl);
+            return refuse(reply, rc, msgf("import: cannot make a spool file: %s",
+                                          strerror(-rc)), NULL);
+        }
+    }
+    struct upload *u = ctl->upload;
+    int rc = upload_append(ctl, u, csv, reply);
+    if (rc < 0)
+        return rc;
+    if (json_is_true(more)) {
+        *reply = control_reply_ok(json_pack("{s:I,s:I}", "upload", (json_int_t)u->id,
+                                            "received", (json_int_t)u->bytes));
+        return *reply ? 0 : -ENOMEM;
+    }
+
+    /* The last part: import the whole file from its spool. */
     struct import *im = calloc(1, sizeof(*im));
-    if (!im || !ctl->asking || !path)
-        goto nomem;
-    *im = (struct import){ .ctl = ctl, .peer = *ctl->asking, .csv_len = json_string_length(csv) };
-    if (!(im->db_path = strdup(path)) || !(im->pattern = strdup(ctl->rma_pattern)))
-        goto nomem;
-    im->csv = json_incref(csv);
+    if (!im || fflush(u->spool) != 0) {
+        free(im);
+        upload_drop(ctl);
+        return -ENOMEM;
+    }
+    *im = (struct import){ .ctl = ctl, .peer = *ctl->asking, .spool = u->spool };
+    u->spool = NULL;
+    upload_drop(ctl);
+    if (!(im->db_path = strdup(path)) || !(im->pattern = strdup(ctl->rma_pattern))) {
+        import_free(im);
+        return -ENOMEM;
+    }
     if (!(im->job = job_start(ctl->loop, import_work, import_done, im))) {
-        int rc = -errno;
+        rc = -errno;
         import_free(im);
         return refuse(reply, rc, msgf("import: cannot start its thread: %s", strerror(-rc)),
                       NULL);
     }
     ctl->import = im;
     return CONTROL_DEFERRED;
-nomem:
-    if (im)
-        import_free(im);
-    return -ENOMEM;
 }
 
 /* The text form db_rma_set_field takes, from a JSON scalar; NULL for other types. */
@@ -839,7 +946,7 @@ control_t *control_new(void *zctx, loop_t *loop, txn_t *txn, const char *endpoin
         goto free_ctl;
     }
     static const char *const receipts_keys[] = { "limit", "policy_version", NULL };
-    static const char *const import_keys[] = { "csv", NULL };
+    static const char *const import_keys[] = { "csv", "more", "upload", NULL };
     static const char *const put_keys[] = { "rma", NULL };
     if (control_register(ctl, "receipts", receipts_keys, cmd_receipts, ctl) < 0 ||
         control_register(ctl, "rma.import", import_keys, cmd_rma_import, ctl) < 0 ||
@@ -885,6 +992,7 @@ void control_destroy(control_t **ctl_p)
     /* An import still running is waited for and answered: it loses nothing. */
     if (ctl->import)
         job_finish(&ctl->import->job);
+    upload_drop(ctl);
     monitor_stop(ctl);
     (void)loop_del_zsock(ctl->loop, ctl->zsock);
     zmq_close(ctl->zsock);

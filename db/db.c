@@ -439,6 +439,15 @@ int db_open(const char *path, db_t **out, char **errmsg)
     }
     if ((r = set_wal(db)) < 0)
         goto fail;
+    /* Memory, deliberately (docs/limits.md: peak RSS under 16 MB): every connection
+     * (the loop's, an import's, the forward thread's and the feed's) gets
+     * DB_CACHE_KIB of page cache, not SQLite's 2000 KiB each. That holds the interior
+     * pages of every index of a database with 1,000,000 receipts, the part every
+     * lookup walks; leaf pages come from the kernel's page cache (a pread, no disk).
+     * No mmap: mapped database pages count in rmad's RSS and grow with the file. */
+    if ((r = exec_sql(db, "PRAGMA cache_size = -" DB_CACHE_KIB_STR, "cache_size")) < 0
+        || (r = exec_sql(db, "PRAGMA mmap_size = 0", "mmap_size")) < 0)
+        goto fail;
     /* FULL: a commit is on disk before db_commit returns (acknowledged = durable). */
     if ((r = exec_sql(db, "PRAGMA synchronous=FULL", "synchronous=FULL")) < 0)
         goto fail;

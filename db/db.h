@@ -31,10 +31,15 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "core/caldate.h"
 
 typedef struct db db_t;
+
+/* Page cache of each connection db_open makes, KiB (db.c says why this size). */
+#define DB_CACHE_KIB     512
+#define DB_CACHE_KIB_STR "512"
 
 /* Schema version this code creates and understands (PRAGMA user_version). */
 int db_schema_version(void);
@@ -363,6 +368,15 @@ typedef struct {
  */
 int db_rma_import_csv(db_t *db, const char *text, size_t len, const regex_t *number_re,
                       db_import_report_t *rep, char **errmsg);
+
+/*
+ * The same from a stream: f must be seekable (it is read twice, checked then applied)
+ * and is left open. Memory stays bounded whatever the file (docs/limits.md): the
+ * rows pass 1 keeps go to TEMP tables of db's connection, on disk. -ESPIPE when f
+ * cannot seek.
+ */
+int db_rma_import_file(db_t *db, FILE *f, const regex_t *number_re, db_import_report_t *rep,
+                       char **errmsg);
 
 void db_import_report_clear(db_import_report_t *rep);
 

@@ -3,8 +3,12 @@
  *
  * All or nothing: pass 1 reads and checks every row without touching the database
  * and collects every error with its line number; only a clean file is applied, by
- * pass 2, in one transaction. Parsing twice costs little and keeps memory to one
- * record plus the list of numbers (for duplicates), whatever the file size.
+ * pass 2, in one transaction. The file is read twice from a seekable stream (the
+ * daemon's spool of what rmactl sent, or the text itself through fmemopen), and what
+ * pass 1 keeps of each row goes to TEMP tables of the connection, on disk behind a
+ * small page cache: an import's memory is one record, two page caches and at most
+ * DB_IMPORT_MAX_ERRORS * 2 messages, whatever the file size (issue 17: 100,000 rows
+ * held in memory took 30 MB).
  *
  * CSV per RFC 4180, with what real exports do: LF or CR line ends as well as CRLF,
  * a UTF-8 BOM, blank lines, no final newline. Quoted fields may hold commas, ""
@@ -15,6 +19,7 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,9 +29,15 @@
 /* ------------------------------------------------------------------ CSV ------- */
 
 typedef struct {
-    const char *p, *end;
-    unsigned line;            /* physical line of *p, from 1 */
+    FILE *f;
+    int ch;                   /* the next byte, or EOF */
+    unsigned line;            /* physical line of ch, from 1 */
 } csv_t;
+
+static void adv(csv_t *c)
+{
+    c->ch = getc_unlocked(c->f);
+}
 
 typedef struct {
     char *buf;                /* field bytes, back to back */
@@ -83,9 +94,13 @@ static void syntax_error(record_t *rec, const char *what)
 /* At a line end: consume CRLF, LF or CR and count the line. */
 static void eat_eol(csv_t *c)
 {
-    if (*c->p == '\r' && c->p + 1 < c->end && c->p[1] == '\n')
-        c->p++;
-    c->p++;
+    if (c->ch == '\r') {
+        adv(c);
+        if (c->ch == '\n')
+            adv(c);
+    } else {
+        adv(c);
+    }
     c->line++;
 }
 
@@ -96,9 +111,9 @@ static void eat_eol(csv_t *c)
 static int next_record(csv_t *c, record_t *rec)
 {
     /* Blank lines carry no data: skip them. */
-    while (c->p < c->end && (*c->p == '\n' || *c->p == '\r'))
+    while (c->ch == '\n' || c->ch == '\r')
         eat_eol(c);
-    if (c->p >= c->end)
+    if (c->ch == EOF)
         return 0;
 
     rec->len = 0;
@@ -110,35 +125,34 @@ static int next_record(csv_t *c, record_t *rec)
         bool quoted = false;
 
         field_begin(rec);
-        if (c->p < c->end && *c->p == '"') {
+        if (c->ch == '"') {
             quoted = true;
-            c->p++;
+            adv(c);
             for (;;) {
-                char ch;
-                if (c->p >= c->end) {
+                int ch = c->ch;
+                if (ch == EOF) {
                     syntax_error(rec, "quoted field not closed before the end of the file");
                     return 1;
                 }
-                ch = *c->p++;
+                adv(c);
                 if (ch == '"') {
-                    if (c->p < c->end && *c->p == '"')
-                        c->p++;       /* "" is one quote */
+                    if (c->ch == '"')
+                        adv(c);       /* "" is one quote */
                     else
                         break;        /* closing quote */
-                } else if (ch == '\n' || (ch == '\r' && !(c->p < c->end && *c->p == '\n'))) {
+                } else if (ch == '\n' || (ch == '\r' && c->ch != '\n')) {
                     c->line++;
                 }
-                if (put(rec, ch) < 0)
+                if (put(rec, (char)ch) < 0)
                     return -ENOMEM;
             }
         }
         for (;;) {
-            char ch;
-            if (c->p >= c->end)
+            int ch = c->ch;
+            if (ch == EOF)
                 return 1;
-            ch = *c->p;
             if (ch == ',') {
-                c->p++;
+                adv(c);
                 break;
             }
             if (ch == '\n' || ch == '\r') {
@@ -149,9 +163,9 @@ static int next_record(csv_t *c, record_t *rec)
                 syntax_error(rec, "text after the closing quote of a field");
             else if (ch == '"')
                 syntax_error(rec, "quote inside an unquoted field (quote the whole field)");
-            if (put(rec, ch) < 0)
+            if (put(rec, (char)ch) < 0)
                 return -ENOMEM;
-            c->p++;
+            adv(c);
         }
     }
 }
@@ -342,113 +356,101 @@ static int read_header(csv_t *c, record_t *rec, header_t *h, errors_t *errors)
 /* ------------------------------------------------------------ RMAs and lines -- */
 
 /*
- * The strings pass 1 keeps, each exactly as long as it is, in blocks that never move
- * (so rows point into them). Fixed-size fields were ~450 bytes a row: 58 MB for the
- * 100,000 rows of a big import, where the strings themselves take ~3 MB (issue 17).
- */
-#define POOL_BLOCK 65536
-
-typedef struct pool_block {
-    struct pool_block *next;
-    size_t used, size;
-    char data[];
-} pool_block_t;
-
-static const char *pool_dup(pool_block_t **pool, const char *s, size_t len)
-{
-    pool_block_t *b = *pool;
-
-    if (!b || b->size - b->used < len + 1) {
-        size_t size = len + 1 > POOL_BLOCK ? len + 1 : POOL_BLOCK;
-        pool_block_t *nb = malloc(sizeof(*nb) + size);
-        if (!nb)
-            return NULL;
-        *nb = (pool_block_t){ .next = b, .size = size };
-        *pool = b = nb;
-    }
-    char *out = b->data + b->used;
-    memcpy(out, s, len);
-    out[len] = '\0';
-    b->used += len + 1;
-    return out;
-}
-
-static void pool_free(pool_block_t **pool)
-{
-    while (*pool) {
-        pool_block_t *next = (*pool)->next;
-        free(*pool);
-        *pool = next;
-    }
-}
-
-/*
  * What pass 1 keeps of each row (not the row: a file's rows would not fit): its RMA,
  * where it is, the line it is, and the RMA's own fields, which every line of an RMA
- * must repeat. Strings are in rows_t's pool.
+ * must repeat; and each expected serial, for serials listed twice in an RMA. In TEMP
+ * tables, on disk (temp_store=FILE) behind IMPORT_TEMP_CACHE_KIB of page cache:
+ * 100,000 rows kept in arrays took 20 MB (issue 17). The checks across rows read
+ * them back sorted by RMA, one RMA at a time; pass 2 reads each row's line by row.
  */
-typedef struct {
-    const char *number;
-    unsigned line;            /* of the file */
-    size_t row;               /* data row, from 0 */
-    int rma_line;             /* as given (0: not stated), then as assigned */
-    int quantity;
-    caldate_t issued;
-    db_rma_kind_t kind;
-    const char *vendor;
-    bool has_order_value;
-    double order_value;
-    int proof_of_purchase;
-} seen_t;
+#define IMPORT_TEMP_CACHE_KIB 512
 
-/* One expected serial of a row, for serials listed twice in an RMA. */
-typedef struct {
-    const char *number;       /* the row's seen_t number */
-    const char *key;
-    unsigned line;
-} listed_t;
+static const char temp_schema[] =
+    "PRAGMA temp_store = FILE;"
+    "PRAGMA temp.cache_size = -512;"
+    "DROP TABLE IF EXISTS temp.import_rows;"
+    "DROP TABLE IF EXISTS temp.import_serials;"
+    "DROP TABLE IF EXISTS temp.import_rmas;"
+    "CREATE TEMP TABLE import_rows (row INTEGER PRIMARY KEY, number TEXT NOT NULL,"
+    " line INTEGER NOT NULL, rma_line INTEGER NOT NULL, quantity INTEGER NOT NULL,"
+    " issued INTEGER NOT NULL, kind INTEGER NOT NULL, vendor TEXT NOT NULL,"
+    " order_value REAL, proof_of_purchase INTEGER NOT NULL);"
+    "CREATE INDEX temp.import_rows_by_rma ON import_rows (number, line);"
+    "CREATE TEMP TABLE import_serials (number TEXT NOT NULL, key TEXT NOT NULL,"
+    " line INTEGER NOT NULL);"
+    "CREATE INDEX temp.import_serials_by_key ON import_serials (number, key, line);"
+    "CREATE TEMP TABLE import_rmas (number TEXT PRIMARY KEY, inserted INTEGER NOT NULL,"
+    " changed INTEGER NOT NULL) WITHOUT ROWID;";
 
-/* Everything pass 1 collects beyond the errors. */
-typedef struct {
-    seen_t *seen;
-    size_t nseen, capseen;
-    listed_t *listed;
-    size_t nlisted, caplisted;
-    pool_block_t *pool;
-} rows_t;
+static const char temp_drop[] =
+    "DROP TABLE IF EXISTS temp.import_rows;"
+    "DROP TABLE IF EXISTS temp.import_serials;"
+    "DROP TABLE IF EXISTS temp.import_rmas;";
 
-static void rows_free(rows_t *rows)
+/* The import's connection and its statements on the TEMP tables. */
+typedef struct {
+    db_t *db;
+    sqlite3_stmt *add_row, *add_serial, *set_line, *row_line, *touch, *rmas, *rma_lines;
+} imp_t;
+
+static int imp_prepare(imp_t *im, sqlite3_stmt **st, const char *sql)
 {
-    free(rows->seen);
-    free(rows->listed);
-    pool_free(&rows->pool);
-    memset(rows, 0, sizeof(*rows));
+    int rc = sqlite3_prepare_v2(im->db->sql, sql, -1, st, NULL);
+    return rc == SQLITE_OK ? 0 : db_fail(im->db, rc, "import: prepare");
 }
 
-static int seen_cmp(const void *a, const void *b)
+static int imp_open(imp_t *im, db_t *db)
 {
-    const seen_t *x = a, *y = b;
-    int c = strcmp(x->number, y->number);
+    int rc, r;
 
-    if (c)
-        return c;
-    return x->line < y->line ? -1 : x->line > y->line;
+    memset(im, 0, sizeof(*im));
+    im->db = db;
+    rc = sqlite3_exec(db->sql, temp_schema, NULL, NULL, NULL);
+    if (rc != SQLITE_OK)
+        return db_fail(db, rc, "import: temporary tables");
+    if ((r = imp_prepare(im, &im->add_row, "INSERT INTO temp.import_rows (row, number, line,"
+                         " rma_line, quantity, issued, kind, vendor, order_value,"
+                         " proof_of_purchase) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")) < 0
+        || (r = imp_prepare(im, &im->add_serial, "INSERT INTO temp.import_serials (number, key,"
+                            " line) VALUES (?, ?, ?)")) < 0
+        || (r = imp_prepare(im, &im->set_line, "UPDATE temp.import_rows SET rma_line = ?"
+                            " WHERE row = ?")) < 0
+        || (r = imp_prepare(im, &im->row_line, "SELECT rma_line FROM temp.import_rows"
+                            " WHERE row = ?")) < 0
+        || (r = imp_prepare(im, &im->touch, "INSERT INTO temp.import_rmas (number, inserted,"
+                            " changed) VALUES (?, ?, ?) ON CONFLICT (number) DO UPDATE SET"
+                            " changed = changed OR excluded.changed")) < 0
+        || (r = imp_prepare(im, &im->rmas, "SELECT number, inserted, changed"
+                            " FROM temp.import_rmas ORDER BY number")) < 0
+        || (r = imp_prepare(im, &im->rma_lines, "SELECT rma_line FROM temp.import_rows"
+                            " WHERE number = ? ORDER BY line")) < 0)
+        return r;
+    return 0;
 }
 
-static int listed_cmp(const void *a, const void *b)
+static void imp_close(imp_t *im)
 {
-    const listed_t *x = a, *y = b;
-    int c = strcmp(x->number, y->number);
+    sqlite3_stmt **all[] = { &im->add_row, &im->add_serial, &im->set_line, &im->row_line,
+                             &im->touch, &im->rmas, &im->rma_lines };
+    for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
+        (void)sqlite3_finalize(*all[i]);
+        *all[i] = NULL;
+    }
+    if (im->db && !db_in_transaction(im->db))
+        (void)sqlite3_exec(im->db->sql, temp_drop, NULL, NULL, NULL);
+}
 
-    if (!c)
-        c = strcmp(x->key, y->key);
-    if (c)
-        return c;
-    return x->line < y->line ? -1 : x->line > y->line;
+/* Step a statement that returns no row, and reset it. */
+static int imp_step_done(imp_t *im, sqlite3_stmt *st, const char *what)
+{
+    int rc = sqlite3_step(st);
+    (void)sqlite3_reset(st);
+    (void)sqlite3_clear_bindings(st);
+    return rc == SQLITE_DONE ? 0 : db_fail(im->db, rc, what);
 }
 
 typedef struct {
-    rows_t *rows;
+    imp_t *im;
     const char *number;
     unsigned line;
 } listing_t;
@@ -456,65 +458,81 @@ typedef struct {
 static int add_listed(void *data, const char *s, size_t len)
 {
     listing_t *l = data;
-    rows_t *rows = l->rows;
+    sqlite3_stmt *st = l->im->add_serial;
+    char key[DB_RMA_TEXT_MAX + 1];
 
     if (len == 0 || len > DB_RMA_TEXT_MAX)
         return 0;   /* the row's own check reported it */
-    if (rows->nlisted == rows->caplisted) {
-        size_t ncap = rows->caplisted ? rows->caplisted * 2 : 256;
-        listed_t *nl = realloc(rows->listed, ncap * sizeof(*nl));
-        if (!nl)
-            return -ENOMEM;
-        rows->listed = nl;
-        rows->caplisted = ncap;
-    }
-    char key[DB_RMA_TEXT_MAX + 1];
     db_serial_key(s, len, key, sizeof(key));
-    const char *k = pool_dup(&rows->pool, key, strlen(key));
-    if (!k)
+    if (sqlite3_bind_text(st, 1, l->number, -1, SQLITE_STATIC) != SQLITE_OK
+        || sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC) != SQLITE_OK
+        || sqlite3_bind_int64(st, 3, l->line) != SQLITE_OK)
         return -ENOMEM;
-    rows->listed[rows->nlisted++] = (listed_t){ .number = l->number, .key = k, .line = l->line };
-    return 0;
+    return imp_step_done(l->im, st, "import: serials");
 }
 
 /* Remember a row that parsed (even with errors in other fields). */
-static int remember_row(rows_t *rows, const db_rma_t *rma, unsigned line, size_t row)
+static int remember_row(imp_t *im, const db_rma_t *rma, unsigned line, size_t row)
 {
-    if (rows->nseen == rows->capseen) {
-        size_t ncap = rows->capseen ? rows->capseen * 2 : 256;
-        seen_t *ns = realloc(rows->seen, ncap * sizeof(*ns));
-        if (!ns)
-            return -ENOMEM;
-        rows->seen = ns;
-        rows->capseen = ncap;
-    }
-    const char *number = pool_dup(&rows->pool, rma->number, strlen(rma->number));
-    const char *vendor = rows->nseen && strcmp(rows->seen[rows->nseen - 1].vendor, rma->vendor) == 0
-                         ? rows->seen[rows->nseen - 1].vendor
-                         : pool_dup(&rows->pool, rma->vendor, strlen(rma->vendor));
-    if (!number || !vendor)
-        return -ENOMEM;
-    seen_t *e = &rows->seen[rows->nseen++];
-    e->number = number;
-    e->line = line;
-    e->row = row;
-    e->rma_line = rma->line;
-    e->quantity = rma->quantity;
-    e->issued = rma->issued;
-    e->kind = rma->kind;
-    e->vendor = vendor;
-    e->has_order_value = rma->has_order_value;
-    e->order_value = rma->order_value;
-    e->proof_of_purchase = rma->proof_of_purchase;
-
-    listing_t l = { rows, e->number, line };
+    sqlite3_stmt *st = im->add_row;
     int r;
+
+    if (sqlite3_bind_int64(st, 1, (sqlite3_int64)row) != SQLITE_OK
+        || sqlite3_bind_text(st, 2, rma->number, -1, SQLITE_STATIC) != SQLITE_OK
+        || sqlite3_bind_int64(st, 3, line) != SQLITE_OK
+        || sqlite3_bind_int(st, 4, rma->line) != SQLITE_OK
+        || sqlite3_bind_int(st, 5, rma->quantity) != SQLITE_OK
+        || sqlite3_bind_int(st, 6, rma->issued) != SQLITE_OK
+        || sqlite3_bind_int(st, 7, (int)rma->kind) != SQLITE_OK
+        || sqlite3_bind_text(st, 8, rma->vendor, -1, SQLITE_STATIC) != SQLITE_OK
+        || (rma->has_order_value ? sqlite3_bind_double(st, 9, rma->order_value)
+                                 : sqlite3_bind_null(st, 9)) != SQLITE_OK
+        || sqlite3_bind_int(st, 10, rma->proof_of_purchase) != SQLITE_OK)
+        return -ENOMEM;
+    if ((r = imp_step_done(im, st, "import: rows")) < 0)
+        return r;
+
+    listing_t l = { im, rma->number, line };
     if (rma->expected_serials[0])
         r = db_serials_split(rma->expected_serials, add_listed, &l);
     else
         r = rma->expected_serial[0] ? add_listed(&l, rma->expected_serial,
                                                  strlen(rma->expected_serial)) : 0;
     return r < 0 ? r : 0;
+}
+
+/* One row as the checks across rows read it back. */
+typedef struct {
+    size_t row;
+    char number[DB_RMA_NUMBER_MAX + 1];
+    unsigned line;            /* of the file */
+    int rma_line;             /* as given (0: not stated) */
+    int quantity;
+    caldate_t issued;
+    int kind;
+    char vendor[DB_RMA_TEXT_MAX + 1];
+    bool has_order_value;
+    double order_value;
+    int proof_of_purchase;
+} seen_t;
+
+static void seen_read(sqlite3_stmt *st, seen_t *s)
+{
+    const unsigned char *t;
+
+    s->row = (size_t)sqlite3_column_int64(st, 0);
+    t = sqlite3_column_text(st, 1);
+    snprintf(s->number, sizeof(s->number), "%s", t ? (const char *)t : "");
+    s->line = (unsigned)sqlite3_column_int64(st, 2);
+    s->rma_line = sqlite3_column_int(st, 3);
+    s->quantity = sqlite3_column_int(st, 4);
+    s->issued = sqlite3_column_int(st, 5);
+    s->kind = sqlite3_column_int(st, 6);
+    t = sqlite3_column_text(st, 7);
+    snprintf(s->vendor, sizeof(s->vendor), "%s", t ? (const char *)t : "");
+    s->has_order_value = sqlite3_column_type(st, 8) != SQLITE_NULL;
+    s->order_value = s->has_order_value ? sqlite3_column_double(st, 8) : 0;
+    s->proof_of_purchase = sqlite3_column_int(st, 9);
 }
 
 /* The RMA's own field in which two rows of one RMA differ, or NULL. */
@@ -558,114 +576,154 @@ static int note_received(const db_rma_t *r, void *data)
 }
 
 /*
- * Check one RMA's rows (seen[0..n), sorted by file line): the RMA's fields equal on
- * every row, line numbers assigned (the row's position when not stated) and
- * distinct, and, for a stored RMA, no line with units received dropped or cut below
- * them. at[DB_RMA_LINE_MAX + 1] is all 0 on entry and on return (the caller's, for
- * all RMAs): at[line] = 1 + the row holding that line number, so every check is linear
- * in the rows, whatever the file (100,000 rows of one RMA included).
+ * One RMA's rows, as the checks see them, one row at a time in file order: the RMA's
+ * fields equal on every row, line numbers assigned (the row's position when not
+ * stated) and distinct, and, for a stored RMA, no line with units received dropped or
+ * cut below them. at_line[line] is the file line of the row holding that line number
+ * (0: none), at_qty[line] its quantity; both all 0 between RMAs, so every check is
+ * linear in the rows, whatever the file (100,000 rows of one RMA included).
  */
-static int check_rma(db_t *db, seen_t *seen, size_t n, errors_t *errors, size_t *at)
+typedef struct {
+    seen_t first;
+    size_t n;                 /* rows so far */
+    unsigned *at_line;
+    int *at_qty;
+    int *used;                /* the line numbers set in at_line, to clear them */
+    size_t nused;
+} rma_check_t;
+
+static int check_row(imp_t *im, rma_check_t *k, seen_t *s, errors_t *errors)
 {
     const char *f;
-    int r;
 
-    for (size_t i = 0; i < n; i++) {
-        if (i > 0 && (f = header_differs(&seen[0], &seen[i]))) {
-            if (add_error(errors, seen[i].line, "%s: differs from line %u, the first row of "
-                          "%s (an RMA's %s is the same on all its lines)", f, seen[0].line,
-                          seen[0].number, f) < 0)
-                return -ENOMEM;
-        }
-        if (seen[i].rma_line == 0) {
-            if (i + 1 > DB_RMA_LINE_MAX) {
-                if (add_error(errors, seen[i].line, "line: more than %d lines in %s",
-                              DB_RMA_LINE_MAX, seen[i].number) < 0)
-                    return -ENOMEM;
-                continue;
-            }
-            seen[i].rma_line = (int)i + 1;
-        }
+    if (k->n == 0)
+        k->first = *s;
+    else if ((f = header_differs(&k->first, s))) {
+        if (add_error(errors, s->line, "%s: differs from line %u, the first row of "
+                      "%s (an RMA's %s is the same on all its lines)", f, k->first.line,
+                      k->first.number, f) < 0)
+            return -ENOMEM;
     }
-    r = 0;
-    for (size_t i = 0; i < n && r == 0; i++) {
-        int line = seen[i].rma_line;
-        if (line <= 0 || line > DB_RMA_LINE_MAX)
-            continue;
-        if (at[line])
-            r = add_error(errors, seen[i].line, "line: %s line %d is already on line %u",
-                          seen[i].number, line, seen[at[line] - 1].line) < 0 ? -ENOMEM : 0;
-        else
-            at[line] = i + 1;
+    k->n++;
+    if (s->rma_line == 0) {
+        if (k->n > DB_RMA_LINE_MAX)
+            return add_error(errors, s->line, "line: more than %d lines in %s",
+                             DB_RMA_LINE_MAX, s->number) < 0 ? -ENOMEM : 0;
+        s->rma_line = (int)k->n;
+        sqlite3_stmt *st = im->set_line;
+        if (sqlite3_bind_int(st, 1, s->rma_line) != SQLITE_OK
+            || sqlite3_bind_int64(st, 2, (sqlite3_int64)s->row) != SQLITE_OK)
+            return -ENOMEM;
+        int r = imp_step_done(im, st, "import: lines");
+        if (r < 0)
+            return r;
     }
+    if (s->rma_line <= 0 || s->rma_line > DB_RMA_LINE_MAX)
+        return 0;
+    if (k->at_line[s->rma_line])
+        return add_error(errors, s->line, "line: %s line %d is already on line %u",
+                         s->number, s->rma_line, k->at_line[s->rma_line]) < 0 ? -ENOMEM : 0;
+    k->at_line[s->rma_line] = s->line;
+    k->at_qty[s->rma_line] = s->quantity;
+    k->used[k->nused++] = s->rma_line;
+    return 0;
+}
 
+/* After an RMA's last row: the stored lines with units received are all still there. */
+static int check_rma_end(imp_t *im, rma_check_t *k, errors_t *errors)
+{
     received_t in = { .n = 0 };
-    if (r == 0) {
-        r = db_rma_foreach_line(db, seen[0].number, note_received, &in);
-        if (r == -ENOENT)
-            r = 0;
-    }
-    for (size_t k = 0; r == 0 && k < in.n; k++) {
-        int line = in.line[k];
-        size_t i = line > 0 && line <= DB_RMA_LINE_MAX && at[line] ? at[line] - 1 : n;
-        if (i == n)
-            r = add_error(errors, seen[0].line, "%s: line %d has %d unit%s received and is not "
+    int r = db_rma_foreach_line(im->db, k->first.number, note_received, &in);
+
+    if (r == -ENOENT)
+        r = 0;
+    for (size_t j = 0; r == 0 && j < in.n; j++) {
+        int line = in.line[j];
+        bool there = line > 0 && line <= DB_RMA_LINE_MAX && k->at_line[line];
+        if (!there)
+            r = add_error(errors, k->first.line, "%s: line %d has %d unit%s received and is not "
                           "in the file (an RMA cannot lose lines that units came in on)",
-                          seen[0].number, in.line[k], in.received[k],
-                          in.received[k] == 1 ? "" : "s");
-        else if (seen[i].quantity < in.received[k])
-            r = add_error(errors, seen[i].line, "quantity: %d is fewer than the %d units of %s "
-                          "line %d already received", seen[i].quantity, in.received[k],
-                          seen[i].number, in.line[k]);
-        else
-            r = 0;
+                          k->first.number, line, in.received[j], in.received[j] == 1 ? "" : "s");
+        else if (k->at_qty[line] < in.received[j])
+            r = add_error(errors, k->at_line[line], "quantity: %d is fewer than the %d units of "
+                          "%s line %d already received", k->at_qty[line], in.received[j],
+                          k->first.number, line);
         if (r < 0)
             r = -ENOMEM;
     }
-    for (size_t i = 0; i < n; i++)       /* leave the table all 0 for the next RMA */
-        if (seen[i].rma_line > 0 && seen[i].rma_line <= DB_RMA_LINE_MAX)
-            at[seen[i].rma_line] = 0;
+    for (size_t j = 0; j < k->nused; j++) {   /* leave the tables all 0 for the next RMA */
+        k->at_line[k->used[j]] = 0;
+        k->at_qty[k->used[j]] = 0;
+    }
+    k->nused = 0;
+    k->n = 0;
     return r;
 }
 
-/* Every check across rows: per RMA (check_rma), serials listed twice in an RMA. */
-static int check_across_rows(db_t *db, rows_t *rows, errors_t *errors)
+/* Every check across rows: per RMA (check_row, check_rma_end), serials listed twice. */
+static int check_across_rows(imp_t *im, errors_t *errors)
 {
-    int r;
+    sqlite3_stmt *st = NULL;
+    rma_check_t k = { .n = 0 };
+    seen_t *s = malloc(sizeof(*s));
+    int r, rc;
 
-    if (rows->nseen > 1)   /* qsort wants a non-NULL array even for none */
-        qsort(rows->seen, rows->nseen, sizeof(*rows->seen), seen_cmp);
-    size_t *at = calloc(DB_RMA_LINE_MAX + 1, sizeof(*at));
-    if (!at)
-        return -ENOMEM;
-    for (size_t i = 0; i < rows->nseen; ) {
-        size_t k = i + 1;
-        while (k < rows->nseen && strcmp(rows->seen[k].number, rows->seen[i].number) == 0)
-            k++;
-        if ((r = check_rma(db, rows->seen + i, k - i, errors, at)) < 0) {
-            free(at);
-            return r;
+    k.at_line = calloc(DB_RMA_LINE_MAX + 1, sizeof(*k.at_line));
+    k.at_qty = calloc(DB_RMA_LINE_MAX + 1, sizeof(*k.at_qty));
+    k.used = calloc(DB_RMA_LINE_MAX + 1, sizeof(*k.used));
+    r = s && k.at_line && k.at_qty && k.used ? 0 : -ENOMEM;
+    if (r == 0)
+        r = imp_prepare(im, &st, "SELECT row, number, line, rma_line, quantity, issued, kind,"
+                        " vendor, order_value, proof_of_purchase FROM temp.import_rows"
+                        " ORDER BY number, line");
+    while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        seen_read(st, s);
+        if (k.n > 0 && strcmp(s->number, k.first.number) != 0)
+            r = check_rma_end(im, &k, errors);
+        if (r == 0)
+            r = check_row(im, &k, s, errors);
+    }
+    if (r == 0 && rc != SQLITE_DONE)
+        r = db_fail(im->db, rc, "import: rows");
+    if (r == 0 && k.n > 0)
+        r = check_rma_end(im, &k, errors);
+    (void)sqlite3_finalize(st);
+    st = NULL;
+    free(k.at_line);
+    free(k.at_qty);
+    free(k.used);
+    free(s);
+    if (r < 0)
+        return r;
+
+    /* Twice in one row is that row's own error (db_rma_check). */
+    char number[DB_RMA_NUMBER_MAX + 1] = "", key[DB_RMA_TEXT_MAX + 1] = "";
+    unsigned line = 0;
+    r = imp_prepare(im, &st, "SELECT number, key, line FROM temp.import_serials"
+                    " ORDER BY number, key, line");
+    while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *n = (const char *)sqlite3_column_text(st, 0);
+        const char *kk = (const char *)sqlite3_column_text(st, 1);
+        unsigned l = (unsigned)sqlite3_column_int64(st, 2);
+        if (!n || !kk) {
+            r = -ENOMEM;
+            break;
         }
-        i = k;
+        if (strcmp(n, number) == 0 && strcmp(kk, key) == 0 && l != line) {
+            char *q = db_quote(kk);
+            r = q ? add_error(errors, l, "expected_serials: serial %s of %s is already listed "
+                              "on line %u", q, n, line)
+                  : -ENOMEM;
+            free(q);
+        }
+        snprintf(number, sizeof(number), "%s", n);
+        snprintf(key, sizeof(key), "%s", kk);
+        line = l;
     }
-    free(at);
-
-    if (rows->nlisted > 1)
-        qsort(rows->listed, rows->nlisted, sizeof(*rows->listed), listed_cmp);
-    for (size_t i = 1; i < rows->nlisted; i++) {
-        const listed_t *a = &rows->listed[i - 1], *b = &rows->listed[i];
-        /* Twice in one row is that row's own error (db_rma_check). */
-        if (strcmp(a->number, b->number) != 0 || strcmp(a->key, b->key) != 0 || a->line == b->line)
-            continue;
-        char *q = db_quote(b->key);
-        r = q ? add_error(errors, b->line, "expected_serials: serial %s of %s is already listed "
-                          "on line %u", q, b->number, a->line)
-              : -ENOMEM;
-        free(q);
-        if (r < 0)
-            return r;
-    }
-    return 0;
+    if (r == 0 && rc != SQLITE_DONE)
+        r = db_fail(im->db, rc, "import: serials");
+    (void)sqlite3_finalize(st);
+    return r;
 }
 
 /* ---------------------------------------------------------------- import ------ */
@@ -706,58 +764,91 @@ static int errors_to_report(errors_t *e, db_import_report_t *rep, char **errmsg)
     return 0;
 }
 
-/* One RMA of the file, for pass 2: its rows are seen[first .. first + n). */
-typedef struct {
-    size_t first, n;
-    bool touched, inserted, changed;
-} group_t;
-
-/* Where pass 2 finds each row's RMA and line: by data row. */
-typedef struct {
-    group_t *groups;
-    size_t ngroups;
-    size_t *group_of_row;
-    int *line_of_row;
-} plan_t;
-
-static void plan_free(plan_t *p)
+/* Pass 2's line for data row `row` (pass 1 assigned it). */
+static int row_rma_line(imp_t *im, size_t row, int *line)
 {
-    free(p->groups);
-    free(p->group_of_row);
-    free(p->line_of_row);
-    memset(p, 0, sizeof(*p));
+    sqlite3_stmt *st = im->row_line;
+    int rc;
+
+    if (sqlite3_bind_int64(st, 1, (sqlite3_int64)row) != SQLITE_OK)
+        return -ENOMEM;
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        *line = sqlite3_column_int(st, 0);
+    (void)sqlite3_reset(st);
+    if (rc == SQLITE_ROW)
+        return 0;
+    return rc == SQLITE_DONE ? db_fail_msg(im->db, -EIO, "import: rows changed")
+                             : db_fail(im->db, rc, "import: rows");
 }
 
-static int plan_make(const rows_t *rows, size_t nrows, plan_t *p)
+/* Note what the upsert did to the row's RMA (its first row says whether it is new). */
+static int touch_rma(imp_t *im, const char *number, db_upsert_t what)
 {
-    memset(p, 0, sizeof(*p));
-    p->groups = calloc(rows->nseen ? rows->nseen : 1, sizeof(*p->groups));
-    p->group_of_row = calloc(nrows ? nrows : 1, sizeof(*p->group_of_row));
-    p->line_of_row = calloc(nrows ? nrows : 1, sizeof(*p->line_of_row));
-    if (!p->groups || !p->group_of_row || !p->line_of_row) {
-        plan_free(p);
+    sqlite3_stmt *st = im->touch;
+
+    if (sqlite3_bind_text(st, 1, number, -1, SQLITE_STATIC) != SQLITE_OK
+        || sqlite3_bind_int(st, 2, what == DB_UPSERT_INSERTED) != SQLITE_OK
+        || sqlite3_bind_int(st, 3, what != DB_UPSERT_UNCHANGED) != SQLITE_OK)
         return -ENOMEM;
-    }
-    for (size_t i = 0; i < rows->nseen; i++) {
-        const seen_t *e = &rows->seen[i];
-        if (i == 0 || strcmp(e->number, rows->seen[i - 1].number) != 0)
-            p->groups[p->ngroups++].first = i;
-        p->groups[p->ngroups - 1].n++;
-        if (e->row < nrows) {
-            p->group_of_row[e->row] = p->ngroups - 1;
-            p->line_of_row[e->row] = e->rma_line;
+    return imp_step_done(im, st, "import: rmas");
+}
+
+/* Drop the lines each RMA of the file no longer has, and count the RMAs. */
+static int keep_lines_and_count(imp_t *im, db_import_report_t *rep)
+{
+    int *keep = malloc(DB_RMA_LINE_MAX * sizeof(*keep));
+    int r = keep ? 0 : -ENOMEM, rc = SQLITE_DONE;
+
+    while (r == 0 && (rc = sqlite3_step(im->rmas)) == SQLITE_ROW) {
+        const char *number = (const char *)sqlite3_column_text(im->rmas, 0);
+        bool inserted = sqlite3_column_int(im->rmas, 1) != 0;
+        bool changed = sqlite3_column_int(im->rmas, 2) != 0;
+        size_t n = 0;
+        int lrc;
+
+        if (!number) {
+            r = -ENOMEM;
+            break;
+        }
+        if (sqlite3_bind_text(im->rma_lines, 1, number, -1, SQLITE_TRANSIENT) != SQLITE_OK) {
+            r = -ENOMEM;
+            break;
+        }
+        while ((lrc = sqlite3_step(im->rma_lines)) == SQLITE_ROW && n < DB_RMA_LINE_MAX)
+            keep[n++] = sqlite3_column_int(im->rma_lines, 0);
+        (void)sqlite3_reset(im->rma_lines);
+        if (lrc != SQLITE_ROW && lrc != SQLITE_DONE) {
+            r = db_fail(im->db, lrc, "import: lines");
+            break;
+        }
+        int64_t before = sqlite3_total_changes64(im->db->sql);
+        r = db_rma_keep_lines(im->db, number, keep, n);
+        if (r == 0) {
+            changed |= sqlite3_total_changes64(im->db->sql) > before;
+            if (inserted)
+                rep->inserted++;
+            else if (changed)
+                rep->updated++;
+            else
+                rep->unchanged++;
         }
     }
-    return 0;
+    if (r == 0 && rc != SQLITE_DONE)
+        r = db_fail(im->db, rc, "import: rmas");
+    (void)sqlite3_reset(im->rmas);
+    free(keep);
+    return r;
 }
 
 /*
- * Pass 2: upsert every row of a file pass 1 found clean (as line line_of_row), then
- * drop the lines each RMA no longer has, all in one transaction. Counts are per RMA.
+ * Pass 2: upsert every row of a file pass 1 found clean (as the line pass 1 assigned),
+ * then drop the lines each RMA no longer has, all in one transaction. Counts are per RMA.
  */
-static int apply(db_t *db, csv_t c, const header_t *h, const regex_t *re, const rows_t *rows,
-                 plan_t *plan, db_import_report_t *rep, char **errmsg)
+static int apply(imp_t *im, csv_t c, const header_t *h, const regex_t *re,
+                 db_import_report_t *rep, char **errmsg)
 {
+    db_t *db = im->db;
     record_t rec = { 0 };
     errors_t none = { .limit = 1 };
     db_rma_t *rma = malloc(sizeof(*rma));
@@ -769,7 +860,6 @@ static int apply(db_t *db, csv_t c, const header_t *h, const regex_t *re, const 
     r = db_begin(db);
     while (r == 0 && (r = next_record(&c, &rec)) == 1) {
         db_upsert_t what;
-        group_t *g;
         r = row_to_rma(h, &rec, re, NULL, rma, &none);
         if (r > 0 || row >= rep->rows) {   /* cannot happen: pass 1 read the same text */
             r = db_fail_msg(db, -EIO, "%s", none.n ? none.v[0].msg : "import: rows changed");
@@ -777,35 +867,15 @@ static int apply(db_t *db, csv_t c, const header_t *h, const regex_t *re, const 
         }
         if (r < 0)
             break;
-        g = &plan->groups[plan->group_of_row[row]];
-        rma->line = plan->line_of_row[row];
+        r = row_rma_line(im, row, &rma->line);
         row++;
-        r = db_rma_upsert(db, rma, &what);
-        if (r == 0) {
-            if (!g->touched)
-                g->inserted = what == DB_UPSERT_INSERTED;
-            g->touched = true;
-            g->changed |= what != DB_UPSERT_UNCHANGED;
-        }
+        if (r == 0)
+            r = db_rma_upsert(db, rma, &what);
+        if (r == 0)
+            r = touch_rma(im, rma->number, what);
     }
-    for (size_t i = 0; r == 0 && i < plan->ngroups; i++) {
-        group_t *g = &plan->groups[i];
-        int keep[DB_RMA_LINE_MAX];
-        size_t n = 0;
-        int64_t before = sqlite3_total_changes64(db->sql);
-        for (size_t k = 0; k < g->n && n < DB_RMA_LINE_MAX; k++)
-            keep[n++] = rows->seen[g->first + k].rma_line;
-        r = db_rma_keep_lines(db, rows->seen[g->first].number, keep, n);
-        if (r == 0) {
-            g->changed |= sqlite3_total_changes64(db->sql) > before;
-            if (g->inserted)
-                rep->inserted++;
-            else if (g->changed)
-                rep->updated++;
-            else
-                rep->unchanged++;
-        }
-    }
+    if (r == 0)
+        r = keep_lines_and_count(im, rep);
     free(rec.buf);
     free(rma);
     errors_free(&none);
@@ -821,18 +891,135 @@ static int apply(db_t *db, csv_t c, const header_t *h, const regex_t *re, const 
     return r;
 }
 
-int db_rma_import_csv(db_t *db, const char *text, size_t len, const regex_t *number_re,
-                      db_import_report_t *rep, char **errmsg)
+/* Pass 1 in one transaction of the TEMP tables (it reads the stored RMAs, writes none). */
+static int check_all(imp_t *im, csv_t *c, const header_t *h, const regex_t *re,
+                     const regex_t *number_re, db_import_report_t *rep, errors_t *errors)
 {
-    csv_t c = { text, text + len, 1 }, data;
+    record_t rec = { 0 };
+    db_rma_t *rma = malloc(sizeof(*rma));
+    int r, rc;
+
+    if (!rma)
+        return -ENOMEM;
+    rc = sqlite3_exec(im->db->sql, "BEGIN", NULL, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        free(rma);
+        return db_fail(im->db, rc, "import: begin");
+    }
+    while ((r = next_record(c, &rec)) == 1) {
+        int n;
+
+        if (++rep->rows > DB_IMPORT_MAX_ROWS) {
+            rep->rows--;
+            r = add_error(errors, rec.line, "more than %d rows: split the file",
+                          DB_IMPORT_MAX_ROWS);
+            break;
+        }
+        n = row_to_rma(h, &rec, re, number_re ? NULL : DB_RMA_NUMBER_PATTERN, rma, errors);
+        if (n < 0) {
+            r = n;
+            break;
+        }
+        /* Remember every number that parsed, even on a bad row, for the checks
+         * across the rows of an RMA. */
+        if (rec.nf == h->ncols && !rec.error && rma->number[0]
+            && (r = remember_row(im, rma, rec.line, rep->rows - 1)) < 0)
+            break;
+    }
+    if (r == 0)
+        r = check_across_rows(im, errors);
+    free(rec.buf);
+    free(rma);
+    rc = sqlite3_exec(im->db->sql, r == 0 ? "COMMIT" : "ROLLBACK", NULL, NULL, NULL);
+    if (r == 0 && rc != SQLITE_OK)
+        r = db_fail(im->db, rc, "import: commit");
+    (void)db_rollback(im->db);   /* if COMMIT failed */
+    return r;
+}
+
+int db_rma_import_file(db_t *db, FILE *f, const regex_t *number_re, db_import_report_t *rep,
+                       char **errmsg)
+{
+    csv_t c = { f, EOF, 1 };
     record_t rec = { 0 };
     header_t h = { .ncols = 0 };
     errors_t errors = { .limit = 2 * DB_IMPORT_MAX_ERRORS };
-    rows_t rows = { 0 };
-    plan_t plan = { 0 };
-    db_rma_t *rma = NULL;
+    imp_t im = { .db = NULL };
     regex_t own;
     const regex_t *re = number_re;
+    long size, data_at = 0;
+    unsigned data_line = 1;
+    int r;
+
+    memset(rep, 0, sizeof(*rep));
+    *errmsg = NULL;
+    if (fseek(f, 0, SEEK_END) < 0 || (size = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) < 0) {
+        *errmsg = strdup("import: the file cannot be read twice (not seekable)");
+        return -ESPIPE;
+    }
+    if ((unsigned long)size > DB_IMPORT_MAX_BYTES) {
+        if (asprintf(errmsg, "file larger than %u bytes", DB_IMPORT_MAX_BYTES) < 0)
+            *errmsg = NULL;
+        return -E2BIG;
+    }
+    if (db_in_transaction(db)) {
+        *errmsg = strdup("import: a transaction is already open");
+        return -EINVAL;
+    }
+    if (!re) {
+        if (db_rma_default_re(&own) < 0)
+            return -ENOMEM;
+        re = &own;
+    }
+    adv(&c);
+    if (c.ch == 0xef) {   /* a UTF-8 BOM, or the file's first byte */
+        int b1 = getc_unlocked(f), b2 = getc_unlocked(f);
+        if (b1 != 0xbb || b2 != 0xbf)
+            (void)fseek(f, 0, SEEK_SET);
+        adv(&c);
+    }
+
+    /* Pass 1: read and check everything. */
+    r = read_header(&c, &rec, &h, &errors);
+    free(rec.buf);
+    if (r != 0)
+        goto checked;   /* rows cannot be read without a header */
+    data_at = ftell(f) - (c.ch != EOF);
+    data_line = c.line;
+    if ((r = imp_open(&im, db)) == 0)
+        r = check_all(&im, &c, &h, re, number_re, rep, &errors);
+
+checked:
+    if (r >= 0 && ferror(f))
+        r = db_fail_msg(db, -EIO, "import: reading the file: %s", strerror(errno));
+    if (r >= 0 && errors.total > 0) {
+        r = errors_to_report(&errors, rep, errmsg) < 0 ? -ENOMEM : -EINVAL;
+    } else if (r >= 0) {
+        /* Pass 2 reads the same bytes from the first data row. */
+        csv_t again = { f, EOF, data_line };
+        if (fseek(f, data_at, SEEK_SET) < 0) {
+            r = db_fail_msg(db, -EIO, "import: rereading the file: %s", strerror(errno));
+        } else {
+            adv(&again);
+            r = apply(&im, again, &h, re, rep, errmsg);
+        }
+    }
+    if (r == -ENOMEM && !*errmsg)
+        *errmsg = strdup("import: out of memory");
+    else if (r < 0 && !*errmsg)
+        *errmsg = strdup(db_errmsg(db));
+    imp_close(&im);
+    errors_free(&errors);
+    if (re == &own)
+        regfree(&own);
+    return r;
+}
+
+int db_rma_import_csv(db_t *db, const char *text, size_t len, const regex_t *number_re,
+                      db_import_report_t *rep, char **errmsg)
+{
+    static char empty[1];
+    FILE *f;
     int r;
 
     memset(rep, 0, sizeof(*rep));
@@ -842,66 +1029,11 @@ int db_rma_import_csv(db_t *db, const char *text, size_t len, const regex_t *num
             *errmsg = NULL;
         return -E2BIG;
     }
-    if (db_in_transaction(db)) {
-        *errmsg = strdup("import: a transaction is already open");
-        return -EINVAL;
-    }
-    if (!(rma = malloc(sizeof(*rma))))
+    /* Read only: fmemopen's "r" never writes to the buffer (glibc takes size 0). */
+    f = fmemopen(len ? (void *)(uintptr_t)text : empty, len, "r");
+    if (!f)
         return -ENOMEM;
-    if (!re) {
-        if (db_rma_default_re(&own) < 0) {
-            free(rma);
-            return -ENOMEM;
-        }
-        re = &own;
-    }
-    if (len >= 3 && memcmp(text, "\xef\xbb\xbf", 3) == 0)
-        c.p += 3;
-    data = c;
-
-    /* Pass 1: read and check everything. */
-    r = read_header(&c, &rec, &h, &errors);
-    if (r != 0)
-        goto checked;   /* rows cannot be read without a header */
-    data = c;
-    while ((r = next_record(&c, &rec)) == 1) {
-        int n;
-
-        if (++rep->rows > DB_IMPORT_MAX_ROWS) {
-            rep->rows--;
-            r = add_error(&errors, rec.line, "more than %d rows: split the file",
-                          DB_IMPORT_MAX_ROWS);
-            break;
-        }
-        n = row_to_rma(&h, &rec, re, number_re ? NULL : DB_RMA_NUMBER_PATTERN, rma, &errors);
-        if (n < 0) {
-            r = n;
-            break;
-        }
-        /* Remember every number that parsed, even on a bad row, for the checks
-         * across the rows of an RMA. */
-        if (rec.nf == h.ncols && !rec.error && rma->number[0]
-            && (r = remember_row(&rows, rma, rec.line, rep->rows - 1)) < 0)
-            break;
-    }
-    if (r == 0)
-        r = check_across_rows(db, &rows, &errors);
-
-checked:
-    free(rec.buf);
-    free(rma);
-    if (r >= 0 && errors.total > 0)
-        r = errors_to_report(&errors, rep, errmsg) < 0 ? -ENOMEM : -EINVAL;
-    else if (r >= 0 && (r = plan_make(&rows, rep->rows, &plan)) == 0)
-        r = apply(db, data, &h, re, &rows, &plan, rep, errmsg);
-    if (r == -ENOMEM && !*errmsg)
-        *errmsg = strdup("import: out of memory");
-    else if (r < 0 && !*errmsg)
-        *errmsg = strdup(db_errmsg(db));
-    plan_free(&plan);
-    rows_free(&rows);
-    errors_free(&errors);
-    if (re == &own)
-        regfree(&own);
+    r = db_rma_import_file(db, f, number_re, rep, errmsg);
+    fclose(f);
     return r;
 }

@@ -33,6 +33,8 @@
 #define CONTROL_CMD_MAX      32             /* bytes of a command name */
 #define CONTROL_TIMEOUT_MS   5000           /* rmactl's wait for an answer */
 #define CONTROL_IMPORT_TIMEOUT_MS 120000    /* ... to rma.import (DB_IMPORT_MAX_ROWS rows) */
+#define CONTROL_IMPORT_CHUNK (256u << 10)   /* bytes of CSV per rma.import part rmactl sends */
+#define CONTROL_UPLOAD_IDLE_MS 30000        /* an import sent in parts: the longest gap */
 #define CONTROL_RECEIPTS_DEFAULT 20
 #define CONTROL_RECEIPTS_MAX 1000
 #define CONTROL_RMA_LINES_MAX 1000     /* lines in one rma.put */

@@ -42,6 +42,38 @@ def unit(sc, rma, serial):
     return sc.ask("CMD-DONE")
 
 
+def big_import(tmp, dd):
+    """A file of several parts (rmactl sends CONTROL_IMPORT_CHUNK = 256 KiB a request and
+    rmad spools them): bad rows after the first part are reported by their line, nothing
+    is applied; fixed, every row is imported. Multibyte text straddles the cuts."""
+    rows = 12000   # about 1.1 MB: five parts
+    bad = {3001: "2025-02-30", 9500: "not-a-date"}   # file lines (the header is line 1)
+    path = os.path.join(tmp, "big.csv")
+
+    def write(with_errors):
+        with open(path, "w", encoding="utf-8") as f:
+            f.write("number,issued,kind,vendor,model,family,expected_serial\n")
+            for i in range(rows):
+                line = i + 2
+                issued = bad[line] if with_errors and line in bad else dd["recent"]
+                f.write("RMA-B%06d,%s,warranty,EverFocus,Überwachungskamera ÄÖÜ,"
+                        "Kameras — Zubehör für Außen,SB%06d\n" % (i, issued, i))
+    write(True)
+    check(os.path.getsize(path) > 4 * 256 * 1024, "the big file takes several parts")
+    r = rmactl("rma", "import", path)
+    check(r.returncode != 0, "a big file with bad rows is refused")
+    lines = [l for l in r.stderr.splitlines() if l.startswith(path + ":")]
+    check([l.split(":")[1] for l in lines] == ["3001", "9500"],
+          "its errors name their lines, across the parts:\n" + r.stderr)
+    check(rmactl("rma", "show", "RMA-B000000").returncode != 0, "nothing of it was applied")
+    write(False)
+    r = rmactl("rma", "import", path)
+    check(r.stdout == "imported: %d new, 0 updated, 0 unchanged\n" % rows,
+          "the fixed big file is imported whole: " + r.stdout + r.stderr)
+    r = rmactl("rma", "show", "RMA-B011999", "--json")
+    check("Kameras — Zubehör für Außen" in r.stdout, "its last row, text intact: " + r.stdout[:300])
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="rmad-lines-e2e-")
     ports = {k: free_port() for k in ("pub", "replay", "s1")}
@@ -129,6 +161,8 @@ scanner = tcp:127.0.0.1:{s1}
           "rma list states (EverFocus: an RMA is valid 30 days): %r" % states)
     r = rmactl("rma", "list", "--state", "expired")
     check("RMA-7003" in r.stdout and "RMA-7001" not in r.stdout, "rma list --state expired:\n" + r.stdout)
+
+    big_import(tmp, dd)
 
     check(d.kill(signal.SIGTERM) == 0, "SIGTERM exits cleanly")
     sc.close()
