@@ -194,6 +194,8 @@ static int64_t batch(loop_t *loop, uint64_t id, void *data)
     in->next = in->n ? (in->next + 1) % in->n : 0;
     if (r >= 0)
         r = txn_commit(in->t);   /* the hooks answer every staged read */
+    else
+        txn_rollback(in->t, r);  /* what is left of it (a savepoint that could not open) */
     if (r == 0 && in->batch_reads) {
         in->stats.batches++;
         in->stats.reads += in->batch_reads;
