@@ -13,7 +13,8 @@ struct checkpointer {
     loop_t *loop;
     db_t *db;
     job_t *job;              /* the checkpoint running on its thread, or NULL */
-    int job_rc, job_left;    /* its result, for done() */
+    int job_rc, job_left, job_copied;  /* its result, for done() */
+    int prev_copied;         /* the last round's, to see a round that copied nothing */
     bool stopping;           /* destroy: done() arms nothing */
     uint64_t timer;          /* 0: none armed */
     bool soon;               /* the armed timer is the next-turn one */
@@ -30,8 +31,27 @@ static int64_t run(loop_t *loop, uint64_t id, void *data);
 static void work(void *arg)
 {
     checkpointer_t *c = arg;
-    c->job_left = 0;
-    c->job_rc = db_checkpoint_file(db_path(c->db), &c->job_left);
+    c->job_left = c->job_copied = 0;
+    c->job_rc = db_checkpoint_file(db_path(c->db), &c->job_left, &c->job_copied);
+}
+
+/*
+ * A thread's checkpoint never catches up with a busy dock by itself: commits append
+ * frames while it copies, so the WAL is never wholly copied and never starts over; it
+ * would grow to the backstop, whose checkpoint runs inside a commit. So the thread
+ * copies the bulk (and fsyncs the database file), and the last few frames are copied
+ * here, between two transactions of the loop, the only writer: then everything is
+ * copied and the next write starts the WAL over. That costs a few pages and an fsync
+ * of a file that is nearly clean already. True when it did so.
+ */
+static bool finish_here(checkpointer_t *c)
+{
+    int remaining = c->frames - c->job_copied;
+    if (remaining > CHECKPOINT_FINISH_FRAMES || db_in_transaction(c->db))
+        return false;
+    int left = 0;
+    c->error = db_checkpoint(c->db, &left);
+    return c->error == 0 && left == 0;
 }
 
 /* Back on the loop: count it, and try again while a reader held frames back. */
@@ -42,7 +62,23 @@ static void done(void *arg)
     if (c->job_rc == 0)
         c->count++;
     c->error = c->job_rc;
-    if (c->timer || c->stopping)
+    if (c->stopping)
+        return;
+    if (c->job_rc == 0 && finish_here(c)) {
+        c->retries = 0;
+        return;
+    }
+    bool progress = c->job_rc == 0 && c->job_copied != c->prev_copied;
+    c->prev_copied = c->job_copied;
+    if (progress && c->frames - c->job_copied > CHECKPOINT_FINISH_FRAMES) {
+        /* Commits went on while it copied: another round on the thread, now. */
+        if (!c->timer) {
+            c->soon = true;
+            c->timer = loop_add_timer(c->loop, 0, run, c);
+        }
+        return;
+    }
+    if (c->timer)
         return;                  /* commits went on meanwhile: their timer is armed */
     if ((c->job_rc < 0 || c->job_left > 0) && c->retries++ < CHECKPOINT_RETRIES) {
         c->timer = loop_add_timer(c->loop, CHECKPOINT_RETRY_MS, run, c);
@@ -65,8 +101,9 @@ static int64_t run(loop_t *loop, uint64_t id, void *data)
         return -1;               /* one at a time: its done() looks again */
     if (!(c->job = job_start(c->loop, work, done, c))) {
         /* No thread now: on the loop, as before (a PASSIVE one never waits for locks). */
-        c->job_left = 0;
+        c->job_left = c->job_copied = 0;
         c->job_rc = db_checkpoint(c->db, &c->job_left);
+        c->job_copied = c->frames - c->job_left;
         done(c);
     }
     return -1;

@@ -10,6 +10,10 @@
  * - under sustained load, on the next loop turn after the WAL passed
  *   CHECKPOINT_SOON_FRAMES, i.e. after the commit that passed it has been answered
  *   and published.
+ * Under load the thread's copy never ends by itself (commits append frames while it
+ * copies): it copies the bulk, and once at most CHECKPOINT_FINISH_FRAMES are left the
+ * loop copies those itself between two transactions, so the WAL is wholly copied and
+ * the next write starts it over (it never reaches the backstop).
  * A checkpoint a reader holds up (replay, rmactl, a backup) is tried again every
  * CHECKPOINT_RETRY_MS, at most CHECKPOINT_RETRIES times, then waits for the next
  * commit. The timer exists only while there is something to copy: an idle daemon
@@ -27,6 +31,7 @@
 #define CHECKPOINT_SOON_FRAMES  1000
 #define CHECKPOINT_RETRY_MS     1000
 #define CHECKPOINT_RETRIES      5
+#define CHECKPOINT_FINISH_FRAMES 256  /* left after a thread's round: copied on the loop */
 
 typedef struct checkpointer checkpointer_t;
 

@@ -274,20 +274,28 @@ int db_checkpoint(db_t *db, int *left)
     return 0;
 }
 
-int db_checkpoint_file(const char *path, int *left)
+int db_checkpoint_file(const char *path, int *left, int *out_copied)
 {
     sqlite3 *sql = NULL;
     int frames = 0, copied = 0;
     /* No migrations, no pragmas: a connection only to copy WAL frames back. */
     int rc = sqlite3_open_v2(path, &sql, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+    /* A new connection learns that the file is in WAL mode only when it first reads
+     * it; a checkpoint before that copies nothing and says frames = -1. */
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(sql, "PRAGMA schema_version", NULL, NULL, NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_wal_checkpoint_v2(sql, NULL, SQLITE_CHECKPOINT_PASSIVE, &frames, &copied);
+    if (rc == SQLITE_OK && frames < 0)
+        rc = SQLITE_ERROR;   /* not in WAL mode: nothing a checkpoint can do */
     int err = rc == SQLITE_OK ? 0 : rc == SQLITE_BUSY || rc == SQLITE_LOCKED ? -EBUSY
               : rc == SQLITE_FULL ? -ENOSPC : rc == SQLITE_READONLY ? -EROFS
               : rc == SQLITE_NOMEM ? -ENOMEM : -EIO;
     sqlite3_close(sql);
     if (err == 0 && left)
         *left = frames > copied ? frames - copied : 0;
+    if (err == 0 && out_copied)
+        *out_copied = copied;
     return err;
 }
 

@@ -133,10 +133,11 @@ int db_checkpoint(db_t *db, int *left);
 /*
  * The same PASSIVE checkpoint on a connection of its own to the file at path, for a
  * thread that is not the loop's (daemon/checkpoint.c): copying the WAL back and the
- * database file's fsync then never hold up a commit. Returns 0 (left as above), or
- * -EBUSY, -ENOSPC, -EROFS, -ENOMEM, -EIO.
+ * database file's fsync then never hold up a commit. Returns 0 (left as above, copied
+ * the frames now in the database file; either may be NULL), or -EBUSY, -ENOSPC,
+ * -EROFS, -ENOMEM, -EIO.
  */
-int db_checkpoint_file(const char *path, int *left);
+int db_checkpoint_file(const char *path, int *left, int *copied);
 
 /* Timestamps are Unix milliseconds in the API and RFC 3339 UTC text with milliseconds
  * ("2026-11-21T09:30:00.123Z") in the database. */
