@@ -30,6 +30,8 @@ struct intake {
     bool db_busy;
     int64_t busy_since;
     slot_t slots[INTAKE_BATCH_MAX];
+    unsigned max_reads;         /* a batch's caps (intake_set_limits) */
+    int64_t max_ms;
     intake_stats_t stats;
     unsigned batch_reads;       /* reads the open batch stored */
 };
@@ -50,7 +52,8 @@ intake_t *intake_new(loop_t *loop, txn_t *t, station_t *const *stations, size_t 
         return NULL;
     }
     *in = (intake_t){ .loop = loop, .t = t, .stations = stations, .queues = queues, .n = n,
-                      .done = done, .busy = busy, .hold = hold, .held = held, .data = data };
+                      .done = done, .busy = busy, .hold = hold, .held = held, .data = data,
+                      .max_reads = INTAKE_BATCH_MAX, .max_ms = INTAKE_BATCH_MS };
     for (size_t i = 0; i < n; i++) {
         if (!(in->queues[i] = scanq_new())) {
             intake_destroy(&in);
@@ -73,6 +76,15 @@ void intake_destroy(intake_t **inp)
     free(in->held);
     free(in);
     *inp = NULL;
+}
+
+int intake_set_limits(intake_t *in, unsigned max_reads, int64_t max_ms)
+{
+    if (!in || max_reads == 0 || max_reads > INTAKE_BATCH_MAX || max_ms < 0)
+        return -EINVAL;
+    in->max_reads = max_reads;
+    in->max_ms = max_ms;
+    return 0;
 }
 
 size_t intake_waiting(const intake_t *in)
@@ -180,11 +192,11 @@ static int64_t batch(loop_t *loop, uint64_t id, void *data)
     int64_t start = loop_now_ms();
     size_t staged = 0;
     in->batch_reads = 0;
-    for (size_t k = 0; k < in->n && staged < INTAKE_BATCH_MAX; k++) {
+    for (size_t k = 0; k < in->n && staged < in->max_reads; k++) {
         size_t i = (in->next + k) % in->n;
         if (scanq_len(in->queues[i]) == 0)
             continue;
-        if (loop_now_ms() - start >= INTAKE_BATCH_MS)
+        if (staged > 0 && loop_now_ms() - start >= in->max_ms)
             break;
         if ((r = stage_one(in, i, &in->slots[staged])) < 0)
             break;                /* the transaction is gone: every hook has been told */

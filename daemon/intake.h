@@ -91,6 +91,12 @@ void intake_destroy(intake_t **in);
 int intake_push(intake_t *in, size_t i, const scan_t *scan, const char *scanner_id,
                 const uint8_t *raw, size_t raw_len, const char *reason, void *owner);
 
+/*
+ * A batch's caps: at most max_reads reads (1..INTAKE_BATCH_MAX), staging stops after
+ * max_ms. The defaults are INTAKE_BATCH_MAX and INTAKE_BATCH_MS. Returns 0 or -EINVAL.
+ */
+int intake_set_limits(intake_t *in, unsigned max_reads, int64_t max_ms);
+
 /* Reads waiting at all stations (retention waits while any do). */
 size_t intake_waiting(const intake_t *in);
 

@@ -150,6 +150,8 @@ static void fx_open(fx_t *f)
     CU_ASSERT_PTR_NOT_NULL_FATAL(f->txn = txn_new(f->db, f->dp));
     f->in = intake_new(f->loop, f->txn, f->st, NST, read_done, on_busy, on_hold, f);
     CU_ASSERT_PTR_NOT_NULL_FATAL(f->in);
+    /* Only the count caps a batch here: a slow machine (valgrind) must not split them. */
+    CU_ASSERT_EQUAL_FATAL(intake_set_limits(f->in, INTAKE_BATCH_MAX, 600000), 0);
 }
 
 static void fx_close(fx_t *f)
@@ -274,6 +276,28 @@ static void test_one_transaction_for_all(void)
     CU_ASSERT_EQUAL(f.done[3].rc, 0);
     CU_ASSERT_EQUAL(f.done[4].rc, 0);
     ASSERT_CONTAINS(f.done[4].reply, "cancelled");
+    assert_published_all(&f);
+    fx_close(&f);
+}
+
+/* A batch holds at most max_reads reads; the rest go in the next one, in station order. */
+static void test_batch_cap(void)
+{
+    fx_t f;
+    fx_open(&f);
+    CU_ASSERT_EQUAL(intake_set_limits(f.in, 0, 5), -EINVAL);
+    CU_ASSERT_EQUAL(intake_set_limits(f.in, INTAKE_BATCH_MAX + 1, 5), -EINVAL);
+    CU_ASSERT_EQUAL(intake_set_limits(f.in, 2, 600000), 0);
+    push(&f, 0, "RMA-V7001");
+    push(&f, 1, "RMA-V7002");
+    push(&f, 2, "RMA-V7003");
+    run_until(&f, 3);
+    intake_stats_t s;
+    intake_stats(f.in, &s);
+    CU_ASSERT_EQUAL(s.batches, 2);
+    CU_ASSERT_EQUAL(s.largest, 2);
+    for (size_t i = 0; i < 3; i++)
+        CU_ASSERT_EQUAL(f.done[i].rc, 0);
     assert_published_all(&f);
     fx_close(&f);
 }
@@ -475,6 +499,7 @@ int suite_intake(void)
     CU_pSuite s = CU_add_suite("intake", th_tmpdb_setup, th_tmpdb_teardown);
     if (!s ||
         !CU_add_test(s, "ready reads of all stations: one transaction", test_one_transaction_for_all) ||
+        !CU_add_test(s, "a batch holds at most max_reads reads", test_batch_cap) ||
         !CU_add_test(s, "a failing read rolls back alone, the batch commits", test_failing_read_alone) ||
         !CU_add_test(s, "a failed COMMIT publishes nothing, changes no station", test_failed_commit) ||
         !CU_add_test(s, "a locked database: reads wait in order", test_busy_waits) ||
