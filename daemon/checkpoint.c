@@ -16,6 +16,7 @@ struct checkpointer {
     int job_rc, job_left, job_copied;  /* its result, for done() */
     int prev_copied;         /* the last round's, to see a round that copied nothing */
     bool stopping;           /* destroy: done() arms nothing */
+    int64_t idle_ms;         /* quiet before a checkpoint */
     uint64_t timer;          /* 0: none armed */
     bool soon;               /* the armed timer is the next-turn one */
     int frames;              /* in the WAL after the last commit */
@@ -93,8 +94,8 @@ static int64_t run(loop_t *loop, uint64_t id, void *data)
     int64_t quiet = loop_now_ms() - c->last_commit_ms;
     (void)loop;
     (void)id;
-    if (!c->soon && quiet < CHECKPOINT_IDLE_MS)
-        return CHECKPOINT_IDLE_MS - quiet;   /* commits went on: wait for a pause */
+    if (!c->soon && quiet < c->idle_ms)
+        return c->idle_ms - quiet;   /* commits went on: wait for a pause */
     c->soon = false;
     c->timer = 0;
     if (c->job)
@@ -122,11 +123,11 @@ static void committed(int frames, void *data)
     if (c->timer)
         (void)loop_del_timer(c->loop, c->timer);
     c->soon = soon;
-    c->timer = loop_add_timer(c->loop, soon ? 0 : CHECKPOINT_IDLE_MS, run, c);
+    c->timer = loop_add_timer(c->loop, soon ? 0 : c->idle_ms, run, c);
     /* Out of memory: no timer; the next commit tries again, the backstop holds. */
 }
 
-checkpointer_t *checkpointer_new(loop_t *loop, db_t *db)
+checkpointer_t *checkpointer_new(loop_t *loop, db_t *db, int64_t idle_ms)
 {
     checkpointer_t *c = calloc(1, sizeof(*c));
 
@@ -134,6 +135,7 @@ checkpointer_t *checkpointer_new(loop_t *loop, db_t *db)
         return NULL;
     c->loop = loop;
     c->db = db;
+    c->idle_ms = idle_ms;
     db_watch_wal(db, committed, c);
     return c;
 }

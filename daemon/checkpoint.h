@@ -5,8 +5,11 @@
  * (db_watch_wal) and, from a loop timer, runs a PASSIVE checkpoint on a thread and a
  * connection of its own (core/job.h, db_checkpoint_file), so that neither the copy nor
  * the database file's fsync holds up the loop or a commit (WAL lets them run side by side):
- * - once the database has been quiet for CHECKPOINT_IDLE_MS (at human pace: between
- *   two scans, never inside one);
+ * - once the database has been quiet for idle_ms (CHECKPOINT_IDLE_MS in the daemon:
+ *   a dock that pauses gets its WAL copied back. Not sooner: a checkpoint that copies
+ *   everything makes the next commit start the WAL over, which costs that commit a
+ *   second fdatasync (the new WAL header), so at human pace it must not follow every
+ *   scan);
  * - under sustained load, on the next loop turn after the WAL passed
  *   CHECKPOINT_SOON_FRAMES, i.e. after the commit that passed it has been answered
  *   and published.
@@ -27,7 +30,7 @@
 #include "core/loop.h"
 #include "db/db.h"
 
-#define CHECKPOINT_IDLE_MS      100
+#define CHECKPOINT_IDLE_MS      10000
 #define CHECKPOINT_SOON_FRAMES  1000
 #define CHECKPOINT_RETRY_MS     1000
 #define CHECKPOINT_RETRIES      5
@@ -35,8 +38,9 @@
 
 typedef struct checkpointer checkpointer_t;
 
-/* Watch db's commits (replaces any other db_watch_wal). NULL when out of memory. */
-checkpointer_t *checkpointer_new(loop_t *loop, db_t *db);
+/* Watch db's commits (replaces any other db_watch_wal), checkpointing after idle_ms
+ * of quiet. NULL when out of memory. */
+checkpointer_t *checkpointer_new(loop_t *loop, db_t *db, int64_t idle_ms);
 
 /* Stop watching and free; db gets SQLite's default back. Accepts NULL; clears *c_p. */
 void checkpointer_destroy(checkpointer_t **c_p);

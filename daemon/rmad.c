@@ -1072,7 +1072,7 @@ static int rmad_start(rmad_t *d)
         log_err("out of memory");
         return -ENOMEM;
     }
-    if (!(d->ckpt = checkpointer_new(d->loop, d->db))) {
+    if (!(d->ckpt = checkpointer_new(d->loop, d->db, CHECKPOINT_IDLE_MS))) {
         log_err("checkpointer: out of memory");
         return -ENOMEM;
     }

@@ -126,6 +126,7 @@ int db_rollback_to(db_t *db);
  * 0 when all are in the database file. Outside a transaction only (-EINVAL inside).
  */
 #define DB_WAL_BACKSTOP_FRAMES 8000   /* 32 MB of 4 KiB pages */
+#define DB_CHUNK_BYTES (1024 * 1024)  /* the database file grows this much at a time */
 typedef void (*db_wal_fn)(int frames, void *data);
 void db_watch_wal(db_t *db, db_wal_fn fn, void *data);
 int db_checkpoint(db_t *db, int *left);

@@ -16,6 +16,8 @@
 #include "tests/helpers.h"
 #include "tests/suites.h"
 
+#define IDLE_MS 100   /* the daemon's is CHECKPOINT_IDLE_MS */
+
 static db_t *fresh(void)
 {
     char path[4200];
@@ -68,7 +70,7 @@ static int64_t stop_after(loop_t *loop, uint64_t id, void *data)
 
 /*
  * Commits leave the WAL alone, however many there are below the "soon" mark; after
- * CHECKPOINT_IDLE_MS of quiet one PASSIVE checkpoint copies everything back, and then
+ * IDLE_MS of quiet one PASSIVE checkpoint copies everything back, and then
  * no timer is left (an idle daemon does not wake for checkpoints).
  */
 static void test_checkpoint_when_idle(void)
@@ -77,7 +79,7 @@ static void test_checkpoint_when_idle(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(db);
     loop_t *loop = loop_new();
     CU_ASSERT_PTR_NOT_NULL_FATAL(loop);
-    checkpointer_t *c = checkpointer_new(loop, db);
+    checkpointer_t *c = checkpointer_new(loop, db, IDLE_MS);
     CU_ASSERT_PTR_NOT_NULL_FATAL(c);
 
     for (int i = 0; i < 50; i++)
@@ -89,7 +91,7 @@ static void test_checkpoint_when_idle(void)
     CU_ASSERT_EQUAL_FATAL(sqlite3_open(th_tmpdb_path(), &other), SQLITE_OK);
     CU_ASSERT(wal_size() > 0);
 
-    (void)loop_add_timer(loop, CHECKPOINT_IDLE_MS * 4, stop_after, NULL);
+    (void)loop_add_timer(loop, IDLE_MS * 4, stop_after, NULL);
     CU_ASSERT_EQUAL(loop_run(loop), 0);
     CU_ASSERT_EQUAL(checkpoint_count(c), 1);
     CU_ASSERT_EQUAL(checkpoint_error(c), 0);
@@ -97,7 +99,7 @@ static void test_checkpoint_when_idle(void)
                     SQLITE_OK);
     CU_ASSERT_EQUAL(log, copied);   /* everything was in the database file already */
     /* No timer is left: an empty loop with a stop timer runs only that one. */
-    (void)loop_add_timer(loop, CHECKPOINT_IDLE_MS * 4, stop_after, NULL);
+    (void)loop_add_timer(loop, IDLE_MS * 4, stop_after, NULL);
     CU_ASSERT_EQUAL(loop_run(loop), 0);
     CU_ASSERT_EQUAL(checkpoint_count(c), 1);
     sqlite3_close(other);
