@@ -135,6 +135,11 @@ def make_template(path, stored):
                                     'time', closed_at, 'station', station, 'receipt', id),
                         closed_at
                  FROM receipts, (SELECT coalesce(max(seq), 0) AS b FROM outbox) ORDER BY id""")
+    # A daemon that stored these events had also published them: its PUB cursor says so
+    # (daemon/dispatch.h). Without it every run would start by publishing the history.
+    c.execute("""INSERT INTO forward_marks (sink, seq, updated_ms)
+                 SELECT 'pub', coalesce(max(seq), 0), 1 FROM outbox WHERE true
+                 ON CONFLICT (sink) DO UPDATE SET seq = excluded.seq""")
     # The runs' RMAs: RMA-S<station>K<k>, open, one line with the expected serial.
     c.execute("""WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < ?1 - 1)
                  INSERT INTO rmas (number, issued, kind, vendor)
@@ -148,6 +153,7 @@ def make_template(path, stored):
     c.execute("COMMIT")
     c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     c.close()
+    os.sync()
     log("template %s: %d stored receipts in %.1f s" % (os.path.basename(path), stored, time.time() - t0))
 
 
@@ -184,6 +190,9 @@ class Program:
         self.db = db
         if kind == "rmad":
             shutil.copy(template, db)
+            # The copy is dirty in the page cache (up to a gigabyte for the 1M
+            # template): written back now, not behind the first fdatasyncs measured.
+            os.sync()
             self.conf = os.path.join(self.dir, "rmad.conf")
             rmad_config(self.conf, db, self.ports, self.pub, self.rep)
             argv = [os.path.join(BUILD, "rmad"), "--config", self.conf]
