@@ -165,7 +165,7 @@ static int stage_one(intake_t *in, size_t i, slot_t *slot)
 static void refuse_heads(intake_t *in, int rc)
 {
     for (size_t i = 0; i < in->n; i++)
-        if (scanq_len(in->queues[i]) > 0 && !station_has_staged(in->stations[i]))
+        if (scanq_len(in->queues[i]) > 0)
             finish(in, i, rc, NULL, 0);
 }
 

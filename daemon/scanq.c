@@ -99,7 +99,7 @@ int scanq_push(scanq_t *q, const scan_t *scan, const char *scanner_id, const uin
         return -ENOBUFS;
     if (q->n == q->cap && grow(q) < 0)
         return -ENOMEM;
-    scanq_item_t it = { .rejected = !scan, .owner = owner, .queued_ms = loop_now_ms() };
+    scanq_item_t it = { .rejected = !scan, .owner = owner };
     int oom = 0;
     it.scanner_id = dup_str(scanner_id, &oom);
     if (scan) {

@@ -14,7 +14,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core/loop.h"
 #include "drivers/scan.h"
 
 #define SCANQ_MAX 4096        /* reads waiting per station: what arrives after a hold (intake.h) */
@@ -31,7 +30,6 @@ typedef struct {
     size_t raw_len;
     char *reason;             /* rejected only */
     void *owner;              /* the caller's, e.g. the scanner it came from (borrowed) */
-    int64_t queued_ms;        /* monotonic, when it started waiting */
 } scanq_item_t;
 
 /* NULL when out of memory. */

@@ -32,26 +32,31 @@ txn_t *txn_new(db_t *db, dispatch_t *dp)
     return t;
 }
 
-/* Tell the hooks from `from` on, and forget them. They may start the next txn. */
+/*
+ * Tell the hooks from `from` on, and forget them. Once the transaction has ended
+ * (from 0) a hook may start the next txn, which fills the list again: the list is
+ * taken away while they run, and kept for reuse when nobody made a new one.
+ */
 static void end_hooks(txn_t *t, size_t from, int rc)
 {
-    size_t n = t->nhooks - from;
-    if (n == 0)
+    hook_t *hooks = t->hooks;
+    size_t n = t->nhooks, cap = t->cap;
+    if (n == from)
         return;
-    hook_t *run = malloc(n * sizeof(*run));
-    if (run) {
-        for (size_t i = 0; i < n; i++)
-            run[i] = t->hooks[from + i];
-        t->nhooks = from;
-        for (size_t i = 0; i < n; i++)
-            run[i].fn(rc, run[i].data);
-        free(run);
-        return;
+    if (from == 0) {
+        t->hooks = NULL;
+        t->nhooks = t->cap = 0;
+    } else {
+        t->nhooks = from;     /* the transaction goes on: no hook can begin another */
     }
-    /* No memory for the copy: tell them in place (they then must not start a txn). */
-    for (size_t i = from; i < t->nhooks; i++)
-        t->hooks[i].fn(rc, t->hooks[i].data);
-    t->nhooks = from;
+    for (size_t i = from; i < n; i++)
+        hooks[i].fn(rc, hooks[i].data);
+    if (from == 0 && !t->hooks) {
+        t->hooks = hooks;
+        t->cap = cap;
+    } else if (from == 0) {
+        free(hooks);
+    }
 }
 
 void txn_rollback(txn_t *t, int why)

@@ -302,9 +302,9 @@ int db_checkpoint_file(const char *path, int *left, int *out_copied)
         rc = sqlite3_wal_checkpoint_v2(sql, NULL, SQLITE_CHECKPOINT_PASSIVE, &frames, &copied);
     if (rc == SQLITE_OK && frames < 0)
         rc = SQLITE_ERROR;   /* not in WAL mode: nothing a checkpoint can do */
-    int err = rc == SQLITE_OK ? 0 : rc == SQLITE_BUSY || rc == SQLITE_LOCKED ? -EBUSY
-              : rc == SQLITE_FULL ? -ENOSPC : rc == SQLITE_READONLY ? -EROFS
-              : rc == SQLITE_NOMEM ? -ENOMEM : -EIO;
+    int err = rc == SQLITE_OK ? 0 : db_errno(sql, rc);
+    if (rc != SQLITE_OK && err == 0)
+        err = -EIO;
     sqlite3_close(sql);
     if (err == 0 && left)
         *left = frames > copied ? frames - copied : 0;
