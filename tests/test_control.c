@@ -671,6 +671,12 @@ static const struct bad_case bad_cases[] = {
     { "[\"{\\\"cmd\\\": \\\"receipts\\\", \\\"bogus\\\": 1}\"]", "unknown field \"bogus\"", "invalid" },
     { "[\"{\\\"cmd\\\": \\\"rma.import\\\"}\"]", "csv: expected the file's text as a string",
       "invalid" },
+    { "[\"{\\\"cmd\\\": \\\"rma.import\\\", \\\"csv\\\": \\\"x\\\", \\\"more\\\": \\\"yes\\\"}\"]",
+      "more: expected true or false", "invalid" },
+    { "[\"{\\\"cmd\\\": \\\"rma.import\\\", \\\"csv\\\": \\\"x\\\", \\\"upload\\\": \\\"a\\\"}\"]",
+      "upload: expected the id of an upload", "invalid" },
+    { "[\"{\\\"cmd\\\": \\\"rma.import\\\", \\\"csv\\\": \\\"x\\\", \\\"upload\\\": 99}\"]",
+      "upload 99: unknown or expired; send the file again", "invalid" },
     { "[\"{\\\"cmd\\\": \\\"rma.put\\\", \\\"rma\\\": {\\\"number\\\": \\\"RMA-5001\\\", "
       "\\\"issued\\\": \\\"2026-13-01\\\", \\\"vendor\\\": \\\"QCT\\\", \\\"colour\\\": \\\"red\\\"}}\"]",
       "rma.issued: expected YYYY-MM-DD, got \"2026-13-01\" (and 1 more error)", "invalid" },
