@@ -48,6 +48,21 @@ void db_receipt_clear(db_receipt_t *r)
 /* Bind the fields every write sets, from parameter `first` on:
  * state, closed_at, serial, checklist, result, disposition, reason, line, policy_sha256,
  * policy_version. */
+/* serial, checklist, result, disposition, reason, line, policy_sha256, policy_version. */
+static int bind_contents(sqlite3_stmt *st, int first, const db_receipt_t *r)
+{
+    int rc = db_bind_text(st, first, r->serial);
+    if (rc == SQLITE_OK) rc = db_bind_text(st, first + 1, r->checklist);
+    if (rc == SQLITE_OK) rc = db_bind_text(st, first + 2, r->result);
+    if (rc == SQLITE_OK) rc = db_bind_text(st, first + 3, r->disposition);
+    if (rc == SQLITE_OK) rc = db_bind_text(st, first + 4, r->reason);
+    if (rc == SQLITE_OK)
+        rc = r->line > 0 ? sqlite3_bind_int(st, first + 5, r->line) : sqlite3_bind_null(st, first + 5);
+    if (rc == SQLITE_OK) rc = db_bind_text(st, first + 6, r->policy_sha256);
+    if (rc == SQLITE_OK) rc = db_bind_text(st, first + 7, r->policy_version);
+    return rc;
+}
+
 static int bind_mutable(sqlite3_stmt *st, int first, const db_receipt_t *r)
 {
     int rc = sqlite3_bind_text(st, first, db_receipt_state_name(r->state), -1, SQLITE_STATIC);
@@ -55,15 +70,8 @@ static int bind_mutable(sqlite3_stmt *st, int first, const db_receipt_t *r)
     /* An open receipt has no closing time, whatever the struct holds. */
     if (rc == SQLITE_OK)
         rc = db_bind_time(st, first + 1, r->state == DB_RECEIPT_OPEN ? DB_TIME_NONE : r->closed_at);
-    if (rc == SQLITE_OK) rc = db_bind_text(st, first + 2, r->serial);
-    if (rc == SQLITE_OK) rc = db_bind_text(st, first + 3, r->checklist);
-    if (rc == SQLITE_OK) rc = db_bind_text(st, first + 4, r->result);
-    if (rc == SQLITE_OK) rc = db_bind_text(st, first + 5, r->disposition);
-    if (rc == SQLITE_OK) rc = db_bind_text(st, first + 6, r->reason);
     if (rc == SQLITE_OK)
-        rc = r->line > 0 ? sqlite3_bind_int(st, first + 7, r->line) : sqlite3_bind_null(st, first + 7);
-    if (rc == SQLITE_OK) rc = db_bind_text(st, first + 8, r->policy_sha256);
-    if (rc == SQLITE_OK) rc = db_bind_text(st, first + 9, r->policy_version);
+        rc = bind_contents(st, first + 2, r);
     return rc;
 }
 
@@ -113,15 +121,8 @@ static int update_open(db_t *db, const db_receipt_t *r)
     if (!st)
         return -EIO;
     int rc = sqlite3_bind_int64(st, 1, r->id);
-    if (rc == SQLITE_OK) rc = db_bind_text(st, 2, r->serial);
-    if (rc == SQLITE_OK) rc = db_bind_text(st, 3, r->checklist);
-    if (rc == SQLITE_OK) rc = db_bind_text(st, 4, r->result);
-    if (rc == SQLITE_OK) rc = db_bind_text(st, 5, r->disposition);
-    if (rc == SQLITE_OK) rc = db_bind_text(st, 6, r->reason);
     if (rc == SQLITE_OK)
-        rc = r->line > 0 ? sqlite3_bind_int(st, 7, r->line) : sqlite3_bind_null(st, 7);
-    if (rc == SQLITE_OK) rc = db_bind_text(st, 8, r->policy_sha256);
-    if (rc == SQLITE_OK) rc = db_bind_text(st, 9, r->policy_version);
+        rc = bind_contents(st, 2, r);
     if (rc == SQLITE_OK)
         rc = sqlite3_step(st);
     db_stmt_done(st);
